@@ -1,0 +1,193 @@
+"""Figures of the course: learning curves and sample images.
+
+Every function returns a ``matplotlib.figure.Figure`` and never calls
+``plt.show()``. New figures are created through pyplot (so a notebook's inline
+backend is set up) and then immediately released from pyplot with
+``plt.close(fig)``: nothing accumulates in pyplot's list of open figures, a cell
+ending with the call shows the figure exactly once, ``fig = plot_...(...)``
+shows nothing, and ``fig.savefig(path)`` works anywhere, including headless
+(Agg) runs.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .training import History
+
+__all__ = ["plot_class_examples", "plot_image_grid", "plot_learning_curves", "plot_loss_curves"]
+
+
+def plot_learning_curves(
+    histories: Mapping[str, History], *, title: str | None = None, ax: Axes | None = None
+) -> Figure:
+    """Training (solid) and validation (dashed) accuracy per epoch of several runs.
+
+    Each run gets one colour for both of its lines; the legend names the run.
+    Runs without validation data get only the training line.
+
+    Args:
+        histories: run label -> History, in the order to draw them.
+        title: axes title.
+        ax: draw into these axes instead of a new figure.
+
+    Returns:
+        The figure that holds the axes.
+    """
+    ax = _axes(ax, figsize=(7, 4.5))
+    for i, (label, history) in enumerate(histories.items()):
+        colour = f"C{i % 10}"
+        epochs = np.arange(1, len(history.train_acc) + 1)
+        ax.plot(epochs, history.train_acc, color=colour, linestyle="-", label=f"{label} (train)")
+        if history.val_acc:
+            ax.plot(np.arange(1, len(history.val_acc) + 1), history.val_acc, color=colour,
+                    linestyle="--", label=f"{label} (validation)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    _finish(ax, title, histories)
+    return ax.figure
+
+
+def plot_loss_curves(
+    histories: Mapping[str, History], *, title: str | None = None, ax: Axes | None = None,
+    log_scale: bool = False,
+) -> Figure:
+    """Mean training loss per epoch of several runs, one coloured line per run.
+
+    Args:
+        histories: run label -> History.
+        title: axes title.
+        ax: draw into these axes instead of a new figure.
+        log_scale: logarithmic loss axis (useful when the loss spans decades).
+
+    Returns:
+        The figure that holds the axes.
+    """
+    ax = _axes(ax, figsize=(7, 4.5))
+    for i, (label, history) in enumerate(histories.items()):
+        epochs = np.arange(1, len(history.train_loss) + 1)
+        ax.plot(epochs, history.train_loss, color=f"C{i % 10}", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (cross-entropy + L2)")
+    if log_scale:
+        ax.set_yscale("log")
+    _finish(ax, title, histories)
+    return ax.figure
+
+
+def plot_image_grid(
+    x: np.ndarray, y: np.ndarray, class_names: Sequence[str], *, n_rows: int, n_cols: int, seed: int = 0
+) -> Figure:
+    """A grid of randomly chosen images, each titled with its class name.
+
+    Args:
+        x: images, shape ``(n, 28, 28)`` or ``(n, 784)`` (any square size).
+        y: integer labels, shape ``(n,)``, indices into ``class_names``.
+        class_names: name of each class, e.g. ``dnn_course.datasets.CLASS_NAMES[...]``.
+        n_rows, n_cols: grid size; ``n_rows * n_cols <= n`` images are drawn
+            without replacement with ``np.random.default_rng(seed)``.
+        seed: seeds the choice of images.
+
+    Returns:
+        The figure, with ``n_rows * n_cols`` axes.
+    """
+    images = _as_images(x)
+    y = np.asarray(y)
+    count = n_rows * n_cols
+    if n_rows < 1 or n_cols < 1:
+        raise ValueError(f"n_rows and n_cols must be positive, got {n_rows} and {n_cols}")
+    if count > len(images):
+        raise ValueError(f"a {n_rows}x{n_cols} grid needs {count} images, but x has only {len(images)}")
+    chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
+    fig, axes = _subplots(n_rows, n_cols, figsize=(1.4 * n_cols, 1.6 * n_rows))
+    for ax, index in zip(axes.flat, chosen):
+        _show_image(ax, images[index])
+        ax.set_title(str(class_names[int(y[index])]), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_examples(
+    x: np.ndarray, y: np.ndarray, class_names: Sequence[str], per_class: int = 8, *, seed: int = 0
+) -> Figure:
+    """One row per class with ``per_class`` randomly chosen examples of it.
+
+    The class name labels the start of each row (the first axes' y label). A
+    class with fewer than ``per_class`` examples leaves the rest of its row blank.
+
+    Args:
+        x: images, shape ``(n, 28, 28)`` or ``(n, 784)``.
+        y: integer labels, shape ``(n,)``.
+        class_names: name of each class; one row per entry.
+        per_class: images per row.
+        seed: seeds the choice of examples.
+
+    Returns:
+        The figure, with ``len(class_names) * per_class`` axes.
+    """
+    images = _as_images(x)
+    y = np.asarray(y)
+    if per_class < 1:
+        raise ValueError(f"per_class must be positive, got {per_class}")
+    rng = np.random.default_rng(seed)
+    n_classes = len(class_names)
+    fig, axes = _subplots(n_classes, per_class, figsize=(1.1 * per_class + 1.2, 1.1 * n_classes))
+    for row, name in enumerate(class_names):
+        members = np.flatnonzero(y == row)
+        chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
+        for col, ax in enumerate(axes[row]):
+            if col < len(chosen):
+                _show_image(ax, images[chosen[col]])
+            else:
+                ax.set_axis_off()
+        axes[row, 0].set_ylabel(str(name), rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _axes(ax: Axes | None, figsize) -> Axes:
+    if ax is not None:
+        return ax
+    fig, ax = plt.subplots(figsize=figsize)
+    plt.close(fig)  # released from pyplot: shown only when returned or displayed
+    return ax
+
+
+def _subplots(n_rows: int, n_cols: int, figsize):
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=figsize, squeeze=False)
+    plt.close(fig)
+    return fig, axes
+
+
+def _finish(ax: Axes, title: str | None, histories: Mapping[str, History]) -> None:
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if histories:
+        ax.legend(fontsize="small")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+
+
+def _show_image(ax: Axes, image: np.ndarray) -> None:
+    vmax = 255 if np.issubdtype(image.dtype, np.integer) else 1.0  # uint8 pixels or floats in [0, 1]
+    ax.imshow(image, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _as_images(x: np.ndarray) -> np.ndarray:
+    """(n, h, w) stays; (n, h*w) with a square h*w becomes (n, h, w)."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        return x
+    if x.ndim == 2:
+        side = int(round(np.sqrt(x.shape[1])))
+        if side * side == x.shape[1]:
+            return x.reshape(len(x), side, side)
+    raise ValueError(f"x must be images of shape (n, h, w) or (n, h*w) with a square h*w, got {x.shape}")
