@@ -235,39 +235,39 @@ def train(
     n_batches = math.ceil(n_train / batch_size)
     rng = np.random.default_rng(seed)
 
-    bar = tqdm(range(epochs), desc="epochs", unit="epoch", disable=not progress)
-    for epoch in bar:
-        order = rng.permutation(n_train)
-        loss_sum = 0.0
-        n_correct = 0
-        started = time.perf_counter()
-        for batch, start in enumerate(range(0, n_train, batch_size)):
-            indices = order[start : start + batch_size]
-            m = len(indices)
-            # mode="clip" because the indices are valid by construction; the
-            # default mode="raise" makes np.take buffer the output internally.
-            x_batch = np.take(x_train, indices, axis=0, out=x_buffer[:m], mode="clip")
-            y_batch_onehot = np.take(y_train_onehot, indices, axis=0, out=y_onehot_buffer[:m], mode="clip")
-            y_batch = np.take(y_train, indices, out=y_buffer[:m], mode="clip")
+    with tqdm(range(epochs), desc="epochs", unit="epoch", disable=not progress) as bar:
+        for epoch in bar:
+            order = rng.permutation(n_train)
+            loss_sum = 0.0
+            n_correct = 0
+            started = time.perf_counter()
+            for batch, start in enumerate(range(0, n_train, batch_size)):
+                indices = order[start : start + batch_size]
+                m = len(indices)
+                # mode="clip" because the indices are valid by construction; the
+                # default mode="raise" makes np.take buffer the output internally.
+                x_batch = np.take(x_train, indices, axis=0, out=x_buffer[:m], mode="clip")
+                y_batch_onehot = np.take(y_train_onehot, indices, axis=0, out=y_onehot_buffer[:m], mode="clip")
+                y_batch = np.take(y_train, indices, out=y_buffer[:m], mode="clip")
 
-            loss = float(model.forward(x_batch, y_batch_onehot, reg_lambda))
-            if not math.isfinite(loss):
-                bar.close()
-                raise _diverged(loss, epoch + 1, epochs, batch + 1, n_batches, learning_rate)
-            model.backward(reg_lambda)
-            model.update(learning_rate)
+                loss = float(model.forward(x_batch, y_batch_onehot, reg_lambda))
+                if not math.isfinite(loss):
+                    raise _diverged(loss, epoch + 1, epochs, batch + 1, n_batches, learning_rate)
+                # Read the predictions before backward(), which may reuse y_hat's memory.
+                predicted = np.argmax(_last_probabilities(model), axis=1)
+                model.backward(reg_lambda)
+                model.update(learning_rate)
 
-            loss_sum += loss * m
-            n_correct += int(np.count_nonzero(np.argmax(_last_probabilities(model), axis=1) == y_batch))
-        history.epoch_seconds.append(time.perf_counter() - started)
-        history.train_loss.append(loss_sum / n_train)
-        history.train_acc.append(n_correct / n_train)
-        postfix = {"loss": f"{history.train_loss[-1]:.4f}", "train_acc": f"{history.train_acc[-1]:.4f}"}
-        if x_val is not None:
-            history.val_acc.append(accuracy(model, x_val, y_val))
-            postfix["val_acc"] = f"{history.val_acc[-1]:.4f}"
-        bar.set_postfix(postfix)
-    bar.close()
+                loss_sum += loss * m
+                n_correct += int(np.count_nonzero(predicted == y_batch))
+            history.epoch_seconds.append(time.perf_counter() - started)
+            history.train_loss.append(loss_sum / n_train)
+            history.train_acc.append(n_correct / n_train)
+            postfix = {"loss": f"{history.train_loss[-1]:.4f}", "train_acc": f"{history.train_acc[-1]:.4f}"}
+            if x_val is not None:
+                history.val_acc.append(accuracy(model, x_val, y_val))
+                postfix["val_acc"] = f"{history.val_acc[-1]:.4f}"
+            bar.set_postfix(postfix)
 
     if x_test is not None:
         history.test_acc = accuracy(model, x_test, y_test)
