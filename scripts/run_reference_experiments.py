@@ -1,0 +1,347 @@
+"""Run the reference experiments of the course and save their results for the book.
+
+One command produces every result that the chapter "Experiments" plots::
+
+    python scripts/run_reference_experiments.py                 # everything (hours on 1 core)
+    python scripts/run_reference_experiments.py --only mnist --data embedded
+    python scripts/run_reference_experiments.py --quick --out /tmp/results   # seconds, for tests
+
+It trains the *reference* implementation (``dnn_course.reference.load_reference``,
+read from ``solutions/dnn_hw``) with the course's SGD loop (``dnn_course.training.train``)
+and writes small JSON files to ``book/results/``:
+
+``mnist_activations_<data>.json``
+    Part 2(a) of the brief: the network 784-500-500-10 trained three times, once
+    per activation (sigmoid, ReLU, tanh), for 100 epochs with learning rate 0.001,
+    batch size 128 and lambda 1e-8, on the embedded subset (first 10,000 training
+    images) and on the full 60,000 training images. The official 10,000 test images
+    are evaluated after every epoch to draw the learning curve; nothing is chosen
+    from them, since the brief fixes every setting.
+
+``fashion_tuning_<data>.json``
+    Part 2(b): a fixed, documented search on Fashion-MNIST. The training images are
+    split into a training part and a stratified validation part (10,000 images for
+    the full data, 1,000 for the embedded subset); every candidate in
+    ``FASHION_SEARCH`` is trained on the training part with validation accuracy
+    after every epoch; candidates are ranked by their best validation accuracy. The
+    best candidate is then retrained on *all* training images for the number of
+    epochs at which its validation accuracy peaked, and evaluated once on the test
+    set: that is the final model. Only the brief's components are used: plain SGD
+    with batch size 128, L2, and the three activations.
+
+Each file records the data description, the settings, the seconds each run took,
+the machine (CPU, NumPy, BLAS and its thread count), the date and the command, and
+is rewritten after every finished run (``"complete": false`` until the last), so
+an interrupted run still leaves its finished parts.
+
+Full data comes from ``dnn_course.datasets.load_dataset(..., source="full")``: the
+directory in ``DNN_COURSE_DATA`` (for example ``/work/shared/data``), the user
+cache, or a download. Training runs in float32 (as fast as the brief's float64
+and within its accuracy). ``--threads 1`` limits the BLAS threads, which is
+faster on a machine shared with other jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from dnn_course.datasets import load_dataset, train_val_split
+from dnn_course.model_builder import build_classifier, describe_structure
+from dnn_course.reference import load_reference
+from dnn_course.training import History, train
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "book" / "results"
+QUICK_RESULTS_DIR = REPO_ROOT / "_build" / "reference-results-quick"
+DTYPE = np.float32
+SEED = 0
+
+#: Part 2(a), exactly as the brief sets it.
+MNIST_SETTINGS = {
+    "layer_sizes": [784, 500, 500, 10],
+    "activations": ["sigmoid", "relu", "tanh"],
+    "epochs": 100,
+    "learning_rate": 0.001,
+    "batch_size": 128,
+    "reg_lambda": 1e-8,
+}
+
+#: Part 2(b): the candidates of the search, each trained for ``FASHION_SEARCH_EPOCHS``
+#: epochs with batch size 128. They vary one thing at a time around a wide ReLU
+#: network: width and depth, the activation (each with a learning rate that suits
+#: it: sigmoid's derivative is at most 1/4, so it needs a larger step), the learning
+#: rate, and lambda.
+FASHION_SEARCH = [
+    {"layer_sizes": [784, 500, 500, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 0.0},
+    {"layer_sizes": [784, 500, 500, 10], "activation": "relu", "learning_rate": 0.05, "reg_lambda": 0.0},
+    {"layer_sizes": [784, 500, 500, 10], "activation": "tanh", "learning_rate": 0.05, "reg_lambda": 0.0},
+    {"layer_sizes": [784, 500, 500, 10], "activation": "sigmoid", "learning_rate": 0.5, "reg_lambda": 0.0},
+    {"layer_sizes": [784, 500, 500, 500, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 0.0},
+    {"layer_sizes": [784, 1024, 1024, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 0.0},
+    {"layer_sizes": [784, 1024, 1024, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 1e-4},
+    {"layer_sizes": [784, 1024, 1024, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 5e-4},
+]
+FASHION_SEARCH_EPOCHS = 30
+FASHION_BATCH_SIZE = 128
+FASHION_VAL_SIZE = {"full": 10_000, "embedded": 1_000}
+
+#: --quick: the same code paths on a few hundred images, for the test suite.
+QUICK = {"n_train": 600, "n_test": 300, "epochs": 2, "hidden": 32, "search_epochs": 3, "val_size": 100}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=["mnist", "fashion"], help="run one experiment (default: both)")
+    parser.add_argument(
+        "--data",
+        choices=["embedded", "full"],
+        help="which training data; default: MNIST on both, Fashion-MNIST on the full data",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny settings (seconds): checks the pipeline only")
+    parser.add_argument("--out", type=Path, help=f"output directory (default {RESULTS_DIR.relative_to(REPO_ROOT)}; "
+                        f"with --quick {QUICK_RESULTS_DIR.relative_to(REPO_ROOT)})")
+    parser.add_argument("--threads", type=int, help="BLAS threads (default: the library's own choice)")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar per run")
+    return parser.parse_args(argv)
+
+
+def machine_info() -> dict:
+    """CPU, Python, NumPy and BLAS (with its thread count) of this run."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        if names:
+            cpu = f"{names[0]} ({len(names)} logical CPUs)"
+    except OSError:
+        pass
+    blas = [
+        {key: pool.get(key) for key in ("internal_api", "version", "num_threads", "threading_layer", "architecture")}
+        for pool in threadpool_info()
+    ]
+    return {
+        "cpu": cpu,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas,
+    }
+
+
+class ResultFile:
+    """A JSON result file rewritten after every finished run, so partial results survive."""
+
+    def __init__(self, path: Path, header: dict):
+        self.path = path
+        self.content = {**header, "complete": False, "started": _now()}
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.content, indent=1) + "\n")
+        os.replace(tmp, self.path)
+
+    def finish(self) -> None:
+        self.content["complete"] = True
+        self.content["finished"] = _now()
+        self.save()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _header(experiment: str, data, args, command: list[str]) -> dict:
+    return {
+        "experiment": experiment,
+        "data": data.description,
+        "data_source": data.source,
+        "quick": bool(args.quick),
+        "dtype": np.dtype(DTYPE).name,
+        "seed": SEED,
+        "command": " ".join(command),
+        "machine": machine_info(),
+    }
+
+
+def _take(split, n: int | None):
+    x, y = split
+    return (x, y) if n is None else (x[:n], y[:n])
+
+
+def _timed_train(model, x, y, **kwargs) -> tuple[History, float]:
+    started = time.perf_counter()
+    history = train(model, x, y, dtype=DTYPE, **kwargs)
+    return history, time.perf_counter() - started
+
+
+def run_mnist(source: str, args, out_dir: Path, command: list[str]) -> Path:
+    """Part 2(a) on one data source; returns the path of the JSON file."""
+    nn = load_reference()
+    data = load_dataset("mnist", source=source)
+    train_split, test_split = data
+    settings = dict(MNIST_SETTINGS)
+    if args.quick:
+        train_split, test_split = _take(train_split, QUICK["n_train"]), _take(test_split, QUICK["n_test"])
+        settings.update(epochs=QUICK["epochs"], layer_sizes=[784, QUICK["hidden"], QUICK["hidden"], 10])
+    (x_train, y_train), (x_test, y_test) = train_split, test_split
+    settings.update(n_train=len(y_train), n_test=len(y_test))
+
+    path = out_dir / f"mnist_activations_{source}.json"
+    result = ResultFile(path, {
+        **_header("mnist_activations", data, args, command),
+        "settings": settings,
+        "curve": "val_acc in each history is the accuracy on the test set after every epoch, "
+                 "recorded only to draw the learning curve; every setting is fixed by the brief.",
+        "runs": {},
+    })  # fmt: skip
+    for activation in settings["activations"]:
+        model = build_classifier(nn, settings["layer_sizes"], activation, seed=SEED, dtype=DTYPE)
+        print(f"[mnist/{source}] {describe_structure(settings['layer_sizes'], activation)}: "
+              f"{settings['epochs']} epochs on {len(y_train)} images", flush=True)  # fmt: skip
+        history, seconds = _timed_train(
+            model, x_train, y_train,
+            epochs=settings["epochs"], learning_rate=settings["learning_rate"],
+            batch_size=settings["batch_size"], reg_lambda=settings["reg_lambda"],
+            x_val=x_test, y_val=y_test, x_test=x_test, y_test=y_test,
+            seed=SEED, progress=args.progress, data_description=data.description,
+        )  # fmt: skip
+        result.content["runs"][activation] = {
+            "structure": describe_structure(settings["layer_sizes"], activation),
+            "test_acc": history.test_acc,
+            "seconds": seconds,
+            "history": history.to_dict(),
+        }
+        result.save()
+        print(f"[mnist/{source}] {activation}: test accuracy {history.test_acc:.4f} in {seconds:.0f} s", flush=True)
+    result.finish()
+    return path
+
+
+def _candidate_label(candidate: dict) -> str:
+    return (f"{describe_structure(candidate['layer_sizes'], candidate['activation'])}, "
+            f"lr {candidate['learning_rate']:g}, lambda {candidate['reg_lambda']:g}")  # fmt: skip
+
+
+def run_fashion(source: str, args, out_dir: Path, command: list[str]) -> Path:
+    """Part 2(b) on one data source; returns the path of the JSON file."""
+    nn = load_reference()
+    data = load_dataset("fashion-mnist", source=source)
+    train_split, test_split = data
+    search = [dict(c) for c in FASHION_SEARCH]
+    search_epochs, val_size = FASHION_SEARCH_EPOCHS, FASHION_VAL_SIZE[source]
+    if args.quick:
+        train_split, test_split = _take(train_split, QUICK["n_train"]), _take(test_split, QUICK["n_test"])
+        h = QUICK["hidden"]
+        search = [
+            {"layer_sizes": [784, h, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 0.0},
+            {"layer_sizes": [784, h, h, 10], "activation": "tanh", "learning_rate": 0.05, "reg_lambda": 1e-4},
+            {"layer_sizes": [784, h, 10], "activation": "sigmoid", "learning_rate": 0.5, "reg_lambda": 0.0},
+            {"layer_sizes": [784, h, 10], "activation": "relu", "learning_rate": 0.01, "reg_lambda": 0.0},
+        ]
+        search_epochs, val_size = QUICK["search_epochs"], QUICK["val_size"]
+    (x_all, y_all), (x_test, y_test) = train_split, test_split
+    (x_tr, y_tr), (x_val, y_val) = train_val_split(x_all, y_all, val_size=val_size, seed=SEED)
+
+    path = out_dir / f"fashion_tuning_{source}.json"
+    result = ResultFile(path, {
+        **_header("fashion_tuning", data, args, command),
+        "method": (
+            f"Each candidate is trained on {len(y_tr)} training images for {search_epochs} epochs "
+            f"(batch size {FASHION_BATCH_SIZE}, plain SGD), with the accuracy on {len(y_val)} held-out "
+            "validation images (a stratified split of the training images, seed 0) after every epoch. "
+            "Candidates are ranked by their best validation accuracy; test_acc is measured after the "
+            "last epoch and is not used for any choice. The best candidate is retrained from the same "
+            f"initialisation on all {len(y_all)} training images for the epoch count at which its "
+            "validation accuracy peaked, then evaluated once on the test set."
+        ),
+        "settings": {
+            "search_epochs": search_epochs, "batch_size": FASHION_BATCH_SIZE,
+            "n_train": len(y_tr), "n_val": len(y_val), "n_train_final": len(y_all), "n_test": len(y_test),
+        },
+        "search": [],
+        "top3": [],
+        "final": None,
+    })  # fmt: skip
+
+    for i, candidate in enumerate(search):
+        label = _candidate_label(candidate)
+        print(f"[fashion/{source}] candidate {i + 1}/{len(search)}: {label}", flush=True)
+        model = build_classifier(nn, candidate["layer_sizes"], candidate["activation"], seed=SEED, dtype=DTYPE)
+        history, seconds = _timed_train(
+            model, x_tr, y_tr,
+            epochs=search_epochs, learning_rate=candidate["learning_rate"], batch_size=FASHION_BATCH_SIZE,
+            reg_lambda=candidate["reg_lambda"], x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
+            seed=SEED, progress=args.progress, data_description=data.description,
+        )  # fmt: skip
+        result.content["search"].append({
+            **candidate,
+            "label": label,
+            "structure": describe_structure(candidate["layer_sizes"], candidate["activation"]),
+            "best_val_acc": history.best_val_acc,
+            "best_epoch": history.best_epoch,
+            "test_acc": history.test_acc,
+            "seconds": seconds,
+            "history": history.to_dict(),
+        })  # fmt: skip
+        result.save()
+        print(f"[fashion/{source}]   best validation {history.best_val_acc:.4f} at epoch {history.best_epoch}, "
+              f"test {history.test_acc:.4f}, {seconds:.0f} s", flush=True)  # fmt: skip
+
+    ranking = sorted(range(len(search)), key=lambda k: -result.content["search"][k]["best_val_acc"])
+    result.content["top3"] = ranking[:3]
+    best = result.content["search"][ranking[0]]
+    final_epochs = best["best_epoch"]
+    print(f"[fashion/{source}] final: {best['label']}, {final_epochs} epochs on all {len(y_all)} images", flush=True)
+    model = build_classifier(nn, best["layer_sizes"], best["activation"], seed=SEED, dtype=DTYPE)
+    history, seconds = _timed_train(
+        model, x_all, y_all,
+        epochs=final_epochs, learning_rate=best["learning_rate"], batch_size=FASHION_BATCH_SIZE,
+        reg_lambda=best["reg_lambda"], x_test=x_test, y_test=y_test,
+        seed=SEED, progress=args.progress, data_description=data.description,
+    )  # fmt: skip
+    result.content["final"] = {
+        **{key: best[key] for key in ("layer_sizes", "activation", "learning_rate", "reg_lambda", "label", "structure")},
+        "epochs": final_epochs,
+        "n_train": len(y_all),
+        "test_acc": history.test_acc,
+        "seconds": seconds,
+        "history": history.to_dict(),
+    }
+    result.content["total_seconds"] = sum(c["seconds"] for c in result.content["search"]) + seconds
+    result.finish()
+    print(f"[fashion/{source}] final test accuracy {history.test_acc:.4f} in {seconds:.0f} s", flush=True)
+    return path
+
+
+def main(argv=None) -> list[Path]:
+    args = parse_args(argv)
+    command = ["python", "scripts/run_reference_experiments.py", *(sys.argv[1:] if argv is None else argv)]
+    out_dir = args.out or (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR)
+    jobs = []
+    if args.only in (None, "mnist"):
+        jobs += [(run_mnist, source) for source in ([args.data] if args.data else ["embedded", "full"])]
+    if args.only in (None, "fashion"):
+        jobs += [(run_fashion, args.data or "full")]
+    written = []
+    with threadpool_limits(limits=args.threads):
+        for run, source in jobs:
+            written.append(run(source, args, out_dir, command))
+    for path in written:
+        print(f"wrote {path}")
+    return written
+
+
+if __name__ == "__main__":
+    main()

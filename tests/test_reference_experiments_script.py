@@ -1,0 +1,93 @@
+"""scripts/run_reference_experiments.py in --quick mode: the whole pipeline on a few hundred images.
+
+The real runs take hours; this checks, in seconds, that the script trains the
+reference, ranks the Fashion-MNIST search by validation accuracy only, retrains
+the winner for its best epoch count, and writes JSON files the book can read
+back into ``History`` objects.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from dnn_course.reference import solutions_dir
+from dnn_course.training import History
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "run_reference_experiments.py"
+
+pytestmark = pytest.mark.skipif(
+    not (solutions_dir() / "04_model_l2.ipynb").exists(),
+    reason="the reference experiments need the reference solution in solutions/dnn_hw",
+)
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("run_reference_experiments", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    """Run the quick mode once on the embedded data; returns (module, paths, output directory)."""
+    out = tmp_path_factory.mktemp("results")
+    script = load_script()
+    paths = script.main(["--quick", "--data", "embedded", "--out", str(out), "--threads", "1"])
+    return script, paths, out
+
+
+def test_writes_one_file_per_experiment(quick_results):
+    _, paths, out = quick_results
+    assert sorted(p.name for p in paths) == ["fashion_tuning_embedded.json", "mnist_activations_embedded.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)  # no temporary files left
+
+
+def test_mnist_file_has_three_runs_with_full_histories(quick_results):
+    script, _, out = quick_results
+    result = json.loads((out / "mnist_activations_embedded.json").read_text())
+    assert result["complete"] is True and result["quick"] is True
+    assert "embedded" in result["data"].lower() or "10,000" in result["data"] or "10000" in result["data"]
+    assert result["settings"]["learning_rate"] == 0.001 and result["settings"]["reg_lambda"] == 1e-8
+    assert result["settings"]["n_train"] == script.QUICK["n_train"]
+    assert list(result["runs"]) == ["sigmoid", "relu", "tanh"]
+    assert result["machine"]["numpy"] and result["machine"]["blas"]
+    for activation, run in result["runs"].items():
+        history = History.from_dict(run["history"])
+        assert history.epochs == script.QUICK["epochs"]
+        assert len(history.val_acc) == script.QUICK["epochs"]
+        assert history.config["n_train"] == script.QUICK["n_train"]
+        assert history.config["dtype"] == "float32"
+        assert 0.0 <= run["test_acc"] <= 1.0 and run["test_acc"] == history.test_acc
+        assert run["seconds"] > 0
+        assert activation.lower() in run["structure"].lower()
+
+
+def test_fashion_search_ranks_by_validation_and_retrains_the_best(quick_results):
+    script, _, out = quick_results
+    result = json.loads((out / "fashion_tuning_embedded.json").read_text())
+    assert result["complete"] is True
+    search = result["search"]
+    assert len(search) == 4
+    for candidate in search:
+        history = History.from_dict(candidate["history"])
+        assert history.epochs == script.QUICK["search_epochs"]
+        assert candidate["best_val_acc"] == max(history.val_acc)
+        assert candidate["best_epoch"] == history.val_acc.index(max(history.val_acc)) + 1
+    best_vals = [search[k]["best_val_acc"] for k in result["top3"]]
+    assert best_vals == sorted(best_vals, reverse=True)
+    assert best_vals[0] == max(c["best_val_acc"] for c in search)
+    assert len(set(result["top3"])) == 3
+    # the split: validation images come out of the training images, the test set is separate
+    settings = result["settings"]
+    assert settings["n_train"] + settings["n_val"] == settings["n_train_final"] == script.QUICK["n_train"]
+    final, winner = result["final"], search[result["top3"][0]]
+    assert final["label"] == winner["label"]
+    assert final["epochs"] == winner["best_epoch"]
+    assert History.from_dict(final["history"]).epochs == final["epochs"]
+    assert final["n_train"] == script.QUICK["n_train"]
+    assert 0.0 <= final["test_acc"] <= 1.0
