@@ -85,7 +85,9 @@ def check_layer_gradients(layer, x: np.ndarray, *, reg_lambda: float = 0.0, seed
 
     A softmax layer (one with ``ce_loss``) is checked as the brief defines it:
     ``L = layer.ce_loss(layer.forward(x), y)`` for random one-hot labels ``y``,
-    and ``layer.backward(y, reg_lambda)`` must return ``dL/dx``.
+    and ``layer.backward(y, reg_lambda)`` must return ``dL/dx`` (the labels are
+    passed as ``d_prev`` and were given to ``ce_loss`` just before, so either
+    convention of the softmax backward works).
 
     The layer's weights and cached values are left as they were after one
     ``forward(x)``; ``dW`` and ``db`` hold the analytic gradients.
@@ -99,7 +101,8 @@ def check_layer_gradients(layer, x: np.ndarray, *, reg_lambda: float = 0.0, seed
 
     Returns:
         ``{"x": err}`` plus ``"W"`` and ``"b"`` for layers that have them, each a
-        :func:`relative_error` of analytic against numerical gradient.
+        :func:`relative_error` of analytic against numerical gradient. ``"x"`` is
+        left out when ``backward`` returns ``None`` (a first layer may skip dE/dx).
     """
     x = np.array(x, dtype=np.float64)  # our own copy, perturbed in place below
     params = {name: getattr(layer, name) for name in ("W", "b") if hasattr(layer, name)}
@@ -123,13 +126,16 @@ def check_layer_gradients(layer, x: np.ndarray, *, reg_lambda: float = 0.0, seed
                 value += reg_lambda / 2 * float(np.sum(w**2))
             return value
 
-    layer.forward(x)
-    analytic = {"x": np.asarray(layer.backward(upstream, reg_lambda), dtype=np.float64)}
+    scalar(x)  # a forward pass (and, for softmax, ce_loss: its backward may use the stored labels)
+    d_x = layer.backward(upstream, reg_lambda)
+    analytic = {} if d_x is None else {"x": np.asarray(d_x, dtype=np.float64)}
     for name in params:
         analytic[name] = np.array(getattr(layer, "d" + name), dtype=np.float64)
 
     errors = {}
     for name, value in [("x", x), *params.items()]:
+        if name not in analytic:
+            continue
         numeric = numerical_gradient(scalar, value)
         errors[name] = relative_error(_as_shape(analytic[name], value.shape, "d" + name), numeric)
     layer.forward(x)  # leave the caches as after an ordinary forward pass

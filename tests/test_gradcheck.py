@@ -264,3 +264,43 @@ def test_model_check_errors_are_explained():
         check_model_gradients(small_model(), x, y, reg_lambda=0.0, params=["fc3.W"])
     with pytest.raises(TypeError, match="fc1.W is float32.*build the model with dtype=np.float64"):
         check_model_gradients(small_model(dtype=np.float32), x, y, reg_lambda=0.0)
+
+
+# --- the reference implementation -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from dnn_course.reference import load_reference
+
+    try:
+        return load_reference()
+    except FileNotFoundError as err:  # students' copies have no solutions/
+        pytest.skip(str(err))
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_reference_model_gradients_with_l2(reference, activation):
+    from dnn_course.model_builder import build_classifier
+
+    model = build_classifier(reference, [12, 7, 5, 3], activation, seed=0, dtype=np.float64)
+    x, y = batch(n=6, d=12, c=3)
+    errors = check_model_gradients(model, x.reshape(6, 3, 4), y, reg_lambda=0.1)
+    assert set(errors) == {f"fc{i}.{p}" for i in (1, 2, 3) for p in "Wb"}
+    assert max(errors.values()) < 1e-7
+
+
+def test_reference_layers_pass_their_checks(reference):
+    rng = np.random.default_rng(1)
+    fc = reference.FCLayer(12, 5, rng=rng, dtype=np.float64)
+    assert max(check_layer_gradients(fc, rng.standard_normal((4, 3, 4)), reg_lambda=0.3).values()) < 1e-8
+    for layer in (reference.ReLU(), reference.Sigmoid(), reference.Tanh(), reference.SoftmaxLayer()):
+        assert check_layer_gradients(layer, rng.standard_normal((4, 5)))["x"] < 1e-7
+
+
+def test_float32_reference_model_is_refused(reference):
+    from dnn_course.model_builder import build_classifier
+
+    model = build_classifier(reference, [4, 3], "relu", dtype=np.float32)
+    with pytest.raises(TypeError, match="fc1.W is float32"):
+        check_model_gradients(model, np.ones((2, 4)), np.eye(3)[[0, 1]], reg_lambda=0.0)

@@ -109,3 +109,21 @@ def test_describe_structure():
     assert describe_structure([784, 10], "tanh") == "784-10"
     with pytest.raises(ValueError, match="unknown activation"):
         describe_structure([784, 10], "gelu")
+
+
+def test_builds_the_reference_network():
+    from dnn_course.reference import load_reference
+
+    try:
+        nn = load_reference()
+    except FileNotFoundError as err:  # students' copies have no solutions/
+        pytest.skip(str(err))
+    model = build_classifier(nn, [784, 32, 16, 10], "Sigmoid", seed=3, dtype=np.float64)
+    assert list(model.layers) == ["fc1", "sigmoid1", "fc2", "sigmoid2", "fc3"]
+    assert isinstance(model.layers["sigmoid2"], nn.Sigmoid) and isinstance(model.softmax_layer, nn.SoftmaxLayer)
+    assert model.layers["fc2"].W.shape == (32, 16) and model.layers["fc2"].W.dtype == np.float64
+    probabilities = model.predict(np.random.default_rng(0).random((5, 28, 28)))
+    assert probabilities.shape == (5, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    again = build_classifier(nn, [784, 32, 16, 10], "sigmoid", seed=3, dtype=np.float64)
+    np.testing.assert_array_equal(again.layers["fc3"].W, model.layers["fc3"].W)
