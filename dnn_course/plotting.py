@@ -6,7 +6,8 @@ backend is set up) and then immediately released from pyplot with
 ``plt.close(fig)``: nothing accumulates in pyplot's list of open figures, a cell
 ending with the call shows the figure exactly once, ``fig = plot_...(...)``
 shows nothing, and ``fig.savefig(path)`` works anywhere, including headless
-(Agg) runs.
+(Agg) runs. In a loop, or anywhere but the last line of a cell, show a
+figure with IPython's ``display(fig)``.
 """
 
 from __future__ import annotations
@@ -82,33 +83,48 @@ def plot_loss_curves(
 
 
 def plot_image_grid(
-    x: np.ndarray, y: np.ndarray, class_names: Sequence[str], *, n_rows: int, n_cols: int, seed: int = 0
+    x: np.ndarray,
+    y: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    n_rows: int,
+    n_cols: int,
+    seed: int = 0,
+    indices: Sequence[int] | None = None,
 ) -> Figure:
-    """A grid of randomly chosen images, each titled with its class name.
+    """A grid of images, each titled with its class name, filled row by row.
 
     Args:
         x: images, shape ``(n, 28, 28)`` or ``(n, 784)`` (any square size).
         y: integer labels, shape ``(n,)``, indices into ``class_names``.
-        class_names: name of each class, e.g. ``dnn_course.datasets.CLASS_NAMES[...]``.
-        n_rows, n_cols: grid size; ``n_rows * n_cols <= n`` images are drawn
-            without replacement with ``np.random.default_rng(seed)``.
-        seed: seeds the choice of images.
+        class_names: name of each class, e.g. ``dnn_course.datasets.CLASS_NAMES["mnist"]``.
+        n_rows, n_cols: grid size.
+        seed: without ``indices``, ``n_rows * n_cols`` images (at most ``n``) are
+            drawn without replacement with ``np.random.default_rng(seed)``.
+        indices: the images to show, in order (at most ``n_rows * n_cols``);
+            overrides the random choice. Unused cells stay blank.
 
     Returns:
         The figure, with ``n_rows * n_cols`` axes.
     """
     images = _as_images(x)
     y = np.asarray(y)
-    count = n_rows * n_cols
     if n_rows < 1 or n_cols < 1:
         raise ValueError(f"n_rows and n_cols must be positive, got {n_rows} and {n_cols}")
-    if count > len(images):
-        raise ValueError(f"a {n_rows}x{n_cols} grid needs {count} images, but x has only {len(images)}")
-    chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
+    count = n_rows * n_cols
+    if indices is None:
+        if count > len(images):
+            raise ValueError(f"a {n_rows}x{n_cols} grid needs {count} images, but x has only {len(images)}")
+        indices = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
+    elif len(indices) > count:
+        raise ValueError(f"{len(indices)} indices do not fit in a {n_rows}x{n_cols} grid")
     fig, axes = _subplots(n_rows, n_cols, figsize=(1.4 * n_cols, 1.6 * n_rows))
-    for ax, index in zip(axes.flat, chosen):
-        _show_image(ax, images[index])
-        ax.set_title(str(class_names[int(y[index])]), fontsize=9)
+    for k, ax in enumerate(axes.flat):
+        if k < len(indices):
+            _show_image(ax, images[indices[k]])
+            ax.set_title(str(class_names[int(y[indices[k]])]), fontsize=9)
+        else:
+            ax.set_axis_off()
     fig.tight_layout()
     return fig
 

@@ -104,3 +104,16 @@ def test_class_examples_one_row_per_class():
         for ax in drawn:
             index = [i for i in range(14) if np.array_equal(x[i], ax.get_images()[0].get_array())]
             assert y[index[0]] == c
+
+
+def test_image_grid_with_chosen_indices_in_order():
+    x, y = images(20)
+    fig = plot_image_grid(x, y, NAMES, n_rows=2, n_cols=3, indices=[5, 0, 13, 7])
+    drawn = [ax for ax in fig.axes if ax.get_images()]
+    assert len(fig.axes) == 6 and len(drawn) == 4
+    for ax, i in zip(drawn, [5, 0, 13, 7]):
+        np.testing.assert_array_equal(ax.get_images()[0].get_array(), x[i])
+        assert ax.get_title() == NAMES[y[i]]
+    assert not fig.axes[4].axison and not fig.axes[5].axison
+    with pytest.raises(ValueError, match="7 indices do not fit in a 2x3 grid"):
+        plot_image_grid(x, y, NAMES, n_rows=2, n_cols=3, indices=range(7))
