@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -198,6 +199,7 @@ def train(
     if not np.issubdtype(np.dtype(dtype), np.floating):
         raise ValueError(f"dtype must be a floating type such as np.float32, got {dtype!r}")
 
+    _warn_on_dtype_mismatch(model, dtype)
     # Speed: the data are cast, flattened and one-hot encoded once here, never per batch.
     x_train, y_train = _prepare(x_train, y_train, "train", dtype, num_classes)
     y_train_onehot = _one_hot(y_train, num_classes, dtype)
@@ -283,6 +285,22 @@ def _diverged(loss: float, epoch: int, epochs: int, batch: int, n_batches: int, 
         "and that the cross-entropy adds a small eps inside the log."
     )
     return TrainingDivergedError(message, epoch=epoch, batch=batch, loss=loss)
+
+
+def _warn_on_dtype_mismatch(model, dtype) -> None:
+    """Warn when the data dtype differs from the weights': NumPy would silently upcast every product."""
+    for name, layer in getattr(model, "layers", {}).items():
+        weights = getattr(layer, "W", None)
+        if isinstance(weights, np.ndarray) and weights.dtype != np.dtype(dtype):
+            warnings.warn(
+                f"train(dtype={np.dtype(dtype).name}) feeds {np.dtype(dtype).name} data to a model whose "
+                f"{name}.W is {weights.dtype}: NumPy computes every product in the wider type, which is "
+                f"slower (float64) or mixed. Pass dtype=np.{weights.dtype.name} to train, or build the "
+                f"model with dtype=np.{np.dtype(dtype).name}.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
 
 
 def _last_probabilities(model) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Tests of dnn_course.training: the SGD loop, accuracy() and History."""
 
 import json
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -334,3 +335,14 @@ def test_reference_runs_are_reproducible(reference):
     ]
     for field in ("train_loss", "train_acc", "val_acc"):
         assert getattr(histories[0], field) == getattr(histories[1], field)
+
+
+def test_warns_when_data_dtype_differs_from_the_weights():
+    x, y = blobs(40)
+    model = LinearSoftmaxModel(20, dtype=np.float64)
+    model.layers = {"fc1": model}  # the stand-in is its own single layer
+    with pytest.warns(RuntimeWarning, match="fc1.W is float64.*dtype=np.float64"):
+        train(model, x, y, epochs=1, learning_rate=0.1, progress=False, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train(model, x, y, epochs=1, learning_rate=0.1, progress=False, dtype=np.float64)
