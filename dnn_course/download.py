@@ -75,7 +75,7 @@ CHUNK_SIZE = 1 << 16
 USER_AGENT = "dnn-course (Deep Neural Networks from Scratch; python urllib)"
 
 
-class DownloadError(OSError):
+class DownloadError(RuntimeError):
     """Every mirror failed for one file. ``attempts`` lists ``(url, reason)`` pairs in order."""
 
     def __init__(self, filename: str, attempts: list[tuple[str, str]]):
