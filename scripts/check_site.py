@@ -1,0 +1,504 @@
+"""Check the built course website in a real headless browser.
+
+The site in ``_build/html`` is served from a local HTTP server on 127.0.0.1 and every page
+listed in ``_toc.yml`` is opened in headless Chromium, driven over the Chrome DevTools
+Protocol (CDP) with ``websocket-client``. For each page it checks that
+
+- the page loads (HTTP 200, no JavaScript exception);
+- every ``.math`` element was typeset by MathJax, no MathJax error is shown, and no raw
+  ``$$`` or TeX between ``$`` signs is left in the visible text (code excluded);
+- every image loaded (``naturalWidth > 0``);
+- every link to a page of the site points to a file that exists, and its ``#fragment``
+  to an element that exists;
+- no request left the machine (the site must work offline) and none failed.
+
+It also finds solution code that leaked into the site: the solution and hidden-test regions
+of ``solutions/dnn_hw/*.ipynb`` must appear in no page text and no downloadable source.
+
+Usage (after ``make book``)::
+
+    .venv/bin/python scripts/check_site.py            # checks _build/html
+    .venv/bin/python scripts/check_site.py --site DIR --toc _toc.yml --solutions solutions/dnn_hw
+
+``tests/test_book_site.py`` runs the same checks under pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import unquote, urlsplit
+
+import websocket
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Flags for a quiet, isolated, offline headless Chromium (a fresh profile is added per run).
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1024",
+)
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+INSTALL_HINT = "install it with `apt-get update && apt-get install -y chromium chromium-driver` (Debian/Ubuntu)"
+
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")
+_REGION = re.compile(
+    r"### BEGIN (SOLUTION|HIDDEN TESTS)[^\n]*\n(.*?)### END (?:SOLUTION|HIDDEN TESTS)", re.DOTALL
+)
+# TeX left between single dollars: a $...$ span holding a backslash, ^ or _ (not a price).
+_RAW_INLINE_TEX = re.compile(r"\$[^$\s][^$\n]{0,200}?[\\^_][^$\n]{0,200}?\$")
+
+
+class BrowserError(RuntimeError):
+    """Chromium could not be started or did not answer as expected."""
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium executable: $CHROMIUM if set, else the first on PATH, else None."""
+    explicit = os.environ.get("CHROMIUM")
+    if explicit:
+        return shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(directory: str | os.PathLike) -> Iterator[str]:
+    """Serve `directory` over HTTP on 127.0.0.1 (a free port); yields the base URL ending in '/'."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class HeadlessChromium:
+    """One headless Chromium with one tab, driven over the DevTools protocol.
+
+    Use as a context manager; the browser and its throwaway profile are removed on exit.
+    """
+
+    def __init__(self, binary: str, timeout: float = 30.0):
+        self.binary = binary
+        self.timeout = timeout
+        self._next_id = 0
+        self._events: list[dict] = []
+        self._process: subprocess.Popen | None = None
+        self._profile: tempfile.TemporaryDirectory | None = None
+        self._ws = None
+        self._session = None
+
+    def __enter__(self) -> "HeadlessChromium":
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        self._profile = tempfile.TemporaryDirectory(prefix="check-site-chromium-")
+        profile = Path(self._profile.name)
+        self._log = open(profile / "chromium.log", "wb")
+        command = [self.binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile / 'profile'}",
+                   "--remote-debugging-port=0", "about:blank"]
+        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
+                                         stderr=subprocess.STDOUT)
+        port_file = profile / "profile" / "DevToolsActivePort"
+        deadline = time.monotonic() + self.timeout
+        while True:
+            lines = port_file.read_text().split() if port_file.exists() else []
+            if len(lines) >= 2:
+                break
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise BrowserError(f"Chromium ({self.binary}) did not start its DevTools server:\n"
+                                   + self._log_tail())
+            time.sleep(0.05)
+        port, path = lines[0], lines[1]
+        self._ws = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=self.timeout,
+                                               suppress_origin=True)
+        target = self.call("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
+        self._session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True},
+                                  session=False)["sessionId"]
+        for domain in ("Page", "Network", "Runtime"):
+            self.call(f"{domain}.enable")
+
+    def _log_tail(self, chars: int = 3000) -> str:
+        if self._profile is None:
+            return ""
+        self._log.flush()
+        text = (Path(self._profile.name) / "chromium.log").read_bytes().decode("utf-8", "replace")
+        return text[-chars:]
+
+    def _receive(self) -> dict:
+        try:
+            return json.loads(self._ws.recv())
+        except websocket.WebSocketTimeoutException:
+            raise BrowserError(f"Chromium did not answer within {self.timeout:g} s") from None
+
+    def call(self, method: str, params: dict | None = None, *, session: bool = True) -> dict:
+        """Send one CDP command (to the tab unless session=False) and return its result."""
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = self._session
+        self._ws.send(json.dumps(message))
+        while True:
+            reply = self._receive()
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise BrowserError(f"{method} failed: {reply['error']}")
+                return reply.get("result", {})
+            if "method" in reply:
+                self._events.append(reply)
+
+    def wait_for_event(self, method: str, timeout: float | None = None) -> dict:
+        """Wait for the next event `method` of the tab (events seen earlier count)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            for event in self._events:
+                if event["method"] == method and event.get("sessionId") == self._session:
+                    return event
+            if time.monotonic() > deadline:
+                raise BrowserError(f"no {method} event within {timeout or self.timeout:g} s")
+            self._events.append(self._receive())
+
+    def evaluate(self, expression: str, *, await_promise: bool = False):
+        """Evaluate JavaScript in the page and return its value (JSON-serialisable)."""
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                "awaitPromise": await_promise})
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            text = details.get("exception", {}).get("description") or details.get("text")
+            raise BrowserError(f"JavaScript error: {text}")
+        return result["result"].get("value")
+
+    def open(self, url: str) -> list[dict]:
+        """Load `url`, wait for it (load event, MathJax, images) and return the tab's events."""
+        self._events.clear()
+        navigation = self.call("Page.navigate", {"url": url})
+        if navigation.get("errorText"):
+            raise BrowserError(f"could not open {url}: {navigation['errorText']}")
+        self.wait_for_event("Page.loadEventFired")
+        self.evaluate(_SETTLE_JS, await_promise=True)
+        # Collect what arrived while settling.
+        self.call("Runtime.evaluate", {"expression": "0"})
+        events, self._events = self._events, []
+        return events
+
+    def close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                self.call("Browser.close", session=False)
+            with contextlib.suppress(Exception):
+                self._ws.close()
+            self._ws = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+            self._process = None
+        if self._profile is not None:
+            self._log.close()
+            self._profile.cleanup()
+            self._profile = None
+
+
+# Waits for MathJax to finish typesetting and for every image (lazy ones made eager) to settle.
+_SETTLE_JS = r"""
+(async () => {
+  for (const img of document.images) { img.loading = "eager"; }
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
+  await Promise.all(Array.from(document.images).map(img => img.complete ? null :
+      new Promise(done => { img.addEventListener("load", done); img.addEventListener("error", done); })));
+  return true;
+})()
+"""
+
+# Everything the checks need from a loaded page, in one round trip.
+_INSPECT_JS = r"""
+(() => {
+  const skip = "pre, code, script, style, noscript, textarea, mjx-container, .highlight";
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, {
+    acceptNode: n => (n.parentElement && n.parentElement.closest(skip))
+                     ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT });
+  const prose = [];
+  while (walker.nextNode()) prose.push(walker.currentNode.nodeValue);
+  const heading = document.querySelector("main h1, article h1, h1");
+  return {
+    title: document.title,
+    heading: heading ? heading.textContent.replace(/\s+/g, " ").trim() : "",
+    prose: prose.join(" "),
+    text: document.body.innerText,
+    math: document.querySelectorAll(".math").length,
+    untypeset: Array.from(document.querySelectorAll(".math"))
+                    .filter(e => !e.querySelector("mjx-container"))
+                    .map(e => e.textContent.trim().slice(0, 80)),
+    typeset: document.querySelectorAll("mjx-container").length,
+    mathErrors: Array.from(document.querySelectorAll("mjx-merror, [data-mjx-error]"))
+                     .map(e => e.getAttribute("data-mjx-error") || e.textContent.slice(0, 80)),
+    images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth})),
+    links: Array.from(document.querySelectorAll("a[href]")).map(a => a.href),
+    outputs: document.querySelectorAll(".cell_output").length,
+    downloads: Array.from(document.querySelectorAll("a.btn-download-source-button")).map(a => a.href),
+    launches: Array.from(document.querySelectorAll(".dropdown-launch-buttons a")).map(a => a.href),
+  };
+})()
+"""
+
+
+@dataclass
+class PageReport:
+    """What one page showed in the browser, and what is wrong with it."""
+
+    path: str  # relative to the site root, e.g. "book/01_activations.html"
+    title: str = ""
+    heading: str = ""
+    text: str = ""  # the page's visible text (innerText)
+    math: int = 0  # number of .math elements
+    typeset: int = 0  # number of MathJax outputs
+    images: int = 0
+    outputs: int = 0  # executed code-cell outputs shown
+    links: list[str] = field(default_factory=list)
+    downloads: list[str] = field(default_factory=list)  # download-source buttons (absolute URLs)
+    launches: list[str] = field(default_factory=list)  # launch buttons (Binder, Colab, JupyterHub)
+    problems: list[str] = field(default_factory=list)
+
+
+def local_target(site_dir: Path, base_url: str, url: str) -> tuple[Path, str] | None:
+    """The file a URL of the served site points to and its fragment; None for other URLs."""
+    if not url.startswith(base_url):
+        return None
+    parts = urlsplit(url)
+    relative = unquote(parts.path)[len(urlsplit(base_url).path):]
+    target = site_dir / relative
+    if relative == "" or relative.endswith("/"):
+        target = target / "index.html"
+    return target, unquote(parts.fragment)
+
+
+@functools.lru_cache(maxsize=None)
+def _anchors(path: Path, mtime: float) -> frozenset[str]:
+    html = path.read_text(encoding="utf-8", errors="replace")
+    return frozenset(re.findall(r"""\b(?:id|name)=["']([^"']+)["']""", html))
+
+
+def _network_problems(events: list[dict]) -> list[str]:
+    problems = []
+    for event in events:
+        method, params = event["method"], event.get("params", {})
+        if method == "Network.requestWillBeSent":
+            url = params["request"]["url"]
+            host = urlsplit(url).hostname
+            if urlsplit(url).scheme in ("http", "https", "ws", "wss") and host not in ("127.0.0.1", "localhost"):
+                problems.append(f"request leaves the machine (the site must work offline): {url}")
+        elif method == "Network.responseReceived":
+            status = params["response"]["status"]
+            if status >= 400:
+                problems.append(f"HTTP {status} for {params['response']['url']}")
+        elif method == "Network.loadingFailed" and not params.get("canceled"):
+            problems.append(f"loading failed ({params.get('errorText')}) for request {params.get('requestId')}")
+        elif method == "Runtime.exceptionThrown":
+            details = params["exceptionDetails"]
+            text = details.get("exception", {}).get("description") or details.get("text")
+            problems.append(f"JavaScript exception: {text}")
+    return problems
+
+
+def check_page(browser: HeadlessChromium, site_dir: Path, base_url: str, path: str) -> PageReport:
+    """Open one page of the served site and check math, images, links and requests."""
+    report = PageReport(path=path)
+    if not (site_dir / path).is_file():
+        report.problems.append(f"page not built: {site_dir / path} does not exist")
+        return report
+    events = browser.open(base_url + path)
+    report.problems += _network_problems(events)
+    page = browser.evaluate(_INSPECT_JS)
+    report.title, report.heading, report.text = page["title"], page["heading"], page["text"]
+    report.math, report.typeset, report.outputs = page["math"], page["typeset"], page["outputs"]
+    report.images, report.links = len(page["images"]), page["links"]
+    report.downloads, report.launches = page["downloads"], page["launches"]
+
+    if not report.heading:
+        report.problems.append("the page has no <h1> title")
+    for snippet in page["untypeset"]:
+        report.problems.append(f"math not typeset by MathJax: {snippet!r}")
+    for message in page["mathErrors"]:
+        report.problems.append(f"MathJax error: {message!r}")
+    if "$$" in page["prose"]:
+        at = page["prose"].index("$$")
+        report.problems.append(f"raw $$ in the visible text: {page['prose'][max(0, at - 40):at + 60]!r}")
+    for match in _RAW_INLINE_TEX.finditer(page["prose"]):
+        report.problems.append(f"raw TeX between $ signs in the visible text: {match.group(0)[:80]!r}")
+    for image in page["images"]:
+        if image["width"] <= 0:
+            report.problems.append(f"image did not load: {image['src'][:200]}")
+    for url in sorted(set(report.links)):
+        target = local_target(site_dir, base_url, url)
+        if target is None:
+            continue
+        file, fragment = target
+        if not file.is_file():
+            report.problems.append(f"broken link: {url} (no file {file.relative_to(site_dir)})")
+        elif fragment and file.suffix == ".html" and fragment not in _anchors(file, file.stat().st_mtime):
+            report.problems.append(f"broken link: {url} (no element with id {fragment!r})")
+    return report
+
+
+def toc_docnames(toc_path: Path) -> list[str]:
+    """Document names listed in a Jupyter Book _toc.yml (root first), e.g. 'book/00_introduction'."""
+    toc = yaml.safe_load(Path(toc_path).read_text())
+    names = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                names.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk({key: value for key, value in toc.items() if key != "root"})
+    return [re.sub(r"\.(md|ipynb)$", "", name) for name in names]
+
+
+def solution_regions(solutions_dir: Path, min_chars: int = 40) -> list[tuple[str, str, str]]:
+    """(notebook, kind, text) of every solution / hidden-test region of the source notebooks.
+
+    Regions shorter than `min_chars` (after collapsing whitespace) are skipped: one-liners
+    such as ``return out`` appear in any explanation of the code.
+    """
+    regions = []
+    for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        for cell in cells:
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            for kind, body in _REGION.findall(source):
+                text = _squash(body)
+                if len(text) >= min_chars:
+                    regions.append((notebook.name, kind.lower(), text))
+    return regions
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _downloadable_text(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        return "\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def find_solution_leaks(site_dir: Path, solutions_dir: Path, page_texts: dict[str, str]) -> list[str]:
+    """Solution content found in the site: paths, nbgrader markers, solution regions in pages or sources."""
+    leaks = []
+    site_dir = Path(site_dir)
+    files = [p for p in site_dir.rglob("*") if p.is_file()]
+    for path in files:
+        relative = path.relative_to(site_dir).as_posix()
+        if "solutions/" in relative or relative.startswith("solutions"):
+            leaks.append(f"a solution file is published: {relative}")
+    texts = {p.relative_to(site_dir).as_posix(): _downloadable_text(p) for p in files
+             if p.suffix in (".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py")
+             and "_static/" not in p.relative_to(site_dir).as_posix()}
+    for relative, text in texts.items():
+        for marker in SOLUTION_MARKERS:
+            if marker in text:
+                leaks.append(f"nbgrader marker {marker!r} published in {relative}")
+    squashed = {name: _squash(text) for name, text in {**texts, **page_texts}.items()}
+    for notebook, kind, region in solution_regions(solutions_dir):
+        for name, text in squashed.items():
+            if region in text:
+                leaks.append(f"{kind} region of {notebook} published in {name}: {region[:80]!r}...")
+    return leaks
+
+
+def check_site(site_dir: Path, pages: list[str], chromium: str) -> dict[str, PageReport]:
+    """Serve `site_dir` and check each page (paths relative to it) in headless Chromium."""
+    site_dir = Path(site_dir).resolve()
+    reports = {}
+    with serve_directory(site_dir) as base_url, HeadlessChromium(chromium) as browser:
+        for path in pages:
+            reports[path] = check_page(browser, site_dir, base_url, path)
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--site", type=Path, default=REPO_ROOT / "_build" / "html", help="the built site")
+    parser.add_argument("--toc", type=Path, default=REPO_ROOT / "_toc.yml", help="the book's _toc.yml")
+    parser.add_argument("--solutions", type=Path, default=REPO_ROOT / "solutions" / "dnn_hw",
+                        help="nbgrader source notebooks whose solutions must not be published")
+    args = parser.parse_args(argv)
+    chromium = find_chromium()
+    if chromium is None:
+        print(f"error: no Chromium found; {INSTALL_HINT}, or set CHROMIUM", file=sys.stderr)
+        return 2
+    if not (args.site / "index.html").is_file():
+        print(f"error: {args.site} holds no built site; run `make book` first", file=sys.stderr)
+        return 2
+    pages = [name + ".html" for name in toc_docnames(args.toc)] + ["index.html", "search.html"]
+    reports = check_site(args.site, pages, chromium)
+    leaks = find_solution_leaks(args.site, args.solutions, {p: r.text for p, r in reports.items()})
+    failed = 0
+    for path, report in reports.items():
+        status = "ok" if not report.problems else "FAIL"
+        print(f"{status:4} {path}: {report.typeset}/{report.math} math typeset, {report.images} images, "
+              f"{len(report.links)} links")
+        for problem in report.problems:
+            print(f"     - {problem}")
+        failed += bool(report.problems)
+    for leak in leaks:
+        print(f"LEAK {leak}")
+    print(f"{len(reports) - failed} passed, {failed + bool(leaks)} failed")
+    return 1 if failed or leaks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
