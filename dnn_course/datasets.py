@@ -27,6 +27,11 @@ Two sources:
 A directory may hold the files gzipped (``name.gz``) or not (``name``), either
 directly, in a ``<dataset>/`` subdirectory, or in torchvision's layout
 (``MNIST/raw/``, ``FashionMNIST/raw/``).
+
+Bad files: one in ``data_dir`` or ``DNN_COURSE_DATA`` (or in the embedded
+subset) raises :class:`DataFileError` naming the file and the fix; one in the
+cache is reported (a warning), removed and downloaded again; one from the Debian
+package is reported and skipped. Nothing unverified is ever returned or cached.
 """
 
 from __future__ import annotations
@@ -375,7 +380,8 @@ def _load_full(name: str, data_dir, verbose: bool, mirrors) -> Dataset:
         found_dir, files = _find_complete(directory, name)
         if found_dir is None:
             raise DataNotFoundError(
-                f"data_dir={str(directory)!r} does not hold the full {title} dataset: {_missing_text(directory, name)}. "
+                f"data_dir={str(directory)!r} does not hold the full {title} dataset: "
+                f"{_missing_text(directory, name)}. "
                 f"Expected the official files {_files_list()} (gzipped or not). Pass another data_dir, "
                 "or leave it out to use DNN_COURSE_DATA, the cache or a download."
             )
@@ -485,7 +491,10 @@ def _not_found_message(name: str, tried: list[str], cache: Path) -> str:
     )
     looked = "\n".join(f"  - {line}" for line in tried)
     numbered = "\n".join(f"  {i}. {option}" for i, option in enumerate(options, start=1))
-    return f"The full {title} dataset is not available: no local copy, and the download failed.\nTried:\n{looked}\nOptions:\n{numbered}"
+    return (
+        f"The full {title} dataset is not available: no local copy, and the download failed.\n"
+        f"Tried:\n{looked}\nOptions:\n{numbered}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -135,9 +135,11 @@ def _download_to(url: str, tmp_path: Path, *, timeout: float, verbose: bool, lab
             length_header = response.headers.get("Content-Length")
             expected = int(length_header) if length_header and length_header.isdigit() else None
             received = 0
-            with open(tmp_path, "wb") as out, tqdm(
-                total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not verbose, leave=False
-            ) as bar:
+            progress = tqdm(
+                total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
+                disable=not verbose, leave=False,
+            )  # fmt: skip
+            with open(tmp_path, "wb") as out, progress as bar:
                 while chunk := response.read(CHUNK_SIZE):
                     out.write(chunk)
                     received += len(chunk)

@@ -209,7 +209,9 @@ def read_images(
     images = read_idx(path, expected_sha256=expected_sha256, fix=fix)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise DataFileError(
-            path, f"expected images (3 dimensions of unsigned bytes), found {images.ndim} dimensions of {images.dtype}", fix
+            path,
+            f"expected images (3 dimensions of unsigned bytes), found {images.ndim} dimensions of {images.dtype}",
+            fix,
         )
     return images
 
@@ -221,7 +223,9 @@ def read_labels(
     labels = read_idx(path, expected_sha256=expected_sha256, fix=fix)
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DataFileError(
-            path, f"expected labels (1 dimension of unsigned bytes), found {labels.ndim} dimensions of {labels.dtype}", fix
+            path,
+            f"expected labels (1 dimension of unsigned bytes), found {labels.ndim} dimensions of {labels.dtype}",
+            fix,
         )
     return labels
 
