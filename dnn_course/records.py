@@ -1,0 +1,135 @@
+"""Saving and loading experiment results: training histories and a trained model.
+
+The experiment notebooks save what they ran so that grading (and the book) can
+use it without retraining:
+
+- ``save_runs(path, runs)`` / ``load_runs(path)``: a JSON file mapping a run's
+  name to its :class:`~dnn_course.training.History` (settings, per-epoch
+  curves, test accuracy, which data it ran on).
+- ``save_model(path, model, layer_sizes, activation, info)`` /
+  ``load_model(path, impl)``: an ``.npz`` file with every ``FCLayer``'s ``W``
+  and ``b`` plus a JSON description; loading rebuilds the network with *any*
+  implementation of the course API (the student's own, when grading) and
+  checks every shape.
+
+Both loaders treat the file as untrusted: size caps, no pickles, and a clear
+:class:`RecordError` that names the file for anything malformed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .model_builder import build_classifier
+from .training import History
+
+__all__ = ["RecordError", "load_model", "load_runs", "save_model", "save_runs"]
+
+MAX_RUNS_BYTES = 5_000_000     # a results JSON of a few dozen 100-epoch runs is ~100 kB
+MAX_MODEL_BYTES = 100_000_000  # 784-1024-1024-10 in float64 is ~15 MB
+
+
+class RecordError(ValueError):
+    """A results or model file is missing or malformed; the message names the file and the fix."""
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, so a crash never leaves half a file."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _read_capped(path: Path, limit: int, what: str) -> bytes:
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"{path.name}: no such file. Run the {what} cells of the notebook first; they write it.")
+    if path.stat().st_size > limit:
+        raise RecordError(f"{path.name} is {path.stat().st_size:,} bytes, more than the {limit:,} allowed for {what}.")
+    return path.read_bytes()
+
+
+def save_runs(path: str | Path, runs: dict[str, History]) -> None:
+    """Write ``{run name: History}`` to a JSON file (atomically)."""
+    payload = {"format": "dnn-course-runs/1", "runs": {name: h.to_dict() for name, h in runs.items()}}
+    _write_atomically(Path(path), json.dumps(payload, indent=1, allow_nan=False).encode("utf-8"))
+
+
+def load_runs(path: str | Path) -> dict[str, History]:
+    """Read the JSON file written by :func:`save_runs` into ``{run name: History}``."""
+    raw = _read_capped(Path(path), MAX_RUNS_BYTES, "the experiment")
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+        runs = {str(name): History.from_dict(data) for name, data in payload["runs"].items()}
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
+        raise RecordError(f"{Path(path).name} is not a results file written by save_runs ({error}). "
+                          "Delete it and run the experiment again.") from None
+    for name, history in runs.items():
+        values = history.train_loss + history.train_acc + history.val_acc + [history.test_acc or 0.0]
+        if not all(math.isfinite(v) for v in values):
+            raise RecordError(f"{Path(path).name}: run {name!r} holds NaN or infinite values.")
+    return runs
+
+
+def save_model(path: str | Path, model, layer_sizes, activation: str, info: dict | None = None) -> None:
+    """Save the weights of ``model`` (built by ``build_classifier(impl, layer_sizes, activation)``).
+
+    The file holds ``W1, b1, ..., Wk, bk`` (float arrays, ``Wj``: ``(layer_sizes[j-1], layer_sizes[j])``,
+    ``bj``: ``(layer_sizes[j],)``) and ``description``: JSON with the sizes, the activation and ``info``
+    (e.g. the settings and the accuracy the student measured).
+    """
+    fc_layers = [layer for layer in model.layers.values() if hasattr(layer, "W")]
+    arrays = {}
+    for j, layer in enumerate(fc_layers, start=1):
+        arrays[f"W{j}"], arrays[f"b{j}"] = np.asarray(layer.W), np.asarray(layer.b)
+    description = {"layer_sizes": [int(s) for s in layer_sizes], "activation": str(activation), "info": info or {}}
+    arrays["description"] = np.array(json.dumps(description))
+    with tempfile.TemporaryFile() as buffer:
+        np.savez_compressed(buffer, **arrays)
+        buffer.seek(0)
+        _write_atomically(Path(path), buffer.read())
+
+
+def load_model(path: str | Path, impl, *, dtype=np.float32):
+    """Rebuild a saved model with the classes of ``impl`` and load its weights.
+
+    Returns ``(model, description)`` where ``description`` is the dict given to :func:`save_model`.
+    Raises :class:`RecordError` for a missing, oversized or malformed file or a shape mismatch.
+    """
+    path = Path(path)
+    _read_capped(path, MAX_MODEL_BYTES, "the saved model")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            description = json.loads(str(data["description"]))
+            sizes = [int(s) for s in description["layer_sizes"]]
+            activation = str(description["activation"])
+            weights = {key: data[key] for key in data.files if key != "description"}
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
+        raise RecordError(f"{path.name} is not a model file written by save_model ({error}). "
+                          "Run the cell that saves your chosen model again.") from None
+    if not 2 <= len(sizes) <= 12 or any(not 1 <= s <= 4096 for s in sizes):
+        raise RecordError(f"{path.name}: layer sizes {sizes} are outside what this course trains.")
+    model = build_classifier(impl, sizes, activation, seed=0, dtype=dtype)
+    fc_layers = [layer for layer in model.layers.values() if hasattr(layer, "W")]
+    for j, layer in enumerate(fc_layers, start=1):
+        for name, expected in ((f"W{j}", (sizes[j - 1], sizes[j])), (f"b{j}", (sizes[j],))):
+            array = weights.get(name)
+            if array is None or array.shape != expected or array.dtype.kind != "f":
+                raise RecordError(f"{path.name}: {name} should be a float array of shape {expected}, "
+                                  f"found {None if array is None else (array.shape, str(array.dtype))}.")
+            if not np.isfinite(array).all():
+                raise RecordError(f"{path.name}: {name} holds NaN or infinite values.")
+        layer.W, layer.b = weights[f"W{j}"].astype(dtype), weights[f"b{j}"].astype(dtype)
+    return model, description
