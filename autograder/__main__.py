@@ -1,0 +1,91 @@
+"""Command line: ``python -m autograder {grade,manual-list,manual-merge} ...``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .grading_config import GradingSettings
+from .sandbox import Limits
+
+
+def _settings(args) -> GradingSettings:
+    base = GradingSettings()
+    limits = Limits(memory_mb=args.memory_mb, max_processes=base.limits.max_processes,
+                    file_size_mb=base.limits.file_size_mb, cpu_seconds=base.limits.cpu_seconds)
+    return replace(base, assignment=args.assignment,
+                   source_root=Path(args.source).resolve() if args.source else base.source_root,
+                   name_pattern=args.pattern or base.name_pattern, jobs=args.jobs,
+                   cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
+                   submission_timeout=args.submission_timeout, isolation=args.isolation,
+                   limits=limits)
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = GradingSettings()
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade a folder of submissions (zip files and/or folders)")
+    g.add_argument("submissions", type=Path, help="folder of the LMS download")
+    g.add_argument("--out", type=Path, required=True, help="output folder (grades.csv, feedback/, report.html)")
+    g.add_argument("--student", action="append", metavar="ID",
+                   help="re-grade only this student (repeatable); other rows are left as they are")
+    g.add_argument("--jobs", type=int, default=defaults.jobs, help="submissions graded at once (default: %(default)s)")
+    g.add_argument("--isolation", choices=["auto", "bubblewrap", "process"], default="auto")
+    g.add_argument("--cell-timeout", type=int, default=defaults.cell_timeout, metavar="S")
+    g.add_argument("--notebook-timeout", type=int, default=defaults.notebook_timeout, metavar="S")
+    g.add_argument("--submission-timeout", type=int, default=defaults.submission_timeout, metavar="S")
+    g.add_argument("--memory-mb", type=int, default=defaults.limits.memory_mb)
+    g.add_argument("--assignment", default=defaults.assignment)
+    g.add_argument("--source", help="folder holding ASSIGNMENT/ source notebooks (default: solutions/)")
+    g.add_argument("--pattern", help="regular expression of archive names with (?P<student_id>...)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    m = sub.add_parser("manual-list", help="list the answers to grade by hand")
+    m.add_argument("out", type=Path)
+    m.add_argument("--assignment", default=defaults.assignment)
+
+    mm = sub.add_parser("manual-merge", help="merge hand-entered scores into the gradebook and grades.csv")
+    mm.add_argument("out", type=Path)
+    mm.add_argument("--scores", type=Path, required=True, help="manual_cells.csv with the score column filled in")
+    mm.add_argument("--assignment", default=defaults.assignment)
+
+    args = parser.parse_args(argv)
+    if args.command == "grade":
+        from .grade import grade
+        settings = _settings(args)
+        summary = grade(args.submissions, args.out, settings, only=args.student, progress=not args.quiet)
+        print(f"graded {summary.graded} submission(s) in {summary.seconds:.1f} s "
+              f"({summary.seconds / max(summary.graded, 1):.1f} s each, {settings.jobs} at once)")
+        print(f"isolation: {summary.isolation}")
+        if summary.failed:
+            print(f"not graded (scored 0, see flags): {', '.join(summary.failed)}")
+        out = Path(summary.out)
+        print(f"grades:   {out / 'grades.csv'}\nreport:   {out / 'report.html'}\n"
+              f"feedback: {out / 'feedback'}\nby hand:  {out / 'manual_cells.csv'}")
+        return 0
+    from . import manual
+    out = args.out.resolve()
+    if args.command == "manual-list":
+        db = out / "course" / "gradebook.db"
+        if not db.exists():
+            print(f"error: {db} not found; run `python -m autograder grade` first", file=sys.stderr)
+            return 2
+        path = manual.write_manual_list(out, db, args.assignment)
+        rows = manual.manual_cells(db, args.assignment)
+        pending = sum(1 for r in rows if r["score"] is None)
+        print(f"{len(rows)} answer(s) graded by hand, {pending} still without a score: {path}")
+        return 0
+    try:
+        count = manual.merge(out, args.scores.resolve(), args.assignment, None)
+    except (manual.ScoreError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"merged {count} score(s); rewrote {out / 'grades.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

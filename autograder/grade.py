@@ -1,0 +1,276 @@
+"""The grading run: collect, grade every student in parallel, merge, report.
+
+Layout of the output folder ``OUT``::
+
+    OUT/grades.csv              one row per student (written last, atomically)
+    OUT/report.html             the class report
+    OUT/feedback/<id>.html      each student's summary; <id>/<notebook>.html the notebooks
+    OUT/manual_cells.csv        answers to grade by hand (fill in the score column)
+    OUT/results/<id>.json       each student's detailed result
+    OUT/course/                 nbgrader's course folder: gradebook.db, release/, submitted/, ...
+
+Each student is graded by ``python -m autograder.job`` in its own session with
+its own temporary course folder and copy of the gradebook, up to
+``settings.jobs`` at once; a job that outlives ``submission_timeout`` is
+killed with its whole process group (and its sandbox). The main process then
+merges each student's gradebook rows into a copy of the master gradebook,
+sequentially, and replaces the master only at the end.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.apps.api import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+from tqdm import tqdm
+
+from . import collect as collect_mod
+from . import manual, report, sandbox
+from .feedback import write_student_page
+from .grading_config import GradingSettings, ensure_tools_on_path, nbgrader_config
+from .job import atomic_write
+
+
+@dataclass
+class RunSummary:
+    graded: int
+    failed: list
+    isolation: str
+    seconds: float
+    out: str
+
+
+def master_api(course: Path, settings: GradingSettings, db: Path) -> NbGraderAPI:
+    config = nbgrader_config(course, settings, source_dir=settings.source_root)
+    config.CourseDirectory.db_url = f"sqlite:///{db}"
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def prepare_master(course: Path, settings: GradingSettings, db: Path) -> list[str]:
+    """Fill ``db`` with the assignment from the source notebooks; return notebook file names.
+
+    nbgrader's generate_assignment stores every cell (hidden tests included)
+    in the gradebook and writes the student version to ``course/release``.
+    """
+    api = master_api(course, settings, db)
+    outcome = api.generate_assignment(settings.assignment, force=True, create=True)
+    if not outcome["success"]:
+        raise RuntimeError("nbgrader generate_assignment failed on the source notebooks:\n"
+                           + outcome.get("error", "") + outcome.get("log", ""))
+    release = course / "release" / settings.assignment
+    return sorted(p.name for p in release.glob("*.ipynb"))
+
+
+def released_ids(course: Path, assignment: str, names: list[str]) -> dict[str, set[str]]:
+    out = {}
+    for name in names:
+        nb = nbformat.read(course / "release" / assignment / name, as_version=4)
+        out[name] = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells} - {None}
+    return out
+
+
+def run_job(jobdir: Path, timeout: float) -> tuple[bool, str]:
+    """Run one student's job; kill its whole process group at the end. (ok, error text)."""
+    log = open(jobdir / "job.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "autograder.job", str(jobdir)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            cwd=str(Path(__file__).resolve().parent.parent))
+    try:
+        proc.wait(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        log.close()
+        token = json.loads((jobdir / "job.json").read_text())["token"]
+        sandbox.kill_marked_processes(token)
+    if timed_out:
+        return False, f"grading did not finish within {timeout:g} s"
+    if not (jobdir / "result.json").exists():
+        tail = (jobdir / "job.log").read_bytes()[-1500:].decode("utf-8", "replace")
+        return False, f"the grader failed on this submission (exit {proc.returncode}): {tail}"
+    return True, ""
+
+
+def merge_student(db: Path, job_db: Path | None, assignment: str, student_id: str,
+                  name: str, timestamp: str | None) -> None:
+    """Replace ``student_id``'s submission in ``db`` by the one in ``job_db`` (None: all zero)."""
+    first, _, last = name.replace("_", " ").partition(" ")
+    with Gradebook(f"sqlite:///{db}") as dst:
+        dst.update_or_create_student(student_id, first_name=first or None, last_name=last or None)
+        try:
+            dst.remove_submission(assignment, student_id)
+        except MissingEntry:
+            pass
+        kwargs = {"timestamp": timestamp} if timestamp else {}
+        dst.add_submission(assignment, student_id, **kwargs)
+        if job_db is None:
+            sub = dst.find_submission(assignment, student_id)
+            for nb in sub.notebooks:
+                for grade in nb.grades:
+                    grade.auto_score = 0
+                    grade.needs_manual_grade = False
+            dst.db.commit()
+            return
+        with Gradebook(f"sqlite:///{job_db}") as src:
+            sub = src.find_submission(assignment, student_id)
+            for nb in sub.notebooks:
+                target = dst.find_submission_notebook(nb.name, assignment, student_id)
+                target.flagged = nb.flagged
+                grades = {g.name: g for g in target.grades}
+                for grade in nb.grades:
+                    g = grades[grade.name]
+                    g.auto_score = grade.auto_score
+                    g.manual_score = grade.manual_score
+                    g.needs_manual_grade = grade.needs_manual_grade
+                comments = {c.name: c for c in target.comments}
+                for comment in nb.comments:
+                    comments[comment.name].auto_comment = comment.auto_comment
+        dst.db.commit()
+
+
+def failed_result(student_id: str, notebooks: list[str], message: str, flags: list[str]) -> dict:
+    return {"student_id": student_id, "score": 0.0, "max_score": None, "flags": flags + [message],
+            "notebooks": [{"name": n, "score": 0.0, "max_score": None, "flags": [], "tests": []}
+                          for n in notebooks]}
+
+
+def grade(submissions: Path, out: Path, settings: GradingSettings,
+          only: list[str] | None = None, progress: bool = True) -> RunSummary:
+    """Grade the download folder ``submissions`` into ``out``; return a summary."""
+    start = time.monotonic()
+    ensure_tools_on_path()
+    submissions, out = submissions.resolve(), out.resolve()
+    if not submissions.is_dir():
+        raise FileNotFoundError(f"submissions folder not found: {submissions}")
+    course = out / "course"
+    for folder in (course, out / "feedback", out / "results"):
+        folder.mkdir(parents=True, exist_ok=True)
+    isolation, how = sandbox.detect_isolation(settings.isolation)
+    master_db = course / "gradebook.db"           # results of every run (merged)
+    assignment_db = course / "assignment.db"      # only the assignment, rebuilt each run
+    work_db = course / "gradebook.work.db"        # the next gradebook.db, until the end
+    for stale in (assignment_db, work_db):
+        if stale.exists():
+            stale.unlink()
+    names = prepare_master(course, settings, assignment_db)
+    shutil.copy(assignment_db, work_db)
+    api = master_api(course, settings, assignment_db)
+    manifest = collect_mod.collect(submissions, course, settings.assignment, settings.name_pattern,
+                                   released_ids(course, settings.assignment, names), api)
+    students = sorted(manifest)
+    if only:
+        missing = sorted(set(only) - set(students))
+        if missing:
+            raise KeyError(f"not in the submissions folder: {', '.join(missing)}")
+        students = sorted(only)
+    scratch = Path(tempfile.mkdtemp(prefix="autograder-"))
+    os.chmod(scratch, 0o711)
+    failed = []
+    try:
+        jobs = {}
+        for index, sid in enumerate(students):
+            jobdir = scratch / f"job{index:04d}"
+            jobdir.mkdir()
+            os.chmod(jobdir, 0o711)
+            jobs[sid] = jobdir
+        slots = list(range(settings.jobs))
+
+        def work(sid: str) -> tuple[str, bool, str]:
+            slot = slots.pop()
+            try:
+                job = {"student_id": sid, "assignment": settings.assignment,
+                       "submitted_dir": str(course / "submitted" / sid / settings.assignment),
+                       "release_dir": str(course / "release" / settings.assignment),
+                       "master_db": str(assignment_db), "notebooks": names,
+                       "timestamp": manifest[sid].get("timestamp"), "token": secrets.token_hex(8),
+                       "cell_timeout": settings.cell_timeout, "notebook_timeout": settings.notebook_timeout,
+                       "limits": asdict(settings.limits), "isolation": isolation, "slot": slot,
+                       "parallel": settings.jobs}
+                (jobs[sid] / "job.json").write_text(json.dumps(job))
+                ok, error = run_job(jobs[sid], settings.submission_timeout)
+                return sid, ok, error
+            finally:
+                slots.append(slot)
+
+        results = {}
+        with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
+            futures = [pool.submit(work, sid) for sid in students]
+            bar = tqdm(as_completed(futures), total=len(futures), unit="student",
+                       desc="grading", disable=not progress)
+            for future in bar:
+                sid, ok, error = future.result()
+                results[sid] = (ok, error)
+        previous = master_db if master_db.exists() else None
+        for sid in sorted(manifest):  # merge sequentially, in a fixed order
+            cand = manifest[sid]
+            if sid not in results:  # not re-graded this time: keep the previous rows
+                if previous is not None and (out / "results" / f"{sid}.json").exists():
+                    merge_student(work_db, previous, settings.assignment, sid, cand["student_name"],
+                                  cand.get("timestamp"))
+                continue
+            ok, error = results[sid]
+            job_db = jobs[sid] / "course" / "gradebook.db"
+            if ok:
+                result = json.loads((jobs[sid] / "result.json").read_text())
+                result["flags"] = cand["flags"] + result["flags"]
+                merge_student(work_db, job_db, settings.assignment, sid, cand["student_name"],
+                              cand.get("timestamp"))
+            else:
+                failed.append(sid)
+                result = failed_result(sid, names, error, cand["flags"])
+                merge_student(work_db, None, settings.assignment, sid, cand["student_name"],
+                              cand.get("timestamp"))
+            result["name"] = cand["student_name"]
+            result["source"] = cand["source"]
+            publish_feedback(out, sid, settings.assignment, jobs[sid], result)
+            atomic_write(out / "results" / f"{sid}.json", json.dumps(result, indent=1, sort_keys=True))
+    finally:
+        if not os.environ.get("AUTOGRADER_KEEP_SCRATCH"):
+            shutil.rmtree(scratch, ignore_errors=True)
+    for stale in (out / "results").glob("*.json"):
+        if stale.stem not in manifest:
+            stale.unlink()
+    manual.apply_scores(out, work_db, settings.assignment)
+    manual.write_manual_list(out, work_db, settings.assignment, course)
+    summary = RunSummary(len(students), failed, how, time.monotonic() - start, str(out))
+    report.write_all(out, work_db, settings, names, how)
+    os.replace(work_db, master_db)
+    return summary
+
+
+def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result: dict) -> None:
+    """Copy nbgrader's per-notebook feedback and write the student's summary page."""
+    source = jobdir / "course" / "feedback" / sid / assignment
+    target = out / "feedback" / sid
+    shutil.rmtree(target, ignore_errors=True)
+    links = {}
+    if source.is_dir():
+        target.mkdir(parents=True)
+        for page in sorted(source.glob("*.html")):
+            shutil.copy(page, target / page.name)
+            links[page.stem + ".ipynb"] = f"{sid}/{page.name}"
+    atomic_write(out / "feedback" / f"{sid}.html", write_student_page(result, None, links))
+
+
+def timestamp_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,116 @@
+"""Settings of a grading run, and the nbgrader configuration built from them.
+
+The course's own nbgrader configuration (``autograder/nbgrader_config.py``,
+which also makes ``exercises/``) is loaded first; the grading run then points
+nbgrader at its private course folder inside the output folder and replaces
+the pieces that must be hardened (execution in the sandbox, restoring deleted
+cells, feedback without hidden tests).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+from .sandbox import Limits
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COURSE_CONFIG = Path(__file__).resolve().parent / "nbgrader_config.py"
+
+#: File names of an LMS download: ``DNN_HW2_<Name>_<StudentID>`` (zip stem or folder name).
+DEFAULT_NAME_PATTERN = r"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>[A-Za-z0-9]+)$"
+
+#: Data files a submission may carry beside its notebooks, with their size caps (bytes).
+#: The experiment notebooks load them in grading mode instead of training.
+DATA_FILES = {
+    "mnist_results.json": 1_000_000,
+    "fashion_results.json": 1_000_000,
+    "fashion_model.npz": 64_000_000,
+}
+MAX_NOTEBOOK_BYTES = 20_000_000
+
+
+@dataclass(frozen=True)
+class GradingSettings:
+    """Everything that decides a grade; two runs with equal settings grade alike."""
+
+    assignment: str = "dnn_hw"
+    source_root: Path = REPO_ROOT / "solutions"      # holds <assignment>/*.ipynb (with hidden tests)
+    course_config: Path = COURSE_CONFIG
+    name_pattern: str = DEFAULT_NAME_PATTERN
+    cell_timeout: int = 120                           # seconds per cell
+    notebook_timeout: int = 600                       # seconds per notebook
+    submission_timeout: int = 1800                    # seconds for all of one student's notebooks
+    limits: Limits = field(default_factory=Limits)
+    isolation: str = "auto"                           # auto | bubblewrap | process
+    jobs: int = 2                                     # submissions graded at once
+
+    def pattern(self) -> re.Pattern:
+        return re.compile(self.name_pattern)
+
+    def fingerprint(self) -> dict:
+        """The settings that change grades (stored beside the results)."""
+        return {"assignment": self.assignment, "cell_timeout": self.cell_timeout,
+                "notebook_timeout": self.notebook_timeout, "memory_mb": self.limits.memory_mb,
+                "max_processes": self.limits.max_processes}
+
+
+def course_config() -> Config:
+    """The course's nbgrader configuration, or an empty one if the file is missing."""
+    if not COURSE_CONFIG.exists():
+        return Config()
+    loader = PyFileConfigLoader(COURSE_CONFIG.name, path=str(COURSE_CONFIG.parent))
+    return loader.load_config()
+
+
+def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Path | None = None) -> Config:
+    """nbgrader configuration for a course folder of the grading run.
+
+    ``course_dir`` holds this run's ``gradebook.db``, ``submitted/``,
+    ``autograded/`` and ``feedback/``; ``source_dir`` (default: an empty folder
+    there) is nbgrader's source step. Autograde copies every non-notebook
+    file of the source step over the submission, so it is empty while grading.
+    """
+    from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
+                                        IgnorePattern, LimitOutput, SaveAutoGrades)
+
+    from .feedback import HideTestCode
+    from .kernel import SandboxExecute
+
+    cfg = course_config()
+    cfg.CourseDirectory.root = str(course_dir)
+    cfg.CourseDirectory.source_directory = str(source_dir or course_dir / "source")
+    cfg.CourseDirectory.release_directory = str(course_dir / "release")
+    cfg.CourseDirectory.submitted_directory = "submitted"
+    cfg.CourseDirectory.autograded_directory = "autograded"
+    cfg.CourseDirectory.feedback_directory = "feedback"
+    cfg.CourseDirectory.db_url = f"sqlite:///{course_dir / 'gradebook.db'}"
+    cfg.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+    cfg.Autograde.autograde_preprocessors = [
+        SandboxExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+    ]
+    cfg.OverwriteCells.add_missing_cells = True
+    cfg.SandboxExecute.timeout = settings.cell_timeout
+    cfg.SandboxExecute.notebook_timeout = settings.notebook_timeout
+    cfg.SandboxExecute.startup_timeout = 120
+    cfg.SandboxExecute.iopub_timeout = 10
+    cfg.LimitOutput.max_lines = 200
+    cfg.LimitOutput.max_traceback = 40
+    cfg.GenerateFeedback.preprocessors = [GetGrades, HideTestCode, CSSHTMLHeaderPreprocessor]
+    cfg.Application.log_level = "WARN"
+    return cfg
+
+
+def ensure_tools_on_path() -> None:
+    """nbgrader runs ``alembic`` from PATH: make this interpreter's bin folder visible."""
+    import os
+    import sys
+
+    bindir = os.path.dirname(sys.executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")

@@ -1,0 +1,238 @@
+"""Grading one student, in a process of its own: ``python -m autograder.job JOBDIR``.
+
+``JOBDIR/job.json`` says what to grade. The job builds a private nbgrader
+course folder (a copy of the master gradebook, the rebuilt notebooks), a
+private working folder for the kernel (only the notebooks and validated data
+files), runs nbgrader's autograde with the sandboxed kernel, checks the
+integrity probes, zeroes a notebook that tampered, runs nbgrader's
+generate_feedback, and writes ``JOBDIR/result.json`` last (atomically): no
+result file means the job did not finish.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import numpy as np
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.apps.api import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+
+from . import kernel, normalize, probe, sandbox
+from .feedback import error_message
+from .grading_config import DATA_FILES, GradingSettings, ensure_tools_on_path, nbgrader_config
+from .sandbox import Limits
+
+#: Errors of cells the kernel never really ran (not evidence of tampering).
+NOT_RUN = {"CellTimeoutError", "NotebookTimeLimit", "KernelDied"}
+INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
+             "NotebookTimeLimit": "the notebook hit its time limit",
+             "KernelDied": "the kernel died (exit or memory limit) and was restarted",
+             "MemoryError": "memory limit reached"}
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def validate_data_file(path: Path) -> str | None:
+    """None if ``path`` is a sound data file, else why not."""
+    if path.stat().st_size > DATA_FILES[path.name]:
+        return f"{path.name} is larger than {DATA_FILES[path.name]} bytes"
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        else:
+            with np.load(path, allow_pickle=False) as archive:
+                for key in archive.files:
+                    archive[key]
+    except (ValueError, OSError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as error:
+        return f"{path.name} is not a valid {path.suffix[1:]} file ({type(error).__name__})"
+    return None
+
+
+def prepare(job: dict, jobdir: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """Rebuild notebooks into the course and working folders; return (flags, per-notebook flags)."""
+    sid, assignment = job["student_id"], job["assignment"]
+    course = jobdir / "course"
+    submitted = course / "submitted" / sid / assignment
+    work = jobdir / "work"
+    for folder in (submitted, work, course / "source" / assignment, jobdir / "ipc"):
+        folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(job["master_db"], course / "gradebook.db")
+    if job.get("timestamp"):
+        (submitted / "timestamp.txt").write_text(job["timestamp"])
+    origin = Path(job["submitted_dir"])
+    flags: list[str] = []
+    nb_flags: dict[str, list[str]] = {}
+    for name in job["notebooks"]:
+        master = nbformat.read(Path(job["release_dir"]) / name, as_version=4)
+        nb_flags[name] = []
+        path = origin / name
+        if not path.exists():
+            nb_flags[name].append("not submitted")
+            continue
+        try:
+            student, read_flags = normalize.read_submitted(path.read_bytes())
+            rebuilt, rebuild_flags = normalize.rebuild(student, master)
+        except normalize.UnreadableNotebook as error:
+            nb_flags[name].append(f"unreadable: {error}")
+            continue
+        nb_flags[name] += read_flags + rebuild_flags
+        nbformat.write(rebuilt, work / name)
+        nbformat.write(normalize.add_probes(rebuilt, job["token"]), submitted / name)
+    for name in sorted(DATA_FILES):
+        path = origin / name
+        if path.exists():
+            problem = validate_data_file(path)
+            if problem:
+                flags.append(problem + "; ignored")
+            else:
+                shutil.copy(path, work / name)
+    return flags, nb_flags
+
+
+def _stdout(cell) -> str | None:
+    """Printed text of a probe cell; None if the kernel never ran it."""
+    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    if any(o.get("ename") in NOT_RUN for o in errors):
+        return None
+    if not cell.get("outputs") and cell.get("execution_count") is None:
+        return None
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def inspect_autograded(job: dict, jobdir: Path) -> dict[str, dict]:
+    """Per notebook: tamper verdict, incidents; strips the probe cells from the files."""
+    folder = jobdir / "course" / "autograded" / job["student_id"] / job["assignment"]
+    found = {}
+    for name in job["notebooks"]:
+        path = folder / name
+        if not path.exists():
+            continue
+        nb = nbformat.read(path, as_version=4)
+        texts = [_stdout(c) for c in nb.cells if c.cell_type == "code" and probe.is_probe(c.source)
+                 and "check" in c.source.splitlines()[0]]
+        clean, reasons = probe.read_verdicts(texts, job["token"])
+        incidents = []
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error" and output.get("ename") in INCIDENTS:
+                    incidents.append(INCIDENTS[output["ename"]])
+                if "[output truncated by the grader]" in str(output.get("text", "")):
+                    incidents.append("output truncated")
+        found[name] = {"clean": clean, "reasons": reasons,
+                       "incidents": sorted(set(incidents))}
+        nbformat.write(normalize.remove_probes(nb), path)
+    return found
+
+
+def zero_notebook(db_url: str, job: dict, notebook: str, reason: str) -> None:
+    with Gradebook(db_url) as gb:
+        try:
+            sub = gb.find_submission_notebook(notebook, job["assignment"], job["student_id"])
+        except MissingEntry:
+            return
+        for grade in sub.grades:
+            grade.auto_score = 0
+            grade.manual_score = 0
+            grade.needs_manual_grade = False
+        for comment in sub.comments:
+            comment.auto_comment = f"Not graded: {reason}"
+        gb.db.commit()
+
+
+def test_results(job: dict, jobdir: Path, db_url: str, checks: dict, nb_flags: dict) -> list[dict]:
+    """Every graded cell's result and message, in notebook order."""
+    folder = jobdir / "course" / "autograded" / job["student_id"] / job["assignment"]
+    notebooks = []
+    with Gradebook(db_url) as gb:
+        for name in job["notebooks"]:
+            nb_id = name[:-len(".ipynb")]
+            sub = gb.find_submission_notebook(nb_id, job["assignment"], job["student_id"])
+            grades = {g.name: g for g in sub.grades}
+            path = folder / name
+            cells = nbformat.read(path, as_version=4).cells if path.exists() else []
+            order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in cells]
+            messages, answers = {}, {}
+            for cell in cells:
+                gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+                if gid and cell.metadata.get("nbgrader", {}).get("solution"):
+                    answers[gid] = cell.source[:4000]
+                errors = [error_message(o) for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                if gid:
+                    messages[gid] = errors[-1] if errors else ""
+            tests = []
+            master_order = [g.cell.name for g in sorted(sub.grades, key=lambda g: (
+                order.index(g.name) if g.name in order else len(order), g.name))]
+            for gid in master_order:
+                g = grades[gid]
+                if g.needs_manual_grade or g.cell.cell_type == "markdown":
+                    status = "manual" if g.manual_score is None else "graded by hand"
+                else:
+                    status = "passed" if (g.auto_score or 0) >= g.max_score else "failed"
+                message = messages.get(gid, "")
+                if status == "failed" and not message:
+                    message = "not run (notebook missing or unreadable)" if not path.exists() else "no output"
+                test = {"id": gid, "status": status, "score": g.score, "max_score": g.max_score,
+                        "message": message}
+                if status in ("manual", "graded by hand"):
+                    test["answer"] = answers.get(gid, "")
+                tests.append(test)
+            check = checks.get(name, {})
+            flags = list(nb_flags.get(name, []))
+            if check and not check["clean"]:
+                flags.append("integrity check failed, notebook scored 0: " + "; ".join(check["reasons"]))
+            flags += check.get("incidents", [])
+            notebooks.append({"name": name, "score": sub.score, "max_score": sub.max_score,
+                              "flags": flags, "tests": tests})
+    return notebooks
+
+
+def run(jobdir: Path) -> dict:
+    ensure_tools_on_path()
+    job = json.loads((jobdir / "job.json").read_text())
+    settings = GradingSettings(assignment=job["assignment"], cell_timeout=job["cell_timeout"],
+                               notebook_timeout=job["notebook_timeout"],
+                               limits=Limits(**job["limits"]))
+    flags, nb_flags = prepare(job, jobdir)
+    course = jobdir / "course"
+    spec = sandbox.SandboxSpec(
+        isolation=job["isolation"], workdir=str(jobdir / "work"), ipc_dir=str(jobdir / "ipc"),
+        marker=job["token"], limits=settings.limits, readonly=sandbox.default_readonly_paths(),
+        uid=sandbox.sandbox_uid(job["slot"], job["isolation"]), parallel=job["parallel"])
+    kernel.configure(spec)
+    config = nbgrader_config(course, settings)
+    coursedir = CourseDirectory(config=config)
+    api = NbGraderAPI(coursedir=coursedir, config=config)
+    outcome = api.autograde(job["assignment"], job["student_id"], force=True, create=True)
+    if not outcome["success"]:
+        raise RuntimeError("nbgrader autograde failed:\n" + outcome.get("error", "")[-3000:]
+                           + outcome.get("log", "")[-3000:])
+    db_url = config.CourseDirectory.db_url
+    checks = inspect_autograded(job, jobdir)
+    for name, check in checks.items():
+        if not check["clean"]:
+            zero_notebook(db_url, job, name[:-len(".ipynb")], "; ".join(check["reasons"]))
+    feedback = api.generate_feedback(job["assignment"], job["student_id"], force=True)
+    if not feedback["success"]:
+        flags.append("feedback could not be generated")
+    notebooks = test_results(job, jobdir, db_url, checks, nb_flags)
+    with Gradebook(db_url) as gb:
+        sub = gb.find_submission(job["assignment"], job["student_id"])
+        score, max_score = sub.score, sub.max_score
+    result = {"student_id": job["student_id"], "score": score, "max_score": max_score,
+              "flags": flags, "notebooks": notebooks, "isolation": job["isolation"]}
+    atomic_write(jobdir / "result.json", json.dumps(result, indent=1, sort_keys=True))
+    return result
+
+
+if __name__ == "__main__":
+    run(Path(sys.argv[1]))

@@ -1,0 +1,206 @@
+"""Running a submission's notebook kernel inside the sandbox, and surviving it.
+
+nbgrader executes notebooks with nbclient and a Jupyter kernel manager. Here:
+
+* :class:`SandboxKernelManager` launches the IPython kernel through
+  :mod:`autograder.sandbox` (bubblewrap or process isolation), talks to it over
+  Unix-domain sockets (``ipc`` transport, which works across network
+  namespaces), interrupts it by message (a signal cannot cross the pid
+  namespace), and kills everything it started when the kernel stops.
+* :class:`SandboxExecute` is nbgrader's ``Execute`` preprocessor with what a
+  hostile or broken submission needs: a kernel that ignores the interrupt
+  after a cell timeout, or dies (``os._exit``, killed at the memory limit), is
+  restarted and the remaining cells run (and fail honestly); a per-notebook
+  time limit; a cap on the output kept per cell.
+
+One grading process grades one student, so the sandbox of the current
+student is a module-level setting (:func:`configure`).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import DeadKernelError
+from nbformat import NotebookNode
+from traitlets import Bool, Float, Integer
+
+from nbgrader.preprocessors import Execute
+
+from . import sandbox
+
+_SPEC: sandbox.SandboxSpec | None = None
+#: Largest single message accepted from the kernel's output channel (bytes);
+#: a bigger one (a huge printed string or return value) is dropped by ZeroMQ.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+def configure(spec: sandbox.SandboxSpec) -> None:
+    """Set the sandbox used by every kernel started in this process."""
+    global _SPEC
+    _SPEC = spec
+
+
+def current_spec() -> sandbox.SandboxSpec:
+    if _SPEC is None:
+        raise RuntimeError("autograder.kernel.configure(spec) must be called before grading")
+    return _SPEC
+
+
+class CappedKernelClient(AsyncKernelClient):
+    """A kernel client whose output channel refuses oversized messages."""
+
+    def _create_connected_socket(self, channel: str, identity: bytes | None = None) -> zmq.Socket:
+        url = self._make_url(channel)
+        socket_type = {"shell": zmq.DEALER, "iopub": zmq.SUB, "stdin": zmq.DEALER,
+                       "hb": zmq.REQ, "control": zmq.DEALER}[channel]
+        sock = self.context.socket(socket_type)
+        sock.linger = 1000
+        if identity:
+            sock.identity = identity
+        if channel == "iopub":
+            sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        sock.connect(url)
+        return sock
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """Starts the kernel in the current submission's sandbox."""
+
+    client_class = "autograder.kernel.CappedKernelClient"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        spec = current_spec()
+        self.transport = "ipc"
+        self.ip = os.path.join(spec.ipc_dir, "kernel")
+        self.connection_file = os.path.join(spec.ipc_dir, "kernel.json")
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        spec = current_spec()
+        python = sys.executable  # the venv path (not resolved), so the venv is used
+        argv = [python, "-m", "ipykernel_launcher", "-f", self.connection_file,
+                "--HistoryManager.hist_file=:memory:"]
+        sandbox.prepare_directories(spec)
+        log = open(os.path.join(os.path.dirname(spec.ipc_dir), "kernel.log"), "ab")
+        kw.update(
+            env=sandbox.sandbox_environment(spec),
+            cwd=sandbox.working_directory(spec),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            preexec_fn=sandbox.preexec_function(spec),
+        )
+        try:
+            await super()._async_launch_kernel(sandbox.wrap(argv, spec), **kw)
+        finally:
+            log.close()
+
+    async def interrupt_kernel(self) -> None:
+        """Interrupt by a control message: the kernel signals itself (works in a pid namespace)."""
+        msg = self.session.msg("interrupt_request", content={})
+        self._connect_control_socket()
+        self.session.send(self._control_socket, msg)
+
+    async def _async_kill_kernel(self, restart: bool = False) -> None:
+        await super()._async_kill_kernel(restart=restart)
+        sandbox.kill_marked_processes(current_spec().marker)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        sandbox.kill_marked_processes(current_spec().marker)
+
+
+def _error_output(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue,
+                        traceback=[f"{ename}: {evalue}"])
+
+
+class SandboxExecute(Execute):
+    """nbgrader's Execute, hardened for hostile submissions."""
+
+    interrupt_grace = Float(5.0, help="Seconds a timed-out cell gets to stop after the interrupt.").tag(config=True)
+    notebook_timeout = Integer(600, help="Seconds of execution for a whole notebook.").tag(config=True)
+    max_output_bytes = Integer(200_000, help="Output text kept per cell; the rest is dropped.").tag(config=True)
+    raise_on_iopub_timeout = Bool(False).tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        kwargs["kernel_manager_class"] = SandboxKernelManager
+        super().__init__(*args, **kwargs)
+        self.incidents: list[str] = []
+        self._deadline = None
+        self._output_bytes: dict[int, int] = {}
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._deadline = time.monotonic() + self.notebook_timeout
+        self._output_bytes = {}
+        return super().preprocess(nb, resources, km)
+
+    async def _kernel_responds(self, grace: float) -> bool:
+        """Whether the kernel answers a kernel_info request within ``grace`` seconds."""
+        msg_id = self.kc.kernel_info()
+        deadline = time.monotonic() + grace
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await self.kc.shell_channel.get_msg(timeout=left)
+            except Exception:
+                return False
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return True
+        return False
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self.log.warning("Cell timed out after %s s; interrupting the kernel", timeout)
+        self.incidents.append("cell-timeout")
+        await self.km.interrupt_kernel()
+        if not await self._kernel_responds(self.interrupt_grace):
+            self.log.warning("The kernel ignored the interrupt; restarting it")
+            self.incidents.append("kernel-restarted")
+            await self.km.restart_kernel(now=True)
+            await self.kc.wait_for_ready(timeout=self.startup_timeout)
+        return {"content": {"status": "error", "ename": "CellTimeoutError",
+                            "evalue": f"the cell ran longer than {timeout} s and was stopped",
+                            "traceback": [f"CellTimeoutError: the cell ran longer than {timeout} s"]}}
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        if time.monotonic() > self._deadline:
+            cell.outputs = [_error_output("NotebookTimeLimit",
+                                          f"not run: the notebook used up its {self.notebook_timeout} s")]
+            if "notebook-time-limit" not in self.incidents:
+                self.incidents.append("notebook-time-limit")
+            return cell
+        try:
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        except DeadKernelError:
+            self.log.warning("The kernel died in cell %s; restarting it", cell_index)
+            self.incidents.append("kernel-died")
+            cell.outputs.append(_error_output(
+                "KernelDied", "the Python process stopped while running this cell "
+                "(it exited, e.g. os._exit, or was killed at the memory limit)"))
+            await self.km.restart_kernel(now=True)
+            await self.kc.wait_for_ready(timeout=self.startup_timeout)
+            return cell
+
+    def output(self, outs, msg, display_id, cell_index):
+        """Keep at most ``max_output_bytes`` of output per cell."""
+        content = msg.get("content", {})
+        size = len(str(content.get("text", ""))) + len(str(content.get("data", "")))
+        used = self._output_bytes.get(cell_index, 0)
+        self._output_bytes[cell_index] = used + size
+        if used + size > self.max_output_bytes and msg["msg_type"] != "error":
+            if used <= self.max_output_bytes:
+                if "output-truncated" not in self.incidents:
+                    self.incidents.append("output-truncated")
+                note = NotebookNode(output_type="stream", name="stderr",
+                                    text="\n[output truncated by the grader]\n")
+                outs.append(note)
+                return note
+            return None
+        return super().output(outs, msg, display_id, cell_index)

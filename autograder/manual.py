@@ -1,0 +1,152 @@
+"""Answers graded by hand: list them, take the instructor's scores, merge them.
+
+``OUT/manual_cells.csv`` lists every manually graded cell of every student
+(student, notebook, cell, points, the student's answer, and a ``score``
+column). The instructor fills in ``score`` (in a spreadsheet or an editor)
+and runs ``python -m autograder manual-merge OUT --scores FILE``. The scores
+are checked (known student and cell, 0 <= score <= points), kept in
+``OUT/manual_scores.csv`` (so a later re-grade keeps them), written to the
+gradebook as nbgrader manual scores, and ``grades.csv`` and the report are
+rewritten.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+
+LIST_FILE = "manual_cells.csv"
+STORE_FILE = "manual_scores.csv"
+FIELDS = ["student_id", "notebook", "cell", "max_score", "score", "answer"]
+
+
+class ScoreError(ValueError):
+    """A row of the instructor's score file cannot be used."""
+
+
+def _answers(out: Path) -> dict[tuple[str, str, str], str]:
+    answers = {}
+    for path in sorted((out / "results").glob("*.json")):
+        result = json.loads(path.read_text())
+        for nb in result["notebooks"]:
+            for test in nb["tests"]:
+                if "answer" in test:
+                    answers[(result["student_id"], nb["name"][:-6], test["id"])] = test["answer"]
+    return answers
+
+
+def manual_cells(db: Path, assignment: str) -> list[dict]:
+    """Every manually graded cell of every submission, sorted."""
+    rows = []
+    with Gradebook(f"sqlite:///{db}") as gb:
+        for sub in gb.find_assignment(assignment).submissions:
+            for nb in sub.notebooks:
+                for grade in nb.grades:
+                    if grade.cell.cell_type == "markdown" or grade.needs_manual_grade or grade.manual_score is not None:
+                        rows.append({"student_id": sub.student.id, "notebook": nb.name, "cell": grade.name,
+                                     "max_score": grade.max_score, "score": grade.manual_score})
+    return sorted(rows, key=lambda r: (r["student_id"], r["notebook"], r["cell"]))
+
+
+def _number(value) -> str:
+    if value is None:
+        return ""
+    return f"{float(value):g}"
+
+
+def write_manual_list(out: Path, db: Path, assignment: str, course: Path | None = None) -> Path:
+    answers = _answers(out)
+    path = out / LIST_FILE
+    tmp = path.with_name(LIST_FILE + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for row in manual_cells(db, assignment):
+            writer.writerow({**row, "max_score": _number(row["max_score"]), "score": _number(row["score"]),
+                             "answer": answers.get((row["student_id"], row["notebook"], row["cell"]), "")})
+    os.replace(tmp, path)
+    return path
+
+
+def read_scores(path: Path) -> dict[tuple[str, str, str], float]:
+    """``{(student, notebook, cell): score}`` from a filled-in list (blank scores skipped)."""
+    scores = {}
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"student_id", "notebook", "cell", "score"} - set(reader.fieldnames or [])
+        if missing:
+            raise ScoreError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
+                             f"start from {LIST_FILE} written by the grade command")
+        for line, row in enumerate(reader, start=2):
+            text = (row.get("score") or "").strip()
+            if not text:
+                continue
+            try:
+                value = float(text.replace(",", "."))
+            except ValueError:
+                raise ScoreError(f"{path}, line {line}: score {text!r} is not a number") from None
+            notebook = row["notebook"].removesuffix(".ipynb")
+            scores[(row["student_id"].strip(), notebook.strip(), row["cell"].strip())] = value
+    return scores
+
+
+def store(out: Path, scores: dict[tuple[str, str, str], float]) -> None:
+    path = out / STORE_FILE
+    tmp = path.with_name(STORE_FILE + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["student_id", "notebook", "cell", "score"])
+        for key in sorted(scores):
+            writer.writerow([*key, _number(scores[key])])
+    os.replace(tmp, path)
+
+
+def write_to_gradebook(db: Path, assignment: str, scores: dict[tuple[str, str, str], float]) -> None:
+    """Validate every score against the gradebook, then write them all (or none)."""
+    with Gradebook(f"sqlite:///{db}") as gb:
+        grades = []
+        for (student, notebook, cell), value in sorted(scores.items()):
+            try:
+                grade = gb.find_grade(cell, notebook, assignment, student)
+            except MissingEntry:
+                raise ScoreError(f"no cell {cell!r} in notebook {notebook!r} for student {student!r}") from None
+            if not 0 <= value <= grade.max_score:
+                raise ScoreError(f"{student} {notebook}/{cell}: score {value:g} outside 0..{grade.max_score:g}")
+            grades.append((grade, value))
+        for grade, value in grades:
+            grade.manual_score = value
+            grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+def apply_scores(out: Path, db: Path, assignment: str) -> int:
+    """Re-apply the stored scores (after a re-grade); returns how many were applied."""
+    path = out / STORE_FILE
+    if not path.exists():
+        return 0
+    scores = read_scores(path)
+    with Gradebook(f"sqlite:///{db}") as gb:
+        known = {s.student.id for s in gb.find_assignment(assignment).submissions}
+    scores = {k: v for k, v in scores.items() if k[0] in known}
+    write_to_gradebook(db, assignment, scores)
+    return len(scores)
+
+
+def merge(out: Path, score_file: Path, assignment: str, settings) -> int:
+    """``manual-merge``: add the filled-in scores; rewrite grades.csv and the report."""
+    from . import report
+
+    db = out / "course" / "gradebook.db"
+    if not db.exists():
+        raise FileNotFoundError(f"{db} not found: run `python -m autograder grade` first")
+    new = read_scores(score_file)
+    stored = read_scores(out / STORE_FILE) if (out / STORE_FILE).exists() else {}
+    merged = {**stored, **new}
+    write_to_gradebook(db, assignment, merged)
+    store(out, merged)
+    write_manual_list(out, db, assignment)
+    report.export_grades(out, db, assignment)
+    return len(new)
