@@ -108,6 +108,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--activation", choices=MNIST_SETTINGS["activations"],
                         help="MNIST: run this activation only, merging its result into the file "
                              "(run the three in parallel processes)")
+    parser.add_argument("--candidate", type=int, metavar="K",
+                        help="Fashion-MNIST: train search candidate K (1-based) only, merging it into the file")
+    parser.add_argument("--final-only", action="store_true",
+                        help="Fashion-MNIST: rank the candidates already in the file and run the final model")
     parser.add_argument("--quick", action="store_true", help="tiny settings (seconds): checks the pipeline only")
     parser.add_argument("--out", type=Path, help=f"output directory (default {RESULTS_DIR.relative_to(REPO_ROOT)}; "
                         f"with --quick {QUICK_RESULTS_DIR.relative_to(REPO_ROOT)})")
@@ -137,26 +141,6 @@ def machine_info() -> dict:
         "numpy": np.__version__,
         "blas": blas,
     }
-
-
-class ResultFile:
-    """A JSON result file rewritten after every finished run, so partial results survive."""
-
-    def __init__(self, path: Path, header: dict):
-        self.path = path
-        self.content = {**header, "complete": False, "started": _now()}
-        self.save()
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.content, indent=1) + "\n")
-        os.replace(tmp, self.path)
-
-    def finish(self) -> None:
-        self.content["complete"] = True
-        self.content["finished"] = _now()
-        self.save()
 
 
 def _now() -> str:
@@ -235,33 +219,46 @@ def run_mnist(source: str, args, out_dir: Path, command: list[str]) -> Path:
     return path
 
 
-def merge_run(path: Path, header: dict, name: str, run: dict) -> None:
-    """Add one run to the ``runs`` of a result file, keeping the runs already there.
+def update_result(path: Path, header: dict, change, same: tuple[str, ...]) -> dict:
+    """Read a result file, apply ``change(content)`` and write it back, under a lock.
 
-    Runs already in the file are kept only if they were made with the same data and
-    settings (otherwise the file starts afresh from ``header``). The directory is locked
-    while the file is read and rewritten, so several processes can add their runs.
+    The content already in the file is kept only if it agrees with ``header`` on the
+    keys ``same`` (the data and settings); otherwise the file starts afresh from
+    ``header``. The output directory is locked meanwhile, so several processes (one
+    per activation or per candidate) can add their parts to one file.
+    Returns the content written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = os.open(path.parent, os.O_RDONLY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        content = {**header, "runs": {}, "started": _now()}
+        content = json.loads(json.dumps({**header, "started": _now()}))  # a deep copy
         if path.exists():
             old = json.loads(path.read_text())
-            if all(old.get(key) == header[key] for key in ("settings", "data", "quick", "dtype", "seed")):
-                content["runs"], content["started"] = old.get("runs", {}), old.get("started", content["started"])
-        content["runs"][name] = run
-        order = header["settings"]["activations"]
-        content["runs"] = {key: content["runs"][key] for key in order if key in content["runs"]}
-        content["complete"] = list(content["runs"]) == order
-        content["seconds_total"] = sum(r["seconds"] for r in content["runs"].values())
+            if all(old.get(key) == content[key] for key in same):
+                content = old
+                content.update({key: header[key] for key in ("machine", "command")})
+        change(content)
         tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(content, indent=1) + "\n")
         os.replace(tmp, path)
+        return content
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
         os.close(lock)
+
+
+def merge_run(path: Path, header: dict, name: str, run: dict) -> None:
+    """Add one MNIST run (``name`` = its activation) to the file, keeping the others."""
+    order = header["settings"]["activations"]
+
+    def add(content):
+        runs = {**content["runs"], name: run}
+        content["runs"] = {key: runs[key] for key in order if key in runs}
+        content["complete"] = list(content["runs"]) == order
+        content["seconds_total"] = sum(r["seconds"] for r in content["runs"].values())
+
+    update_result(path, header, add, same=("settings", "data", "quick", "dtype", "seed"))
 
 
 def _candidate_label(candidate: dict) -> str:
@@ -270,7 +267,12 @@ def _candidate_label(candidate: dict) -> str:
 
 
 def run_fashion(source: str, args, out_dir: Path, command: list[str]) -> Path:
-    """Part 2(b) on one data source; returns the path of the JSON file."""
+    """Part 2(b) on one data source; returns the path of the JSON file.
+
+    Without options: every candidate, then the final run. ``args.candidate = k`` runs
+    only candidate k (1-based) and merges it into the file, so candidates can run as
+    parallel processes; ``args.final_only`` then ranks them and runs the final model.
+    """
     nn = load_reference()
     data = load_dataset("fashion-mnist", source=source)
     train_split, test_split = data
@@ -290,7 +292,7 @@ def run_fashion(source: str, args, out_dir: Path, command: list[str]) -> Path:
     (x_tr, y_tr), (x_val, y_val) = train_val_split(x_all, y_all, val_size=val_size, seed=SEED)
 
     path = out_dir / f"fashion_tuning_{source}.json"
-    result = ResultFile(path, {
+    header = {
         **_header("fashion_tuning", data, args, command),
         "method": (
             f"Each candidate is trained on {len(y_tr)} training images for {search_epochs} epochs "
@@ -305,12 +307,22 @@ def run_fashion(source: str, args, out_dir: Path, command: list[str]) -> Path:
             "search_epochs": search_epochs, "batch_size": FASHION_BATCH_SIZE,
             "n_train": len(y_tr), "n_val": len(y_val), "n_train_final": len(y_all), "n_test": len(y_test),
         },
-        "search": [],
+        "candidates": search,
+        "search": [None] * len(search),
         "top3": [],
         "final": None,
-    })  # fmt: skip
+        "complete": False,
+    }  # fmt: skip
+    same = ("settings", "candidates", "data", "quick", "dtype", "seed")
 
-    for i, candidate in enumerate(search):
+    if args.candidate is not None:
+        if not 1 <= args.candidate <= len(search):
+            raise SystemExit(f"--candidate must be between 1 and {len(search)}, got {args.candidate}")
+        indices = [args.candidate - 1]
+    else:
+        indices = [] if args.final_only else range(len(search))
+    for i in indices:
+        candidate = search[i]
         label = _candidate_label(candidate)
         print(f"[fashion/{source}] candidate {i + 1}/{len(search)}: {label}", flush=True)
         model = build_classifier(nn, candidate["layer_sizes"], candidate["activation"], seed=SEED, dtype=DTYPE)
@@ -320,7 +332,7 @@ def run_fashion(source: str, args, out_dir: Path, command: list[str]) -> Path:
             reg_lambda=candidate["reg_lambda"], x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
             seed=SEED, progress=args.progress, data_description=data.description,
         )  # fmt: skip
-        result.content["search"].append({
+        entry = {
             **candidate,
             "label": label,
             "structure": describe_structure(candidate["layer_sizes"], candidate["activation"]),
@@ -328,15 +340,27 @@ def run_fashion(source: str, args, out_dir: Path, command: list[str]) -> Path:
             "best_epoch": history.best_epoch,
             "test_acc": history.test_acc,
             "seconds": seconds,
+            "finished": _now(),
+            "machine": machine_info(),
             "history": history.to_dict(),
-        })  # fmt: skip
-        result.save()
+        }
+
+        def add(content, i=i, entry=entry):
+            content["search"][i] = entry
+
+        update_result(path, header, add, same)
         print(f"[fashion/{source}]   best validation {history.best_val_acc:.4f} at epoch {history.best_epoch}, "
               f"test {history.test_acc:.4f}, {seconds:.0f} s", flush=True)  # fmt: skip
+    if args.candidate is not None:
+        return path
 
-    ranking = sorted(range(len(search)), key=lambda k: -result.content["search"][k]["best_val_acc"])
-    result.content["top3"] = ranking[:3]
-    best = result.content["search"][ranking[0]]
+    results = update_result(path, header, lambda content: None, same)["search"]
+    missing = [k + 1 for k, entry in enumerate(results) if entry is None]
+    if missing:
+        raise SystemExit(f"candidates {missing} have no result in {path} yet: run them first "
+                         f"(--candidate K), then --final-only")  # fmt: skip
+    ranking = sorted(range(len(results)), key=lambda k: -results[k]["best_val_acc"])
+    best = results[ranking[0]]
     final_epochs = best["best_epoch"]
     print(f"[fashion/{source}] final: {best['label']}, {final_epochs} epochs on all {len(y_all)} images", flush=True)
     model = build_classifier(nn, best["layer_sizes"], best["activation"], seed=SEED, dtype=DTYPE)
@@ -346,16 +370,25 @@ def run_fashion(source: str, args, out_dir: Path, command: list[str]) -> Path:
         reg_lambda=best["reg_lambda"], x_test=x_test, y_test=y_test,
         seed=SEED, progress=args.progress, data_description=data.description,
     )  # fmt: skip
-    result.content["final"] = {
+    final = {
         **{key: best[key] for key in ("layer_sizes", "activation", "learning_rate", "reg_lambda", "label", "structure")},
         "epochs": final_epochs,
         "n_train": len(y_all),
         "test_acc": history.test_acc,
         "seconds": seconds,
+        "finished": _now(),
+        "machine": machine_info(),
         "history": history.to_dict(),
     }
-    result.content["total_seconds"] = sum(c["seconds"] for c in result.content["search"]) + seconds
-    result.finish()
+
+    def finish(content):
+        content["top3"] = ranking[:3]
+        content["final"] = final
+        content["total_seconds"] = sum(entry["seconds"] for entry in content["search"]) + seconds
+        content["complete"] = True
+        content["finished"] = _now()
+
+    update_result(path, header, finish, same)
     print(f"[fashion/{source}] final test accuracy {history.test_acc:.4f} in {seconds:.0f} s", flush=True)
     return path
 
