@@ -193,12 +193,12 @@ class HeadlessChromium:
                 self._events.append(reply)
 
     def wait_for_event(self, method: str, timeout: float | None = None) -> dict:
-        """Wait for the next event `method` of the tab (events seen earlier count)."""
+        """Wait for the next event `method` of the tab (events seen earlier count) and consume it."""
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
-            for event in self._events:
+            for index, event in enumerate(self._events):
                 if event["method"] == method and event.get("sessionId") == self._session:
-                    return event
+                    return self._events.pop(index)
             if time.monotonic() > deadline:
                 raise BrowserError(f"no {method} event within {timeout or self.timeout:g} s")
             self._events.append(self._receive())
@@ -220,9 +220,18 @@ class HeadlessChromium:
         if navigation.get("errorText"):
             raise BrowserError(f"could not open {url}: {navigation['errorText']}")
         self.wait_for_event("Page.loadEventFired")
-        self.evaluate(_SETTLE_JS, await_promise=True)
-        # Collect what arrived while settling.
-        self.call("Runtime.evaluate", {"expression": "0"})
+        for _attempt in range(3):
+            # A page that redirects (index.html, by <meta http-equiv="refresh">) loads again.
+            try:
+                self.evaluate(_SETTLE_JS, await_promise=True)
+                redirects = self.evaluate(_REDIRECTS_JS)
+            except BrowserError as error:
+                if not any(reason in str(error) for reason in _NAVIGATED):
+                    raise
+                redirects = True
+            if not redirects:
+                break
+            self.wait_for_event("Page.loadEventFired")
         events, self._events = self._events, []
         return events
 
@@ -246,6 +255,9 @@ class HeadlessChromium:
             self._profile = None
 
 
+_NAVIGATED = ("navigated or closed", "context was destroyed", "Cannot find context")
+_REDIRECTS_JS = "!!document.querySelector('meta[http-equiv=\"refresh\" i]')"
+
 # Waits for MathJax to finish typesetting and for every image (lazy ones made eager) to settle.
 _SETTLE_JS = r"""
 (async () => {
@@ -266,10 +278,14 @@ _INSPECT_JS = r"""
                      ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT });
   const prose = [];
   while (walker.nextNode()) prose.push(walker.currentNode.nodeValue);
-  const heading = document.querySelector("main h1, article h1, h1");
+  // The article's own title (the theme also prints an unnumbered copy for print only).
+  const heading = document.querySelector("article.bd-article h1") || document.querySelector("h1");
+  const title = heading ? heading.cloneNode(true) : null;
+  if (title) title.querySelectorAll(".headerlink").forEach(e => e.remove());
   return {
+    url: location.href,
     title: document.title,
-    heading: heading ? heading.textContent.replace(/\s+/g, " ").trim() : "",
+    heading: title ? title.textContent.replace(/\s+/g, " ").trim() : "",
     prose: prose.join(" "),
     text: document.body.innerText,
     math: document.querySelectorAll(".math").length,
@@ -294,12 +310,13 @@ class PageReport:
     """What one page showed in the browser, and what is wrong with it."""
 
     path: str  # relative to the site root, e.g. "book/01_activations.html"
+    url: str = ""  # where the browser ended up (after any redirect)
     title: str = ""
     heading: str = ""
     text: str = ""  # the page's visible text (innerText)
     math: int = 0  # number of .math elements
     typeset: int = 0  # number of MathJax outputs
-    images: int = 0
+    images: list[str] = field(default_factory=list)  # image sources (absolute URLs)
     outputs: int = 0  # executed code-cell outputs shown
     links: list[str] = field(default_factory=list)
     downloads: list[str] = field(default_factory=list)  # download-source buttons (absolute URLs)
@@ -356,9 +373,10 @@ def check_page(browser: HeadlessChromium, site_dir: Path, base_url: str, path: s
     events = browser.open(base_url + path)
     report.problems += _network_problems(events)
     page = browser.evaluate(_INSPECT_JS)
-    report.title, report.heading, report.text = page["title"], page["heading"], page["text"]
+    report.url, report.title, report.heading = page["url"], page["title"], page["heading"]
+    report.text = page["text"]
     report.math, report.typeset, report.outputs = page["math"], page["typeset"], page["outputs"]
-    report.images, report.links = len(page["images"]), page["links"]
+    report.images, report.links = [image["src"] for image in page["images"]], page["links"]
     report.downloads, report.launches = page["downloads"], page["launches"]
 
     if not report.heading:
@@ -385,6 +403,20 @@ def check_page(browser: HeadlessChromium, site_dir: Path, base_url: str, path: s
         elif fragment and file.suffix == ".html" and fragment not in _anchors(file, file.stat().st_mtime):
             report.problems.append(f"broken link: {url} (no element with id {fragment!r})")
     return report
+
+
+def search(browser: HeadlessChromium, base_url: str, query: str, timeout: float = 15.0) -> list[str]:
+    """Run the site's search page for `query`; the result links (absolute URLs), in order."""
+    browser.open(f"{base_url}search.html?q={query}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = browser.evaluate(
+            "({done: !!document.querySelector('#search-results .search-summary'),"
+            " links: Array.from(document.querySelectorAll('#search-results ul.search a')).map(a => a.href)})")
+        if state["done"]:
+            return state["links"]
+        time.sleep(0.1)
+    raise BrowserError(f"the search for {query!r} did not finish within {timeout:g} s")
 
 
 def toc_docnames(toc_path: Path) -> list[str]:
@@ -489,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for path, report in reports.items():
         status = "ok" if not report.problems else "FAIL"
-        print(f"{status:4} {path}: {report.typeset}/{report.math} math typeset, {report.images} images, "
+        print(f"{status:4} {path}: {report.typeset}/{report.math} math typeset, {len(report.images)} images, "
               f"{len(report.links)} links")
         for problem in report.problems:
             print(f"     - {problem}")

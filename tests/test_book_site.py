@@ -1,0 +1,315 @@
+"""The course website (Jupyter Book), checked as a reader sees it: in a real headless browser.
+
+The built site in ``_build/html`` is served from 127.0.0.1 and opened in headless Chromium
+(Debian packages ``chromium chromium-driver``), driven over the DevTools protocol by
+``scripts/check_site.py``. The site is built first (as ``make book`` does) when it is missing
+or older than its sources; in CI, run ``make book`` before the tests so this is not needed.
+
+Without Chromium the browser tests are skipped, except when the environment variable ``CI``
+is set: there they fail, since the site must be checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SITE = REPO / "_build" / "html"
+REPOSITORY_URL = "https://github.com/dnn-from-scratch/course"
+
+
+def _load_checker():
+    spec = importlib.util.spec_from_file_location("check_site", REPO / "scripts" / "check_site.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+check_site = _load_checker()
+
+EXPECTED_DOCNAMES = [
+    "book/00_introduction",
+    "book/01_activations",
+    "book/02_fully_connected",
+    "book/03_softmax_cross_entropy",
+    "book/04_l2_regularization",
+    "book/05_putting_it_together",
+    "book/06_experiments",
+    "exercises/dnn_hw/01_activations",
+    "exercises/dnn_hw/02_fc_layer",
+    "exercises/dnn_hw/03_softmax_cross_entropy",
+    "exercises/dnn_hw/04_model_l2",
+    "exercises/dnn_hw/05_mnist_activations",
+    "exercises/dnn_hw/06_fashion_tuning",
+    "book/student_guide",
+    "book/instructor_guide",
+]
+DOCNAMES = check_site.toc_docnames(REPO / "_toc.yml")
+CHAPTERS = [name for name in DOCNAMES if name.startswith("book/0") and name != "book/00_introduction"]
+EXERCISES = [name for name in DOCNAMES if name.startswith("exercises/")]
+PAGES = [name + ".html" for name in DOCNAMES] + ["index.html", "search.html"]
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+# --- the table of contents (no browser) ------------------------------------------------------
+
+
+def test_toc_lists_the_course_pages_in_order():
+    assert DOCNAMES == EXPECTED_DOCNAMES
+
+
+@pytest.mark.parametrize("docname", EXPECTED_DOCNAMES)
+def test_every_toc_page_has_its_source_file(docname):
+    suffix = ".ipynb" if docname.startswith("exercises/") else ".md"
+    assert (REPO / f"{docname}{suffix}").is_file(), (
+        f"_toc.yml lists {docname}{suffix}, which does not exist: `make book` cannot build the site"
+        + (" (run `make exercises` to generate the student notebooks)" if suffix == ".ipynb" else ""))
+
+
+# --- building the site -----------------------------------------------------------------------
+
+
+def _site_sources() -> list[Path]:
+    """Files whose change makes the built site out of date."""
+    files = [REPO / "_config.yml", REPO / "_toc.yml"]
+    for name in DOCNAMES:
+        files += [path for path in (REPO / f"{name}.md", REPO / f"{name}.ipynb") if path.exists()]
+    for folder in ("_static", "_ext"):
+        files += [path for path in (REPO / "book" / folder).rglob("*") if path.is_file()]
+    files += list((REPO / "book").glob("*.bib")) + list((REPO / "dnn_course").glob("*.py"))
+    return files
+
+
+def _stale_reason() -> str | None:
+    stamp = SITE / "searchindex.js"  # rewritten by every build
+    if not stamp.is_file():
+        return f"{SITE} holds no built site"
+    built = stamp.stat().st_mtime
+    newer = [path for path in _site_sources() if path.stat().st_mtime > built]
+    if newer:
+        return f"{len(newer)} source file(s) changed since the last build, e.g. {newer[0].relative_to(REPO)}"
+    return None
+
+
+@contextlib.contextmanager
+def _build_lock():
+    """One build at a time, also across pytest-xdist workers."""
+    (REPO / "_build").mkdir(exist_ok=True)
+    with open(REPO / "_build" / ".site-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def built_site() -> Path:
+    """_build/html, built as `make book` does if it is missing or older than its sources."""
+    with _build_lock():
+        reason = _stale_reason()
+        if reason is not None:
+            jupyter_book = Path(sys.executable).with_name("jupyter-book")
+            command = [str(jupyter_book), "build", ".", "--warningiserror", "--keep-going"]
+            result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
+            output = (result.stdout + result.stderr)[-6000:]
+            assert result.returncode == 0, (
+                f"building the site ({reason}) failed: `{' '.join(command)}` exited with "
+                f"{result.returncode}; the end of its output:\n{output}")
+    return SITE
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = check_site.find_chromium()
+    if path is None:
+        message = f"the headless-browser tests need Chromium; {check_site.INSTALL_HINT}"
+        if _ci():
+            pytest.fail(message + ". CI is set, so these tests must run: install it in .ci/run.")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def reports(built_site, chromium) -> dict:
+    """Every page of the toc (and the home and search pages), opened in the browser once."""
+    return check_site.check_site(built_site, PAGES, chromium)
+
+
+# --- the pages in the browser ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_loads_with_math_images_and_links_working(reports, page):
+    problems = reports[page].problems
+    assert problems == [], f"{page}:\n" + "\n".join(f"  - {problem}" for problem in problems)
+
+
+def test_home_page_leads_to_the_introduction(reports):
+    assert reports["index.html"].url.endswith("/book/00_introduction.html")
+
+
+def test_introduction_typesets_its_math_offline(reports):
+    intro = reports["book/00_introduction.html"]
+    assert intro.heading == "Deep Neural Networks from Scratch"
+    assert intro.math >= 20, "the notation table and formulas of the introduction are missing"
+    assert intro.typeset >= intro.math
+
+
+def test_introduction_shows_sample_images_made_by_its_code(reports):
+    intro = reports["book/00_introduction.html"]
+    figures = [src for src in intro.images if "/_images/" in src]
+    assert len(figures) >= 2, f"expected an MNIST and a Fashion-MNIST grid, found images {intro.images}"
+    for name in ("T-shirt/top", "Ankle boot"):
+        assert name in intro.text
+
+
+def test_chapters_are_numbered_in_order(reports):
+    for number, chapter in enumerate(CHAPTERS, start=1):
+        heading = reports[chapter + ".html"].heading
+        assert heading.startswith(f"{number}. "), f"{chapter}: heading {heading!r} is not numbered {number}"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_exercise_page_is_unexecuted_with_download_and_launch_buttons(reports, built_site, exercise):
+    report = reports[exercise + ".html"]
+    assert report.outputs == 0, f"{exercise} was executed at build time; it must be shown as students get it"
+
+    source_url = f"_sources/{exercise}.ipynb"
+    assert any(url.endswith(source_url) for url in report.downloads), (
+        f"no download button for {source_url} on {exercise}.html: {report.downloads}")
+    downloaded = nbformat.read(built_site / source_url, as_version=4)
+    committed = nbformat.read(REPO / f"{exercise}.ipynb", as_version=4)
+    assert [cell.source for cell in downloaded.cells] == [cell.source for cell in committed.cells]
+    assert all(not cell.get("outputs") for cell in downloaded.cells if cell.cell_type == "code")
+
+    path = f"{exercise}.ipynb"
+    expected = {
+        "Binder": f"https://mybinder.org/v2/gh/dnn-from-scratch/course/main?urlpath=lab/tree/{path}",
+        "Colab": f"https://colab.research.google.com/github/dnn-from-scratch/course/blob/main/{path}",
+    }
+    for service, url in expected.items():
+        assert url in report.launches, f"no {service} button on {exercise}.html: {report.launches}"
+    hub = [url for url in report.launches if "/hub/user-redirect/git-pull?" in url]
+    assert hub and REPOSITORY_URL.replace("https://", "https%3A//") in hub[0], report.launches
+
+
+def test_chapters_are_executed_at_build_time(reports):
+    executed = [name for name in ["book/00_introduction", *CHAPTERS] if reports[name + ".html"].outputs > 0]
+    assert "book/00_introduction" in executed
+
+
+def test_search_finds_the_student_guide(built_site, chromium):
+    with check_site.serve_directory(built_site) as base_url, check_site.HeadlessChromium(chromium) as browser:
+        results = check_site.search(browser, base_url, "validate")
+    assert base_url + "book/student_guide.html" in [url.split("#")[0].split("?")[0] for url in results], results
+
+
+# --- what is (not) published -----------------------------------------------------------------
+
+
+def test_only_the_toc_pages_are_published(built_site):
+    pages = {path.relative_to(built_site).as_posix() for path in built_site.rglob("*.html")
+             if "_static" not in path.relative_to(built_site).parts}
+    assert pages == {name + ".html" for name in DOCNAMES} | {"index.html", "search.html", "genindex.html"}
+    sources = {path.relative_to(built_site / "_sources").as_posix().split(".")[0]
+               for path in (built_site / "_sources").rglob("*") if path.is_file()}
+    assert sources == set(DOCNAMES)
+
+
+def test_no_solution_reaches_the_site(reports, built_site):
+    solutions = REPO / "solutions" / "dnn_hw"
+    if list(solutions.glob("*.ipynb")):
+        assert check_site.solution_regions(solutions), "found no solution regions to look for"
+    leaks = check_site.find_solution_leaks(built_site, solutions, {page: r.text for page, r in reports.items()})
+    assert leaks == [], "\n".join(leaks)
+
+
+# --- the checker itself finds what it is meant to find --------------------------------------
+
+_BROKEN_PAGE = r"""<!DOCTYPE html>
+<html><head><title>broken</title><link rel="icon" href="data:,"><script src="http://127.0.0.2:9/cdn.js"></script></head>
+<body><h1>Broken</h1>
+<p>Raw display math: $$ E = mc^2 $$ and raw inline TeX: $\hat{y}_i$.</p>
+<p><span class="math notranslate nohighlight">\(x^2\)</span></p>
+<img src="missing.png" alt="missing">
+<a href="nowhere.html">a broken link</a> <a href="good.html#no-such-id">a broken anchor</a>
+<a href="good.html#here">a good anchor</a> <a href="https://example.org/">an external link</a>
+<script>notDefinedAnywhere();</script>
+</body></html>
+"""
+
+_GOOD_PAGE = """<!DOCTYPE html>
+<html><head><title>good</title><link rel="icon" href="data:,"></head>
+<body><h1 id="here">Good</h1><p>Costs $5 and $6.</p>
+<img src="pixel.gif" alt="pixel"><a href="broken.html">to the other page</a>
+<pre>$$ in code is fine $$</pre></body></html>
+"""
+
+# A 1x1 transparent GIF.
+_PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+
+
+def test_checker_reports_each_kind_of_problem(tmp_path, chromium):
+    (tmp_path / "broken.html").write_text(_BROKEN_PAGE)
+    (tmp_path / "good.html").write_text(_GOOD_PAGE)
+    (tmp_path / "pixel.gif").write_bytes(_PIXEL)
+
+    reports = check_site.check_site(tmp_path, ["broken.html", "good.html", "absent.html"], chromium)
+
+    assert reports["good.html"].problems == []
+    problems = "\n".join(reports["broken.html"].problems)
+    for expected in [
+        "request leaves the machine (the site must work offline): http://127.0.0.2:9/cdn.js",
+        "raw $$ in the visible text",
+        r"raw TeX between $ signs in the visible text: '$\\hat{y}_i$'",
+        r"math not typeset by MathJax: '\\(x^2\\)'",
+        "image did not load:",
+        "broken link: http://127.0.0.1:",
+        "nowhere.html (no file nowhere.html)",
+        "good.html#no-such-id (no element with id 'no-such-id')",
+        "HTTP 404 for",
+        "JavaScript exception: ReferenceError: notDefinedAnywhere is not defined",
+    ]:
+        assert expected in problems, f"expected {expected!r} among:\n{problems}"
+    assert "good.html#here" not in problems
+    assert "example.org" not in problems
+    assert reports["absent.html"].problems == [f"page not built: {tmp_path / 'absent.html'} does not exist"]
+
+
+def test_leak_finder_reports_published_solution_code(tmp_path):
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    source = ("def relu(z):\n    ### BEGIN SOLUTION\n    positive = z > 0\n    return np.where(positive, z, 0.0)\n"
+              "    ### END SOLUTION\n")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nbformat.write(notebook, solutions / "01_activations.ipynb")
+    site = tmp_path / "site"
+    (site / "_sources").mkdir(parents=True)
+    (site / "_sources" / "page.md").write_text("An explanation without code.\n")
+
+    assert check_site.find_solution_leaks(site, solutions, {"page.html": "Nothing to see."}) == []
+
+    leaks = check_site.find_solution_leaks(
+        site, solutions, {"page.html": "Copy this:  positive = z > 0\n return   np.where(positive, z, 0.0)"})
+    assert len(leaks) == 1 and "solution region of 01_activations.ipynb published in page.html" in leaks[0]
+
+    (site / "solutions").mkdir()
+    nbformat.write(notebook, site / "solutions" / "01_activations.ipynb")
+    leaks = check_site.find_solution_leaks(site, solutions, {})
+    assert "a solution file is published: solutions/01_activations.ipynb" in leaks
+    assert any("nbgrader marker '### BEGIN SOLUTION'" in leak for leak in leaks)
+    assert any("published in solutions/01_activations.ipynb" in leak for leak in leaks)
