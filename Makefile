@@ -5,20 +5,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv book test lab exercises grade bench clean
+.PHONY: help venv book test lab exercises fixtures bench clean
 
 help:
 	@echo "make book       build the course website into _build/html (offline, warnings are errors)"
 	@echo "make test       run the whole test suite"
-	@echo "make lab        open the exercises in JupyterLab"
-	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
-	@echo "make bench      benchmark one training epoch (see README)"
+	@echo "make lab        copy the exercises to my-work/ (once) and open them in JupyterLab"
+	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader (instructors)"
+	@echo "make fixtures   regenerate the tests' reference values from solutions/ (instructors)"
+	@echo "make bench      benchmark one training epoch against PyTorch and the matmul peak"
 
 venv: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet pip==26.3
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
@@ -29,11 +30,19 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Students work on a copy, so exercises/ stays as released and `git pull` never conflicts.
 lab: $(STAMP)
-	$(BIN)/jupyter lab exercises/
+	test -d my-work/dnn_hw || (mkdir -p my-work && cp -r exercises/dnn_hw my-work/dnn_hw)
+	$(BIN)/jupyter lab my-work/dnn_hw
 
 exercises: $(STAMP)
 	$(BIN)/python scripts/generate_exercises.py
+
+fixtures: $(STAMP)
+	$(BIN)/python scripts/make_fixtures.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_epoch.py
 
 clean:
 	rm -rf _build .pytest_cache
