@@ -79,12 +79,12 @@ MNIST_SETTINGS = {
 
 #: Part 2(b): the candidates of the search, each trained for ``FASHION_SEARCH_EPOCHS``
 #: epochs with batch size 128. They vary one thing at a time around a ReLU network
-#: with two hidden layers of 500: the learning rate, the activation (tanh, with a
-#: learning rate that suits it), the depth, the width, and lambda for the widest one.
+#: with two hidden layers of 500 (ReLU because it learned fastest in the MNIST
+#: comparison): the learning rate, the depth, the width, and lambda for the widest one.
+#: The list is short on purpose: each candidate costs minutes of CPU on the full data.
 FASHION_SEARCH = [
     {"layer_sizes": [784, 500, 500, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 0.0},
     {"layer_sizes": [784, 500, 500, 10], "activation": "relu", "learning_rate": 0.03, "reg_lambda": 0.0},
-    {"layer_sizes": [784, 500, 500, 10], "activation": "tanh", "learning_rate": 0.05, "reg_lambda": 0.0},
     {"layer_sizes": [784, 500, 500, 500, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 0.0},
     {"layer_sizes": [784, 1024, 1024, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 0.0},
     {"layer_sizes": [784, 1024, 1024, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 5e-4},
