@@ -94,11 +94,18 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # The browser drops connections it no longer needs (a page that redirects): not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def serve_directory(directory: str | os.PathLike) -> Iterator[str]:
     """Serve `directory` over HTTP on 127.0.0.1 (a free port); yields the base URL ending in '/'."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
     thread.start()
     try:
@@ -220,18 +227,19 @@ class HeadlessChromium:
         if navigation.get("errorText"):
             raise BrowserError(f"could not open {url}: {navigation['errorText']}")
         self.wait_for_event("Page.loadEventFired")
-        for _attempt in range(3):
-            # A page that redirects (index.html, by <meta http-equiv="refresh">) loads again.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            # A page that redirects (index.html, by <meta http-equiv="refresh">) loads another
+            # one: settle again until a page has settled that does not redirect.
             try:
-                self.evaluate(_SETTLE_JS, await_promise=True)
-                redirects = self.evaluate(_REDIRECTS_JS)
+                if not self.evaluate(_SETTLE_JS, await_promise=True)["redirects"]:
+                    break
             except BrowserError as error:
                 if not any(reason in str(error) for reason in _NAVIGATED):
                     raise
-                redirects = True
-            if not redirects:
-                break
-            self.wait_for_event("Page.loadEventFired")
+            if time.monotonic() > deadline:
+                raise BrowserError(f"{url} kept redirecting for {self.timeout:g} s")
+            time.sleep(0.05)
         events, self._events = self._events, []
         return events
 
@@ -256,16 +264,19 @@ class HeadlessChromium:
 
 
 _NAVIGATED = ("navigated or closed", "context was destroyed", "Cannot find context")
-_REDIRECTS_JS = "!!document.querySelector('meta[http-equiv=\"refresh\" i]')"
 
-# Waits for MathJax to finish typesetting and for every image (lazy ones made eager) to settle.
+# Waits for the page's load event, for MathJax to finish typesetting and for every image
+# (lazy ones made eager) to settle.
 _SETTLE_JS = r"""
 (async () => {
+  if (document.readyState !== "complete") {
+    await new Promise(done => window.addEventListener("load", done, {once: true}));
+  }
   for (const img of document.images) { img.loading = "eager"; }
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
   await Promise.all(Array.from(document.images).map(img => img.complete ? null :
       new Promise(done => { img.addEventListener("load", done); img.addEventListener("error", done); })));
-  return true;
+  return {redirects: !!document.querySelector('meta[http-equiv="refresh" i]')};
 })()
 """
 
@@ -353,7 +364,9 @@ def _network_problems(events: list[dict]) -> list[str]:
                 problems.append(f"request leaves the machine (the site must work offline): {url}")
         elif method == "Network.responseReceived":
             status = params["response"]["status"]
-            if status >= 400:
+            # Browsers ask for /favicon.ico on their own when a page names no icon (the
+            # redirecting index.html): not a resource of the site.
+            if status >= 400 and urlsplit(params["response"]["url"]).path != "/favicon.ico":
                 problems.append(f"HTTP {status} for {params['response']['url']}")
         elif method == "Network.loadingFailed" and not params.get("canceled"):
             problems.append(f"loading failed ({params.get('errorText')}) for request {params.get('requestId')}")

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,15 +90,20 @@ def _site_sources() -> list[Path]:
         files += [path for path in (REPO / f"{name}.md", REPO / f"{name}.ipynb") if path.exists()]
     for folder in ("_static", "_ext"):
         files += [path for path in (REPO / "book" / folder).rglob("*") if path.is_file()]
-    files += list((REPO / "book").glob("*.bib")) + list((REPO / "dnn_course").glob("*.py"))
+    files += list((REPO / "book").glob("*.bib"))
     return files
 
 
+# Written by every build that changes a page; a build with nothing to do writes nothing,
+# so the fixture leaves its own stamp after building.
+_SPHINX_STAMP = SITE / "objects.inv"
+_FIXTURE_STAMP = REPO / "_build" / ".site-built-for-tests"
+
+
 def _stale_reason() -> str | None:
-    stamp = SITE / "searchindex.js"  # rewritten by every build
-    if not stamp.is_file():
+    if not _SPHINX_STAMP.is_file():
         return f"{SITE} holds no built site"
-    built = stamp.stat().st_mtime
+    built = max(stamp.stat().st_mtime for stamp in (_SPHINX_STAMP, _FIXTURE_STAMP) if stamp.exists())
     newer = [path for path in _site_sources() if path.stat().st_mtime > built]
     if newer:
         return f"{len(newer)} source file(s) changed since the last build, e.g. {newer[0].relative_to(REPO)}"
@@ -123,12 +129,15 @@ def built_site() -> Path:
         reason = _stale_reason()
         if reason is not None:
             jupyter_book = Path(sys.executable).with_name("jupyter-book")
+            if not jupyter_book.exists():
+                jupyter_book = Path(shutil.which("jupyter-book") or "jupyter-book")
             command = [str(jupyter_book), "build", ".", "--warningiserror", "--keep-going"]
             result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
             output = (result.stdout + result.stderr)[-6000:]
             assert result.returncode == 0, (
                 f"building the site ({reason}) failed: `{' '.join(command)}` exited with "
                 f"{result.returncode}; the end of its output:\n{output}")
+            _FIXTURE_STAMP.touch()
     return SITE
 
 
