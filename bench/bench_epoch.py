@@ -11,8 +11,11 @@ same number of threads, it times:
   ``dnn_course.reference.load_reference``) trained by the course's loop
   ``dnn_course.training.train``, in float32 and float64;
 * the same model without the loop: ``forward``/``backward``/``update`` on
-  pre-shuffled contiguous batches (the difference is the loop's own cost:
-  shuffling, gathering the batch, bookkeeping);
+  pre-shuffled contiguous batches;
+* the loop alone: ``train()`` with a model that does nothing (shuffling,
+  gathering each batch, bookkeeping); its ratio to the model alone is the
+  "loop overhead" (the difference ``train()`` minus model alone is shown too,
+  but it is the small difference of two large, noisy numbers);
 * the epoch's matrix products alone, with the same shapes and layouts, into
   preallocated outputs: the peak for this epoch's GEMM shapes (the
   "fraction of peak" below uses this one);
@@ -56,11 +59,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flops import epoch_flops  # noqa: E402
 from measure import (  # noqa: E402
     CLOCKS,
+    DoNothingModel,
     blas_description,
     cpu_name,
     median_seconds,
     model_only_epoch_seconds,
     replay_epoch_gemms,
+    seconds_of,
     square_gemm_gflops,
 )
 
@@ -133,8 +138,8 @@ def reference_worker(args) -> None:
     n_train = len(y)
     model = _reference_model(args, dtype)
 
-    def train_one_epoch():
-        return train(model, x, y, epochs=1, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE,
+    def train_one_epoch(trained=model):
+        return train(trained, x, y, epochs=1, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE,
                      reg_lambda=REG_LAMBDA, seed=SEED, progress=False, dtype=dtype)
 
     first = train_one_epoch()  # epoch 1 from the initial weights; also the warm-up
@@ -157,14 +162,15 @@ def reference_worker(args) -> None:
         if command.strip() != "run":
             break
         square = square_gemm_gflops(args.square_size, dtype, repeats=3, clock=clock)
-        gemm_seconds = median_seconds(gemm_epoch, 1, clock)
+        gemm_seconds = seconds_of(gemm_epoch, clock)
         load = os.getloadavg()[0]
         wall_start, cpu_start = time.perf_counter(), time.process_time()
         train_one_epoch()  # timed as a whole: includes train()'s per-call label checks and one-hot encoding
         wall, cpu = time.perf_counter() - wall_start, time.process_time() - cpu_start
         model_seconds = model_only_epoch_seconds(model, x_shuffled, y_shuffled, BATCH_SIZE, LEARNING_RATE, REG_LAMBDA,
                                                  clock)
-        _emit({"square_gflops": square, "gemm_seconds": gemm_seconds,
+        loop_seconds = seconds_of(lambda: train_one_epoch(DoNothingModel()), clock)
+        _emit({"square_gflops": square, "gemm_seconds": gemm_seconds, "loop_seconds": loop_seconds,
                "epoch_seconds": cpu if args.clock == "cpu" else wall, "model_seconds": model_seconds,
                "load": load, "cpu_share": cpu / max(wall, 1e-9) / args.threads})
 
@@ -251,6 +257,7 @@ def _summarise(dtype: str, ref: Worker, ref_runs: list[dict], torch_worker: Work
     epoch = _median(ref_runs, "epoch_seconds")
     model = _median(ref_runs, "model_seconds")
     gemm = _median(ref_runs, "gemm_seconds")
+    loop = _median(ref_runs, "loop_seconds")
     shape_peak = flops / gemm / 1e9
     square = _median(ref_runs, "square_gflops")
     achieved = flops / epoch / 1e9
@@ -258,6 +265,7 @@ def _summarise(dtype: str, ref: Worker, ref_runs: list[dict], torch_worker: Work
         "reference_epoch_s": epoch,
         "reference_model_only_s": model,
         "gemm_only_s": gemm,
+        "loop_only_s": loop,
         "reference_gflops": achieved,
         "gemm_peak_epoch_shapes_gflops": shape_peak,
         "gemm_peak_square_gflops": square,
@@ -266,7 +274,8 @@ def _summarise(dtype: str, ref: Worker, ref_runs: list[dict], torch_worker: Work
         "share_outside_gemm": 1 - gemm / epoch,
         "share_model_outside_gemm": (model - gemm) / epoch,
         "share_loop": (epoch - model) / epoch,
-        "loop_overhead": epoch / model - 1,
+        "loop_overhead": loop / model,
+        "loop_overhead_by_difference": epoch / model - 1,
         "reference_peak_rss_mb": ref.setup["peak_rss_mb"],
         "reference_tracemalloc_peak_mb": ref.setup["tracemalloc_peak_mb"],
         "reference_first_epoch_loss": ref.setup["first_epoch_loss"],
@@ -304,6 +313,7 @@ def _rows(results: dict) -> list[tuple[str, str, callable]]:
         ("reference epoch, train() [s]", "reference_epoch_s", seconds),
         ("  model alone, no loop [s]", "reference_model_only_s", seconds),
         ("  matrix products alone [s]", "gemm_only_s", seconds),
+        ("  loop alone, do-nothing model [s]", "loop_only_s", seconds),
         ("PyTorch epoch [s]", "torch_epoch_s", seconds),
         ("reference / PyTorch", "ratio_reference_to_torch", "{:.2f}".format),
         ("reference [GFLOP/s]", "reference_gflops", gflops),
@@ -315,7 +325,8 @@ def _rows(results: dict) -> list[tuple[str, str, callable]]:
         ("time outside matrix products", "share_outside_gemm", percent),
         ("  in the model (act., softmax, L2, update)", "share_model_outside_gemm", percent),
         ("  in the loop (shuffle, gather, bookkeeping)", "share_loop", percent),
-        ("loop overhead over model alone", "loop_overhead", percent),
+        ("loop overhead: loop alone / model alone", "loop_overhead", percent),
+        ("  by difference: train() / model alone - 1", "loop_overhead_by_difference", percent),
         ("peak RSS reference [MB]", "reference_peak_rss_mb", megabytes),
         ("peak RSS PyTorch [MB]", "torch_peak_rss_mb", megabytes),
         ("tracemalloc peak in train() epoch [MB]", "reference_tracemalloc_peak_mb", "{:.1f}".format),

@@ -1,0 +1,102 @@
+"""bench/bench_epoch.py in its quick setting: it runs, prints the table and one parseable JSON line.
+
+No timing is asserted (speed is measured by ``make bench``, not by tests); the
+checks are on what the benchmark reports: the FLOP count of the brief's network,
+the keys of the JSON line, internally consistent ratios, and that the reference
+and PyTorch (when installed) trained the same network from the same weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dnn_course.reference import solutions_dir
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+SCRIPT = BENCH / "bench_epoch.py"
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+pytestmark = pytest.mark.skipif(
+    not (solutions_dir() / "04_model_l2.ipynb").exists(),
+    reason="the benchmark times the reference solution in solutions/dnn_hw",
+)
+
+RESULT_KEYS = {
+    "reference_epoch_s", "reference_model_only_s", "gemm_only_s", "loop_only_s", "reference_gflops",
+    "gemm_peak_epoch_shapes_gflops", "gemm_peak_square_gflops", "fraction_of_peak", "fraction_of_square_peak",
+    "share_outside_gemm", "share_model_outside_gemm", "share_loop", "loop_overhead",
+    "reference_peak_rss_mb", "reference_tracemalloc_peak_mb", "reference_first_epoch_loss",
+    "torch_epoch_s", "torch_square_gflops", "ratio_reference_to_torch", "torch_peak_rss_mb",
+    "torch_first_epoch_loss", "goals_met", "load_average",
+}
+
+
+def load_flops_module():
+    spec = importlib.util.spec_from_file_location("bench_flops", BENCH / "flops.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flop_count_of_the_brief_network():
+    flops = load_flops_module()
+    # per example: forward 2*(784*500 + 500*500 + 500*10), the same for dW, dx for layers 2 and 3 only
+    per_example = 3 * 2 * (784 * 500 + 500 * 500 + 500 * 10) - 2 * 784 * 500
+    assert flops.epoch_flops([784, 500, 500, 10], 1, 1) == per_example == 3_098_000
+    assert flops.epoch_flops([784, 500, 500, 10], 60_000, 128) == 60_000 * per_example
+    with_first = flops.epoch_flops([784, 500, 500, 10], 60_000, 128, first_input_gradient=True)
+    assert with_first == 60_000 * (per_example + 2 * 784 * 500)
+    assert flops.batch_sizes(300, 128) == [128, 128, 44]
+    names = [g.name for g in flops.step_gemms([784, 500, 500, 10], 128)]
+    assert names == ["fc1.forward x@W", "fc2.forward x@W", "fc3.forward x@W", "fc3.dW x.T@d", "fc3.dx d@W.T",
+                     "fc2.dW x.T@d", "fc2.dx d@W.T", "fc1.dW x.T@d"]
+
+
+@pytest.fixture(scope="module")
+def quick_run():
+    """One quick run (embedded data, 256 images, float32 and float64, one thread)."""
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--n-train", "256", "--threads", "1", "--square-size", "128"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def test_prints_a_table_then_one_json_line(quick_run):
+    lines = quick_run.strip().splitlines()
+    report = json.loads(lines[-1])
+    assert any(line.startswith("reference epoch, train() [s]") for line in lines)
+    assert any(line.startswith("NumPy BLAS:") and "kernel" in line for line in lines)
+    if HAS_TORCH:
+        assert any(line.startswith("PyTorch epoch [s]") for line in lines)
+    else:
+        assert "PyTorch not installed: skipped (pip install torch==2.13.0)" in lines
+
+    assert report["network"] == "784-500-500-10 ReLU"
+    assert report["batch_size"] == 128 and report["n_train"] == 256 and report["threads"] == 1
+    assert report["flops_per_epoch"] == 256 * 3_098_000
+    assert set(report["results"]) == {"float32", "float64"}
+    assert report["blas"]["numpy"]["pools"][0]["architecture"]
+    assert set(report["blas"]["numpy"]["environment"]) >= {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+    for dtype, result in report["results"].items():
+        assert RESULT_KEYS <= set(result), f"{dtype}: missing {RESULT_KEYS - set(result)}"
+        assert result["reference_epoch_s"] > 0 and result["gemm_only_s"] > 0
+        assert result["fraction_of_peak"] == pytest.approx(
+            report["flops_per_epoch"] / result["reference_epoch_s"] / 1e9 / result["gemm_peak_epoch_shapes_gflops"])
+        assert result["share_outside_gemm"] == pytest.approx(
+            result["share_model_outside_gemm"] + result["share_loop"])
+        assert result["reference_peak_rss_mb"] > 10
+        if HAS_TORCH:
+            assert result["ratio_reference_to_torch"] == pytest.approx(
+                result["reference_epoch_s"] / result["torch_epoch_s"])
+            # same initial weights, batch order and SGD: the first epoch's losses agree (L2 term ~1e-5 apart)
+            assert result["torch_first_epoch_loss"] == pytest.approx(result["reference_first_epoch_loss"], abs=1e-4)
+        else:
+            assert result["torch_epoch_s"] is None and result["goals_met"]["ratio_to_torch"] is None
