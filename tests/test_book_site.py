@@ -22,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "_build" / "html"
@@ -78,6 +79,15 @@ def test_every_toc_page_has_its_source_file(docname):
     assert (REPO / f"{docname}{suffix}").is_file(), (
         f"_toc.yml lists {docname}{suffix}, which does not exist: `make book` cannot build the site"
         + (" (run `make exercises` to generate the student notebooks)" if suffix == ".ipynb" else ""))
+
+
+def test_repository_url_is_written_once_in_the_config():
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert config["repository"]["url"] == REPOSITORY_URL
+    pages = [REPO / f"{name}.md" for name in DOCNAMES if (REPO / f"{name}.md").exists()]
+    written = [page.name for page in pages if "dnn-from-scratch/course" in page.read_text()]
+    assert written == [], f"use {{{{ repository_url }}}} instead of the address in {written}"
+    assert (REPO / "_config.yml").read_text().count("dnn-from-scratch/course") == 1
 
 
 # --- building the site -----------------------------------------------------------------------
@@ -184,6 +194,10 @@ def test_introduction_shows_sample_images_made_by_its_code(reports):
     assert len(figures) >= 2, f"expected an MNIST and a Fashion-MNIST grid, found images {intro.images}"
     for name in ("T-shirt/top", "Ankle boot"):
         assert name in intro.text
+
+
+def test_student_guide_clones_the_configured_repository(reports):
+    assert f"git clone {REPOSITORY_URL}.git" in reports["book/student_guide.html"].text
 
 
 def test_chapters_are_numbered_in_order(reports):
