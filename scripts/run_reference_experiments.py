@@ -6,6 +6,18 @@ One command produces every result that the chapter "Experiments" plots::
     python scripts/run_reference_experiments.py --only mnist --data embedded
     python scripts/run_reference_experiments.py --quick --out /tmp/results   # seconds, for tests
 
+The full runs take hours of CPU time. They can be split over processes, each adding its
+part to the same result file (the files are locked while they are updated)::
+
+    for a in sigmoid relu tanh; do
+        python scripts/run_reference_experiments.py --only mnist --data full --activation $a &
+    done
+    for k in 1 2 3 4 5; do
+        python scripts/run_reference_experiments.py --only fashion --candidate $k &
+    done
+    wait
+    python scripts/run_reference_experiments.py --only fashion --final-only
+
 It trains the *reference* implementation (``dnn_course.reference.load_reference``,
 read from ``solutions/dnn_hw``) with the course's SGD loop (``dnn_course.training.train``)
 and writes small JSON files to ``book/results/``:

@@ -91,3 +91,42 @@ def test_fashion_search_ranks_by_validation_and_retrains_the_best(quick_results)
     assert History.from_dict(final["history"]).epochs == final["epochs"]
     assert final["n_train"] == script.QUICK["n_train"]
     assert 0.0 <= final["test_acc"] <= 1.0
+
+
+def test_runs_from_separate_invocations_are_merged_into_one_file(tmp_path):
+    script = load_script()
+    common = ["--quick", "--only", "mnist", "--data", "embedded", "--out", str(tmp_path), "--threads", "1"]
+    path = tmp_path / "mnist_activations_embedded.json"
+    script.main([*common, "--activation", "tanh"])
+    first = json.loads(path.read_text())
+    assert list(first["runs"]) == ["tanh"] and first["complete"] is False
+    script.main([*common, "--activation", "sigmoid"])
+    script.main([*common, "--activation", "relu"])
+    merged = json.loads(path.read_text())
+    assert list(merged["runs"]) == ["sigmoid", "relu", "tanh"]  # the brief's order, whatever the run order
+    assert merged["complete"] is True
+    assert merged["runs"]["tanh"] == first["runs"]["tanh"]  # earlier runs are kept as they were
+    assert merged["seconds_total"] == pytest.approx(sum(run["seconds"] for run in merged["runs"].values()))
+
+
+def test_a_file_from_other_settings_is_replaced_not_merged(tmp_path):
+    script = load_script()
+    path = tmp_path / "mnist_activations_embedded.json"
+    stale = {"settings": {"epochs": 1}, "data": "other", "quick": True, "dtype": "float32", "seed": 0,
+             "runs": {"sigmoid": {"seconds": 1.0}}}
+    path.write_text(json.dumps(stale))
+    script.main(["--quick", "--only", "mnist", "--data", "embedded", "--out", str(tmp_path), "--activation", "relu"])
+    result = json.loads(path.read_text())
+    assert list(result["runs"]) == ["relu"]
+    assert result["settings"]["epochs"] == script.QUICK["epochs"]
+
+
+def test_fashion_final_only_refuses_to_rank_an_incomplete_search(tmp_path):
+    script = load_script()
+    common = ["--quick", "--only", "fashion", "--data", "embedded", "--out", str(tmp_path), "--threads", "1"]
+    script.main([*common, "--candidate", "2"])
+    with pytest.raises(SystemExit, match=r"candidates \[1, 3, 4\] have no result"):
+        script.main([*common, "--final-only"])
+    result = json.loads((tmp_path / "fashion_tuning_embedded.json").read_text())
+    assert result["search"][0] is None and result["search"][1]["label"]
+    assert result["final"] is None and result["complete"] is False
