@@ -9,7 +9,7 @@ Layout of the output folder ``OUT``::
     OUT/results/<id>.json       each student's detailed result
     OUT/course/                 nbgrader's course folder: gradebook.db, release/, submitted/, ...
 
-Each student is graded by ``python -m autograder.job`` in its own session with
+Each student is graded by :func:`autograder.job.run` in a forked process, in its own session with
 its own temporary course folder and copy of the gradebook, up to
 ``settings.jobs`` at once; a job that outlives ``submission_timeout`` is
 killed with its whole process group (and its sandbox). The main process then
@@ -24,11 +24,10 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from nbgrader.coursedir import CourseDirectory
 from tqdm import tqdm
 
 from . import collect as collect_mod
+from . import job as job_module
 from . import manual, report, sandbox
 from .feedback import write_student_page
 from .grading_config import GradingSettings, ensure_tools_on_path, nbgrader_config
@@ -83,32 +83,105 @@ def released_ids(course: Path, assignment: str, names: list[str]) -> dict[str, s
     return out
 
 
-def run_job(jobdir: Path, timeout: float) -> tuple[bool, str]:
-    """Run one student's job; kill its whole process group at the end. (ok, error text)."""
-    log = open(jobdir / "job.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "autograder.job", str(jobdir)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=str(Path(__file__).resolve().parent.parent))
+def _fresh_event_loop() -> None:
+    """A forked child must not share the parent's event loop (an epoll set is shared by fork)."""
+    import asyncio
+
+    import jupyter_core.utils as jcu
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    jcu._loop.set(loop)
+    jcu._runner_map.clear()
+
+
+def _child(jobdir: Path) -> None:
+    """In the forked child: own session, output to job.log, grade, exit (never returns)."""
+    code = 1
     try:
-        proc.wait(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        os.setsid()
+        log = os.open(jobdir / "job.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        _fresh_event_loop()
+        job_module.run(jobdir)
+        code = 0
+    except BaseException:  # everything goes to job.log; the parent reads the exit code
+        traceback.print_exc()
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        log.close()
-        token = json.loads((jobdir / "job.json").read_text())["token"]
-        sandbox.kill_marked_processes(token)
-    if timed_out:
-        return False, f"grading did not finish within {timeout:g} s"
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _finish(pid: int, jobdir: Path, status: int | None) -> tuple[bool, str]:
+    """Kill what is left of a job and say how it went."""
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the job's session: its kernel launcher and helpers
+    except (ProcessLookupError, PermissionError):
+        pass
+    token = json.loads((jobdir / "job.json").read_text())["token"]
+    sandbox.kill_marked_processes(token)
+    if status is None:
+        return False, "timeout"
     if not (jobdir / "result.json").exists():
         tail = (jobdir / "job.log").read_bytes()[-1500:].decode("utf-8", "replace")
-        return False, f"the grader failed on this submission (exit {proc.returncode}): {tail}"
+        return False, f"the grader failed on this submission (exit {os.waitstatus_to_exitcode(status)}): {tail}"
     return True, ""
+
+
+def run_jobs(jobs: dict[str, Path], make_job, parallel: int, timeout: float,
+             progress: bool) -> dict[str, tuple[bool, str]]:
+    """Grade every job, ``parallel`` at a time, each in a forked process of its own session.
+
+    ``make_job(student_id, slot)`` returns the job description. A job still
+    running after ``timeout`` seconds is killed with its whole session.
+    """
+    pending = list(jobs)
+    running: dict[int, tuple[str, float, int]] = {}
+    free = list(range(parallel))[::-1]
+    results: dict[str, tuple[bool, str]] = {}
+    bar = tqdm(total=len(pending), unit="student", desc="grading", disable=not progress)
+    try:
+        while pending or running:
+            while pending and free:
+                sid = pending.pop(0)
+                slot = free.pop()
+                (jobs[sid] / "job.json").write_text(json.dumps(make_job(sid, slot)))
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    _child(jobs[sid])
+                running[pid] = (sid, time.monotonic() + timeout, slot)
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            finished = []
+            if pid and pid in running:
+                finished.append((pid, status))
+            for other, (sid, deadline, _) in list(running.items()):
+                if other != pid and time.monotonic() > deadline:
+                    finished.append((other, None))
+            for done, status in finished:
+                sid, _, slot = running.pop(done)
+                if status is None:
+                    os.killpg(done, signal.SIGKILL)
+                    os.waitpid(done, 0)
+                ok, error = _finish(done, jobs[sid], status)
+                if error == "timeout":
+                    error = f"grading did not finish within {timeout:g} s"
+                results[sid] = (ok, error)
+                free.append(slot)
+                bar.update(1)
+            if not finished:
+                time.sleep(0.05)
+    finally:
+        for pid in running:  # interrupted: leave nothing behind
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        bar.close()
+    return results
 
 
 def merge_student(db: Path, job_db: Path | None, assignment: str, student_id: str,
@@ -193,33 +266,17 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
             jobdir.mkdir()
             os.chmod(jobdir, 0o711)
             jobs[sid] = jobdir
-        slots = list(range(settings.jobs))
+        def make_job(sid: str, slot: int) -> dict:
+            return {"student_id": sid, "assignment": settings.assignment,
+                    "submitted_dir": str(course / "submitted" / sid / settings.assignment),
+                    "release_dir": str(course / "release" / settings.assignment),
+                    "master_db": str(assignment_db), "notebooks": names,
+                    "timestamp": manifest[sid].get("timestamp"), "token": secrets.token_hex(8),
+                    "cell_timeout": settings.cell_timeout, "notebook_timeout": settings.notebook_timeout,
+                    "limits": asdict(settings.limits), "isolation": isolation, "slot": slot,
+                    "parallel": settings.jobs}
 
-        def work(sid: str) -> tuple[str, bool, str]:
-            slot = slots.pop()
-            try:
-                job = {"student_id": sid, "assignment": settings.assignment,
-                       "submitted_dir": str(course / "submitted" / sid / settings.assignment),
-                       "release_dir": str(course / "release" / settings.assignment),
-                       "master_db": str(assignment_db), "notebooks": names,
-                       "timestamp": manifest[sid].get("timestamp"), "token": secrets.token_hex(8),
-                       "cell_timeout": settings.cell_timeout, "notebook_timeout": settings.notebook_timeout,
-                       "limits": asdict(settings.limits), "isolation": isolation, "slot": slot,
-                       "parallel": settings.jobs}
-                (jobs[sid] / "job.json").write_text(json.dumps(job))
-                ok, error = run_job(jobs[sid], settings.submission_timeout)
-                return sid, ok, error
-            finally:
-                slots.append(slot)
-
-        results = {}
-        with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
-            futures = [pool.submit(work, sid) for sid in students]
-            bar = tqdm(as_completed(futures), total=len(futures), unit="student",
-                       desc="grading", disable=not progress)
-            for future in bar:
-                sid, ok, error = future.result()
-                results[sid] = (ok, error)
+        results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)
         previous = master_db if master_db.exists() else None
         for sid in sorted(manifest):  # merge sequentially, in a fixed order
             cand = manifest[sid]

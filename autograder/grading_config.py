@@ -21,7 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 COURSE_CONFIG = Path(__file__).resolve().parent / "nbgrader_config.py"
 
 #: File names of an LMS download: ``DNN_HW2_<Name>_<StudentID>`` (zip stem or folder name).
-DEFAULT_NAME_PATTERN = r"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>[A-Za-z0-9]+)$"
+#: A copy's suffix such as `` (1)`` or ``-2`` is allowed after the id.
+DEFAULT_NAME_PATTERN = r"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>[A-Za-z0-9]+)(?:\s*\(\d+\)|-\d+)?$"
 
 #: Data files a submission may carry beside its notebooks, with their size caps (bytes).
 #: The experiment notebooks load them in grading mode instead of training.

@@ -212,18 +212,27 @@ def run(jobdir: Path) -> dict:
     config = nbgrader_config(course, settings)
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
-    outcome = api.autograde(job["assignment"], job["student_id"], force=True, create=True)
-    if not outcome["success"]:
-        raise RuntimeError("nbgrader autograde failed:\n" + outcome.get("error", "")[-3000:]
-                           + outcome.get("log", "")[-3000:])
     db_url = config.CourseDirectory.db_url
-    checks = inspect_autograded(job, jobdir)
-    for name, check in checks.items():
-        if not check["clean"]:
-            zero_notebook(db_url, job, name[:-len(".ipynb")], "; ".join(check["reasons"]))
-    feedback = api.generate_feedback(job["assignment"], job["student_id"], force=True)
-    if not feedback["success"]:
-        flags.append("feedback could not be generated")
+    submitted = course / "submitted" / job["student_id"] / job["assignment"]
+    checks = {}
+    if any(submitted.glob("*.ipynb")):
+        outcome = api.autograde(job["assignment"], job["student_id"], force=True, create=True)
+        if not outcome["success"]:
+            raise RuntimeError("nbgrader autograde failed:\n" + outcome.get("error", "")[-3000:]
+                               + outcome.get("log", "")[-3000:])
+        checks = inspect_autograded(job, jobdir)
+        for name, check in checks.items():
+            if not check["clean"]:
+                zero_notebook(db_url, job, name[:-len(".ipynb")], "; ".join(check["reasons"]))
+        feedback = api.generate_feedback(job["assignment"], job["student_id"], force=True)
+        if not feedback["success"]:
+            flags.append("feedback could not be generated")
+    else:  # nothing readable: nbgrader has nothing to run, every test scores 0
+        with Gradebook(db_url) as gb:
+            gb.update_or_create_student(job["student_id"])
+            gb.add_submission(job["assignment"], job["student_id"])
+        for name in job["notebooks"]:
+            zero_notebook(db_url, job, name[:-len(".ipynb")], "no readable notebook was submitted")
     notebooks = test_results(job, jobdir, db_url, checks, nb_flags)
     with Gradebook(db_url) as gb:
         sub = gb.find_submission(job["assignment"], job["student_id"])

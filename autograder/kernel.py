@@ -18,6 +18,7 @@ student is a module-level setting (:func:`configure`).
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import time
 
 import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_core.utils import run_sync
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
@@ -32,7 +34,7 @@ from traitlets import Bool, Float, Integer
 
 from nbgrader.preprocessors import Execute
 
-from . import sandbox
+from . import probe, sandbox
 
 _SPEC: sandbox.SandboxSpec | None = None
 #: Largest single message accepted from the kernel's output channel (bytes);
@@ -84,7 +86,16 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
         spec = current_spec()
         python = sys.executable  # the venv path (not resolved), so the venv is used
-        argv = [python, "-m", "ipykernel_launcher", "-f", self.connection_file,
+        connection = self.connection_file
+        if spec.isolation == sandbox.ISOLATION_BWRAP:
+            # inside, the IPC folder is /ipc: the kernel learns nothing of the host's paths
+            info = json.loads(open(self.connection_file).read())
+            info["ip"] = sandbox.SANDBOX_IPC + "/kernel"
+            connection = os.path.join(spec.ipc_dir, "kernel-inside.json")
+            with open(connection, "w") as handle:
+                json.dump(info, handle)
+            connection = sandbox.SANDBOX_IPC + "/kernel-inside.json"
+        argv = [python, "-m", "ipykernel_launcher", "-f", connection,
                 "--HistoryManager.hist_file=:memory:"]
         sandbox.prepare_directories(spec)
         log = open(os.path.join(os.path.dirname(spec.ipc_dir), "kernel.log"), "ab")
@@ -134,6 +145,7 @@ class SandboxExecute(Execute):
         super().__init__(*args, **kwargs)
         self.incidents: list[str] = []
         self._deadline = None
+        self._current_index = 0
         self._output_bytes: dict[int, int] = {}
 
     def preprocess(self, nb, resources=None, km=None):
@@ -154,15 +166,41 @@ class SandboxExecute(Execute):
                 return True
         return False
 
+    async def _run_quietly(self, source: str, timeout: float) -> None:
+        """Execute ``source`` in the kernel and wait for its reply (outputs discarded)."""
+        msg_id = self.kc.execute(source, store_history=False)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await self.kc.shell_channel.get_msg(timeout=left)
+            except Exception:
+                return
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return
+
+    async def _restart(self, reason: str) -> None:
+        """A fresh kernel, with the grader's snapshot and the read-only setup cells run again.
+
+        The student's cells before this point are not re-run (one of them
+        may be the reason for the restart), so what they defined is gone.
+        """
+        self.incidents.append(reason)
+        await self.km.restart_kernel(now=True)
+        await self.kc.wait_for_ready(timeout=self.startup_timeout)
+        for cell in self.nb.cells[: self._current_index]:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            setup = meta.get("locked") and not meta.get("grade") and not meta.get("solution")
+            if cell.cell_type == "code" and (setup or probe.is_probe(cell.source)) \
+                    and "check" not in cell.source.split("\n", 1)[0]:
+                await self._run_quietly(cell.source, self.timeout or 60)
+
     async def _async_handle_timeout(self, timeout, cell=None):
         self.log.warning("Cell timed out after %s s; interrupting the kernel", timeout)
         self.incidents.append("cell-timeout")
         await self.km.interrupt_kernel()
         if not await self._kernel_responds(self.interrupt_grace):
             self.log.warning("The kernel ignored the interrupt; restarting it")
-            self.incidents.append("kernel-restarted")
-            await self.km.restart_kernel(now=True)
-            await self.kc.wait_for_ready(timeout=self.startup_timeout)
+            await self._restart("kernel-restarted")
         return {"content": {"status": "error", "ename": "CellTimeoutError",
                             "evalue": f"the cell ran longer than {timeout} s and was stopped",
                             "traceback": [f"CellTimeoutError: the cell ran longer than {timeout} s"]}}
@@ -170,6 +208,7 @@ class SandboxExecute(Execute):
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
         if cell.cell_type != "code" or not cell.source.strip():
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        self._current_index = cell_index
         if time.monotonic() > self._deadline:
             cell.outputs = [_error_output("NotebookTimeLimit",
                                           f"not run: the notebook used up its {self.notebook_timeout} s")]
@@ -180,13 +219,13 @@ class SandboxExecute(Execute):
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         except DeadKernelError:
             self.log.warning("The kernel died in cell %s; restarting it", cell_index)
-            self.incidents.append("kernel-died")
             cell.outputs.append(_error_output(
                 "KernelDied", "the Python process stopped while running this cell "
                 "(it exited, e.g. os._exit, or was killed at the memory limit)"))
-            await self.km.restart_kernel(now=True)
-            await self.kc.wait_for_ready(timeout=self.startup_timeout)
+            await self._restart("kernel-died")
             return cell
+
+    execute_cell = run_sync(async_execute_cell)  # nbconvert calls the sync name
 
     def output(self, outs, msg, display_id, cell_index):
         """Keep at most ``max_output_bytes`` of output per cell."""

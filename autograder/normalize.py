@@ -170,12 +170,15 @@ def rebuild(student: NotebookNode, master: NotebookNode) -> tuple[NotebookNode, 
 def add_probes(nb: NotebookNode, token: str) -> NotebookNode:
     """A copy of ``nb`` with the snapshot cell first and a check after each test cell and at the end."""
     out = copy.deepcopy(nb)
+    setup = [c.source for c in nb.cells if c.cell_type == "code"
+             and c.get("metadata", {}).get("nbgrader", {}).get("locked") and not _is_solution(c)]
+    check = probe.check_source(token, probe.module_bindings(setup))
     cells = [nbformat.v4.new_code_cell(probe.snapshot_source())]
     for cell in nb.cells:
         cells.append(cell)
         if _is_test(cell):
-            cells.append(nbformat.v4.new_code_cell(probe.check_source(token)))
-    cells.append(nbformat.v4.new_code_cell(probe.check_source(token)))
+            cells.append(nbformat.v4.new_code_cell(check))
+    cells.append(nbformat.v4.new_code_cell(check))
     out.cells = cells
     return out
 

@@ -7,7 +7,9 @@ cell runner, exception hooks and input/AST transformers. A *check* cell runs
 after every graded test cell and at the end; it compares with the snapshot and
 also checks, independently of it, that numpy's and the course checks'
 functions are defined in their installed files (a replacement written in a
-notebook is not). Each check prints one line ``AUTOGRADER-PROBE <token> CLEAN``
+notebook is not), that every attribute of ``dnn_course.checks`` and
+``dnn_course.gradcheck`` is still the one imported at the start, and that the
+names the test cells use for modules (``np``, ``checks``) still point to them. Each check prints one line ``AUTOGRADER-PROBE <token> CLEAN``
 or ``... TAMPERED <reasons>``; the grader reads them from the executed
 notebook, zeroes a notebook that tampered, and removes these cells before
 writing feedback. The token is random per grading run.
@@ -36,7 +38,9 @@ def __autograder_snapshot():
     for name in ("run_cell", "run_ast_nodes", "run_code", "showtraceback", "_showtraceback",
                  "run_cell_async", "transform_cell", "should_run_async"):
         watched["shell." + name] = getattr(cls, name, None)
-    state = {"watched": watched, "numpy": numpy, "excepthook": sys.excepthook,
+    import dnn_course.checks, dnn_course.gradcheck
+    course = {m.__name__: dict(vars(m)) for m in (dnn_course.checks, dnn_course.gradcheck)}
+    state = {"watched": watched, "numpy": numpy, "course": course,
              "ast": len(ip.ast_transformers), "input": len(ip.input_transformers_post),
              "cleanup": len(ip.input_transformers_cleanup),
              "events": {k: len(v) for k, v in ip.events.callbacks.items()}}
@@ -79,6 +83,13 @@ def __autograder_check():
     if {k: len(v) for k, v in ip.events.callbacks.items()} != state["events"]:
         reasons.append("an IPython event callback was registered")
 
+    for name, module in {bindings}:
+        expected = sys.modules.get(module)
+        if expected is None and sys.modules.get(module.rpartition(".")[0]) is not None:
+            expected = getattr(sys.modules[module.rpartition(".")[0]], module.rpartition(".")[2], None)
+        if expected is not None and name in ip.user_ns and ip.user_ns[name] is not expected:
+            reasons.append("the name " + name + " no longer refers to " + module)
+
     def defined_in(func, folder):
         code = getattr(func, "__code__", None)
         if code is None:
@@ -89,13 +100,13 @@ def __autograder_check():
     for key, func in current.items():
         if key.startswith("numpy") and callable(func) and not defined_in(func, numpy_dir):
             reasons.append(key + " is not numpy's own")
-    checks = sys.modules.get("dnn_course.checks")
-    if checks is not None:
-        course_dir = os.path.dirname(os.path.realpath(checks.__file__))
-        for name, func in sorted(vars(checks).items()):
-            if callable(func) and not isinstance(func, type) and not name.startswith("__"):
-                if getattr(func, "__module__", "").startswith("dnn_course") and not defined_in(func, course_dir):
-                    reasons.append("dnn_course.checks." + name + " was replaced")
+    for module_name, attributes in state["course"].items():
+        module = sys.modules.get(module_name)
+        current_attributes = vars(module) if module is not None else {}
+        for name, value in attributes.items():
+            if (callable(value) or type(value) is type(sys)) and not name.startswith("__") \
+                    and current_attributes.get(name) is not value:
+                reasons.append(module_name + "." + name + " was replaced")
     return reasons
 __autograder_reasons = __autograder_check()
 print("AUTOGRADER-PROBE {token} " + ("TAMPERED " + "; ".join(__autograder_reasons) if __autograder_reasons else "CLEAN"))
@@ -107,8 +118,35 @@ def snapshot_source() -> str:
     return SNAPSHOT
 
 
-def check_source(token: str) -> str:
-    return CHECK.replace("{token}", token)
+def check_source(token: str, bindings: list[tuple[str, str]] = ()) -> str:
+    """The check cell; ``bindings`` are ``(name, module)`` pairs the tests rely on."""
+    return CHECK.replace("{token}", token).replace("{bindings}", repr(sorted(bindings)))
+
+
+def module_bindings(sources: list[str]) -> list[tuple[str, str]]:
+    """``(name, module)`` for every module imported by the given (read-only) cells.
+
+    ``import numpy as np`` gives ``("np", "numpy")``; ``from dnn_course import
+    checks`` gives ``("checks", "dnn_course.checks")`` (kept only if that is a
+    module when checked).
+    """
+    import ast
+
+    found = set()
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    found.add((alias.asname or alias.name.split(".")[0],
+                               alias.name if alias.asname else alias.name.split(".")[0]))
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    found.add((alias.asname or alias.name, f"{node.module}.{alias.name}"))
+    return sorted(found)
 
 
 def is_probe(source: str) -> bool:

@@ -42,6 +42,7 @@ import dnn_course
 #: Path of the working folder as seen from inside the bubblewrap sandbox.
 SANDBOX_WORKDIR = "/submission"
 SANDBOX_HOME = "/home/student"
+SANDBOX_IPC = "/ipc"
 #: Environment variable that marks every process started for one submission.
 MARKER_VARIABLE = "AUTOGRADER_SANDBOX_ID"
 
@@ -154,8 +155,8 @@ def bwrap_command(argv: list[str], spec: SandboxSpec) -> list[str]:
     for path in SYSTEM_READONLY:
         if os.path.exists(path):
             cmd += ["--ro-bind", path, path]
-    parents = sorted({str(parent) for path in spec.readonly + (spec.ipc_dir,)
-                      for parent in Path(path).parents if str(parent) not in ("/", "/tmp")},
+    parents = sorted({str(parent) for path in spec.readonly
+                      for parent in Path(path).parents if str(parent) != "/"},
                      key=lambda p: (p.count(os.sep), p))
     for parent in parents:  # traversable by the sandbox user, whatever the host's modes
         cmd += ["--perms", "0755", "--dir", parent]
@@ -163,7 +164,7 @@ def bwrap_command(argv: list[str], spec: SandboxSpec) -> list[str]:
         cmd += ["--ro-bind", path, path]
     cmd += ["--dir", SANDBOX_HOME,
             "--bind", spec.workdir, SANDBOX_WORKDIR,
-            "--bind", spec.ipc_dir, spec.ipc_dir,
+            "--bind", spec.ipc_dir, SANDBOX_IPC,
             "--chdir", SANDBOX_WORKDIR]
     if spec.uid is not None:
         cmd += ["--chmod", "1777", "/tmp", "--chmod", "0777", SANDBOX_HOME]
