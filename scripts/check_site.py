@@ -510,7 +510,10 @@ def check_site(site_dir: Path, pages: list[str], chromium: str) -> dict[str, Pag
     reports = {}
     with serve_directory(site_dir) as base_url, HeadlessChromium(chromium) as browser:
         for path in pages:
-            reports[path] = check_page(browser, site_dir, base_url, path)
+            try:
+                reports[path] = check_page(browser, site_dir, base_url, path)
+            except BrowserError as error:  # one page's trouble must not hide the others'
+                reports[path] = PageReport(path=path, problems=[f"the browser failed on this page: {error}"])
     return reports
 
 
