@@ -57,6 +57,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flops import epoch_flops  # noqa: E402
+from profile_step import profile_steps  # noqa: E402
 from measure import (  # noqa: E402
     CLOCKS,
     DoNothingModel,
@@ -154,9 +155,16 @@ def reference_worker(args) -> None:
     y_shuffled = np.ascontiguousarray(one_hot(y[order], LAYER_SIZES[-1]), dtype=dtype)
     gemm_epoch = replay_epoch_gemms(LAYER_SIZES, n_train, BATCH_SIZE, dtype)
     gemm_epoch()
+    profile = None
+    if args.profile:
+        n_batches = min(20, n_train // BATCH_SIZE)
+        shape = (n_batches, BATCH_SIZE, -1)
+        profile = profile_steps(model, x_shuffled[: n_batches * BATCH_SIZE].reshape(shape),
+                                y_shuffled[: n_batches * BATCH_SIZE].reshape(shape),
+                                learning_rate=LEARNING_RATE, reg_lambda=REG_LAMBDA, clock=clock)
     _emit({"ready": True, "data": description, "n_train": n_train, "blas": blas_description(),
            "first_epoch_loss": first.train_loss[0], "first_epoch_acc": first.train_acc[0],
-           "peak_rss_mb": rss_mb, "tracemalloc_peak_mb": traced_peak_mb})
+           "peak_rss_mb": rss_mb, "tracemalloc_peak_mb": traced_peak_mb, "profile": profile})
 
     for command in sys.stdin:
         if command.strip() != "run":
@@ -220,7 +228,7 @@ class Worker:
         self.kind, self.dtype = kind, dtype
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--dtype", dtype,
                    "--threads", str(args.threads), "--clock", args.clock, "--data", args.data,
-                   "--square-size", str(args.square_size),
+                   "--square-size", str(args.square_size), *(["--profile"] if args.profile else []),
                    "--n-train", str(args.n_train or 0)]
         if args.data_dir:
             command += ["--data-dir", str(args.data_dir)]
@@ -280,6 +288,7 @@ def _summarise(dtype: str, ref: Worker, ref_runs: list[dict], torch_worker: Work
         "reference_tracemalloc_peak_mb": ref.setup["tracemalloc_peak_mb"],
         "reference_first_epoch_loss": ref.setup["first_epoch_loss"],
         "reference_cpu_share": _median(ref_runs, "cpu_share"),
+        "profile_per_step": ref.setup["profile"],
         "load_average": float(np.median([r["load"] for r in ref_runs + torch_runs])),
         "torch_epoch_s": None, "torch_square_gflops": None, "ratio_reference_to_torch": None,
         "torch_peak_rss_mb": None, "torch_first_epoch_loss": None, "torch_cpu_share": None,
@@ -370,12 +379,32 @@ def _print_report(report: dict) -> None:
         cells = [results[d][key] for d in dtypes]
         print(f"{label:{width}}" + "".join(f"{'-' if c is None else fmt(c):>12}" for c in cells))
     print()
+    if all(results[d]["profile_per_step"] for d in dtypes):
+        _print_profile({d: results[d]["profile_per_step"] for d in dtypes})
     for dtype in dtypes:
         met = results[dtype]["goals_met"]
         words = {True: "met", False: "NOT met", None: "not measured"}
         print(f"Goals, {dtype}: reference/PyTorch <= {GOALS['max_ratio_to_torch']}: {words[met['ratio_to_torch']]}; "
               f"fraction of peak >= {GOALS['min_fraction_of_peak']:.0%}: {words[met['fraction_of_peak']]}; "
               f"loop overhead <= {GOALS['max_loop_overhead']:.0%}: {words[met['loop_overhead']]}")
+
+
+def _print_profile(profiles: dict) -> None:
+    """Microseconds per training step of each layer method (``--profile``)."""
+    dtypes = list(profiles)
+    width = 46
+    print("Reference, one training step of 128 examples [microseconds], from --profile:")
+    labels = list(next(iter(profiles.values()))["parts"])
+    rows = [(label, [p["parts"][label] * 1e6 for p in profiles.values()]) for label in labels]
+    rows += [("between the layers (model code, L2 term)", [p["between_layers"] * 1e6 for p in profiles.values()]),
+             ("whole step", [p["step"] * 1e6 for p in profiles.values()])]
+    print(f"{'':{width}}" + "".join(f"{d:>12}" for d in dtypes))
+    for label, cells in rows:
+        if max(cells) >= 5:  # leave out the activations' empty update()
+            print(f"{label:{width}}" + "".join(f"{c:12.0f}" for c in cells))
+    faults = [p["minor_faults_per_step"] for p in profiles.values()]
+    print(f"{'minor page faults per step':{width}}" + "".join(f"{f:12.1f}" for f in faults))
+    print()
 
 
 def coordinate(args) -> dict:
@@ -451,6 +480,8 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="a seconds-long smoke run: embedded data, 1,024 images, small square GEMMs, 1 repetition")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
+    parser.add_argument("--profile", action="store_true",
+                        help="also time every layer method over 20 training steps (table of microseconds per step)")
     parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
     parser.add_argument("--reference-dir", type=Path,
                         help="folder with the four solution notebooks to benchmark instead of solutions/dnn_hw "
