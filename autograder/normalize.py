@@ -14,6 +14,7 @@ notebook (the *master*):
   renamed); failing that, the master's blank stub;
 * cells the student added are kept, after the master cell they followed
   (never before the first code cell), so helper functions still work;
+  extra copies of read-only or test cells are dropped;
 * grader probe cells (:mod:`autograder.probe`) are added: a snapshot first and
   a check after each test cell and at the end.
 
@@ -133,12 +134,16 @@ def rebuild(student: NotebookNode, master: NotebookNode) -> tuple[NotebookNode, 
         flags.append(f"{repaired} answer cell(s) found without their nbgrader metadata")
     # 4. assemble in the master's order
     first_code = next((i for i, c in enumerate(master.cells) if c.cell_type == "code"), 0)
+    fixed_ids = {gid for gid, i in master_ids.items() if not _is_solution(master.cells[i])}
+    fixed_texts = {_norm(c.source) for c in master.cells if not _is_solution(c)}
     extras: dict[int, list[NotebookNode]] = {}
     student_to_master = {s: m for m, s in match.items()}
     anchor = first_code
     for s_index, cell in enumerate(student.cells):
         if s_index in student_to_master:
             anchor = max(student_to_master[s_index], first_code)
+        elif _grade_id(cell) in fixed_ids or _norm(cell.source) in fixed_texts:
+            continue  # a second copy of a read-only or test cell: the master's copy runs
         elif cell.cell_type == "code" and cell.source.strip():
             extra = nbformat.v4.new_code_cell(cell.source)
             extras.setdefault(anchor, []).append(extra)

@@ -1,0 +1,308 @@
+"""Fast tests of the autograder's parts: collection, notebook rebuild, probes, feedback, sandbox."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import collect, normalize, probe, report, sandbox
+from autograder.feedback import HideTestCode, strip_hidden
+from autograder.grading_config import DEFAULT_NAME_PATTERN
+
+PATTERN = re.compile(DEFAULT_NAME_PATTERN)
+
+
+# ----------------------------------------------------------------------------- collection
+@pytest.mark.parametrize("stem, expected", [
+    ("DNN_HW2_Ann_Lee_1001", ("1001", "Ann_Lee", 0)),
+    ("DNN_HW2_Zed_1506 (1)", ("1506", "Zed", 0)),
+    ("DNN_HW2_Zed_1506-2", ("1506", "Zed", 0)),
+    ("DNN_HW_Bob_x9", ("x9", "Bob", 0)),
+    ("final homework", ("final_homework", "", 1)),
+    ("../../etc", ("etc", "", 1)),
+])
+def test_identify_reads_student_id_from_lms_names(stem, expected):
+    student_id, name, flags = collect.identify(stem, PATTERN)
+    assert (student_id, name, len(flags)) == expected
+
+
+def _zip(path: Path, members: dict[str, bytes], links: tuple[str, ...] = ()) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name, (2026, 11, 20, 12, 0, 0)), data)
+        for name in links:
+            info = zipfile.ZipInfo(name, (2026, 11, 20, 12, 0, 0))
+            info.external_attr = (0o120777 << 16)
+            zf.writestr(info, "/etc/passwd")
+    return path
+
+
+def test_extract_zip_refuses_unsafe_paths_and_keeps_only_known_files(tmp_path):
+    archive = _zip(tmp_path / "a.zip", {
+        "../../evil.ipynb": b"{}", "/abs/evil2.ipynb": b"{}", "C:/win.ipynb": b"{}",
+        "sub/dir/01_activations.ipynb": b'{"nbformat": 4}', "numpy.py": b"x", "__MACOSX/._01.ipynb": b"",
+        "sub/mnist_results.json": b"{}", "sub/.ipynb_checkpoints/02_fc_layer.ipynb": b"{}",
+    }, links=("link.ipynb",))
+    out = tmp_path / "out"
+    flags = collect.extract_zip(archive, out)
+    assert sorted(p.name for p in out.iterdir()) == ["01_activations.ipynb", "mnist_results.json"]
+    assert sum("refused unsafe path" in f for f in flags) == 4
+    assert "dropped 1 other file(s)" in flags
+    assert not (tmp_path / "evil.ipynb").exists() and not Path("/abs/evil2.ipynb").exists()
+
+
+def test_extract_zip_reports_a_corrupt_archive(tmp_path):
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    flags = collect.extract_zip(bad, tmp_path / "out")
+    assert len(flags) == 1 and flags[0].startswith("unreadable archive")
+
+
+def test_extract_zip_keeps_the_newest_of_nested_copies(tmp_path):
+    path = tmp_path / "n.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("old/01_activations.ipynb", (2026, 1, 1, 0, 0, 0)), b"old")
+        zf.writestr(zipfile.ZipInfo("new/01_activations.ipynb", (2026, 2, 1, 0, 0, 0)), b"new")
+    collect.extract_zip(path, tmp_path / "out")
+    assert (tmp_path / "out" / "01_activations.ipynb").read_bytes() == b"new"
+
+
+def _notebook(cells) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    return nb
+
+
+def _cell(kind, source, gid=None, **meta):
+    make = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
+    cell = make(source)
+    if gid:
+        cell.metadata["nbgrader"] = {"grade_id": gid, "grade": False, "solution": False, "locked": False, **meta}
+    return cell
+
+
+def test_assign_notebooks_finds_renamed_notebooks_by_cells_then_by_name(tmp_path):
+    released = {"01_activations.ipynb": {"relu", "test_relu"}, "02_fc_layer.ipynb": {"fc", "test_fc"}}
+    by_cells = tmp_path / "my homework.ipynb"
+    nbformat.write(_notebook([_cell("code", "x", "fc")]), by_cells)
+    by_name = tmp_path / "01_activations (2).ipynb"
+    by_name.write_text("not json")
+    stray = tmp_path / "scratch.ipynb"
+    stray.write_text("{}")
+    mapping, flags = collect.assign_notebooks([by_cells, by_name, stray], released)
+    assert mapping == {"02_fc_layer.ipynb": by_cells, "01_activations.ipynb": by_name}
+    assert "unrecognised notebook 'scratch.ipynb' ignored" in flags
+
+
+# ----------------------------------------------------------------------------- reading and rebuilding
+def test_read_submitted_copes_with_broken_files():
+    with pytest.raises(normalize.UnreadableNotebook, match="empty"):
+        normalize.read_submitted(b"  \n")
+    with pytest.raises(normalize.UnreadableNotebook, match="not valid JSON"):
+        normalize.read_submitted(b'{"cells": [')
+    with pytest.raises(normalize.UnreadableNotebook, match="not a notebook"):
+        normalize.read_submitted(b'[1, 2]')
+    nb = _notebook([_cell("code", "x = 'caf\u00e9'")])
+    latin = nbformat.writes(nb).encode().replace("caf\u00e9".encode(), b"caf\xe9")
+    read, flags = normalize.read_submitted(b"\xef\xbb\xbf" + latin)
+    assert read.cells[0].source == "x = 'caf\ufffd'" and flags == ["bytes that are not UTF-8 were replaced"]
+    v3 = nbformat.writes(nbformat.convert(_notebook([_cell("code", "y = 1")]), 3)).encode()
+    read, flags = normalize.read_submitted(v3)
+    assert read.nbformat == 4 and read.cells[0].source == "y = 1" and flags == ["converted from nbformat 3"]
+
+
+def _master():
+    return _notebook([
+        _cell("markdown", "# Intro", "intro", locked=True),
+        _cell("code", "import numpy as np", "imports", locked=True),
+        _cell("code", "raise NotImplementedError()", "answer", solution=True),
+        _cell("code", "assert f(2) == 4", "test_f", grade=True, locked=True, points=2),
+        _cell("markdown", "EDIT HERE", "written", solution=True, grade=True, points=3),
+    ])
+
+
+def _student(master=None):
+    nb = _master() if master is None else master
+    nb.cells[2].source = "def f(x):\n    return x * x"
+    nb.cells[4].source = "Because squares."
+    return nb
+
+
+def _sources(nb):
+    return [(c.cell_type, c.source) for c in nb.cells]
+
+
+EXPECTED_REBUILD = [("markdown", "# Intro"), ("code", "import numpy as np"),
+                    ("code", "def f(x):\n    return x * x"), ("code", "assert f(2) == 4"),
+                    ("markdown", "Because squares.")]
+
+
+def test_rebuild_of_an_untouched_submission_changes_nothing():
+    rebuilt, flags = normalize.rebuild(_student(), _master())
+    assert _sources(rebuilt) == EXPECTED_REBUILD and flags == []
+
+
+@pytest.mark.parametrize("tamper, flag", [
+    (lambda nb: setattr(nb.cells[3], "source", "pass"), "1 read-only or test cell(s) missing or changed"),
+    (lambda nb: nb.cells.pop(3), "1 read-only or test cell(s) missing or changed"),
+    (lambda nb: nb.cells.insert(4, nbformat.from_dict(json.loads(json.dumps(nb.cells[3])))),
+     "1 duplicated cell(s) ignored"),
+    (lambda nb: nb.cells.__setitem__(3, nbformat.v4.new_markdown_cell("assert f(2) == 4",
+                                                                     metadata=nb.cells[3].metadata)),
+     "1 read-only or test cell(s) missing or changed"),
+    (lambda nb: nb.cells[3].metadata["nbgrader"].update(points=100), None),
+    (lambda nb: [c.metadata.clear() for c in nb.cells], "2 answer cell(s) found without their nbgrader metadata"),
+    (lambda nb: nb.cells[2].metadata["nbgrader"].update(grade_id="renamed"),
+     "1 answer cell(s) found without their nbgrader metadata"),
+    (lambda nb: nb.cells.insert(3, nb.cells.pop(2)), None),  # answer moved below its test
+])
+def test_rebuild_restores_the_master_around_the_students_answers(tamper, flag):
+    student = _student()
+    tamper(student)
+    rebuilt, flags = normalize.rebuild(student, _master())
+    assert _sources(rebuilt) == EXPECTED_REBUILD
+    assert rebuilt.cells[3].metadata["nbgrader"]["points"] == 2
+    if flag:
+        assert any(flag in f for f in flags), flags
+
+
+def test_rebuild_keeps_added_code_cells_after_the_first_code_cell():
+    student = _student()
+    student.cells.insert(0, nbformat.v4.new_code_cell("np.allclose = None"))
+    student.cells.insert(3, nbformat.v4.new_code_cell("def helper():\n    return 1"))
+    rebuilt, flags = normalize.rebuild(student, _master())
+    sources = [c.source for c in rebuilt.cells]
+    assert sources.index("np.allclose = None") > sources.index("import numpy as np")
+    # the helper came after the imports cell and before the answer in the student's notebook
+    assert sources.index("import numpy as np") < sources.index("def helper():\n    return 1") \
+        < sources.index("def f(x):\n    return x * x")
+    assert "2 added code cell(s) kept" in flags
+
+
+def test_probes_surround_the_tests_and_are_removed_again():
+    rebuilt, _ = normalize.rebuild(_student(), _master())
+    probed = normalize.add_probes(rebuilt, "tok")
+    kinds = ["snapshot" if probe.is_probe(c.source) and "snapshot" in c.source.splitlines()[0]
+             else "check" if probe.is_probe(c.source) else c.metadata.get("nbgrader", {}).get("grade_id")
+             for c in probed.cells]
+    assert kinds == ["snapshot", "intro", "imports", "answer", "test_f", "check", "written", "check"]
+    assert "('np', 'numpy')" in probed.cells[5].source
+    assert _sources(normalize.remove_probes(probed)) == _sources(rebuilt)
+
+
+def test_probe_verdicts_fail_closed():
+    assert probe.read_verdicts(["AUTOGRADER-PROBE t CLEAN\n", None], "t") == (True, [])
+    assert probe.read_verdicts(["AUTOGRADER-PROBE t TAMPERED a; b\n"], "t") == (False, ["a", "b"])
+    assert probe.read_verdicts([""], "t") == (False, ["an integrity check produced no verdict"])
+    assert probe.read_verdicts(["AUTOGRADER-PROBE other CLEAN"], "t")[0] is False
+
+
+def test_module_bindings_of_setup_cells():
+    found = probe.module_bindings(["import numpy as np\nfrom dnn_course import checks\nimport os.path", "def ("])
+    assert found == [("checks", "dnn_course.checks"), ("np", "numpy"), ("os", "os")]
+
+
+# ----------------------------------------------------------------------------- feedback and report
+def test_hidden_tests_and_tracebacks_never_reach_feedback():
+    source = "x = 1\n### BEGIN HIDDEN TESTS\nassert secret_value == 42\n### END HIDDEN TESTS\ny = 2"
+    assert strip_hidden(source) == "x = 1\n# (hidden tests run here; their code is not shown)\ny = 2"
+    cell = nbformat.v4.new_code_cell(source)
+    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="wrong",
+                                           traceback=["\x1b[31m---> 3 assert secret_value == 42", "AssertionError"])]
+    out, _ = HideTestCode().preprocess_cell(cell, {}, 0)
+    assert "secret_value" not in json.dumps(out)
+    assert out.outputs[0]["traceback"] == ["AssertionError: wrong"]
+
+
+@pytest.mark.parametrize("value, text", [(2.0, "2"), (0.5, "0.5"), (1.255, "1.25"), (1 / 3, "0.33"),
+                                         (None, ""), (-0.0, "0"), (10, "10")])
+def test_scores_are_written_the_same_way_every_time(value, text):
+    assert report.number(value) == text
+
+
+# ----------------------------------------------------------------------------- sandbox
+def _run_sandboxed(code: str, tmp_path: Path, isolation: str, marker: str, **limits):
+    work, ipc = tmp_path / "work", tmp_path / "ipc"
+    work.mkdir(exist_ok=True)
+    ipc.mkdir(exist_ok=True)
+    spec = sandbox.SandboxSpec(isolation, str(work), str(ipc), marker,
+                               limits=sandbox.Limits(**limits) if limits else sandbox.Limits(),
+                               readonly=sandbox.default_readonly_paths(), uid=sandbox.sandbox_uid(0, isolation))
+    sandbox.prepare_directories(spec)
+    return subprocess.run(sandbox.wrap([sys.executable, "-c", code], spec), capture_output=True, text=True,
+                          env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
+                          preexec_fn=sandbox.preexec_function(spec), timeout=120)
+
+
+needs_bwrap = pytest.mark.skipif(sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP,
+                                 reason="bubblewrap isolation is not available here")
+
+PROBE_CODE = r"""
+import json, os, socket
+facts = {}
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=2); facts["network"] = True
+except OSError:
+    facts["network"] = False
+import dnn_course.checks
+repo = os.path.dirname(os.path.dirname(os.path.realpath(dnn_course.checks.__file__)))
+facts["sees_solutions"] = os.path.exists(os.path.join(repo, "solutions"))
+facts["sees_tests"] = os.path.exists(os.path.join(repo, "tests"))
+facts["sees_autograder"] = os.path.exists(os.path.join(repo, "autograder"))
+facts["cwd"] = os.getcwd()
+facts["tmp"] = sorted(os.listdir("/tmp"))
+try:
+    bytearray(3 * 1024 ** 3); facts["memory"] = "allocated"
+except MemoryError:
+    facts["memory"] = "refused"
+children = 0
+try:
+    for _ in range(500):
+        if os.fork() == 0:
+            import time; time.sleep(30); os._exit(0)
+        children += 1
+except OSError:
+    pass
+facts["children"] = children
+print(json.dumps(facts))
+"""
+
+
+@needs_bwrap
+def test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs(tmp_path):
+    result = _run_sandboxed(PROBE_CODE, tmp_path, sandbox.ISOLATION_BWRAP, "unit-bwrap",
+                            memory_mb=1024, max_processes=64)
+    facts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert facts == {"network": False, "sees_solutions": False, "sees_tests": False, "sees_autograder": False,
+                     "cwd": sandbox.SANDBOX_WORKDIR, "tmp": [], "memory": "refused",
+                     "children": facts["children"]}
+    assert 0 < facts["children"] < 64
+    # every process of the sandbox died with it (the pid namespace ended)
+    assert sandbox.kill_marked_processes("unit-bwrap") == 0
+
+
+def test_process_isolation_refuses_sockets_and_kills_detached_children(tmp_path):
+    code = ("import socket, subprocess, sys\n"
+            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True,\n"
+            "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "try:\n    socket.socket()\n    print('network')\nexcept PermissionError:\n    print('no network')\n")
+    result = _run_sandboxed(code, tmp_path, sandbox.ISOLATION_PROCESS, "unit-process")
+    assert result.stdout.strip() == "no network"
+    time.sleep(0.2)
+    assert sandbox.kill_marked_processes("unit-process") == 1
+    assert sandbox.kill_marked_processes("unit-process") == 0
+
+
+def test_detect_isolation_names_what_is_in_force():
+    level, how = sandbox.detect_isolation()
+    assert level in (sandbox.ISOLATION_BWRAP, sandbox.ISOLATION_PROCESS)
+    assert how.startswith("bubblewrap" if level == sandbox.ISOLATION_BWRAP else "process (no namespaces)")
+    assert sandbox.detect_isolation("process")[0] == sandbox.ISOLATION_PROCESS
