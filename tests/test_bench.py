@@ -60,9 +60,10 @@ def test_flop_count_of_the_brief_network():
 
 @pytest.fixture(scope="module")
 def quick_run():
-    """One quick run (embedded data, 256 images, float32 and float64, one thread)."""
+    """One quick run (embedded data, 256 images, float32 and float64, one thread, with the step profile)."""
     completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--n-train", "256", "--threads", "1", "--square-size", "128"],
+        [sys.executable, str(SCRIPT), "--quick", "--n-train", "256", "--threads", "1", "--square-size", "128",
+         "--profile"],
         capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr
@@ -74,6 +75,7 @@ def test_prints_a_table_then_one_json_line(quick_run):
     report = json.loads(lines[-1])
     assert any(line.startswith("reference epoch, train() [s]") for line in lines)
     assert any(line.startswith("NumPy BLAS:") and "kernel" in line for line in lines)
+    assert any(line.startswith("Reference, one training step") for line in lines)
     if HAS_TORCH:
         assert any(line.startswith("PyTorch epoch [s]") for line in lines)
     else:
@@ -93,6 +95,9 @@ def test_prints_a_table_then_one_json_line(quick_run):
         assert result["share_outside_gemm"] == pytest.approx(
             result["share_model_outside_gemm"] + result["share_loop"])
         assert result["reference_peak_rss_mb"] > 10
+        profile = result["profile_per_step"]
+        assert {"fc1.forward", "fc1.backward", "fc1.update", "relu1.forward", "softmax.ce_loss"} <= set(profile["parts"])
+        assert profile["step"] == pytest.approx(sum(profile["parts"].values()) + profile["between_layers"])
         if HAS_TORCH:
             assert result["ratio_reference_to_torch"] == pytest.approx(
                 result["reference_epoch_s"] / result["torch_epoch_s"])
