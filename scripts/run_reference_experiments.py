@@ -104,8 +104,6 @@ FASHION_SEARCH = [
     # a longer budget, with a light L2 penalty.
     {"layer_sizes": [784, 500, 500, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 1e-4,
      "epochs": 60},
-    {"layer_sizes": [784, 1024, 1024, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 1e-4,
-     "epochs": 60},
 ]
 FASHION_SEARCH_EPOCHS = 30
 FASHION_BATCH_SIZE = 128
