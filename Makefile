@@ -31,9 +31,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Students work on a copy, so exercises/ stays as released and `git pull` never conflicts.
+WORK     ?= my-work
+LAB_ARGS ?=
 lab: $(STAMP)
-	test -d my-work/dnn_hw || (mkdir -p my-work && cp -r exercises/dnn_hw my-work/dnn_hw)
-	$(BIN)/jupyter lab my-work/dnn_hw
+	test -d $(WORK)/dnn_hw || (mkdir -p $(WORK) && cp -r exercises/dnn_hw $(WORK)/dnn_hw)
+	$(BIN)/jupyter lab $(LAB_ARGS) $(WORK)/dnn_hw
 
 exercises: $(STAMP)
 	$(BIN)/python scripts/generate_exercises.py
