@@ -63,7 +63,7 @@ CHROMIUM_FLAGS = (
     "--window-size=1280,1024",
 )
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-INSTALL_HINT = "install it with `apt-get update && apt-get install -y chromium chromium-driver` (Debian/Ubuntu)"
+INSTALL_HINT = "install it with `apt-get update && apt-get install -y chromium` (Debian/Ubuntu)"
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")
 _REGION = re.compile(

@@ -1,7 +1,7 @@
 """The course website (Jupyter Book), checked as a reader sees it: in a real headless browser.
 
 The built site in ``_build/html`` is served from 127.0.0.1 and opened in headless Chromium
-(Debian packages ``chromium chromium-driver``), driven over the DevTools protocol by
+(Debian package ``chromium``), driven over the DevTools protocol by
 ``scripts/check_site.py``. The site is built first (as ``make book`` does) when it is missing
 or older than its sources; in CI, run ``make book`` before the tests so this is not needed.
 
@@ -163,7 +163,7 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="session")
-def reports(built_site, chromium) -> dict:
+def reports(chromium, built_site) -> dict:
     """Every page of the toc (and the home and search pages), opened in the browser once."""
     return check_site.check_site(built_site, PAGES, chromium)
 
@@ -207,14 +207,14 @@ def test_chapters_are_numbered_in_order(reports):
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
-def test_exercise_page_is_unexecuted_with_download_and_launch_buttons(reports, built_site, exercise):
+def test_exercise_page_is_unexecuted_with_download_and_launch_buttons(reports, exercise):
     report = reports[exercise + ".html"]
     assert report.outputs == 0, f"{exercise} was executed at build time; it must be shown as students get it"
 
     source_url = f"_sources/{exercise}.ipynb"
     assert any(url.endswith(source_url) for url in report.downloads), (
         f"no download button for {source_url} on {exercise}.html: {report.downloads}")
-    downloaded = nbformat.read(built_site / source_url, as_version=4)
+    downloaded = nbformat.read(SITE / source_url, as_version=4)
     committed = nbformat.read(REPO / f"{exercise}.ipynb", as_version=4)
     assert [cell.source for cell in downloaded.cells] == [cell.source for cell in committed.cells]
     assert all(not cell.get("outputs") for cell in downloaded.cells if cell.cell_type == "code")
@@ -236,7 +236,7 @@ def test_chapters_are_executed_at_build_time(reports):
     assert unexecuted == [], f"chapters shown without any output (not executed at build time?): {unexecuted}"
 
 
-def test_search_finds_the_student_guide(built_site, chromium):
+def test_search_finds_the_student_guide(chromium, built_site):
     with check_site.serve_directory(built_site) as base_url, check_site.HeadlessChromium(chromium) as browser:
         results = check_site.search(browser, base_url, "validate")
     assert base_url + "book/student_guide.html" in [url.split("#")[0].split("?")[0] for url in results], results
