@@ -26,7 +26,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "_build" / "html"
-REPOSITORY_URL = "https://github.com/dnn-from-scratch/course"
+CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
+REPOSITORY_URL = CONFIG["repository"]["url"]  # https://github.com/<owner>/<name>
+GITHUB_REPOSITORY = REPOSITORY_URL.removeprefix("https://github.com/")
 
 
 def _load_checker():
@@ -82,12 +84,11 @@ def test_every_toc_page_has_its_source_file(docname):
 
 
 def test_repository_url_is_written_once_in_the_config():
-    config = yaml.safe_load((REPO / "_config.yml").read_text())
-    assert config["repository"]["url"] == REPOSITORY_URL
+    assert REPOSITORY_URL.startswith("https://github.com/") and GITHUB_REPOSITORY.count("/") == 1
+    assert (REPO / "_config.yml").read_text().count(GITHUB_REPOSITORY) == 1
     pages = [REPO / f"{name}.md" for name in DOCNAMES if (REPO / f"{name}.md").exists()]
-    written = [page.name for page in pages if "dnn-from-scratch/course" in page.read_text()]
+    written = [page.name for page in pages if GITHUB_REPOSITORY in page.read_text()]
     assert written == [], f"use {{{{ repository_url }}}} instead of the address in {written}"
-    assert (REPO / "_config.yml").read_text().count("dnn-from-scratch/course") == 1
 
 
 # --- building the site -----------------------------------------------------------------------
@@ -221,8 +222,8 @@ def test_exercise_page_is_unexecuted_with_download_and_launch_buttons(reports, e
 
     path = f"{exercise}.ipynb"
     expected = {
-        "Binder": f"https://mybinder.org/v2/gh/dnn-from-scratch/course/main?urlpath=lab/tree/{path}",
-        "Colab": f"https://colab.research.google.com/github/dnn-from-scratch/course/blob/main/{path}",
+        "Binder": f"https://mybinder.org/v2/gh/{GITHUB_REPOSITORY}/main?urlpath=lab/tree/{path}",
+        "Colab": f"https://colab.research.google.com/github/{GITHUB_REPOSITORY}/blob/main/{path}",
     }
     for service, url in expected.items():
         assert url in report.launches, f"no {service} button on {exercise}.html: {report.launches}"
