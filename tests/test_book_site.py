@@ -243,6 +243,22 @@ def test_search_finds_the_student_guide(chromium, built_site):
     assert base_url + "book/student_guide.html" in [url.split("#")[0].split("?")[0] for url in results], results
 
 
+def test_introduction_works_opened_as_a_file(chromium, built_site):
+    """Offline without a server: file:// pages load MathJax, its fonts and the figures."""
+    with check_site.HeadlessChromium(chromium) as browser:
+        events = browser.open((built_site / "book" / "00_introduction.html").as_uri())
+        page = browser.evaluate(
+            "({math: document.querySelectorAll('.math').length,"
+            " typeset: document.querySelectorAll('.math mjx-container').length,"
+            " fonts: Array.from(document.fonts).filter(f => f.family === 'MJXTEX').map(f => f.status),"
+            " broken: Array.from(document.images).filter(i => i.naturalWidth === 0).map(i => i.src)})")
+    failed = [e["params"] for e in events if e["method"] == "Network.loadingFailed"]
+    assert failed == []
+    assert page["math"] >= 20 and page["typeset"] == page["math"]
+    assert page["fonts"] == ["loaded"]
+    assert page["broken"] == []
+
+
 # --- what is (not) published -----------------------------------------------------------------
 
 
