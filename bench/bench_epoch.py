@@ -63,7 +63,6 @@ from measure import (  # noqa: E402
     DoNothingModel,
     blas_description,
     cpu_name,
-    median_seconds,
     model_only_epoch_seconds,
     replay_epoch_gemms,
     seconds_of,
@@ -363,11 +362,17 @@ def _print_report(report: dict) -> None:
     environment = ", ".join(f"{k}={'unset' if v is None else v}" for k, v in numpy_blas["environment"].items())
     print(f"  environment: {environment}")
     if report["blas"]["torch"] is None:
-        print(f"PyTorch not installed: skipped ({TORCH_HINT})")
+        print("PyTorch left out (--no-torch)" if report["torch_left_out"] else
+              f"PyTorch not installed: skipped ({TORCH_HINT})")
     else:
         t = report["blas"]["torch"]
         print(f"PyTorch {t['version']}: BLAS {t['blas']}, oneDNN {'on' if t['mkldnn'] else 'off'}, "
               f"CPU kernels {t['cpu_capability']}, {t['num_threads']} thread(s)")
+    busiest = max(machine["load_before"], machine["load_after"], *(r["load_average"] for r in results.values()))
+    if busiest > machine["cpus"]:
+        print(f"WARNING: the machine was busy (load average up to {busiest:.1f} on {machine['cpus']} CPUs): other "
+              "jobs took CPU time from these runs. Wall-clock figures are unreliable, very much so with several "
+              "BLAS threads; prefer --threads 1 --clock cpu, or run again on an idle machine.")
     print(f"Useful FLOPs per epoch: {report['flops_per_epoch'] / 1e9:.2f} GFLOP ({report['flop_count']})")
     print(f"Times: {'process CPU time' if report['clock'] == 'cpu' else 'wall-clock time'}, "
           f"median of {report['repeats']} repetitions; peak memory is ru_maxrss of each worker process after "
@@ -412,6 +417,10 @@ def coordinate(args) -> dict:
     torch_available = importlib.util.find_spec("torch") is not None and not args.no_torch
     if not torch_available and not args.no_torch:
         print(f"PyTorch not installed: skipped ({TORCH_HINT})", flush=True)
+    if args.data == "full":  # find (or download) the data once, visibly, before the workers read it quietly
+        from dnn_course.datasets import load_dataset
+
+        load_dataset("mnist", source="full", data_dir=args.data_dir, verbose=True)
     load_before = os.getloadavg()[0]
     workers = {}
     try:
@@ -444,7 +453,7 @@ def coordinate(args) -> dict:
         "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE, "reg_lambda": REG_LAMBDA,
         "n_train": n_train, "data": first["data"], "threads": args.threads, "clock": args.clock,
         "repeats": args.repeats,
-        "quick": args.quick,
+        "quick": args.quick, "torch_left_out": args.no_torch,
         "flops_per_epoch": flops,
         "flop_count": "matrix products only, 2*m*k*n each: forward, weight gradients, and input gradients "
                       "of every layer but the first (skipped by both implementations)",
