@@ -321,6 +321,7 @@ def collect(submissions: Path, course_dir: Path, assignment: str, pattern: str,
     (course_dir / "downloaded" / assignment / "archive").mkdir(parents=True)
     manifest = course_dir / MANIFEST
     app = ZipCollectApp(coursedir=api.coursedir, parent=api)
+    app.log.setLevel("ERROR")  # what it would warn about is in the manifest's flags
     app.coursedir.assignment_id = assignment
     app.extractor_plugin = SafeExtractorPlugin
     app.collector_plugin = SubmissionCollectorPlugin

@@ -19,6 +19,7 @@ sequentially, and replaces the master only at the end.
 from __future__ import annotations
 
 import datetime as dt
+import faulthandler
 import json
 import os
 import secrets
@@ -95,6 +96,14 @@ def _fresh_event_loop() -> None:
     jcu._runner_map.clear()
 
 
+def _dump_tasks(signum, frame) -> None:
+    import asyncio
+
+    for task in asyncio.all_tasks(asyncio.get_event_loop()):
+        task.print_stack(limit=30)
+    sys.stderr.flush()
+
+
 def _child(jobdir: Path) -> None:
     """In the forked child: own session, output to job.log, grade, exit (never returns)."""
     code = 1
@@ -104,6 +113,8 @@ def _child(jobdir: Path) -> None:
         os.dup2(log, 1)
         os.dup2(log, 2)
         _fresh_event_loop()
+        faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a job is stuck
+        signal.signal(signal.SIGUSR2, _dump_tasks)  # `kill -USR2 <pid>`: its asyncio tasks
         job_module.run(jobdir)
         code = 0
     except BaseException:  # everything goes to job.log; the parent reads the exit code

@@ -108,9 +108,17 @@ def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Pat
 
 
 def ensure_tools_on_path() -> None:
-    """nbgrader runs ``alembic`` from PATH: make this interpreter's bin folder visible."""
+    """nbgrader runs ``alembic`` from PATH: make this interpreter's bin folder visible.
+
+    Also silences SQLAlchemy's warnings about nbgrader's session use (harmless, noisy).
+    """
     import os
     import sys
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning)
 
     bindir = os.path.dirname(sys.executable)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):

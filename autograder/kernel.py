@@ -18,6 +18,7 @@ student is a module-level setting (:func:`configure`).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -158,8 +159,8 @@ class SandboxExecute(Execute):
         msg_id = self.kc.kernel_info()
         deadline = time.monotonic() + grace
         while (left := deadline - time.monotonic()) > 0:
-            try:
-                msg = await self.kc.shell_channel.get_msg(timeout=left)
+            try:  # wait_for: a receive can block after a poll said "ready"
+                msg = await asyncio.wait_for(self.kc.shell_channel.get_msg(timeout=left), left + 0.5)
             except Exception:
                 return False
             if msg["parent_header"].get("msg_id") == msg_id:
@@ -172,7 +173,7 @@ class SandboxExecute(Execute):
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
-                msg = await self.kc.shell_channel.get_msg(timeout=left)
+                msg = await asyncio.wait_for(self.kc.shell_channel.get_msg(timeout=left), left + 0.5)
             except Exception:
                 return
             if msg["parent_header"].get("msg_id") == msg_id:

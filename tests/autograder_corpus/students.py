@@ -227,7 +227,7 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path) -> None:
         f"os.path.exists({SOLUTION_FILE!r}) or os.path.exists('../../solutions') or "
         "any(n.endswith('.db') for n in os.listdir('.'))"))})
     z("DNN_HW2_I_1407", {NB1: _with_tail(one, "relu", "import glob\n_found = [p for p in glob.glob('/tmp/**/*.db', "
-                                                     "recursive=True) + glob.glob('/work/**/*.db', recursive=True) + "
+                                                     "recursive=True) + glob.glob('/work/main/*.db') + glob.glob('/work/main/*/*.db') + "
                                                      "glob.glob('../**/*.db', recursive=True)]\n"
                                                      "for _p in _found:\n    open(_p, 'wb').write(b'garbage')\n"
                                                      + _cheat_if("_found"))})
