@@ -362,6 +362,8 @@ def run_fashion(source: str, args, out_dir: Path, command: list[str]) -> Path:
             {"layer_sizes": [784, h, h, 10], "activation": "tanh", "learning_rate": 0.05, "reg_lambda": 1e-4},
             {"layer_sizes": [784, h, 10], "activation": "sigmoid", "learning_rate": 0.5, "reg_lambda": 0.0},
             {"layer_sizes": [784, h, 10], "activation": "relu", "learning_rate": 0.01, "reg_lambda": 0.0},
+            {"layer_sizes": [784, h, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 0.0,
+             "schedule": [[2, 0.1], [2, 0.01]]},
         ]
         search_epochs, val_size = QUICK["search_epochs"], QUICK["val_size"]
     (x_all, y_all), (x_test, y_test) = train_split, test_split

@@ -72,10 +72,12 @@ def test_fashion_search_ranks_by_validation_and_retrains_the_best(quick_results)
     result = json.loads((out / "fashion_tuning_embedded.json").read_text())
     assert result["complete"] is True
     search = result["search"]
-    assert len(search) == 4
+    assert len(search) == 5
     for candidate in search:
         history = History.from_dict(candidate["history"])
-        assert history.epochs == script.QUICK["search_epochs"]
+        stages = candidate.get("schedule") or [[script.QUICK["search_epochs"], candidate["learning_rate"]]]
+        assert history.epochs == sum(epochs for epochs, _ in stages)
+        assert len(history.val_acc) == len(history.epoch_seconds) == history.epochs
         assert candidate["best_val_acc"] == max(history.val_acc)
         assert candidate["best_epoch"] == history.val_acc.index(max(history.val_acc)) + 1
     best_vals = [search[k]["best_val_acc"] for k in result["top3"]]
@@ -125,8 +127,24 @@ def test_fashion_final_only_refuses_to_rank_an_incomplete_search(tmp_path):
     script = load_script()
     common = ["--quick", "--only", "fashion", "--data", "embedded", "--out", str(tmp_path), "--threads", "1"]
     script.main([*common, "--candidate", "2"])
-    with pytest.raises(SystemExit, match=r"candidates \[1, 3, 4\] have no result"):
+    with pytest.raises(SystemExit, match=r"candidates \[1, 3, 4, 5\] have no result"):
         script.main([*common, "--final-only"])
     result = json.loads((tmp_path / "fashion_tuning_embedded.json").read_text())
     assert result["search"][0] is None and result["search"][1]["label"]
     assert result["final"] is None and result["complete"] is False
+
+
+def test_learning_rate_stages_continue_one_model_and_one_history(tmp_path):
+    script = load_script()
+    candidate = {"learning_rate": 0.1, "schedule": [[3, 0.1], [2, 0.01]]}
+    assert script._stages(candidate, 30) == [(3, 0.1), (2, 0.01)]
+    assert script._stages(candidate, 30, limit=4) == [(3, 0.1), (1, 0.01)]  # the final run stops at the best epoch
+    assert script._stages(candidate, 30, limit=2) == [(2, 0.1)]
+    assert script._stages({"learning_rate": 0.05}, 30) == [(30, 0.05)]
+    assert script._stages({"learning_rate": 0.05, "epochs": 60}, 30, limit=7) == [(7, 0.05)]
+    common = ["--quick", "--only", "fashion", "--data", "embedded", "--out", str(tmp_path), "--threads", "1"]
+    script.main([*common, "--candidate", "5"])
+    entry = json.loads((tmp_path / "fashion_tuning_embedded.json").read_text())["search"][4]
+    history = History.from_dict(entry["history"])
+    assert history.epochs == 4 and history.config["learning_rate_schedule"] == [[2, 0.1], [2, 0.01]]
+    assert "then 0.01 (2 epochs)" in entry["label"]
