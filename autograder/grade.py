@@ -18,7 +18,6 @@ sequentially, and replaces the master only at the end.
 """
 from __future__ import annotations
 
-import datetime as dt
 import faulthandler
 import json
 import os
@@ -338,7 +337,3 @@ def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result:
             shutil.copy(page, target / page.name)
             links[page.stem + ".ipynb"] = f"{sid}/{page.name}"
     atomic_write(out / "feedback" / f"{sid}.html", write_student_page(result, None, links))
-
-
-def timestamp_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

@@ -187,7 +187,12 @@ class SandboxExecute(Execute):
         """
         self.incidents.append(reason)
         await self.km.restart_kernel(now=True)
-        await self.kc.wait_for_ready(timeout=self.startup_timeout)
+        # not kc.wait_for_ready(): it also reads the output channel, which nbclient's
+        # output poller may be reading at this moment (two readers block for ever)
+        deadline = time.monotonic() + self.startup_timeout
+        while not await self._kernel_responds(2.0):
+            if time.monotonic() > deadline:
+                raise DeadKernelError("the restarted kernel does not answer")
         for cell in self.nb.cells[: self._current_index]:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             setup = meta.get("locked") and not meta.get("grade") and not meta.get("solution")
@@ -216,8 +221,17 @@ class SandboxExecute(Execute):
             if "notebook-time-limit" not in self.incidents:
                 self.incidents.append("notebook-time-limit")
             return cell
+        limit = (self._get_timeout(cell) or self.notebook_timeout) + self.interrupt_grace \
+            + 2 * self.startup_timeout + 2 * self.iopub_timeout + 30
         try:
-            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            # the watchdog: whatever nbclient waits for, a cell ends
+            return await asyncio.wait_for(
+                super().async_execute_cell(cell, cell_index, execution_count, store_history), limit)
+        except asyncio.TimeoutError:
+            self.log.warning("Cell %s exceeded the grader's watchdog; restarting the kernel", cell_index)
+            cell.outputs.append(_error_output("CellTimeoutError", "the grader stopped this cell"))
+            await self._restart("kernel-restarted")
+            return cell
         except DeadKernelError:
             self.log.warning("The kernel died in cell %s; restarting it", cell_index)
             cell.outputs.append(_error_output(
@@ -225,6 +239,14 @@ class SandboxExecute(Execute):
                 "(it exited, e.g. os._exit, or was killed at the memory limit)"))
             await self._restart("kernel-died")
             return cell
+
+    def _get_timeout(self, cell):
+        """The cell time limit, never beyond the notebook's deadline."""
+        timeout = super()._get_timeout(cell)
+        if self._deadline is None:
+            return timeout
+        left = max(1, int(self._deadline - time.monotonic()))
+        return left if timeout is None else min(timeout, left)
 
     execute_cell = run_sync(async_execute_cell)  # nbconvert calls the sync name
 

@@ -95,7 +95,9 @@ def _hidden_lines() -> list[str]:
                     inside = False
                 elif inside and len(line.strip()) > 20:
                     lines.append(line.strip())
-    return lines
+    visible = {line.strip() for path in sorted(RELEASE.glob("*.ipynb"))
+               for cell in nbformat.read(path, as_version=4).cells for line in cell.source.splitlines()}
+    return [line for line in lines if line not in visible]  # some lines are also in visible tests
 
 
 def test_feedback_shows_results_but_never_hidden_test_code(graded):

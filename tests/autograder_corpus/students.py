@@ -257,4 +257,59 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path) -> None:
 #: The grade each sample must get (total of the automatic scores) and a piece of
 #: a flag it must carry. Maximum: 01 = 6, 02 = 8, 03 = 6, 04 = 10 points.
 EXPECTED = {
+    # complete, partial, blank
+    "1001": ("30", ""),                 # correct 01-04 (05, 06 not submitted)
+    "1002": ("14", "04_model_l2.ipynb: not submitted"),   # 01, 02 right, 03 blank
+    "1003": ("0", ""),                  # the blank release, all six notebooks
+    # common mistakes
+    "1101": ("5", ""),                  # ReLU backward with >= 0 at z = 0
+    "1102": ("5", ""),                  # sigmoid that overflows (warns) for large negative z
+    "1103": ("5", ""),                  # tanh through np.tanh (forbidden by the brief)
+    "1104": ("5", ""),                  # FC backward without the L2 term in dW
+    "1105": ("2", ""),                  # softmax without the max shift (overflows)
+    "1106": ("4", ""),                  # cross-entropy summed, not averaged
+    "1107": ("23", ""),                 # L2 with the spectral norm np.linalg.norm(W, 2)
+    "1108": ("6", ""),                  # correct code that emits a harmless warning
+    "1109": ("0", "unreadable: the file is empty"),
+    # broken or hostile code (only 01 submitted; 6 points)
+    "1201": ("4", ""),                  # syntax error in the ReLU cell
+    "1202": ("4", ""),                  # exception at import in the ReLU cell
+    "1203": ("4", "a cell hit the time limit"),          # infinite loop
+    "1204": ("4", "a cell hit the time limit"),          # infinite loop ignoring SIGINT
+    "1205": ("6", ""),                  # sys.exit() after the class
+    "1206": ("4", "the kernel died"),   # os._exit(0) after the class
+    "1207": ("6", "memory limit reached"),               # 160 GB allocation
+    "1208": ("4", "the kernel died"),   # fork bomb (which then exits its own kernel)
+    "1209": ("6", ""),                  # detached child process (killed at the end)
+    "1210": ("6", "output truncated"),  # huge printed output
+    "1211": ("6", ""),                  # huge return value
+    "1212": ("6", ""),                  # network attempt (would break ReLU if it worked)
+    # test cells tampered with: the grade is what the code earns
+    "1301": ("5", "restored from the master"),           # wrong ReLU, its test replaced by print
+    "1302": ("6", "2 read-only or test cell(s) missing"),  # test and imports cells deleted
+    "1303": ("6", "1 duplicated cell(s) ignored"),
+    "1304": ("6", "restored from the master"),           # test cell turned into markdown
+    "1305": ("6", "3 answer cell(s) found without their nbgrader metadata"),  # metadata stripped
+    "1306": ("6", ""),                  # points inflated to 100
+    "1307": ("6", "1 answer cell(s) found without"),     # grade_ids renamed
+    "1308": ("6", "graded as '01_activations.ipynb'"),   # notebook renamed
+    "1309": ("6", "1 added code cell(s) kept"),          # helper cell added, answer moved
+    # tampering with the checks: the notebook scores 0
+    "1401": ("0", "integrity check failed"),             # np.allclose, assert_allclose replaced
+    "1402": ("0", "integrity check failed"),             # ... only when grading is detected
+    "1403": ("0", "dnn_course.checks.check_close was replaced"),
+    "1404": ("0", "the name checks no longer refers to dnn_course.checks"),
+    "1405": ("6", "dropped 1 other file(s)"),            # numpy.py shipped beside the notebook
+    "1406": ("6", ""),                  # looks for the solutions and the gradebook (not visible)
+    "1407": ("6", ""),                  # tries to overwrite any gradebook it can find
+    "1408": ("6", ""),                  # looks for other students' notebooks
+    # files and archives
+    "1501": ("0", "unreadable: not valid JSON"),
+    "1502": ("6", "converted from nbformat 3"),
+    "1503": ("6", "bytes that are not UTF-8 were replaced"),
+    "1504": ("6", "dropped 1 other file(s)"),            # nested folders in the zip
+    "1505": ("6", "refused unsafe path in archive: '../../escaped.ipynb'"),  # zip slip
+    "1506": ("6", "duplicate submission 'DNN_HW2_F_Zed_1506 (1).zip' ignored"),  # latest wins
+    "1508": ("6", "dropped 1 other file(s)"),            # a folder, not a zip
+    "final_homework": ("6", "name does not match the pattern"),
 }
