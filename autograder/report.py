@@ -119,6 +119,7 @@ def export_grades(out: Path, db: Path, assignment: str) -> Path:
     config.ExportPlugin.to = str(out / "grades.csv")
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     app = ExportApp(coursedir=api.coursedir, parent=api, config=config)
+    app.log.setLevel("WARN")
     app.init_plugin()
     with Gradebook(config.CourseDirectory.db_url) as gb:
         app.plugin_inst.export(gb)

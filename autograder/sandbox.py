@@ -331,7 +331,7 @@ def detect_isolation(prefer: str = "auto") -> tuple[str, str]:
     ``"process"``.
     """
     if prefer == ISOLATION_PROCESS:
-        return ISOLATION_PROCESS, "process isolation requested (--isolation process)"
+        return ISOLATION_PROCESS, "process (no namespaces): requested with --isolation process"
     bwrap = shutil.which("bwrap")
     reason = ""
     if bwrap is None:

@@ -305,4 +305,4 @@ def test_detect_isolation_names_what_is_in_force():
     level, how = sandbox.detect_isolation()
     assert level in (sandbox.ISOLATION_BWRAP, sandbox.ISOLATION_PROCESS)
     assert how.startswith("bubblewrap" if level == sandbox.ISOLATION_BWRAP else "process (no namespaces)")
-    assert sandbox.detect_isolation("process")[0] == sandbox.ISOLATION_PROCESS
+    assert sandbox.detect_isolation("process")[1].startswith("process (no namespaces)")
