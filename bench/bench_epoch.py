@@ -1,6 +1,7 @@
 """Benchmark one training epoch of the brief's MNIST network: the reference against PyTorch and the BLAS peak.
 
     python bench/bench_epoch.py [--repeats N] [--threads T] [--data full|embedded] [--quick]
+                                [--clock wall|cpu] [--profile] [--no-torch] [--reference-dir DIR]
 
 The network is part 2(a)'s: 784-500-500-10 with ReLU, softmax and cross-entropy,
 mini-batches of 128, plain SGD (learning rate 0.001, lambda 1e-8), one epoch
@@ -29,6 +30,13 @@ Each implementation and dtype runs in its own worker process (so PyTorch's
 OpenMP threads never compete with OpenBLAS's and each has its own peak
 memory); the workers take turns, once per repetition, and the medians are
 reported. The output is a table, then one line of JSON (the last line).
+
+On a machine shared with other jobs, ``--threads 1 --clock cpu`` gives steady
+figures: each worker's own CPU time, which leaves out the time it waited for
+a core (the table warns when the load average exceeds the number of CPUs).
+With several threads, wall-clock time on a busy machine is meaningless:
+OpenBLAS threads that wait for a busy core make products 10-50 times slower.
+``--profile`` adds the time of every layer method in a training step.
 
 OpenBLAS picks its kernel from the CPU unless ``OPENBLAS_CORETYPE`` (and the
 cache size ``OPENBLAS_L2_SIZE``) say otherwise; the table shows the kernel
