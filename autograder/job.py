@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -202,7 +203,10 @@ def run(jobdir: Path) -> dict:
     settings = GradingSettings(assignment=job["assignment"], cell_timeout=job["cell_timeout"],
                                notebook_timeout=job["notebook_timeout"],
                                limits=Limits(**job["limits"]))
+    clock = time.perf_counter()
+    timings = {}
     flags, nb_flags = prepare(job, jobdir)
+    timings["prepare"] = time.perf_counter() - clock
     course = jobdir / "course"
     spec = sandbox.SandboxSpec(
         isolation=job["isolation"], workdir=str(jobdir / "work"), ipc_dir=str(jobdir / "ipc"),
@@ -220,6 +224,7 @@ def run(jobdir: Path) -> dict:
         if not outcome["success"]:
             raise RuntimeError("nbgrader autograde failed:\n" + outcome.get("error", "")[-3000:]
                                + outcome.get("log", "")[-3000:])
+        timings["autograde"] = time.perf_counter() - clock - sum(timings.values())
         checks = inspect_autograded(job, jobdir)
         for name, check in checks.items():
             if not check["clean"]:
@@ -227,6 +232,7 @@ def run(jobdir: Path) -> dict:
         feedback = api.generate_feedback(job["assignment"], job["student_id"], force=True)
         if not feedback["success"]:
             flags.append("feedback could not be generated")
+        timings["feedback"] = time.perf_counter() - clock - sum(timings.values())
     else:  # nothing readable: nbgrader has nothing to run, every test scores 0
         with Gradebook(db_url) as gb:
             gb.update_or_create_student(job["student_id"])
@@ -239,6 +245,8 @@ def run(jobdir: Path) -> dict:
         score, max_score = sub.score, sub.max_score
     result = {"student_id": job["student_id"], "score": score, "max_score": max_score,
               "flags": flags, "notebooks": notebooks, "isolation": job["isolation"]}
+    timings["total"] = time.perf_counter() - clock
+    (jobdir / "timings.json").write_text(json.dumps({k: round(v, 2) for k, v in timings.items()}))
     atomic_write(jobdir / "result.json", json.dumps(result, indent=1, sort_keys=True))
     return result
 

@@ -11,14 +11,17 @@ are submitted without their results files, so they run in grading mode and
 fail fast (no training happens while grading, by design).
 
 Reported: wall time of the whole run (assignment set-up, collection, grading,
-merge, reports), seconds per submission, and core-seconds per submission
-(wall time x parallel jobs / submissions): the issue's target is under 10.
+merge, reports), seconds per submission, core-seconds per submission (wall
+time x parallel jobs / submissions; the issue's target is under 10), and the
+CPU time actually used per submission (independent of other load on the
+machine).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -75,8 +78,13 @@ def main() -> int:
         out = args.out or scratch / "out"
         settings = replace(GradingSettings(), jobs=args.jobs)
         start = time.perf_counter()
+        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         summary = grade(submissions, out, settings, progress=True)
         wall = time.perf_counter() - start
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (cpu_after.ru_utime - cpu_before.ru_utime + cpu_after.ru_stime - cpu_before.ru_stime
+               + own.ru_utime + own.ru_stime)
     finally:
         if args.out is None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -86,6 +94,8 @@ def main() -> int:
           f"on {os.cpu_count()} cores")
     print(f"seconds per submission: {wall / args.students:.2f}")
     print(f"core-seconds per submission: {wall * cores / args.students:.2f}")
+    print(f"CPU seconds per submission (user + system of every process): {cpu / args.students:.2f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     if summary.failed:
         print(f"not graded: {len(summary.failed)}")
     return 0

@@ -1,7 +1,7 @@
 """End-to-end: the sample class of tests/autograder_corpus graded once, every row asserted.
 
 The class (about 50 submissions, most with one notebook) is graded by one
-``grade`` run, two at a time, with a 10 s cell time limit so the infinite
+``grade`` run, two at a time, with a 20 s cell time limit so the infinite
 loops end quickly. Minutes, hence ``slow``.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "exercises" / st.ASSIGNMENT
 SOURCE = REPO / "solutions" / st.ASSIGNMENT
-SETTINGS = replace(GradingSettings(), cell_timeout=10, jobs=2)
+SETTINGS = replace(GradingSettings(), cell_timeout=20, jobs=2)
 
 
 def read_rows(out: Path) -> dict[str, dict]:
