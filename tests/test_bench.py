@@ -85,6 +85,7 @@ def test_prints_a_table_then_one_json_line(quick_run):
     assert report["batch_size"] == 128 and report["n_train"] == 256 and report["threads"] == 1
     assert report["flops_per_epoch"] == 256 * 3_098_000
     assert set(report["results"]) == {"float32", "float64"}
+    assert isinstance(report["machine_busy"], bool) and report["clock"] == "wall"
     assert report["blas"]["numpy"]["pools"][0]["architecture"]
     assert set(report["blas"]["numpy"]["environment"]) >= {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
     for dtype, result in report["results"].items():
