@@ -306,3 +306,24 @@ def test_detect_isolation_names_what_is_in_force():
     assert level in (sandbox.ISOLATION_BWRAP, sandbox.ISOLATION_PROCESS)
     assert how.startswith("bubblewrap" if level == sandbox.ISOLATION_BWRAP else "process (no namespaces)")
     assert sandbox.detect_isolation("process")[1].startswith("process (no namespaces)")
+
+
+# ----------------------------------------------------------------------------- results files
+def test_results_files_are_validated_without_pickle(tmp_path):
+    import numpy as np
+
+    from autograder.job import validate_data_file
+
+    good_json = tmp_path / "mnist_results.json"
+    good_json.write_text('{"relu": {"test_acc": 0.97}}')
+    assert validate_data_file(good_json) is None
+    bad_json = tmp_path / "fashion_results.json"
+    bad_json.write_text("{not json")
+    assert "not a valid json file" in validate_data_file(bad_json)
+    model = tmp_path / "fashion_model.npz"
+    np.savez(model, W1=np.ones((2, 3)), b1=np.zeros(3))
+    assert validate_data_file(model) is None
+    np.savez(model, config=np.array([{"evil": 1}], dtype=object))  # needs pickle to load
+    assert "not a valid npz file" in validate_data_file(model)
+    model.write_bytes(b"PK\x03\x04 broken")
+    assert "not a valid npz file" in validate_data_file(model)
