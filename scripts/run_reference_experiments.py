@@ -2,7 +2,7 @@
 
 One command produces every result that the chapter "Experiments" plots::
 
-    python scripts/run_reference_experiments.py                 # everything (hours on 1 core)
+    python scripts/run_reference_experiments.py                 # everything (about 1 h of CPU)
     python scripts/run_reference_experiments.py --only mnist --data embedded
     python scripts/run_reference_experiments.py --quick --out /tmp/results   # seconds, for tests
 
