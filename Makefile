@@ -43,8 +43,13 @@ exercises: $(STAMP)
 fixtures: $(STAMP)
 	$(BIN)/python scripts/make_fixtures.py
 
+# The benchmark runs with OpenBLAS's own kernel choice (some machines set OPENBLAS_CORETYPE and
+# OPENBLAS_L2_SIZE to force an older one); it reports which kernel ran. PyTorch is optional:
+# `.venv/bin/pip install torch==2.13.0` (CPU build) adds it to the comparison.
+# On a shared machine: make bench BENCH_ARGS="--threads 1 --clock cpu"
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python bench/bench_epoch.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_epoch.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache

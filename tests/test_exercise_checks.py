@@ -24,7 +24,8 @@ TANH_FORWARD = "self.out = np.sign(z) * ((1 - e) / (1 + e))"
 TANH_BACKWARD = "d_z = d_prev * (1 - self.out * self.out)"
 FC_FORWARD = "out = self.x @ self.W + self.b"
 FC_FLATTEN = "self.x = x.reshape(x.shape[0], -1)"
-FC_DW = "self.dW = self.x.T @ d_prev + reg_lambda * self.W"
+FC_DW = ("self.dW = self.x.T @ d_prev\n        if reg_lambda:\n"
+         "            self.dW += reg_lambda * self.W  # in place: no second weight-sized temporary")
 FC_DB = "self.db = d_prev.sum(axis=0)"
 FC_DX = "d_x = (d_prev @ self.W.T).reshape(self.input_shape)"
 FC_UPDATE = "self.W -= learning_rate * self.dW"
@@ -33,7 +34,7 @@ SOFTMAX_NORMALISE = "return exp / exp.sum(axis=1, keepdims=True)"
 CE_LOSS = "self.loss = -np.sum(y * np.log(y_hat + EPS)) / y.shape[0]"
 SOFTMAX_BACKWARD = "d_x = (self.y_hat - self.y) / self.y.shape[0]"
 L2_TERM = "loss = loss + 0.5 * reg_lambda * squared_weights"
-L2_SUM = "squared_weights = sum(np.sum(layer.W * layer.W) for layer in self.layers.values()"
+L2_SUM = "squared_weights = sum(np.vdot(layer.W, layer.W) for layer in self.layers.values()"
 
 # (case id, notebook, replacements, test cell, a fragment of the message the student must see)
 MISTAKES = [
