@@ -6,8 +6,9 @@ column). The instructor fills in ``score`` (in a spreadsheet or an editor)
 and runs ``python -m autograder manual-merge OUT --scores FILE``. The scores
 are checked (known student and cell, 0 <= score <= points), kept in
 ``OUT/manual_scores.csv`` (so a later re-grade keeps them), written to the
-gradebook as nbgrader manual scores, and ``grades.csv`` and the report are
-rewritten.
+gradebook as nbgrader manual scores, and ``grades.csv`` and
+``manual_cells.csv`` are rewritten (the class report is rewritten by the
+next ``grade`` run).
 """
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def apply_scores(out: Path, db: Path, assignment: str) -> int:
 
 
 def merge(out: Path, score_file: Path, assignment: str, settings) -> int:
-    """``manual-merge``: add the filled-in scores; rewrite grades.csv and the report."""
+    """``manual-merge``: add the filled-in scores; rewrite grades.csv and manual_cells.csv."""
     from . import report
 
     db = out / "course" / "gradebook.db"
