@@ -39,9 +39,9 @@ from tests.autograder_corpus import students as st  # noqa: E402
 MISTAKES = [
     (st.NB1, "relu", "(self.out > 0)", "(self.out >= 0)"),
     (st.NB1, "tanh", "self.out = np.sign(z) * ((1 - e) / (1 + e))", "self.out = np.tanh(z)"),
-    (st.NB2, "fc_layer", " + reg_lambda * self.W", ""),
+    (st.NB2, "fc_layer", "self.dW += reg_lambda * self.W", "pass"),
     (st.NB3, "softmax", "np.log(y_hat + EPS)) / y.shape[0]", "np.log(y_hat + EPS))"),
-    (st.NB4, "classifier_model", "np.sum(layer.W * layer.W)", "np.linalg.norm(layer.W, 2)"),
+    (st.NB4, "classifier_model", "np.vdot(layer.W, layer.W)", "np.linalg.norm(layer.W, 2)"),
 ]
 
 

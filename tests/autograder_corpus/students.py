@@ -137,13 +137,13 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path) -> None:
         "        self.out = np.where(z >= 0, 1 / (1 + e), e / (1 + e))", "self.out = 1 / (1 + np.exp(-z))")})
     z("DNN_HW2_M_1103", {NB1: replace_in_answer(
         one, "tanh", "self.out = np.sign(z) * ((1 - e) / (1 + e))", "self.out = np.tanh(z)")})
-    z("DNN_HW2_M_1104", {NB2: replace_in_answer(good[NB2], "fc_layer", " + reg_lambda * self.W", "")})
+    z("DNN_HW2_M_1104", {NB2: replace_in_answer(good[NB2], "fc_layer", "self.dW += reg_lambda * self.W", "pass")})
     z("DNN_HW2_M_1105", {NB3: replace_in_answer(good[NB3], "softmax",
                                                 "shifted = z - z.max(axis=1, keepdims=True)", "shifted = z")})
     z("DNN_HW2_M_1106", {NB3: replace_in_answer(good[NB3], "softmax",
                                                 "np.log(y_hat + EPS)) / y.shape[0]", "np.log(y_hat + EPS))")})
     z("DNN_HW2_M_1107", {NB1: good[NB1], NB2: good[NB2], NB3: good[NB3], NB4: replace_in_answer(
-        good[NB4], "classifier_model", "np.sum(layer.W * layer.W)", "np.linalg.norm(layer.W, 2)")})
+        good[NB4], "classifier_model", "np.vdot(layer.W, layer.W)", "np.linalg.norm(layer.W, 2)")})
     z("DNN_HW2_M_1108", {NB1: _with_tail(one, "relu", "import warnings\nwarnings.warn('a harmless warning')")})
     z("DNN_HW2_M_1109", {NB1: b""})
     # broken or hostile code
