@@ -93,3 +93,14 @@ def fake_official(tmp_path, monkeypatch):
         return SimpleNamespace(name=name, dir=directory, arrays=arrays, sha256=sha256)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The reference implementation from solutions/ (skipped where solutions/ is absent, as in students' copies)."""
+    from dnn_course.reference import load_reference
+
+    try:
+        return load_reference()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))

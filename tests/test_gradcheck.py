@@ -269,14 +269,6 @@ def test_model_check_errors_are_explained():
 # --- the reference implementation -----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def reference():
-    from dnn_course.reference import load_reference
-
-    try:
-        return load_reference()
-    except FileNotFoundError as err:  # students' copies have no solutions/
-        pytest.skip(str(err))
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])

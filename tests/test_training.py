@@ -296,14 +296,6 @@ def test_history_from_dict_rejects_unknown_keys():
 # --- the reference network on real data ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def reference():
-    from dnn_course.reference import load_reference
-
-    try:
-        return load_reference()
-    except FileNotFoundError as err:  # students' copies have no solutions/
-        pytest.skip(str(err))
 
 
 def test_reference_mlp_learns_embedded_mnist(reference):
