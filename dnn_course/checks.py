@@ -31,6 +31,7 @@ __all__ = [
     "check_dtype",
     "check_finite",
     "check_gradient",
+    "check_no_warnings",
     "check_probabilities",
     "check_shape",
     "check_unchanged",
