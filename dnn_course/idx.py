@@ -202,32 +202,31 @@ def read_idx(
     return array
 
 
+def _read_uint8(path, ndim: int, kind: str, expected_sha256: str | None, fix: str) -> np.ndarray:
+    """Read an IDX file that must hold unsigned bytes in ``ndim`` dimensions (``kind`` names it in errors)."""
+    array = read_idx(path, expected_sha256=expected_sha256, fix=fix)
+    if array.dtype != np.uint8 or array.ndim != ndim:
+        plural = "dimension" if ndim == 1 else "dimensions"
+        raise DataFileError(
+            path,
+            f"expected {kind} ({ndim} {plural} of unsigned bytes), found {array.ndim} dimensions of {array.dtype}",
+            fix,
+        )
+    return array
+
+
 def read_images(
     path: os.PathLike | str, *, expected_sha256: str | None = None, fix: str = DEFAULT_FIX
 ) -> np.ndarray:
     """Read an IDX image file: uint8 array of shape ``(n, rows, cols)``."""
-    images = read_idx(path, expected_sha256=expected_sha256, fix=fix)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise DataFileError(
-            path,
-            f"expected images (3 dimensions of unsigned bytes), found {images.ndim} dimensions of {images.dtype}",
-            fix,
-        )
-    return images
+    return _read_uint8(path, 3, "images", expected_sha256, fix)
 
 
 def read_labels(
     path: os.PathLike | str, *, expected_sha256: str | None = None, fix: str = DEFAULT_FIX
 ) -> np.ndarray:
     """Read an IDX label file: uint8 array of shape ``(n,)``."""
-    labels = read_idx(path, expected_sha256=expected_sha256, fix=fix)
-    if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise DataFileError(
-            path,
-            f"expected labels (1 dimension of unsigned bytes), found {labels.ndim} dimensions of {labels.dtype}",
-            fix,
-        )
-    return labels
+    return _read_uint8(path, 1, "labels", expected_sha256, fix)
 
 
 def write_idx(

@@ -18,6 +18,7 @@ Both loaders treat the file as untrusted: size caps, no pickles, and a clear
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -96,10 +97,9 @@ def save_model(path: str | Path, model, layer_sizes, activation: str, info: dict
         arrays[f"W{j}"], arrays[f"b{j}"] = np.asarray(layer.W), np.asarray(layer.b)
     description = {"layer_sizes": [int(s) for s in layer_sizes], "activation": str(activation), "info": info or {}}
     arrays["description"] = np.array(json.dumps(description))
-    with tempfile.TemporaryFile() as buffer:
-        np.savez_compressed(buffer, **arrays)
-        buffer.seek(0)
-        _write_atomically(Path(path), buffer.read())
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    _write_atomically(Path(path), buffer.getvalue())
 
 
 def load_model(path: str | Path, impl, *, dtype=np.float32):

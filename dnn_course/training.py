@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from .datasets import one_hot
+
 __all__ = ["History", "TrainingDivergedError", "accuracy", "train"]
 
 
@@ -202,7 +204,7 @@ def train(
     _warn_on_dtype_mismatch(model, dtype)
     # Speed: the data are cast, flattened and one-hot encoded once here, never per batch.
     x_train, y_train = _prepare(x_train, y_train, "train", dtype, num_classes)
-    y_train_onehot = _one_hot(y_train, num_classes, dtype)
+    y_train_onehot = one_hot(y_train, num_classes, dtype=dtype)
     x_val, y_val = _prepare_optional(x_val, y_val, "val", dtype, num_classes)
     x_test, y_test = _prepare_optional(x_test, y_test, "test", dtype, num_classes)
     n_train = len(y_train)
@@ -353,10 +355,3 @@ def _prepare_optional(x, y, split: str, dtype, num_classes: int):
     if x is None:
         return None, None
     return _prepare(x, y, split, dtype, num_classes)
-
-
-def _one_hot(y: np.ndarray, num_classes: int, dtype) -> np.ndarray:
-    """Integer labels (n,) -> one-hot rows (n, num_classes) of ``dtype``."""
-    encoded = np.zeros((len(y), num_classes), dtype=dtype)
-    encoded[np.arange(len(y)), y] = 1
-    return encoded
