@@ -298,6 +298,7 @@ def _summarise(dtype: str, ref: Worker, ref_runs: list[dict], torch_worker: Work
         "profile_per_step": ref.setup["profile"],
         "load_average": float(np.median([r["load"] for r in ref_runs + torch_runs])),
         "torch_epoch_s": None, "torch_square_gflops": None, "ratio_reference_to_torch": None,
+        "ratio_gemm_only_to_torch": None,
         "torch_peak_rss_mb": None, "torch_first_epoch_loss": None, "torch_cpu_share": None,
     }
     if torch_worker is not None:
@@ -306,6 +307,8 @@ def _summarise(dtype: str, ref: Worker, ref_runs: list[dict], torch_worker: Work
             "torch_epoch_s": torch_seconds,
             "torch_square_gflops": _median(torch_runs, "square_gflops"),
             "ratio_reference_to_torch": epoch / torch_seconds,
+            # The best ratio any NumPy epoch with these products could reach: everything else free.
+            "ratio_gemm_only_to_torch": gemm / torch_seconds,
             "torch_peak_rss_mb": torch_worker.setup["peak_rss_mb"],
             "torch_first_epoch_loss": torch_worker.setup["first_epoch_loss"],
             "torch_cpu_share": _median(torch_runs, "cpu_share"),
@@ -332,6 +335,7 @@ def _rows(results: dict) -> list[tuple[str, str, callable]]:
         ("  loop alone, do-nothing model [s]", "loop_only_s", seconds),
         ("PyTorch epoch [s]", "torch_epoch_s", seconds),
         ("reference / PyTorch", "ratio_reference_to_torch", "{:.2f}".format),
+        ("  bound: matrix products alone / PyTorch", "ratio_gemm_only_to_torch", "{:.2f}".format),
         ("reference [GFLOP/s]", "reference_gflops", gflops),
         ("GEMM peak, epoch shapes [GFLOP/s]", "gemm_peak_epoch_shapes_gflops", gflops),
         ("GEMM peak, square NumPy [GFLOP/s]", "gemm_peak_square_gflops", gflops),
@@ -400,7 +404,10 @@ def _print_report(report: dict) -> None:
     for dtype in dtypes:
         met = results[dtype]["goals_met"]
         words = {True: "met", False: "NOT met", None: "not measured"}
-        print(f"Goals, {dtype}: reference/PyTorch <= {GOALS['max_ratio_to_torch']}: {words[met['ratio_to_torch']]}; "
+        bound = results[dtype]["ratio_gemm_only_to_torch"]
+        reachable = "" if bound is None else f" (the matrix products alone take {bound:.2f})"
+        print(f"Goals, {dtype}: reference/PyTorch <= {GOALS['max_ratio_to_torch']}: {words[met['ratio_to_torch']]}"
+              f"{reachable}; "
               f"fraction of peak >= {GOALS['min_fraction_of_peak']:.0%}: {words[met['fraction_of_peak']]}; "
               f"loop overhead <= {GOALS['max_loop_overhead']:.0%}: {words[met['loop_overhead']]}")
 

@@ -33,7 +33,7 @@ RESULT_KEYS = {
     "share_outside_gemm", "share_model_outside_gemm", "share_loop", "loop_overhead",
     "reference_peak_rss_mb", "reference_tracemalloc_peak_mb", "reference_first_epoch_loss",
     "torch_epoch_s", "torch_square_gflops", "ratio_reference_to_torch", "torch_peak_rss_mb",
-    "torch_first_epoch_loss", "goals_met", "load_average",
+    "torch_first_epoch_loss", "goals_met", "load_average", "ratio_gemm_only_to_torch",
 }
 
 
@@ -102,7 +102,9 @@ def test_prints_a_table_then_one_json_line(quick_run):
         if HAS_TORCH:
             assert result["ratio_reference_to_torch"] == pytest.approx(
                 result["reference_epoch_s"] / result["torch_epoch_s"])
+            assert result["ratio_gemm_only_to_torch"] == pytest.approx(result["gemm_only_s"] / result["torch_epoch_s"])
             # same initial weights, batch order and SGD: the first epoch's losses agree (L2 term ~1e-5 apart)
             assert result["torch_first_epoch_loss"] == pytest.approx(result["reference_first_epoch_loss"], abs=1e-4)
         else:
             assert result["torch_epoch_s"] is None and result["goals_met"]["ratio_to_torch"] is None
+            assert result["ratio_gemm_only_to_torch"] is None
