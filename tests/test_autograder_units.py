@@ -331,3 +331,21 @@ def test_results_files_are_validated_without_pickle(tmp_path):
     assert "not a valid npz file" in validate_data_file(model)
     model.write_bytes(b"PK\x03\x04 broken")
     assert "not a valid npz file" in validate_data_file(model)
+
+
+def test_notebook_validation_still_works_with_the_slow_iri_checker_blocked():
+    """autograder blocks jsonschema's optional rfc3987_syntax import (about 1 s); nbformat must still validate."""
+    code = (
+        "import autograder, sys, nbformat\n"
+        "assert sys.modules['rfc3987_syntax'] is None\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1 + 1')])\n"
+        "nbformat.validate(nb)\n"
+        "nb.cells[0]['cell_type'] = 'spreadsheet'\n"
+        "try:\n"
+        "    nbformat.validate(nb)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('invalid notebook rejected')\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "invalid notebook rejected"
