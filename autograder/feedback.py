@@ -58,6 +58,18 @@ def _fmt(value) -> str:
     return "" if value is None else f"{value:g}"
 
 
+def _hand_graded_note(result: dict) -> str:
+    """How far the hand grading of this submission has got, in words."""
+    statuses = [test["status"] for nb in result["notebooks"] for test in nb["tests"]]
+    pending, done = statuses.count("manual"), statuses.count("graded by hand")
+    if pending:
+        return (f"{pending} answer{'s' if pending > 1 else ''} still to be graded by hand; "
+                "their points will be added by the instructor")
+    if done:
+        return "including the answers graded by hand"
+    return "all tests graded automatically"
+
+
 def write_student_page(result: dict, path, notebook_links: dict[str, str]) -> str:
     """The student's summary page (HTML text); also written to ``path`` by the caller."""
     esc = html.escape
@@ -79,8 +91,7 @@ def write_student_page(result: dict, path, notebook_links: dict[str, str]) -> st
 tr.passed td:nth-child(2){{color:#1a7f37}}tr.failed td:nth-child(2){{color:#cf222e}}tr.manual td:nth-child(2){{color:#9a6700}}
 tr.nb th{{background:#eee}}pre{{margin:0;white-space:pre-wrap}}</style></head><body>
 <h1>Feedback for {esc(result['student_id'])}</h1>
-<p>Automatic score: <b>{_fmt(result['score'])} / {_fmt(result['max_score'])}</b>
-(answers graded by hand are added by the instructor).</p>
+<p>Score: <b>{_fmt(result['score'])} / {_fmt(result['max_score'])}</b> ({esc(_hand_graded_note(result))}).</p>
 {f'<h2>Notes</h2><ul>{flags}</ul>' if flags else ''}
 <table>{''.join(rows)}</table></body></html>
 """

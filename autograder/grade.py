@@ -317,7 +317,8 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
     for stale in (out / "results").glob("*.json"):
         if stale.stem not in manifest:
             stale.unlink()
-    manual.apply_scores(out, work_db, settings.assignment)
+    if manual.apply_scores(out, work_db, settings.assignment):
+        manual.refresh_results(out, work_db, settings.assignment)
     manual.write_manual_list(out, work_db, settings.assignment, course)
     summary = RunSummary(len(students), failed, how, time.monotonic() - start, str(out))
     report.write_all(out, work_db, settings, names, how)

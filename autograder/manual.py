@@ -6,9 +6,10 @@ column). The instructor fills in ``score`` (in a spreadsheet or an editor)
 and runs ``python -m autograder manual-merge OUT --scores FILE``. The scores
 are checked (known student and cell, 0 <= score <= points), kept in
 ``OUT/manual_scores.csv`` (so a later re-grade keeps them), written to the
-gradebook as nbgrader manual scores, and ``grades.csv`` and
-``manual_cells.csv`` are rewritten (the class report is rewritten by the
-next ``grade`` run).
+gradebook as nbgrader manual scores, and ``grades.csv``,
+``manual_cells.csv``, each student's ``results/<id>.json`` and feedback
+summary page are rewritten (the class report is rewritten by the next
+``grade`` run).
 """
 from __future__ import annotations
 
@@ -123,6 +124,47 @@ def write_to_gradebook(db: Path, assignment: str, scores: dict[tuple[str, str, s
         gb.db.commit()
 
 
+def refresh_results(out: Path, db: Path, assignment: str) -> int:
+    """Bring every student's result file and feedback summary page up to date with the gradebook.
+
+    The hand-graded cells get their scores and the status "graded by hand"
+    (or stay "manual" while unscored); the notebooks' and the total scores
+    are the gradebook's, as in ``grades.csv``. Returns how many students
+    were rewritten.
+    """
+    from .feedback import write_student_page
+    from .job import atomic_write
+
+    changed = 0
+    with Gradebook(f"sqlite:///{db}") as gb:
+        for path in sorted((out / "results").glob("*.json")):
+            result = json.loads(path.read_text(encoding="utf-8"))
+            sid = result["student_id"]
+            try:
+                submission = gb.find_submission(assignment, sid)
+            except MissingEntry:
+                continue
+            before = json.dumps(result, sort_keys=True)
+            for nb in result["notebooks"]:
+                notebook = gb.find_submission_notebook(nb["name"].removesuffix(".ipynb"), assignment, sid)
+                grades = {grade.name: grade for grade in notebook.grades}
+                for test in nb["tests"]:
+                    grade = grades.get(test["id"])
+                    if grade is not None and test["status"] in ("manual", "graded by hand"):
+                        test["score"] = grade.score
+                        test["status"] = "manual" if grade.manual_score is None else "graded by hand"
+                nb["score"] = notebook.score
+            result["score"] = submission.score
+            if json.dumps(result, sort_keys=True) == before:
+                continue
+            atomic_write(path, json.dumps(result, indent=1, sort_keys=True))
+            pages = out / "feedback" / sid
+            links = {page.stem + ".ipynb": f"{sid}/{page.name}" for page in sorted(pages.glob("*.html"))}
+            atomic_write(out / "feedback" / f"{sid}.html", write_student_page(result, None, links))
+            changed += 1
+    return changed
+
+
 def apply_scores(out: Path, db: Path, assignment: str) -> int:
     """Re-apply the stored scores (after a re-grade); returns how many were applied."""
     path = out / STORE_FILE
@@ -137,7 +179,7 @@ def apply_scores(out: Path, db: Path, assignment: str) -> int:
 
 
 def merge(out: Path, score_file: Path, assignment: str, settings) -> int:
-    """``manual-merge``: add the filled-in scores; rewrite grades.csv and manual_cells.csv."""
+    """``manual-merge``: add the filled-in scores; rewrite grades.csv, manual_cells.csv and the feedback pages."""
     from . import report
 
     db = out / "course" / "gradebook.db"
@@ -149,5 +191,6 @@ def merge(out: Path, score_file: Path, assignment: str, settings) -> int:
     write_to_gradebook(db, assignment, merged)
     store(out, merged)
     write_manual_list(out, db, assignment)
+    refresh_results(out, db, assignment)
     report.export_grades(out, db, assignment)
     return len(new)

@@ -7,6 +7,7 @@ loops end quickly. Minutes, hence ``slow``.
 from __future__ import annotations
 
 import csv
+import json
 import html
 import re
 from dataclasses import replace
@@ -141,10 +142,25 @@ def test_manual_scores_are_listed_validated_and_merged(graded):
         writer.writeheader()
         writer.writerow({**first, "score": "1.5"})
     before = float(rows["1003"]["total"])
+    page = out / "feedback" / "1003.html"
+    pending = len(blank)
+    assert f"{pending} answers still to be graded by hand" in page.read_text(encoding="utf-8")
+    result_before = json.loads((out / "results" / "1003.json").read_text())
     assert manual.merge(out, filled, st.ASSIGNMENT, None) == 1
     after = read_rows(out)
     assert float(after["1003"]["total"]) == before + 1.5
     assert after["1003"][f"{first['notebook']}/{first['cell']}"] == "1.5"
+    # the student's result file and feedback page show the hand-graded points and the new total
+    result = json.loads((out / "results" / "1003.json").read_text())
+    assert result["score"] == pytest.approx(result_before["score"] + 1.5) == float(after["1003"]["total"])
+    nb = next(n for n in result["notebooks"] if n["name"] == first["notebook"] + ".ipynb")
+    nb_before = next(n for n in result_before["notebooks"] if n["name"] == nb["name"])
+    assert nb["score"] == pytest.approx(nb_before["score"] + 1.5)
+    test = next(t for t in nb["tests"] if t["id"] == first["cell"])
+    assert (test["status"], test["score"]) == ("graded by hand", 1.5)
+    text = page.read_text(encoding="utf-8")
+    assert f"<b>{result['score']:g} / {result['max_score']:g}</b>" in text
+    assert f"{pending - 1} answer" in text and "graded by hand" in text
     assert {k: v for k, v in after.items() if k != "1003"} == {k: v for k, v in rows.items() if k != "1003"}
     with open(filled, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, manual.FIELDS)
