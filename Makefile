@@ -18,6 +18,7 @@ help:
 venv: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "This course needs Python 3.11 or newer, but $(PYTHON) is Python " + sys.version.split()[0] + ". Install Python 3.11 or newer and run make again with PYTHON=python3.11 (or python3.12, ...).")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet pip==26.3
 	$(BIN)/python -m pip install --quiet -r requirements.txt
