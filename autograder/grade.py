@@ -111,6 +111,10 @@ def _child(jobdir: Path) -> None:
         log = os.open(jobdir / "job.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
+        # sys.stdout/stderr may not write to fds 1 and 2 (pytest's capture, a Jupyter kernel's
+        # streams): rebind them, so a failing job's traceback lands in job.log
+        sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
         _fresh_event_loop()
         faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a job is stuck
         signal.signal(signal.SIGUSR2, _dump_tasks)  # `kill -USR2 <pid>`: its asyncio tasks

@@ -107,6 +107,9 @@ def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Pat
         SandboxExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
         SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
     ]
+    # nbgrader leaves autograded notebooks read-only (444); the job rewrites them once more
+    # (without the integrity probes), which only root could do to a read-only file.
+    cfg.Autograde.permissions = 644
     cfg.OverwriteCells.add_missing_cells = True
     cfg.SandboxExecute.timeout = settings.cell_timeout
     cfg.SandboxExecute.notebook_timeout = settings.notebook_timeout

@@ -30,7 +30,9 @@ def _copy_notebooks(source: Path, destination: Path) -> list[str]:
 
 
 def _nbgrader_validate(folder: Path, notebooks: list[str], *extra: str) -> str:
-    env = dict(os.environ, DNN_COURSE_MODE="quick", MPLBACKEND="Agg")
+    # unbuffered: nbgrader prints its verdicts to stdout and its log to stderr, and the chunks
+    # per notebook below rely on the two arriving in order
+    env = dict(os.environ, DNN_COURSE_MODE="quick", MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", *extra, *notebooks],
                             cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=1200)
