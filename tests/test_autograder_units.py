@@ -349,3 +349,12 @@ def test_notebook_validation_still_works_with_the_slow_iri_checker_blocked():
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "invalid notebook rejected"
+
+
+def test_autograded_notebooks_stay_writable_for_a_non_root_grader(tmp_path):
+    """The job rewrites each autograded notebook; nbgrader's default (444) only lets root do that."""
+    from autograder.grading_config import GradingSettings, nbgrader_config
+
+    config = nbgrader_config(tmp_path, GradingSettings())
+    mode = int(str(config.Autograde.permissions), 8)  # nbgrader reads the digits as octal
+    assert mode & 0o600 == 0o600, oct(mode)
