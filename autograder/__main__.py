@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .grading_config import GradingSettings
+# The grader forks one process per submission, and a process should have no other threads
+# when it forks (a lock another thread holds stays locked in the child; Python 3.12+ warns).
+# NumPy's OpenBLAS starts a worker thread per core when imported; the grader itself does no
+# linear algebra worth threads (the kernels get their own settings), so it asks for none.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from .grading_config import GradingSettings  # noqa: E402 (after the environment is set)
 from .sandbox import Limits
 
 

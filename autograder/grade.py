@@ -155,6 +155,7 @@ def run_jobs(jobs: dict[str, Path], make_job, parallel: int, timeout: float,
     running: dict[int, tuple[str, float, int]] = {}
     free = list(range(parallel))[::-1]
     results: dict[str, tuple[bool, str]] = {}
+    tqdm.monitor_interval = 0  # no monitor thread: this process forks (see __main__)
     bar = tqdm(total=len(pending), unit="student", desc="grading", disable=not progress)
     try:
         while pending or running:
