@@ -146,7 +146,10 @@ def refresh_results(out: Path, db: Path, assignment: str) -> int:
                 continue
             before = json.dumps(result, sort_keys=True)
             for nb in result["notebooks"]:
-                notebook = gb.find_submission_notebook(nb["name"].removesuffix(".ipynb"), assignment, sid)
+                try:
+                    notebook = gb.find_submission_notebook(nb["name"].removesuffix(".ipynb"), assignment, sid)
+                except MissingEntry:  # not in the gradebook: nothing to bring up to date
+                    continue
                 grades = {grade.name: grade for grade in notebook.grades}
                 for test in nb["tests"]:
                     grade = grades.get(test["id"])
