@@ -44,3 +44,21 @@ def test_environment_yml_lists_the_same_versions():
     for name, version in top_level.items():
         assert listed.get(name) == version, f"{name}: environment.yml has {listed.get(name)}, requirements.in {version}"
     assert re.fullmatch(r"3\.\d+", listed["python"])
+
+
+def test_the_package_ships_every_data_file_it_reads():
+    """A non-editable install (a wheel, Colab) must carry dnn_course's data files, not only the repository."""
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    package_data = config.get("package-data", {})
+    data_files = [p for p in (REPO / "dnn_course").rglob("*")
+                  if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    assert data_files, "dnn_course has no data files: the fixtures are missing"
+    for path in data_files:
+        package = ".".join(path.parent.relative_to(REPO).parts)
+        assert package in config["packages"], f"{package} is not in [tool.setuptools] packages"
+        patterns = package_data.get(package, [])
+        assert any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns), \
+            f"{path.relative_to(REPO)} matches no [tool.setuptools.package-data] pattern of {package}"
