@@ -2,18 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-# The grader forks one process per submission, and a process should have no other threads
-# when it forks (a lock another thread holds stays locked in the child; Python 3.12+ warns).
-# NumPy's OpenBLAS starts a worker thread per core when imported; the grader itself does no
-# linear algebra worth threads (the kernels get their own settings), so it asks for none.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-from .grading_config import GradingSettings  # noqa: E402 (after the environment is set)
+from .grading_config import GradingSettings
 from .sandbox import Limits
 
 
@@ -41,10 +34,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="re-grade only this student (repeatable); other rows are left as they are")
     g.add_argument("--jobs", type=int, default=defaults.jobs, help="submissions graded at once (default: %(default)s)")
     g.add_argument("--isolation", choices=["auto", "bubblewrap", "process"], default="auto")
-    g.add_argument("--cell-timeout", type=int, default=defaults.cell_timeout, metavar="S")
-    g.add_argument("--notebook-timeout", type=int, default=defaults.notebook_timeout, metavar="S")
-    g.add_argument("--submission-timeout", type=int, default=defaults.submission_timeout, metavar="S")
-    g.add_argument("--memory-mb", type=int, default=defaults.limits.memory_mb)
+    g.add_argument("--cell-timeout", type=int, help="seconds (default: %(default)s)", default=defaults.cell_timeout, metavar="S")
+    g.add_argument("--notebook-timeout", type=int, help="seconds (default: %(default)s)", default=defaults.notebook_timeout, metavar="S")
+    g.add_argument("--submission-timeout", type=int, help="seconds (default: %(default)s)", default=defaults.submission_timeout, metavar="S")
+    g.add_argument("--memory-mb", type=int, default=defaults.limits.memory_mb,
+                   help="memory of each process of a kernel (default: %(default)s)")
     g.add_argument("--assignment", default=defaults.assignment)
     g.add_argument("--source", help="folder holding ASSIGNMENT/ source notebooks (default: solutions/)")
     g.add_argument("--pattern", help="regular expression of archive names with (?P<student_id>...)")
@@ -86,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(rows)} answer(s) graded by hand, {pending} still without a score: {path}")
         return 0
     try:
-        count = manual.merge(out, args.scores.resolve(), args.assignment, None)
+        count = manual.merge(out, args.scores.resolve(), args.assignment)
     except (manual.ScoreError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -54,7 +54,6 @@ class Candidate:
     timestamp: str = ""              # ISO time of its newest notebook
     files: dict = field(default_factory=dict)      # assignment file name -> extracted path
     flags: list = field(default_factory=list)
-    superseded_by: str = ""
 
 
 def sanitize_id(text: str) -> str:
@@ -284,7 +283,6 @@ class SubmissionCollectorPlugin(FileNameCollectorPlugin):
             group.sort(key=lambda c: (c.timestamp, c.source))
             winner = group[-1]
             for older in group[:-1]:
-                older.superseded_by = winner.source
                 winner.flags.append(f"duplicate submission {older.source!r} ignored; the latest "
                                     f"({winner.source!r}, {winner.timestamp}) was graded")
             plan[student_id] = winner

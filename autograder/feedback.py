@@ -3,16 +3,19 @@
 :class:`HideTestCode` is added to nbgrader's ``generate_feedback``: hidden
 test regions leave the test cells (nbgrader's autograde put them back to run
 them), and error tracebacks, which quote the failing source line, shrink to
-their message. :func:`write_student_page` writes the one-page summary of a
+their message. :func:`write_summary` writes the one-page summary of a
 student from the grading result.
 """
 from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
+
+from dnn_course.files import write_atomically
 
 HIDDEN_NOTE = "# (hidden tests run here; their code is not shown)"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -70,8 +73,16 @@ def _hand_graded_note(result: dict) -> str:
     return "all tests graded automatically"
 
 
-def write_student_page(result: dict, path, notebook_links: dict[str, str]) -> str:
-    """The student's summary page (HTML text); also written to ``path`` by the caller."""
+def write_summary(out: Path, result: dict) -> Path:
+    """Write ``OUT/feedback/<id>.html``, linking the notebook pages found in ``OUT/feedback/<id>/``."""
+    sid = result["student_id"]
+    pages = sorted((out / "feedback" / sid).glob("*.html"))
+    links = {page.stem + ".ipynb": f"{sid}/{page.name}" for page in pages}
+    return write_atomically(out / "feedback" / f"{sid}.html", student_page(result, links))
+
+
+def student_page(result: dict, notebook_links: dict[str, str]) -> str:
+    """The student's summary page (HTML text)."""
     esc = html.escape
     rows = []
     for nb in result["notebooks"]:

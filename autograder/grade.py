@@ -31,7 +31,6 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
@@ -40,9 +39,10 @@ from tqdm import tqdm
 from . import collect as collect_mod
 from . import job as job_module
 from . import manual, report, sandbox
-from .feedback import write_student_page
+from dnn_course.files import write_atomically
+
+from .feedback import write_summary
 from .grading_config import GradingSettings, ensure_tools_on_path, nbgrader_config
-from .job import atomic_write
 
 
 @dataclass
@@ -76,11 +76,7 @@ def prepare_master(course: Path, settings: GradingSettings, db: Path) -> list[st
 
 
 def released_ids(course: Path, assignment: str, names: list[str]) -> dict[str, set[str]]:
-    out = {}
-    for name in names:
-        nb = nbformat.read(course / "release" / assignment / name, as_version=4)
-        out[name] = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells} - {None}
-    return out
+    return {name: collect_mod.notebook_grade_ids(course / "release" / assignment / name) for name in names}
 
 
 def _fresh_event_loop() -> None:
@@ -155,7 +151,7 @@ def run_jobs(jobs: dict[str, Path], make_job, parallel: int, timeout: float,
     running: dict[int, tuple[str, float, int]] = {}
     free = list(range(parallel))[::-1]
     results: dict[str, tuple[bool, str]] = {}
-    tqdm.monitor_interval = 0  # no monitor thread: this process forks (see __main__)
+    tqdm.monitor_interval = 0  # no monitor thread: this process forks (see autograder/__init__.py)
     bar = tqdm(total=len(pending), unit="student", desc="grading", disable=not progress)
     try:
         while pending or running:
@@ -315,7 +311,7 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
             result["name"] = cand["student_name"]
             result["source"] = cand["source"]
             publish_feedback(out, sid, settings.assignment, jobs[sid], result)
-            atomic_write(out / "results" / f"{sid}.json", json.dumps(result, indent=1, sort_keys=True))
+            write_atomically(out / "results" / f"{sid}.json", json.dumps(result, indent=1, sort_keys=True))
     finally:
         if not os.environ.get("AUTOGRADER_KEEP_SCRATCH"):
             shutil.rmtree(scratch, ignore_errors=True)
@@ -324,9 +320,9 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
             stale.unlink()
     if manual.apply_scores(out, work_db, settings.assignment):
         manual.refresh_results(out, work_db, settings.assignment)
-    manual.write_manual_list(out, work_db, settings.assignment, course)
+    manual.write_manual_list(out, work_db, settings.assignment)
     summary = RunSummary(len(students), failed, how, time.monotonic() - start, str(out))
-    report.write_all(out, work_db, settings, names, how)
+    report.write_all(out, work_db, settings, how)
     os.replace(work_db, master_db)
     return summary
 
@@ -336,10 +332,8 @@ def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result:
     source = jobdir / "course" / "feedback" / sid / assignment
     target = out / "feedback" / sid
     shutil.rmtree(target, ignore_errors=True)
-    links = {}
     if source.is_dir():
         target.mkdir(parents=True)
         for page in sorted(source.glob("*.html")):
             shutil.copy(page, target / page.name)
-            links[page.stem + ".ipynb"] = f"{sid}/{page.name}"
-    atomic_write(out / "feedback" / f"{sid}.html", write_student_page(result, None, links))
+    write_summary(out, result)

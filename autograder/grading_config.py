@@ -9,7 +9,6 @@ cells, feedback without hidden tests).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +51,6 @@ class GradingSettings:
 
     assignment: str = "dnn_hw"
     source_root: Path = REPO_ROOT / "solutions"      # holds <assignment>/*.ipynb (with hidden tests)
-    course_config: Path = COURSE_CONFIG
     name_pattern: str = DEFAULT_NAME_PATTERN
     cell_timeout: int = 120                           # seconds per cell
     notebook_timeout: int = 600                       # seconds per notebook
@@ -60,15 +58,6 @@ class GradingSettings:
     limits: Limits = field(default_factory=Limits)
     isolation: str = "auto"                           # auto | bubblewrap | process
     jobs: int = field(default_factory=default_jobs)   # submissions graded at once
-
-    def pattern(self) -> re.Pattern:
-        return re.compile(self.name_pattern)
-
-    def fingerprint(self) -> dict:
-        """The settings that change grades (stored beside the results)."""
-        return {"assignment": self.assignment, "cell_timeout": self.cell_timeout,
-                "notebook_timeout": self.notebook_timeout, "memory_mb": self.limits.memory_mb,
-                "max_processes": self.limits.max_processes}
 
 
 def course_config() -> Config:

@@ -11,7 +11,6 @@ result file means the job did not finish.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -24,6 +23,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
+from dnn_course.files import write_atomically
+
 from . import kernel, normalize, probe, sandbox
 from .feedback import error_message
 from .grading_config import DATA_FILES, GradingSettings, ensure_tools_on_path, nbgrader_config
@@ -35,12 +36,6 @@ INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
              "NotebookTimeLimit": "the notebook hit its time limit",
              "KernelDied": "the kernel died (exit or memory limit) and was restarted",
              "MemoryError": "memory limit reached"}
-
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def validate_data_file(path: Path) -> str | None:
@@ -119,8 +114,7 @@ def inspect_autograded(job: dict, jobdir: Path) -> dict[str, dict]:
         if not path.exists():
             continue
         nb = nbformat.read(path, as_version=4)
-        texts = [_stdout(c) for c in nb.cells if c.cell_type == "code" and probe.is_probe(c.source)
-                 and "check" in c.source.splitlines()[0]]
+        texts = [_stdout(c) for c in nb.cells if c.cell_type == "code" and probe.is_check(c.source)]
         clean, reasons = probe.read_verdicts(texts, job["token"])
         incidents = []
         for cell in nb.cells:
@@ -247,7 +241,7 @@ def run(jobdir: Path) -> dict:
               "flags": flags, "notebooks": notebooks, "isolation": job["isolation"]}
     timings["total"] = time.perf_counter() - clock
     (jobdir / "timings.json").write_text(json.dumps({k: round(v, 2) for k, v in timings.items()}))
-    atomic_write(jobdir / "result.json", json.dumps(result, indent=1, sort_keys=True))
+    write_atomically(jobdir / "result.json", json.dumps(result, indent=1, sort_keys=True))
     return result
 
 

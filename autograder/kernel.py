@@ -144,7 +144,6 @@ class SandboxExecute(Execute):
     def __init__(self, *args, **kwargs):
         kwargs["kernel_manager_class"] = SandboxKernelManager
         super().__init__(*args, **kwargs)
-        self.incidents: list[str] = []
         self._deadline = None
         self._current_index = 0
         self._output_bytes: dict[int, int] = {}
@@ -179,13 +178,12 @@ class SandboxExecute(Execute):
             if msg["parent_header"].get("msg_id") == msg_id:
                 return
 
-    async def _restart(self, reason: str) -> None:
+    async def _restart(self) -> None:
         """A fresh kernel, with the grader's snapshot and the read-only setup cells run again.
 
         The student's cells before this point are not re-run (one of them
         may be the reason for the restart), so what they defined is gone.
         """
-        self.incidents.append(reason)
         await self.km.restart_kernel(now=True)
         # not kc.wait_for_ready(): it also reads the output channel, which nbclient's
         # output poller may be reading at this moment (two readers block for ever)
@@ -197,16 +195,15 @@ class SandboxExecute(Execute):
             meta = cell.get("metadata", {}).get("nbgrader", {})
             setup = meta.get("locked") and not meta.get("grade") and not meta.get("solution")
             if cell.cell_type == "code" and (setup or probe.is_probe(cell.source)) \
-                    and "check" not in cell.source.split("\n", 1)[0]:
+                    and not probe.is_check(cell.source):
                 await self._run_quietly(cell.source, self.timeout or 60)
 
     async def _async_handle_timeout(self, timeout, cell=None):
         self.log.warning("Cell timed out after %s s; interrupting the kernel", timeout)
-        self.incidents.append("cell-timeout")
         await self.km.interrupt_kernel()
         if not await self._kernel_responds(self.interrupt_grace):
             self.log.warning("The kernel ignored the interrupt; restarting it")
-            await self._restart("kernel-restarted")
+            await self._restart()
         return {"content": {"status": "error", "ename": "CellTimeoutError",
                             "evalue": f"the cell ran longer than {timeout} s and was stopped",
                             "traceback": [f"CellTimeoutError: the cell ran longer than {timeout} s"]}}
@@ -218,8 +215,6 @@ class SandboxExecute(Execute):
         if time.monotonic() > self._deadline:
             cell.outputs = [_error_output("NotebookTimeLimit",
                                           f"not run: the notebook used up its {self.notebook_timeout} s")]
-            if "notebook-time-limit" not in self.incidents:
-                self.incidents.append("notebook-time-limit")
             return cell
         limit = (self._get_timeout(cell) or self.notebook_timeout) + self.interrupt_grace \
             + 2 * self.startup_timeout + 2 * self.iopub_timeout + 30
@@ -230,14 +225,14 @@ class SandboxExecute(Execute):
         except asyncio.TimeoutError:
             self.log.warning("Cell %s exceeded the grader's watchdog; restarting the kernel", cell_index)
             cell.outputs.append(_error_output("CellTimeoutError", "the grader stopped this cell"))
-            await self._restart("kernel-restarted")
+            await self._restart()
             return cell
         except DeadKernelError:
             self.log.warning("The kernel died in cell %s; restarting it", cell_index)
             cell.outputs.append(_error_output(
                 "KernelDied", "the Python process stopped while running this cell "
                 "(it exited, e.g. os._exit, or was killed at the memory limit)"))
-            await self._restart("kernel-died")
+            await self._restart()
             return cell
 
     def _get_timeout(self, cell):
@@ -258,8 +253,6 @@ class SandboxExecute(Execute):
         self._output_bytes[cell_index] = used + size
         if used + size > self.max_output_bytes and msg["msg_type"] != "error":
             if used <= self.max_output_bytes:
-                if "output-truncated" not in self.incidents:
-                    self.incidents.append("output-truncated")
                 note = NotebookNode(output_type="stream", name="stderr",
                                     text="\n[output truncated by the grader]\n")
                 outs.append(note)

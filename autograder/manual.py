@@ -14,11 +14,13 @@ summary page are rewritten (the class report is rewritten by the next
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
+
+from dnn_course.files import write_atomically
 
 LIST_FILE = "manual_cells.csv"
 STORE_FILE = "manual_scores.csv"
@@ -59,18 +61,15 @@ def _number(value) -> str:
     return f"{float(value):g}"
 
 
-def write_manual_list(out: Path, db: Path, assignment: str, course: Path | None = None) -> Path:
+def write_manual_list(out: Path, db: Path, assignment: str) -> Path:
     answers = _answers(out)
-    path = out / LIST_FILE
-    tmp = path.with_name(LIST_FILE + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in manual_cells(db, assignment):
-            writer.writerow({**row, "max_score": _number(row["max_score"]), "score": _number(row["score"]),
-                             "answer": answers.get((row["student_id"], row["notebook"], row["cell"]), "")})
-    os.replace(tmp, path)
-    return path
+    text = io.StringIO()
+    writer = csv.DictWriter(text, FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in manual_cells(db, assignment):
+        writer.writerow({**row, "max_score": _number(row["max_score"]), "score": _number(row["score"]),
+                         "answer": answers.get((row["student_id"], row["notebook"], row["cell"]), "")})
+    return write_atomically(out / LIST_FILE, text.getvalue())
 
 
 def read_scores(path: Path) -> dict[tuple[str, str, str], float]:
@@ -96,14 +95,12 @@ def read_scores(path: Path) -> dict[tuple[str, str, str], float]:
 
 
 def store(out: Path, scores: dict[tuple[str, str, str], float]) -> None:
-    path = out / STORE_FILE
-    tmp = path.with_name(STORE_FILE + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["student_id", "notebook", "cell", "score"])
-        for key in sorted(scores):
-            writer.writerow([*key, _number(scores[key])])
-    os.replace(tmp, path)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["student_id", "notebook", "cell", "score"])
+    for key in sorted(scores):
+        writer.writerow([*key, _number(scores[key])])
+    write_atomically(out / STORE_FILE, text.getvalue())
 
 
 def write_to_gradebook(db: Path, assignment: str, scores: dict[tuple[str, str, str], float]) -> None:
@@ -132,8 +129,7 @@ def refresh_results(out: Path, db: Path, assignment: str) -> int:
     are the gradebook's, as in ``grades.csv``. Returns how many students
     were rewritten.
     """
-    from .feedback import write_student_page
-    from .job import atomic_write
+    from .feedback import write_summary
 
     changed = 0
     with Gradebook(f"sqlite:///{db}") as gb:
@@ -160,10 +156,8 @@ def refresh_results(out: Path, db: Path, assignment: str) -> int:
             result["score"] = submission.score
             if json.dumps(result, sort_keys=True) == before:
                 continue
-            atomic_write(path, json.dumps(result, indent=1, sort_keys=True))
-            pages = out / "feedback" / sid
-            links = {page.stem + ".ipynb": f"{sid}/{page.name}" for page in sorted(pages.glob("*.html"))}
-            atomic_write(out / "feedback" / f"{sid}.html", write_student_page(result, None, links))
+            write_atomically(path, json.dumps(result, indent=1, sort_keys=True))
+            write_summary(out, result)
             changed += 1
     return changed
 
@@ -181,7 +175,7 @@ def apply_scores(out: Path, db: Path, assignment: str) -> int:
     return len(scores)
 
 
-def merge(out: Path, score_file: Path, assignment: str, settings) -> int:
+def merge(out: Path, score_file: Path, assignment: str) -> int:
     """``manual-merge``: add the filled-in scores; rewrite grades.csv, manual_cells.csv and the feedback pages."""
     from . import report
 

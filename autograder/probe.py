@@ -153,6 +153,11 @@ def is_probe(source: str) -> bool:
     return source.startswith(MARK)
 
 
+def is_check(source: str) -> bool:
+    """Whether ``source`` is a check probe (:data:`CHECK`), not the snapshot taken before the tests."""
+    return source.startswith(MARK + " check ")
+
+
 def read_verdicts(outputs_by_cell: list[str], token: str) -> tuple[bool, list[str]]:
     """``(all_clean, reasons)`` from the stdout text of every check cell.
 

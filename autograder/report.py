@@ -19,13 +19,14 @@ import csv
 import html
 import io
 import json
-import os
 from pathlib import Path
 
 from nbgrader.api import Gradebook
 from nbgrader.apps.exportapp import ExportApp
 from nbgrader.plugins import ExportPlugin
 from traitlets import Unicode
+
+from dnn_course.files import write_atomically
 
 
 def number(value) -> str:
@@ -95,12 +96,11 @@ class GradesCsvExport(ExportPlugin):
                     flags += [f"{nb['name']}: {f}" for f in nb.get("flags", [])]
             row += [number(pending), number(sub.score), number(sub.max_score), " | ".join(flags)]
             rows.append(row)
-        tmp = self.to + ".tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(tmp, self.to)
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        write_atomically(self.to, text.getvalue())
 
 
 def export_grades(out: Path, db: Path, assignment: str) -> Path:
@@ -199,13 +199,9 @@ Limits: {settings.cell_timeout} s per cell, {settings.notebook_timeout} s per no
 <h2>Submissions with notes</h2><table>{flagged}</table>
 </body></html>
 """
-    path = out / "report.html"
-    tmp = path.with_name("report.html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomically(out / "report.html", page)
 
 
-def write_all(out: Path, db: Path, settings, names, isolation: str) -> None:
+def write_all(out: Path, db: Path, settings, isolation: str) -> None:
     export_grades(out, db, settings.assignment)
     write_report(out, load_results(out), isolation, settings)

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dnn_course
@@ -81,7 +81,6 @@ class SandboxSpec:
     readonly: tuple[str, ...] = ()
     uid: int | None = None
     parallel: int = 1
-    extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
 #: First uid of the unprivileged users that run submissions when the grader is root.
@@ -195,7 +194,6 @@ def sandbox_environment(spec: SandboxSpec) -> dict[str, str]:
         env["PYTHONPATH"] = str(Path(__file__).resolve().parent / "nonet")
         env["TMPDIR"] = os.path.join(spec.ipc_dir, "tmp")
         os.makedirs(env["TMPDIR"], exist_ok=True)
-    env.update(dict(spec.extra_env))
     return env
 
 

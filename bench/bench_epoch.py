@@ -159,7 +159,7 @@ def reference_worker(args) -> None:
 
     order = np.random.default_rng(SEED).permutation(n_train)  # the order train(seed=SEED) uses
     x_shuffled = x[order]
-    y_shuffled = np.ascontiguousarray(one_hot(y[order], LAYER_SIZES[-1]), dtype=dtype)
+    y_shuffled = one_hot(y[order], LAYER_SIZES[-1], dtype=dtype)
     gemm_epoch = replay_epoch_gemms(LAYER_SIZES, n_train, BATCH_SIZE, dtype)
     gemm_epoch()
     profile = None
@@ -210,7 +210,7 @@ def torch_worker(args) -> None:
         return torch_epoch(model, x_t, y_t, order, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE,
                            reg_lambda=REG_LAMBDA)
 
-    _, first_loss, first_acc = one_epoch()
+    first_loss, first_acc = one_epoch()
     _emit({"ready": True, "data": description, "torch": describe_torch(), "first_epoch_loss": first_loss,
            "first_epoch_acc": first_acc, "peak_rss_mb": _peak_rss_mb()})
     for command in sys.stdin:
@@ -267,7 +267,7 @@ def _median(results: list[dict], key: str) -> float:
     return float(np.median([r[key] for r in results]))
 
 
-def _summarise(dtype: str, ref: Worker, ref_runs: list[dict], torch_worker: Worker | None, torch_runs: list[dict],
+def _summarise(ref: Worker, ref_runs: list[dict], torch_worker: Worker | None, torch_runs: list[dict],
                flops: int) -> dict:
     epoch = _median(ref_runs, "epoch_seconds")
     model = _median(ref_runs, "model_seconds")
@@ -322,7 +322,7 @@ def _summarise(dtype: str, ref: Worker, ref_runs: list[dict], torch_worker: Work
     return result
 
 
-def _rows(results: dict) -> list[tuple[str, str, callable]]:
+def _rows() -> list[tuple[str, str, callable]]:
     """(label, key, formatter) of the table's rows."""
     seconds = "{:.3f}".format
     gflops = "{:.1f}".format
@@ -392,7 +392,7 @@ def _print_report(report: dict) -> None:
     print()
     width = 46
     print(f"{'':{width}}" + "".join(f"{d:>12}" for d in dtypes))
-    for label, key, fmt in _rows(results):
+    for label, key, fmt in _rows():
         cells = [results[d][key] for d in dtypes]
         print(f"{label:{width}}" + "".join(f"{'-' if c is None else fmt(c):>12}" for c in cells))
     print()
@@ -460,7 +460,7 @@ def coordinate(args) -> dict:
     n_train = first["n_train"]
     flops = epoch_flops(LAYER_SIZES, n_train, BATCH_SIZE)
     results = {
-        dtype: _summarise(dtype, workers[("reference", dtype)], runs[("reference", dtype)],
+        dtype: _summarise(workers[("reference", dtype)], runs[("reference", dtype)],
                           workers.get(("torch", dtype)), runs.get(("torch", dtype), []), flops)
         for dtype in args.dtypes
     }

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from measure import median_seconds
+
 __all__ = ["TORCH_DTYPES", "describe_torch", "mlp_from_reference", "square_mm_gflops", "torch_epoch"]
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -50,18 +52,16 @@ def mlp_from_reference(reference_model, dtype: torch.dtype) -> nn.Sequential:
 
 
 def torch_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor, *,
-                batch_size: int, learning_rate: float, reg_lambda: float,
-                clock=time.perf_counter) -> tuple[float, float, float]:
+                batch_size: int, learning_rate: float, reg_lambda: float) -> tuple[float, float]:
     """One SGD epoch over ``x`` ``(n, d)``, ``y`` ``(n,)`` int64 in the order ``order`` ``(n,)``.
 
-    Returns ``(seconds measured with clock, mean loss, accuracy on the batches as trained)``.
+    Returns ``(mean loss, accuracy on the batches as trained)``; the caller times it.
     """
     weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
     biases = [p for name, p in model.named_parameters() if name.endswith("bias")]
     optimizer = torch.optim.SGD([{"params": weights, "weight_decay": reg_lambda},
                                  {"params": biases, "weight_decay": 0.0}], lr=learning_rate)
     loss_sum, n_correct = 0.0, 0
-    start = clock()
     for first in range(0, len(order), batch_size):
         indices = order[first:first + batch_size]
         x_batch, y_batch = x.index_select(0, indices), y.index_select(0, indices)
@@ -72,8 +72,7 @@ def torch_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, order: t
         optimizer.step()
         loss_sum += loss.item() * len(indices)
         n_correct += int((scores.argmax(dim=1) == y_batch).sum())
-    seconds = clock() - start
-    return seconds, loss_sum / len(order), n_correct / len(order)
+    return loss_sum / len(order), n_correct / len(order)
 
 
 def square_mm_gflops(size: int, dtype: torch.dtype, repeats: int = 5, clock=time.perf_counter) -> float:
@@ -81,13 +80,7 @@ def square_mm_gflops(size: int, dtype: torch.dtype, repeats: int = 5, clock=time
     generator = torch.Generator().manual_seed(0)
     a, b = (torch.randn(size, size, dtype=dtype, generator=generator) for _ in range(2))
     out = torch.empty(size, size, dtype=dtype)
-    torch.mm(a, b, out=out)
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        torch.mm(a, b, out=out)
-        times.append(clock() - start)
-    return 2 * size**3 / float(np.median(times)) / 1e9
+    return 2 * size**3 / median_seconds(lambda: torch.mm(a, b, out=out), repeats, clock) / 1e9
 
 
 def describe_torch() -> dict:

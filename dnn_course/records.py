@@ -21,12 +21,11 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .files import write_atomically
 from .model_builder import build_classifier
 from .training import History
 
@@ -38,19 +37,6 @@ MAX_MODEL_BYTES = 100_000_000  # 784-1024-1024-10 in float64 is ~15 MB
 
 class RecordError(ValueError):
     """A results or model file is missing or malformed; the message names the file and the fix."""
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, so a crash never leaves half a file."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _read_capped(path: Path, limit: int, what: str) -> bytes:
@@ -65,7 +51,7 @@ def _read_capped(path: Path, limit: int, what: str) -> bytes:
 def save_runs(path: str | Path, runs: dict[str, History]) -> None:
     """Write ``{run name: History}`` to a JSON file (atomically)."""
     payload = {"format": "dnn-course-runs/1", "runs": {name: h.to_dict() for name, h in runs.items()}}
-    _write_atomically(Path(path), json.dumps(payload, indent=1, allow_nan=False).encode("utf-8"))
+    write_atomically(path, json.dumps(payload, indent=1, allow_nan=False))
 
 
 def load_runs(path: str | Path) -> dict[str, History]:
@@ -99,7 +85,7 @@ def save_model(path: str | Path, model, layer_sizes, activation: str, info: dict
     arrays["description"] = np.array(json.dumps(description))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    _write_atomically(Path(path), buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
 
 
 def load_model(path: str | Path, impl, *, dtype=np.float32):
@@ -109,9 +95,9 @@ def load_model(path: str | Path, impl, *, dtype=np.float32):
     Raises :class:`RecordError` for a missing, oversized or malformed file or a shape mismatch.
     """
     path = Path(path)
-    _read_capped(path, MAX_MODEL_BYTES, "the saved model")
+    raw = _read_capped(path, MAX_MODEL_BYTES, "the saved model")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             description = json.loads(str(data["description"]))
             sizes = [int(s) for s in description["layer_sizes"]]
             activation = str(description["activation"])

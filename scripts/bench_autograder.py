@@ -31,7 +31,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `python -m autograder` (see autograder/__main__.py)
 
 from autograder.grade import grade  # noqa: E402
 from autograder.grading_config import GradingSettings, default_jobs  # noqa: E402

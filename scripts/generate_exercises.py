@@ -18,9 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dnn_course.reference import ASSIGNMENT, solutions_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "dnn_hw"
-SOLUTIONS = REPO_ROOT / "solutions" / ASSIGNMENT
+SOLUTIONS = solutions_dir()
 EXERCISES = REPO_ROOT / "exercises" / ASSIGNMENT
 CONFIG_DIR = REPO_ROOT / "autograder"
 

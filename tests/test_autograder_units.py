@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -190,9 +189,8 @@ def test_rebuild_keeps_added_code_cells_after_the_first_code_cell():
 def test_probes_surround_the_tests_and_are_removed_again():
     rebuilt, _ = normalize.rebuild(_student(), _master())
     probed = normalize.add_probes(rebuilt, "tok")
-    kinds = ["snapshot" if probe.is_probe(c.source) and "snapshot" in c.source.splitlines()[0]
-             else "check" if probe.is_probe(c.source) else c.metadata.get("nbgrader", {}).get("grade_id")
-             for c in probed.cells]
+    kinds = ["check" if probe.is_check(c.source) else "snapshot" if probe.is_probe(c.source)
+             else c.metadata.get("nbgrader", {}).get("grade_id") for c in probed.cells]
     assert kinds == ["snapshot", "intro", "imports", "answer", "test_f", "check", "written", "check"]
     assert "('np', 'numpy')" in probed.cells[5].source
     assert _sources(normalize.remove_probes(probed)) == _sources(rebuilt)
@@ -242,8 +240,6 @@ def _run_sandboxed(code: str, tmp_path: Path, isolation: str, marker: str, **lim
                           preexec_fn=sandbox.preexec_function(spec), timeout=120)
 
 
-needs_bwrap = pytest.mark.skipif(sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP,
-                                 reason="bubblewrap isolation is not available here")
 
 PROBE_CODE = r"""
 import json, os, socket
@@ -276,7 +272,7 @@ print(json.dumps(facts))
 """
 
 
-@needs_bwrap
+@pytest.mark.usefixtures("bubblewrap")
 def test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs(tmp_path):
     result = _run_sandboxed(PROBE_CODE, tmp_path, sandbox.ISOLATION_BWRAP, "unit-bwrap",
                             memory_mb=1024, max_processes=64)

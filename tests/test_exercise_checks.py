@@ -180,16 +180,14 @@ def test_tampering_in_a_student_cell_does_not_turn_a_failure_into_a_pass(case, i
     saved = {name: getattr(np, name) for name in ("allclose", "array_equal", "isfinite")}
     saved_testing = np.testing.assert_allclose
     try:
-        # a wrong ReLU (|z|) plus the tampering code at the end of the student's cell
+        # a wrong ReLU (|z|) plus the tampering code at module level, after the Sigmoid class
         results = run_notebook(NB1, [(RELU_FORWARD, "self.out = np.abs(z)"),
-                                     ('return "Sigmoid"', 'return "Sigmoid"\n' + _indent(injected))])
+                                     ('return "Sigmoid"', 'return "Sigmoid"\n\n' + injected)])
+        rebound_numpy = np.allclose(0, 1)  # True only while the tampering is in force
     finally:
         for name, value in saved.items():
             setattr(np, name, value)
         np.testing.assert_allclose = saved_testing
+    assert not [key for key in results if key.startswith("cell:")], results  # the tampering code ran
+    assert rebound_numpy == case.startswith("rebind-np"), case
     assert isinstance(results["test_relu_forward"], CheckFailed), results
-
-
-def _indent(code: str) -> str:
-    """Put injected code at module level after the Sigmoid class (it ends with a method body)."""
-    return "\n" + "\n".join(line for line in code.splitlines())

@@ -62,6 +62,7 @@ def _text(cell) -> str:
      {"test_mnist_runs_recorded"}, "learning_rate = 0.1"),
 ])
 def test_mnist_experiment_grading(tmp_path, case, runs, failing, message):
+    runs = dict(runs)  # the parametrize dict is shared between runs of the test
     epochs = runs.pop("epochs", 100)
     config = {"learning_rate": runs.pop("learning_rate")} if "learning_rate" in runs else {}
     save_runs(tmp_path / "mnist_results.json",
@@ -77,10 +78,11 @@ def test_mnist_experiment_grading(tmp_path, case, runs, failing, message):
 def test_fashion_model_is_measured_with_the_students_code_and_graded_by_thresholds(tmp_path, reference):
     (x_train, y_train), (x_test, y_test) = load_dataset("fashion-mnist", verbose=False)
     model = build_classifier(reference, [784, 64, 10], "relu", seed=0, dtype=np.float32)
-    train(model, x_train[:3000], y_train[:3000], epochs=3, learning_rate=0.1, batch_size=128, seed=0,
+    train(model, x_train[:10000], y_train[:10000], epochs=20, learning_rate=0.1, batch_size=128, seed=0,
           progress=False)
     measured = accuracy(model, x_test, y_test)
     expected_points = sum(measured >= t for t in (0.80, 0.83, 0.85, 0.87))
+    assert 1 <= expected_points <= 3, measured  # partial credit, neither none nor full (0.816 here)
     save_model(tmp_path / "fashion_model.npz", model, [784, 64, 10], "relu",
                info={"name": "784-64-10 ReLU", "claimed_test_accuracy": 0.95})  # an inflated claim
     runs = {f"run {i}": _history(0.8, 3, hidden=[64], activation="relu") for i in range(3)}

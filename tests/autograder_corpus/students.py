@@ -8,8 +8,6 @@ notebooks the way the LMS download does (``DNN_HW2_<Name>_<ID>.zip``).
 from __future__ import annotations
 
 import copy
-import json
-import re
 import zipfile
 from pathlib import Path
 
@@ -21,7 +19,7 @@ ASSIGNMENT = "dnn_hw"
 
 def _solution_text(source: str) -> str:
     """A solution cell's source as a student would write it (no markers)."""
-    out, inside = [], False
+    out = []
     for line in source.splitlines():
         if "### BEGIN SOLUTION" in line or "### END SOLUTION" in line:
             continue
