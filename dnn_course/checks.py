@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .notebook_import import parse_cell_filename
+
 __all__ = [
     "CheckFailed",
     "call",
@@ -84,6 +86,26 @@ def _student_frame(error: BaseException) -> str:
     return ""
 
 
+def _not_written_yet(what: str, error: NotImplementedError) -> str:
+    """Name the stub that raised: a method of this notebook, or one imported from an earlier notebook."""
+    innermost = error.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    if innermost is None:
+        return f"{what} is not written yet: fill in its EDIT HERE region and run that cell again."
+    code = innermost.tb_frame.f_code
+    method = getattr(code, "co_qualname", code.co_name).split("<locals>.")[-1]
+    earlier = parse_cell_filename(code.co_filename)
+    if earlier is not None:
+        notebook, _ = earlier
+        return (f"{method} in {notebook} is not written yet (this notebook uses your code from {notebook}): "
+                f"fill in its EDIT HERE region there, save {notebook}, then restart this notebook's kernel "
+                "and run it again.")
+    if method in ("<module>", "<lambda>"):
+        method = what
+    return f"{method} is not written yet: fill in its EDIT HERE region and run that cell again."
+
+
 def call(what: str, function, *args, **kwargs):
     """Call student code and return ``(result, warning_messages)``.
 
@@ -97,8 +119,8 @@ def call(what: str, function, *args, **kwargs):
         _simplefilter("always")
         try:
             result = function(*args, **kwargs)
-        except NotImplementedError:
-            _fail(f"{what} is not written yet: fill in its EDIT HERE region and run that cell again.")
+        except NotImplementedError as error:
+            _fail(_not_written_yet(what, error))
         except CheckFailed:
             raise
         except Exception as error:  # the student's code failed; say where, briefly
