@@ -110,9 +110,13 @@ DEBIAN_PACKAGE = {"fashion-mnist": "dataset-fashion-mnist"}
 TORCHVISION_DIRS = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw"}
 DOWNLOAD_SIZE = {"mnist": "about 11 MB", "fashion-mnist": "about 30 MB"}
 
-#: The embedded subset: ``data/embedded`` in the repository, the parent of the package directory.
+#: The embedded subset: ``data/embedded`` in a checkout (the repository or the students' kit,
+#: with the package installed editable), or ``dnn_course/embedded`` inside an installed wheel
+#: (pyproject.toml maps the one onto the other).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EMBEDDED_DIR = REPO_ROOT / "data" / "embedded"
+PACKAGE_EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
+CHECKOUT_EMBEDDED_DIR = REPO_ROOT / "data" / "embedded"
+EMBEDDED_DIR = PACKAGE_EMBEDDED_DIR if (PACKAGE_EMBEDDED_DIR / "MANIFEST.json").is_file() else CHECKOUT_EMBEDDED_DIR
 MANIFEST_NAME = "MANIFEST.json"
 
 DATA_ENV = "DNN_COURSE_DATA"
@@ -273,9 +277,10 @@ def _load_manifest(embedded_dir: Path) -> dict:
     manifest_path = embedded_dir / MANIFEST_NAME
     if not manifest_path.is_file():
         raise DataNotFoundError(
-            f"The embedded data subset is not at {embedded_dir} (no {MANIFEST_NAME}). It ships with the course "
-            "repository in data/embedded/, next to the dnn_course package: work in a checkout of the repository "
-            "(pip install -e .), restore it with `git checkout -- data/embedded`, or use source='full'."
+            f"The embedded data subset is not at {embedded_dir} (no {MANIFEST_NAME}). It ships in data/embedded/ "
+            "of the course repository and of the students' kit, next to the dnn_course package, and inside the "
+            "installed package when it is installed from a wheel: reinstall the package from the kit "
+            "(`make lab` does it), restore the folder with `git checkout -- data/embedded`, or use source='full'."
         )
     try:
         return json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -310,13 +315,16 @@ def _load_embedded(name: str, verbose: bool) -> Dataset:
         paths[f"{split}_images"], paths[f"{split}_labels"] = images_path, labels_path
     (x_train, _), (x_test, _) = splits
     train_cut, test_cut = entry["files"]["train_images"]["cut"], entry["files"]["test_images"]["cut"]
-    try:
-        where = embedded_dir.relative_to(REPO_ROOT) / name
-    except ValueError:
-        where = embedded_dir / name
+    if embedded_dir == PACKAGE_EMBEDDED_DIR:
+        where = f"dnn_course/embedded/{name} in the installed package"
+    else:
+        try:
+            where = f"{(embedded_dir.relative_to(REPO_ROOT) / name).as_posix()} in the course repository"
+        except ValueError:
+            where = str(embedded_dir / name)
     description = (
         f"{TITLES[name]}, embedded subset: {len(x_train):,} training images ({train_cut}) and "
-        f"{len(x_test):,} test images ({test_cut}), from {where} in the course repository; "
+        f"{len(x_test):,} test images ({test_cut}), from {where}; "
         f"SHA-256 verified against {MANIFEST_NAME}"
     )
     if verbose:

@@ -1,18 +1,31 @@
 """Write the reference values the exercise tests compare against.
 
-    python scripts/make_fixtures.py          # rewrite dnn_course/fixtures/reference_values.npz
-    python scripts/make_fixtures.py --check  # exit 1 if the committed file is out of date
+    python scripts/make_fixtures.py          # rewrite both files in dnn_course/fixtures/
+    python scripts/make_fixtures.py --check  # exit 1 if a committed file is out of date
 
 Inputs are fixed and seeded; outputs come from the reference solution in
 solutions/dnn_hw (through dnn_course.reference), in float64. Keys are
 "<component>/<array>", read back with dnn_course.checks.fixture(component).
+
+Two files:
+
+* ``reference_values.npz``: every value, for the instructors (the hidden tests,
+  the autograder). It never leaves this repository.
+* ``visible_values.npz``: only the values that the visible tests use, for the
+  students' kit (``make release``). A key is visible when a notebook's code,
+  with its hidden-test and solution regions removed, calls
+  ``checks.fixture("<component>")`` and names ``"<array>"`` (an f-string such as
+  ``f"W{i}"`` names every key it can produce).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
+import re
 import sys
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -20,7 +33,14 @@ import numpy as np
 
 from dnn_course.reference import load_reference
 
-FIXTURE_FILE = Path(__file__).resolve().parent.parent / "dnn_course" / "fixtures" / "reference_values.npz"
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE_FILE = REPO / "dnn_course" / "fixtures" / "reference_values.npz"
+VISIBLE_FILE = REPO / "dnn_course" / "fixtures" / "visible_values.npz"
+SOLUTIONS = REPO / "solutions" / "dnn_hw"
+
+_HIDDEN_REGION = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", re.S)
+_SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION.*?### END SOLUTION", re.S)
+_FIXTURE_CALL = re.compile(r"""checks\.fixture\(\s*["'](\w+)["']\s*\)""")
 
 
 def activation_values(nn, rng) -> dict[str, np.ndarray]:
@@ -99,6 +119,46 @@ def reference_values() -> dict[str, np.ndarray]:
     return {key: np.asarray(value, dtype=np.float64) for key, value in values.items()}
 
 
+def visible_code(notebook: Path) -> str:
+    """The code of a source notebook as students receive it: hidden tests and solutions removed."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    code = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in cells if c["cell_type"] == "code"]
+    return "\n".join(_SOLUTION_REGION.sub("", _HIDDEN_REGION.sub("", text)) for text in code)
+
+
+def _string_patterns(code: str) -> list[re.Pattern]:
+    """Every string literal of ``code`` as a full-match pattern (an f-string's fields match anything)."""
+    patterns = []
+    for token in tokenize.generate_tokens(io.StringIO(code).readline):
+        if token.type != tokenize.STRING:
+            continue
+        text = token.string
+        prefix = text[: len(text) - len(text.lstrip("rRbBfFuU"))].lower()
+        body = text[len(prefix):].strip("\"'")
+        if "f" in prefix:
+            parts = re.split(r"\{[^{}]*\}", body)
+            if any(parts):  # f"{x}" alone names nothing in particular
+                patterns.append(re.compile(".+".join(re.escape(part) for part in parts)))
+        else:
+            patterns.append(re.compile(re.escape(body)))
+    return patterns
+
+
+def visible_keys(keys, notebooks) -> set[str]:
+    """The fixture keys that the visible code of ``notebooks`` uses (see the module docstring)."""
+    used = set()
+    for notebook in notebooks:
+        code = visible_code(notebook)
+        components = set(_FIXTURE_CALL.findall(code))
+        patterns = _string_patterns(code)
+        for key in keys:
+            component, array = key.split("/", 1)
+            if component in components and any(p.fullmatch(array) for p in patterns):
+                used.add(key)
+    return used
+
+
 def npz_bytes(values: dict[str, np.ndarray]) -> bytes:
     """A deterministic .npz (fixed zip timestamps), so regenerating gives the same bytes."""
     buffer = io.BytesIO()
@@ -117,18 +177,24 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="only check that the committed file is current")
     args = parser.parse_args(argv)
     values = reference_values()
+    visible = visible_keys(values, sorted(SOLUTIONS.glob("*.ipynb")))
+    files = {FIXTURE_FILE: values, VISIBLE_FILE: {key: values[key] for key in sorted(visible)}}
     if args.check:
-        with np.load(FIXTURE_FILE, allow_pickle=False) as committed:
-            stale = sorted(set(values) ^ set(committed.files)) + [
-                key for key in values if key in committed.files and not np.allclose(committed[key], values[key],
-                                                                                     rtol=1e-12, atol=1e-14)]
-        if stale:
-            print(f"{FIXTURE_FILE} is out of date ({', '.join(stale[:5])}); run python scripts/make_fixtures.py")
-            return 1
-        print(f"{FIXTURE_FILE.name} is up to date ({len(values)} arrays).")
-        return 0
-    FIXTURE_FILE.write_bytes(npz_bytes(values))
-    print(f"wrote {len(values)} arrays to {FIXTURE_FILE}")
+        status = 0
+        for path, expected in files.items():
+            with np.load(path, allow_pickle=False) as committed:
+                stale = sorted(set(expected) ^ set(committed.files)) + [
+                    key for key in expected if key in committed.files
+                    and not np.allclose(committed[key], expected[key], rtol=1e-12, atol=1e-14)]
+            if stale:
+                print(f"{path} is out of date ({', '.join(stale[:5])}); run python scripts/make_fixtures.py")
+                status = 1
+            else:
+                print(f"{path.name} is up to date ({len(expected)} arrays).")
+        return status
+    for path, arrays in files.items():
+        path.write_bytes(npz_bytes(arrays))
+        print(f"wrote {len(arrays)} arrays to {path}")
     return 0
 
 
