@@ -105,8 +105,30 @@ def _stdout(cell) -> str | None:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
+def _tainted_tests(cells, position: int) -> list[str]:
+    """Grade ids of the graded tests at or after the cell checked by the ``position``-th check cell."""
+    tainted, seen, started, previous = [], -1, False, None
+    for cell in cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and probe.is_check(cell.source):
+            seen += 1
+            if seen == position:
+                started = True
+                previous_meta = previous.get("metadata", {}).get("nbgrader", {}) if previous else {}
+                if previous_meta.get("grade") and not previous_meta.get("solution"):
+                    tainted.append(previous_meta["grade_id"])
+        elif started and meta.get("grade") and not meta.get("solution") and cell.cell_type == "code":
+            tainted.append(meta["grade_id"])
+        if not (cell.cell_type == "code" and probe.is_probe(cell.source)):
+            previous = cell
+    return tainted
+
+
 def inspect_autograded(job: dict, jobdir: Path) -> dict[str, dict]:
-    """Per notebook: tamper verdict, incidents; strips the probe cells from the files."""
+    """Per notebook: tamper verdict, the cell that tampered, the tests it touched, incidents.
+
+    Strips the probe cells from the autograded files.
+    """
     folder = jobdir / "course" / "autograded" / job["student_id"] / job["assignment"]
     found = {}
     for name in job["notebooks"]:
@@ -114,8 +136,9 @@ def inspect_autograded(job: dict, jobdir: Path) -> dict[str, dict]:
         if not path.exists():
             continue
         nb = nbformat.read(path, as_version=4)
-        texts = [_stdout(c) for c in nb.cells if c.cell_type == "code" and probe.is_check(c.source)]
-        clean, reasons = probe.read_verdicts(texts, job["token"])
+        checks = [(probe.check_label(c.source), _stdout(c)) for c in nb.cells
+                  if c.cell_type == "code" and probe.is_check(c.source)]
+        tampering = probe.first_tampering(checks, job["token"])
         incidents = []
         for cell in nb.cells:
             for output in cell.get("outputs", []):
@@ -123,22 +146,50 @@ def inspect_autograded(job: dict, jobdir: Path) -> dict[str, dict]:
                     incidents.append(INCIDENTS[output["ename"]])
                 if "[output truncated by the grader]" in str(output.get("text", "")):
                     incidents.append("output truncated")
-        found[name] = {"clean": clean, "reasons": reasons,
+        found[name] = {"clean": tampering is None, "reasons": tampering[2] if tampering else [],
+                       "cell": tampering[1] if tampering else None,
+                       "tainted": _tainted_tests(nb.cells, tampering[0]) if tampering else [],
                        "incidents": sorted(set(incidents))}
         nbformat.write(normalize.remove_probes(nb), path)
     return found
 
 
-def zero_notebook(db_url: str, job: dict, notebook: str, reason: str) -> None:
+def integrity_note(check: dict) -> str:
+    """The flag a notebook gets when its integrity check failed (what, where, which tests it cost)."""
+    reasons = "; ".join(check["reasons"])
+    where = "before any cell ran" if check["cell"] in (None, "end") and not check["tainted"] \
+        else f"after cell '{check['cell']}'"
+    cost = (f"tests not counted: {', '.join(check['tainted'])}" if check["tainted"]
+            else "no graded test ran after it")
+    return f"integrity check failed {where} ({reasons}); {cost}"
+
+
+def zero_tests(db_url: str, job: dict, notebook: str, grade_ids: list[str]) -> None:
+    """Score 0 for the automatic tests ``grade_ids`` (answers graded by hand are left as they are)."""
     with Gradebook(db_url) as gb:
         try:
             sub = gb.find_submission_notebook(notebook, job["assignment"], job["student_id"])
         except MissingEntry:
             return
         for grade in sub.grades:
+            if grade.name in grade_ids:
+                grade.auto_score = 0
+        gb.db.commit()
+
+
+def zero_notebook(db_url: str, job: dict, notebook: str, reason: str) -> None:
+    """Every automatic test of ``notebook`` scores 0; its written answers stay pending for the instructor."""
+    with Gradebook(db_url) as gb:
+        try:
+            sub = gb.find_submission_notebook(notebook, job["assignment"], job["student_id"])
+        except MissingEntry:
+            return
+        for grade in sub.grades:
+            if grade.cell.cell_type == "markdown" or grade.auto_score is None:
+                grade.needs_manual_grade = True
+                continue
             grade.auto_score = 0
-            grade.manual_score = 0
-            grade.needs_manual_grade = False
+            grade.manual_score = None
         for comment in sub.comments:
             comment.auto_comment = f"Not graded: {reason}"
         gb.db.commit()
@@ -184,7 +235,14 @@ def test_results(job: dict, jobdir: Path, db_url: str, checks: dict, nb_flags: d
             check = checks.get(name, {})
             flags = list(nb_flags.get(name, []))
             if check and not check["clean"]:
-                flags.append("integrity check failed, notebook scored 0: " + "; ".join(check["reasons"]))
+                flags.append(integrity_note(check))
+                for test in tests:
+                    if test["id"] in check["tainted"]:
+                        test["status"] = "failed"
+                        test["message"] = (f"Not counted: the integrity check after cell '{check['cell']}' "
+                                           f"failed ({'; '.join(check['reasons'])}). "
+                                           + (f"Its own result was: {test['message']}" if test["message"]
+                                              else "")).strip()
             flags += check.get("incidents", [])
             notebooks.append({"name": name, "score": sub.score, "max_score": sub.max_score,
                               "flags": flags, "tests": tests})
@@ -222,7 +280,7 @@ def run(jobdir: Path) -> dict:
         checks = inspect_autograded(job, jobdir)
         for name, check in checks.items():
             if not check["clean"]:
-                zero_notebook(db_url, job, name[:-len(".ipynb")], "; ".join(check["reasons"]))
+                zero_tests(db_url, job, name[:-len(".ipynb")], check["tainted"])
         feedback = api.generate_feedback(job["assignment"], job["student_id"], force=True)
         if not feedback["success"]:
             flags.append("feedback could not be generated")

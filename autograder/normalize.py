@@ -16,10 +16,14 @@ notebook (the *master*):
   (never before the first code cell), so helper functions still work;
   extra copies of read-only or test cells are dropped;
 * grader probe cells (:mod:`autograder.probe`) are added: a snapshot first and
-  a check after each test cell and at the end.
+  a check after every code cell and at the end.
 
-Reading copes with empty files, invalid JSON, old nbformat versions and bytes
-that are not UTF-8; each repair is reported as a flag.
+Reading copes with empty files, invalid JSON, JSON nested too deeply, old
+nbformat versions, bytes that are not UTF-8, and cells or metadata of the wrong
+type (a ``metadata.nbgrader`` that is not an object is ignored, a "cell" that
+is not a notebook cell is dropped); each repair is reported as a flag. Whatever
+is wrong with a file, reading it either succeeds or raises
+:class:`UnreadableNotebook`, which costs that notebook only.
 """
 from __future__ import annotations
 
@@ -36,8 +40,75 @@ class UnreadableNotebook(ValueError):
     """The file cannot be read as a notebook at all."""
 
 
+CELL_TYPES = ("code", "markdown", "raw")
+
+
+def _clean_cells(raw: dict, flags: list[str]) -> None:
+    """Drop what is not a cell and metadata of the wrong type, in the raw JSON, before nbformat sees it."""
+    if "worksheets" in raw:  # nbformat 3: cells live in worksheets
+        sheets = raw["worksheets"] if isinstance(raw["worksheets"], list) else []
+        holders = [w for w in sheets if isinstance(w, dict)]
+        raw["worksheets"] = holders
+    else:
+        holders = [raw]
+    dropped = stripped = 0
+    for holder in holders:
+        cells = holder.get("cells", [])
+        if not isinstance(cells, list):
+            raise UnreadableNotebook("its 'cells' field is not a list")
+        kept = []
+        for cell in cells:
+            if not isinstance(cell, dict) or cell.get("cell_type") not in CELL_TYPES + ("heading",):
+                dropped += 1
+                continue
+            source = cell.get("source", cell.get("input", ""))
+            if isinstance(source, list) and all(isinstance(s, str) for s in source):
+                source = "".join(source)
+            if not isinstance(source, str):
+                source = ""
+                stripped += 1
+            cell["input" if "input" in cell and "source" not in cell else "source"] = source
+            meta = cell.get("metadata")
+            if not isinstance(meta, dict):
+                cell["metadata"] = meta = {}
+            if "nbgrader" in meta and not isinstance(meta["nbgrader"], dict):
+                del meta["nbgrader"]
+                stripped += 1
+            elif isinstance(meta.get("nbgrader"), dict) and not isinstance(
+                    meta["nbgrader"].get("grade_id", ""), str):
+                del meta["nbgrader"]
+                stripped += 1
+            if cell["cell_type"] == "code":
+                for key in ("outputs", "attachments"):
+                    cell.pop(key, None)  # the student's outputs are never used
+                cell["outputs"] = []
+                if not isinstance(cell.get("execution_count"), (int, type(None))):
+                    cell["execution_count"] = None
+            kept.append(cell)
+        holder["cells"] = kept
+    if dropped:
+        flags.append(f"{dropped} entr{'y' if dropped == 1 else 'ies'} of its cell list not a notebook cell; ignored")
+    if stripped:
+        flags.append(f"{stripped} cell(s) with a source or nbgrader metadata of the wrong type; ignored")
+
+
 def read_submitted(data: bytes) -> tuple[NotebookNode, list[str]]:
-    """Parse notebook bytes leniently; returns ``(notebook, flags)``."""
+    """Parse notebook bytes leniently; returns ``(notebook, flags)``.
+
+    Raises :class:`UnreadableNotebook` (and nothing else) for a file that
+    cannot be read as a notebook.
+    """
+    try:
+        return _read_submitted(data)
+    except UnreadableNotebook:
+        raise
+    except RecursionError:
+        raise UnreadableNotebook("its JSON is nested too deeply") from None
+    except Exception as error:  # whatever else a hostile file triggers costs this notebook only
+        raise UnreadableNotebook(f"not a readable notebook ({type(error).__name__}: {str(error)[:200]})") from None
+
+
+def _read_submitted(data: bytes) -> tuple[NotebookNode, list[str]]:
     flags: list[str] = []
     if not data.strip():
         raise UnreadableNotebook("the file is empty")
@@ -55,6 +126,9 @@ def read_submitted(data: bytes) -> tuple[NotebookNode, list[str]]:
     if not isinstance(raw, dict) or "nbformat" not in raw:
         raise UnreadableNotebook("JSON, but not a notebook (no 'nbformat' field)")
     major = raw.get("nbformat")
+    if not isinstance(raw.get("metadata", {}), dict):
+        raw["metadata"] = {}
+    _clean_cells(raw, flags)
     try:
         nb = nbformat.reads(json.dumps(raw), as_version=4)
     except Exception as error:  # nbformat raises many kinds for broken structures
@@ -65,6 +139,10 @@ def read_submitted(data: bytes) -> tuple[NotebookNode, list[str]]:
         if isinstance(cell.get("source"), list):
             cell.source = "".join(cell.source)
         cell.setdefault("metadata", NotebookNode())
+        if not isinstance(cell.get("source"), str):
+            cell.source = ""
+        if not isinstance(cell.metadata.get("nbgrader", {}), dict):
+            del cell.metadata["nbgrader"]
     return nb, flags
 
 
@@ -172,18 +250,24 @@ def rebuild(student: NotebookNode, master: NotebookNode) -> tuple[NotebookNode, 
     return out, flags
 
 
+def cell_label(cell, index: int) -> str:
+    """How the grader names a cell in flags: its grade id, or its 1-based position."""
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell-{index + 1}"
+
+
 def add_probes(nb: NotebookNode, token: str) -> NotebookNode:
-    """A copy of ``nb`` with the snapshot cell first and a check after each test cell and at the end."""
+    """A copy of ``nb`` with the snapshot cell first and a check after every code cell and at the end."""
     out = copy.deepcopy(nb)
     setup = [c.source for c in nb.cells if c.cell_type == "code"
              and c.get("metadata", {}).get("nbgrader", {}).get("locked") and not _is_solution(c)]
-    check = probe.check_source(token, probe.module_bindings(setup))
+    bindings, roots = probe.module_bindings(setup), probe.trusted_roots()
     cells = [nbformat.v4.new_code_cell(probe.snapshot_source())]
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
         cells.append(cell)
-        if _is_test(cell):
-            cells.append(nbformat.v4.new_code_cell(check))
-    cells.append(nbformat.v4.new_code_cell(check))
+        if cell.cell_type == "code":
+            cells.append(nbformat.v4.new_code_cell(
+                probe.check_source(token, cell_label(cell, index), bindings, roots)))
+    cells.append(nbformat.v4.new_code_cell(probe.check_source(token, "end", bindings, roots)))
     out.cells = cells
     return out
 

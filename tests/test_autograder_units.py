@@ -186,21 +186,27 @@ def test_rebuild_keeps_added_code_cells_after_the_first_code_cell():
     assert "2 added code cell(s) kept" in flags
 
 
-def test_probes_surround_the_tests_and_are_removed_again():
+def test_probes_follow_every_code_cell_and_are_removed_again():
     rebuilt, _ = normalize.rebuild(_student(), _master())
     probed = normalize.add_probes(rebuilt, "tok")
-    kinds = ["check" if probe.is_check(c.source) else "snapshot" if probe.is_probe(c.source)
+    kinds = [f"check {probe.check_label(c.source)}" if probe.is_check(c.source)
+             else "snapshot" if probe.is_probe(c.source)
              else c.metadata.get("nbgrader", {}).get("grade_id") for c in probed.cells]
-    assert kinds == ["snapshot", "intro", "imports", "answer", "test_f", "check", "written", "check"]
-    assert "('np', 'numpy')" in probed.cells[5].source
+    assert kinds == ["snapshot", "intro", "imports", "check imports", "answer", "check answer",
+                     "test_f", "check test_f", "written", "check end"]
+    assert "('np', 'numpy')" in probed.cells[3].source
     assert _sources(normalize.remove_probes(probed)) == _sources(rebuilt)
 
 
-def test_probe_verdicts_fail_closed():
-    assert probe.read_verdicts(["AUTOGRADER-PROBE t CLEAN\n", None], "t") == (True, [])
-    assert probe.read_verdicts(["AUTOGRADER-PROBE t TAMPERED a; b\n"], "t") == (False, ["a", "b"])
-    assert probe.read_verdicts([""], "t") == (False, ["an integrity check produced no verdict"])
-    assert probe.read_verdicts(["AUTOGRADER-PROBE other CLEAN"], "t")[0] is False
+def test_probe_verdicts_name_the_first_cell_and_fail_closed():
+    ok = "AUTOGRADER-PROBE t {} CLEAN\n"
+    assert probe.first_tampering([("a", ok.format("a")), ("b", None)], "t") is None
+    assert probe.first_tampering([("a", ok.format("a")), ("b", "AUTOGRADER-PROBE t b TAMPERED x; y\n"),
+                                  ("c", "AUTOGRADER-PROBE t c TAMPERED z\n")], "t") == (1, "b", ["x", "y"])
+    assert probe.first_tampering([("a", "")], "t") == (0, "a", ["an integrity check produced no verdict"])
+    assert probe.first_tampering([("a", ok.format("a").replace(" t ", " other "))], "t")[0] == 0
+    # a verdict printed for another cell (forged by earlier output) does not count for this one
+    assert probe.first_tampering([("b", ok.format("a"))], "t") == (0, "b", ["an integrity check produced no verdict"])
 
 
 def test_module_bindings_of_setup_cells():
