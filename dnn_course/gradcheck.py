@@ -33,7 +33,10 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: flo
     ``x`` is perturbed in place (``x[i] += eps``, ``x[i] -= eps``) and every
     entry is restored to its exact original value afterwards, even if ``f``
     raises. ``f`` may therefore ignore its argument and read an array it shares
-    with ``x`` (a layer's ``W``, for instance).
+    with ``x`` (a layer's ``W``, for instance), but it must not change it: a
+    function that writes into its argument (an in-place softmax, say) would
+    silently destroy the perturbations, so that raises ``ValueError`` instead
+    of returning a meaningless gradient.
 
     Args:
         f: ``f(x) -> float``, a scalar function of the array.
@@ -44,7 +47,7 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: flo
         float64 array of shape ``s``: ``df/dx``.
     """
     _require_float64(x, "x")
-    return _partials(f, x, np.arange(x.size), eps).reshape(x.shape)
+    return _partials(f, x, np.arange(x.size), eps, guard=True).reshape(x.shape)
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -211,12 +214,16 @@ def check_model_gradients(
     return errors
 
 
-def _partials(f: Callable[[np.ndarray], float], x: np.ndarray, flat_indices: np.ndarray, eps: float) -> np.ndarray:
+def _partials(f: Callable[[np.ndarray], float], x: np.ndarray, flat_indices: np.ndarray, eps: float,
+              guard: bool = False) -> np.ndarray:
     """Centred differences of ``f`` for the entries ``flat_indices`` of ``x`` (C order).
 
     Returns float64 of shape ``(len(flat_indices),)``; ``x`` is restored exactly.
+    ``guard``: also check after every entry that ``f`` left the rest of ``x``
+    alone (one comparison of ``x`` per entry), and raise ``ValueError`` if not.
     """
     result = np.empty(len(flat_indices), dtype=np.float64)
+    snapshot = x.copy() if guard else None
     for k, flat in enumerate(flat_indices):
         index = np.unravel_index(flat, x.shape)
         original = x[index]
@@ -227,6 +234,13 @@ def _partials(f: Callable[[np.ndarray], float], x: np.ndarray, flat_indices: np.
             f_minus = float(f(x))
         finally:
             x[index] = original
+            if snapshot is not None and not np.array_equal(x, snapshot, equal_nan=True):
+                x[...] = snapshot
+                raise ValueError(
+                    "the function given to numerical_gradient changed its argument in place (for example a "
+                    "forward pass or softmax that writes into its input), which destroys the perturbations; "
+                    "it must leave its input unchanged (work on a copy)."
+                )
         result[k] = (f_plus - f_minus) / (2 * eps)
     return result
 

@@ -13,6 +13,7 @@ import io
 import json
 import linecache
 import os
+import re
 from pathlib import Path
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions" / "dnn_hw"
@@ -31,11 +32,15 @@ def load_cells(notebook: str) -> list[dict]:
     return cells
 
 
-def run_notebook(notebook: str, replacements=()) -> dict:
+_HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.MULTILINE | re.DOTALL)
+
+
+def run_notebook(notebook: str, replacements=(), *, hidden_tests: bool = True) -> dict:
     """Execute every code cell of ``notebook`` in order, in one namespace, like "Run All".
 
     replacements: ``(old, new)`` pairs applied to the non-test cells (the
         student's side); each must match somewhere, so a stale mutation fails loudly.
+    hidden_tests: False runs the test cells as students see them, without their hidden tests.
     Returns ``{grade_id: None if that test cell passed, else its exception}``
     for the test cells, plus ``"cell:<grade_id>"`` entries for other cells that raised.
     """
@@ -47,6 +52,8 @@ def run_notebook(notebook: str, replacements=()) -> dict:
     try:
         for cell in load_cells(notebook):
             source = cell["source"]
+            if cell["grade"] and not hidden_tests:
+                source = _HIDDEN_TESTS.sub("", source)
             if not cell["grade"]:
                 for old, new in replacements:
                     if old in source:

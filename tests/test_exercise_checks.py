@@ -47,11 +47,16 @@ MISTAKES = [
     ("relu-greater-equal", NB1, [(RELU_FORWARD, "self.z = z\n        " + RELU_FORWARD),
                                  (RELU_BACKWARD, "d_z = d_prev * (self.z >= 0)")], "test_relu_backward",
      "you probably wrote >= instead of >"),
+    ("relu-out-greater-equal", NB1, [(RELU_BACKWARD, "d_z = d_prev * (self.out >= 0)")], "test_relu_backward",
+     "ReLU's output is never negative"),
     ("relu-no-chain-rule", NB1, [(RELU_BACKWARD, "d_z = (self.out > 0).astype(float)")], "test_relu_backward",
      "multiplies it by d_prev"),
     ("relu-forgot-return", NB1, [(RELU_BACKWARD, "d_z = None")], "test_relu_backward", "is None"),
     ("sigmoid-naive", NB1, [(SIGMOID_FORWARD, "self.out = 1 / (1 + np.exp(-z))")], "test_sigmoid_forward",
      "exp(1000) overflows"),
+    ("sigmoid-where-both-branches", NB1, [(SIGMOID_FORWARD, "self.out = np.where(z >= 0, 1 / (1 + np.exp(-z)), "
+                                                            "np.exp(z) / (1 + np.exp(z)))")],
+     "test_sigmoid_forward", "np.where(condition, a, b) computes both a and b"),
     ("sigmoid-sign", NB1, [(SIGMOID_FORWARD, "self.out = np.where(z >= 0, e / (1 + e), 1 / (1 + e))")],
      "test_sigmoid_forward", "sigmoid(-z)"),
     ("sigmoid-derivative-of-z", NB1, [(SIGMOID_FORWARD, "self.z = z\n        " + SIGMOID_FORWARD),
@@ -100,6 +105,8 @@ MISTAKES = [
      "not by the number of entries"),
     ("ce-no-eps", NB3, [(CE_LOSS, "self.loss = -np.sum(y * np.log(y_hat)) / y.shape[0]")], "test_ce_loss",
      "log(0) is -inf"),
+    ("softmax-in-place", NB3, [(SOFTMAX_SHIFT, "z -= z.max(axis=1, keepdims=True)\n    shifted = z")], "test_softmax",
+     "softmax modified its input array in place"),
     ("softmax-backward-no-n", NB3, [(SOFTMAX_BACKWARD, "d_x = self.y_hat - self.y")], "test_softmax_backward",
      "off by a factor of the batch size n"),
     ("softmax-backward-sign", NB3, [(SOFTMAX_BACKWARD, "d_x = (self.y - self.y_hat) / self.y.shape[0]")],
@@ -107,6 +114,8 @@ MISTAKES = [
     ("l2-missing", NB4, [(L2_TERM, "loss = loss")], "test_l2_loss", "the L2 term is missing"),
     ("l2-spectral-norm", NB4, [(L2_SUM, "squared_weights = sum(np.linalg.norm(layer.W, 2) ** 2 for layer in "
                                         "self.layers.values()")], "test_l2_loss", "spectral"),
+    ("l2-square-of-sum", NB4, [(L2_SUM, "squared_weights = sum(np.sum(layer.W) ** 2 for layer in "
+                                        "self.layers.values()")], "test_l2_loss", "squares the *sum* of the entries"),
     ("l2-no-half", NB4, [(L2_TERM, "loss = loss + reg_lambda * squared_weights")], "test_l2_loss", "the 1/2"),
     ("l2-with-biases", NB4, [(L2_TERM, L2_TERM + "\n        loss = loss + 0.5 * reg_lambda * sum(np.sum(l.b ** 2) "
                                                  "for l in self.layers.values() if hasattr(l, 'b'))")],
@@ -117,14 +126,37 @@ MISTAKES = [
 ]
 
 
+# Mistakes that only the hidden tests catch (every other one is caught by the test cell as students see it).
+HIDDEN_ONLY = {"fc-squeeze-batch-of-one"}
+
+
 @pytest.mark.parametrize("case, notebook, replacements, test_cell, message",
                          MISTAKES, ids=[case[0] for case in MISTAKES])
 def test_mistake_is_caught_with_its_message(case, notebook, replacements, test_cell, message):
-    results = run_notebook(notebook, replacements)
+    results = run_notebook(notebook, replacements, hidden_tests=case in HIDDEN_ONLY)
     error = results[test_cell]
     assert isinstance(error, CheckFailed), f"{case}: {test_cell} should fail with a CheckFailed, got {error!r}"
     assert message in str(error), f"{case}: message was: {error}"
     assert len(str(error)) < 400, "a failure message should be one or two sentences"
+
+
+def test_in_place_softmax_costs_only_the_softmax_test():
+    """An in-place softmax is named by the softmax test; a correct backward still passes its own test."""
+    results = run_notebook(NB3, [(SOFTMAX_SHIFT, "z -= z.max(axis=1, keepdims=True)\n    shifted = z")],
+                           hidden_tests=False)
+    assert isinstance(results["test_softmax"], CheckFailed), results
+    assert results["test_ce_loss"] is None and results["test_softmax_backward"] is None, results
+
+
+@pytest.mark.parametrize("notebook, replacements, test_cell", [
+    (NB1, [(SIGMOID_FORWARD, "z *= -1\n        np.exp(z, out=z)\n        z += 1\n        np.reciprocal(z, out=z)\n"
+                             "        self.out = z.copy()")], "test_sigmoid_backward"),
+    (NB1, [(TANH_FORWARD, "t = np.sign(z) * ((1 - e) / (1 + e))\n        z[...] = t\n        self.out = t")],
+     "test_tanh_backward"),
+])
+def test_an_in_place_forward_does_not_fail_a_correct_backward(notebook, replacements, test_cell):
+    results = run_notebook(notebook, replacements)
+    assert results[test_cell] is None, results
 
 
 ALTERNATIVES = [

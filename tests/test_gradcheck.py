@@ -147,6 +147,22 @@ def test_numerical_gradient_restores_input_exactly_even_when_f_fails():
     np.testing.assert_array_equal(x, original)
 
 
+def test_numerical_gradient_refuses_a_function_that_changes_its_input_and_restores_it():
+    def in_place_softmax_loss(v):  # a student's softmax that shifts its input in place
+        v -= v.max(axis=1, keepdims=True)
+        return float(-np.log(np.exp(v[:, 0]) / np.exp(v).sum(axis=1)).sum())
+
+    x = np.random.default_rng(1).standard_normal((2, 3))
+    original = x.copy()
+    with pytest.raises(ValueError, match="changed its argument in place .* must leave its input unchanged"):
+        numerical_gradient(in_place_softmax_loss, x)
+    np.testing.assert_array_equal(x, original)
+    # the same loss on a copy is fine, and equals softmax's gradient (y_hat - y) summed over the rows
+    y_hat = np.exp(original) / np.exp(original).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(numerical_gradient(lambda v: in_place_softmax_loss(v.copy()), x),
+                               y_hat - np.eye(3)[[0, 0]], atol=1e-8)
+
+
 def test_numerical_gradient_refuses_float32():
     with pytest.raises(TypeError, match="float64"):
         numerical_gradient(np.sum, np.ones(3, dtype=np.float32))
