@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv book test lab exercises fixtures bench clean
+.PHONY: help venv book test lab exercises fixtures bench clean release
 
 help:
 	@echo "make book       build the course website into _build/html (offline, warnings are errors)"
@@ -13,6 +13,7 @@ help:
 	@echo "make lab        copy the exercises to my-work/ (once) and open them in JupyterLab"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader (instructors)"
 	@echo "make fixtures   regenerate the tests' reference values from solutions/ (instructors)"
+	@echo "make release    write the students' kit to release/ (folder and zip), checked for answers"
 	@echo "make bench      benchmark one training epoch against PyTorch and the matmul peak"
 
 venv: $(STAMP)
@@ -43,6 +44,11 @@ exercises: $(STAMP)
 
 fixtures: $(STAMP)
 	$(BIN)/python scripts/make_fixtures.py
+
+# The students' kit: release/dnn-course-kit/ (push it to the students' repository, repository.url
+# in _config.yml) and release/dnn-course-kit.zip (for a learning platform). It stops if it finds an answer.
+release: $(STAMP)
+	$(BIN)/python scripts/make_release.py
 
 # The benchmark runs with OpenBLAS's own kernel choice (some machines set OPENBLAS_CORETYPE and
 # OPENBLAS_L2_SIZE to force an older one); it reports which kernel ran. PyTorch is optional:

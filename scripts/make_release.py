@@ -1,0 +1,377 @@
+"""Write the students' kit: what a student needs, and nothing that gives an answer away.
+
+    python scripts/make_release.py                  # release/dnn-course-kit/ and release/dnn-course-kit.zip
+    python scripts/make_release.py --out DIR        # the same under DIR
+
+The kit is a folder ready to push as the students' own public repository (the
+repository that ``repository.url`` in ``_config.yml`` names, where the site's
+launch buttons point), and the same folder as a zip for a learning platform:
+
+* ``exercises/dnn_hw/``: the six exercise notebooks (``make exercises`` output);
+* ``dnn_course/``: the runtime they import, without ``reference.py`` and with the
+  visible tests' reference values only (``fixtures/visible_values.npz``);
+* ``data/embedded/``: the embedded data subset (12 MB);
+* ``pyproject.toml``, ``requirements.txt``, ``environment.yml``, ``binder/``: the
+  pinned environment; ``pip install .`` builds a wheel that carries the data;
+* ``README.md`` (for students), ``LICENSE``, ``Makefile`` (``make lab``, ``make check``).
+
+Before writing the zip, every file of the kit is scanned for answers
+(:func:`find_leaks`): solution-region lines, hidden-test lines, rubric and
+model-answer text of the source notebooks, nbgrader markers, and the reference
+values that only hidden tests use. Any finding stops the release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+KIT_NAME = "dnn-course-kit"
+ASSIGNMENT = "dnn_hw"
+SOLUTIONS = REPO / "solutions" / ASSIGNMENT
+EXERCISES = REPO / "exercises" / ASSIGNMENT
+FIXTURES = REPO / "dnn_course" / "fixtures"
+NOTEBOOKS = (
+    "01_activations.ipynb",
+    "02_fc_layer.ipynb",
+    "03_softmax_cross_entropy.ipynb",
+    "04_model_l2.ipynb",
+    "05_mnist_activations.ipynb",
+    "06_fashion_tuning.ipynb",
+)
+#: Modules of dnn_course that stay with the instructors (reference.py loads solutions/).
+INSTRUCTOR_MODULES = {"reference.py"}
+#: Lines shorter than this (without spaces) are too generic to call a leak (``return out``).
+MIN_LINE_CHARS = 16
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+
+#: Lines that are syntax more than content (``except ValueError:``), in any program.
+_GENERIC = re.compile(r"(except|try|else|elif|finally|return|pass|break|continue|raise)\b[\w. ]*:?")
+_REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\s*\n(.*?)### END \1", re.S)
+
+
+def students_repository_url() -> str:
+    """``repository.url`` of _config.yml: the students' repository (the one setting that names it)."""
+    config = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
+    return config["repository"]["url"].rstrip("/")
+
+
+# ----------------------------------------------------------------------------------------------
+# What must never be in the kit
+
+
+def _cell_sources(notebook: Path) -> list[tuple[str, str]]:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"]) for c in cells]
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def secret_lines(solutions_dir: Path = SOLUTIONS) -> list[tuple[str, str, str]]:
+    """``(notebook, kind, line)`` for every non-trivial line of a solution or hidden-test region.
+
+    ``kind`` is "solution" (code, or a written answer's model answer and rubric) or
+    "hidden test". A line that the notebook also shows outside its regions (the same
+    ``fx = checks.fixture("fc")`` in a visible test) is not a secret and is left out.
+    """
+    notebooks = {notebook.name: _cell_sources(notebook) for notebook in sorted(Path(solutions_dir).glob("*.ipynb"))}
+    public = {_squash(line) for cells in notebooks.values() for _, source in cells
+              for line in _REGION.sub("", source).splitlines()}
+    found = []
+    for name, cells in notebooks.items():
+        for _, source in cells:
+            for kind, body in _REGION.findall(source):
+                for line in body.splitlines():
+                    line = _squash(line)
+                    if len(line.replace(" ", "")) >= MIN_LINE_CHARS and line not in public \
+                            and not _GENERIC.fullmatch(line):
+                        found.append((name, "solution" if kind == "SOLUTION" else "hidden test", line))
+    return found
+
+
+def hidden_only_values(fixtures_dir: Path = FIXTURES) -> dict[str, np.ndarray]:
+    """The reference values that only the instructors' set has (the hidden tests' own)."""
+    with np.load(fixtures_dir / "reference_values.npz", allow_pickle=False) as full, \
+            np.load(fixtures_dir / "visible_values.npz", allow_pickle=False) as visible:
+        return {key: full[key] for key in full.files if key not in visible.files}
+
+
+def _texts_of(name: str, data: bytes) -> list[str]:
+    """The text(s) to search in one file: its decoded bytes and, for a notebook, its cells' sources.
+
+    A secret line is found when it is a whole line of one of these (whitespace collapsed).
+    """
+    text = data.decode("utf-8", errors="replace")
+    texts = [text]
+    if name.endswith(".ipynb"):
+        try:
+            cells = json.loads(text).get("cells", [])
+            texts.append("\n".join("".join(c.get("source", "")) for c in cells))
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    return texts
+
+
+def _kit_files(root: Path) -> dict[str, bytes]:
+    """Every file of a kit folder or zip (and the members of zips and .npz inside it), by name."""
+    files = {}
+    if root.is_file() and zipfile.is_zipfile(root):
+        with zipfile.ZipFile(root) as archive:
+            for member in archive.namelist():
+                if not member.endswith("/"):
+                    files[f"{root.name}:{member}"] = archive.read(member)
+    else:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path = FIXTURES) -> list[str]:
+    """Everything in the kit folder or zip ``root`` that gives an answer away, one sentence each."""
+    leaks = []
+    files = _kit_files(Path(root))
+    lines = secret_lines(solutions_dir)
+    hidden = hidden_only_values(fixtures_dir)
+    hidden_bytes = {key: value.tobytes() for key, value in hidden.items() if value.size >= 4}
+    for name, data in files.items():
+        lowered = name.lower()
+        if "solutions/" in lowered or "autograder" in lowered or "reference_values" in lowered \
+                or lowered.endswith("reference.py") or "nbgrader_config" in lowered:
+            leaks.append(f"{name}: an instructors' file")
+        if name.endswith(".npz"):
+            with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+                for key in arrays.files:
+                    if key in hidden:
+                        leaks.append(f"{name}: holds the hidden tests' reference value {key}")
+                    elif any(arrays[key].shape == value.shape and np.array_equal(arrays[key], value)
+                             for value in hidden.values()):
+                        leaks.append(f"{name}: {key} equals a value only the hidden tests use")
+        for key, raw in hidden_bytes.items():
+            if raw in data:
+                leaks.append(f"{name}: contains the bytes of the hidden tests' reference value {key}")
+        texts = _texts_of(name, data)
+        for marker in MARKERS:
+            if any(marker in text for text in texts):
+                leaks.append(f"{name}: nbgrader marker {marker!r}")
+        file_lines = {_squash(line) for text in texts for line in text.splitlines()}
+        for notebook, kind, line in lines:
+            if line in file_lines:
+                leaks.append(f"{name}: a {kind} line of {notebook}: {line[:70]!r}")
+    return leaks
+
+
+# ----------------------------------------------------------------------------------------------
+# Building the kit
+
+
+def _kit_readme(url: str) -> str:
+    name = url.rsplit("/", 1)[-1]
+    binder = url.replace("https://github.com/", "https://mybinder.org/v2/gh/") + "/main?urlpath=lab/tree/exercises/dnn_hw"
+    return f"""# Deep Neural Networks from Scratch: exercises
+
+Six Jupyter notebooks in which you build a multi-layer perceptron in NumPy and run two experiments
+with it: activation functions on MNIST and tuning a network on Fashion-MNIST. Every exercise checks
+your code as you go: run the test cell below your code and read its ✓ or ✗ message.
+
+## Start
+
+On Linux or macOS, with Python 3.11 or newer and `make`:
+
+```bash
+git clone {url}.git
+cd {name}
+make lab
+```
+
+`make lab` installs the exact versions of `requirements.txt` into `.venv/` (once; this needs the
+internet), copies the notebooks to `my-work/dnn_hw/` (once: your work stays there, and `git pull`
+never touches it) and opens them in JupyterLab. Afterwards everything works offline: the data the
+notebooks use ships in `data/embedded/`.
+
+Without `make` (Windows, or conda): `conda env create -f environment.yml`, `conda activate dnn-course`,
+copy `exercises/dnn_hw` to a folder of your own and run `jupyter lab` there. In the browser, without
+installing anything: [Binder]({binder}) (your work is lost when the session ends: download your
+notebooks).
+
+## Work
+
+Do the notebooks in order, `01_activations` to `06_fashion_tuning`. Write your code where it says
+`EDIT HERE` and run the test cell below it. Notebooks 04 to 06 import your classes from the earlier
+notebooks, so keep the six together in one folder.
+
+Before you submit, check all six from the command line:
+
+```bash
+make check
+```
+
+It runs every notebook in `my-work/dnn_hw/` from the start and lists the tests that fail.
+
+## Submit
+
+The six notebooks, with the files the experiments write next to them: `mnist_results.json`,
+`fashion_results.json` and `fashion_model.npz`. The hidden tests that grade your work check the same
+things as the visible ones, on other inputs (float32, a batch of one, extreme values).
+
+## What is here
+
+| path | what |
+| --- | --- |
+| `exercises/dnn_hw/` | the six notebooks as released (your copy is in `my-work/`) |
+| `dnn_course/` | the course's Python package: data loader, training loop, plots, checks |
+| `data/embedded/` | MNIST and Fashion-MNIST: the first 10,000 training images and the 10,000 test images of each |
+| `requirements.txt`, `environment.yml`, `binder/` | the pinned environment (pip, conda, Binder) |
+
+`pip install .` installs the package with its data, like any wheel (Colab, your own environment).
+MNIST: CC BY-SA 3.0 (Y. LeCun, C. Cortes, C. J. C. Burges); Fashion-MNIST: MIT (Zalando Research).
+The course's code: MIT, see `LICENSE`.
+"""
+
+
+def _check_command() -> str:
+    """The kit's `make check`: the student-side checker if the package has one, else nbgrader validate."""
+    package = REPO / "dnn_course"
+    if (package / "check.py").is_file() or (package / "check" / "__main__.py").is_file():
+        return "\t$(BIN)/python -m dnn_course.check $(WORK)/dnn_hw\n"
+    return ("\tcd $(WORK)/dnn_hw && $(abspath $(BIN))/python -m nbgrader validate "
+            + " ".join(NOTEBOOKS) + "\n")
+
+
+def _kit_makefile() -> str:
+    return (
+        """# The students' kit. `make lab` to work, `make check` before submitting.
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+WORK    ?= my-work
+LAB_ARGS ?=
+# What pip installs as the course package: this folder, built into a wheel that carries the data.
+PACKAGE ?= .
+
+.PHONY: help venv lab check
+
+help:
+\t@echo "make lab    copy the exercises to $(WORK)/ (once) and open them in JupyterLab"
+\t@echo "make check  run the six notebooks in $(WORK)/dnn_hw and report the tests that fail"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+\ttest -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "The course needs Python 3.11 or newer, but $(PYTHON) is Python " + sys.version.split()[0] + ". Install Python 3.11 or newer and run make again with PYTHON=python3.11 (or python3.12, ...).")'
+\ttest -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+\t$(BIN)/python -m pip install --quiet pip==26.3
+\t$(BIN)/python -m pip install --quiet -r requirements.txt
+\t$(BIN)/python -m pip install --quiet --no-deps $(PACKAGE)
+\ttouch $(STAMP)
+
+# Your copy of the notebooks, made once: your work stays there and `git pull` never conflicts.
+$(WORK)/dnn_hw:
+\tmkdir -p $(WORK) && cp -r exercises/dnn_hw $(WORK)/dnn_hw
+
+lab: $(STAMP) $(WORK)/dnn_hw
+\t$(BIN)/python -m jupyterlab $(LAB_ARGS) $(WORK)/dnn_hw
+
+check: $(STAMP) $(WORK)/dnn_hw
+""" + _check_command())
+
+
+_GITIGNORE = """.venv/
+my-work/
+build/
+*.egg-info/
+__pycache__/
+.ipynb_checkpoints/
+"""
+
+
+def _environment_yml() -> str:
+    """The repository's environment.yml with a header for students."""
+    lines = (REPO / "environment.yml").read_text(encoding="utf-8").splitlines()
+    body = [line for line in lines if not line.startswith("#")]
+    header = ["# Conda environment of the course (conda-forge), the versions of requirements.txt.",
+              "#   conda env create -f environment.yml && conda activate dnn-course"]
+    return "\n".join(header + body) + "\n"
+
+
+def build_kit(out_dir: Path) -> Path:
+    """Write the kit folder ``out_dir/dnn-course-kit`` (replacing an old one) and return it."""
+    missing = [name for name in NOTEBOOKS if not (EXERCISES / name).is_file()]
+    if missing:
+        raise SystemExit(f"exercises/{ASSIGNMENT} lacks {', '.join(missing)}: run `make exercises` first.")
+    kit = Path(out_dir) / KIT_NAME
+    if kit.exists():
+        shutil.rmtree(kit)
+    (kit / "exercises" / ASSIGNMENT).mkdir(parents=True)
+    for name in NOTEBOOKS:
+        shutil.copy2(EXERCISES / name, kit / "exercises" / ASSIGNMENT / name)
+    package = kit / "dnn_course"
+    (package / "fixtures").mkdir(parents=True)
+    for module in sorted((REPO / "dnn_course").glob("*.py")):
+        if module.name not in INSTRUCTOR_MODULES:
+            shutil.copy2(module, package / module.name)
+    shutil.copy2(FIXTURES / "visible_values.npz", package / "fixtures" / "visible_values.npz")
+    shutil.copytree(REPO / "data" / "embedded", kit / "data" / "embedded")
+    for name in ("pyproject.toml", "requirements.txt", "LICENSE"):
+        shutil.copy2(REPO / name, kit / name)
+    shutil.copytree(REPO / "binder", kit / "binder")
+    (kit / "environment.yml").write_text(_environment_yml(), encoding="utf-8")
+    (kit / "README.md").write_text(_kit_readme(students_repository_url()), encoding="utf-8")
+    (kit / "Makefile").write_text(_kit_makefile(), encoding="utf-8")
+    (kit / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
+    return kit
+
+
+def write_zip(kit: Path, zip_path: Path) -> Path:
+    """The kit as a zip whose members sit under ``dnn-course-kit/`` (fixed dates: same kit, same bytes)."""
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(kit.rglob("*")):
+            if path.is_file():
+                info = zipfile.ZipInfo(f"{kit.name}/{path.relative_to(kit).as_posix()}", date_time=ZIP_DATE)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = (0o755 if path.stat().st_mode & 0o111 else 0o644) << 16
+                archive.writestr(info, path.read_bytes())
+    return zip_path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=REPO / "release", help="folder to write into (default release/)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    kit = build_kit(args.out)
+    leaks = find_leaks(kit)
+    if leaks:
+        print(f"The kit in {kit} gives answers away; not releasing it:", *leaks, sep="\n  ", file=sys.stderr)
+        return 1
+    zip_path = write_zip(kit, args.out / f"{KIT_NAME}.zip")
+    leaks = find_leaks(zip_path)
+    if leaks:
+        print(f"{zip_path} gives answers away; not releasing it:", *leaks, sep="\n  ", file=sys.stderr)
+        zip_path.unlink()
+        return 1
+    files = [p for p in kit.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    print(f"wrote {kit} ({len(files)} files, {size / 1e6:.1f} MB) and {zip_path} "
+          f"({zip_path.stat().st_size / 1e6:.1f} MB); no answers found in either")
+    print(f"Hand it out: push {kit} to {students_repository_url()} (repository.url in _config.yml), "
+          f"or upload {zip_path.name} to the learning platform.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

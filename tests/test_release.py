@@ -1,0 +1,271 @@
+"""The students' kit (`make release`): what it holds, that it holds no answer, and that it works.
+
+The end-to-end test builds the kit in a temporary folder and, from it alone and offline, does
+what a student does: `make check` (which creates the kit's environment and installs the course
+package as a wheel) on the six notebooks filled with a correct implementation, 05 and 06 in
+their short mode. Two test-only shortcuts keep it offline and fast, and are the only differences
+from a student's run:
+
+* the kit's `.venv` is created by the test, without pip, and sees the repository venv's installed
+  packages through a `.pth` file (every pin of the kit's requirements.txt is installed there;
+  the kit's `pip install -r requirements.txt` then finds them all satisfied, with `PIP_NO_INDEX=1`);
+* the course package's wheel is zipped by the test (:func:`build_wheel`, the layout
+  pyproject.toml gives) instead of by setuptools, which pip would download; the Makefile installs
+  it with `pip install --no-deps` as it installs `.` for a student (`PACKAGE=<wheel>`).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import tomllib
+import zipfile
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+import make_release  # noqa: E402
+
+from tests.autograder_corpus.students import perfect  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> tuple[Path, Path]:
+    """(kit folder, zip) written by scripts/make_release.py into a temporary folder."""
+    out = tmp_path_factory.mktemp("release")
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "make_release.py"), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out / make_release.KIT_NAME, out / f"{make_release.KIT_NAME}.zip"
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+# --- what the kit holds ----------------------------------------------------------------------
+
+
+def test_kit_holds_what_a_student_needs_and_nothing_of_the_instructors(release):
+    kit, zip_path = release
+    files = _files(kit)
+    for name in make_release.NOTEBOOKS:
+        assert (kit / "exercises/dnn_hw" / name).read_bytes() == (REPO / "exercises/dnn_hw" / name).read_bytes()
+    expected = {"README.md", "LICENSE", "Makefile", "pyproject.toml", "requirements.txt", "environment.yml",
+                "binder/postBuild", "binder/requirements.txt", "binder/runtime.txt",
+                "data/embedded/MANIFEST.json", "dnn_course/fixtures/visible_values.npz",
+                "dnn_course/datasets.py", "dnn_course/training.py", "dnn_course/checks.py",
+                "dnn_course/plotting.py", "dnn_course/notebook_import.py"}
+    assert expected <= files, expected - files
+    assert {f for f in files if f.startswith("data/embedded/")} == \
+        {"data/embedded/" + p for p in _files(REPO / "data" / "embedded")}
+    assert not any(part in f for f in files for part in ("solutions", "autograder", "reference", "tests/", "book/"))
+    assert (kit / "requirements.txt").read_text() == (REPO / "requirements.txt").read_text()
+    makefile = (kit / "Makefile").read_text()
+    assert "\nlab:" in makefile and "\ncheck:" in makefile
+    with zipfile.ZipFile(zip_path) as archive:
+        members = {name.removeprefix(f"{make_release.KIT_NAME}/") for name in archive.namelist()}
+    assert members == files
+    size = sum((kit / f).stat().st_size for f in files)
+    assert 11e6 < size < 14e6, f"the kit is {size / 1e6:.1f} MB"
+
+
+def test_kit_readme_names_the_students_repository_and_the_commands(release):
+    kit, _ = release
+    readme = (kit / "README.md").read_text()
+    url = make_release.students_repository_url()
+    assert f"git clone {url}.git" in readme
+    assert "make lab" in readme and "make check" in readme
+
+
+def test_visible_fixtures_are_exactly_what_the_visible_tests_name():
+    with np.load(REPO / "dnn_course/fixtures/visible_values.npz") as visible, \
+            np.load(REPO / "dnn_course/fixtures/reference_values.npz") as full:
+        assert set(visible.files) < set(full.files)
+        for key in visible.files:
+            assert np.array_equal(visible[key], full[key]), key
+        hidden_only = set(full.files) - set(visible.files)
+    # the hidden tests' own values (gradients after model.backward, the saturated derivatives)
+    assert {"model/dW1", "model/db3", "sigmoid/dz_extreme", "tanh/dz_extreme"} <= hidden_only
+    assert {"model/W1", "model/x", "sigmoid/out_extreme", "softmax/z_extreme", "fc/dW"} <= set(full.files) - hidden_only
+
+
+# --- no answer in the kit --------------------------------------------------------------------
+
+
+def test_secret_lines_cover_every_solution_and_hidden_test_region():
+    lines = make_release.secret_lines()
+    kinds = {(notebook, kind) for notebook, kind, _ in lines}
+    for notebook in make_release.NOTEBOOKS[:4]:
+        assert (notebook, "solution") in kinds and (notebook, "hidden test") in kinds, notebook
+    written = [line for notebook, kind, line in lines if notebook.startswith(("05", "06"))]
+    assert any(line.startswith("**Rubric") for line in written)
+    assert any("Model answer" in line for line in written)
+    assert any("CONFIGURATIONS" not in line and "hidden=[1024, 1024]" in line for line in written)
+
+
+def test_kit_folder_and_zip_hold_no_answer(release):
+    kit, zip_path = release
+    assert make_release.find_leaks(kit) == []
+    assert make_release.find_leaks(zip_path) == []
+
+
+def test_leak_scan_finds_every_kind_of_answer(release, tmp_path):
+    kit, _ = release
+    lines = make_release.secret_lines()
+    solution = next(line for nb, kind, line in lines if nb == "02_fc_layer.ipynb" and kind == "solution")
+    hidden = next(line for nb, kind, line in lines if nb == "01_activations.ipynb" and kind == "hidden test")
+    rubric = next(line for nb, kind, line in lines if nb == "05_mnist_activations.ipynb" and "Rubric" in line)
+    hidden_value = make_release.hidden_only_values()["model/dW1"]
+
+    planted = tmp_path / "kit"
+    planted.mkdir()
+    notebook = nbformat.read(kit / "exercises/dnn_hw/02_fc_layer.ipynb", as_version=4)
+    notebook.cells[3].source += "\n    " + solution
+    nbformat.write(notebook, planted / "02_fc_layer.ipynb")
+    (planted / "helpers.py").write_text(f"x = 1\n{hidden}\n")
+    (planted / "notes.bin").write_bytes(b"\x00header" + hidden_value.tobytes())
+    (planted / "marker.md").write_text("### BEGIN SOLUTION\n")
+    buffer = io.BytesIO()
+    np.savez(buffer, grad=hidden_value)
+    (planted / "values.npz").write_bytes(buffer.getvalue())
+    zip_path = tmp_path / "kit.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("kit/README.md", f"Hello\n{rubric}\n")
+
+    leaks = "\n".join(make_release.find_leaks(planted))
+    assert f"02_fc_layer.ipynb: a solution line of 02_fc_layer.ipynb: {solution[:70]!r}" in leaks
+    assert f"helpers.py: a hidden test line of 01_activations.ipynb: {hidden[:70]!r}" in leaks
+    assert "notes.bin: contains the bytes of the hidden tests' reference value model/dW1" in leaks
+    assert "marker.md: nbgrader marker 'BEGIN SOLUTION'" in leaks
+    assert "values.npz: grad equals a value only the hidden tests use" in leaks
+    zip_leaks = make_release.find_leaks(zip_path)
+    assert zip_leaks == [f"kit.zip:kit/README.md: a solution line of 05_mnist_activations.ipynb: {rubric[:70]!r}"]
+
+
+def test_release_refuses_a_kit_with_an_answer(tmp_path, monkeypatch):
+    monkeypatch.setattr(make_release, "INSTRUCTOR_MODULES", set())  # ship reference.py by mistake
+    assert make_release.main(["--out", str(tmp_path)]) == 1
+    assert not (tmp_path / f"{make_release.KIT_NAME}.zip").exists()
+
+
+# --- the package as a wheel ------------------------------------------------------------------
+
+
+def test_pyproject_puts_every_embedded_file_into_the_wheel():
+    import fnmatch
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert config["package-dir"]["dnn_course.embedded"] == "data/embedded"
+    embedded = REPO / "data" / "embedded"
+    for path in embedded.rglob("*"):
+        if path.is_file():
+            relative = path.relative_to(embedded)
+            package = ".".join(["dnn_course", "embedded", *relative.parent.parts])
+            if package in config["packages"]:
+                name = relative.name
+            else:
+                package, name = "dnn_course.embedded", relative.as_posix()
+            assert any(fnmatch.fnmatch(name, pattern) for pattern in config["package-data"].get(package, [])), path
+
+
+def build_wheel(kit: Path, dest: Path) -> Path:
+    """The course package of ``kit`` as a wheel, laid out as pyproject.toml lays it out (test-only builder)."""
+    version = tomllib.loads((kit / "pyproject.toml").read_text())["project"]["version"]
+    dist_info = f"dnn_course-{version}.dist-info"
+    files = {}
+    for path in sorted((kit / "dnn_course").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            files[f"dnn_course/{path.relative_to(kit / 'dnn_course').as_posix()}"] = path.read_bytes()
+    for path in sorted((kit / "data" / "embedded").rglob("*")):
+        if path.is_file():
+            files[f"dnn_course/embedded/{path.relative_to(kit / 'data' / 'embedded').as_posix()}"] = path.read_bytes()
+    files[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: dnn-course\nVersion: {version}\n".encode()
+    files[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    wheel = dest / f"dnn_course-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return wheel
+
+
+def _linked_site_packages(tmp_path: Path) -> Path:
+    """The repository venv's installed packages, except the course package, as symlinks."""
+    linked = tmp_path / "repo-site-packages"
+    linked.mkdir()
+    source = Path(sysconfig.get_paths()["purelib"])
+    for entry in source.iterdir():
+        if "dnn_course" in entry.name or entry.suffix == ".pth":
+            continue
+        (linked / entry.name).symlink_to(entry)
+    return linked
+
+
+def _fill(kit: Path, work: Path) -> None:
+    """The kit's notebooks with every answer filled in from the solutions, 05/06 in their short mode."""
+    work.mkdir(parents=True)
+    for name, notebook in perfect(kit / "exercises" / "dnn_hw", REPO / "solutions" / "dnn_hw").items():
+        notebook = copy.deepcopy(notebook)
+        for cell in notebook.cells:
+            if cell.cell_type == "code" and "SMOKE_TEST = False" in cell.source:
+                cell.source = cell.source.replace("SMOKE_TEST = False", "SMOKE_TEST = True")
+        nbformat.write(notebook, work / name)
+
+
+@pytest.mark.slow
+def test_kit_installs_offline_and_a_correct_student_passes_make_check(release, tmp_path):
+    kit_source, _ = release
+    kit = tmp_path / "kit"
+    subprocess.run(["cp", "-r", str(kit_source), str(kit)], check=True)
+    base_python = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    subprocess.run([str(base_python), "-m", "venv", "--without-pip", str(kit / ".venv")], check=True)
+    purelib = subprocess.run([str(kit / ".venv/bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    (Path(purelib) / "repo-packages.pth").write_text(str(_linked_site_packages(tmp_path)) + "\n")
+    wheel = build_wheel(kit, tmp_path)
+    _fill(kit, kit / "my-work" / "dnn_hw")
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env.update(PIP_NO_INDEX="1", DNN_COURSE_MODE="quick", OPENBLAS_NUM_THREADS="1",
+               PATH=f"{kit / '.venv/bin'}:{env.get('PATH', '')}")
+    result = subprocess.run(["make", "check", f"PACKAGE={wheel}"], cwd=kit, env=env, capture_output=True,
+                            text=True, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert (kit / ".venv/.installed").exists()
+    assert output.count("Success! Your notebook passes all the tests.") == 6, output[-3000:]
+
+    # The package came from the wheel, with the data inside it; the instructors' files are absent.
+    probe = ("import dnn_course, dnn_course.checks as c; from dnn_course.datasets import load_dataset; "
+             "print(dnn_course.__file__); print(load_dataset('fashion-mnist', verbose=False).description); "
+             "print(c._FIXTURE_FILE.name); import importlib.util; print(importlib.util.find_spec('dnn_course.reference'))")
+    lines = subprocess.run([str(kit / ".venv/bin/python"), "-c", probe], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    assert lines[0].startswith(purelib)
+    assert "dnn_course/embedded/fashion-mnist in the installed package" in lines[1]
+    assert lines[2:] == ["visible_values.npz", "None"]
+
+    # The same check on an untouched notebook fails, naming what is missing.
+    blank = kit / "blank"
+    blank.mkdir()
+    (blank / "01_activations.ipynb").write_bytes((kit / "exercises/dnn_hw/01_activations.ipynb").read_bytes())
+    result = subprocess.run([str(kit / ".venv/bin/python"), "-m", "nbgrader", "validate", "01_activations.ipynb"], cwd=blank,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert "ReLU.forward is not written yet" in result.stdout + result.stderr
