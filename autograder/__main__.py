@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"isolation: {summary.isolation}")
         if summary.failed:
             print(f"not graded (scored 0, see flags): {', '.join(summary.failed)}")
+        if summary.flagged:
+            print(f"flagged: {len(summary.flagged)} submission(s) (the flags column of grades.csv):")
+            print("\n".join("  " + line for line in summary.flag_lines()))
         out = Path(summary.out)
         print(f"grades:   {out / 'grades.csv'}\nreport:   {out / 'report.html'}\n"
               f"feedback: {out / 'feedback'}\nby hand:  {out / 'manual_cells.csv'}")

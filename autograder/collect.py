@@ -13,8 +13,27 @@ with two plugins of ours that add what it lacks:
   the assignment's file name: the student id comes from the archive or folder
   name (a name that does not match the pattern becomes its own id, flagged);
   a renamed notebook is recognised by its cells; of several submissions of
-  one student the latest wins (newest notebook time, then name) and the
-  others are reported.
+  one student one is graded and the others are reported.
+
+Rules that hold whatever the download contains:
+
+* **Every entry gets a row.** Each zip file or folder of the download (names
+  starting with ``.`` excepted) becomes a candidate: an archive that cannot be
+  opened, a member with a bad CRC, a size that lies, an encryption flag or an
+  unsupported compression method, a ``.tar.gz`` or any other file costs that
+  entry (or that member) only, with a flag saying why; it is scored 0 if
+  nothing usable is left.
+* **Ids never collide by accident.** An id keeps the name's ASCII letters,
+  digits and ``_ . -`` (other runs become ``_``); when the name has letters
+  or digits outside ASCII, which the id cannot hold, a short hash of the
+  whole name is appended (``DNN_HW2-1a2b3c4d``), so two names written only
+  in, say, Cyrillic give two ids.
+* **Which attempt counts** depends only on the instructor's disk, never on
+  the timestamps inside an archive (the student sets those): the entry with
+  the newest modification time on disk (to the second) wins; on a tie, the
+  higher copy number (``name (2).zip`` over ``name (1).zip`` over
+  ``name.zip``; ``-2`` likewise); then the name. Inside one archive, of two
+  members with the same file name the shallowest path wins, then the first.
 
 Everything it learns about a submission goes to ``collect_manifest.json`` in
 the course folder, which the grader and the reports read.
@@ -23,6 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -51,15 +71,43 @@ class Candidate:
     source: str                      # its name in the download folder
     student_id: str
     student_name: str = ""
-    timestamp: str = ""              # ISO time of its newest notebook
+    timestamp: str = ""              # its modification time on the instructor's disk (UTC)
     files: dict = field(default_factory=dict)      # assignment file name -> extracted path
     flags: list = field(default_factory=list)
 
 
 def sanitize_id(text: str) -> str:
-    """A student id safe as a folder name: letters, digits, ``_ . -``."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")
+    """A student id safe as a folder name: ASCII letters, digits, ``_ . -`` (see the module docstring).
+
+    A name with letters or digits outside ASCII gets a hash of the whole name
+    appended, so that two such names cannot become one id.
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._-")
+    if any(ch.isalnum() and not ch.isascii() for ch in text):
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        return f"{cleaned or 'unnamed'}-{digest}"
     return cleaned or "unnamed"
+
+
+COPY_SUFFIX = re.compile(r"(?:\s*\((\d+)\)|-(\d+))$")
+
+
+def copy_number(stem: str) -> int:
+    """The copy number of a download name: ``x (2)`` and ``x-2`` are 2, ``x`` is 0."""
+    match = COPY_SUFFIX.search(stem)
+    return int(match.group(1) or match.group(2)) if match else 0
+
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".rar", ".7z", ".zip", ".gz")
+
+
+def entry_stem(name: str) -> str:
+    """A download entry's name without its archive extension."""
+    lower = name.lower()
+    for suffix in ARCHIVE_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def identify(stem: str, pattern: re.Pattern) -> tuple[str, str, list[str]]:
@@ -94,15 +142,15 @@ def _safe_parts(member: str) -> PurePosixPath | None:
 def extract_zip(archive: Path, destination: Path) -> list[str]:
     """Unpack the kept files of ``archive`` flat into ``destination``; return flags.
 
-    When two kept members have the same file name (nested copies), the newest
-    wins, then the shallowest path.
+    When two kept members have the same file name (nested copies), the
+    shallowest path wins, then the first (never the member's date).
     """
     flags: list[str] = []
     destination.mkdir(parents=True, exist_ok=True)
     try:
         zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as error:
-        return [f"unreadable archive: {error}"]
+    except Exception as error:  # BadZipFile, OSError, NotImplementedError, ValueError, ...
+        return [f"unreadable archive: {_why(error)}"]
     with zf:
         members = zf.infolist()
         if len(members) > MAX_MEMBERS:
@@ -127,22 +175,30 @@ def extract_zip(archive: Path, destination: Path) -> list[str]:
                 flags.append(f"{path.name} larger than {_cap_for(path.name)} bytes; dropped")
                 continue
             previous = chosen.get(path.name)
-            key = (info.date_time, -len(path.parts))
-            if previous is None or key > (previous.date_time, -len(PurePosixPath(previous.filename).parts)):
+            # never by the member's date: the student sets it
+            if previous is None or len(path.parts) < len(PurePosixPath(previous.filename).parts):
                 chosen[path.name] = info
         if dropped:
             flags.append(f"dropped {dropped} other file(s)")
         for name, info in sorted(chosen.items()):
             target = destination / name
-            with zf.open(info) as src, open(target, "wb") as dst:
-                copied = _copy_limited(src, dst, _cap_for(name))
+            try:
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    copied = _copy_limited(src, dst, _cap_for(name))
+            except Exception as error:  # bad CRC, lying size, encrypted, unsupported compression
+                target.unlink(missing_ok=True)
+                flags.append(f"{info.filename!r} could not be unpacked ({_why(error)}); not graded")
+                continue
             if not copied:
                 target.unlink()
                 flags.append(f"{name} larger than its cap; dropped")
-                continue
-            stamp = dt.datetime(*info.date_time).timestamp()
-            os.utime(target, (stamp, stamp))
     return flags
+
+
+def _why(error: BaseException) -> str:
+    """A one-line reason for a flag."""
+    text = str(error).splitlines()[0][:160] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _copy_limited(src, dst, cap: int) -> bool:
@@ -176,8 +232,7 @@ def copy_folder(folder: Path, destination: Path) -> list[str]:
             flags.append(f"{path.name} larger than {_cap_for(path.name)} bytes; dropped")
             continue
         previous = chosen.get(path.name)
-        if previous is None or (path.stat().st_mtime, -len(rel.parts)) > (
-                previous.stat().st_mtime, -len(previous.relative_to(folder).parts)):
+        if previous is None or len(rel.parts) < len(previous.relative_to(folder).parts):
             chosen[path.name] = path
     if dropped:
         flags.append(f"dropped {dropped} other file(s)")
@@ -191,8 +246,15 @@ def notebook_grade_ids(path: Path) -> set[str]:
     try:
         nb = json.loads(path.read_bytes().decode("utf-8", errors="replace"))
         cells = nb.get("cells") or [c for ws in nb.get("worksheets", []) for c in ws.get("cells", [])]
-        return {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in cells} - {None}
-    except (ValueError, AttributeError, TypeError, OSError):
+        ids = set()
+        for cell in cells:
+            meta = cell.get("metadata") if isinstance(cell, dict) else None
+            nbgrader = meta.get("nbgrader") if isinstance(meta, dict) else None
+            gid = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+            if isinstance(gid, str):
+                ids.add(gid)
+        return ids
+    except Exception:  # invalid or too deeply nested JSON, wrong types: no ids
         return set()
 
 
@@ -228,9 +290,27 @@ def assign_notebooks(paths: list[Path], released: dict[str, set[str]]) -> tuple[
     return mapping, flags
 
 
-def _timestamp(paths: list[Path]) -> str:
-    times = [p.stat().st_mtime for p in paths if p.suffix == ".ipynb"] or [0.0]
-    return dt.datetime.fromtimestamp(max(times), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+def _timestamp(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+ENTRY_INFO = ".entry.json"
+
+
+def unpack_entry(entry: Path, target: Path) -> list[str]:
+    """Unpack one entry of the download into ``target``; flags. Never raises for a bad entry."""
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        if entry.is_symlink():
+            return ["a link, not a zip file or folder; not graded"]
+        if entry.is_file() and entry.suffix.lower() == ".zip":
+            return extract_zip(entry, target)
+        if entry.is_dir():
+            return copy_folder(entry, target)
+        kind = entry.name[len(entry_stem(entry.name)):] or "a file without extension"
+        return [f"not a zip file or folder ({kind}); not graded: ask for a .zip"]
+    except Exception as error:
+        return [f"could not be unpacked ({_why(error)}); not graded"]
 
 
 class SafeExtractorPlugin(ExtractorPlugin):
@@ -241,15 +321,12 @@ class SafeExtractorPlugin(ExtractorPlugin):
     def extract(self, archive_path: str, extracted_path: str) -> None:
         source = Path(self.submissions_dir)
         for entry in sorted(source.iterdir()):
+            if entry.name.startswith("."):
+                continue  # .DS_Store and the like
             target = Path(extracted_path) / entry.name
-            if entry.is_file() and entry.suffix.lower() == ".zip":
-                flags = extract_zip(entry, target)
-            elif entry.is_dir() and not entry.name.startswith("."):
-                flags = copy_folder(entry, target)
-            else:
-                self.log.warning("Ignored (not a zip file or folder): %s", entry.name)
-                continue
-            (target / ".flags.json").write_text(json.dumps(flags))
+            flags = unpack_entry(entry, target)
+            mtime = int(entry.lstat().st_mtime)
+            (target / ENTRY_INFO).write_text(json.dumps({"flags": flags, "mtime": mtime}))
 
 
 class SubmissionCollectorPlugin(FileNameCollectorPlugin):
@@ -265,26 +342,34 @@ class SubmissionCollectorPlugin(FileNameCollectorPlugin):
         pattern = re.compile(self.pattern)
         released = {name: set(ids) for name, ids in self.released.items()}
         candidates: list[Candidate] = []
+        order: dict[str, tuple] = {}
         for folder in sorted(p for p in extracted_root.iterdir() if p.is_dir()):
-            stem = folder.name[:-4] if folder.name.lower().endswith(".zip") else folder.name
+            stem = entry_stem(folder.name)
             student_id, name, flags = identify(stem, pattern)
-            flags += json.loads((folder / ".flags.json").read_text()) if (folder / ".flags.json").exists() else []
+            mtime = 0
+            try:
+                info = json.loads((folder / ENTRY_INFO).read_text())
+                flags += info["flags"]
+                mtime = int(info["mtime"])
+            except (OSError, ValueError, KeyError):
+                pass
             files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
             notebooks, nb_flags = assign_notebooks([p for p in files if p.suffix == ".ipynb"], released)
             mapping = {name_: str(path) for name_, path in notebooks.items()}
             mapping.update({p.name: str(p) for p in files if p.name in DATA_FILES})
-            candidates.append(Candidate(folder.name, student_id, name, _timestamp(files),
+            candidates.append(Candidate(folder.name, student_id, name, _timestamp(mtime),
                                         mapping, flags + nb_flags))
+            order[folder.name] = (mtime, copy_number(stem), folder.name)
         by_student: dict[str, list[Candidate]] = {}
         for cand in candidates:
             by_student.setdefault(cand.student_id, []).append(cand)
         plan = {}
         for student_id, group in sorted(by_student.items()):
-            group.sort(key=lambda c: (c.timestamp, c.source))
+            group.sort(key=lambda c: order[c.source])
             winner = group[-1]
             for older in group[:-1]:
                 winner.flags.append(f"duplicate submission {older.source!r} ignored; the latest "
-                                    f"({winner.source!r}, {winner.timestamp}) was graded")
+                                    f"({winner.source!r}, saved {winner.timestamp}) was graded")
             plan[student_id] = winner
         if self.manifest_path:
             Path(self.manifest_path).write_text(json.dumps(

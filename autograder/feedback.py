@@ -2,13 +2,25 @@
 
 :class:`HideTestCode` is added to nbgrader's ``generate_feedback``: hidden
 test regions leave the test cells (nbgrader's autograde put them back to run
-them), and error tracebacks, which quote the failing source line, shrink to
-their message. :func:`write_summary` writes the one-page summary of a
-student from the grading result.
+them), error tracebacks, which quote the failing source line, shrink to
+their message, and every output is scanned for the notebook's hidden test
+lines. :func:`write_summary` writes the one-page summary of a student from the
+grading result.
+
+The rule: **nothing the grader writes for a student or the class contains a
+line of a hidden test**, whatever route it came by (``print(In)``, an
+exception message built with ``linecache`` or ``inspect``, a printed frame).
+A :class:`Redactor` knows the hidden lines (from the source notebooks, between
+``BEGIN HIDDEN TESTS`` and ``END HIDDEN TESTS``, that are not also visible in
+the released notebooks) and replaces them in every text: each output before
+nbgrader renders it, each message and flag of the result files, the class
+report. A rendered page in which a hidden line still shows (split by markup)
+is replaced as a whole by a note.
 """
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 
@@ -19,6 +31,94 @@ from dnn_course.files import write_atomically
 
 HIDDEN_NOTE = "# (hidden tests run here; their code is not shown)"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: What a hidden test line is replaced by.
+REDACTED = "[hidden test code]"
+#: Hidden lines shorter than this (``try:``, ``pass``) say nothing and are not searched for.
+MIN_HIDDEN_LINE = 12
+
+
+def hidden_regions(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> list[str]:
+    """The lines of ``source`` strictly between ``begin`` and ``end`` markers."""
+    lines, hidden = [], False
+    for line in source.splitlines():
+        if begin in line:
+            hidden = True
+        elif end in line:
+            hidden = False
+        elif hidden:
+            lines.append(line)
+    return lines
+
+
+class Redactor:
+    """Finds and replaces the hidden test lines in any text the grader writes."""
+
+    def __init__(self, hidden_lines, visible_text: str = ""):
+        visible = {line.strip() for line in visible_text.splitlines()}
+        lines = {line.strip() for line in hidden_lines}
+        self.lines = sorted((line for line in lines if len(line) >= MIN_HIDDEN_LINE and line not in visible),
+                            key=lambda line: (-len(line), line))
+        self._forms = []
+        for line in self.lines:  # as printed, in a repr, in JSON, HTML-escaped
+            forms = {line, line.replace("\\", "\\\\"), line.replace("'", "\\'"), line.replace('"', '\\"'),
+                     json.dumps(line)[1:-1], html.escape(line), html.escape(line, quote=False),
+                     html.escape(line).replace("&#x27;", "&#39;").replace("&quot;", "&#34;")}
+            self._forms.extend(sorted(forms, key=lambda f: (-len(f), f)))
+
+    @classmethod
+    def from_notebooks(cls, source_dir: Path, release_dir: Path | None = None) -> "Redactor":
+        """The hidden lines of every source notebook of ``source_dir``, minus what ``release_dir`` shows."""
+        import nbformat
+
+        hidden, visible = [], []
+        for path in sorted(Path(source_dir).glob("*.ipynb")):
+            for cell in nbformat.read(path, as_version=4).cells:
+                hidden += hidden_regions(cell.source)
+                visible.append(strip_hidden(cell.source))
+        if release_dir is not None:
+            visible += [c.source for p in sorted(Path(release_dir).glob("*.ipynb"))
+                        for c in nbformat.read(p, as_version=4).cells]
+        return cls(hidden, "\n".join(visible))
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+    def text(self, value: str) -> str:
+        """``value`` with every hidden line replaced."""
+        if not self.lines or not value:
+            return value
+        for form in self._forms:
+            if form in value:
+                value = value.replace(form, REDACTED)
+        return value
+
+    def data(self, value):
+        """Every string inside ``value`` (dicts, lists) redacted; a new object."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.data(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.data(v) for k, v in value.items()}
+        return value
+
+    def leaks(self, page: str) -> list[str]:
+        """Hidden lines still readable in an HTML page once its markup is removed."""
+        if not self.lines:
+            return []
+        plain = html.unescape(re.sub(r"<[^>]+>", "", page))
+        return [line for line in self.lines if any(form in plain for form in (
+            line, line.replace("'", "\\'"), line.replace('"', '\\"'), json.dumps(line)[1:-1]))]
+
+    def page(self, page: str, what: str) -> str:
+        """``page`` (HTML) redacted; replaced by a note if a hidden line still shows."""
+        page = self.text(page)
+        if self.leaks(page):
+            esc = html.escape
+            return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(what)}</title>"
+                    f"</head><body><h1>{esc(what)}</h1><p>This page is not shown: an output quoted the code of "
+                    f"the hidden tests. The results are on your summary page.</p></body></html>\n")
+        return page
 
 
 def strip_hidden(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> str:
@@ -43,17 +143,36 @@ def error_message(output) -> str:
 
 
 class HideTestCode(NbGraderPreprocessor):
-    """Remove hidden tests from cell sources and tracebacks from error outputs."""
+    """Remove hidden tests from cell sources, tracebacks from error outputs, hidden lines from every output."""
 
     begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
     end_test_delimeter = Unicode("END HIDDEN TESTS").tag(config=True)
 
+    _redactor: Redactor | None = None
+
+    def preprocess(self, nb, resources):
+        hidden, visible = [], []
+        for cell in nb.cells:
+            hidden += hidden_regions(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
+            visible.append(strip_hidden(cell.source, self.begin_test_delimeter, self.end_test_delimeter))
+        self._redactor = Redactor(hidden, "\n".join(visible))
+        return super().preprocess(nb, resources)
+
     def preprocess_cell(self, cell, resources, index):
+        redactor = self._redactor or Redactor([])
         if cell.cell_type == "code":
             cell.source = strip_hidden(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
+                    output["evalue"] = redactor.text(str(output.get("evalue", "")))
                     output["traceback"] = [error_message(output)]
+                if "text" in output:
+                    output["text"] = redactor.text("".join(output["text"]) if isinstance(output["text"], list)
+                                                   else str(output["text"]))
+                if isinstance(output.get("data"), dict):
+                    output["data"] = {k: redactor.data(v) for k, v in output["data"].items()}
+        else:
+            cell.source = redactor.text(cell.source)
         return cell, resources
 
 

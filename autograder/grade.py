@@ -41,7 +41,7 @@ from . import job as job_module
 from . import manual, report, sandbox
 from dnn_course.files import write_atomically
 
-from .feedback import write_summary
+from .feedback import Redactor, write_summary
 from .grading_config import GradingSettings, ensure_tools_on_path, nbgrader_config
 
 
@@ -52,6 +52,11 @@ class RunSummary:
     isolation: str
     seconds: float
     out: str
+    flagged: dict = None     # student id -> its flags (submission-level and per notebook)
+
+    def flag_lines(self, width: int = 160) -> list[str]:
+        """One line per flagged student, for the end of a run."""
+        return [f"{sid}: {' | '.join(flags)}"[:width] for sid, flags in sorted((self.flagged or {}).items())]
 
 
 def master_api(course: Path, settings: GradingSettings, db: Path) -> NbGraderAPI:
@@ -207,12 +212,13 @@ def merge_student(db: Path, job_db: Path | None, assignment: str, student_id: st
             pass
         kwargs = {"timestamp": timestamp} if timestamp else {}
         dst.add_submission(assignment, student_id, **kwargs)
-        if job_db is None:
+        if job_db is None:  # not graded: tests score 0, written answers stay for the instructor
             sub = dst.find_submission(assignment, student_id)
             for nb in sub.notebooks:
                 for grade in nb.grades:
-                    grade.auto_score = 0
-                    grade.needs_manual_grade = False
+                    manual = grade.cell.cell_type == "markdown"
+                    grade.auto_score = None if manual else 0
+                    grade.needs_manual_grade = manual
             dst.db.commit()
             return
         with Gradebook(f"sqlite:///{job_db}") as src:
@@ -257,6 +263,8 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
         if stale.exists():
             stale.unlink()
     names = prepare_master(course, settings, assignment_db)
+    redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
+                                       course / "release" / settings.assignment)
     shutil.copy(assignment_db, work_db)
     api = master_api(course, settings, assignment_db)
     manifest = collect_mod.collect(submissions, course, settings.assignment, settings.name_pattern,
@@ -298,19 +306,23 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
                 continue
             ok, error = results[sid]
             job_db = jobs[sid] / "course" / "gradebook.db"
-            if ok:
+            try:  # one student's broken job never stops the class
+                if not ok:
+                    raise RuntimeError(error)
                 result = json.loads((jobs[sid] / "result.json").read_text())
                 result["flags"] = cand["flags"] + result["flags"]
                 merge_student(work_db, job_db, settings.assignment, sid, cand["student_name"],
                               cand.get("timestamp"))
-            else:
+            except Exception as problem:
                 failed.append(sid)
-                result = failed_result(sid, names, error, cand["flags"])
+                message = error or f"the grader failed on this submission: {type(problem).__name__}: {problem}"
+                result = failed_result(sid, names, message, cand["flags"])
                 merge_student(work_db, None, settings.assignment, sid, cand["student_name"],
                               cand.get("timestamp"))
             result["name"] = cand["student_name"]
             result["source"] = cand["source"]
-            publish_feedback(out, sid, settings.assignment, jobs[sid], result)
+            result = redactor.data(result)
+            publish_feedback(out, sid, settings.assignment, jobs[sid], result, redactor)
             write_atomically(out / "results" / f"{sid}.json", json.dumps(result, indent=1, sort_keys=True))
     finally:
         if not os.environ.get("AUTOGRADER_KEEP_SCRATCH"):
@@ -321,19 +333,30 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
     if manual.apply_scores(out, work_db, settings.assignment):
         manual.refresh_results(out, work_db, settings.assignment)
     manual.write_manual_list(out, work_db, settings.assignment)
-    summary = RunSummary(len(students), failed, how, time.monotonic() - start, str(out))
-    report.write_all(out, work_db, settings, how)
+    report.write_all(out, work_db, settings, how, redactor)
     os.replace(work_db, master_db)
-    return summary
+    flagged = {}
+    for sid in students:
+        path = out / "results" / f"{sid}.json"
+        if path.exists():
+            result = json.loads(path.read_text())
+            flags = list(result.get("flags", [])) + [f"{nb['name']}: {f}" for nb in result.get("notebooks", [])
+                                                     for f in nb.get("flags", [])]
+            if flags:
+                flagged[sid] = flags
+    return RunSummary(len(students), failed, how, time.monotonic() - start, str(out), flagged)
 
 
-def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result: dict) -> None:
-    """Copy nbgrader's per-notebook feedback and write the student's summary page."""
+def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result: dict,
+                     redactor: Redactor | None = None) -> None:
+    """Copy nbgrader's per-notebook feedback (hidden test lines redacted) and write the summary page."""
     source = jobdir / "course" / "feedback" / sid / assignment
     target = out / "feedback" / sid
     shutil.rmtree(target, ignore_errors=True)
+    redactor = redactor or Redactor([])
     if source.is_dir():
         target.mkdir(parents=True)
         for page in sorted(source.glob("*.html")):
-            shutil.copy(page, target / page.name)
-    write_summary(out, result)
+            text = page.read_text(encoding="utf-8", errors="replace")
+            write_atomically(target / page.name, redactor.page(text, f"Feedback: {page.stem}"))
+    write_summary(out, redactor.data(result))

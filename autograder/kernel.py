@@ -6,12 +6,21 @@ nbgrader executes notebooks with nbclient and a Jupyter kernel manager. Here:
   :mod:`autograder.sandbox` (bubblewrap or process isolation), talks to it over
   Unix-domain sockets (``ipc`` transport, which works across network
   namespaces), interrupts it by message (a signal cannot cross the pid
-  namespace), and kills everything it started when the kernel stops.
+  namespace), and kills everything it started when the kernel stops. The
+  sockets are bound by the host in its own folder and handed to the kernel as
+  listening descriptors; the connection file goes in read-only through a
+  descriptor too (the rule in :mod:`autograder.sandbox`: the host opens no
+  path the student can write, before or after a kernel restart).
 * :class:`SandboxExecute` is nbgrader's ``Execute`` preprocessor with what a
   hostile or broken submission needs: a kernel that ignores the interrupt
   after a cell timeout, or dies (``os._exit``, killed at the memory limit), is
   restarted and the remaining cells run (and fail honestly); a per-notebook
-  time limit; a cap on the output kept per cell.
+  time limit; a cap on the output kept per cell. A test's verdict is its
+  outcome (an error, or the value it returns), never the stream its output
+  went to: nbgrader fails a cell with any ``stderr`` output, so the stderr of
+  graded test cells (a ``logging.warning``, a ``print(..., file=sys.stderr)`` in
+  correct code) is kept as ordinary output, and the grader's own truncation
+  note is ordinary output too.
 
 One grading process grades one student, so the sandbox of the current
 student is a module-level setting (:func:`configure`).
@@ -21,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +82,30 @@ class CappedKernelClient(AsyncKernelClient):
         return sock
 
 
+#: Runs inside the sandbox in place of ``python -m ipykernel_launcher``: the kernel binds
+#: its channels to the listening sockets the host created (``ZMQ_USE_FD``), given as a JSON
+#: map ``{"ipc://<address>": fd}`` in ``argv[1]``; the addresses are only labels. The kernel
+#: creates no socket file of its own (its internal pipes are on loopback TCP or inproc).
+KERNEL_BOOT = (
+    "import json, sys\n"
+    "import zmq\n"
+    "_fds = json.loads(sys.argv.pop(1))\n"
+    "_bind = zmq.Socket.bind\n"
+    "def _bind_inherited(self, address):\n"
+    "    fd = _fds.pop(address, None)\n"
+    "    if fd is not None:\n"
+    "        self.setsockopt(zmq.USE_FD, fd)\n"
+    "    elif address.startswith('ipc://'):\n"
+    "        raise RuntimeError('the grader did not provide a socket for ' + address)\n"
+    "    return _bind(self, address)\n"
+    "zmq.Socket.bind = _bind_inherited\n"
+    "sys.argv[0] = 'ipykernel_launcher'\n"
+    "from ipykernel.kernelapp import launch_new_instance\n"
+    "launch_new_instance()\n"
+)
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """Starts the kernel in the current submission's sandbox."""
 
@@ -84,21 +118,49 @@ class SandboxKernelManager(AsyncKernelManager):
         self.ip = os.path.join(spec.ipc_dir, "kernel")
         self.connection_file = os.path.join(spec.ipc_dir, "kernel.json")
 
+    def _listening_sockets(self, inside_ip: str) -> dict[str, int]:
+        """Bind every channel's socket in the host's own IPC folder; ``{inside address: fd}``."""
+        found: dict[str, int] = {}
+        try:
+            for channel in CHANNELS:
+                port = getattr(self, f"{channel}_port")
+                path = f"{self.ip}-{port}"
+                if os.path.lexists(path):  # a stale one of ours: the folder is the grader's alone
+                    os.unlink(path)
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.bind(path)
+                    sock.listen(128)
+                except OSError:
+                    sock.close()
+                    raise
+                found[f"ipc://{inside_ip}-{port}"] = sock.detach()
+        except BaseException:
+            for fd in found.values():
+                os.close(fd)
+            raise
+        return found
+
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
         spec = current_spec()
+        os.chmod(spec.ipc_dir, 0o700)  # the grader's sockets and connection file: nobody else's
         python = sys.executable  # the venv path (not resolved), so the venv is used
-        connection = self.connection_file
-        if spec.isolation == sandbox.ISOLATION_BWRAP:
-            # inside, the IPC folder is /ipc: the kernel learns nothing of the host's paths
-            info = json.loads(open(self.connection_file).read())
-            info["ip"] = sandbox.SANDBOX_IPC + "/kernel"
-            connection = os.path.join(spec.ipc_dir, "kernel-inside.json")
-            with open(connection, "w") as handle:
-                json.dump(info, handle)
-            connection = sandbox.SANDBOX_IPC + "/kernel-inside.json"
-        argv = [python, "-m", "ipykernel_launcher", "-f", connection,
-                "--HistoryManager.hist_file=:memory:"]
-        sandbox.prepare_directories(spec)
+        inside = spec.isolation == sandbox.ISOLATION_BWRAP
+        # inside, the sockets are labelled /ipc/...: the kernel learns nothing of the host's paths
+        inside_ip = sandbox.SANDBOX_IPC + "/kernel" if inside else self.ip
+        listeners = self._listening_sockets(inside_ip)
+        info = {"transport": "ipc", "ip": inside_ip, "key": self.session.key.decode(),
+                "signature_scheme": self.session.signature_scheme, "kernel_name": "",
+                **{f"{channel}_port": getattr(self, f"{channel}_port") for channel in CHANNELS}}
+        argv = [python, "-P", "-c", KERNEL_BOOT, json.dumps(listeners),
+                "-f", sandbox.data_path(spec, "kernel-inside.json"), "--HistoryManager.hist_file=:memory:"]
+        try:
+            command = sandbox.command(argv, spec, data={"kernel-inside.json": json.dumps(info).encode()},
+                                      keep_fds=tuple(listeners.values()))
+        except BaseException:
+            for fd in listeners.values():
+                os.close(fd)
+            raise
         log = open(os.path.join(os.path.dirname(spec.ipc_dir), "kernel.log"), "ab")
         kw.update(
             env=sandbox.sandbox_environment(spec),
@@ -106,12 +168,14 @@ class SandboxKernelManager(AsyncKernelManager):
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
+            pass_fds=command.pass_fds,
             preexec_fn=sandbox.preexec_function(spec),
         )
         try:
-            await super()._async_launch_kernel(sandbox.wrap(argv, spec), **kw)
+            await super()._async_launch_kernel(command.argv, **kw)
         finally:
             log.close()
+            command.close()  # the kernel holds its own copies
 
     async def interrupt_kernel(self) -> None:
         """Interrupt by a control message: the kernel signals itself (works in a pid namespace)."""
@@ -126,6 +190,11 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         sandbox.kill_marked_processes(current_spec().marker)
+
+
+def _is_test_cell(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
@@ -151,7 +220,13 @@ class SandboxExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = {}
-        return super().preprocess(nb, resources, km)
+        nb, resources = super().preprocess(nb, resources, km)
+        for cell in nb.cells:
+            if _is_test_cell(cell):
+                for output in cell.get("outputs", []):
+                    if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                        output["name"] = "stdout"  # the verdict is the outcome, not the stream
+        return nb, resources
 
     async def _kernel_responds(self, grace: float) -> bool:
         """Whether the kernel answers a kernel_info request within ``grace`` seconds."""
@@ -246,14 +321,18 @@ class SandboxExecute(Execute):
     execute_cell = run_sync(async_execute_cell)  # nbconvert calls the sync name
 
     def output(self, outs, msg, display_id, cell_index):
-        """Keep at most ``max_output_bytes`` of output per cell."""
+        """Keep at most ``max_output_bytes`` of printed and displayed output per cell.
+
+        A cell's error and its value (``execute_result``, which may carry
+        partial credit) are always kept, within the 8 MB message cap.
+        """
         content = msg.get("content", {})
         size = len(str(content.get("text", ""))) + len(str(content.get("data", "")))
         used = self._output_bytes.get(cell_index, 0)
         self._output_bytes[cell_index] = used + size
-        if used + size > self.max_output_bytes and msg["msg_type"] != "error":
+        if used + size > self.max_output_bytes and msg["msg_type"] not in ("error", "execute_result"):
             if used <= self.max_output_bytes:
-                note = NotebookNode(output_type="stream", name="stderr",
+                note = NotebookNode(output_type="stream", name="stdout",
                                     text="\n[output truncated by the grader]\n")
                 outs.append(note)
                 return note

@@ -164,7 +164,21 @@ def _norm(source: str) -> str:
 
 
 def rebuild(student: NotebookNode, master: NotebookNode) -> tuple[NotebookNode, list[str]]:
-    """The student's work placed on the master's cells (see the module docstring)."""
+    """The student's work placed on the master's cells (see the module docstring).
+
+    Raises :class:`UnreadableNotebook` (and nothing else) if the student's
+    notebook cannot be matched at all.
+    """
+    try:
+        return _rebuild(student, master)
+    except RecursionError:
+        raise UnreadableNotebook("its structure is nested too deeply") from None
+    except Exception as error:
+        raise UnreadableNotebook(f"its cells could not be matched to the released notebook "
+                                 f"({type(error).__name__}: {str(error)[:200]})") from None
+
+
+def _rebuild(student: NotebookNode, master: NotebookNode) -> tuple[NotebookNode, list[str]]:
     flags: list[str] = []
     master_ids = {gid: i for i, c in enumerate(master.cells) if (gid := _grade_id(c))}
     match: dict[int, int] = {}        # master index -> student index

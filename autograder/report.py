@@ -153,7 +153,10 @@ def class_statistics(results: dict[str, dict]) -> dict:
     return {"totals": totals, "rates": rates, "messages": messages.most_common(15)}
 
 
-def write_report(out: Path, results: dict[str, dict], isolation: str, settings) -> Path:
+def write_report(out: Path, results: dict[str, dict], isolation: str, settings, redactor=None) -> Path:
+    """Write ``out/report.html``; ``redactor`` (:class:`autograder.feedback.Redactor`) scrubs hidden test lines."""
+    from .sandbox import ISOLATION_BWRAP, ISOLATION_PROCESS, caps_in_force
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -183,6 +186,8 @@ def write_report(out: Path, results: dict[str, dict], isolation: str, settings) 
         f"<tr><td><a href='feedback/{esc(sid)}.html'>{esc(sid)}</a></td><td>{esc(' | '.join(r['flags']))}</td></tr>"
         for sid, r in results.items() if r["flags"])
     limits = settings.limits
+    level = ISOLATION_BWRAP if isolation.startswith(ISOLATION_BWRAP) else ISOLATION_PROCESS
+    caps = "".join(f"<li>{esc(cap)}</li>" for cap in caps_in_force(limits, level))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Class report: {esc(settings.assignment)}</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}td{{padding:.2em .6em;vertical-align:top}}</style></head><body>
@@ -193,15 +198,18 @@ def write_report(out: Path, results: dict[str, dict], isolation: str, settings) 
 Limits: {settings.cell_timeout} s per cell, {settings.notebook_timeout} s per notebook,
 {settings.submission_timeout} s per submission, {limits.memory_mb} MB address space per process,
 {limits.max_processes} processes/threads, files up to {limits.file_size_mb} MB, no network.</p>
+<p><b>Caps in force:</b></p><ul>{caps}</ul>
 <h2>Score distribution</h2><img alt="histogram of scores" src="data:image/png;base64,{hist}">
 <h2>Pass rate per test</h2><img alt="pass rate per test" src="data:image/png;base64,{rates}">
 <h2>Most frequent failure messages</h2><table><tr><th>count</th><th>message</th></tr>{msg_rows}</table>
 <h2>Submissions with notes</h2><table>{flagged}</table>
 </body></html>
 """
+    if redactor is not None:
+        page = redactor.page(page, f"Class report: {settings.assignment}")
     return write_atomically(out / "report.html", page)
 
 
-def write_all(out: Path, db: Path, settings, isolation: str) -> None:
+def write_all(out: Path, db: Path, settings, isolation: str, redactor=None) -> None:
     export_grades(out, db, settings.assignment)
-    write_report(out, load_results(out), isolation, settings)
+    write_report(out, load_results(out), isolation, settings, redactor)

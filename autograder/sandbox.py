@@ -7,21 +7,52 @@ Two levels, chosen once per grading run by :func:`detect_isolation`:
     unprivileged user namespaces are allowed): a new user, pid, network, IPC,
     UTS and cgroup namespace; the file system is empty except read-only binds
     of the Python installation, the virtual environment, the ``dnn_course``
-    package and the embedded data, a private ``/tmp`` and home, and the
-    submission's own working folder (read-write). No network interface but
-    loopback. When the sandbox's first process dies, the kernel kills every
-    process of the pid namespace, detached or not.
+    package and the embedded data, and three size-limited ``tmpfs`` (RAM-backed)
+    folders: the working folder ``/submission`` (a fresh copy of the submitted
+    files, made for every kernel start), ``/tmp`` and the home folder. No
+    network interface but loopback. When the sandbox's first process dies, the
+    kernel kills every process of the pid namespace, detached or not, and the
+    ``tmpfs`` folders with everything written in them are gone.
 
 ``process``
     The fallback (macOS, or no working ``bwrap``): the kernel runs in its own
     session with the same resource limits, a private working folder and a
     ``sitecustomize`` that refuses internet sockets; processes it leaves behind
     are found by a marker in their environment and killed. This is weaker
-    (same user, same file system), and the class report says so.
+    (same user, same file system, no cap on the disk space), and the class
+    report says so.
 
-Both levels apply resource limits with ``setrlimit`` before the sandbox starts:
-address space (memory), number of processes of the sandbox's user, file size,
-no core dumps, CPU time.
+The rule that keeps the host safe (``bubblewrap``)
+--------------------------------------------------
+**The host never opens, by name, a path inside a folder the student can
+write.** Student code runs as an unprivileged user (a uid of its own per
+parallel slot when the grader is root, the user namespace's uid otherwise), and
+the only folders it can write are the sandbox's own ``tmpfs`` mounts, which do
+not exist on the host. Everything crosses the boundary through file
+descriptors the host opened itself:
+
+* the submitted files are copied in (``bwrap --file FD``) from the job's
+  host-side working folder, which no sandbox ever mounts;
+* the kernel's connection file is handed in read-only (``--ro-bind-data FD``);
+* the kernel's sockets are created and bound *by the host*, in a folder only
+  the grader can enter (:attr:`SandboxSpec.ipc_dir`, never mounted), and
+  passed to the kernel as listening descriptors (ZeroMQ's ``ZMQ_USE_FD``): the
+  host connects to socket files it made, the kernel never creates one;
+* nothing is read back from the sandbox: results come over those sockets.
+
+So a submission that replaces any file it can see by a link (to the gradebook,
+the released notebooks, a system file) changes nothing on the host, before or
+after a kernel restart.
+
+Resource limits
+---------------
+``setrlimit`` before the sandbox starts: address space of each process,
+number of processes (counted per sandbox uid, so per submission, when the
+grader is root), file size, no core dumps, CPU time. The ``tmpfs`` sizes cap
+the total space a submission can write (:attr:`Limits.disk_mb`). A cap on the
+total memory of all the processes of a submission needs cgroups v2 with the
+``memory`` and ``pids`` controllers delegated; :func:`cgroup_status` says
+whether they are, and the class report says which caps were in force.
 """
 from __future__ import annotations
 
@@ -58,16 +89,23 @@ class Limits:
     max_processes: int = 256       # RLIMIT_NPROC (tasks, threads count too)
     file_size_mb: int = 64         # RLIMIT_FSIZE: largest file it can write
     cpu_seconds: int = 900         # RLIMIT_CPU per process (backstop of the wall clock limits)
+    disk_mb: int = 512             # all a submission can write: working folder 3/4, /tmp and home 1/4
+
+
+#: Size of the sandbox's home folder (part of the /tmp share of ``disk_mb``).
+HOME_MB = 16
 
 
 @dataclass(frozen=True)
 class SandboxSpec:
     """Everything needed to start a process for one submission.
 
-    ``workdir`` is the submission's private folder (read-write, the kernel's
-    current directory); ``ipc_dir`` holds the kernel's connection file and
-    sockets (read-write); ``readonly`` are host paths visible read-only at the
-    same place inside the sandbox. ``uid`` is the unprivileged user the code
+    ``workdir`` is the host folder of the submitted files: with bubblewrap a
+    fresh copy of its files is the kernel's working folder, the folder itself is
+    never mounted; in the ``process`` mode it is the kernel's working folder.
+    ``ipc_dir`` is a host folder only the grader uses (the kernel's socket
+    files, bound by the host; never mounted into the sandbox). ``readonly`` are
+    host paths visible read-only at the same place inside the sandbox. ``uid`` is the unprivileged user the code
     runs as when the grader itself runs as root (one per parallel slot, so
     the process limit counts one submission only); None otherwise.
     ``parallel`` is the number of sandboxes that may run at once.
@@ -139,18 +177,27 @@ SYSTEM_READONLY = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld
                    "/etc/fonts", "/etc/ssl")
 
 
-def bwrap_command(argv: list[str], spec: SandboxSpec) -> list[str]:
+def bwrap_command(argv: list[str], spec: SandboxSpec, files: list[tuple[int, str]] = (),
+                  data: list[tuple[int, str]] = (), initial_bytes: int = 0) -> list[str]:
     """``argv`` wrapped in a bubblewrap sandbox described by ``spec``.
 
-    As root, bubblewrap needs no user namespace (the launcher then drops to
-    ``spec.uid``); otherwise a user namespace maps the instructor to uid 1000.
+    ``files`` are ``(fd, name)``: copied into the working folder (writable
+    copies); ``data`` are ``(fd, path)``: read-only files inside. The working
+    folder's ``tmpfs`` holds ``initial_bytes`` of copies plus its share of
+    ``disk_mb``. As root, bubblewrap needs no user namespace (the launcher then
+    drops to ``spec.uid``); otherwise a user namespace maps the instructor to
+    uid 1000.
     """
     cmd = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session",
            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
            "--unshare-cgroup-try", "--hostname", "grader"]
     if os.geteuid() != 0:
         cmd += ["--unshare-user", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL"]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home"]
+    mb = 1024 * 1024
+    work_bytes = initial_bytes + spec.limits.disk_mb * mb * 3 // 4
+    tmp_bytes = max(spec.limits.disk_mb * mb // 4 - HOME_MB * mb, mb)
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
+            "--size", str(HOME_MB * mb), "--tmpfs", "/home"]
     for path in SYSTEM_READONLY:
         if os.path.exists(path):
             cmd += ["--ro-bind", path, path]
@@ -161,12 +208,14 @@ def bwrap_command(argv: list[str], spec: SandboxSpec) -> list[str]:
         cmd += ["--perms", "0755", "--dir", parent]
     for path in spec.readonly:
         cmd += ["--ro-bind", path, path]
-    cmd += ["--dir", SANDBOX_HOME,
-            "--bind", spec.workdir, SANDBOX_WORKDIR,
-            "--bind", spec.ipc_dir, SANDBOX_IPC,
-            "--chdir", SANDBOX_WORKDIR]
+    cmd += ["--dir", SANDBOX_HOME, "--size", str(work_bytes), "--tmpfs", SANDBOX_WORKDIR]
+    for fd, name in files:
+        cmd += ["--perms", "0666", "--file", str(fd), f"{SANDBOX_WORKDIR}/{name}"]
+    for fd, path in data:
+        cmd += ["--perms", "0444", "--ro-bind-data", str(fd), path]
+    cmd += ["--chdir", SANDBOX_WORKDIR]
     if spec.uid is not None:
-        cmd += ["--chmod", "1777", "/tmp", "--chmod", "0777", SANDBOX_HOME]
+        cmd += ["--chmod", "1777", "/tmp", "--chmod", "0777", SANDBOX_HOME, "--chmod", "0777", SANDBOX_WORKDIR]
     return cmd + ["--"] + list(argv)
 
 
@@ -255,8 +304,51 @@ def count_user_processes() -> int | None:
     return count
 
 
-def wrap(argv: list[str], spec: SandboxSpec) -> list[str]:
-    """The command line that runs ``argv`` (absolute executable) isolated by ``spec``.
+@dataclass
+class Command:
+    """A command line to run in a sandbox, with the descriptors it must inherit.
+
+    Pass ``pass_fds`` to ``subprocess.Popen``, then call :meth:`close` (the
+    child has its own copies).
+    """
+
+    argv: list[str]
+    pass_fds: tuple[int, ...]
+
+    def close(self) -> None:
+        for fd in self.pass_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _pipe_with(data: bytes) -> int:
+    """The read end of a pipe already holding ``data`` (small: it must fit the pipe)."""
+    read, write = os.pipe()
+    try:
+        os.write(write, data)
+    finally:
+        os.close(write)
+    return read
+
+
+def data_path(spec: SandboxSpec, name: str) -> str:
+    """Where the sandboxed process finds the read-only data file ``name`` given to :func:`command`."""
+    if spec.isolation == ISOLATION_BWRAP:
+        return f"{SANDBOX_IPC}/{name}"
+    return os.path.join(spec.ipc_dir, name)
+
+
+def command(argv: list[str], spec: SandboxSpec, data: dict[str, bytes] | None = None,
+            keep_fds: tuple[int, ...] = ()) -> Command:
+    """How to run ``argv`` (absolute executable) isolated by ``spec``.
+
+    ``data`` are small read-only files for the process, found at
+    :func:`data_path`; ``keep_fds`` are descriptors it inherits (the kernel's
+    listening sockets). With bubblewrap, every regular file of
+    ``spec.workdir`` is copied into the sandbox's working folder through a
+    descriptor opened here (links are skipped).
 
     The launcher inside sets the per-submission process limit: in a user
     namespace (or under its own uid) it counts only this submission's tasks;
@@ -267,20 +359,43 @@ def wrap(argv: list[str], spec: SandboxSpec) -> list[str]:
         inner_nproc = spec.limits.max_processes
     else:
         inner_nproc = _user_nproc_cap(spec)
-    launched = [sys.executable, "-c", LAUNCHER, str(spec.uid or 0), str(inner_nproc)] + list(argv)
-    if spec.isolation == ISOLATION_BWRAP:
-        return bwrap_command(launched, spec)
-    return launched
+    launched = [sys.executable, "-P", "-c", LAUNCHER, str(spec.uid or 0), str(inner_nproc)] + list(argv)
+    data = data or {}
+    if spec.isolation != ISOLATION_BWRAP:
+        for name, content in data.items():  # process mode: same user, no boundary to keep
+            with open(os.path.join(spec.ipc_dir, name), "wb") as handle:
+                handle.write(content)
+        return Command(launched, tuple(keep_fds))
+    fds: list[int] = []
+    files: list[tuple[int, str]] = []
+    initial = 0
+    try:
+        with os.scandir(spec.workdir) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                fds.append(fd)
+                files.append((fd, entry.name))
+                initial += os.fstat(fd).st_size
+        pipes = []
+        for name, content in data.items():
+            fd = _pipe_with(content)
+            fds.append(fd)
+            pipes.append((fd, data_path(spec, name)))
+    except BaseException:
+        Command([], tuple(fds)).close()
+        raise
+    return Command(bwrap_command(launched, spec, files, pipes, initial), tuple(fds) + tuple(keep_fds))
 
 
-def prepare_directories(spec: SandboxSpec) -> None:
-    """Give the sandbox user the working and IPC folders (only when root drops to a uid)."""
-    if spec.uid is None:
-        return
-    for top in (spec.workdir, spec.ipc_dir):
-        for root, dirs, files in os.walk(top):
-            for name in [root] + [os.path.join(root, n) for n in dirs + files]:
-                os.lchown(name, spec.uid, spec.uid)
+def wrap(argv: list[str], spec: SandboxSpec) -> list[str]:
+    """The command line of :func:`command` for a sandbox that needs no descriptors (an empty workdir)."""
+    cmd = command(argv, spec)
+    if cmd.pass_fds:
+        cmd.close()
+        raise ValueError("the working folder has files: use sandbox.command() and pass its descriptors")
+    return cmd.argv
 
 
 def working_directory(spec: SandboxSpec) -> str:
@@ -321,6 +436,45 @@ def kill_marked_processes(marker: str) -> int:
     return killed
 
 
+def cgroup_status(root: Path = Path("/sys/fs/cgroup")) -> str:
+    """In words: whether cgroups v2 could cap a submission's total memory and processes here.
+
+    The grader does not create cgroups (yet): where the ``memory`` and
+    ``pids`` controllers of cgroups v2 are available this says so, otherwise
+    why not. Either way the class report states it.
+    """
+    for base in (root, root / "unified"):
+        controllers = base / "cgroup.controllers"
+        if controllers.is_file():
+            have = set(controllers.read_text().split())
+            missing = sorted({"memory", "pids"} - have)
+            if missing:
+                return (f"no cap on the total memory of all of a submission's processes: cgroups v2 at {base} "
+                        f"lacks the {' and '.join(missing)} controller{'s' if len(missing) > 1 else ''}")
+            return (f"no cap on the total memory of all of a submission's processes: cgroups v2 with memory "
+                    f"and pids controllers is present at {base}, but the grader does not use it")
+    return "no cap on the total memory of all of a submission's processes: no cgroups v2 on this machine"
+
+
+def caps_in_force(limits: Limits, isolation: str, as_root: bool | None = None) -> list[str]:
+    """The resource caps a grading run applies, one sentence each (for the class report)."""
+    as_root = os.geteuid() == 0 if as_root is None else as_root
+    caps = [f"{limits.memory_mb} MB of address space per process",
+            f"files up to {limits.file_size_mb} MB", f"{limits.cpu_seconds} s of CPU per process"]
+    if isolation == ISOLATION_BWRAP:
+        per = ("per submission (its own user id)" if as_root
+               else "per process tree of the instructor's user (user namespace)")
+        caps.append(f"at most {limits.max_processes} processes and threads {per}")
+        caps.append(f"{limits.disk_mb} MB of writable space per kernel in total (size-limited tmpfs, RAM-backed: "
+                    f"working folder {limits.disk_mb * 3 // 4} MB beyond the submitted files, /tmp and home "
+                    f"{limits.disk_mb // 4} MB)")
+    else:
+        caps.append(f"at most {limits.max_processes} processes and threads beyond the instructor's own")
+        caps.append("no cap on the total disk space written (process isolation)")
+    caps.append(cgroup_status())
+    return caps
+
+
 @functools.lru_cache(maxsize=None)
 def detect_isolation(prefer: str = "auto") -> tuple[str, str]:
     """The strongest isolation that works here: ``(level, explanation)``.
@@ -338,7 +492,6 @@ def detect_isolation(prefer: str = "auto") -> tuple[str, str]:
         with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory() as ipc:
             spec = SandboxSpec(ISOLATION_BWRAP, work, ipc, "probe", readonly=default_readonly_paths(),
                                uid=sandbox_uid(0, ISOLATION_BWRAP))
-            prepare_directories(spec)
             argv = wrap([sys.executable, "-c", "import numpy, dnn_course; print('ok')"], spec)
             try:
                 result = subprocess.run(argv, capture_output=True, text=True, timeout=60,

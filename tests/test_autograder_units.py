@@ -65,13 +65,14 @@ def test_extract_zip_reports_a_corrupt_archive(tmp_path):
     assert len(flags) == 1 and flags[0].startswith("unreadable archive")
 
 
-def test_extract_zip_keeps_the_newest_of_nested_copies(tmp_path):
+def test_extract_zip_keeps_the_shallowest_then_first_of_nested_copies_whatever_their_dates(tmp_path):
     path = tmp_path / "n.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(zipfile.ZipInfo("old/01_activations.ipynb", (2026, 1, 1, 0, 0, 0)), b"old")
-        zf.writestr(zipfile.ZipInfo("new/01_activations.ipynb", (2026, 2, 1, 0, 0, 0)), b"new")
+    with zipfile.ZipFile(path, "w") as zf:  # the dates inside are the student's: never used
+        zf.writestr(zipfile.ZipInfo("a/01_activations.ipynb", (2020, 1, 1, 0, 0, 0)), b"first")
+        zf.writestr(zipfile.ZipInfo("b/01_activations.ipynb", (2030, 2, 1, 0, 0, 0)), b"second")
+        zf.writestr(zipfile.ZipInfo("c/d/01_activations.ipynb", (2035, 2, 1, 0, 0, 0)), b"deeper")
     collect.extract_zip(path, tmp_path / "out")
-    assert (tmp_path / "out" / "01_activations.ipynb").read_bytes() == b"new"
+    assert (tmp_path / "out" / "01_activations.ipynb").read_bytes() == b"first"
 
 
 def _notebook(cells) -> nbformat.NotebookNode:
@@ -240,10 +241,13 @@ def _run_sandboxed(code: str, tmp_path: Path, isolation: str, marker: str, **lim
     spec = sandbox.SandboxSpec(isolation, str(work), str(ipc), marker,
                                limits=sandbox.Limits(**limits) if limits else sandbox.Limits(),
                                readonly=sandbox.default_readonly_paths(), uid=sandbox.sandbox_uid(0, isolation))
-    sandbox.prepare_directories(spec)
-    return subprocess.run(sandbox.wrap([sys.executable, "-c", code], spec), capture_output=True, text=True,
-                          env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
-                          preexec_fn=sandbox.preexec_function(spec), timeout=120)
+    command = sandbox.command([sys.executable, "-c", code], spec)
+    try:
+        return subprocess.run(command.argv, capture_output=True, text=True, pass_fds=command.pass_fds,
+                              env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
+                              preexec_fn=sandbox.preexec_function(spec), timeout=120)
+    finally:
+        command.close()
 
 
 

@@ -8,6 +8,7 @@ notebooks the way the LMS download does (``DNN_HW2_<Name>_<ID>.zip``).
 from __future__ import annotations
 
 import copy
+import os
 import zipfile
 from pathlib import Path
 
@@ -245,6 +246,8 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path) -> None:
         zf.writestr(zipfile.ZipInfo(NB1, (2026, 11, 20, 12, 0, 0)), dumps(one))
     z("DNN_HW2_F_Zed_1506", {NB1: one}, date_time=(2026, 11, 21, 9, 0, 0))
     z("DNN_HW2_F_Zed_1506 (1)", {NB1: blank[NB1]}, date_time=(2026, 11, 19, 9, 0, 0))
+    # the attempt that counts is the newest on the instructor's disk (the dates inside agree here)
+    os.utime(folder / "DNN_HW2_F_Zed_1506 (1).zip", (1_700_000_000, 1_700_000_000))
     z("final homework", {NB1: one})
     loose = folder / "DNN_HW2_F_Folder_1508"
     loose.mkdir(exist_ok=True)

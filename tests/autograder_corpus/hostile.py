@@ -1,0 +1,266 @@
+"""A hostile class: submissions that attack the grader itself, one class of attack per group.
+
+Built from the same perfect student as :mod:`students` (the released notebook
+with the reference answers). Each group targets one rule of the grader:
+
+* 16xx escape: replace every file the sandbox can see by a link to a host
+  path, then kill the kernel so that the grader restarts it;
+* 17xx one bad file never stops a class: broken archives and members,
+  a ``.tar.gz``, notebooks nested 200,000 levels deep, metadata and cells of
+  the wrong type, names that do not match the pattern, attempts ordered by
+  the dates inside the archive;
+* 18xx nothing hidden leaks: ``print(In)``, an exception quoting the calling
+  test cell through ``linecache``;
+* 19xx correct code keeps its points: stderr, logging, a lot of output;
+  caps: a submission that fills the disk and cheats if it could.
+
+:func:`build_class` writes the class; :data:`EXPECTED` is each student's
+total and a piece of a flag it must carry.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import struct
+import tarfile
+import zipfile
+from pathlib import Path
+
+import nbformat
+
+from .students import NB1, NB2, _cheat_if, _with_tail, dumps, grade_id, perfect, released, write_zip
+
+#: Names of the link targets the escape cases create; a canary folder holds none of them afterwards.
+CANARY_FILES = ("kernel.json", "kernel-inside.json", "kernel-1", "kernel-2", "kernel-3", "kernel-4",
+                "kernel-5", "01_activations.ipynb", "mnist_results.json")
+
+ESCAPE = """
+import os, signal
+_canary = {canary!r}
+for _folder in ("/ipc", "/submission", os.getcwd(), os.path.expanduser("~"), "/tmp"):
+    try:
+        _names = set(os.listdir(_folder))
+    except OSError:
+        continue
+    for _name in sorted(_names | set({names!r})):
+        _path = os.path.join(_folder, _name)
+        try:
+            if os.path.isdir(_path) and not os.path.islink(_path):
+                continue
+            if os.path.lexists(_path):
+                os.unlink(_path)
+            os.symlink(os.path.join(_canary, _name), _path)
+        except OSError:
+            pass
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+QUOTE_CALLER = """
+import linecache, sys
+class ReLU(ReLU):
+    def forward(self, z):
+        frame, quoted = sys._getframe(1), []
+        while frame is not None:
+            quoted.append("".join(linecache.getlines(frame.f_code.co_filename)))
+            frame = frame.f_back
+        raise ValueError("caller:\\n" + "\\n".join(quoted))
+"""
+
+STDERR = """
+import sys
+_forward = ReLU.forward
+def _noisy(self, z):
+    print("ReLU.forward called with", getattr(z, "shape", None), file=sys.stderr)
+    return _forward(self, z)
+ReLU.forward = _noisy
+"""
+
+LOGGING = """
+import logging
+_forward = ReLU.forward
+def _logged(self, z):
+    logging.warning("ReLU.forward on %s values", getattr(z, "size", 0))
+    return _forward(self, z)
+ReLU.forward = _logged
+"""
+
+CHATTY = """
+_forward = ReLU.forward
+def _chatty(self, z):
+    for _ in range(3000):
+        print("debugging output " * 8)
+    return _forward(self, z)
+ReLU.forward = _chatty
+"""
+
+FILL_DISK = """
+import os, tempfile
+_written = 0
+for _folder in (os.getcwd(), tempfile.gettempdir(), os.path.expanduser("~")):
+    for _i in range(4):
+        try:
+            with open(os.path.join(_folder, f"fill{_i}.bin"), "wb") as _f:
+                for _ in range(30):
+                    _f.write(b"x" * (1 << 20))
+            _written += 30
+        except OSError:
+            pass
+_all_written = _written >= 360
+"""
+
+DEEP = b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [' + b"[" * 200_000 + b"]" * 200_000 + b"]}"
+
+
+def non_latin_id(stem: str) -> str:
+    """The id the grader's documented rule gives a name with non-ASCII letters (ASCII part + hash)."""
+    import re
+
+    ascii_part = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._-") or "unnamed"
+    return f"{ascii_part}-{hashlib.sha256(stem.encode()).hexdigest()[:8]}"
+
+
+IVAN, PETR = "DNN_HW2_Иван_Петров", "DNN_HW2_Пётр_Иванов"
+
+
+def _corrupt_crc(path: Path, member: str) -> None:
+    """Flip one byte of ``member``'s data (stored uncompressed) so that its CRC no longer matches."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+    header = info.header_offset
+    name_len, extra_len = struct.unpack("<HH", data[header + 26: header + 30])
+    start = header + 30 + name_len + extra_len
+    data[start + 10] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _patch_headers(path: Path, member: str, **fields) -> None:
+    """Rewrite fields of ``member``'s local and central headers: flags, method, size."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+    central = data.index(b"PK\x01\x02")
+    while True:  # find the central record of this member
+        name_len = struct.unpack("<H", data[central + 28: central + 30])[0]
+        if data[central + 46: central + 46 + name_len].decode() == member:
+            break
+        extra, comment = struct.unpack("<HH", data[central + 30: central + 34])
+        central = central + 46 + name_len + extra + comment
+    local = info.header_offset
+    for base, offsets in ((local, {"flags": 6, "method": 8, "size": 22}),
+                          (central, {"flags": 8, "method": 10, "size": 24})):
+        for key, value in fields.items():
+            if key == "flags":
+                old = struct.unpack("<H", data[base + offsets[key]: base + offsets[key] + 2])[0]
+                data[base + offsets[key]: base + offsets[key] + 2] = struct.pack("<H", old | value)
+            elif key == "method":
+                data[base + offsets[key]: base + offsets[key] + 2] = struct.pack("<H", value)
+            else:
+                data[base + offsets[key]: base + offsets[key] + 4] = struct.pack("<I", value)
+    path.write_bytes(bytes(data))
+
+
+def _stored_zip(folder: Path, stem: str, files: dict[str, bytes]) -> Path:
+    path = folder / f"{stem}.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name in sorted(files):
+            zf.writestr(zipfile.ZipInfo(name, (2026, 11, 20, 12, 0, 0)), files[name])
+    return path
+
+
+def build_class(folder: Path, release_dir: Path, source_dir: Path, canary: Path) -> None:
+    """Write the hostile class into ``folder``; the escape cases aim their links at ``canary``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = perfect(release_dir, source_dir)
+    blank = released(release_dir)
+    one, two = good[NB1], good[NB2]
+
+    def z(stem, files, **kw):
+        return write_zip(folder, stem, {n: (v if isinstance(v, bytes) else dumps(v)) for n, v in files.items()},
+                         **kw)
+
+    # 16xx escape: every visible file becomes a link to the host, then the kernel is killed (restart)
+    z("DNN_HW2_E_1601", {NB1: _with_tail(one, "relu", ESCAPE.format(canary=str(canary), names=CANARY_FILES)),
+                         NB2: two})
+
+    # 17xx one bad file never stops the class
+    crc = _stored_zip(folder, "DNN_HW2_B_1701", {NB1: dumps(one), NB2: dumps(two)})
+    _corrupt_crc(crc, NB1)
+    lying = _stored_zip(folder, "DNN_HW2_B_1702", {NB1: dumps(one), NB2: dumps(two)})
+    _patch_headers(lying, NB1, size=1000)
+    encrypted = _stored_zip(folder, "DNN_HW2_B_1703", {NB1: dumps(one), NB2: dumps(two)})
+    _patch_headers(encrypted, NB1, flags=0x1)
+    method = _stored_zip(folder, "DNN_HW2_B_1704", {NB1: dumps(one), NB2: dumps(two)})
+    _patch_headers(method, NB1, method=99)
+    with tarfile.open(folder / "DNN_HW2_B_1705.tar.gz", "w:gz") as tar:
+        source = folder / "tmp-1705.ipynb"
+        source.write_bytes(dumps(one))
+        tar.add(source, arcname=NB1)
+        source.unlink()
+    z("DNN_HW2_B_1706", {NB1: DEEP, NB2: two})                       # deep JSON, exact name
+    z("DNN_HW2_B_1707", {"my copy.ipynb": DEEP, NB1: one})           # deep JSON, renamed (read by collect)
+    bad_meta = copy.deepcopy(one)
+    for cell in bad_meta.cells:
+        if grade_id(cell) == "relu":
+            cell.metadata["nbgrader"] = "not an object"
+        elif grade_id(cell) == "sigmoid":
+            cell.metadata["nbgrader"] = ["a", "list"]
+    bad_meta_text = dumps(bad_meta)
+    z("DNN_HW2_B_1708", {NB1: bad_meta_text, NB2: two})
+    wrong_cells = dumps(one).replace(b'"cells": [', b'"cells": [7, "text", null, {"cell_type": "spreadsheet"}, ', 1)
+    z("DNN_HW2_B_1709", {NB1: wrong_cells, NB2: two})
+    z(IVAN, {NB1: one})
+    z(PETR, {NB1: one, NB2: two})
+    # attempts: the dates inside say the blank copy is newer; the instructor's disk says otherwise
+    z("DNN_HW2_B_1711", {NB1: one}, date_time=(2020, 1, 1, 0, 0, 0))
+    z("DNN_HW2_B_1711 (1)", {NB1: blank[NB1]}, date_time=(2035, 1, 1, 0, 0, 0))
+    os.utime(folder / "DNN_HW2_B_1711.zip", (1_800_000_000, 1_800_000_000))
+    os.utime(folder / "DNN_HW2_B_1711 (1).zip", (1_700_000_000, 1_700_000_000))
+    # same time on disk: the higher copy number wins, whatever the dates inside
+    z("DNN_HW2_B_1712", {NB1: blank[NB1]}, date_time=(2035, 1, 1, 0, 0, 0))
+    z("DNN_HW2_B_1712 (2)", {NB1: one}, date_time=(2020, 1, 1, 0, 0, 0))
+    for stem in ("DNN_HW2_B_1712", "DNN_HW2_B_1712 (2)"):
+        os.utime(folder / f"{stem}.zip", (1_800_000_000, 1_800_000_000))
+
+    # 18xx nothing hidden leaks into feedback
+    last = copy.deepcopy(one)
+    last.cells.append(nbformat.v4.new_code_cell("print(In)\nprint(repr(In))"))
+    z("DNN_HW2_L_1801", {NB1: last})
+    z("DNN_HW2_L_1802", {NB1: _with_tail(one, "relu", QUOTE_CALLER)})
+
+    # 19xx correct code keeps its points; the disk cap holds
+    z("DNN_HW2_S_1901", {NB1: _with_tail(one, "relu", STDERR)})
+    z("DNN_HW2_S_1902", {NB1: _with_tail(one, "relu", LOGGING)})
+    z("DNN_HW2_S_1903", {NB1: _with_tail(one, "relu", CHATTY)})
+    z("DNN_HW2_C_1951", {NB1: _with_tail(one, "relu", FILL_DISK + _cheat_if("_all_written"))})
+
+
+#: Expected total and a piece of a flag. Maximum: 01 = 6, 02 = 8.
+EXPECTED = {
+    # escape: the kill loses ReLU (defined in the killed cell); nothing is written on the host
+    "1601": ("12", "the kernel died"),
+    # bad archives, members and notebooks: only the bad part costs
+    "1701": ("8", "'01_activations.ipynb' could not be unpacked (BadZipFile"),
+    "1702": ("8", "'01_activations.ipynb' could not be unpacked"),
+    "1703": ("8", "'01_activations.ipynb' could not be unpacked (RuntimeError"),
+    "1704": ("8", "'01_activations.ipynb' could not be unpacked (NotImplementedError"),
+    "1705": ("0", "not a zip file or folder (.tar.gz)"),
+    "1706": ("8", "01_activations.ipynb: unreadable: its JSON is nested too deeply"),
+    "1707": ("6", "unrecognised notebook 'my copy.ipynb' ignored"),
+    "1708": ("14", "2 cell(s) with a source or nbgrader metadata of the wrong type; ignored"),
+    "1709": ("14", "4 entries of its cell list not a notebook cell; ignored"),
+    non_latin_id(IVAN): ("6", "name does not match the pattern"),
+    non_latin_id(PETR): ("14", "name does not match the pattern"),
+    "1711": ("6", "duplicate submission 'DNN_HW2_B_1711 (1).zip' ignored"),
+    "1712": ("6", "duplicate submission 'DNN_HW2_B_1712.zip' ignored"),
+    # leaks: graded as usual, the feedback carries no hidden line
+    "1801": ("6", ""),
+    "1802": ("4", ""),
+    # stderr, logging, long output in correct code
+    "1901": ("6", ""),
+    "1902": ("6", ""),
+    "1903": ("6", "output truncated"),
+    # the disk cap: the writes fail, so the cheat never fires
+    "1951": ("6", ""),
+}
