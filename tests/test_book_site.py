@@ -216,15 +216,23 @@ def test_exercise_page_is_unexecuted_with_download_and_launch_buttons(reports, e
     assert [cell.source for cell in downloaded.cells] == [cell.source for cell in committed.cells]
     assert all(not cell.get("outputs") for cell in downloaded.cells if cell.cell_type == "code")
 
+    # Launch buttons open the notebook in the students' repository (the kit of `make release`,
+    # which keeps this path): Binder; JupyterHub only when a hub is configured; no Colab, which
+    # cannot give a lone notebook the course package and the earlier notebooks.
     path = f"{exercise}.ipynb"
-    expected = {
-        "Binder": f"https://mybinder.org/v2/gh/{GITHUB_REPOSITORY}/main?urlpath=lab/tree/{path}",
-        "Colab": f"https://colab.research.google.com/github/{GITHUB_REPOSITORY}/blob/main/{path}",
-    }
-    for service, url in expected.items():
-        assert url in report.launches, f"no {service} button on {exercise}.html: {report.launches}"
-    hub = [url for url in report.launches if "/hub/user-redirect/git-pull?" in url]
-    assert hub and REPOSITORY_URL.replace("https://", "https%3A//") in hub[0], report.launches
+    expected = [f"https://mybinder.org/v2/gh/{GITHUB_REPOSITORY}/main?urlpath=lab/tree/{path}"]
+    hub_url = (CONFIG["launch_buttons"].get("jupyterhub_url") or "").rstrip("/")
+    if hub_url:
+        expected.append(f"{hub_url}/hub/user-redirect/git-pull?repo={REPOSITORY_URL.replace('https://', 'https%3A//')}")
+    assert len(report.launches) == len(expected), report.launches
+    for start in expected:
+        assert any(url.startswith(start) for url in report.launches), f"no {start} on {exercise}.html: {report.launches}"
+
+
+def test_only_exercise_pages_have_launch_buttons(reports):
+    """The chapters are not in the students' repository, so a launch button there would open nothing."""
+    with_buttons = [page for page, report in reports.items() if report.launches and not page.startswith("exercises/")]
+    assert with_buttons == [], with_buttons
 
 
 def test_chapters_are_executed_at_build_time(reports):
