@@ -5,7 +5,8 @@
 
 Runs `nbgrader generate_assignment` with the course configuration
 (autograder/nbgrader_config.py) on a clean copy of the solution notebooks, so
-stray files next to them (results of a local run) never reach students.
+stray files next to them (results of a local run) never reach students, and adds
+the students' nbgrader_config.py (dnn_course.check.write_student_config).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dnn_course.check import write_student_config
 from dnn_course.reference import ASSIGNMENT, solutions_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +42,8 @@ def generate(course_root: Path) -> Path:
     result = subprocess.run(command, cwd=CONFIG_DIR, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"nbgrader generate_assignment failed:\n{result.stdout}\n{result.stderr}")
+    # the students' settings for `nbgrader validate` in their folder (grading mode for 05/06, the cell timeout)
+    write_student_config(course_root / "exercises" / ASSIGNMENT)
     return course_root / "exercises" / ASSIGNMENT
 
 

@@ -1,0 +1,206 @@
+"""The student's own check before submitting: `python -m dnn_course.check` and `nbgrader validate` in the
+student's folder, with the folder's nbgrader_config.py (made by `make exercises`).
+
+The student's folder is built as a student would have it: the released notebooks with their answers
+filled in (the reference solution's code, without markers) and the experiment results saved next to
+them.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from dnn_course import check
+from dnn_course.records import save_runs
+from dnn_course.training import History
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTIONS = REPO / "solutions" / "dnn_hw"
+EXERCISES = REPO / "exercises" / "dnn_hw"
+BRIEF = dict(epochs=100, learning_rate=0.001, batch_size=128, reg_lambda=1e-8)
+
+
+def _grade_id(cell):
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def _completed(name: str) -> nbformat.NotebookNode:
+    """The released notebook ``name`` with every answer cell filled from the solution."""
+    notebook = nbformat.read(EXERCISES / name, as_version=4)
+    answers = {_grade_id(c): "\n".join(line for line in c.source.splitlines() if "### BEGIN SOLUTION" not in line
+                                       and "### END SOLUTION" not in line)
+               for c in nbformat.read(SOLUTIONS / name, as_version=4).cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    for cell in notebook.cells:
+        if _grade_id(cell) in answers:
+            cell.source = answers[_grade_id(cell)]
+    return notebook
+
+
+def _cell(notebook, grade_id):
+    return next(c for c in notebook.cells if _grade_id(c) == grade_id)
+
+
+def _without(notebook, grade_id):
+    notebook = copy.deepcopy(notebook)
+    notebook.cells = [c for c in notebook.cells if _grade_id(c) != grade_id]
+    return notebook
+
+
+def _mnist_results(folder: Path) -> None:
+    """Results of Experiment A as a complete run saves them (the brief's settings, plausible accuracies)."""
+    save_runs(folder / "mnist_results.json", {
+        name: History(train_loss=[1.0] * 100, train_acc=[0.5] * 100, val_acc=[acc] * 100, test_acc=acc,
+                      epoch_seconds=[1.0] * 100, config=dict(BRIEF), data_description="MNIST, embedded subset")
+        for name, acc in (("sigmoid", 0.58), ("relu", 0.90), ("tanh", 0.90))})
+
+
+def _student_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "my-work" / "dnn_hw"
+    folder.mkdir(parents=True)
+    for name in check.NOTEBOOKS:
+        nbformat.write(_completed(name), folder / name)
+    (folder / "nbgrader_config.py").write_bytes((EXERCISES / "nbgrader_config.py").read_bytes())
+    return folder
+
+
+def _environment(**extra) -> dict:
+    environment = {key: value for key, value in os.environ.items() if key != "DNN_COURSE_MODE"}
+    return dict(environment, MPLBACKEND="Agg", PYTHONUNBUFFERED="1", **extra)
+
+
+# --- comparing with the released notebooks (no kernel) -----------------------------------------
+
+
+def test_protected_cells_of_the_released_notebooks():
+    cells = check.protected_cells(nbformat.read(EXERCISES / "03_softmax_cross_entropy.ipynb", as_version=4))
+    kinds = {cell["grade_id"]: cell["kind"] for cell in cells}
+    assert kinds == {"intro": "read-only", "imports": "read-only", "softmax": "answer", "test_softmax": "test",
+                     "test_ce_loss": "test", "test_softmax_backward": "test"}
+    assert all(len(cell["checksum"]) == 32 for cell in cells if cell["kind"] != "answer")
+
+
+def test_deleted_edited_copied_and_retyped_cells_are_named(tmp_path):
+    released = nbformat.read(EXERCISES / "02_fc_layer.ipynb", as_version=4)
+    complete = _completed("02_fc_layer.ipynb")
+    assert check._structure_problems(complete, released, EXERCISES / "02_fc_layer.ipynb") == []
+
+    changed = _without(complete, "test_fc_update")
+    _cell(changed, "test_fc_forward").source += "\nprint('my own line')"
+    changed.cells.append(copy.deepcopy(_cell(changed, "test_fc_backward_input")))
+    _cell(changed, "intro").cell_type = "raw"
+    changed = _without(changed, "fc_layer")
+    problems = check._structure_problems(changed, released, EXERCISES / "02_fc_layer.ipynb")
+    assert [p.split(".")[0] for p in problems] == [
+        "the cell intro was changed from markdown to raw: change it back",
+        "your answer cell fc_layer was deleted: the grader finds your code by that cell, so copy it back from the "
+        "released 02_fc_layer",
+        "the test cell test_fc_forward was edited",
+        "the cell test_fc_backward_input appears 2 times (a copied cell): keep only one",
+        "the test cell test_fc_update was deleted",
+    ], problems
+
+
+def test_the_student_config_is_in_the_exercises_and_sets_the_graders_limits():
+    text = (EXERCISES / "nbgrader_config.py").read_text()
+    assert text == check.STUDENT_CONFIG
+    from traitlets.config import Config
+
+    from autograder.grading_config import GradingSettings
+    config = check.configure_validation(Config())
+    assert config.Execute.timeout == GradingSettings().cell_timeout == check.CELL_TIMEOUT
+    assert "os.environ.setdefault('DNN_COURSE_MODE', 'grading')" in config.Execute.extra_arguments[0]
+
+
+def test_command_line_errors_are_explained(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dnn_course.check", str(tmp_path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "holds none of the six exercise notebooks" in result.stderr, result.stderr
+    result = subprocess.run([sys.executable, "-m", "dnn_course.check", str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "is not a folder" in result.stderr, result.stderr
+
+
+# --- the whole flow, with kernels --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_check_reports_every_notebook_of_a_students_folder(tmp_path):
+    folder = _student_folder(tmp_path)
+    _mnist_results(folder)  # notebook 06 was never run: no fashion results
+    # a stray print after the ReLU class (notebook 04 imports ReLU all the same), a deleted test cell in 03,
+    # an edited one in 02
+    notebook = nbformat.read(folder / "01_activations.ipynb", as_version=4)
+    _cell(notebook, "relu").source += "\n\nprint(ReLU().forward(np.array([-1.0, 2.0])))"
+    nbformat.write(notebook, folder / "01_activations.ipynb")
+    nbformat.write(_without(nbformat.read(folder / "03_softmax_cross_entropy.ipynb", as_version=4), "test_ce_loss"),
+                   folder / "03_softmax_cross_entropy.ipynb")
+    notebook = nbformat.read(folder / "02_fc_layer.ipynb", as_version=4)
+    _cell(notebook, "test_fc_update").source = "# Test: FCLayer.update (1 point)\npass"
+    nbformat.write(notebook, folder / "02_fc_layer.ipynb")
+
+    result = subprocess.run([sys.executable, "-m", "dnn_course.check", "my-work/dnn_hw"], cwd=tmp_path,
+                            env=_environment(), capture_output=True, text=True, timeout=900)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert lines[0] == f"Checking the notebooks in {folder} as the grader runs them (05 and 06 from their saved results)..."
+    summary = {line.split()[0]: line.split(None, 1)[1] for line in lines[1:] if line.endswith(".ipynb") is False
+               and line[:2] in {"01", "02", "03", "04", "05", "06"}}
+    assert summary == {
+        "01_activations.ipynb": "\u2713 6/6 points from the visible tests, all pass",
+        "02_fc_layer.ipynb": "\u2717 8/8 points from the visible tests",
+        "03_softmax_cross_entropy.ipynb": "\u2717 4/4 points from the visible tests",
+        "04_model_l2.ipynb": "\u2713 10/10 points from the visible tests, all pass",
+        "05_mnist_activations.ipynb": "\u2713 4/4 points from the visible tests, all pass",
+        "06_fashion_tuning.ipynb": "\u2717 0/6 points from the visible tests",
+    }, result.stdout
+    text = result.stdout
+    assert "    \u2717 the test cell test_fc_update was edited. The grader runs the released version" in text
+    assert "    \u2717 the test cell test_ce_loss was deleted. The grader runs it anyway" in text
+    assert "fashion_results.json" in text.split("06_fashion_tuning.ipynb")[1], text
+    assert lines[-1] == ("3 of 6 notebooks pass. Fix the \u2717 lines above (the first one of a notebook is "
+                         "often the cause of the others), then run this check again.")
+    assert "WARNING" not in result.stderr, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*check.NOTEBOOKS, "mnist_results.json",
+                                                               "nbgrader_config.py"])  # nothing left behind
+
+
+@pytest.mark.slow
+def test_plain_nbgrader_validate_in_the_students_folder_grades_like_the_grader(tmp_path):
+    folder = _student_folder(tmp_path)
+    _mnist_results(folder)
+    nbformat.write(_without(nbformat.read(folder / "03_softmax_cross_entropy.ipynb", as_version=4), "test_ce_loss"),
+                   folder / "03_softmax_cross_entropy.ipynb")
+    nbgrader = Path(sys.executable).parent / "nbgrader"
+    result = subprocess.run([str(nbgrader), "validate", "03_softmax_cross_entropy.ipynb", "05_mnist_activations.ipynb"],
+                            cwd=folder, env=_environment(), capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    # 05 is checked from its saved results in seconds, without training; nothing the student cannot act on
+    assert output.count("Success! Your notebook passes all the tests.") == 2, output
+    assert "WARNING" not in output, output
+    # nbgrader alone does not notice the deleted test cell; the course's check does
+    report = check.check_notebook(folder / "03_softmax_cross_entropy.ipynb", EXERCISES / "03_softmax_cross_entropy.ipynb")
+    assert not report.ok and report.problems[0].startswith("the test cell test_ce_loss was deleted"), report
+
+
+@pytest.mark.slow
+def test_a_blank_notebook_names_each_method_to_write(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "01_activations.ipynb").write_bytes((EXERCISES / "01_activations.ipynb").read_bytes())
+    report = check.check_notebook(folder / "01_activations.ipynb", EXERCISES / "01_activations.ipynb")
+    assert (report.points, report.max_points, report.problems) == (0, 6, [])
+    assert report.failures[:2] == [
+        "test_relu_forward (0/1 points): ReLU.forward is not written yet: fill in its EDIT HERE region and run "
+        "that cell again.",
+        "test_relu_backward (0/1 points): ReLU.forward is not written yet: fill in its EDIT HERE region and run "
+        "that cell again.",
+    ], report.failures
