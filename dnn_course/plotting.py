@@ -1,4 +1,4 @@
-"""Figures of the course: learning curves and sample images.
+"""Figures of the course: learning curves and sample images, and the book's figure style.
 
 Every function returns a ``matplotlib.figure.Figure`` and never calls
 ``plt.show()``. New figures are created through pyplot (so a notebook's inline
@@ -8,6 +8,12 @@ ending with the call shows the figure exactly once, ``fig = plot_...(...)``
 shows nothing, and ``fig.savefig(path)`` works anywhere, including headless
 (Agg) runs. In a loop, or anywhere but the last line of a cell, show a
 figure with IPython's ``display(fig)``.
+
+The book's chapters call :func:`use_book_style` once, so that every figure is drawn at
+:data:`BOOK_DPI` with no text smaller than :data:`MIN_FONT_PT` points and is at most
+:data:`MAX_WIDTH_IN` inches wide: it then fits the text column of the site at its natural
+size, and its smallest text is as large as the site's footnotes
+(``scripts/check_site.py`` checks both in a browser).
 """
 
 from __future__ import annotations
@@ -17,12 +23,65 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 from .training import History
 
-__all__ = ["plot_class_examples", "plot_image_grid", "plot_learning_curves", "plot_loss_curves"]
+__all__ = [
+    "BOOK_DPI", "MAX_WIDTH_IN", "MIN_FONT_PT", "plot_class_examples", "plot_image_grid", "plot_learning_curves",
+    "plot_loss_curves", "smallest_font_pt", "use_book_style",
+]
+
+#: Resolution (pixels per inch) of the book's figures; 1 pt of text is BOOK_DPI / 72 pixels.
+BOOK_DPI = 100
+#: Smallest font size (points) allowed in a figure of the book: 11 pt at 100 dpi is 15 px.
+MIN_FONT_PT = 11.0
+#: Widest figure (inches) that fits the site's text column at its natural size.
+MAX_WIDTH_IN = 7.2
+
+_BOOK_RC = {
+    "figure.dpi": BOOK_DPI,
+    "savefig.dpi": BOOK_DPI,
+    "figure.figsize": (6.4, 4.0),
+    "font.size": 12.0,
+    "axes.titlesize": 12.5,
+    "axes.labelsize": 12.0,
+    "xtick.labelsize": MIN_FONT_PT,
+    "ytick.labelsize": MIN_FONT_PT,
+    "legend.fontsize": MIN_FONT_PT,
+    "legend.title_fontsize": MIN_FONT_PT,
+    "figure.titlesize": 12.5,
+}
+
+
+def use_book_style() -> None:
+    """Set matplotlib's defaults to the book's figure style (dpi, font sizes, default size)."""
+    plt.rcParams.update(_BOOK_RC)
+
+
+def smallest_font_pt(fig: Figure) -> float:
+    """The font size (points) of the smallest visible, non-empty text in ``fig``.
+
+    Covers titles, axis labels, tick labels, legends and free text. Returns ``inf`` for a
+    figure without text.
+    """
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
+    canvas.draw()  # tick labels exist only once drawn
+    renderer = canvas.get_renderer()
+    sizes = [text.get_fontsize() for text in fig.findobj(Text)
+             if text.get_visible() and text.get_text().strip() and _really_shown(text, renderer)]
+    return min(sizes, default=float("inf"))
+
+
+def _really_shown(text: Text, renderer) -> bool:
+    """False for texts that are drawn nowhere (e.g. tick labels outside the axes' view)."""
+    extent = text.get_window_extent(renderer)
+    figure_box = text.figure.bbox
+    return (extent.width > 0 and extent.height > 0 and extent.x1 > figure_box.x0 and extent.x0 < figure_box.x1
+            and extent.y1 > figure_box.y0 and extent.y0 < figure_box.y1)
 
 
 def plot_learning_curves(
@@ -122,7 +181,7 @@ def plot_image_grid(
     for k, ax in enumerate(axes.flat):
         if k < len(indices):
             _show_image(ax, images[indices[k]])
-            ax.set_title(str(class_names[int(y[indices[k]])]), fontsize=9)
+            ax.set_title(str(class_names[int(y[indices[k]])]), fontsize=MIN_FONT_PT)
         else:
             ax.set_axis_off()
     fig.tight_layout()
@@ -162,7 +221,7 @@ def plot_class_examples(
                 _show_image(ax, images[chosen[col]])
             else:
                 ax.set_axis_off()
-        axes[row, 0].set_ylabel(str(name), rotation=0, ha="right", va="center", fontsize=9)
+        axes[row, 0].set_ylabel(str(name), rotation=0, ha="right", va="center", fontsize=MIN_FONT_PT)
     fig.tight_layout()
     return fig
 
@@ -186,7 +245,7 @@ def _finish(ax: Axes, title: str | None, histories: Mapping[str, History]) -> No
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if histories:
-        ax.legend(fontsize="small")
+        ax.legend()
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
 
 

@@ -10,7 +10,12 @@ Protocol (CDP) with ``websocket-client``. For each page it checks that
 - every image loaded (``naturalWidth > 0``);
 - every link to a page of the site points to a file that exists, and its ``#fragment``
   to an element that exists;
-- no request left the machine (the site must work offline) and none failed.
+- no request left the machine (the site must work offline) and none failed;
+- no LaTeX command is left in the visible text (for example in a link's text);
+- at a desktop and at a phone width (``check_layout``): the page does not scroll sideways, no
+  equation, output, code block or table sticks out of the text column or is cut off (long
+  ones scroll inside their own box), figure text is drawn no smaller than the site's
+  footnotes, a figure fits the desktop column, and only one search box shows.
 
 It also finds solution code that leaked into the site: the solution and hidden-test regions
 of ``solutions/dnn_hw/*.ipynb`` must appear in no page text and no downloadable source.
@@ -71,6 +76,10 @@ _REGION = re.compile(
 )
 # TeX left between single dollars: a $...$ span holding a backslash, ^ or _ (not a price).
 _RAW_INLINE_TEX = re.compile(r"\$[^$\s][^$\n]{0,200}?[\\^_][^$\n]{0,200}?\$")
+# A TeX command outside math, e.g. the "\lambda W" of a section title quoted in a link.
+_RAW_TEX_COMMAND = re.compile(
+    r"\\(?:lambda|partial|frac|hat|mathbf|mathbb|top|sum|log|odot|varepsilon|sigma|eta|ell|text|operatorname|"
+    r"lVert|rVert|Vert|cdot|le|ge|infty|sqrt)\b")
 
 
 class BrowserError(RuntimeError):
@@ -403,6 +412,9 @@ def check_page(browser: HeadlessChromium, site_dir: Path, base_url: str, path: s
         report.problems.append(f"raw $$ in the visible text: {page['prose'][max(0, at - 40):at + 60]!r}")
     for match in _RAW_INLINE_TEX.finditer(page["prose"]):
         report.problems.append(f"raw TeX between $ signs in the visible text: {match.group(0)[:80]!r}")
+    for match in _RAW_TEX_COMMAND.finditer(page["prose"]):
+        at = match.start()
+        report.problems.append(f"raw LaTeX command in the visible text: {page['prose'][max(0, at - 30):at + 40]!r}")
     for image in page["images"]:
         if image["width"] <= 0:
             report.problems.append(f"image did not load: {image['src'][:200]}")
@@ -517,6 +529,128 @@ def check_site(site_dir: Path, pages: list[str], chromium: str) -> dict[str, Pag
     return reports
 
 
+# --- layout at a given screen width -----------------------------------------------------------
+
+#: Screen widths (CSS pixels) the layout is checked at: a desktop window and a phone.
+DESKTOP_WIDTH, PHONE_WIDTH = 1280, 390
+LAYOUT_WIDTHS = {"desktop": (DESKTOP_WIDTH, 1024), "phone": (PHONE_WIDTH, 844)}
+
+# Figures of the book (dnn_course.plotting.use_book_style): BOOK_DPI pixels per inch, no text
+# below MIN_FONT_PT points. Kept in step with dnn_course/plotting.py by tests/test_book_site.py.
+BOOK_DPI = 100
+MIN_FONT_PT = 11.0
+
+# Measures, at the current window size, what sticks out of the text column, what is cut off,
+# and how large the smallest text of each figure is drawn. Everything in CSS pixels.
+_LAYOUT_JS = r"""
+((minFontPx) => {
+  const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+  const column = article.getBoundingClientRect();
+  // The size of the site's footnotes: a probe footnote, styled by the theme like a real one.
+  const probe = document.createElement("aside");
+  probe.className = "footnote";
+  probe.innerHTML = "<p>probe</p>";
+  article.appendChild(probe);
+  const footnotePx = parseFloat(getComputedStyle(probe.querySelector("p")).fontSize);
+  probe.remove();
+  const describe = e => (e.textContent || e.getAttribute("src") || "").replace(/\s+/g, " ").trim().slice(0, 70);
+  const visible = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  const problems = [];
+  const root = document.documentElement;
+  // clientWidth is the layout viewport; a phone browser widens innerWidth to fit wide content
+  if (root.scrollWidth > root.clientWidth + 1) {
+    problems.push(`the page scrolls sideways: ${root.scrollWidth} px wide in a ${root.clientWidth} px window`);
+  }
+  const boxes = [
+    ["equation", "mjx-container[display='true']"],
+    ["output", "div.cell_output"],
+    ["code", "div.highlight pre"],
+    ["table", "article table"],
+  ];
+  for (const [kind, selector] of boxes) {
+    for (const e of document.querySelectorAll(selector)) {
+      if (!visible(e) || e.closest(".toggle-hidden, details:not([open])")) continue;
+      const r = e.getBoundingClientRect();
+      const style = getComputedStyle(e);
+      const scrolls = ["auto", "scroll"];
+      // scrollable ancestors inside the column count as the box that holds it
+      let holder = e, held = false;
+      while (holder && holder !== article) {
+        if (scrolls.includes(getComputedStyle(holder).overflowX) && holder.getBoundingClientRect().right <= column.right + 1) { held = true; break; }
+        holder = holder.parentElement;
+      }
+      if (r.right > column.right + 1 && !held) {
+        problems.push(`${kind} sticks out of the text column by ${Math.round(r.right - column.right)} px: ${describe(e)}`);
+      }
+      if (e.scrollWidth > e.clientWidth + 1 && !scrolls.includes(style.overflowX)) {
+        problems.push(`${kind} cut off: ${e.scrollWidth - e.clientWidth} px of it hidden and no scroll bar: ${describe(e)}`);
+      }
+      if (e.scrollHeight > e.clientHeight + 1 && ["hidden", "clip"].includes(style.overflowY)) {
+        problems.push(`${kind} cut off at the top or bottom by ${e.scrollHeight - e.clientHeight} px: ${describe(e)}`);
+      }
+    }
+  }
+  const figures = [];
+  for (const img of document.querySelectorAll("div.cell_output img")) {
+    if (!img.naturalWidth || !visible(img)) continue;
+    const scale = img.getBoundingClientRect().width / img.naturalWidth;
+    figures.push({src: img.getAttribute("src"), scale: scale, textPx: minFontPx * scale,
+                  width: img.getBoundingClientRect().width, fits: img.getBoundingClientRect().width <= column.width + 1});
+  }
+  const searches = Array.from(document.querySelectorAll(
+      "input[type='search'], .search-button-field, button.search-button, form.bd-search"))
+      .filter(e => visible(e) && !e.closest(".search-button__wrapper:not(.show)") && !e.closest("dialog:not([open])"));
+  return {column: column.width, footnotePx, problems, figures, searches: searches.length};
+})
+"""
+
+
+def check_layout(browser: HeadlessChromium, base_url: str, path: str, width: int, height: int,
+                 *, desktop: bool) -> tuple[list[str], dict]:
+    """Open one page at a window of `width` x `height` CSS pixels and check its layout.
+
+    Problems: the page scrolls sideways; an equation, output, code block or table sticks out
+    of the text column without a scroll bar of its own, or is cut off; figure text is drawn
+    smaller than the site's footnotes; at desktop width, a figure is wider than the column;
+    more than one search box is visible. Returns (problems, measurements).
+    """
+    browser.call("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": not desktop})
+    try:
+        browser.open(base_url + path)
+        min_font_px = MIN_FONT_PT * BOOK_DPI / 72
+        page = browser.evaluate(f"({_LAYOUT_JS.strip()})({min_font_px})")
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride")
+    problems = list(page["problems"])
+    for figure in page["figures"]:
+        if figure["textPx"] + 0.05 < page["footnotePx"]:
+            problems.append(f"figure text drawn at {figure['textPx']:.1f} px, smaller than the footnotes' "
+                            f"{page['footnotePx']:.1f} px (the figure is shrunk to {figure['scale']:.0%}): "
+                            f"{figure['src'][:80]}")
+        if desktop and not figure["fits"]:
+            problems.append(f"figure {figure['width']:.0f} px wide, wider than the {page['column']:.0f} px "
+                            f"text column: {figure['src'][:80]}")
+    if page["searches"] > 1:
+        problems.append(f"{page['searches']} search boxes visible at once")
+    return problems, page
+
+
+def check_site_layout(site_dir: Path, pages: list[str], chromium: str) -> dict[tuple[str, str], list[str]]:
+    """Check the layout of each page at every width of LAYOUT_WIDTHS; {(page, width name): problems}."""
+    site_dir = Path(site_dir).resolve()
+    results = {}
+    with serve_directory(site_dir) as base_url, HeadlessChromium(chromium) as browser:
+        for path in pages:
+            for name, (width, height) in LAYOUT_WIDTHS.items():
+                try:
+                    results[path, name] = check_layout(browser, base_url, path, width, height,
+                                                       desktop=name == "desktop")[0]
+                except BrowserError as error:
+                    results[path, name] = [f"the browser failed on this page: {error}"]
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--site", type=Path, default=REPO_ROOT / "_build" / "html", help="the built site")
@@ -534,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
     pages = [name + ".html" for name in toc_docnames(args.toc)] + ["index.html", "search.html"]
     reports = check_site(args.site, pages, chromium)
     leaks = find_solution_leaks(args.site, args.solutions, {p: r.text for p, r in reports.items()})
+    for (path, width), problems in check_site_layout(args.site, pages[:-2], chromium).items():
+        reports[path].problems += [f"at {width} width: {problem}" for problem in problems]
     failed = 0
     for path, report in reports.items():
         status = "ok" if not report.problems else "FAIL"

@@ -293,6 +293,7 @@ _BROKEN_PAGE = r"""<!DOCTYPE html>
 <img src="missing.png" alt="missing">
 <a href="nowhere.html">a broken link</a> <a href="good.html#no-such-id">a broken anchor</a>
 <a href="good.html#here">a good anchor</a> <a href="https://example.org/">an external link</a>
+<a href="good.html#here">Its gradient: \lambda W</a>
 <script>notDefinedAnywhere();</script>
 </body></html>
 """
@@ -328,6 +329,7 @@ def test_checker_reports_each_kind_of_problem(tmp_path, chromium):
         "good.html#no-such-id (no element with id 'no-such-id')",
         "HTTP 404 for",
         "JavaScript exception: ReferenceError: notDefinedAnywhere is not defined",
+        "raw LaTeX command in the visible text:", "Its gradient: \\\\lambda W",
     ]:
         assert expected in problems, f"expected {expected!r} among:\n{problems}"
     assert "good.html#here" not in problems
@@ -358,3 +360,78 @@ def test_leak_finder_reports_published_solution_code(tmp_path):
     assert "a solution file is published: solutions/01_activations.ipynb" in leaks
     assert any("nbgrader marker '### BEGIN SOLUTION'" in leak for leak in leaks)
     assert any("published in solutions/01_activations.ipynb" in leak for leak in leaks)
+
+
+# --- layout at desktop and phone width -------------------------------------------------------
+
+LAYOUT_PAGES = [name + ".html" for name in DOCNAMES]
+
+
+@pytest.fixture(scope="session")
+def layouts(chromium, built_site) -> dict:
+    """{(page, "desktop" or "phone"): problems} for every page of the toc."""
+    return check_site.check_site_layout(built_site, LAYOUT_PAGES, chromium)
+
+
+@pytest.mark.parametrize("width", list(check_site.LAYOUT_WIDTHS))
+@pytest.mark.parametrize("page", LAYOUT_PAGES)
+def test_nothing_overflows_and_figure_text_is_legible(layouts, page, width):
+    """No equation, output or table sticks out or is cut off; figure text >= the footnotes."""
+    problems = layouts[page, width]
+    assert problems == [], f"{page} at {width} width:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def test_layout_constants_follow_the_figure_style():
+    from dnn_course import plotting
+
+    assert (check_site.BOOK_DPI, check_site.MIN_FONT_PT) == (plotting.BOOK_DPI, plotting.MIN_FONT_PT)
+    # a figure MAX_WIDTH_IN wide fits the desktop column (measured: 740 px at 1280 px)
+    assert plotting.MAX_WIDTH_IN * plotting.BOOK_DPI <= 740
+
+
+def _wide_png(path: Path, width_px: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_px / 100, 1), dpi=100)
+    fig.text(0.5, 0.5, "eleven-point text", fontsize=11)
+    fig.savefig(path, dpi=100)
+
+
+_LAYOUT_PAGE = """<!DOCTYPE html>
+<html><head><title>layout</title><link rel="icon" href="data:,"><meta name="viewport" content="width=device-width">
+<style>body {{ margin: 0; font-size: 16px; }} article {{ width: {column}px; }}
+aside.footnote {{ font-size: 14px; }}
+.scroll {{ overflow-x: auto; }} .clip {{ overflow: hidden; width: 200px; white-space: pre; }}</style></head>
+<body><article class="bd-article"><h1>Layout</h1>
+<div class="cell_output"><img src="{image}" style="max-width: 100%"></div>
+<div class="highlight"><pre class="clip">{long}</pre></div>
+<div class="cell_output scroll"><pre>{long}</pre></div>
+<input type="search"><input type="search">
+</article></body></html>
+"""
+
+
+def test_layout_checker_finds_shrunk_figures_cut_off_outputs_and_two_search_boxes(tmp_path, chromium):
+    _wide_png(tmp_path / "wide.png", 1000)
+    _wide_png(tmp_path / "narrow.png", 300)
+    long_line = "x" * 400
+    (tmp_path / "bad.html").write_text(_LAYOUT_PAGE.format(column=600, image="wide.png", long=long_line))
+    (tmp_path / "good.html").write_text(_LAYOUT_PAGE.format(column=600, image="narrow.png", long="short")
+                                        .replace('<input type="search"><input type="search">', ""))
+    with check_site.serve_directory(tmp_path) as base_url, check_site.HeadlessChromium(chromium) as browser:
+        bad, measured = check_site.check_layout(browser, base_url, "bad.html", 1280, 800, desktop=True)
+        good, _ = check_site.check_layout(browser, base_url, "good.html", 1280, 800, desktop=True)
+        phone, _ = check_site.check_layout(browser, base_url, "good.html", 390, 800, desktop=False)
+    assert measured["footnotePx"] == 14
+    text = "\n".join(bad)
+    # the 1000 px image is shrunk to 600 px: 11 pt at 100 dpi (15.3 px) becomes 9.2 px
+    assert "figure text drawn at 9.2 px, smaller than the footnotes' 14.0 px (the figure is shrunk to 60%)" in text
+    assert "code cut off:" in text and "no scroll bar" in text
+    assert "2 search boxes visible at once" in text
+    assert "output cut off" not in text  # the second output scrolls: allowed
+    assert good == []
+    # at phone width the 600 px article sticks out of a 390 px window: the page scrolls sideways
+    assert any("the page scrolls sideways" in problem for problem in phone)

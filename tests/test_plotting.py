@@ -117,3 +117,35 @@ def test_image_grid_with_chosen_indices_in_order():
     assert not fig.axes[4].axison and not fig.axes[5].axison
     with pytest.raises(ValueError, match="7 indices do not fit in a 2x3 grid"):
         plot_image_grid(x, y, NAMES, n_rows=2, n_cols=3, indices=range(7))
+
+
+def test_book_style_figures_have_no_text_below_the_minimum():
+    from dnn_course.plotting import MAX_WIDTH_IN, MIN_FONT_PT, smallest_font_pt, use_book_style
+
+    saved = dict(plt.rcParams)
+    try:
+        use_book_style()
+        x, y = images(10)
+        figures = [plot_learning_curves(histories(), title="MNIST"), plot_loss_curves(histories()),
+                   plot_image_grid(x, y, NAMES, n_rows=2, n_cols=5)]
+        for fig in figures:
+            assert smallest_font_pt(fig) >= MIN_FONT_PT
+            assert fig.get_figwidth() <= MAX_WIDTH_IN
+        assert plt.rcParams["figure.dpi"] == 100
+    finally:
+        plt.rcParams.update(saved)
+
+
+def test_smallest_font_finds_small_text_and_ignores_empty_text():
+    from dnn_course.plotting import smallest_font_pt
+
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1])
+    ax.set_xlabel("epoch", fontsize=12)
+    ax.tick_params(labelsize=11)
+    ax.set_title("", fontsize=4)  # empty: not drawn
+    assert smallest_font_pt(fig) == 11
+    ax.text(0.5, 0.5, "tiny", fontsize=7)
+    assert smallest_font_pt(fig) == 7
+    assert smallest_font_pt(Figure()) == float("inf")
