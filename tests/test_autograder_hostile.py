@@ -39,7 +39,8 @@ from tests.autograder_corpus import students as st
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "exercises" / st.ASSIGNMENT
 SOURCE = REPO / "solutions" / st.ASSIGNMENT
-SETTINGS = replace(GradingSettings(), cell_timeout=20, jobs=2,
+# bubblewrap or nothing: the escape payloads must never run unsandboxed (they act only in /submission)
+SETTINGS = replace(GradingSettings(), cell_timeout=20, jobs=2, isolation="bubblewrap",
                    limits=sandbox.Limits(disk_mb=128))
 
 

@@ -35,10 +35,14 @@ from .students import NB1, NB2, _cheat_if, _with_tail, dumps, grade_id, perfect,
 CANARY_FILES = ("kernel.json", "kernel-inside.json", "kernel-1", "kernel-2", "kernel-3", "kernel-4",
                 "kernel-5", "01_activations.ipynb", "mnist_results.json")
 
+#: The payloads act only inside the bubblewrap sandbox (working folder /submission): run without it,
+#: they would replace the host's own files in /tmp.
+INSIDE = 'os.getcwd() == "/submission"'
+
 ESCAPE = """
 import os, signal
 _canary = {canary!r}
-for _folder in ("/ipc", "/submission", os.getcwd(), os.path.expanduser("~"), "/tmp"):
+for _folder in ("/ipc", "/submission", os.path.expanduser("~"), "/tmp") if """ + INSIDE + """ else ():
     try:
         _names = set(os.listdir(_folder))
     except OSError:
@@ -97,7 +101,7 @@ ReLU.forward = _chatty
 FILL_DISK = """
 import os, tempfile
 _written = 0
-for _folder in (os.getcwd(), tempfile.gettempdir(), os.path.expanduser("~")):
+for _folder in (os.getcwd(), tempfile.gettempdir(), os.path.expanduser("~")) if """ + INSIDE + """ else ():
     for _i in range(4):
         try:
             with open(os.path.join(_folder, f"fill{_i}.bin"), "wb") as _f:
