@@ -2,8 +2,8 @@
 student's folder, with the folder's nbgrader_config.py (made by `make exercises`).
 
 The student's folder is built as a student would have it: the released notebooks with their answers
-filled in (the reference solution's code, without markers) and the experiment results saved next to
-them.
+filled in (the reference solution's code, without markers). The experiments' own grading is tested
+in test_experiment_grading.py; here they only have to be run in the grader's mode.
 """
 
 from __future__ import annotations
@@ -18,13 +18,10 @@ import nbformat
 import pytest
 
 from dnn_course import check
-from dnn_course.records import save_runs
-from dnn_course.training import History
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions" / "dnn_hw"
 EXERCISES = REPO / "exercises" / "dnn_hw"
-BRIEF = dict(epochs=100, learning_rate=0.001, batch_size=128, reg_lambda=1e-8)
 
 
 def _grade_id(cell):
@@ -52,14 +49,6 @@ def _without(notebook, grade_id):
     notebook = copy.deepcopy(notebook)
     notebook.cells = [c for c in notebook.cells if _grade_id(c) != grade_id]
     return notebook
-
-
-def _mnist_results(folder: Path) -> None:
-    """Results of Experiment A as a complete run saves them (the brief's settings, plausible accuracies)."""
-    save_runs(folder / "mnist_results.json", {
-        name: History(train_loss=[1.0] * 100, train_acc=[0.5] * 100, val_acc=[acc] * 100, test_acc=acc,
-                      epoch_seconds=[1.0] * 100, config=dict(BRIEF), data_description="MNIST, embedded subset")
-        for name, acc in (("sigmoid", 0.58), ("relu", 0.90), ("tanh", 0.90))})
 
 
 def _student_folder(tmp_path: Path) -> Path:
@@ -134,8 +123,7 @@ def test_command_line_errors_are_explained(tmp_path):
 
 @pytest.mark.slow
 def test_check_reports_every_notebook_of_a_students_folder(tmp_path):
-    folder = _student_folder(tmp_path)
-    _mnist_results(folder)  # notebook 06 was never run: no fashion results
+    folder = _student_folder(tmp_path)  # the experiments 05 and 06 were never run: no result files
     # a stray print after the ReLU class (notebook 04 imports ReLU all the same), a deleted test cell in 03,
     # an edited one in 02
     notebook = nbformat.read(folder / "01_activations.ipynb", as_version=4)
@@ -152,40 +140,55 @@ def test_check_reports_every_notebook_of_a_students_folder(tmp_path):
     lines = result.stdout.splitlines()
     assert result.returncode == 1, result.stdout + result.stderr
     assert lines[0] == f"Checking the notebooks in {folder} as the grader runs them (05 and 06 from their saved results)..."
-    summary = {line.split()[0]: line.split(None, 1)[1] for line in lines[1:] if line.endswith(".ipynb") is False
-               and line[:2] in {"01", "02", "03", "04", "05", "06"}}
-    assert summary == {
+    summary = {line.split()[0]: line.split(None, 1)[1] for line in lines[1:] if line[:3] in {f"0{i}_" for i in range(1, 7)}}
+    assert list(summary) == list(check.NOTEBOOKS), result.stdout
+    assert {name: summary[name] for name in check.NOTEBOOKS[:4]} == {
         "01_activations.ipynb": "\u2713 6/6 points from the visible tests, all pass",
         "02_fc_layer.ipynb": "\u2717 8/8 points from the visible tests",
         "03_softmax_cross_entropy.ipynb": "\u2717 4/4 points from the visible tests",
         "04_model_l2.ipynb": "\u2713 10/10 points from the visible tests, all pass",
-        "05_mnist_activations.ipynb": "\u2713 4/4 points from the visible tests, all pass",
-        "06_fashion_tuning.ipynb": "\u2717 0/6 points from the visible tests",
     }, result.stdout
+    assert summary["05_mnist_activations.ipynb"].startswith("\u2717 0/")  # nothing to grade them from
+    assert summary["06_fashion_tuning.ipynb"].startswith("\u2717 0/")
     text = result.stdout
-    assert "    \u2717 the test cell test_fc_update was edited. The grader runs the released version" in text
-    assert "    \u2717 the test cell test_ce_loss was deleted. The grader runs it anyway" in text
-    assert "fashion_results.json" in text.split("06_fashion_tuning.ipynb")[1], text
-    assert lines[-1] == ("3 of 6 notebooks pass. Fix the \u2717 lines above (the first one of a notebook is "
+    under = {name: text.split(name, 1)[1].split("\n0", 1)[0] for name in check.NOTEBOOKS}
+    assert "    \u2717 the test cell test_fc_update was edited. The grader runs the released version" in under["02_fc_layer.ipynb"]
+    assert "    \u2717 the test cell test_ce_loss was deleted. The grader runs it anyway" in under["03_softmax_cross_entropy.ipynb"]
+    assert "\u2717 test_" in under["05_mnist_activations.ipynb"] and "\u2717 test_" in under["06_fashion_tuning.ipynb"]
+    assert lines[-1] == ("2 of 6 notebooks pass. Fix the \u2717 lines above (the first one of a notebook is "
                          "often the cause of the others), then run this check again.")
     assert "WARNING" not in result.stderr, result.stderr
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*check.NOTEBOOKS, "mnist_results.json",
-                                                               "nbgrader_config.py"])  # nothing left behind
+    # the check leaves the folder as it found it (the experiments in grading mode write nothing)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*check.NOTEBOOKS, "nbgrader_config.py"])
+
+
+def _mode_notebook() -> nbformat.NotebookNode:
+    """A one-test notebook that passes only when its kernel runs in the grader's mode."""
+    cell = nbformat.v4.new_code_cell(
+        "import os\nassert os.environ.get('DNN_COURSE_MODE') == 'grading', os.environ.get('DNN_COURSE_MODE')")
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "test_mode", "locked": True, "points": 1,
+                                 "schema_version": 3, "solution": False, "task": False}
+    return nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {
+        "display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}})
 
 
 @pytest.mark.slow
 def test_plain_nbgrader_validate_in_the_students_folder_grades_like_the_grader(tmp_path):
     folder = _student_folder(tmp_path)
-    _mnist_results(folder)
     nbformat.write(_without(nbformat.read(folder / "03_softmax_cross_entropy.ipynb", as_version=4), "test_ce_loss"),
                    folder / "03_softmax_cross_entropy.ipynb")
+    nbformat.write(_mode_notebook(), folder / "mode.ipynb")
     nbgrader = Path(sys.executable).parent / "nbgrader"
-    result = subprocess.run([str(nbgrader), "validate", "03_softmax_cross_entropy.ipynb", "05_mnist_activations.ipynb"],
+    result = subprocess.run([str(nbgrader), "validate", "03_softmax_cross_entropy.ipynb", "mode.ipynb"],
                             cwd=folder, env=_environment(), capture_output=True, text=True, timeout=900)
     output = result.stdout + result.stderr
-    # 05 is checked from its saved results in seconds, without training; nothing the student cannot act on
+    # the experiments' grading mode is on, and nothing is printed that the student cannot act on
     assert output.count("Success! Your notebook passes all the tests.") == 2, output
     assert "WARNING" not in output, output
+    # an explicit mode is respected (the course's own tests run the experiments with DNN_COURSE_MODE=quick)
+    result = subprocess.run([str(nbgrader), "validate", "mode.ipynb"], cwd=folder,
+                            env=_environment(DNN_COURSE_MODE="quick"), capture_output=True, text=True, timeout=300)
+    assert "AssertionError: quick" in result.stdout, result.stdout + result.stderr
     # nbgrader alone does not notice the deleted test cell; the course's check does
     report = check.check_notebook(folder / "03_softmax_cross_entropy.ipynb", EXERCISES / "03_softmax_cross_entropy.ipynb")
     assert not report.ok and report.problems[0].startswith("the test cell test_ce_loss was deleted"), report
