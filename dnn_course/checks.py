@@ -38,6 +38,7 @@ __all__ = [
     "check_shape",
     "check_unchanged",
     "fixture",
+    "is_finite",
     "passed",
 ]
 
@@ -174,6 +175,15 @@ def check_finite(value, what: str, hint: str = "") -> None:
     if not _isfinite(array).all():
         kind = "NaN" if _isnan(array).any() else "infinity"
         _fail(f"{what} contains {kind} for large inputs. {hint or 'Something overflows: use a numerically stable formula.'}")
+
+
+def is_finite(value) -> bool:
+    """True if ``value`` is a numeric array (or number) without NaN or infinity; never raises."""
+    try:
+        array = _asarray(value)
+        return array.dtype.kind in "fiu" and bool(_isfinite(array).all())
+    except Exception:  # noqa: BLE001 - anything that is not a numeric array is simply "not finite"
+        return False
 
 
 def check_no_warnings(warning_messages: list[str], what: str, hint: str = "") -> None:

@@ -64,6 +64,9 @@ MISTAKES = [
      "test_sigmoid_backward", "not with z"),
     ("tanh-naive", NB1, [(TANH_FORWARD, "self.out = (np.exp(z) - np.exp(-z)) / (np.exp(z) + np.exp(-z))")],
      "test_tanh_forward", "overflows: rewrite tanh"),
+    ("tanh-where-both-branches", NB1, [(TANH_FORWARD, "self.out = np.where(z >= 0, (1 - np.exp(-2 * z)) / "
+                                                      "(1 + np.exp(-2 * z)), (np.exp(2 * z) - 1) / (np.exp(2 * z) + 1))")],
+     "test_tanh_forward", "np.where(condition, a, b) computes both a and b"),
     ("tanh-library", NB1, [(TANH_FORWARD, "self.out = np.tanh(z)")], "test_tanh_forward",
      "np.tanh is not allowed"),
     ("tanh-half-argument", NB1, [(TANH_FORWARD, "self.out = 2 * np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), "
