@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed
 
 help:
 	@echo "make book       build the course website into _build/html (offline, warnings are errors)"
+	@echo "                ANSWERS=1: with the model answers, after the deadline (_build/answers/_build/html)"
 	@echo "make test       run the whole test suite"
 	@echo "make lab        copy the exercises to my-work/ (once) and open them in JupyterLab"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader (instructors)"
@@ -26,8 +27,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# ANSWERS=1 builds the site with the answers (book/answers/: model answers of the written
+# questions, the reference's tuned configuration) for after the deadline, into
+# _build/answers/_build/html; the default site never holds them.
+ANSWERS ?=
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	$(BIN)/jupyter-book build . --warningiserror --keep-going $(if $(ANSWERS),--toc _toc_answers.yml --path-output _build/answers)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -150,7 +150,7 @@ def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path =
     for name, data in files.items():
         lowered = name.lower()
         if "solutions/" in lowered or "autograder" in lowered or "reference_values" in lowered \
-                or lowered.endswith("reference.py") or "nbgrader_config" in lowered:
+                or lowered.endswith("reference.py"):
             leaks.append(f"{name}: an instructors' file")
         if name.endswith(".npz"):
             with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
@@ -171,6 +171,67 @@ def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path =
         for notebook, kind, line in lines:
             if line in file_lines:
                 leaks.append(f"{name}: a {kind} line of {notebook}: {line[:70]!r}")
+    return leaks
+
+
+# ----------------------------------------------------------------------------------------------
+# What must never be on the default site (the answers of the written questions)
+
+#: Headings of the answers' sections (book/answers/), which the default site must not have.
+ANSWER_HEADINGS = ("What the curves show", "10,000 or 60,000 training images", "Reading the results",
+                   "How the design was chosen")
+#: A run of this many words shared with a model answer is a leak.
+SHINGLE_WORDS = 8
+
+
+def _plain(text: str) -> str:
+    """Lower-case words only: markup, punctuation and line breaks removed."""
+    return " ".join(re.findall(r"[a-z0-9][a-z0-9.,'%=-]*", re.sub(r"[*_`$]", "", text.lower())))
+
+
+def model_answers(solutions_dir: Path = SOLUTIONS) -> dict[str, str]:
+    """``{"<notebook>/<grade_id>": model answer}`` of every written-answer cell.
+
+    The rubric that follows a model answer (from ``**Rubric``) is left out: its criteria are
+    public (the instructor guide lists them, the notebooks say what to discuss).
+    """
+    answers = {}
+    for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
+        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell["cell_type"] == "markdown" and meta.get("solution") and meta.get("grade"):
+                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                for _, body in _REGION.findall(source):
+                    answers[f"{notebook.name}/{meta.get('grade_id')}"] = body.split("**Rubric")[0]
+    return answers
+
+
+def tuned_configuration() -> str:
+    """The structure the reference's Fashion-MNIST search chose, e.g. "784-1024-1024-10"."""
+    results = json.loads((REPO / "book" / "results" / "fashion_tuning_full.json").read_text(encoding="utf-8"))
+    return results["final"]["structure"].split()[0]
+
+
+def model_answer_leaks(texts: dict[str, str], solutions_dir: Path = SOLUTIONS) -> list[str]:
+    """Model-answer text, the answers' section headings or the tuned configuration in ``texts``.
+
+    ``texts``: ``{name: text}`` of every page (or page source) of a site. A model answer is
+    found by any run of ``SHINGLE_WORDS`` words it shares with a page.
+    """
+    shingles = {}
+    for answer, body in model_answers(solutions_dir).items():
+        words = _plain(body).split()
+        for i in range(len(words) - SHINGLE_WORDS + 1):
+            shingles.setdefault(" ".join(words[i:i + SHINGLE_WORDS]), answer)
+    tuned = tuned_configuration()
+    leaks = []
+    for name, text in texts.items():
+        plain = f" {_plain(text)} "
+        found = sorted({answer for shingle, answer in shingles.items() if f" {shingle} " in plain})
+        leaks += [f"{name}: text of the model answer {answer}" for answer in found]
+        leaks += [f"{name}: the answers' section {heading!r}" for heading in ANSWER_HEADINGS if heading in text]
+        if tuned in text:
+            leaks.append(f"{name}: the tuned configuration of the reference search, {tuned}")
     return leaks
 
 
@@ -220,8 +281,9 @@ make check
 ```
 
 It runs every notebook in `my-work/dnn_hw/` from the start, the way the grader does, and lists the
-tests that fail. Notebooks 05 and 06 are checked from the results they saved (`mnist_results.json`,
-`fashion_results.json`, `fashion_model.npz`), so run their experiments first.
+tests that fail and any test cell that was deleted or changed. Notebooks 05 and 06 are checked from
+the results they saved (`mnist_results.json`, `fashion_results.json`, `fashion_model.npz`), so run
+their experiments first.
 
 ## Submit
 
@@ -238,7 +300,7 @@ things as the visible ones, on other inputs (float32, a batch of one, extreme va
 | `data/embedded/` | MNIST and Fashion-MNIST: the first 10,000 training images and the 10,000 test images of each |
 | `requirements.txt`, `environment.yml`, `binder/` | the pinned environment (pip, conda, Binder) |
 
-`pip install .` installs the package with its data, like any wheel (Colab, your own environment).
+`pip install .` installs the package with its data, like any wheel, into any other environment.
 MNIST: CC BY-SA 3.0 (Y. LeCun, C. Cortes, C. J. C. Burges); Fashion-MNIST: MIT (Zalando Research).
 The course's code: MIT, see `LICENSE`.
 """
@@ -248,7 +310,7 @@ def _check_command() -> str:
     """The kit's `make check`: the student-side checker if the package has one, else nbgrader validate."""
     package = REPO / "dnn_course"
     if (package / "check.py").is_file() or (package / "check" / "__main__.py").is_file():
-        return "\t$(BIN)/python -m dnn_course.check $(WORK)/dnn_hw\n"
+        return "\t$(BIN)/python -m dnn_course.check $(WORK)/dnn_hw --released exercises/dnn_hw\n"
     validate = "\tcd $(WORK)/dnn_hw && {env}$(abspath $(BIN))/python -m nbgrader validate {notebooks}\n"
     # 05 and 06 are checked from the results they saved (grading mode), as the grader does,
     # instead of training every network again.
@@ -322,8 +384,9 @@ def build_kit(out_dir: Path) -> Path:
     if kit.exists():
         shutil.rmtree(kit)
     (kit / "exercises" / ASSIGNMENT).mkdir(parents=True)
-    for name in NOTEBOOKS:
-        shutil.copy2(EXERCISES / name, kit / "exercises" / ASSIGNMENT / name)
+    # The notebooks and the students' nbgrader_config.py (validate's settings), nothing a local run left.
+    for path in [EXERCISES / name for name in NOTEBOOKS] + sorted(EXERCISES.glob("*.py")):
+        shutil.copy2(path, kit / "exercises" / ASSIGNMENT / path.name)
     package = kit / "dnn_course"
     (package / "fixtures").mkdir(parents=True)
     for module in sorted((REPO / "dnn_course").glob("*.py")):

@@ -275,6 +275,21 @@ def test_only_the_toc_pages_are_published(built_site):
     assert sources == set(DOCNAMES)
 
 
+def test_default_site_gives_no_answer(reports, built_site):
+    """No model answer of a written question, no heading of the answers' sections and not the
+    configuration the reference search chose, in any page or downloadable source of the default site
+    (`make book ANSWERS=1` publishes them after the deadline, in _build/answers)."""
+    spec = importlib.util.spec_from_file_location("make_release", REPO / "scripts" / "make_release.py")
+    make_release = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_release)
+    texts = {page: report.text for page, report in reports.items()}
+    texts.update({path.relative_to(built_site).as_posix(): check_site._downloadable_text(path)
+                  for path in built_site.rglob("*") if path.is_file() and path.suffix in (".ipynb", ".md", ".txt")
+                  and "_static" not in path.relative_to(built_site).parts})
+    assert not any("answers" in name for name in texts), "an answers page is in the default site"
+    assert make_release.model_answer_leaks(texts) == []
+
+
 def test_no_solution_reaches_the_site(reports, built_site):
     solutions = REPO / "solutions" / "dnn_hw"
     if list(solutions.glob("*.ipynb")):
