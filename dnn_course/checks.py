@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .gradcheck import BUG_ABOVE, PASS_BELOW
 from .notebook_import import parse_cell_filename
 
 __all__ = [
@@ -47,7 +48,6 @@ _asarray = np.asarray
 _isfinite = np.isfinite
 _isnan = np.isnan
 _abs = np.abs
-_maximum = np.maximum
 _array_equal = np.array_equal
 _float64 = np.float64
 _errstate = np.errstate
@@ -267,8 +267,13 @@ def check_unchanged(before, after, what: str) -> None:
         )
 
 
-def check_gradient(analytic, numerical, what: str, *, tolerance: float = 1e-6, mistakes=()) -> None:
-    """Fail unless an analytic gradient agrees with a numerical one (relative error below ``tolerance``)."""
+def check_gradient(analytic, numerical, what: str, *, tolerance: float = PASS_BELOW, mistakes=()) -> None:
+    """Fail unless an analytic gradient agrees with a numerical one.
+
+    The relative error is :func:`dnn_course.gradcheck.relative_error`'s (computed here with
+    pristine NumPy functions); it must be below ``tolerance``, by default the course's rule
+    ``gradcheck.PASS_BELOW``.
+    """
     analytic = _as_float_array(analytic, what).astype(_float64)
     numerical = _asarray(numerical).astype(_float64)
     if analytic.shape != numerical.shape:
@@ -276,16 +281,17 @@ def check_gradient(analytic, numerical, what: str, *, tolerance: float = 1e-6, m
             analytic = analytic.reshape(numerical.shape)
         else:
             check_shape(analytic, numerical.shape, what)
-    scale = _maximum(_abs(analytic).max(), _abs(numerical).max())
+    scale = (_abs(analytic) + _abs(numerical)).max() if analytic.size else 0.0
     error = float(_abs(analytic - numerical).max() / scale) if scale > 0 else 0.0
-    if error <= tolerance:
+    if error < tolerance:
         return
     for wrong, message in mistakes:
         wrong = _asarray(wrong).astype(_float64)
         if wrong.shape == analytic.shape and _matches(analytic, wrong, 1e-4, 1e-8):
             _fail(f"{what} disagrees with the numerical gradient: {message}")
+    rule = f"below {PASS_BELOW:.0e} passes, above {BUG_ABOVE:.0e} is a bug"
     _fail(
-        f"{what} disagrees with the numerical gradient (relative error {error:.2e}, allowed {tolerance:.0e}). "
+        f"{what} disagrees with the numerical gradient (relative error {error:.1e}; {rule}). "
         "Re-derive it with the chain rule and check each factor's shape."
     )
 

@@ -11,6 +11,14 @@ insists on float64.
 Relative error (see :func:`relative_error`) is measured against the largest
 magnitude of the two arrays, so entries that are zero or tiny (ReLU's dead
 units, for example) do not blow it up.
+
+The course's one rule for reading it (float64, ``eps = 1e-5``), used by the
+book, the exercises' tests and :func:`verdict`: below ``PASS_BELOW = 1e-7`` the
+analytic gradient is right; above ``BUG_ABOVE = 1e-4`` it is wrong; in between,
+look closer (the epsilon inside the loss's logarithm, a tiny gradient, a ReLU
+input within ``eps`` of 0, or a check not in float64) before calling it a bug.
+The exercises' tests fail anything that does not pass: on their inputs a
+correct gradient agrees to 1e-9 or better.
 """
 
 from __future__ import annotations
@@ -20,11 +28,19 @@ from typing import Callable, Iterable
 import numpy as np
 
 __all__ = [
+    "BUG_ABOVE",
+    "PASS_BELOW",
     "check_layer_gradients",
     "check_model_gradients",
     "numerical_gradient",
     "relative_error",
+    "verdict",
 ]
+
+#: A relative error below this (float64, eps = 1e-5) means the analytic gradient is right.
+PASS_BELOW = 1e-7
+#: A relative error above this means the analytic gradient is wrong.
+BUG_ABOVE = 1e-4
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
@@ -57,8 +73,8 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     smallest positive float64. This is the max-norm form, not the elementwise
     ``max_i (|a_i - b_i| / (|a_i| + |b_i|))``: an entry that should be 0 but comes
     out as 1e-12 is harmless here instead of giving an error of 1. Two all-zero
-    arrays give 0. Rule of thumb in float64: below 1e-7 is right, above 1e-4 is
-    a bug.
+    arrays give 0. How to read it: :func:`verdict` (below 1e-7 is right, above
+    1e-4 is a bug).
 
     Args:
         a, b: arrays of the same shape (any shape).
@@ -74,6 +90,15 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
         return 0.0
     scale = np.max(np.abs(a) + np.abs(b))
     return float(np.max(np.abs(a - b)) / max(scale, np.finfo(np.float64).tiny))
+
+
+def verdict(error: float) -> str:
+    """The course's reading of a relative error: ``"pass"``, ``"look closer"`` or ``"bug"`` (NaN is a bug)."""
+    if error < PASS_BELOW:
+        return "pass"
+    if error <= BUG_ABOVE:
+        return "look closer"
+    return "bug"
 
 
 def check_layer_gradients(layer, x: np.ndarray, *, reg_lambda: float = 0.0, seed: int = 0) -> dict[str, float]:

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 from dnn_course.gradcheck import (
+    BUG_ABOVE,
+    PASS_BELOW,
     check_layer_gradients,
     check_model_gradients,
     numerical_gradient,
     relative_error,
+    verdict,
 )
 
 # --- small stand-in layers with the course API; `bug` switches in a known mistake ---
@@ -177,6 +180,21 @@ def test_relative_error_known_values():
     assert relative_error([1.0, -1.0], [-1.0, 1.0]) == 1.0
     # a tiny nonzero entry where 0 is expected barely counts (max-norm form)
     assert relative_error([1.0, 0.0], [1.0, 1e-12]) < 1e-11
+
+
+def test_one_rule_reads_a_relative_error():
+    assert (PASS_BELOW, BUG_ABOVE) == (1e-7, 1e-4)
+    assert [verdict(e) for e in (0.0, 3e-10, 9.9e-8, 1e-7, 3e-6, 1e-4, 2e-4, 1.0, float("nan"))] == [
+        "pass", "pass", "pass", "look closer", "look closer", "look closer", "bug", "bug", "bug"]
+
+
+def test_the_exercises_checks_use_the_same_rule():
+    from dnn_course import checks
+
+    x = np.linspace(-1.0, 1.0, 5)
+    checks.check_gradient(x * (1 + 4e-8), x, "g")  # relative error 2e-8: passes
+    with pytest.raises(checks.CheckFailed, match=r"relative error 2\.0e-07; below 1e-07 passes, above 1e-04 is a bug"):
+        checks.check_gradient(x * (1 + 4e-7), x, "g")
 
 
 def test_relative_error_needs_same_shapes():
