@@ -18,10 +18,12 @@ submission, with or without nbgrader metadata:
 * A cell that defines a function or class but also does something (a stray
   ``print(...)`` after the class, a quick demo, ``EPS = np.float64(1e-10)``)
   runs only its definitions: its imports, functions, classes and docstrings,
-  and those assignments to plain names that are constants (the value is a
+  those assignments to plain names that are constants (the value is a
   literal or the name is in capitals, ``EPS = np.float64(1e-10)``) or that
-  the cell's functions and classes use. Everything else in it (expressions
-  such as ``print(...)`` or a demo call, loops, other assignments) is skipped.
+  the cell's functions and classes use, and assignments to an attribute of
+  one of its classes or functions (``ReLU.backward = relu_backward``).
+  Everything else in it (expressions such as ``print(...)`` or a demo call,
+  loops, ``if`` blocks, other assignments) is skipped.
 * Any other cell (tests, demos, experiments) is skipped.
 
 A definition that fails while it runs (a misspelt base class, a constant
@@ -92,7 +94,7 @@ def _is_definition(statement: ast.stmt) -> bool:
         return True
     if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
         return True  # a docstring or a bare string
-    if isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None:
+    if _assigned_names(statement):  # NAME = literal; not np.exp = None
         return _is_literal(statement.value)
     return False
 
@@ -111,13 +113,23 @@ def _global_names(statements: list[ast.stmt]) -> set[str]:
     return found
 
 
+def _sets_an_attribute_of(statement: ast.stmt, names: set[str]) -> bool:
+    """True for ``Name.attribute = value`` where Name is one of ``names`` (``ReLU.backward = my_backward``)."""
+    if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
+        return False
+    target = statement.targets[0]
+    return isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in names
+
+
 def _definitions_of_mixed_cell(tree: ast.Module) -> list[ast.stmt]:
     """The statements of a cell that defines a function or class but also does other things."""
-    used = _global_names([s for s in tree.body if isinstance(s, _FUNCTION_OR_CLASS)])
+    defined = [s for s in tree.body if isinstance(s, _FUNCTION_OR_CLASS)]
+    used = _global_names(defined)
+    own = {s.name for s in defined}
     kept = []
     for statement in tree.body:
         names = _assigned_names(statement)
-        if _is_definition(statement):
+        if _is_definition(statement) or _sets_an_attribute_of(statement, own):
             kept.append(statement)
         elif names and (all(name.isupper() for name in names) or used.intersection(names)):
             kept.append(statement)  # a constant, or a value the cell's functions and classes need

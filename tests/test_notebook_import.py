@@ -107,6 +107,22 @@ def test_non_literal_constants_after_a_class_are_imported_and_demos_are_skipped(
     assert all(error is None for error in results.values()), results
 
 
+def test_a_method_attached_after_the_class_is_imported_and_a_patch_of_numpy_is_not(tmp_path):
+    folder = _folder(tmp_path)
+    _edit(folder, "01_activations.ipynb", "tanh", lambda s: s + (
+        "\n\ndef tanh_backward(self, d_prev, reg_lambda=0.0):\n    return d_prev * (1 - self.out ** 2) * one\n\n"
+        "Tanh.backward = tanh_backward\none = 1.0\nnp.course_test_marker = None\n"))
+    try:
+        module = import_notebooks(folder / "01_activations.ipynb")
+        assert not hasattr(np, "course_test_marker")  # only the cell's own classes and functions get attributes
+    finally:
+        vars(np).pop("course_test_marker", None)
+    assert module.Tanh.backward is module.tanh_backward and module.one == 1.0
+    tanh = module.Tanh()
+    tanh.forward(np.array([0.5]))
+    np.testing.assert_allclose(tanh.backward(np.array([2.0])), 2 * (1 - np.tanh(0.5) ** 2))
+
+
 def test_a_broken_definition_names_the_notebook_the_cell_and_the_line(tmp_path):
     folder = _folder(tmp_path)
     cell = _edit(folder, "01_activations.ipynb", "tanh",
