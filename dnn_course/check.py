@@ -42,6 +42,9 @@ __all__ = [
     "check_folder",
     "check_notebook",
     "configure_validation",
+    "format_notebook",
+    "format_report",
+    "format_summary",
     "main",
     "protected_cells",
     "write_student_config",
@@ -181,6 +184,14 @@ def _error_text(outputs) -> str | None:
     return None
 
 
+def _last_printed_line(outputs) -> str | None:
+    """The last line a cell printed (a partial-credit test explains its score there), or None."""
+    text = "".join(output.get("text", "") for output in outputs
+                   if output.get("output_type") == "stream" and output.get("name") == "stdout")
+    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
 def _shorten(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
@@ -265,7 +276,8 @@ def check_notebook(path: str | Path, released: str | Path | None = None) -> Note
         if utils.is_solution(cell):
             report.failures.append(f"{label}: still empty: write your answer where it says EDIT HERE.")
             continue
-        message = _error_text(cell.get("outputs", [])) or f"{score:g} of {max_score:g} points"
+        message = _error_text(cell.get("outputs", [])) or _last_printed_line(cell.get("outputs", [])) \
+            or f"{score:g} of {max_score:g} points"
         report.failures.append(f"{label} ({score:g}/{max_score:g} points): {_shorten(message)}")
     if first_error and report.failures:
         report.failures.insert(0, first_error)
@@ -289,9 +301,12 @@ def _released_folder(folder: Path, released: str | Path | None) -> Path | None:
     return None
 
 
-def check_folder(folder: str | Path = ".", released: str | Path | None = None,
-                 notebooks=NOTEBOOKS) -> list[NotebookReport]:
-    """Check the given notebooks of ``folder``; ``released`` is the folder of the released ones (found if None)."""
+def check_folder(folder: str | Path = ".", released: str | Path | None = None, notebooks=NOTEBOOKS,
+                 on_report=None) -> list[NotebookReport]:
+    """Check the given notebooks of ``folder``; ``released`` is the folder of the released ones (found if None).
+
+    ``on_report(report)``, if given, is called as each notebook is done (the command prints it at once).
+    """
     folder = Path(folder)
     released_folder = _released_folder(folder, released)
     reports = []
@@ -302,32 +317,42 @@ def check_folder(folder: str | Path = ".", released: str | Path | None = None,
             report.notes.append("the released notebooks were not found, so deleted or edited test cells are not "
                                 "checked (pass --released exercises/dnn_hw)")
         reports.append(report)
+        if on_report is not None:
+            on_report(report)
     return reports
 
 
-def format_report(reports: list[NotebookReport]) -> str:
-    """The summary printed by ``python -m dnn_course.check``: one line per notebook, failures under it."""
-    width = max(len(report.name) for report in reports) + 2
-    lines = []
-    for report in reports:
-        mark = "\u2713" if report.ok else "\u2717"
-        if report.max_points:
-            status = f"{report.points:g}/{report.max_points:g} points from the visible tests"
-        else:
-            status = "not run" if report.problems else "no automatic tests"
-        if report.ok:
-            status += ", all pass"
-        lines.append(f"{report.name:<{width}}{mark} {status}")
-        lines.extend(f"    \u2717 {line}" for line in report.problems + report.failures)
-    passing = sum(report.ok for report in reports)
-    lines.append("")
-    if passing == len(reports):
-        lines.append(f"All {len(reports)} notebooks pass their visible tests. The grader's hidden tests check the "
-                     "same code more thoroughly, so passing here is necessary, not sufficient.")
+_WIDTH = max(len(name) for name in NOTEBOOKS) + 2
+
+
+def format_notebook(report: NotebookReport) -> str:
+    """One notebook's lines of the summary: its points, then one line per problem or failing test."""
+    mark = "\u2713" if report.ok else "\u2717"
+    if report.max_points:
+        status = f"{report.points:g}/{report.max_points:g} points from the visible tests"
     else:
-        lines.append(f"{passing} of {len(reports)} notebooks pass. Fix the \u2717 lines above (the first one of a "
-                     "notebook is often the cause of the others), then run this check again.")
+        status = "not run" if report.problems else "no automatic tests"
+    if report.ok:
+        status += ", all pass"
+    lines = [f"{report.name:<{_WIDTH}}{mark} {status}"]
+    lines.extend(f"    \u2717 {line}" for line in report.problems + report.failures)
+    lines.extend(f"    \u00b7 {line}" for line in report.notes)
     return "\n".join(lines)
+
+
+def format_summary(reports: list[NotebookReport]) -> str:
+    """The closing line: how many notebooks pass, and what to do next."""
+    passing = sum(report.ok for report in reports)
+    if passing == len(reports):
+        return (f"All {len(reports)} notebooks pass their visible tests. The grader's hidden tests check the same "
+                "code more thoroughly, so passing here is necessary, not sufficient.")
+    return (f"{passing} of {len(reports)} notebooks pass. Fix the \u2717 lines above (the first one of a notebook "
+            "is often the cause of the others), then run this check again.")
+
+
+def format_report(reports: list[NotebookReport]) -> str:
+    """The whole summary printed by ``python -m dnn_course.check``."""
+    return "\n".join([*(format_notebook(report) for report in reports), "", format_summary(reports)])
 
 
 def main(argv=None) -> int:
@@ -351,8 +376,8 @@ def main(argv=None) -> int:
         return 2
     print(f"Checking the notebooks in {folder.resolve()} as the grader runs them (05 and 06 from their saved "
           "results)...", flush=True)
-    reports = check_folder(folder, args.released)
-    print(format_report(reports))
+    reports = check_folder(folder, args.released, on_report=lambda report: print(format_notebook(report), flush=True))
+    print(f"\n{format_summary(reports)}")
     return 0 if all(report.ok for report in reports) else 1
 
 

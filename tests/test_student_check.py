@@ -97,6 +97,19 @@ def test_deleted_edited_copied_and_retyped_cells_are_named(tmp_path):
     ], problems
 
 
+def test_failure_lines_quote_the_tests_own_message():
+    checked = nbformat.v4.new_output("error", ename="CheckFailed", evalue="x",
+                                     traceback=["\u2717 dx is wrong: transposed."])
+    other = nbformat.v4.new_output("error", ename="NameError", evalue="name 'runs' is not defined",
+                                   traceback=["\x1b[0;31mNameError\x1b[0m", "..."])
+    stderr = nbformat.v4.new_output("stream", name="stderr", text="UserWarning: a warning\n")
+    printed = nbformat.v4.new_output("stream", name="stdout", text="measured 0.81\n1 of 4 points\n\n")
+    assert check._error_text([checked]) == "dx is wrong: transposed."
+    assert check._error_text([printed, other]) == "NameError: name 'runs' is not defined"
+    assert check._error_text([stderr]) == "it wrote to stderr, which counts as a failure: UserWarning: a warning"
+    assert check._error_text([printed]) is None and check._last_printed_line([printed]) == "1 of 4 points"
+
+
 def test_the_student_config_is_in_the_exercises_and_sets_the_graders_limits():
     text = (EXERCISES / "nbgrader_config.py").read_text()
     assert text == check.STUDENT_CONFIG
