@@ -73,7 +73,7 @@ MISTAKES = [
                                                 "np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z)))) - 1")],
      "test_tanh_forward", "tanh(z/2)"),
     ("tanh-not-squared", NB1, [(TANH_BACKWARD, "d_z = d_prev * (1 - self.out)")], "test_tanh_backward",
-     "(squared)"),
+     "a square is missing"),
     ("fc-no-bias", NB2, [(FC_FORWARD, "out = self.x @ self.W")], "test_fc_forward", "the bias b is missing"),
     ("fc-no-flatten", NB2, [(FC_FLATTEN, "self.x = x")], "test_fc_forward", "flatten it to (n, -1) first"),
     ("fc-squeeze-batch-of-one", NB2, [(FC_FLATTEN, "self.x = x.reshape(x.shape[0], -1).squeeze()")],
