@@ -148,7 +148,7 @@ def reference_worker(args) -> None:
 
     def train_one_epoch(trained=model):
         return train(trained, x, y, epochs=1, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE,
-                     reg_lambda=REG_LAMBDA, seed=SEED, progress=False, dtype=dtype)
+                     reg_lambda=REG_LAMBDA, seed=SEED, progress=False, dtype=dtype, threads=args.threads)
 
     first = train_one_epoch()  # epoch 1 from the initial weights; also the warm-up
     rss_mb = _peak_rss_mb()

@@ -75,7 +75,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from dnn_course.datasets import load_dataset, train_val_split
 from dnn_course.model_builder import build_classifier, describe_structure
 from dnn_course.reference import load_reference
-from dnn_course.training import History, train
+from dnn_course.training import History, blas_threads, train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "book" / "results"
@@ -140,7 +140,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny settings (seconds): checks the pipeline only")
     parser.add_argument("--out", type=Path, help=f"output directory (default {RESULTS_DIR.relative_to(REPO_ROOT)}; "
                         f"with --quick {QUICK_RESULTS_DIR.relative_to(REPO_ROOT)})")
-    parser.add_argument("--threads", type=int, help="BLAS threads (default: the library's own choice)")
+    parser.add_argument("--threads", type=int, help="BLAS threads (default: train()'s, 1)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per run")
     return parser.parse_args(argv)
 
@@ -488,7 +488,9 @@ def main(argv=None) -> list[Path]:
     if args.only in (None, "fashion"):
         jobs += [(run_fashion, args.data or "full")]
     written = []
-    with threadpool_limits(limits=args.threads):
+    if args.threads:  # train() runs on DNN_COURSE_THREADS BLAS threads (default 1)
+        os.environ["DNN_COURSE_THREADS"] = str(args.threads)
+    with threadpool_limits(limits=blas_threads(args.threads)):  # so machine_info() records train()'s count
         for run, source in jobs:
             written.append(run(source, args, out_dir, command))
     for path in written:

@@ -7,7 +7,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dnn_course.training import History, TrainingDivergedError, accuracy, train
+from threadpoolctl import threadpool_info
+
+from dnn_course.training import (DEFAULT_THREADS, THREADS_VARIABLE, History, TrainingDivergedError, accuracy,
+                                 blas_threads, train)
 
 
 class LinearSoftmaxModel:
@@ -225,8 +228,8 @@ def test_progress_on_shows_a_bar_with_accuracies(capsys):
     x, y = blobs(64)
     train(LinearSoftmaxModel(20), x, y, epochs=2, learning_rate=0.1, x_val=x, y_val=y,
           progress=True)
-    err = capsys.readouterr().err
-    assert "2/2" in err and "val_acc" in err and "loss" in err
+    out = capsys.readouterr().out  # a text bar on stdout: saved notebooks and the grader's HTML show it
+    assert "2/2" in out and "val_acc" in out and "loss" in out
 
 
 def test_zero_epochs_only_evaluates():
@@ -338,3 +341,82 @@ def test_warns_when_data_dtype_differs_from_the_weights():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         train(model, x, y, epochs=1, learning_rate=0.1, progress=False, dtype=np.float64)
+
+
+# --- BLAS threads -----------------------------------------------------------------
+
+
+def _blas_threads_now():
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+class ThreadsSpy(LinearSoftmaxModel):
+    """Records the BLAS thread counts in force during every forward and predict call."""
+
+    def __init__(self, d):
+        super().__init__(d)
+        self.seen = set()
+
+    def predict(self, x):
+        self.seen.update(_blas_threads_now())
+        return super().predict(x)
+
+
+def test_blas_threads_default_environment_and_argument(monkeypatch):
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    assert DEFAULT_THREADS == 1 and blas_threads() == 1
+    monkeypatch.setenv(THREADS_VARIABLE, " 3 ")
+    assert blas_threads() == 3
+    assert blas_threads(2) == 2  # the argument wins over the environment
+    monkeypatch.setenv(THREADS_VARIABLE, "")
+    assert blas_threads() == DEFAULT_THREADS
+
+
+@pytest.mark.parametrize("threads, variable, match", [
+    (0, None, "threads must be a positive whole number of BLAS threads .*got 0"),
+    (1.5, None, "threads must be a positive whole number .*got 1.5"),
+    ("two", None, "got 'two'"),
+    (None, "all", "environment variable DNN_COURSE_THREADS must be a positive whole number .*got 'all'"),
+    (None, "-1", "DNN_COURSE_THREADS .*got '-1'"),
+])
+def test_bad_thread_counts_say_what_is_wrong(monkeypatch, threads, variable, match):
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    if variable is not None:
+        monkeypatch.setenv(THREADS_VARIABLE, variable)
+    with pytest.raises(ValueError, match=match):
+        blas_threads(threads)
+    x, y = blobs(20)
+    with pytest.raises(ValueError, match=match):  # train() checks before any work
+        train(LinearSoftmaxModel(20), x, y, epochs=1, learning_rate=0.1, progress=False, threads=threads)
+
+
+@pytest.mark.skipif(not _blas_threads_now(), reason="NumPy's BLAS is not visible to threadpoolctl")
+@pytest.mark.parametrize("how", ["default", "argument", "environment"])
+def test_train_runs_every_product_on_the_chosen_threads_and_restores_them(monkeypatch, how):
+    before = _blas_threads_now()
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    if how == "environment":
+        monkeypatch.setenv(THREADS_VARIABLE, "1")
+    x, y = blobs(64)
+    model = ThreadsSpy(20)
+    history = train(model, x, y, epochs=2, learning_rate=0.1, x_val=x, y_val=y, x_test=x, y_test=y,
+                    progress=False, threads=1 if how == "argument" else None)
+    assert model.seen == {1}  # training steps, validation after each epoch, and the test
+    assert history.test_acc is not None
+    assert _blas_threads_now() == before
+
+
+@pytest.mark.skipif(max(_blas_threads_now(), default=1) < 2, reason="needs a BLAS with at least 2 threads")
+def test_the_limit_is_train_s_own_not_the_callers(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    x, y = blobs(64)
+    with threadpool_limits(limits=1, user_api="blas"):
+        model = ThreadsSpy(20)
+        train(model, x, y, epochs=1, learning_rate=0.1, x_val=x, y_val=y, progress=False, threads=2)
+        assert model.seen == {2} and _blas_threads_now() == [1] * len(_blas_threads_now())
+    with threadpool_limits(limits=2, user_api="blas"):
+        model = ThreadsSpy(20)
+        train(model, x, y, epochs=1, learning_rate=0.1, x_val=x, y_val=y, progress=False)
+        assert model.seen == {DEFAULT_THREADS}
