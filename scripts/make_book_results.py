@@ -1,0 +1,376 @@
+"""Record the numbers that chapters 1-5 of the book show, computed with the reference solution.
+
+The chapters build and run without ``solutions/`` (the students' kit and a public build of the
+site have no such folder, and the site must never show answer code). Whatever a chapter needs
+from the reference implementation (a printed output, a gradient check, a training curve) is
+computed here, once, and saved to ``book/results/<chapter>.json``; the chapter reads that file.
+Curves of formulas that a chapter states anyway (the activations, their derivatives, the loss
+of one example) are drawn by the chapter itself in plain NumPy.
+
+    python scripts/make_book_results.py           # rewrite book/results/0[1-5]_*.json (about 30 s)
+    python scripts/make_book_results.py --check   # exit 1 if a committed file no longer matches
+    python scripts/make_book_results.py --out DIR # write elsewhere
+
+Run it (and rebuild the book) whenever the reference solution, the training loop, the data
+loader or the gradient checker changes; ``tests/test_book_without_solutions.py`` runs
+``--check``. Training runs in float32 with one BLAS thread; on another machine the BLAS may
+round differently, so ``--check`` allows the tolerance of :func:`same` (see there).
+
+Each file holds plain JSON numbers, with the code that produced them quoted in this script
+only: the chapters say where their numbers come from, and nothing in them is an exercise's
+answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from dnn_course.datasets import load_dataset, one_hot, train_val_split
+from dnn_course.gradcheck import check_layer_gradients, check_model_gradients
+from dnn_course.model_builder import build_classifier
+from dnn_course.reference import load_reference
+from dnn_course.training import train
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS = REPO_ROOT / "book" / "results"
+COMMAND = "python scripts/make_book_results.py"
+
+
+def _floats(array) -> list:
+    """A NumPy array (any shape) as nested lists of Python floats (exact for float32 and float64)."""
+    return np.asarray(array, dtype=np.float64).tolist()
+
+
+# --- chapter 1: activations ------------------------------------------------------------------
+
+
+def chapter_01(nn) -> dict:
+    """The stable sigmoid and tanh of the reference on inputs of magnitude up to 1000, warnings as errors."""
+    z = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
+    stable = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for dtype in (np.float64, np.float32):
+            zz = z.astype(dtype)
+            stable[np.dtype(dtype).name] = {"sigmoid": _floats(nn.Sigmoid().forward(zz)),
+                                            "tanh": _floats(nn.Tanh().forward(zz))}
+    return {"stable_forward": {"z": _floats(z), **stable}}
+
+
+# --- chapter 2: the fully-connected layer ---------------------------------------------------
+
+
+def chapter_02(nn) -> dict:
+    """check_layer_gradients on the reference FCLayer(20, 6), float64, a batch of three 4 x 5 inputs, L2 on."""
+    layer = nn.FCLayer(20, 6, rng=np.random.default_rng(0), dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((3, 4, 5))
+    errors = check_layer_gradients(layer, x, reg_lambda=0.1)
+    return {"fc_gradient_check": {"layer": "FCLayer(20, 6), float64", "x_shape": [3, 4, 5], "reg_lambda": 0.1,
+                                  "errors": errors}}
+
+
+# --- chapter 3: softmax and cross-entropy --------------------------------------------------
+
+
+def chapter_03(nn) -> dict:
+    """The reference softmax on the chapter's two score matrices; check_layer_gradients on SoftmaxLayer."""
+    z = np.array([[1000.0, 0.0, -1000.0], [2.0, 1.0, 0.1]])
+    z2 = np.array([[0.0, 1.0], [-1000.0, -999.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        softmax = {"z": {"scores": _floats(z), "softmax": _floats(nn.softmax(z))},
+                   "z2": {"scores": _floats(z2), "softmax": _floats(nn.softmax(z2))}}
+    scores = np.random.default_rng(0).standard_normal((6, 10))
+    errors = check_layer_gradients(nn.SoftmaxLayer(), scores)
+    return {"softmax": softmax,
+            "softmax_gradient_check": {"scores": "np.random.default_rng(0).standard_normal((6, 10))",
+                                       "errors": errors}}
+
+
+# --- chapter 4: L2 regularization ----------------------------------------------------------
+
+
+class SpectralPenaltyModel:
+    """A reference model whose loss uses the spectral norm, as the original template did (same backward)."""
+
+    def __init__(self, model):
+        self.model, self.layers = model, model.layers
+
+    def forward(self, x, y, reg_lambda):
+        cross_entropy = self.model.forward(x, y, 0.0)
+        weights = [layer.W for layer in self.layers.values() if hasattr(layer, "W")]
+        return cross_entropy + reg_lambda / 2 * sum(np.linalg.norm(W, 2) ** 2 for W in weights)
+
+    def backward(self, reg_lambda):
+        return self.model.backward(reg_lambda)
+
+
+def chapter_04(nn) -> dict:
+    """784-64-10 ReLU on 2,000 MNIST images for 40 epochs at four lambdas; the spectral-norm gradient check."""
+    (x_all, y_all), _ = load_dataset("mnist", verbose=False)
+    (x_tr, y_tr), (x_val, y_val) = train_val_split(x_all[:4000], y_all[:4000], val_size=2000, seed=0)
+    lambdas = [0.0, 1e-3, 1e-2, 3e-2]
+    epochs = 40
+    curves = []
+    for lam in lambdas:
+        model = build_classifier(nn, [784, 64, 10], "relu", seed=0, dtype=np.float32)
+        norms, train_acc, val_acc = [], [], []
+        for epoch in range(epochs):
+            h = train(model, x_tr, y_tr, epochs=1, learning_rate=0.1, reg_lambda=lam, x_val=x_val, y_val=y_val,
+                      seed=epoch, progress=False)
+            norms.append(sum(float(np.sum(layer.W.astype(np.float64) ** 2))
+                             for layer in model.layers.values() if hasattr(layer, "W")))
+            train_acc.append(float(h.train_acc[0]))
+            val_acc.append(float(h.val_acc[0]))
+        curves.append({"reg_lambda": lam, "sum_squared_weights": norms, "train_acc": train_acc, "val_acc": val_acc})
+
+    rng = np.random.default_rng(0)
+    x_check = rng.standard_normal((8, 12))
+    y_check = one_hot(rng.integers(0, 3, 8), 3)
+
+    def small_model():
+        return build_classifier(nn, [12, 7, 5, 3], "tanh", seed=0, dtype=np.float64)
+
+    checks = {name: check_model_gradients(model, x_check, y_check, reg_lambda=0.1)
+              for name, model in [("sum of squares", small_model()),
+                                  ("spectral norm", SpectralPenaltyModel(small_model()))]}
+    return {
+        "l2_training": {"network": "784-64-10 ReLU, float32", "train_images": 2000, "val_images": 2000,
+                        "epochs": epochs, "learning_rate": 0.1, "runs": curves},
+        "spectral_gradient_check": {"network": "12-7-5-3 tanh, float64, 8 examples", "reg_lambda": 0.1,
+                                    "errors": checks},
+    }
+
+
+# --- chapter 5: putting it together --------------------------------------------------------
+
+WORKED_INPUTS = {  # the 2-3-2 network of the worked example, as the chapter writes it
+    "X": [[1.0, 2.0], [2.0, -1.0]],
+    "Y": [[1.0, 0.0], [1.0, 0.0]],
+    "W1": [[0.5, -0.5, 1.0], [0.25, 0.5, -1.0]],
+    "b1": [0.0, 0.5, 0.0],
+    "W2": [[1.0, -1.0], [0.5, 0.5], [-0.5, 0.5]],
+    "b2": [0.0, 0.0],
+}
+
+
+def _worked_example(nn) -> dict:
+    """One forward and backward pass of the reference layers through the 2-3-2 network, lambda = 0."""
+    p = {name: np.array(value) for name, value in WORKED_INPUTS.items()}
+    fc1, relu, fc2, out = nn.FCLayer(2, 3), nn.ReLU(), nn.FCLayer(3, 2), nn.SoftmaxLayer()
+    fc1.W, fc1.b, fc2.W, fc2.b = p["W1"].copy(), p["b1"].copy(), p["W2"].copy(), p["b2"].copy()
+    z1 = fc1.forward(p["X"])
+    a1 = relu.forward(z1)
+    z2 = fc2.forward(a1)
+    y_hat = out.forward(z2)
+    loss = out.ce_loss(y_hat, p["Y"])
+    g2 = out.backward(1, 0.0)
+    d_a1 = fc2.backward(g2, 0.0)
+    g1 = relu.backward(d_a1, 0.0)
+    fc1.backward(g1, 0.0)
+    arrays = {"Z1": z1, "A1": a1, "Z2": z2, "Y_hat": y_hat, "E": loss, "G2": g2, "dW2": fc2.dW, "db2": fc2.db,
+              "dA1": d_a1, "G1": g1, "dW1": fc1.dW, "db1": fc1.db}
+    return {"inputs": WORKED_INPUTS, "arrays": {name: _floats(value) for name, value in arrays.items()}}
+
+
+class _ForgetsL2:
+    """Factory of a namespace whose FCLayer has a bug: its dW lacks the reg_lambda * W term."""
+
+    @staticmethod
+    def namespace(nn):
+        class ForgetsL2(nn.FCLayer):
+            def backward(self, d_prev, reg_lambda):
+                return super().backward(d_prev, 0.0)
+
+        names = ("ReLU", "Sigmoid", "Tanh", "SoftmaxLayer", "ClassifierModel")
+        return type("Forgetful", (), {**{k: getattr(nn, k) for k in names}, "FCLayer": ForgetsL2})
+
+
+def chapter_05(nn) -> dict:
+    """Layer table, worked example, before-you-train checks, whole-network gradient checks, vanishing gradients."""
+    (x_train, y_train), (x_test, y_test) = load_dataset("mnist", verbose=False)
+
+    model = build_classifier(nn, [784, 500, 500, 10], "relu", seed=0)
+    layers = [{"name": name, "kind": layer.summary(),
+               "parameters": int(layer.W.size + layer.b.size) if hasattr(layer, "W") else 0}
+              for name, layer in model.layers.items()]
+    layers.append({"name": "softmax", "kind": model.softmax_layer.summary(), "parameters": 0})
+
+    y_probe_onehot = one_hot(y_train[:512], 10, dtype=np.float32)
+    initial_loss = {}
+    for activation in ["sigmoid", "tanh", "relu"]:
+        fresh = build_classifier(nn, [784, 500, 500, 10], activation, seed=0)
+        initial_loss[activation] = float(fresh.forward(x_train[:512], y_probe_onehot, 0.0))
+    tiny = build_classifier(nn, [784, 500, 500, 10], "relu", seed=0)
+    history = train(tiny, x_train[:32], y_train[:32], epochs=30, learning_rate=0.1, batch_size=32, progress=False)
+
+    rng = np.random.default_rng(0)
+    x_small = rng.standard_normal((16, 20))
+    y_small = one_hot(rng.integers(0, 4, 16), 4)
+    errors = {}
+    for activation in ["sigmoid", "tanh", "relu"]:
+        small = build_classifier(nn, [20, 8, 6, 4], activation, seed=0, dtype=np.float64)
+        errors[activation] = check_model_gradients(small, x_small, y_small, reg_lambda=0.1)
+    buggy = build_classifier(_ForgetsL2.namespace(nn), [20, 8, 6, 4], "tanh", seed=0, dtype=np.float64)
+    errors["bug"] = check_model_gradients(buggy, x_small, y_small, reg_lambda=0.1)
+
+    small = build_classifier(nn, [20, 8, 6, 4], "relu", seed=0, dtype=np.float64)
+    a1 = small.layers["relu1"].forward(small.layers["fc1"].forward(x_small))  # (16, 8)
+    z2 = small.layers["fc2"].forward(a1)                                       # (16, 6)
+    kink = {"examples": len(a1), "all_off": int(np.sum(~a1.any(axis=1))),
+            "smallest_abs_relu2_input": float(np.abs(z2).min())}
+
+    depth_sizes = [784] + [128] * 5 + [10]
+    x_probe, y_probe = x_train[:512], one_hot(y_train[:512], 10, dtype=np.float32)
+
+    def weight_gradient_rms(net):
+        net.forward(x_probe, y_probe, 0.0)
+        net.backward(0.0)
+        return [float(np.sqrt(np.mean(layer.dW.astype(np.float64) ** 2)))
+                for layer in net.layers.values() if hasattr(layer, "dW")]
+
+    n_epochs = 4
+    vanishing = {}
+    for activation in ["sigmoid", "tanh", "relu"]:
+        net = build_classifier(nn, depth_sizes, activation, seed=0, dtype=np.float32)
+        rms, val_acc = [weight_gradient_rms(net)], []
+        for epoch in range(n_epochs):
+            h = train(net, x_train[:3000], y_train[:3000], epochs=1, learning_rate=0.05,
+                      x_val=x_test[:2000], y_val=y_test[:2000], seed=epoch, progress=False)
+            rms.append(weight_gradient_rms(net))
+            val_acc.append(float(h.val_acc[0]))
+        vanishing[activation] = {"weight_gradient_rms": rms, "val_acc": val_acc}
+
+    return {
+        "layers": layers,
+        "worked_example": _worked_example(nn),
+        "before_you_train": {"initial_loss_512": initial_loss,
+                             "tiny_train_acc": [float(a) for a in history.train_acc],
+                             "tiny_train_loss": [float(v) for v in history.train_loss]},
+        "model_gradient_check": {"network": "20-8-6-4, float64, 16 examples", "reg_lambda": 0.1,
+                                 "errors": errors},
+        "relu_kink": kink,
+        "vanishing_gradients": {"layer_sizes": depth_sizes, "train_images": 3000, "val_images": 2000,
+                                "learning_rate": 0.05, "epochs": n_epochs, "runs": vanishing},
+    }
+
+
+CHAPTERS = {
+    "01_activations": chapter_01,
+    "02_fully_connected": chapter_02,
+    "03_softmax_cross_entropy": chapter_03,
+    "04_l2_regularization": chapter_04,
+    "05_putting_it_together": chapter_05,
+}
+
+
+def compute(names=None) -> dict[str, dict]:
+    """{chapter stem: its results}, computed now with the reference (one BLAS thread)."""
+    nn = load_reference()
+    results = {}
+    with threadpool_limits(limits=1):
+        for name, function in CHAPTERS.items():
+            if names is None or name in names:
+                results[name] = {"generated_by": COMMAND, "chapter": f"book/{name}.md", **function(nn)}
+    return results
+
+
+# --- comparing ---------------------------------------------------------------------------------
+
+#: Below this, a float is rounding noise (a passing gradient check): two such values agree.
+NOISE = 1e-6
+RTOL, ATOL = 1e-3, 2e-3
+
+
+def same(old, new, where: str = "") -> list[str]:
+    """Differences between two JSON values, as readable lines (empty when they agree).
+
+    Strings, integers, keys and lengths must be equal. Two floats agree when both are below
+    ``NOISE`` in magnitude (the relative errors of passing gradient checks, which depend on the
+    machine's rounding) or when ``|old - new| <= RTOL * max(|old|, |new|) + ATOL`` (a training
+    curve in float32 on another BLAS may differ by an image or two out of 2,000).
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        if list(old) != list(new):
+            return [f"{where}: keys {list(old)} != {list(new)}"]
+        return [line for key in old for line in same(old[key], new[key], f"{where}.{key}")]
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return [f"{where}: length {len(old)} != {len(new)}"]
+        return [line for k, (a, b) in enumerate(zip(old, new)) for line in same(a, b, f"{where}[{k}]")]
+    if isinstance(old, float) or isinstance(new, float):
+        if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
+            return [f"{where}: {old!r} != {new!r}"]
+        if math.isnan(old) and math.isnan(new):
+            return []
+        if abs(old) < NOISE and abs(new) < NOISE:
+            return []
+        if abs(old - new) <= RTOL * max(abs(old), abs(new)) + ATOL:
+            return []
+        return [f"{where}: {old!r} != {new!r}"]
+    return [] if old == new else [f"{where}: {old!r} != {new!r}"]
+
+
+def dumps(value, indent: int = 0) -> str:
+    """JSON with one key per line and every list of numbers (or of such lists) on one line."""
+    pad = " " * (indent + 1)
+    if isinstance(value, dict):
+        items = [f"{pad}{json.dumps(key)}: {dumps(item, indent + 1)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        items = [f"{pad}{dumps(item, indent + 1)}" for item in value]
+        return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
+    return json.dumps(value)
+
+
+def write(results: dict[str, dict], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in results.items():
+        (folder / f"{name}.json").write_text(dumps(content) + "\n")
+
+
+def check(results: dict[str, dict], folder: Path) -> list[str]:
+    """Lines describing every difference between ``results`` and the files in ``folder``."""
+    problems = []
+    for name, content in results.items():
+        path = folder / f"{name}.json"
+        if not path.exists():
+            problems.append(f"{path} is missing")
+            continue
+        problems += [f"{path.name}{line}" for line in same(json.loads(path.read_text()), content)]
+    return problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="compare with the files instead of writing them; exit 1 on a difference")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder of the result files (default {RESULTS})")
+    parser.add_argument("--only", choices=sorted(CHAPTERS), action="append",
+                        help="only this chapter (repeatable)")
+    args = parser.parse_args(argv)
+    results = compute(args.only)
+    if args.check:
+        problems = check(results, args.out)
+        if problems:
+            print(f"The book's results differ from what the reference gives now ({len(problems)} values); "
+                  f"run `{COMMAND}` and commit book/results/:", file=sys.stderr)
+            print("\n".join(problems[:40]), file=sys.stderr)
+            return 1
+        print(f"{len(results)} result files agree with the reference.")
+        return 0
+    write(results, args.out)
+    print(f"wrote {', '.join(f'{name}.json' for name in results)} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
