@@ -1,7 +1,9 @@
 """The chapters' prose, checked without building the site.
 
-- Numbers that chapter 6 states in words are read again from ``book/results/*.json`` (the
-  files the chapter plots), so a regenerated result file cannot silently contradict the text.
+- Numbers and claims that the chapters state in words are read again from ``book/results/*.json``
+  (the files the chapters print and plot: chapter 6's from scripts/run_reference_experiments.py,
+  chapters 1-5's from scripts/make_book_results.py), so a regenerated result file cannot silently
+  contradict the text.
 - The notation of the introduction's table is the only one: symbols it retired do not return.
 - Every chapter ends with self-check questions whose answers are collapsed.
 - Figures are drawn in the book's style, with no text smaller than ``MIN_FONT_PT``.
@@ -82,6 +84,115 @@ def test_sigmoid_subset_curve_is_described_as_it_is():
     for activation in ("relu", "tanh"):  # "the ReLU and tanh test curves are still rising at the end"
         other = _result("mnist_activations_embedded")["runs"][activation]["history"]["val_acc"]
         assert other[-1] >= max(other[:-5]), activation
+
+
+# --- chapters 1-5 against their result files (scripts/make_book_results.py) -------------------
+
+PASS_BELOW, BUG_ABOVE = 1e-7, 1e-4  # the course's one gradient-check rule (dnn_course.gradcheck)
+
+
+def test_stable_activations_are_finite_with_the_right_limits():
+    stable = _result("01_activations")["stable_forward"]
+    assert stable["z"] == [-1000.0, -50.0, 0.0, 50.0, 1000.0]
+    for dtype in ("float64", "float32"):
+        assert stable[dtype]["sigmoid"][0] == 0.0 and stable[dtype]["sigmoid"][2:] == [0.5, 1.0, 1.0]
+        assert stable[dtype]["tanh"] == [-1.0, -1.0, 0.0, 1.0, 1.0]
+
+
+def test_layer_gradient_checks_pass_as_chapters_2_and_3_say():
+    fc = _result("02_fully_connected")["fc_gradient_check"]["errors"]
+    assert set(fc) == {"x", "W", "b"} and max(fc.values()) < 1e-9  # "Relative errors around 1e-10"
+    assert "Relative errors around $10^{-10}$ mean the analytic gradients are right" in _text(
+        BOOK / "02_fully_connected.md")
+    softmax = _result("03_softmax_cross_entropy")["softmax_gradient_check"]["errors"]
+    assert set(softmax) == {"x"} and softmax["x"] < PASS_BELOW
+
+
+def test_reference_softmax_is_the_row_shifted_one():
+    recorded = _result("03_softmax_cross_entropy")["softmax"]
+    assert recorded["z"]["softmax"][0] == [1.0, 0.0, 0.0]
+    first, second = recorded["z2"]["softmax"]
+    assert first == second, "shifting by each row's maximum gives both rows the same probabilities"
+
+
+def test_l2_runs_behave_as_chapter_4_describes():
+    runs = {run["reg_lambda"]: run for run in _result("04_l2_regularization")["l2_training"]["runs"]}
+    assert sorted(runs) == [0.0, 1e-3, 1e-2, 3e-2]
+    plain = runs[0.0]
+    # "Without the penalty the sum of squared weights keeps growing while the training accuracy climbs"
+    assert plain["sum_squared_weights"][-1] > plain["sum_squared_weights"][0] and plain["train_acc"][-1] > 0.97
+    # "a penalty of 0.01 or more makes the weights *shrink* ... holds the training accuracy down"
+    for lam in (1e-2, 3e-2):
+        assert runs[lam]["sum_squared_weights"][-1] < runs[lam]["sum_squared_weights"][0]
+        assert runs[lam]["train_acc"][-1] < plain["train_acc"][-1] - 0.01
+    # "the validation accuracy does not improve with any of these lambda, it is flat or slightly worse"
+    assert all(runs[lam]["val_acc"][-1] <= plain["val_acc"][-1] + 0.002 for lam in runs)
+    # "its validation accuracy is still rising after 40 epochs" (means of the last two tens of epochs)
+    val = plain["val_acc"]
+    assert sum(val[30:]) / 10 > sum(val[20:30]) / 10
+    text = _text(BOOK / "04_l2_regularization.md")
+    assert "flat or slightly worse" in text and "still rising after 40 epochs" in text
+
+
+def test_spectral_norm_check_fails_on_every_weight_and_only_there():
+    errors = _result("04_l2_regularization")["spectral_gradient_check"]["errors"]
+    assert max(errors["sum of squares"].values()) < 1e-9  # "around 1e-10 or below"
+    for name, error in errors["spectral norm"].items():
+        assert error > BUG_ABOVE if name.endswith(".W") else error < PASS_BELOW, (name, error)
+
+
+def test_chapter_5_checks_come_out_as_the_text_says():
+    results = _result("05_putting_it_together")
+    assert sum(row["parameters"] for row in results["layers"]) == 648_010
+    assert "648,010" in _text(BOOK / "02_fully_connected.md")
+    before = results["before_you_train"]
+    assert all(2.3 <= loss <= 2.6 for loss in before["initial_loss_512"].values())  # "expect 2.3 to 2.6"
+    assert before["tiny_train_acc"][9] == 1.0  # 32 images memorised within 10 steps
+    errors = results["model_gradient_check"]["errors"]
+    # "The sigmoid and tanh networks agree to better than 1e-9 everywhere"
+    assert max(max(errors["sigmoid"].values()), max(errors["tanh"].values())) < 1e-9
+    # "The ReLU network is correct, yet one parameter, `fc2.b`, fails"
+    assert [name for name, error in errors["relu"].items() if error >= PASS_BELOW] == ["fc2.b"]
+    assert errors["relu"]["fc2.b"] > BUG_ABOVE
+    # "The buggy one fails on every weight matrix and passes on every bias"
+    for name, error in errors["bug"].items():
+        assert error > BUG_ABOVE if name.endswith(".W") else error < PASS_BELOW, (name, error)
+    kink = results["relu_kink"]
+    assert kink["all_off"] >= 1 and kink["smallest_abs_relu2_input"] == 0.0
+
+
+def test_worked_example_numbers_in_the_prose_match_the_results():
+    arrays = _result("05_putting_it_together")["worked_example"]["arrays"]
+    text = _text(BOOK / "05_putting_it_together.md")
+    assert f"$\\hat y_1 = e^2/(e^2 + 1) = {arrays['Y_hat'][0][0]:.4f}$" in text
+    assert f"= {arrays['E']:.4f}$ is dominated by it" in text
+    assert f"= ({arrays['db2'][0]:.4f}, {arrays['db2'][1]:.4f})$" in text
+    assert f"= {arrays['dW2'][0][0]:.4f}$, and" in text
+    assert arrays["Z1"][0][1] > 0 and arrays["Z1"][1][1] < 0, "the second unit is on in example 1, off in 2"
+    assert all(abs(row[1]) < 1e-12 for row in arrays["G1"]) and all(abs(row[1]) < 1e-12 for row in arrays["dW1"])
+    assert "It is on in example 1 ($Z^{(1)}_{12} = 1$) and off in example 2" in text
+
+
+def test_vanishing_gradients_are_described_as_measured():
+    runs = _result("05_putting_it_together")["vanishing_gradients"]["runs"]
+    rms = {activation: run["weight_gradient_rms"] for activation, run in runs.items()}
+    sigmoid_init, sigmoid_last = rms["sigmoid"][0], rms["sigmoid"][-1]
+    # "layer 2's weight gradient is nearly 30 times smaller than layer 5's, a ratio just under 0.04"
+    assert 0.03 < sigmoid_init[1] / sigmoid_init[4] < 0.04 and 25 < sigmoid_init[4] / sigmoid_init[1] < 30
+    # "each layer down the stack receives a gradient about three times smaller than the one above it"
+    assert all(2.5 < sigmoid_init[l + 1] / sigmoid_init[l] < 3.5 for l in (1, 2, 3))
+    # "the ratio is still just under 0.04 after epoch 4"
+    assert 0.03 < sigmoid_last[1] / sigmoid_last[4] < 0.04
+    # tanh and ReLU: "ratios near 1", and "both learn within the first epoch"; sigmoid "has hardly started"
+    for activation in ("tanh", "relu"):
+        for row in (rms[activation][0], rms[activation][-1]):
+            assert 0.5 < row[1] / row[4] < 2, activation
+        assert runs[activation]["val_acc"][0] > 0.5
+    assert max(runs["sigmoid"]["val_acc"]) < 0.2
+    text = _text(BOOK / "05_putting_it_together.md")
+    for claim in ("nearly 30 times smaller than layer 5's, a ratio just under 0.04",
+                  "about three times smaller than the one above it", "still just under 0.04 after epoch 4"):
+        assert claim in text, claim
 
 
 # --- the chapter 3 and chapter 1 statements the issue corrected -------------------------------
