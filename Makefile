@@ -15,7 +15,8 @@ help:
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader (instructors)"
 	@echo "make fixtures   regenerate the tests' reference values from solutions/ (instructors)"
 	@echo "make release    write the students' kit to release/ (folder and zip), checked for answers"
-	@echo "make bench      benchmark one training epoch against PyTorch and the matmul peak"
+	@echo "make bench      benchmark one training epoch against PyTorch and the matmul peak, then notebooks"
+	@echo "                05 and 06 as a student runs them, idle and with two competing processes"
 
 venv: $(STAMP)
 
@@ -59,9 +60,15 @@ release: $(STAMP)
 # OPENBLAS_L2_SIZE to force an older one); it reports which kernel ran. PyTorch is optional:
 # `.venv/bin/pip install torch==2.13.0` (CPU build) adds it to the comparison.
 # On a shared machine: make bench BENCH_ARGS="--threads 1 --clock cpu"
+# Then the experiment workload (bench/bench_experiment.py): notebook 05's three 100-epoch runs (and the
+# same networks in PyTorch) and notebook 06's default search, once as the machine is and once with two
+# competing CPU-bound processes (about 15 minutes on 2 cores). EXPERIMENT_ARGS="--save
+# bench/results/experiments.json" re-records the times the notebooks, the guide and README state.
 BENCH_ARGS ?=
+EXPERIMENT_ARGS ?=
 bench: $(STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_epoch.py $(BENCH_ARGS)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/bench_experiment.py --under-load $(EXPERIMENT_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache

@@ -26,16 +26,22 @@ from torch.nn import functional
 
 from measure import median_seconds
 
-__all__ = ["TORCH_DTYPES", "describe_torch", "mlp_from_reference", "square_mm_gflops", "torch_epoch"]
+__all__ = ["ACTIVATIONS", "TORCH_DTYPES", "describe_torch", "mlp_from_reference", "square_mm_gflops", "torch_accuracy",
+           "torch_epoch"]
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+#: The course's activation layers (by ``summary()``) and their PyTorch modules.
+ACTIVATIONS = {"ReLU": nn.ReLU, "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh}
+
+
 def mlp_from_reference(reference_model, dtype: torch.dtype) -> nn.Sequential:
-    """``nn.Linear`` + ``nn.ReLU`` layers holding copies of the reference model's weights.
+    """``nn.Linear`` + activation layers holding copies of the reference model's weights.
 
     ``reference_model.layers`` alternates ``FCLayer`` (``W`` ``(fan_in, fan_out)``,
-    ``b`` ``(fan_out,)``) and ReLU; ``nn.Linear`` stores ``weight`` as ``(fan_out, fan_in)``.
+    ``b`` ``(fan_out,)``) and an activation (ReLU, Sigmoid or Tanh, told apart by
+    ``summary()``); ``nn.Linear`` stores ``weight`` as ``(fan_out, fan_in)``.
     """
     modules = []
     for layer in reference_model.layers.values():
@@ -47,7 +53,7 @@ def mlp_from_reference(reference_model, dtype: torch.dtype) -> nn.Sequential:
                 linear.bias.copy_(torch.from_numpy(layer.b))
             modules.append(linear)
         else:
-            modules.append(nn.ReLU())
+            modules.append(ACTIVATIONS[layer.summary()]())
     return nn.Sequential(*modules)
 
 
@@ -73,6 +79,16 @@ def torch_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, order: t
         loss_sum += loss.item() * len(indices)
         n_correct += int((scores.argmax(dim=1) == y_batch).sum())
     return loss_sum / len(order), n_correct / len(order)
+
+
+def torch_accuracy(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    """Accuracy of ``model`` on ``x`` ``(n, d)``, ``y`` ``(n,)``, ``batch_size`` examples at a time (as ``accuracy()``)."""
+    correct = 0
+    with torch.no_grad():
+        for first in range(0, len(y), batch_size):
+            scores = model(x[first:first + batch_size])
+            correct += int((scores.argmax(dim=1) == y[first:first + batch_size]).sum())
+    return correct / len(y)
 
 
 def square_mm_gflops(size: int, dtype: torch.dtype, repeats: int = 5, clock=time.perf_counter) -> float:

@@ -1,4 +1,5 @@
-"""bench/bench_epoch.py in its quick setting: it runs, prints the table and one parseable JSON line.
+"""bench/bench_epoch.py and bench/bench_experiment.py in their quick settings: they run, print a table and
+one parseable JSON line.
 
 No timing is asserted (speed is measured by ``make bench``, not by tests); the
 checks are on what the benchmark reports: the FLOP count of the brief's network,
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from dnn_course.reference import solutions_dir
@@ -108,3 +111,105 @@ def test_prints_a_table_then_one_json_line(quick_run):
         else:
             assert result["torch_epoch_s"] is None and result["goals_met"]["ratio_to_torch"] is None
             assert result["ratio_gemm_only_to_torch"] is None
+
+
+# --- the experiment workload: bench/bench_experiment.py ------------------------------------------
+
+EXPERIMENT = BENCH / "bench_experiment.py"
+
+
+def load_experiment_bench():
+    sys.path.insert(0, str(BENCH))  # the module imports its neighbour measure.py
+    spec = importlib.util.spec_from_file_location("bench_experiment", EXPERIMENT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def experiment_run():
+    """One quick run, idle and with two competing processes (600 images, 2 epochs; 06 with 1 epoch)."""
+    completed = subprocess.run([sys.executable, str(EXPERIMENT), "--quick", "--under-load"],
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.strip().splitlines()
+    return lines, json.loads(lines[-1])
+
+
+def test_the_benchmark_runs_notebook_05_as_the_notebook_does():
+    bench = load_experiment_bench()
+    cell = next(c for c in nbformat.read(solutions_dir() / "05_mnist_activations.ipynb", as_version=4).cells
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "settings")
+    brief = re.search(r"^BRIEF = (dict\(.*\))$", cell.source, re.MULTILINE).group(1)
+    assert eval(brief, {"dict": dict}) == bench.BRIEF  # noqa: S307 (the course's own notebook)
+    activations = re.search(r"^ACTIVATIONS = (\[.*\])$", cell.source, re.MULTILINE).group(1)
+    assert eval(activations) == bench.ACTIVATIONS  # noqa: S307
+    configurations = bench.search_configurations()
+    assert len(configurations) >= 3 and all({"hidden", "activation", "epochs", "learning_rate", "reg_lambda"}
+                                            <= set(c) for c in configurations)
+
+
+def test_goals_are_judged_against_the_issue_s_limits():
+    bench = load_experiment_bench()
+
+    def passes(idle_05, relu, loaded_05=None):
+        result = {"idle": {"summary": {"notebook_05_wall_s": idle_05, "slowest_activation_to_relu": relu}}}
+        if loaded_05 is not None:
+            result["loaded"] = {"summary": {"notebook_05_wall_s": loaded_05}}
+        return result
+
+    goals = bench.judge(passes(170.0, 1.2, 500.0), full_settings=True)
+    assert [goals[k]["met"] for k in ("notebook_05_idle_seconds", "slowest_activation_to_relu", "loaded_to_idle")] \
+        == [True, True, True]
+    assert goals["loaded_to_idle"]["value"] == pytest.approx(500 / 170)
+    goals = bench.judge(passes(181.0, 1.6, 560.0), full_settings=True)
+    assert [g["met"] for g in goals.values()] == [False, False, False]
+    goals = bench.judge(passes(100.0, 1.0), full_settings=True)
+    assert goals["loaded_to_idle"] == {"value": None, "limit": 3.0, "met": None}
+    assert all(g["met"] is None for g in bench.judge(passes(1.0, 1.0, 2.0), full_settings=False).values())
+
+
+def test_experiment_benchmark_reports_idle_and_loaded_side_by_side(experiment_run):
+    lines, report = experiment_run
+    assert report["quick"] is True and report["threads"] == 1  # train()'s default
+    assert set(report["passes"]) == {"idle", "loaded"}
+    assert report["passes"]["idle"]["competing_processes"] == 0
+    assert report["passes"]["loaded"]["competing_processes"] == 2
+    header = next(line for line in lines if line.strip().startswith("idle"))
+    assert header.split() == ["idle", "loaded", "loaded/idle"]
+    assert any(line.startswith("Notebook 05, reference (NumPy, train()), 2 epochs each:") for line in lines)
+    assert any(line.startswith("Notebook 06, default search (") for line in lines)
+    assert "Goals not judged: --quick runs a few images for 2 epochs." in lines
+    assert all(goal["met"] is None for goal in report["goals"].values())
+    # the competing processes are gone once the benchmark has finished
+    pids = report["competitor_pids"]
+    assert len(pids) == 2
+    for pid in pids:
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        assert not cmdline.exists() or b"while True" not in cmdline.read_bytes()
+
+    for label, run in report["passes"].items():
+        numpy_result, summary = run["numpy"], run["summary"]
+        assert (numpy_result["n_train"], numpy_result["n_val"], numpy_result["n_test"]) == (540, 60, 500)
+        assert set(numpy_result["runs"]) == {"sigmoid", "relu", "tanh"}
+        for activation, result in numpy_result["runs"].items():
+            assert result["epochs"] == 2 and result["wall_s"] > 0 and result["cpu_s"] > 0
+            assert result["wall_per_epoch_s"] == pytest.approx(result["wall_s"] / 2)
+            assert result["float64_arrays"] == [], f"{label} {activation}: float64 in a float32 run"
+        assert summary["notebook_05_wall_s"] == pytest.approx(sum(r["wall_s"] for r in numpy_result["runs"].values()))
+        assert summary["slowest_activation_to_relu"] == pytest.approx(
+            max(r["wall_s"] for r in numpy_result["runs"].values()) / numpy_result["runs"]["relu"]["wall_s"])
+        assert [s["epochs"] for s in numpy_result["search"]] == [1] * len(numpy_result["search"]) != []
+        assert summary["notebook_06_search_wall_s"] == pytest.approx(sum(s["wall_s"] for s in numpy_result["search"]))
+        if HAS_TORCH:
+            torch_runs = run["torch"]["runs"]
+            assert summary["numpy_to_torch_05"] == pytest.approx(
+                summary["notebook_05_wall_s"] / sum(r["wall_s"] for r in torch_runs.values()))
+            for activation, result in numpy_result["runs"].items():
+                # same initial weights, batch order and SGD: the same first epoch (L2 term ~1e-5 apart)
+                assert torch_runs[activation]["first_epoch_loss"] == pytest.approx(result["first_epoch_loss"], abs=1e-4)
+                assert torch_runs[activation]["test_acc"] == pytest.approx(result["test_acc"], abs=0.01)
+        else:
+            assert run["torch"] is None and summary["numpy_to_torch_05"] is None
+    if not HAS_TORCH:
+        assert "PyTorch not installed: skipped (pip install torch==2.13.0)" in lines
