@@ -107,10 +107,22 @@ def _copy_without_solutions(destination: Path) -> Path:
 def test_book_builds_from_a_copy_without_solutions(tmp_path):
     copy = _copy_without_solutions(tmp_path)
     assert not (copy / "solutions").exists() and not (copy / "dnn_course" / "reference.py").exists()
-    env = {**os.environ, "PYTHONPATH": str(copy)}  # the copy's dnn_course, not this checkout's editable one
-    where = subprocess.run([sys.executable, "-c", "import dnn_course; print(dnn_course.__file__)"],
-                           capture_output=True, text=True, env=env, cwd=tmp_path, check=True).stdout.strip()
-    assert Path(where).is_relative_to(copy), where
+    # The copy's dnn_course, not this checkout's: the editable install's finder would otherwise
+    # supply any module missing from the copy (dnn_course.reference) from this checkout, where
+    # solutions/ exists. A sitecustomize on the path removes that finder from every Python
+    # started by the build, the kernels included.
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import sys\n"
+        "sys.meta_path[:] = [finder for finder in sys.meta_path\n"
+        "                    if not getattr(finder, '__module__', '').startswith('__editable__')]\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(copy), str(shim)])}
+    probe = ("import dnn_course, importlib.util; print(dnn_course.__file__); "
+             "print(importlib.util.find_spec('dnn_course.reference'))")
+    where, reference = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                                      cwd=tmp_path, check=True).stdout.split()
+    assert Path(where).is_relative_to(copy) and reference == "None", (where, reference)
 
     done = subprocess.run([str(JUPYTER_BOOK), "build", str(copy), "--warningiserror", "--keep-going"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1800)
