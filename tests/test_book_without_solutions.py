@@ -4,17 +4,19 @@ Students' copies and a public build of the site have no ``solutions/`` (and the 
 has no ``dnn_course/reference.py``). What the chapters show from the reference solution is
 recorded in ``book/results/0[1-5]_*.json`` by ``scripts/make_book_results.py``:
 
-- no chapter's source names the reference loader or ``solutions/`` (fast);
+- no chapter's source names the reference loader or ``solutions/``, and no chapter's code repeats
+  a line of a solution or hidden-test region (fast);
 - the recorded results are what the reference gives now (``--check``, about 15 s);
 - the whole site builds with ``jupyter-book build --warningiserror --keep-going`` in a copy of
   the repository without ``solutions/``, ``dnn_course/reference.py``, ``.git``, ``.venv`` and
   ``_build``, with the copy's own ``dnn_course`` on the path (slow: about 2 minutes on two
   cores, every chapter executed from scratch). The build never touches this checkout's
-  ``_build``.
+  ``_build``. The built site is then searched for solution regions as test_book_site does.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -62,6 +64,29 @@ def test_the_check_finds_a_forbidden_line():
                  "see solutions/dnn_hw/02_fc_layer.ipynb"):
         assert FORBIDDEN.search(line), line
     assert not FORBIDDEN.search("python scripts/run_reference_experiments.py")
+
+
+_REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
+_CODE = re.compile(r"^```(?:\{code-cell\}[^\n]*|python)\n(.*?)^```", re.S | re.M)
+
+
+def _solution_lines() -> set[str]:
+    """Every line of code (12 characters or more, comments dropped) of a solution or hidden-test region."""
+    lines = set()
+    for notebook in sorted((REPO / "solutions" / "dnn_hw").glob("*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            for _, body in _REGION.findall("".join(cell["source"])):
+                lines |= {code for line in body.splitlines() if len(code := line.split("#")[0].strip()) >= 12}
+    return lines
+
+
+def test_no_chapter_code_repeats_a_line_of_a_solution():
+    solution_lines = _solution_lines()
+    assert len(solution_lines) > 100, "found no solution regions to compare with"
+    found = {chapter.name: sorted(line for line in solution_lines
+                                  if line in "\n".join(_CODE.findall(chapter.read_text())))
+             for chapter in CHAPTERS}
+    assert {name: lines for name, lines in found.items() if lines} == {}
 
 
 def test_recorded_results_match_the_reference():
@@ -130,6 +155,8 @@ def test_book_builds_from_a_copy_without_solutions(tmp_path):
     assert done.returncode == 0, log[-5000:]
 
     site = copy / "_build" / "html"
+    leaks = _check_site().find_solution_leaks(site, REPO / "solutions" / "dnn_hw", {})
+    assert leaks == [], "\n".join(leaks)
     for chapter in CHAPTERS:
         page = (site / "book" / f"{chapter.stem}.html").read_text()
         assert "Traceback" not in page, chapter.stem
@@ -146,6 +173,14 @@ def test_book_builds_from_a_copy_without_solutions(tmp_path):
     assert row in executed["04_l2_regularization"]
     errors = _result("02_fully_connected")["fc_gradient_check"]["errors"]
     assert str({name: f"{error:.1e}" for name, error in errors.items()}) in executed["02_fully_connected"]
+
+
+def _check_site():
+    spec = importlib.util.spec_from_file_location("check_site", REPO / "scripts" / "check_site.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _result(name: str) -> dict:
