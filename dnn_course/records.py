@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from .files import write_atomically
 from .model_builder import build_classifier
 from .training import History
 
-__all__ = ["RecordError", "load_model", "load_runs", "save_model", "save_runs"]
+__all__ = ["RecordError", "load_model", "load_runs", "read_weights", "save_model", "save_runs"]
 
 MAX_RUNS_BYTES = 5_000_000     # a results JSON of a few dozen 100-epoch runs is ~100 kB
 MAX_MODEL_BYTES = 100_000_000  # 784-1024-1024-10 in float64 is ~15 MB
@@ -55,19 +54,14 @@ def save_runs(path: str | Path, runs: dict[str, History]) -> None:
 
 
 def load_runs(path: str | Path) -> dict[str, History]:
-    """Read the JSON file written by :func:`save_runs` into ``{run name: History}``."""
-    raw = _read_capped(Path(path), MAX_RUNS_BYTES, "the experiment")
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-        runs = {str(name): History.from_dict(data) for name, data in payload["runs"].items()}
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
-        raise RecordError(f"{Path(path).name} is not a results file written by save_runs ({error}). "
-                          "Delete it and run the experiment again.") from None
-    for name, history in runs.items():
-        values = history.train_loss + history.train_acc + history.val_acc + [history.test_acc or 0.0]
-        if not all(math.isfinite(v) for v in values):
-            raise RecordError(f"{Path(path).name}: run {name!r} holds NaN or infinite values.")
-    return runs
+    """Read the finished runs of a results file into ``{run name: History}``.
+
+    Files of :func:`save_runs` and of :func:`dnn_course.experiment.run_plan` alike (the latter also
+    records diverged runs: :func:`dnn_course.experiment.load_experiment` returns those too).
+    """
+    from .experiment import load_experiment  # experiment builds on this module
+
+    return load_experiment(path).runs
 
 
 def save_model(path: str | Path, model, layer_sizes, activation: str, info: dict | None = None) -> None:
@@ -88,11 +82,12 @@ def save_model(path: str | Path, model, layer_sizes, activation: str, info: dict
     write_atomically(path, buffer.getvalue())
 
 
-def load_model(path: str | Path, impl, *, dtype=np.float32):
-    """Rebuild a saved model with the classes of ``impl`` and load its weights.
+def read_weights(path: str | Path, *, dtype=np.float32) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
+    """The weights of a file written by :func:`save_model`, checked, without building any model.
 
-    Returns ``(model, description)`` where ``description`` is the dict given to :func:`save_model`.
-    Raises :class:`RecordError` for a missing, oversized or malformed file or a shape mismatch.
+    Returns ``([(W1, b1), ..., (Wk, bk)], description)`` with ``Wj``: ``(sizes[j-1], sizes[j])`` and
+    ``bj``: ``(sizes[j],)`` as ``dtype``. Raises :class:`RecordError` for a missing, oversized or
+    malformed file, a shape mismatch or non-finite values.
     """
     path = Path(path)
     raw = _read_capped(path, MAX_MODEL_BYTES, "the saved model")
@@ -100,16 +95,17 @@ def load_model(path: str | Path, impl, *, dtype=np.float32):
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             description = json.loads(str(data["description"]))
             sizes = [int(s) for s in description["layer_sizes"]]
-            activation = str(description["activation"])
+            str(description["activation"])
             weights = {key: data[key] for key in data.files if key != "description"}
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
         raise RecordError(f"{path.name} is not a model file written by save_model ({error}). "
                           "Run the cell that saves your chosen model again.") from None
+    if not isinstance(description.get("info", {}), dict):
+        raise RecordError(f"{path.name}: its description is malformed. Save the model again.")
     if not 2 <= len(sizes) <= 12 or any(not 1 <= s <= 4096 for s in sizes):
         raise RecordError(f"{path.name}: layer sizes {sizes} are outside what this course trains.")
-    model = build_classifier(impl, sizes, activation, seed=0, dtype=dtype)
-    fc_layers = [layer for layer in model.layers.values() if hasattr(layer, "W")]
-    for j, layer in enumerate(fc_layers, start=1):
+    layers = []
+    for j in range(1, len(sizes)):
         for name, expected in ((f"W{j}", (sizes[j - 1], sizes[j])), (f"b{j}", (sizes[j],))):
             array = weights.get(name)
             if array is None or array.shape != expected or array.dtype.kind != "f":
@@ -117,5 +113,19 @@ def load_model(path: str | Path, impl, *, dtype=np.float32):
                                   f"found {None if array is None else (array.shape, str(array.dtype))}.")
             if not np.isfinite(array).all():
                 raise RecordError(f"{path.name}: {name} holds NaN or infinite values.")
-        layer.W, layer.b = weights[f"W{j}"].astype(dtype), weights[f"b{j}"].astype(dtype)
+        layers.append((weights[f"W{j}"].astype(dtype), weights[f"b{j}"].astype(dtype)))
+    return layers, description
+
+
+def load_model(path: str | Path, impl, *, dtype=np.float32):
+    """Rebuild a saved model with the classes of ``impl`` and load its weights.
+
+    Returns ``(model, description)`` where ``description`` is the dict given to :func:`save_model`.
+    Raises :class:`RecordError` for a missing, oversized or malformed file or a shape mismatch.
+    """
+    layers, description = read_weights(path, dtype=dtype)
+    model = build_classifier(impl, description["layer_sizes"], str(description["activation"]), seed=0, dtype=dtype)
+    fc_layers = [layer for layer in model.layers.values() if hasattr(layer, "W")]
+    for layer, (W, b) in zip(fc_layers, layers):
+        layer.W, layer.b = W, b
     return model, description

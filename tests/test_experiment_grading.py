@@ -1,6 +1,12 @@
-"""Grading mode of the experiment notebooks: saved results are judged by the brief's settings and
-the documented thresholds, and the saved Fashion-MNIST model is measured, not believed."""
+"""The experiments' accuracy points come from the saved weights, measured with the course's forward pass.
 
+:mod:`dnn_course.experiment_grades` scores notebook 05's three saved networks
+and notebook 06's saved model; the grader calls it outside the student's
+kernel and the notebooks' test cells call it to show the student the same
+figures. Claims that the weights do not reach are flagged, a model file from
+another run than the results file is refused, and the graded notebooks read
+(never train) in grading mode.
+"""
 from __future__ import annotations
 
 import shutil
@@ -11,29 +17,128 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from dnn_course.datasets import load_dataset
+from dnn_course.datasets import load_dataset, train_val_split
+from dnn_course.evaluate import measure_saved_model, predict_classes
+from dnn_course.experiment import run_plan
+from dnn_course.experiment_grades import fashion_model_points, mnist_model_points
 from dnn_course.model_builder import build_classifier
-from dnn_course.records import save_model, save_runs
-from dnn_course.training import History, accuracy, train
+from dnn_course.records import read_weights
+from dnn_course.training import train
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions" / "dnn_hw"
-BRIEF = dict(epochs=100, learning_rate=0.001, batch_size=128, reg_lambda=1e-8)
 
 
-def _history(test_acc: float, n_epochs: int = 100, **config) -> History:
-    return History(train_loss=[1.0] * n_epochs, train_acc=[0.5] * n_epochs, val_acc=[test_acc] * n_epochs,
-                   test_acc=test_acc, epoch_seconds=[1.0] * n_epochs, config=dict(BRIEF, **config),
-                   data_description="MNIST, embedded subset (test fixture)")
+def _search(folder: Path, reference, dataset: str, plan: dict, model_file, results: str):
+    """Run ``plan`` with the reference on 3,000 images, as the notebooks do; return the test set."""
+    data = load_dataset(dataset, verbose=False)
+    (x_train, y_train), (x_test, y_test) = data
+    (x_tr, y_tr), (x_val, y_val) = train_val_split(x_train[:3000], y_train[:3000], val_size=0.1, seed=0)
+
+    def train_run(name, settings):
+        sizes = [784, *settings["hidden"], 10]
+        model = build_classifier(reference, sizes, settings["activation"], seed=0, dtype=np.float32)
+        history = train(model, x_tr, y_tr, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
+                        epochs=settings["epochs"], learning_rate=settings["learning_rate"], batch_size=128,
+                        seed=0, dtype=np.float32, progress=False, data_description=data.description)
+        history.config.update(hidden=settings["hidden"], activation=settings["activation"])
+        return history, model, sizes, settings["activation"]
+
+    experiment = run_plan(plan, train_run, folder / results, model_file, data.description, log=lambda *_: None)
+    return experiment, x_test, y_test
 
 
-def _run_grading(folder: Path, notebook: str) -> dict[str, nbformat.NotebookNode]:
-    """Execute ``notebook`` in ``folder`` with DNN_COURSE_MODE=grading; return its test cells by grade_id."""
+@pytest.fixture(scope="module")
+def mnist_runs(tmp_path_factory, reference):
+    folder = tmp_path_factory.mktemp("mnist")
+    plan = {a: dict(hidden=[32], activation=a, epochs=3, learning_rate=lr)
+            for a, lr in (("sigmoid", 0.5), ("relu", 0.1), ("tanh", 0.1))}
+    experiment, x_test, y_test = _search(folder, reference, "mnist", plan,
+                                         lambda name, rid: folder / f"mnist_model_{name}.npz", "mnist_results.json")
+    return folder, experiment, x_test, y_test
+
+
+def test_the_course_forward_pass_agrees_with_the_reference_model(mnist_runs, reference):
+    folder, experiment, x_test, y_test = mnist_runs
+    for name, history in experiment.runs.items():
+        measured, description = measure_saved_model(folder / f"mnist_model_{name}.npz", x_test, y_test)
+        assert measured == pytest.approx(history.test_acc, abs=2e-4), name  # float32 sums in another order
+        assert description["info"]["run_id"] == experiment.ids[name]
+
+
+def test_mnist_points_measure_the_saved_networks(mnist_runs, tmp_path):
+    folder, experiment, x_test, y_test = mnist_runs
+    accuracies = {n: h.test_acc for n, h in experiment.runs.items()}
+    assert min(accuracies.values()) > 0.60 and accuracies["sigmoid"] < 0.85  # the thresholds below bite
+    score = mnist_model_points(folder, x_test, y_test, "smoke")
+    assert (score.points, score.max_points) == (2, 2), score.text()
+    assert "FLAG" not in score.text()
+    assert f"relu: {accuracies['relu']:.3f} test accuracy measured on the saved weights" in score.text()
+    reached = sum(accuracies[n] >= m for n, m in {"sigmoid": 0.40, "relu": 0.85, "tanh": 0.85}.items())
+    brief = mnist_model_points(folder, x_test, y_test, "brief")
+    assert brief.points == {3: 2, 2: 1}.get(reached, 0)
+    # the tanh model swapped for the relu one: not the model of the tanh run (a stale or swapped file)
+    stale = tmp_path / "stale"
+    shutil.copytree(folder, stale)
+    shutil.copy(stale / "mnist_model_relu.npz", stale / "mnist_model_tanh.npz")
+    score = mnist_model_points(stale, x_test, y_test, "smoke")
+    assert score.points == 1 and "is not the model of the tanh run" in score.text()
+
+
+def test_an_untrained_model_with_inflated_claims_earns_nothing_and_is_flagged(mnist_runs, tmp_path, reference):
+    folder, experiment, x_test, y_test = mnist_runs
+    forged = tmp_path / "forged"
+    shutil.copytree(folder, forged)
+    for name in ("sigmoid", "relu", "tanh"):  # fresh weights, same run ids and claims
+        layers, description = read_weights(forged / f"mnist_model_{name}.npz")
+        untrained = build_classifier(reference, [784, 32, 10], name, seed=1, dtype=np.float32)
+        from dnn_course.records import save_model
+        save_model(forged / f"mnist_model_{name}.npz", untrained, [784, 32, 10], name, info=description["info"])
+    score = mnist_model_points(forged, x_test, y_test, "smoke")
+    assert score.points == 0
+    assert score.text().count("FLAG: the results file claims") == 3  # no saved network reaches its claim
+
+
+def test_fashion_points_name_what_was_measured_and_what_the_next_point_needs(tmp_path, reference):
+    plan = {f"784-{h}-10": dict(hidden=[h], activation="relu", epochs=4, learning_rate=0.1) for h in (16, 48)}
+    experiment, x_test, y_test = _search(tmp_path, reference, "fashion-mnist", plan,
+                                         lambda name, rid: tmp_path / f"{rid}.npz", "fashion_results.json")
+    best = max(experiment.runs, key=lambda n: experiment.runs[n].val_acc[-1])
+    shutil.copy(tmp_path / f"{experiment.ids[best]}.npz", tmp_path / "fashion_model.npz")
+    measured = experiment.runs[best].test_acc
+    score = fashion_model_points(tmp_path, x_test, y_test, "brief")
+    expected = sum(measured >= t for t in (0.80, 0.83, 0.85, 0.87))
+    assert score.points == expected < 4
+    assert f"{measured:.3f} test accuracy measured on the saved weights of {best}" in score.text()
+    next_threshold = next(t for t in (0.80, 0.83, 0.85, 0.87) if measured < t)
+    assert f"{next_threshold:.2f} earns the next point" in score.text()
+    # a model file that is not a model, or of no recorded run, earns nothing and says why
+    (tmp_path / "fashion_model.npz").write_bytes(b"not a model")
+    assert "is not a model file written by save_model" in fashion_model_points(tmp_path, x_test, y_test).text()
+    other = build_classifier(reference, [784, 16, 10], "relu", seed=3, dtype=np.float32)
+    from dnn_course.records import save_model
+    save_model(tmp_path / "fashion_model.npz", other, [784, 16, 10], "relu", info={"name": best, "run_id": "0" * 12})
+    stale = fashion_model_points(tmp_path, x_test, y_test)
+    assert stale.points == 0 and "not the model of any run" in stale.text()
+
+
+def test_forward_pass_is_stable_for_huge_weights():
+    layers = [(np.full((4, 3), 1e30, np.float32), np.zeros(3, np.float32)),
+              (np.eye(3, 10, dtype=np.float32), np.zeros(10, np.float32))]
+    with np.errstate(all="raise"):
+        for activation in ("sigmoid", "tanh", "relu"):
+            predicted = predict_classes(layers, activation, -np.ones((2, 4), np.float32))
+            assert predicted.shape == (2,)
+
+
+def _run_graded(folder: Path, notebook: str, profile: str) -> dict[str, nbformat.NotebookNode]:
+    """Execute ``notebook`` in ``folder`` as the grader does (grading mode); return its test cells."""
     for name in SOLUTIONS.glob("0[1-4]*.ipynb"):
         shutil.copy2(name, folder / name.name)
     nb = nbformat.read(SOLUTIONS / notebook, as_version=4)
     client = NotebookClient(nb, timeout=300, allow_errors=True, resources={"metadata": {"path": str(folder)}})
     with pytest.MonkeyPatch.context() as patch:  # the kernel inherits this environment
         patch.setenv("DNN_COURSE_MODE", "grading")
+        patch.setenv("DNN_COURSE_PROFILE", profile)
         patch.setenv("MPLBACKEND", "Agg")
         client.execute()
     return {c.metadata.nbgrader["grade_id"]: c for c in nb.cells
@@ -41,66 +146,33 @@ def _run_grading(folder: Path, notebook: str) -> dict[str, nbformat.NotebookNode
 
 
 def _error(cell) -> str | None:
-    for output in cell.outputs:
-        if output.output_type == "error":
-            return "\n".join(output.traceback)
-    return None
-
-
-def _text(cell) -> str:
-    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    return next(("\n".join(o.traceback) for o in cell.outputs if o.output_type == "error"), None)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case, runs, failing, message", [
-    ("good", {"sigmoid": 0.58, "relu": 0.90, "tanh": 0.90}, set(), ""),
-    ("sigmoid-broken", {"sigmoid": 0.11, "relu": 0.90, "tanh": 0.90}, {"test_mnist_accuracies"},
-     "The sigmoid network reaches 0.110"),
-    ("too-few-epochs", {"sigmoid": 0.58, "relu": 0.90, "tanh": 0.90, "epochs": 50},
-     {"test_mnist_runs_recorded"}, "epochs = 50, but the experiment asks for 100"),
-    ("wrong-learning-rate", {"sigmoid": 0.58, "relu": 0.90, "tanh": 0.90, "learning_rate": 0.1},
-     {"test_mnist_runs_recorded"}, "learning_rate = 0.1"),
-])
-def test_mnist_experiment_grading(tmp_path, case, runs, failing, message):
-    runs = dict(runs)  # the parametrize dict is shared between runs of the test
-    epochs = runs.pop("epochs", 100)
-    config = {"learning_rate": runs.pop("learning_rate")} if "learning_rate" in runs else {}
-    save_runs(tmp_path / "mnist_results.json",
-              {name: _history(acc, epochs, epochs=epochs, **config) for name, acc in runs.items()})
-    cells = _run_grading(tmp_path, "05_mnist_activations.ipynb")
-    failed = {grade_id for grade_id, cell in cells.items() if _error(cell)}
-    assert failed == failing, {g: _error(c) for g, c in cells.items()}
-    for grade_id in failing:
-        assert message in _error(cells[grade_id])
+def test_graded_05_reads_the_saved_runs_and_checks_the_profiles_settings(tmp_path, reference):
+    """The notebook in grading mode trains nothing: runs with other settings fail the settings test."""
+    from dnn_course.experiment import SMOKE
+    data = load_dataset("mnist", verbose=False)
+    (x_train, y_train), (x_test, y_test) = data
+    x_train, y_train = x_train[:SMOKE["train_images"]], y_train[:SMOKE["train_images"]]
+    (x_tr, y_tr), (x_val, y_val) = train_val_split(x_train, y_train, val_size=0.1, seed=0)
+    settings = dict(layer_sizes=[784, 500, 500, 10], epochs=SMOKE["max_epochs"], learning_rate=SMOKE["learning_rate"],
+                    batch_size=128, reg_lambda=1e-8, train_images=SMOKE["train_images"])
 
+    def train_run(activation, s):
+        model = build_classifier(reference, s["layer_sizes"], activation, seed=0, dtype=np.float32)
+        history = train(model, x_tr, y_tr, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
+                        epochs=s["epochs"], learning_rate=s["learning_rate"], batch_size=128,
+                        reg_lambda=s["reg_lambda"], seed=0, dtype=np.float32, progress=False,
+                        data_description=data.description)
+        return history, model, s["layer_sizes"], activation
 
-@pytest.mark.slow
-def test_fashion_model_is_measured_with_the_students_code_and_graded_by_thresholds(tmp_path, reference):
-    (x_train, y_train), (x_test, y_test) = load_dataset("fashion-mnist", verbose=False)
-    model = build_classifier(reference, [784, 64, 10], "relu", seed=0, dtype=np.float32)
-    train(model, x_train[:10000], y_train[:10000], epochs=20, learning_rate=0.1, batch_size=128, seed=0,
-          progress=False)
-    measured = accuracy(model, x_test, y_test)
-    expected_points = sum(measured >= t for t in (0.80, 0.83, 0.85, 0.87))
-    assert 1 <= expected_points <= 3, measured  # partial credit, neither none nor full (0.816 here)
-    save_model(tmp_path / "fashion_model.npz", model, [784, 64, 10], "relu",
-               info={"name": "784-64-10 ReLU", "claimed_test_accuracy": 0.95})  # an inflated claim
-    runs = {f"run {i}": _history(0.8, 3, hidden=[64], activation="relu") for i in range(3)}
-    save_runs(tmp_path / "fashion_results.json", runs)
-    cells = _run_grading(tmp_path, "06_fashion_tuning.ipynb")
-    assert _error(cells["test_fashion_search_recorded"]) is None
-    cell = cells["test_fashion_model_accuracy"]
-    assert _error(cell) is None
-    result = [o for o in cell.outputs if o.output_type == "execute_result"][0]
-    assert float(result.data["text/plain"]) == expected_points  # nbgrader's partial credit
-    assert f"test accuracy measured now: {measured:.4f}" in _text(cell)
-    assert "FLAG: the claimed test accuracy does not match" in _text(cell)
-
-
-@pytest.mark.slow
-def test_fashion_grading_refuses_a_tampered_model_file(tmp_path):
-    (tmp_path / "fashion_model.npz").write_bytes(b"not a model")
-    save_runs(tmp_path / "fashion_results.json",
-              {f"run {i}": _history(0.8, 3, hidden=[64], activation="relu") for i in range(3)})
-    cells = _run_grading(tmp_path, "06_fashion_tuning.ipynb")
-    assert "is not a model file written by save_model" in _error(cells["test_fashion_model_accuracy"])
+    run_plan({a: settings for a in ("sigmoid", "relu", "tanh")}, train_run, tmp_path / "mnist_results.json",
+             lambda a, rid: tmp_path / f"mnist_model_{a}.npz", data.description, log=lambda *_: None)
+    cells = _run_graded(tmp_path, "05_mnist_activations.ipynb", "smoke")
+    assert {g: _error(c) for g, c in cells.items()} == {"test_mnist_runs_recorded": None, "test_mnist_accuracies": None}
+    result = [o for o in cells["test_mnist_accuracies"].outputs if o.output_type == "execute_result"][0]
+    assert float(result.data["text/plain"]) == 2.0
+    brief = _run_graded(tmp_path, "05_mnist_activations.ipynb", "brief")
+    assert "learning_rate = 0.1, but the experiment asks for 0.001" in _error(brief["test_mnist_runs_recorded"])

@@ -1,0 +1,58 @@
+"""Measuring a saved model with the course's own forward pass (never the student's code).
+
+Grading measures the weights a student submitted, so that a model is judged on
+what it does, not on what its notebook printed or on the student's
+``predict``. The forward pass here is plain, numerically stable NumPy:
+``A_0 = X``; ``Z_l = A_{l-1} W_l + b_l``; ``A_l = g(Z_l)`` for the hidden
+layers; the predicted class is the argmax of the last layer's scores
+(softmax does not change the argmax).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .records import RecordError, read_weights
+
+__all__ = ["ACTIVATIONS", "measure_saved_model", "predict_classes"]
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0), "sigmoid": _sigmoid, "tanh": np.tanh}
+
+
+def predict_classes(layers: list[tuple[np.ndarray, np.ndarray]], activation: str, x: np.ndarray,
+                    batch_size: int = 2000) -> np.ndarray:
+    """Class predictions ``(n,)`` for images ``x`` ``(n, 28, 28)`` or ``(n, 784)``.
+
+    ``layers``: ``[(W_1, b_1), ...]`` with ``W_l``: ``(d_{l-1}, d_l)``, ``b_l``: ``(d_l,)``.
+    """
+    if activation not in ACTIVATIONS:
+        raise RecordError(f"unknown activation {activation!r}: expected one of {sorted(ACTIVATIONS)}")
+    g = ACTIVATIONS[activation]
+    dtype = layers[0][0].dtype
+    x = np.asarray(x).reshape(len(x), -1)
+    out = np.empty(len(x), dtype=np.int64)
+    with np.errstate(over="ignore", under="ignore"):
+        for start in range(0, len(x), batch_size):
+            a = x[start:start + batch_size].astype(dtype)
+            for index, (W, b) in enumerate(layers):
+                a = a @ W + b
+                if index < len(layers) - 1:
+                    a = g(a)
+            out[start:start + batch_size] = np.argmax(a, axis=1)
+    return out
+
+
+def measure_saved_model(path: str | Path, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
+    """``(accuracy, description)`` of the model file ``path`` on images ``x`` ``(n, 28, 28)``, labels ``y`` ``(n,)``."""
+    layers, description = read_weights(path)
+    if layers[0][0].shape[0] != np.asarray(x).reshape(len(x), -1).shape[1] or layers[-1][0].shape[1] != 10:
+        raise RecordError(f"{Path(path).name}: the network does not map 784 pixels to 10 classes.")
+    predicted = predict_classes(layers, str(description["activation"]), x)
+    return float(np.mean(predicted == np.asarray(y))), description
