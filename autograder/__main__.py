@@ -19,7 +19,7 @@ def _settings(args) -> GradingSettings:
                    name_pattern=args.pattern or base.name_pattern, jobs=args.jobs,
                    cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                    submission_timeout=args.submission_timeout, isolation=args.isolation,
-                   limits=limits)
+                   limits=limits, experiment_profile=args.experiment_profile)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--assignment", default=defaults.assignment)
     g.add_argument("--source", help="folder holding ASSIGNMENT/ source notebooks (default: solutions/)")
     g.add_argument("--pattern", help="regular expression of archive names with (?P<student_id>...)")
+    g.add_argument("--experiment-profile", choices=["brief", "smoke"], default=defaults.experiment_profile,
+                   help="what notebooks 05/06 must have run: the brief's settings (a term) or their "
+                        "SMOKE_TEST mode (a rehearsal) (default: %(default)s)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
     m = sub.add_parser("manual-list", help="list the answers to grade by hand")

@@ -293,6 +293,8 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
                     "timestamp": manifest[sid].get("timestamp"), "token": secrets.token_hex(8),
                     "cell_timeout": settings.cell_timeout, "notebook_timeout": settings.notebook_timeout,
                     "limits": asdict(settings.limits), "isolation": isolation, "slot": slot,
+                    "experiment_profile": settings.experiment_profile,
+                    "source_dir": str(Path(settings.source_root) / settings.assignment),
                     "parallel": settings.jobs}
 
         results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)

@@ -30,6 +30,9 @@ DATA_FILES = {
     "mnist_results.json": 1_000_000,
     "fashion_results.json": 1_000_000,
     "fashion_model.npz": 64_000_000,
+    "mnist_model_sigmoid.npz": 16_000_000,
+    "mnist_model_relu.npz": 16_000_000,
+    "mnist_model_tanh.npz": 16_000_000,
 }
 MAX_NOTEBOOK_BYTES = 20_000_000
 
@@ -58,6 +61,7 @@ class GradingSettings:
     limits: Limits = field(default_factory=Limits)
     isolation: str = "auto"                           # auto | bubblewrap | process
     jobs: int = field(default_factory=default_jobs)   # submissions graded at once
+    experiment_profile: str = "brief"                 # brief: the brief's settings; smoke: smoke-test runs (rehearsals)
 
 
 def course_config() -> Config:

@@ -23,9 +23,13 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
+from dnn_course.datasets import load_dataset
+from dnn_course.experiment_grades import fashion_model_points, mnist_model_points
 from dnn_course.files import write_atomically
+from dnn_course.notebook_import import import_notebooks
+from dnn_course.reference import COMPONENT_NOTEBOOKS
 
-from . import kernel, normalize, probe, sandbox
+from . import crosscheck, kernel, normalize, probe, sandbox
 from .feedback import error_message
 from .grading_config import DATA_FILES, GradingSettings, ensure_tools_on_path, nbgrader_config
 from .sandbox import Limits
@@ -164,6 +168,60 @@ def integrity_note(check: dict) -> str:
     return f"integrity check failed {where} ({reasons}); {cost}"
 
 
+#: Tests whose score the grader measures itself on the submitted files: notebook, grade id,
+#: dataset and scoring function (the notebook's own cell only shows the student the same figures).
+MEASURED = [("05_mnist_activations.ipynb", "test_mnist_accuracies", "mnist", mnist_model_points),
+            ("06_fashion_tuning.ipynb", "test_fashion_model_accuracy", "fashion-mnist", fashion_model_points)]
+
+
+def measure_experiments(job: dict, nb_flags: dict) -> dict[tuple[str, str], object]:
+    """``{(notebook, grade id): Score}`` measured here, outside every student process.
+
+    Reads the data files as submitted (the folder collect wrote, which no
+    student process can write), runs the saved weights through the course's
+    own forward pass and applies the profile's thresholds.
+    """
+    scores = {}
+    origin = Path(job["submitted_dir"])
+    for notebook, grade_id, dataset, points in MEASURED:
+        if notebook not in job["notebooks"] or "not submitted" in nb_flags.get(notebook, []):
+            continue
+        (_, _), (x_test, y_test) = load_dataset(dataset, verbose=False)
+        scores[(notebook, grade_id)] = points(origin, x_test, y_test, job.get("experiment_profile", "brief"))
+    return scores
+
+
+def set_measured_scores(db_url: str, job: dict, scores: dict) -> None:
+    """Write the grader's own measurements into the gradebook (they replace the cell's output)."""
+    with Gradebook(db_url) as gb:
+        for (notebook, grade_id), score in scores.items():
+            try:
+                sub = gb.find_submission_notebook(notebook[:-len(".ipynb")], job["assignment"], job["student_id"])
+            except MissingEntry:
+                continue
+            for grade in sub.grades:
+                if grade.name == grade_id:
+                    grade.auto_score = min(float(score.points), grade.max_score)
+        gb.db.commit()
+
+
+def apply_crosscheck(db_url: str, job: dict, problems: dict) -> dict[str, dict[str, str]]:
+    """Zero every test the notebook passed but the grader's own check does not; ``{notebook: {id: why}}``."""
+    applied: dict[str, dict[str, str]] = {}
+    with Gradebook(db_url) as gb:
+        for (notebook, grade_id), why in sorted(problems.items()):
+            try:
+                sub = gb.find_submission_notebook(notebook[:-len(".ipynb")], job["assignment"], job["student_id"])
+            except MissingEntry:
+                continue
+            for grade in sub.grades:
+                if grade.name == grade_id and (grade.auto_score or 0) >= grade.max_score > 0:
+                    grade.auto_score = 0
+                    applied.setdefault(notebook, {})[grade_id] = why
+        gb.db.commit()
+    return applied
+
+
 def zero_tests(db_url: str, job: dict, notebook: str, grade_ids: list[str]) -> None:
     """Score 0 for the automatic tests ``grade_ids`` (answers graded by hand are left as they are)."""
     with Gradebook(db_url) as gb:
@@ -195,7 +253,8 @@ def zero_notebook(db_url: str, job: dict, notebook: str, reason: str) -> None:
         gb.db.commit()
 
 
-def test_results(job: dict, jobdir: Path, db_url: str, checks: dict, nb_flags: dict) -> list[dict]:
+def test_results(job: dict, jobdir: Path, db_url: str, checks: dict, nb_flags: dict,
+                 measured: dict | None = None, disagreements: dict | None = None) -> list[dict]:
     """Every graded cell's result and message, in notebook order."""
     folder = jobdir / "course" / "autograded" / job["student_id"] / job["assignment"]
     notebooks = []
@@ -231,9 +290,23 @@ def test_results(job: dict, jobdir: Path, db_url: str, checks: dict, nb_flags: d
                         "message": message}
                 if status in ("manual", "graded by hand"):
                     test["answer"] = answers.get(gid, "")
+                if (name, gid) in (measured or {}):
+                    score = measured[(name, gid)]
+                    test["message"] = "Measured by the grader: " + score.text().replace("\n", "; ")
+                    if 0 < (g.auto_score or 0) < g.max_score:
+                        test["status"] = "partial credit"
                 tests.append(test)
             check = checks.get(name, {})
             flags = list(nb_flags.get(name, []))
+            for test in tests:
+                why = (disagreements or {}).get(name, {}).get(test["id"])
+                if why:
+                    test["status"] = "failed"
+                    test["message"] = ("Not counted: the notebook's test passed, but the grader's own check of the "
+                                       f"same code, run apart from the notebook, does not agree: {why}.")
+            if (disagreements or {}).get(name):
+                flags.append("the grader's own check disagrees with the notebook's tests "
+                             f"({', '.join(sorted(disagreements[name]))}): not counted")
             if check and not check["clean"]:
                 flags.append(integrity_note(check))
                 for test in tests:
@@ -263,14 +336,15 @@ def run(jobdir: Path) -> dict:
     spec = sandbox.SandboxSpec(
         isolation=job["isolation"], workdir=str(jobdir / "work"), ipc_dir=str(jobdir / "ipc"),
         marker=job["token"], limits=settings.limits, readonly=sandbox.default_readonly_paths(),
-        uid=sandbox.sandbox_uid(job["slot"], job["isolation"]), parallel=job["parallel"])
+        uid=sandbox.sandbox_uid(job["slot"], job["isolation"]), parallel=job["parallel"],
+        experiment_profile=job.get("experiment_profile", "brief"))
     kernel.configure(spec)
     config = nbgrader_config(course, settings)
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
     db_url = config.CourseDirectory.db_url
     submitted = course / "submitted" / job["student_id"] / job["assignment"]
-    checks = {}
+    checks, measured, disagreements = {}, {}, {}
     if any(submitted.glob("*.ipynb")):
         outcome = api.autograde(job["assignment"], job["student_id"], force=True, create=True)
         if not outcome["success"]:
@@ -278,6 +352,12 @@ def run(jobdir: Path) -> dict:
                                + outcome.get("log", "")[-3000:])
         timings["autograde"] = time.perf_counter() - clock - sum(timings.values())
         checks = inspect_autograded(job, jobdir)
+        measured = measure_experiments(job, nb_flags)
+        set_measured_scores(db_url, job, measured)
+        components = sorted(p.name for p in (jobdir / "work").glob("0[1-4]_*.ipynb"))
+        reference = import_notebooks(*(str(Path(job["source_dir"]) / n) for n in COMPONENT_NOTEBOOKS))
+        problems = crosscheck.crosscheck(spec, reference, components, int(job["token"][:8], 16))
+        disagreements = apply_crosscheck(db_url, job, problems)
         for name, check in checks.items():
             if not check["clean"]:
                 zero_tests(db_url, job, name[:-len(".ipynb")], check["tainted"])
@@ -291,7 +371,7 @@ def run(jobdir: Path) -> dict:
             gb.add_submission(job["assignment"], job["student_id"])
         for name in job["notebooks"]:
             zero_notebook(db_url, job, name[:-len(".ipynb")], "no readable notebook was submitted")
-    notebooks = test_results(job, jobdir, db_url, checks, nb_flags)
+    notebooks = test_results(job, jobdir, db_url, checks, nb_flags, measured, disagreements)
     with Gradebook(db_url) as gb:
         sub = gb.find_submission(job["assignment"], job["student_id"])
         score, max_score = sub.score, sub.max_score

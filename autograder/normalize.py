@@ -159,6 +159,12 @@ def _is_test(cell) -> bool:
     return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
 
 
+def _is_parameters(cell) -> bool:
+    """The experiment notebooks' parameters cell (tagged ``parameters``; see dnn_course.experiment)."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return isinstance(tags, list) and "parameters" in tags
+
+
 def _norm(source: str) -> str:
     return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
@@ -236,6 +242,8 @@ def _rebuild(student: NotebookNode, master: NotebookNode) -> tuple[NotebookNode,
             anchor = max(student_to_master[s_index], first_code)
         elif _grade_id(cell) in fixed_ids or _norm(cell.source) in fixed_texts:
             continue  # a second copy of a read-only or test cell: the master's copy runs
+        elif _is_parameters(cell) and any(_is_parameters(c) for c in master.cells):
+            continue  # the student's parameters (SMOKE_TEST, ...): grading sets its own mode
         elif cell.cell_type == "code" and cell.source.strip():
             extra = nbformat.v4.new_code_cell(cell.source)
             extras.setdefault(anchor, []).append(extra)

@@ -266,7 +266,8 @@ def first_tampering(checks: list[tuple[str, str | None]], token: str) -> tuple[i
     for position, (label, text) in enumerate(checks):
         if text is None:
             continue
-        line = re.compile(rf"AUTOGRADER-PROBE {re.escape(token)} {re.escape(label)} (CLEAN|TAMPERED (.*))")
+        line = re.compile(rf"^AUTOGRADER-PROBE {re.escape(token)} {re.escape(label)} (CLEAN|TAMPERED (.*))$",
+                          re.MULTILINE)
         found = line.findall(text)
         if not found:
             return position, label, ["an integrity check produced no verdict"]

@@ -119,6 +119,7 @@ class SandboxSpec:
     readonly: tuple[str, ...] = ()
     uid: int | None = None
     parallel: int = 1
+    experiment_profile: str = "brief"  # what the experiment notebooks expect (see dnn_course.experiment)
 
 
 #: First uid of the unprivileged users that run submissions when the grader is root.
@@ -236,6 +237,7 @@ def sandbox_environment(spec: SandboxSpec) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "DNN_COURSE_MODE": "grading",
+        "DNN_COURSE_PROFILE": spec.experiment_profile,
         MARKER_VARIABLE: spec.marker,
     }
     if not inside:

@@ -98,7 +98,7 @@ def _site_sources() -> list[Path]:
     files = [REPO / "_config.yml", REPO / "_toc.yml"]
     for name in DOCNAMES:
         files += [path for path in (REPO / f"{name}.md", REPO / f"{name}.ipynb") if path.exists()]
-    for folder in ("_static", "_ext"):
+    for folder in ("_static", "_ext", "results"):
         files += [path for path in (REPO / "book" / folder).rglob("*") if path.is_file()]
     files += list((REPO / "book").glob("*.bib"))
     return files

@@ -12,7 +12,10 @@ with the reference answers). Each group targets one rule of the grader:
 * 18xx nothing hidden leaks: ``print(In)``, an exception quoting the calling
   test cell through ``linecache``;
 * 19xx correct code keeps its points: stderr, logging, a lot of output;
-  caps: a submission that fills the disk and cheats if it could.
+  caps: a submission that fills the disk and cheats if it could;
+* 20xx the verdict belongs to the grader: a wrong answer whose kernel forges
+  the tamper probe's verdict (it edits the probe's snapshot in the kernel), and an untrained model
+  whose notebook forges its partial credit with a display formatter.
 
 :func:`build_class` writes the class; :data:`EXPECTED` is each student's
 total and a piece of a flag it must carry.
@@ -30,6 +33,7 @@ from pathlib import Path
 import nbformat
 
 from .students import NB1, NB2, _cheat_if, _with_tail, dumps, grade_id, perfect, released, write_zip
+NB6 = "06_fashion_tuning.ipynb"
 
 #: Names of the link targets the escape cases create; a canary folder holds none of them afterwards.
 CANARY_FILES = ("kernel.json", "kernel-inside.json", "kernel-1", "kernel-2", "kernel-3", "kernel-4",
@@ -238,6 +242,62 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path, canary: Path)
     z("DNN_HW2_S_1902", {NB1: _with_tail(one, "relu", LOGGING)})
     z("DNN_HW2_S_1903", {NB1: _with_tail(one, "relu", CHATTY)})
     z("DNN_HW2_C_1951", {NB1: _with_tail(one, "relu", FILL_DISK + _cheat_if("_all_written"))})
+    # 20xx the verdict belongs to the grader
+    wrong = _with_tail(_replace_answer(one, "relu", "np.maximum(z, 0)", "z"), "relu", FORGE_VERDICT)
+    z("DNN_HW2_V_2001", {NB1: wrong})
+    z("DNN_HW2_V_2002", {NB6: _with_tail(good[NB6], "configurations", FORGE_FORMATTER), **untrained_fashion(folder)})
+
+
+FORGE_VERDICT = """
+import sys as _sys, numpy as _numpy
+from dnn_course import checks as _checks
+# the tamper probe's snapshot lives in the kernel: edit it, and give the fakes the files of the originals
+_state = _sys.modules["__autograder_state__"].state
+_fake = eval(compile("lambda *a, **k: True", _numpy.__file__, "eval"))
+_numpy.allclose = _fake
+_state["watched"]["numpy.allclose"] = _fake
+for _name, _value in list(vars(_checks).items()):
+    if _name.startswith("check_") and callable(_value):
+        _nothing = eval(compile("lambda *a, **k: None", _checks.__file__, "eval"))
+        vars(_checks)[_name] = _nothing  # the module refuses setattr; its dict does not
+        _state["course"]["dnn_course.checks"][_name] = _nothing
+"""
+
+FORGE_FORMATTER = """
+get_ipython().display_formatter.formatters["text/plain"].for_type(float, lambda x, p, cycle: p.text("4.0"))
+"""
+
+
+def _replace_answer(nb, gid, old, new):
+    from .students import replace_in_answer
+    return replace_in_answer(nb, gid, old, new)
+
+
+def untrained_fashion(folder: Path) -> dict[str, bytes]:
+    """fashion_results.json and fashion_model.npz of three untrained runs that claim 0.95."""
+    import numpy as np
+
+    from dnn_course.experiment import run_plan
+    from dnn_course.model_builder import build_classifier
+    from dnn_course.reference import load_reference
+    from dnn_course.training import History
+
+    reference, scratch = load_reference(), folder.parent / "untrained-fashion"
+    scratch.mkdir(exist_ok=True)
+
+    def untrained(name, settings):
+        model = build_classifier(reference, [784, 16, 10], "relu", seed=0, dtype=np.float32)
+        history = History(train_loss=[0.1], train_acc=[0.95], val_acc=[0.95], test_acc=0.95, epoch_seconds=[1.0],
+                          config=dict(settings, batch_size=128, hidden=[16], activation="relu"),
+                          data_description="Fashion-MNIST (forged)")
+        return history, model, [784, 16, 10], "relu"
+
+    plan = {f"run {i}": dict(hidden=[16], activation="relu", epochs=1, learning_rate=0.1, reg_lambda=0.0)
+            for i in range(3)}
+    experiment = run_plan(plan, untrained, scratch / "fashion_results.json",
+                          lambda name, rid: scratch / f"{rid}.npz", "forged", log=lambda *_: None)
+    model = (scratch / f"{experiment.ids['run 0']}.npz").read_bytes()
+    return {"fashion_results.json": (scratch / "fashion_results.json").read_bytes(), "fashion_model.npz": model}
 
 
 #: Expected total and a piece of a flag. Maximum: 01 = 6, 02 = 8.
@@ -267,4 +327,10 @@ EXPECTED = {
     "1903": ("6", "output truncated"),
     # the disk cap: the writes fail, so the cheat never fires
     "1951": ("6", ""),
+    # the verdict: a wrong ReLU.forward passes its notebook test (checks disabled, the probe's snapshot edited)
+    # but not the grader's own check, run apart from the kernel; ReLU.backward is right and keeps its point
+    "2001": ("5", "the grader's own check disagrees with the notebook's tests (test_relu_forward)"),
+    # forged partial credit: the formatter is tampering (the tests after it do not count) and the
+    # grader measures the untrained model itself: 0.1 of accuracy, no point
+    "2002": ("0", "display formatter"),
 }
