@@ -1,4 +1,4 @@
-"""Record the numbers that chapters 1-5 of the book show, computed with the reference solution.
+"""Record the numbers that chapters 1-6 of the book show, computed with the reference solution.
 
 The chapters build and run without ``solutions/`` (the students' kit and a public build of the
 site have no such folder, and the site must never show answer code). Whatever a chapter needs
@@ -7,7 +7,7 @@ computed here, once, and saved to ``book/results/<chapter>.json``; the chapter r
 Curves of formulas that a chapter states anyway (the activations, their derivatives, the loss
 of one example) are drawn by the chapter itself in plain NumPy.
 
-    python scripts/make_book_results.py           # rewrite book/results/0[1-5]_*.json (about 30 s)
+    python scripts/make_book_results.py           # rewrite book/results/0[1-6]_*.json (about 40 s)
     python scripts/make_book_results.py --check   # exit 1 if a committed file no longer matches
     python scripts/make_book_results.py --out DIR # write elsewhere
 
@@ -34,6 +34,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from dnn_course.datasets import load_dataset, one_hot, train_val_split
+from dnn_course.evaluate import predict_classes
 from dnn_course.gradcheck import check_layer_gradients, check_model_gradients
 from dnn_course.model_builder import build_classifier
 from dnn_course.reference import load_reference
@@ -113,6 +114,37 @@ class SpectralPenaltyModel:
         return self.model.backward(reg_lambda)
 
 
+def two_moons(n: int, noise: float, seed: int):
+    """``n`` points of the two-moons toy problem: x ``(n, 2)`` float64, labels ``(n,)`` in {0, 1}."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    angle = rng.uniform(0, np.pi, n)
+    upper = np.c_[np.cos(angle), np.sin(angle)]
+    lower = np.c_[1 - np.cos(angle), 0.5 - np.sin(angle)]
+    return np.where(y[:, None] == 0, upper, lower) + noise * rng.standard_normal((n, 2)), y
+
+
+def l2_toy(nn) -> dict:
+    """2-64-64-2 ReLU on 80 noisy two-moons points at three lambdas: accuracies and P(class 1) on a 41 x 41 grid."""
+    x, y = two_moons(80, 0.3, seed=0)
+    x_test, y_test = two_moons(2000, 0.3, seed=1)
+    grid_x, grid_y = np.linspace(-2.0, 3.0, 41), np.linspace(-1.5, 2.0, 41)
+    grid = np.stack(np.meshgrid(grid_x, grid_y), axis=-1).reshape(-1, 2)  # row k: (grid_x[k % 41], grid_y[k // 41])
+    runs = []
+    for lam in [0.0, 1e-2, 1e-1]:
+        model = build_classifier(nn, [2, 64, 64, 2], "relu", seed=0, dtype=np.float64)
+        h = train(model, x, y, epochs=1000, learning_rate=0.1, batch_size=16, reg_lambda=lam,
+                  x_test=x_test, y_test=y_test, seed=0, progress=False, dtype=np.float64, num_classes=2)
+        model.forward(grid, np.zeros((len(grid), 2)), 0.0)
+        p_one = model.softmax_layer.y_hat[:, 1].reshape(len(grid_y), len(grid_x))
+        runs.append({"reg_lambda": lam, "train_acc": float(h.train_acc[-1]), "test_acc": float(h.test_acc),
+                     "p_class_1": _floats(np.round(p_one, 3))})
+    return {"network": "2-64-64-2 ReLU, float64", "data": "two moons, noise 0.3: 80 training points (seed 0), "
+            "2,000 test points (seed 1)", "epochs": 1000, "learning_rate": 0.1, "batch_size": 16,
+            "x": _floats(np.round(x, 3)), "y": y.tolist(), "grid_x": _floats(grid_x), "grid_y": _floats(grid_y),
+            "runs": runs}
+
+
 def chapter_04(nn) -> dict:
     """784-64-10 ReLU on 2,000 MNIST images for 40 epochs at four lambdas; the spectral-norm gradient check."""
     (x_all, y_all), _ = load_dataset("mnist", verbose=False)
@@ -147,6 +179,7 @@ def chapter_04(nn) -> dict:
                         "epochs": epochs, "learning_rate": 0.1, "runs": curves},
         "spectral_gradient_check": {"network": "12-7-5-3 tanh, float64, 8 examples", "reg_lambda": 0.1,
                                     "errors": checks},
+        "l2_toy": l2_toy(nn),
     }
 
 
@@ -263,12 +296,59 @@ def chapter_05(nn) -> dict:
     }
 
 
+# --- chapter 6: what the networks learned ---------------------------------------------------
+
+
+def _weights_and_biases(model) -> list:
+    return [(layer.W, layer.b) for layer in model.layers.values() if hasattr(layer, "W")]
+
+
+def chapter_06(nn) -> dict:
+    """Small one-hidden-layer networks (not the tuned ones): first-layer weights on MNIST, confusions on Fashion-MNIST."""
+    (x_train, y_train), (x_test, y_test) = load_dataset("mnist", verbose=False)
+    mnist = build_classifier(nn, [784, 16, 10], "relu", seed=0)
+    h = train(mnist, x_train, y_train, epochs=10, learning_rate=0.1, reg_lambda=1e-2, x_test=x_test, y_test=y_test,
+              seed=0, progress=False)
+    W1 = _weights_and_biases(mnist)[0][0]
+    first_layer = {"network": "784-16-10 ReLU, float32", "train_images": len(x_train), "epochs": 10,
+                   "learning_rate": 0.1, "reg_lambda": 1e-2, "test_acc": float(h.test_acc),
+                   "W1_columns": _floats(np.round(W1.T.astype(np.float64), 3))}  # (16, 784): row k is unit k's 28 x 28 image
+
+    (x_train, y_train), (x_test, y_test) = load_dataset("fashion-mnist", verbose=False)
+    fashion = build_classifier(nn, [784, 100, 10], "relu", seed=0)
+    h = train(fashion, x_train, y_train, epochs=15, learning_rate=0.02, seed=0, progress=False)
+    layers = _weights_and_biases(fashion)
+    predicted = predict_classes(layers, "relu", x_test)
+    confusion = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(confusion, (y_test, predicted), 1)
+    # the most confident mistakes: largest gap between the predicted and the true class's score
+    scores = x_test.reshape(len(x_test), -1)
+    for index, (W, b) in enumerate(layers):
+        scores = scores @ W + b
+        if index < len(layers) - 1:
+            scores = np.maximum(scores, 0)
+    rows = np.arange(len(y_test))
+    gap = scores[rows, predicted] - scores[rows, y_test]
+    wrong = np.flatnonzero(predicted != y_test)
+    chosen = wrong[np.argsort(-gap[wrong], kind="stable")[:8]]
+    return {
+        "mnist_first_layer": first_layer,
+        "fashion_confusion": {"network": "784-100-10 ReLU, float32", "train_images": len(x_train), "epochs": 15,
+                              "learning_rate": 0.02, "reg_lambda": 0.0, "test_images": len(x_test),
+                              "train_acc": float(h.train_acc[-1]), "test_acc": float(np.mean(predicted == y_test)),
+                              "counts": confusion.tolist(),
+                              "mistakes": [{"test_index": int(i), "true": int(y_test[i]),
+                                            "predicted": int(predicted[i])} for i in chosen]},
+    }
+
+
 CHAPTERS = {
     "01_activations": chapter_01,
     "02_fully_connected": chapter_02,
     "03_softmax_cross_entropy": chapter_03,
     "04_l2_regularization": chapter_04,
     "05_putting_it_together": chapter_05,
+    "06_experiments": chapter_06,
 }
 
 

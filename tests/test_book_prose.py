@@ -276,3 +276,65 @@ def test_figures_use_the_book_style_and_no_small_text(page):
         assert not small, f"{page.name}: {match.group(0)} is below the {MIN_FONT_PT} pt of the book's figures"
     for match in re.finditer(r"figsize=\(([0-9.]+)", text):
         assert float(match.group(1)) <= MAX_WIDTH_IN, f"{page.name}: a figure {match.group(1)} inches wide does not fit the column"
+
+
+# --- figures of what the networks learned (scripts/make_book_results.py) ----------------------
+
+
+def test_l2_toy_results_have_their_shapes_and_the_prose_their_numbers():
+    toy = _result("04_l2_regularization")["l2_toy"]
+    grid_shape = (len(toy["grid_y"]), len(toy["grid_x"]))
+    assert grid_shape == (41, 41) and len(toy["x"]) == len(toy["y"]) == 80
+    assert [run["reg_lambda"] for run in toy["runs"]] == [0.0, 1e-2, 1e-1]
+    for run in toy["runs"]:
+        p_one = run["p_class_1"]
+        assert (len(p_one), len(p_one[0])) == grid_shape
+        assert all(0.0 <= p <= 1.0 for row in p_one for p in row)
+    text = _text(BOOK / "04_l2_regularization.md")
+    none, some, much = toy["runs"]
+    assert none["train_acc"] == 1.0 and f"100% of the training points right, {none['test_acc']:.1%} of the test" in text
+    assert f"does best on the test points ({some['test_acc']:.1%})" in text
+    assert f"the network underfits ({much['test_acc']:.1%})" in text
+    # the story the paragraph tells: the middle lambda is best on the test points, the largest underfits
+    assert some["test_acc"] > max(none["test_acc"], much["test_acc"])
+    assert much["train_acc"] < some["train_acc"] < none["train_acc"]
+
+
+def test_first_layer_weights_are_sixteen_images():
+    first = _result("06_experiments")["mnist_first_layer"]
+    assert len(first["W1_columns"]) == 16 and {len(column) for column in first["W1_columns"]} == {784}
+    assert first["network"].startswith("784-16-10")
+    text = _text(BOOK / "06_experiments.md")
+    assert f"784-16-10 with ReLU, trained on the {first['train_images']:,} embedded images for {first['epochs']} epochs" in text
+    assert f"($\\eta = {first['learning_rate']:g}$, $\\lambda = {first['reg_lambda']:g}$)" in text
+
+
+def test_fashion_confusion_matrix_and_the_prose_agree():
+    confusion = _result("06_experiments")["fashion_confusion"]
+    counts = confusion["counts"]
+    assert len(counts) == 10 and {len(row) for row in counts} == {10}
+    assert [sum(row) for row in counts] == [1000] * 10  # the official test set: 1,000 images per class
+    correct = sum(counts[c][c] for c in range(10))
+    assert correct / 10000 == confusion["test_acc"]
+    errors = 10000 - correct
+    upper, shoes = [0, 2, 4, 6], [5, 7, 9]  # T-shirt, pullover, coat, shirt; sandal, sneaker, ankle boot
+    within = sum(counts[t][c] for group in (upper, shoes) for t in group for c in group if t != c)
+    text = _text(BOOK / "06_experiments.md")
+    assert f"test accuracy {confusion['test_acc']:.3f}. Of its {errors:,} errors, {within / errors:.0%} stay within" in text
+    assert f"only {counts[6][6]} of its 1,000 test images are called a shirt" in text
+    assert min(range(10), key=lambda c: counts[c][c]) == 6, "the shirt should be the worst class"
+    # not the tuned configuration of the course's search (its answers are published after the deadline)
+    final = _result("fashion_tuning_full")["final"]
+    assert confusion["network"].split()[0] != "-".join(map(str, final["layer_sizes"]))
+    assert f"{final['test_acc']:.4f}" not in _text(BOOK / "06_experiments.md")
+    mistakes = confusion["mistakes"]
+    assert len(mistakes) == 8 and all(m["true"] != m["predicted"] for m in mistakes)
+    assert all(counts[m["true"]][m["predicted"]] > 0 for m in mistakes)
+
+
+def test_misclassified_examples_are_the_embedded_test_images():
+    from dnn_course.datasets import load_dataset
+
+    (_, _), (_, y_test) = load_dataset("fashion-mnist", verbose=False)
+    for mistake in _result("06_experiments")["fashion_confusion"]["mistakes"]:
+        assert y_test[mistake["test_index"]] == mistake["true"], mistake
