@@ -2,7 +2,7 @@
 
 - Numbers and claims that the chapters state in words are read again from ``book/results/*.json``
   (the files the chapters print and plot: chapter 6's from scripts/run_reference_experiments.py,
-  chapters 1-5's from scripts/make_book_results.py), so a regenerated result file cannot silently
+  chapters 1-5's and chapter 6's figures of small networks from scripts/make_book_results.py), so a regenerated result file cannot silently
   contradict the text.
 - The notation of the introduction's table is the only one: symbols it retired do not return.
 - Every chapter ends with self-check questions whose answers are collapsed.
