@@ -57,6 +57,7 @@ NOTEBOOK_06 = REPO_ROOT / "solutions" / "dnn_hw" / "06_fashion_tuning.ipynb"
 #: Notebook 05's settings (its ``BRIEF``): the brief's part 2(a).
 BRIEF = dict(layer_sizes=[784, 500, 500, 10], epochs=100, learning_rate=0.001, batch_size=128, reg_lambda=1e-8)
 ACTIVATIONS = ["sigmoid", "relu", "tanh"]
+NAMES = {"sigmoid": "sigmoid", "relu": "ReLU", "tanh": "tanh"}
 VAL_SIZE = 0.1  # both notebooks hold out 10% of the training images
 SEED = 0
 DTYPE = np.float32
@@ -269,17 +270,23 @@ def summarise_pass(numpy_result: dict, torch_result: dict | None, loads: list[fl
     return figures
 
 
-def judge(passes: dict, full_settings: bool) -> dict:
-    """Each goal: the measured value, its limit and whether it is met (None: not measured)."""
+def judge(passes: dict, full_settings: bool, threads: int = 1) -> dict:
+    """Each goal: the measured value, its limit and whether it is met (None: not measured).
+
+    The idle time of notebook 05 is the CPU time of the 'idle' pass when training ran on one
+    thread (a single-threaded run's CPU time is its wall-clock time on a core nobody else uses;
+    it leaves out what other jobs took from an 'idle' pass that was not idle), else its wall time.
+    """
     idle = passes["idle"]["summary"]
     loaded = passes.get("loaded", {}).get("summary")
+    clock = "cpu" if threads == 1 else "wall"
+    idle_seconds = idle[f"notebook_05_{clock}_s"]
     goals = {
-        "notebook_05_idle_seconds": {"value": idle["notebook_05_wall_s"], "limit": GOALS["max_idle_seconds"]},
-        "slowest_activation_to_relu": {"value": idle["slowest_activation_to_relu"],
-                                       "limit": GOALS["max_activation_to_relu"]},
-        "loaded_to_idle": {"value": None if loaded is None
-                           else loaded["notebook_05_wall_s"] / idle["notebook_05_wall_s"],
-                           "limit": GOALS["max_loaded_to_idle"]},
+        "notebook_05_idle_seconds": {"value": idle_seconds, "limit": GOALS["max_idle_seconds"], "clock": clock},
+        "slowest_activation_to_relu": {"value": idle["slowest_activation_to_relu" + ("_cpu" if threads == 1 else "")],
+                                       "limit": GOALS["max_activation_to_relu"], "clock": clock},
+        "loaded_to_idle": {"value": None if loaded is None else loaded["notebook_05_wall_s"] / idle_seconds,
+                           "limit": GOALS["max_loaded_to_idle"], "clock": f"loaded wall / idle {clock}"},
     }
     for goal in goals.values():
         judged = full_settings and goal["value"] is not None
@@ -363,17 +370,47 @@ def _print_report(report: dict) -> None:
         print("Goals not judged: --quick runs a few images for 2 epochs.")
         return
     goals = report["goals"]
+    on_cpu = goals["notebook_05_idle_seconds"]["clock"] == "cpu"
     value = goals["notebook_05_idle_seconds"]["value"]
-    print(f"Goal: notebook 05 under {GOALS['max_idle_seconds']:.0f} s on an idle machine: {value:.0f} s, "
-          f"{words[goals['notebook_05_idle_seconds']['met']]}"
-          + (" (the pass was not idle)" if report["idle_pass_busy"] else ""))
+    print(f"Goal: notebook 05 under {GOALS['max_idle_seconds']:.0f} s on an idle machine: {value:.0f} s"
+          + (" (CPU time: one thread's time on an idle core)" if on_cpu else
+             " (wall)" + (", the pass was not idle" if report["idle_pass_busy"] else ""))
+          + f", {words[goals['notebook_05_idle_seconds']['met']]}")
     value = goals["slowest_activation_to_relu"]["value"]
-    print(f"Goal: no activation over {GOALS['max_activation_to_relu']}x the ReLU run: {value:.2f}x, "
-          f"{words[goals['slowest_activation_to_relu']['met']]}")
+    print(f"Goal: no activation over {GOALS['max_activation_to_relu']}x the ReLU run: {value:.2f}x"
+          f"{' (CPU time)' if on_cpu else ''}, {words[goals['slowest_activation_to_relu']['met']]}")
     value = goals["loaded_to_idle"]["value"]
     print(f"Goal: with {COMPETING} competing processes at most {GOALS['max_loaded_to_idle']}x the idle time: "
           + ("not measured (add --under-load)" if value is None else
-             f"{value:.2f}x, {words[goals['loaded_to_idle']['met']]}"))
+             f"{value:.2f}x ({goals['loaded_to_idle']['clock']}), {words[goals['loaded_to_idle']['met']]}"))
+
+
+def stated_figures(report: dict) -> dict[str, str]:
+    """The figures the notebooks' introductions, the student guide and README state, as they write them.
+
+    From a saved full report (``--under-load --save``); ``tests/test_bench.py`` checks that each
+    document states them. With one BLAS thread, a run's CPU time is what its wall-clock time is
+    on an idle core, so the CPU times of the 'idle' pass stand for an idle machine.
+    """
+    idle, loaded = report["passes"]["idle"], report["passes"]["loaded"]
+    runs = idle["numpy"]["runs"]
+    per_epoch = [runs[a]["cpu_per_epoch_s"] for a in ACTIVATIONS]
+    figures = {
+        "05_cpu": f"{idle['summary']['notebook_05_cpu_s'] / 60:.1f} min",
+        "05_activations_cpu": ", ".join(f"{NAMES[a]} {runs[a]['cpu_s']:.0f} s" for a in ACTIVATIONS),
+        "05_epoch_cpu": f"{min(per_epoch):.2f}-{max(per_epoch):.2f} s",
+        "05_activation_ratio_cpu": f"{idle['summary']['slowest_activation_to_relu_cpu']:.2f}",
+        "05_wall": f"{idle['summary']['notebook_05_wall_s'] / 60:.1f} min",
+        "05_load": f"{idle['summary']['load_average']:.1f}",
+        "05_loaded_wall": f"{loaded['summary']['notebook_05_wall_s'] / 60:.1f} min",
+        "05_loaded_load": f"{loaded['summary']['load_average']:.1f}",
+        "05_loaded_to_cpu": f"{loaded['summary']['notebook_05_wall_s'] / idle['summary']['notebook_05_cpu_s']:.1f}",
+        "06_cpu": f"{idle['summary']['notebook_06_search_cpu_s'] / 60:.1f} min",
+        "06_wall": f"{idle['summary']['notebook_06_search_wall_s'] / 60:.1f} min",
+    }
+    if idle["torch"] is not None:
+        figures["torch_05_cpu"] = f"{idle['summary']['torch_05_cpu_s'] / 60:.1f} min"
+    return figures
 
 
 def coordinate(args) -> dict:
@@ -410,7 +447,7 @@ def coordinate(args) -> dict:
         "idle_pass_busy": passes["idle"]["summary"]["load_max"] > cpus / 4,
         "passes": passes,
     }
-    report["goals"] = judge(passes, report["full_settings"])
+    report["goals"] = judge(passes, report["full_settings"], report["threads"])
     _print_report(report)
     if args.save:
         args.save.parent.mkdir(parents=True, exist_ok=True)
