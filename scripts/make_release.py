@@ -282,13 +282,14 @@ make check
 
 It runs every notebook in `my-work/dnn_hw/` from the start, the way the grader does, and lists the
 tests that fail and any test cell that was deleted or changed. Notebooks 05 and 06 are checked from
-the results they saved (`mnist_results.json`, `fashion_results.json`, `fashion_model.npz`), so run
-their experiments first.
+the results and networks they saved, so run their experiments first: once with `SMOKE_TEST = True`
+in their first code cell (seconds, to check your code), then for real with `SMOKE_TEST = False`.
 
 ## Submit
 
 The six notebooks, with the files the experiments write next to them: `mnist_results.json`,
-`fashion_results.json` and `fashion_model.npz`. The hidden tests that grade your work check the same
+`mnist_model_sigmoid.npz`, `mnist_model_relu.npz`, `mnist_model_tanh.npz`, `fashion_results.json` and
+`fashion_model.npz` (the grader measures your saved networks itself). The hidden tests that grade your work check the same
 things as the visible ones, on other inputs (float32, a batch of one, extreme values).
 
 ## What is here
