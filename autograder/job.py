@@ -208,31 +208,30 @@ def set_measured_scores(db_url: str, job: dict, scores: dict) -> None:
 def apply_crosscheck(db_url: str, job: dict, problems: dict) -> dict[str, dict[str, str]]:
     """Zero every test the notebook passed but the grader's own check does not; ``{notebook: {id: why}}``."""
     applied: dict[str, dict[str, str]] = {}
-    with Gradebook(db_url) as gb:
-        for (notebook, grade_id), why in sorted(problems.items()):
-            try:
-                sub = gb.find_submission_notebook(notebook[:-len(".ipynb")], job["assignment"], job["student_id"])
-            except MissingEntry:
-                continue
-            for grade in sub.grades:
-                if grade.name == grade_id and (grade.auto_score or 0) >= grade.max_score > 0:
-                    grade.auto_score = 0
-                    applied.setdefault(notebook, {})[grade_id] = why
-        gb.db.commit()
+    for notebook in sorted({n for n, _ in problems}):
+        ids = [gid for n, gid in problems if n == notebook]
+        for gid in zero_tests(db_url, job, notebook[:-len(".ipynb")], ids, only_passed=True):
+            applied.setdefault(notebook, {})[gid] = problems[(notebook, gid)]
     return applied
 
 
-def zero_tests(db_url: str, job: dict, notebook: str, grade_ids: list[str]) -> None:
-    """Score 0 for the automatic tests ``grade_ids`` (answers graded by hand are left as they are)."""
+def zero_tests(db_url: str, job: dict, notebook: str, grade_ids: list[str], only_passed: bool = False) -> list[str]:
+    """Score 0 for the automatic tests ``grade_ids`` (only those with full marks if ``only_passed``).
+
+    Answers graded by hand are left as they are. Returns the ids zeroed.
+    """
+    zeroed = []
     with Gradebook(db_url) as gb:
         try:
             sub = gb.find_submission_notebook(notebook, job["assignment"], job["student_id"])
         except MissingEntry:
-            return
+            return zeroed
         for grade in sub.grades:
-            if grade.name in grade_ids:
+            if grade.name in grade_ids and (not only_passed or (grade.auto_score or 0) >= grade.max_score > 0):
                 grade.auto_score = 0
+                zeroed.append(grade.name)
         gb.db.commit()
+    return zeroed
 
 
 def zero_notebook(db_url: str, job: dict, notebook: str, reason: str) -> None:

@@ -35,20 +35,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from dnn_course.check import NOTEBOOKS  # the six notebooks, named once
+
 REPO = Path(__file__).resolve().parent.parent
 KIT_NAME = "dnn-course-kit"
 ASSIGNMENT = "dnn_hw"
 SOLUTIONS = REPO / "solutions" / ASSIGNMENT
 EXERCISES = REPO / "exercises" / ASSIGNMENT
 FIXTURES = REPO / "dnn_course" / "fixtures"
-NOTEBOOKS = (
-    "01_activations.ipynb",
-    "02_fc_layer.ipynb",
-    "03_softmax_cross_entropy.ipynb",
-    "04_model_l2.ipynb",
-    "05_mnist_activations.ipynb",
-    "06_fashion_tuning.ipynb",
-)
 #: Modules of dnn_course that stay with the instructors (reference.py loads solutions/).
 INSTRUCTOR_MODULES = {"reference.py"}
 #: Lines shorter than this (without spaces) are too generic to call a leak (``return out``).
