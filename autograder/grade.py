@@ -351,14 +351,17 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
 
 def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result: dict,
                      redactor: Redactor | None = None) -> None:
-    """Copy nbgrader's per-notebook feedback (hidden test lines redacted) and write the summary page."""
+    """Copy nbgrader's per-notebook feedback (hidden test lines redacted) and write the summary page.
+
+    ``result`` is already redacted by the caller (it is also the result file).
+    """
     source = jobdir / "course" / "feedback" / sid / assignment
     target = out / "feedback" / sid
     shutil.rmtree(target, ignore_errors=True)
-    redactor = redactor or Redactor([])
+    redactor = redactor if redactor is not None else Redactor([])
     if source.is_dir():
         target.mkdir(parents=True)
         for page in sorted(source.glob("*.html")):
             text = page.read_text(encoding="utf-8", errors="replace")
             write_atomically(target / page.name, redactor.page(text, f"Feedback: {page.stem}"))
-    write_summary(out, redactor.data(result))
+    write_summary(out, result)

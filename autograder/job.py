@@ -193,16 +193,8 @@ def measure_experiments(job: dict, nb_flags: dict) -> dict[tuple[str, str], obje
 
 def set_measured_scores(db_url: str, job: dict, scores: dict) -> None:
     """Write the grader's own measurements into the gradebook (they replace the cell's output)."""
-    with Gradebook(db_url) as gb:
-        for (notebook, grade_id), score in scores.items():
-            try:
-                sub = gb.find_submission_notebook(notebook[:-len(".ipynb")], job["assignment"], job["student_id"])
-            except MissingEntry:
-                continue
-            for grade in sub.grades:
-                if grade.name == grade_id:
-                    grade.auto_score = min(float(score.points), grade.max_score)
-        gb.db.commit()
+    for notebook, grade_id in scores:
+        set_auto_scores(db_url, job, notebook[:-len(".ipynb")], {grade_id: float(scores[(notebook, grade_id)].points)})
 
 
 def apply_crosscheck(db_url: str, job: dict, problems: dict) -> dict[str, dict[str, str]]:
@@ -216,22 +208,28 @@ def apply_crosscheck(db_url: str, job: dict, problems: dict) -> dict[str, dict[s
 
 
 def zero_tests(db_url: str, job: dict, notebook: str, grade_ids: list[str], only_passed: bool = False) -> list[str]:
-    """Score 0 for the automatic tests ``grade_ids`` (only those with full marks if ``only_passed``).
+    """Score 0 for the automatic tests ``grade_ids`` (only those with full marks if ``only_passed``)."""
+    return set_auto_scores(db_url, job, notebook, dict.fromkeys(grade_ids, 0.0), only_passed)
 
-    Answers graded by hand are left as they are. Returns the ids zeroed.
+
+def set_auto_scores(db_url: str, job: dict, notebook: str, scores: dict[str, float],
+                    only_passed: bool = False) -> list[str]:
+    """Set the automatic score of the tests ``scores`` names (capped at their maximum); return their ids.
+
+    ``only_passed``: only tests that have full marks now. Answers graded by hand are left as they are.
     """
-    zeroed = []
+    changed = []
     with Gradebook(db_url) as gb:
         try:
             sub = gb.find_submission_notebook(notebook, job["assignment"], job["student_id"])
         except MissingEntry:
-            return zeroed
+            return changed
         for grade in sub.grades:
-            if grade.name in grade_ids and (not only_passed or (grade.auto_score or 0) >= grade.max_score > 0):
-                grade.auto_score = 0
-                zeroed.append(grade.name)
+            if grade.name in scores and (not only_passed or (grade.auto_score or 0) >= grade.max_score > 0):
+                grade.auto_score = min(scores[grade.name], grade.max_score)
+                changed.append(grade.name)
         gb.db.commit()
-    return zeroed
+    return changed
 
 
 def zero_notebook(db_url: str, job: dict, notebook: str, reason: str) -> None:

@@ -301,18 +301,6 @@ The course's code: MIT, see `LICENSE`.
 """
 
 
-def _check_command() -> str:
-    """The kit's `make check`: the student-side checker if the package has one, else nbgrader validate."""
-    package = REPO / "dnn_course"
-    if (package / "check.py").is_file() or (package / "check" / "__main__.py").is_file():
-        return "\t$(BIN)/python -m dnn_course.check $(WORK)/dnn_hw --released exercises/dnn_hw\n"
-    validate = "\tcd $(WORK)/dnn_hw && {env}$(abspath $(BIN))/python -m nbgrader validate {notebooks}\n"
-    # 05 and 06 are checked from the results they saved (grading mode), as the grader does,
-    # instead of training every network again.
-    return (validate.format(env="", notebooks=" ".join(NOTEBOOKS[:4]))
-            + validate.format(env="DNN_COURSE_MODE=$${DNN_COURSE_MODE:-grading} ", notebooks=" ".join(NOTEBOOKS[4:])))
-
-
 def _kit_makefile() -> str:
     return (
         """# The students' kit. `make lab` to work, `make check` before submitting.
@@ -349,7 +337,8 @@ lab: $(STAMP) $(WORK)/dnn_hw
 \t$(BIN)/python -m jupyterlab $(LAB_ARGS) $(WORK)/dnn_hw
 
 check: $(STAMP) $(WORK)/dnn_hw
-""" + _check_command())
+\t$(BIN)/python -m dnn_course.check $(WORK)/dnn_hw --released exercises/dnn_hw
+""")
 
 
 _GITIGNORE = """.venv/
