@@ -1,0 +1,512 @@
+"""What gives a graded answer away: the one leak policy for the site (and, later, the kit and feedback).
+
+Reads the nbgrader source notebooks (``solutions/dnn_hw/*.ipynb``) and answers one question about
+any text (a MyST page, a notebook, a built page's source): does it hold a graded answer?
+
+* **Code.** Every expression of a solution region of a code cell, *normalised* by
+  :func:`normalise`: parsed with :mod:`ast`, ``self.`` dropped, ``numpy`` spelled ``np``, method
+  reductions written as functions (``d.sum(axis=0)`` as ``np.sum(d, axis=0)``), operands of ``+``
+  and ``*`` and arguments of ``np.maximum``/``np.minimum`` sorted, ``a * a`` and ``np.vdot(a, a)``
+  written with ``** 2``, constants ``0.0`` as ``0``, and every variable renamed in order of
+  appearance (``d_prev``, ``dout`` and ``grad`` all become ``v0``); then unparsed, so whitespace and
+  redundant parentheses vanish too. A text's code (its fenced blocks, code cells and inline code
+  spans; math and MyST roles are not code) is normalised the same way, and any sub-expression
+  equal to a solution expression is a leak. A solution statement's whole right-hand side counts
+  from :data:`MIN_STATEMENT_SIZE` nodes (``np.maximum(z, 0)`` is 4), any smaller part of it from
+  :data:`MIN_PART_SIZE`; an expression the notebooks also show outside their solution regions
+  (the given code, the visible tests) is public and never a leak. What does not parse is compared
+  as text (:func:`normalise_text`), whole solution lines of :data:`MIN_TEXT_CHARS` or more.
+* **Written answers.** Every graded markdown answer cell: its model answer (the text before
+  ``**Rubric``) and its rubric's points (the bullets after it). A text leaks a model answer when
+  it shares a run of :data:`SHINGLE_WORDS` words with it, or quotes one of its reference numbers
+  (a decimal with three digits, ``0.943``; a layer structure, ``1024-1024``); it leaks a rubric
+  point when one sentence holds :data:`RUBRIC_PHRASES` of the key phrases of one bullet (the
+  parenthesised, comma-separated details, ``(more updates per epoch, better accuracy, smaller
+  gap)``), each phrase matched by its content words in any order, with a few synonyms.
+
+Nothing here is hand-copied from the notebooks: change a solution or a rubric and the policy
+follows. :func:`find_leaks` is the entry point; ``scripts/check_site.py`` and the tests use it.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import copy
+import json
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["normalise", "normalise_text", "code_snippets", "solution_expressions", "written_answers",
+           "find_leaks", "Leak"]
+
+#: A solution statement's right-hand side of at least this many nodes is an answer (``x.T @ d_prev``: 4).
+MIN_STATEMENT_SIZE = 4
+#: A part of a solution expression must have this many nodes to count alone (``z.max(axis=1, keepdims=True)``).
+MIN_PART_SIZE = 7
+#: Solution lines compared as text (when they do not parse) need this many characters without spaces.
+MIN_TEXT_CHARS = 14
+#: A run of this many words shared with a model answer is a leak.
+SHINGLE_WORDS = 8
+#: This many key phrases of one rubric bullet in one sentence are a leak.
+RUBRIC_PHRASES = 2
+#: A reference number counts when a word beside it in the model answer is this close (characters).
+NUMBER_WINDOW = 60
+
+_REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)[ \t]*\n(.*?)### END \1", re.S)
+#: Names that are the language's or NumPy's, not the student's: kept as they are.
+_KEEP = {"np", "self", *dir(builtins)}
+#: Method reductions written as NumPy functions.
+_REDUCTIONS = {"sum", "max", "min", "mean", "prod", "argmax", "argmin", "any", "all"}
+_COMMUTATIVE = (ast.Add, ast.Mult)
+_MIRROR = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE, ast.Eq: ast.Eq, ast.NotEq: ast.NotEq}
+
+
+@dataclass(frozen=True)
+class Leak:
+    """One finding: where (``name``), what kind ("code", "model answer", "rubric", "number"), which answer."""
+
+    name: str
+    kind: str
+    source: str  # "<notebook>" or "<notebook>/<grade_id>"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.kind} of {self.source}: {self.detail}"
+
+
+# --- code --------------------------------------------------------------------------------------
+
+
+def _is_np(node) -> bool:
+    return isinstance(node, ast.Name) and node.id == "np"
+
+
+def _np(attr: str, args, keywords=()) -> ast.Call:
+    return ast.Call(func=ast.Attribute(value=ast.Name("np", ast.Load()), attr=attr, ctx=ast.Load()),
+                    args=list(args), keywords=list(keywords))
+
+
+def _np_call(node, *names) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
+            and _is_np(node.func.value))
+
+
+def _same(a, b) -> bool:
+    return ast.dump(a) == ast.dump(b)
+
+
+def _square(node) -> ast.BinOp:
+    return ast.BinOp(left=node, op=ast.Pow(), right=ast.Constant(2))
+
+
+def _shape_key(node) -> str:
+    """The node's text with every variable written ``_``: orders operands independently of their names."""
+    class Blank(ast.NodeTransformer):
+        def visit_Name(self, name):
+            return ast.Name("_" if name.id not in _KEEP else name.id, ast.Load())
+    return ast.unparse(Blank().visit(copy.deepcopy(node)))
+
+
+class _Canonical(ast.NodeTransformer):
+    """Rewrites equivalent spellings into one (bottom-up); see the module docstring."""
+
+    def visit_Attribute(self, node):
+        self.generic_visit(node)
+        if isinstance(node.value, ast.Name) and node.value.id == "self":
+            return ast.Name(node.attr, ast.Load())
+        if isinstance(node.value, ast.Name) and node.value.id == "numpy":
+            node.value = ast.Name("np", ast.Load())
+        return node
+
+    def visit_Name(self, node):
+        return ast.Name("np" if node.id == "numpy" else node.id, ast.Load())
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, float) and node.value.is_integer() and abs(node.value) < 1e15:
+            return ast.Constant(int(node.value))
+        return node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        func = node.func
+        if isinstance(func, ast.Attribute) and not _is_np(func.value) and func.attr in _REDUCTIONS \
+                and not (isinstance(func.value, ast.Name) and func.value.id in ("np", "builtins")):
+            node = _np(func.attr, [func.value, *node.args], node.keywords)
+        if _np_call(node, "vdot") and len(node.args) == 2 and _same(*node.args):
+            return _np("sum", [_square(node.args[0])])
+        if _np_call(node, "square") and len(node.args) == 1 and not node.keywords:
+            return _square(node.args[0])
+        if _np_call(node, "dot", "matmul") and len(node.args) == 2 and not node.keywords:
+            return self.visit_BinOp(ast.BinOp(left=node.args[0], op=ast.MatMult(), right=node.args[1]))
+        if _np_call(node, "transpose") and len(node.args) == 1 and not node.keywords:
+            return ast.Attribute(value=node.args[0], attr="T", ctx=ast.Load())
+        if _np_call(node, "maximum", "minimum") and len(node.args) == 2:
+            node.args = sorted(node.args, key=_shape_key)
+        return node
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Mult) and _same(node.left, node.right):
+            return _square(node.left)
+        if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant) and node.right.value == 2 \
+                and _np_call(node.left, "norm") and len(node.left.args) == 1 and not node.left.keywords:
+            return _np("sum", [_square(node.left.args[0])])  # np.linalg.norm(a) ** 2
+        if isinstance(node.op, _COMMUTATIVE):
+            operands = []
+
+            def flatten(part):
+                if isinstance(part, ast.BinOp) and type(part.op) is type(node.op):
+                    flatten(part.left)
+                    flatten(part.right)
+                else:
+                    operands.append(part)
+            flatten(node)
+            operands.sort(key=_shape_key)
+            result = operands[0]
+            for operand in operands[1:]:
+                result = ast.BinOp(left=result, op=type(node.op)(), right=operand)
+            return result
+        return node
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if len(node.ops) == 1 and isinstance(node.left, ast.Constant) \
+                and not isinstance(node.comparators[0], ast.Constant) and type(node.ops[0]) in _MIRROR:
+            return ast.Compare(left=node.comparators[0], ops=[_MIRROR[type(node.ops[0])]()], comparators=[node.left])
+        return node
+
+
+class _Rename(ast.NodeTransformer):
+    """Every variable renamed ``v0``, ``v1``, ... in order of appearance."""
+
+    def __init__(self):
+        self.names = {}
+
+    def visit_Name(self, node):
+        if node.id in _KEEP:
+            return node
+        return ast.Name(self.names.setdefault(node.id, f"v{len(self.names)}"), ast.Load())
+
+    def visit_arg(self, node):
+        if node.arg not in _KEEP:
+            node.arg = self.names.setdefault(node.arg, f"v{len(self.names)}")
+        return node
+
+
+def _canonical(node) -> ast.AST:
+    node = _Canonical().visit(copy.deepcopy(node))
+    return _Rename().visit(node)
+
+
+def _size(node) -> int:
+    """Nodes that carry meaning (``np`` itself, contexts and operators not counted)."""
+    return sum(1 for part in ast.walk(node)
+               if isinstance(part, (ast.expr, ast.keyword, ast.comprehension)) and not _is_np(part))
+
+
+def normalise(code: str) -> str | None:
+    """The canonical text of a piece of Python (an expression or statements), or None if it does not parse.
+
+    >>> normalise("d_prev * (self.out > 0)") == normalise("(out>0)*dout")
+    True
+    """
+    tree = _parse(code)
+    return None if tree is None else ast.unparse(_canonical(tree))
+
+
+def normalise_text(code: str) -> str:
+    """The textual fallback: no spaces, no ``self.``, ``numpy.`` written ``np.``."""
+    return re.sub(r"\bself\.", "", re.sub(r"\bnumpy\.", "np.", "".join(code.split())))
+
+
+def _parse(code: str) -> ast.AST | None:
+    code = textwrap.dedent(code).strip()
+    if not code:
+        return None
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError):
+        pass
+    try:  # a continuation line or a fragment such as ``x @ W + b`` (+ L2 term)
+        return ast.parse(f"({code})", mode="eval")
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _expressions(tree) -> list[ast.expr]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.expr)]
+
+
+def _statement_values(tree) -> list[ast.expr]:
+    values = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.Expr)) and node.value is not None:
+            values.append(node.value)
+    return values
+
+
+def _cells(notebook: Path) -> list[tuple[str, str, dict]]:
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    return [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"],
+             c.get("metadata", {})) for c in cells]
+
+
+def _region_code(source: str) -> list[str]:
+    return [body for kind, body in _REGION.findall(source) if kind == "SOLUTION"]
+
+
+def _parse_region(body: str) -> list[ast.AST]:
+    """The region as one tree, or line by line when the region alone does not parse."""
+    tree = _parse(body)
+    if tree is not None:
+        return [tree]
+    trees = [_parse(line.split("#")[0]) for line in body.splitlines()]
+    return [tree for tree in trees if tree is not None]
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """What the solution regions' code gives away: canonical expression -> (notebook, original text)."""
+
+    expressions: dict[str, tuple[str, str]]
+    lines: dict[str, tuple[str, str]]  # normalise_text(line) -> (notebook, line), for the textual fallback
+
+
+def _exercises_dir(solutions_dir: Path) -> Path:
+    """``exercises/<assignment>`` beside ``solutions/<assignment>``: what students are given anyway."""
+    solutions_dir = Path(solutions_dir)
+    return solutions_dir.parent.parent / "exercises" / solutions_dir.name
+
+
+def public_text(solutions_dir: Path) -> str:
+    """Everything the notebooks show students: outside the regions of the sources, and the exercises."""
+    parts = []
+    for folder in (Path(solutions_dir), _exercises_dir(solutions_dir)):
+        for notebook in sorted(folder.glob("*.ipynb")):
+            parts += [_REGION.sub("\n", source) for _, source, _ in _cells(notebook)]
+    return "\n".join(parts)
+
+
+def solution_expressions(solutions_dir: Path) -> Secrets:
+    """Every answer expression of the code cells' solution regions of ``solutions_dir/*.ipynb``."""
+    public_expressions, public_lines = set(), set()
+    regions = []
+    for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
+        for cell_type, source, _ in _cells(notebook):
+            if cell_type == "code":
+                regions += [(notebook.name, body) for body in _region_code(source)]
+    for notebook in sorted([*Path(solutions_dir).glob("*.ipynb"), *_exercises_dir(solutions_dir).glob("*.ipynb")]):
+        for cell_type, source, _ in _cells(notebook):
+            if cell_type != "code":
+                continue
+            outside = _REGION.sub("\n", source)
+            for line in outside.splitlines():
+                public_lines.add(normalise_text(line))
+                tree = _parse(line.split("#")[0])
+                if tree is not None:
+                    public_expressions |= {ast.unparse(_canonical(e)) for e in _expressions(tree)}
+    public_flat = "\n".join(public_lines)
+    expressions, lines = {}, {}
+    for notebook, body in regions:
+        for tree in _parse_region(body):
+            whole = {id(v) for v in _statement_values(tree)}
+            for node in _expressions(tree):
+                size = _size(node)
+                if size >= (MIN_STATEMENT_SIZE if id(node) in whole else MIN_PART_SIZE):
+                    key = ast.unparse(_canonical(node))
+                    if key not in public_expressions:
+                        expressions.setdefault(key, (notebook, ast.unparse(node)))
+        for line in body.splitlines():
+            code = line.split("#")[0].strip()
+            text = normalise_text(code)
+            if len(text) >= MIN_TEXT_CHARS and text not in public_flat:
+                lines.setdefault(text, (notebook, code))
+    return Secrets(expressions, lines)
+
+
+# --- the code of a text --------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
+                    re.S | re.M)
+#: Fences whose body is prose (MyST directives other than code), searched again for code.
+_PROSE_DIRECTIVE = re.compile(r"\{(admonition|note|warning|tip|important|caution|attention|hint|seealso|"
+                              r"dropdown|figure|margin|sidebar|epigraph|topic|div|card|tab-item)\}")
+_MATH_FENCE = re.compile(r"\{(math|eval-rst|glossary|bibliography|toctree|raw|list-table|csv-table)\}|^\s*(math|text|"
+                         r"console|bash|shell|yaml|json|html|latex)\b")
+_INLINE = re.compile(r"(?<![`\\])(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
+_ROLE = re.compile(r"\{[\w:-]+\}$")
+_DIRECTIVE_OPTION = re.compile(r"^:[\w-]+:.*$", re.M)
+
+
+def code_snippets(text: str) -> list[str]:
+    """The code of a MyST/Markdown text: fenced blocks and code cells, and the inline code spans of the
+    prose (a span right after a role such as ``{ref}`` is not code, and math is not code)."""
+    snippets = []
+    prose = []
+    position = 0
+    for match in _FENCE.finditer(text):
+        prose.append(text[position:match.start()])
+        position = match.end()
+        info = match["info"].strip()
+        body = _DIRECTIVE_OPTION.sub("", match["body"])
+        if _PROSE_DIRECTIVE.search(info):
+            snippets += code_snippets(textwrap.dedent(body))
+        elif not _MATH_FENCE.search(info):
+            snippets.append(body)
+    prose.append(text[position:])
+    prose_text = "".join(prose)
+    prose_text = re.sub(r"\$\$.*?\$\$", " ", prose_text, flags=re.S)
+    for match in _INLINE.finditer(prose_text):
+        if _ROLE.search(prose_text[max(0, match.start() - 40):match.start()]):
+            continue
+        snippets.append(match.group(2).strip())
+    return snippets
+
+
+def _code_leaks(name: str, text: str, secrets: Secrets) -> list[Leak]:
+    leaks = []
+    for snippet in code_snippets(text):
+        trees = [tree for tree in [_parse(snippet)] if tree is not None] or \
+                [tree for tree in (_parse(line) for line in snippet.splitlines()) if tree is not None]
+        found = set()
+        for tree in trees:
+            for node in _expressions(tree):
+                key = ast.unparse(_canonical(node))
+                if key in secrets.expressions and key not in found:
+                    found.add(key)
+                    notebook, original = secrets.expressions[key]
+                    leaks.append(Leak(name, "solution code", notebook, f"{ast.unparse(node)!r} is {original!r}"))
+        flat = normalise_text(snippet)
+        for line, (notebook, original) in secrets.lines.items():
+            if line in flat and not any(original in leak.detail for leak in leaks):
+                leaks.append(Leak(name, "solution line", notebook, repr(original)))
+    return leaks
+
+
+# --- written answers -------------------------------------------------------------------------------
+
+#: Words that say the same in a rubric and in an answer.
+_SYNONYMS = {"updates": "step", "update": "step", "steps": "step", "higher": "better", "larger": "better",
+             "many": "more", "smaller": "smaller", "narrower": "smaller", "gap": "gap", "gaps": "gap"}
+_STOP = {"a", "an", "the", "of", "to", "and", "or", "in", "on", "for", "as", "its", "it", "is", "are", "by",
+         "with", "at", "when", "not", "per", "be", "that", "this", "their", "than"}
+
+
+def _plain(text: str) -> str:
+    """Lower-case words only: markup, punctuation and line breaks removed."""
+    return " ".join(re.findall(r"[a-z0-9][a-z0-9.,'%=-]*", re.sub(r"[*_`$]", "", text.lower())))
+
+
+def _content_words(text: str) -> set[str]:
+    words = re.findall(r"[a-z0-9'≤=/]+", text.lower().replace("-", " "))
+    return {_SYNONYMS.get(word, word) for word in words if word not in _STOP}
+
+
+@dataclass(frozen=True)
+class WrittenAnswer:
+    """A graded written answer: its model answer and its rubric's bullets."""
+
+    source: str  # "<notebook>/<grade_id>"
+    model: str
+    rubric: tuple[str, ...]
+
+    def numbers(self) -> dict[str, set[str]]:
+        """The reference's own numbers in the model answer (3-digit decimals, layer structures such as
+        ``1024-1024``), each with the words beside it there (``tanh 0.933,`` gives {"tanh", "sigmoid"})."""
+        found = {}
+        for match in re.finditer(r"(?<![\d.])\d\.\d{3}(?!\d)|\b\d{3,4}(?:-\d{3,4})+\b", self.model):
+            before = re.findall(r"[A-Za-z]{3,}", self.model[:match.start()])[-1:]
+            after = re.findall(r"[A-Za-z]{3,}", self.model[match.end():])[:1]
+            found.setdefault(match.group(), set()).update(word.lower() for word in before + after)
+        return found
+
+    def key_phrases(self) -> list[list[set[str]]]:
+        """Per bullet, the content words of each key phrase (its parenthesised, comma-separated details)."""
+        phrases = []
+        for bullet in self.rubric:
+            details = re.findall(r"\(([^()]*)\)", bullet)
+            parts = [part for detail in details for part in re.split(r",|;| or ", detail)]
+            words = [_content_words(part) for part in parts]
+            phrases.append([w for w in words if len(w) >= 2])
+        return phrases
+
+
+def written_answers(solutions_dir: Path) -> list[WrittenAnswer]:
+    """Every graded written-answer cell (markdown, nbgrader solution and grade) of ``solutions_dir``."""
+    answers = []
+    for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
+        for cell_type, source, metadata in _cells(notebook):
+            meta = metadata.get("nbgrader", {})
+            if cell_type == "markdown" and meta.get("solution") and meta.get("grade"):
+                for _, body in _REGION.findall(source):
+                    model, _, rubric = body.partition("**Rubric")
+                    bullets = tuple(line.strip()[1:].strip() for line in rubric.splitlines()
+                                    if line.strip().startswith(("*", "-")))
+                    answers.append(WrittenAnswer(f"{notebook.name}/{meta.get('grade_id')}", model, bullets))
+    return answers
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences and clauses (split at . ! ? : ;), list items and table rows of a text."""
+    text = re.sub(r"[*_`$]", "", text)
+    return re.split(r"(?<=[.!?:;])\s+|\n\s*\n|\n(?=\s*(?:\||[-+]\s|\d+\.\s))|\|", text)
+
+
+def _answer_leaks(name: str, text: str, answers: list[WrittenAnswer], public_text: str) -> list[Leak]:
+    leaks = []
+    plain = f" {_plain(text)} "
+    sentences = _sentences(text)
+    for answer in answers:
+        words = _plain(answer.model).split()
+        shared = next((" ".join(words[i:i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)
+                       if f" {' '.join(words[i:i + SHINGLE_WORDS])} " in plain), None)
+        if shared:
+            leaks.append(Leak(name, "model answer", answer.source, repr(shared)))
+        for number, beside in sorted(answer.numbers().items()):
+            if number in public_text:
+                continue
+            for match in re.finditer(rf"(?<![\d.]){re.escape(number)}", text):
+                window = text[max(0, match.start() - NUMBER_WINDOW):match.end() + NUMBER_WINDOW].lower()
+                if any(re.search(rf"\b{word}\b", window) for word in beside):
+                    leaks.append(Leak(name, "reference number of the model answer", answer.source,
+                                      " ".join(window.split())))
+                    break
+        for bullet, phrases in zip(answer.rubric, answer.key_phrases()):
+            for sentence in sentences:
+                words_here = _content_words(sentence)
+                matched = [p for p in phrases if p <= words_here]
+                if len(matched) >= RUBRIC_PHRASES:
+                    leaks.append(Leak(name, "rubric point", answer.source,
+                                      f"{bullet[:60]!r} answered by {' '.join(sentence.split())[:100]!r}"))
+                    break
+    return leaks
+
+
+# --- entry point -------------------------------------------------------------------------------------
+
+
+def page_text(path: Path) -> str:
+    """The text a page is made from: a notebook's cells joined, any other file as it is."""
+    path = Path(path)
+    if path.suffix == ".ipynb":
+        return "\n\n".join(f"```\n{source}\n```" if cell_type == "code" else source
+                           for cell_type, source, _ in _cells(path))
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def find_leaks(texts: dict[str, str], solutions_dir: Path) -> list[Leak]:
+    """Every graded answer in ``texts`` (``{name: MyST or Markdown text}``), one :class:`Leak` each.
+
+    ``solutions_dir`` without notebooks (a students' copy) finds nothing.
+    """
+    secrets = solution_expressions(solutions_dir)
+    answers = written_answers(solutions_dir)
+    public = public_text(solutions_dir)
+    leaks = []
+    for name, text in texts.items():
+        leaks += _code_leaks(name, text, secrets)
+        leaks += _answer_leaks(name, text, answers, public)
+    return leaks
