@@ -274,13 +274,14 @@ def chapter_05(nn) -> dict:
     vanishing = {}
     for activation in ["sigmoid", "tanh", "relu"]:
         net = build_classifier(nn, depth_sizes, activation, seed=0, dtype=np.float32)
-        rms, val_acc = [weight_gradient_rms(net)], []
+        rms, val_acc, spread = [weight_gradient_rms(net)], [], [_spread_over_examples(net, x_probe)]
         for epoch in range(n_epochs):
             h = train(net, x_train[:3000], y_train[:3000], epochs=1, learning_rate=0.05,
                       x_val=x_test[:2000], y_val=y_test[:2000], seed=epoch, progress=False)
             rms.append(weight_gradient_rms(net))
             val_acc.append(float(h.val_acc[0]))
-        vanishing[activation] = {"weight_gradient_rms": rms, "val_acc": val_acc}
+            spread.append(_spread_over_examples(net, x_probe))
+        vanishing[activation] = {"weight_gradient_rms": rms, "val_acc": val_acc, "z_spread_over_examples": spread}
 
     return {
         "layers": layers,
@@ -293,7 +294,85 @@ def chapter_05(nn) -> dict:
         "relu_kink": kink,
         "vanishing_gradients": {"layer_sizes": depth_sizes, "train_images": 3000, "val_images": 2000,
                                 "learning_rate": 0.05, "epochs": n_epochs, "runs": vanishing},
+        "saturation": saturation(nn),
     }
+
+
+def _pre_activations(model, x) -> list:
+    """Z of every fully-connected layer of ``model`` for the batch ``x``, in order, as float64 arrays (n, d_l)."""
+    out, found = x.reshape(len(x), -1), []
+    for layer in model.layers.values():
+        out = layer.forward(out)
+        if hasattr(layer, "W"):
+            found.append(out.astype(np.float64))
+    return found
+
+
+def _spread_over_examples(model, x) -> list:
+    """Per fully-connected layer: the standard deviation of each unit's Z over the examples of ``x``, averaged over units.
+
+    What the layer's output still says about *which* image came in; a constant Z (the same
+    for every image) has spread 0, however large it is.
+    """
+    return [float(np.mean(z.std(axis=0))) for z in _pre_activations(model, x)]
+
+
+#: A sigmoid or tanh unit counts as *saturated* on an example when its slope there is below a tenth of
+#: the activation's largest slope: sigma'(z) < 0.025, i.e. |z| > 3.64; tanh'(z) < 0.1, i.e. |z| > 1.82.
+SATURATED_BELOW = 0.1
+SATURATION_EPOCHS = [0, 1, 10]  # the moments measured: at initialisation and after these many epochs
+Z_BINS = np.linspace(-6.0, 6.0, 49)  # histogram edges, 0.25 wide; values outside count in the end bins
+
+
+def _slope_ratio(activation: str, z):
+    """g'(z) / max g': 1 where the unit passes the gradient best, near 0 where it is saturated."""
+    if activation == "sigmoid":
+        s = 0.5 * (1 + np.tanh(z / 2))  # the sigmoid, without overflow
+        return s * (1 - s) / 0.25
+    return 1 - np.tanh(z) ** 2
+
+
+def saturation(nn) -> dict:
+    """The brief's 784-500-500-10 network, each activation, at the brief's settings on the embedded data.
+
+    Trained on the 10,000 embedded MNIST images (lr 0.001, batch 128, lambda 1e-8, seed 0, float32,
+    one ``train`` call of one epoch per epoch, shuffled with seed = epoch index); at initialisation and
+    after each of ``SATURATION_EPOCHS``, the pre-activations Z of both hidden layers on the first 1,000
+    training images: their histogram (fractions per bin of ``Z_BINS``), standard deviation, the fraction
+    with |z| > 2, and for sigmoid and tanh the fraction of saturated unit-examples (``SATURATED_BELOW``) and
+    the mean slope ratio g'(z)/max g'; for ReLU the fraction of active unit-examples and the number of
+    *dead* units (Z <= 0 on all 1,000 images).
+    """
+    (x_train, y_train), _ = load_dataset("mnist", verbose=False)
+    probe = x_train[:1000]
+    runs = {}
+    for activation in ["sigmoid", "tanh", "relu"]:
+        model = build_classifier(nn, [784, 500, 500, 10], activation, seed=0, dtype=np.float32)
+        moments, trained = [], 0
+        for epochs in SATURATION_EPOCHS:
+            while trained < epochs:
+                train(model, x_train, y_train, epochs=1, learning_rate=0.001, batch_size=128, reg_lambda=1e-8,
+                      seed=trained, progress=False)
+                trained += 1
+            layers = []
+            for z in _pre_activations(model, probe)[:2]:
+                counts, _ = np.histogram(np.clip(z, Z_BINS[0], Z_BINS[-1]), bins=Z_BINS)
+                row = {"std": float(z.std()), "spread_over_examples": float(np.mean(z.std(axis=0))),
+                       "fraction_abs_above_2": float(np.mean(np.abs(z) > 2)),
+                       "histogram": _floats(counts / z.size)}
+                if activation == "relu":
+                    row["fraction_active"] = float(np.mean(z > 0))
+                    row["dead_units"] = int(np.sum(~(z > 0).any(axis=0)))
+                else:
+                    ratio = _slope_ratio(activation, z)
+                    row["fraction_saturated"] = float(np.mean(ratio < SATURATED_BELOW))
+                    row["mean_slope_ratio"] = float(ratio.mean())
+                layers.append(row)
+            moments.append({"epochs": epochs, "layers": layers})
+        runs[activation] = moments
+    return {"network": "784-500-500-10, float32", "train_images": len(x_train), "probe_images": len(probe),
+            "learning_rate": 0.001, "batch_size": 128, "reg_lambda": 1e-8, "saturated_below": SATURATED_BELOW,
+            "bin_edges": _floats(Z_BINS), "runs": runs}
 
 
 # --- chapter 6: what the networks learned ---------------------------------------------------

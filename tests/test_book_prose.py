@@ -195,6 +195,82 @@ def test_vanishing_gradients_are_described_as_measured():
         assert claim in text, claim
 
 
+def test_deep_sigmoid_network_is_at_chance_and_its_forward_signal_collapses():
+    runs = _result("05_putting_it_together")["vanishing_gradients"]["runs"]
+    text = _text(BOOK / "05_putting_it_together.md")
+    sigmoid_acc = runs["sigmoid"]["val_acc"]
+    # "its validation accuracy stays between 10.2% and 11.7%, which is chance level"
+    assert f"stays between {min(sigmoid_acc):.1%} and {max(sigmoid_acc):.1%}, which is chance level" in text
+    assert all(abs(acc - 0.1) < 0.025 for acc in sigmoid_acc), "chance level for ten classes is 10%"
+    assert "hardly started to learn" not in text
+    spread = {activation: run["z_spread_over_examples"][0][:-1] for activation, run in runs.items()}  # hidden layers
+    sigmoid = spread["sigmoid"]
+    # "this spread shrinks about threefold per layer, from 0.354 in layer 1 to 0.0037 in layer 5"
+    assert all(2.5 < sigmoid[l] / sigmoid[l + 1] < 3.5 for l in range(4))
+    assert f"threefold per layer, from {sigmoid[0]:.3f} in layer 1 to {sigmoid[4]:.4f} in layer 5" in text
+    # "keep the images apart in every layer (spreads between 0.20 and 0.60)"
+    others = spread["tanh"] + spread["relu"]
+    assert 0.20 <= min(others) and max(others) <= 0.60
+    assert "(spreads between 0.20 and 0.60)" in text
+    # "tanh keeps its gradient as well as ReLU does, and learns at least as fast (0.842 against 0.785 after epoch 4)"
+    tanh_last, relu_last = runs["tanh"]["val_acc"][-1], runs["relu"]["val_acc"][-1]
+    assert tanh_last >= relu_last
+    assert f"(validation accuracy {tanh_last:.3f} against {relu_last:.3f} after epoch 4)" in text
+    assert "This is why ReLU made deep networks trainable" not in text
+
+
+def test_saturation_is_described_as_measured():
+    saturation = _result("05_putting_it_together")["saturation"]
+    runs = saturation["runs"]
+    assert saturation["network"].startswith("784-500-500-10") and saturation["learning_rate"] == 0.001
+    assert saturation["saturated_below"] == 0.1 and saturation["probe_images"] == 1000
+    assert [moment["epochs"] for moment in runs["sigmoid"]] == [0, 1, 10]
+    for moments in runs.values():
+        for moment in moments:
+            for layer in moment["layers"]:
+                assert abs(sum(layer["histogram"]) - 1) < 1e-9 and len(layer["histogram"]) == 48
+    text = _text(BOOK / "05_putting_it_together.md")
+    # the thresholds stated: a slope below a tenth of the largest one
+    import numpy as np
+
+    sigmoid_edge = np.log((1 + np.sqrt(0.9)) / (1 - np.sqrt(0.9)))  # sigma'(z) = 0.025
+    tanh_edge = np.arctanh(np.sqrt(0.9))                               # tanh'(z) = 0.1
+    assert f"$|z| > {sigmoid_edge:.2f}$" in text and f"$|z| > {tanh_edge:.2f}$" in text
+    first = {activation: moments[0]["layers"] for activation, moments in runs.items()}
+    last = {activation: moments[-1]["layers"] for activation, moments in runs.items()}
+    std1 = {round(layers[0]["std"], 2) for layers in first.values()}
+    assert len(std1) == 1, "the first hidden layer is the same in the three networks at initialisation"
+    stated = (f"standard deviation is {std1.pop():.2f} in the first hidden layer (the same for the three networks: "
+              f"same images, same weights) and {first['sigmoid'][1]['std']:.2f} (sigmoid), "
+              f"{first['tanh'][1]['std']:.2f} (tanh) and {first['relu'][1]['std']:.2f} (ReLU) in the second")
+    assert stated in text
+    above_2_layer1 = {f"{layers[0]['fraction_abs_above_2']:.2%}" for layers in first.values()}
+    above_2_layer2 = max(layers[1]["fraction_abs_above_2"] for layers in first.values())
+    assert above_2_layer2 == first["sigmoid"][1]["fraction_abs_above_2"]
+    assert above_2_layer1 == {"0.01%"} and f"at most {above_2_layer2:.1%} in layer 2 (the sigmoid's)" in text
+    # "Not one sigmoid unit is saturated ... for tanh, 0.22% of the unit-image pairs of layer 2 are"
+    for moments in (first, last):
+        assert moments["sigmoid"][0]["fraction_saturated"] == moments["sigmoid"][1]["fraction_saturated"] == 0.0
+    assert f"for tanh, {first['tanh'][1]['fraction_saturated']:.2%} of the unit-image pairs of layer 2 are" in text
+    assert (f"the sigmoid's slope is {first['sigmoid'][0]['mean_slope_ratio']:.2f} (layer 1) and "
+            f"{first['sigmoid'][1]['mean_slope_ratio']:.2f} (layer 2) of its maximum") in text
+    assert first["relu"][0]["dead_units"] == first["relu"][1]["dead_units"] == 0 and "No ReLU unit is dead" in text
+    # "after epoch 10 the ReLU network has 1 dead unit of 500 in layer 2"
+    assert last["relu"][0]["dead_units"] == 0
+    assert f"has {last['relu'][1]['dead_units']} dead unit of 500 in layer 2" in text
+    # "Ten epochs at learning rate 0.001 change none of this": std within 0.06, saturation within 0.1 points
+    for activation in runs:
+        for before, after in zip(first[activation], last[activation]):
+            assert abs(before["std"] - after["std"]) < 0.06
+            assert abs(before.get("fraction_saturated", 0) - after.get("fraction_saturated", 0)) < 1e-3
+    # "a sigmoid unit's Z varies over the images by 0.12 on average, against 0.43 for tanh and 0.32 for ReLU"
+    spread = {activation: layers[1]["spread_over_examples"] for activation, layers in first.items()}
+    assert (f"varies over the images by {spread['sigmoid']:.2f} on average, against {spread['tanh']:.2f} for tanh "
+            f"and {spread['relu']:.2f} for ReLU; most of its standard deviation of {first['sigmoid'][1]['std']:.2f}") in text
+    assert spread["sigmoid"] < first["sigmoid"][1]["std"] / 2
+    assert "saturation is not why the sigmoid network learns slowly at this learning rate" in text
+
+
 # --- the chapter 3 and chapter 1 statements the issue corrected -------------------------------
 
 
