@@ -1,11 +1,12 @@
 """What the grader's cross-check computes with an implementation of the course API.
 
 This file is run twice per submission: inside the sandbox, as a script, on the
-student's notebooks (``python crosscheck_probes.py SEED FD NOTEBOOK...``: it
-imports their definitions and writes the values it computed, as an ``.npz``,
-to the descriptor FD), and on the host, imported, with the reference. The
-host compares (:mod:`autograder.crosscheck`). It holds no answer: only calls
-of the API on random inputs.
+student's notebooks (``python crosscheck_probes.py SEED FD UNIT...``: it
+imports their definitions and writes the values of each graded test, as an
+``.npz`` frame, to the descriptor FD as soon as that test is done), and on the
+host, imported, with the reference. The host compares
+(:mod:`autograder.crosscheck`). It holds no answer: only calls of the API on
+random inputs.
 
 Every probe takes the implementation namespace and a seeded generator and
 returns ``{name: array}``; the keys are the graded tests' grade ids.
@@ -35,30 +36,38 @@ def _z(rng, scale=3.0):
     return z
 
 
-def _activation(impl, name, rng):
+def _activation(impl, name, rng, backward: bool):
+    """The forward pass's output, or (``backward``) the backward pass's, of a fresh layer ``name``.
+
+    Each test calls only what it checks: a forward test never runs the backward pass.
+    """
     z, d = _z(rng), rng.normal(size=(6, 5))
-    forward = getattr(impl, name)().forward(z.copy())
     layer = getattr(impl, name)()
-    layer.forward(z.copy())
-    backward = layer.backward(d.copy(), 0.0)
-    return forward, backward
+    out = layer.forward(z.copy())
+    return layer.backward(d.copy(), 0.0) if backward else out
 
 
-def _fc(impl, rng):
+def _fc(impl, rng, what: str):
+    """``what`` = ``forward``, ``backward`` (forward, then backward) or ``update`` (from given gradients).
+
+    Each test calls only what it checks (the random draws are the same whichever it is).
+    """
     W, b = rng.normal(size=(6, 4)), rng.normal(size=4)
     x, d = rng.normal(size=(5, 2, 3)), rng.normal(size=(5, 4))
+    if what == "update":
+        # update on its own, from given gradients (as its test does): a wrong backward does not count twice
+        fresh = impl.FCLayer(6, 4, rng=np.random.default_rng(0), dtype=np.float64)
+        fresh.W, fresh.b = W.copy(), b.copy()
+        fresh.dW, fresh.db = rng.normal(size=(6, 4)), rng.normal(size=4)
+        fresh.update(0.5)
+        return {"update_W": np.array(fresh.W, dtype=float), "update_b": np.array(fresh.b, dtype=float)}
     layer = impl.FCLayer(6, 4, rng=np.random.default_rng(0), dtype=np.float64)
     layer.W, layer.b = W.copy(), b.copy()
     out = layer.forward(x.copy())
+    if what == "forward":
+        return {"forward": out}
     d_x = layer.backward(d.copy(), 0.1)
-    dW, db = np.array(layer.dW, dtype=float), np.array(layer.db, dtype=float)
-    # update on its own, from given gradients (as its test does): a wrong backward does not count twice
-    fresh = impl.FCLayer(6, 4, rng=np.random.default_rng(0), dtype=np.float64)
-    fresh.W, fresh.b = W.copy(), b.copy()
-    fresh.dW, fresh.db = rng.normal(size=(6, 4)), rng.normal(size=4)
-    fresh.update(0.5)
-    return {"forward": out, "input": d_x, "params_W": dW, "params_b": db,
-            "update_W": np.array(fresh.W, dtype=float), "update_b": np.array(fresh.b, dtype=float)}
+    return {"input": d_x, "params_W": np.array(layer.dW, dtype=float), "params_b": np.array(layer.db, dtype=float)}
 
 
 def _softmax_case(rng):
@@ -80,32 +89,22 @@ def _model(impl, rng):
     return model, fc_layers, x, y
 
 
-def probes(impl, notebook: str, seed: int) -> dict[str, np.ndarray]:
-    """``{grade_id/part: value}`` of the graded tests of ``notebook``, computed with ``impl``.
+def components(impl, notebook: str) -> list[tuple[str, object]]:
+    """``[(grade_id, compute)]`` of the graded tests of ``notebook``: ``compute(rng) -> {part: value}``.
 
-    A probe that raises is recorded as ``{grade_id/error: message}``.
+    The list (and its order) does not depend on ``impl``: ``components(None, notebook)`` names them.
     """
-    values: dict[str, np.ndarray] = {}
-
-    def record(grade_id, compute):
-        rng = np.random.default_rng([seed, sum(map(ord, grade_id))])
-        try:
-            with np.errstate(all="ignore"):
-                for part, value in compute(rng).items():
-                    values[f"{grade_id}/{part}"] = np.asarray(value, dtype=float)
-        except Exception as error:  # noqa: BLE001 - the student's code may raise anything
-            values[f"{grade_id}/error"] = np.array(f"{type(error).__name__}: {error}"[:300])
-
+    found = []
     if notebook.startswith("01"):
         for name, short in (("ReLU", "relu"), ("Sigmoid", "sigmoid"), ("Tanh", "tanh")):
-            record(f"test_{short}_forward", lambda rng, n=name: {"out": _activation(impl, n, rng)[0]})
-            record(f"test_{short}_backward", lambda rng, n=name: {"grad": _activation(impl, n, rng)[1]})
+            found.append((f"test_{short}_forward", lambda rng, n=name: {"out": _activation(impl, n, rng, False)}))
+            found.append((f"test_{short}_backward", lambda rng, n=name: {"grad": _activation(impl, n, rng, True)}))
     elif notebook.startswith("02"):
-        record("test_fc_forward", lambda rng: {"out": _fc(impl, rng)["forward"]})
-        record("test_fc_backward_input", lambda rng: {"dx": _fc(impl, rng)["input"]})
-        record("test_fc_backward_params", lambda rng: {k: v for k, v in _fc(impl, rng).items()
-                                                       if k.startswith("params")})
-        record("test_fc_update", lambda rng: {k: v for k, v in _fc(impl, rng).items() if k.startswith("update")})
+        found += [("test_fc_forward", lambda rng: {"out": _fc(impl, rng, "forward")["forward"]}),
+                  ("test_fc_backward_input", lambda rng: {"dx": _fc(impl, rng, "backward")["input"]}),
+                  ("test_fc_backward_params", lambda rng: {k: v for k, v in _fc(impl, rng, "backward").items()
+                                                           if k.startswith("params")}),
+                  ("test_fc_update", lambda rng: _fc(impl, rng, "update"))]
     elif notebook.startswith("03"):
         def softmax(rng):
             return {"y_hat": impl.softmax(_softmax_case(rng)[0].copy())}
@@ -123,9 +122,7 @@ def probes(impl, notebook: str, seed: int) -> dict[str, np.ndarray]:
             layer.ce_loss(y_hat, y)
             return {"dx": layer.backward(1, 0.0)}
 
-        record("test_softmax", softmax)
-        record("test_ce_loss", ce)
-        record("test_softmax_backward", backward)
+        found += [("test_softmax", softmax), ("test_ce_loss", ce), ("test_softmax_backward", backward)]
     elif notebook.startswith("04"):
         def loss(rng):
             model, _, x, y = _model(impl, rng)
@@ -147,32 +144,95 @@ def probes(impl, notebook: str, seed: int) -> dict[str, np.ndarray]:
                 model.update(0.1)
             return {"loss_decreased": float(model.forward(x, y, 0.01) < before)}
 
-        record("test_l2_loss", loss)
-        record("test_model_gradient_check", gradients)
-        record("test_model_learns", learns)
+        found += [("test_l2_loss", loss), ("test_model_gradient_check", gradients), ("test_model_learns", learns)]
+    return found
+
+
+def probe(grade_id: str, compute, seed: int) -> dict[str, np.ndarray]:
+    """``{grade_id/part: value}`` of one graded test; ``{grade_id/error: message}`` if it raised.
+
+    Anything the student's code raises (``SystemExit`` and other ``BaseException`` too) is its own
+    result; a value that is not numbers (a string, an object) is an error of this test only.
+    """
+    rng = np.random.default_rng([seed, sum(map(ord, grade_id))])
+    try:
+        with np.errstate(all="ignore"):
+            return {f"{grade_id}/{part}": np.asarray(value, dtype=float) for part, value in compute(rng).items()}
+    except BaseException as error:  # noqa: BLE001 - the student's code may raise anything
+        return {f"{grade_id}/error": np.array(f"{type(error).__name__}: {error}"[:300])}
+
+
+def probes(impl, notebook: str, seed: int) -> dict[str, np.ndarray]:
+    """``{grade_id/part: value}`` of every graded test of ``notebook``, computed with ``impl``."""
+    values: dict[str, np.ndarray] = {}
+    for grade_id, compute in components(impl, notebook):
+        values.update(probe(grade_id, compute, seed))
     return values
 
 
+def units(notebooks: list[str]) -> list[str]:
+    """What the sandboxed process does, in order: ``NOTEBOOK`` (import its group), ``NOTEBOOK::grade_id``."""
+    found = []
+    for notebook in notebooks:
+        found.append(notebook)
+        found += [f"{notebook}::{grade_id}" for grade_id, _ in components(None, notebook)]
+    return found
+
+
+def encode_frame(values: dict[str, np.ndarray]) -> bytes:
+    """One record of the stream: 8 bytes of length (big-endian), then an ``.npz`` of ``values``."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **values)
+    data = buffer.getvalue()
+    return len(data).to_bytes(8, "big") + data
+
+
 def main(argv: list[str]) -> None:
-    """Inside the sandbox: ``SEED FD NOTEBOOK...``; writes one ``.npz`` per notebook group to FD."""
+    """Inside the sandbox: ``SEED FD UNIT...`` (see :func:`units`); one frame per unit, as each ends.
+
+    A notebook unit imports the notebook's group and writes ``NB::NB/imported`` or
+    ``NB::NB/import-error``; after an import error the notebook's tests are skipped (the host
+    skips them too). A test unit writes its values (keys ``NB::grade_id/...``). A test whose
+    notebook was imported by an earlier process is imported again, silently.
+    """
     import os
 
     from dnn_course.notebook_import import import_notebooks
 
     seed, fd = int(argv[0]), int(argv[1])
-    found: dict[str, np.ndarray] = {}
-    for notebook in argv[2:]:
-        try:
-            impl = import_notebooks(*GROUPS[notebook], tolerant=True)  # as the notebook ran, errors allowed
-            values = probes(impl, notebook, seed)
+    todo = argv[2:]
+    impls: dict[str, object] = {}
+    failed: set[str] = set()
+
+    def write(values):
+        data = encode_frame(values)
+        while data:
+            data = data[os.write(fd, data):]
+
+    def load(notebook):
+        try:  # as the notebook ran, errors allowed
+            impls[notebook] = import_notebooks(*GROUPS[notebook], tolerant=True)
+            return None
         except BaseException as error:  # noqa: BLE001 - an import that fails fails its notebook only
-            values = {f"{notebook}/import-error": np.array(f"{type(error).__name__}: {error}"[:300])}
-        found.update({f"{notebook}::{key}": value for key, value in values.items()})
-    buffer = io.BytesIO()
-    np.savez(buffer, **found)
-    data = buffer.getvalue()
-    with os.fdopen(fd, "wb") as out:
-        out.write(len(data).to_bytes(8, "big") + data)
+            failed.add(notebook)
+            return f"{type(error).__name__}: {error}"[:300]
+
+    for unit in todo:
+        notebook, _, grade_id = unit.partition("::")
+        if not grade_id:
+            error = load(notebook)
+            write({f"{notebook}::{notebook}/" + ("import-error" if error else "imported"): np.array(error or "")})
+            continue
+        if notebook in failed:
+            continue
+        if notebook not in impls:
+            error = load(notebook)
+            if error:
+                write({f"{notebook}::{grade_id}/error": np.array("the notebook's definitions could not be "
+                                                                 "imported: " + error)})
+                continue
+        compute = dict(components(impls[notebook], notebook))[grade_id]
+        write({f"{notebook}::{key}": value for key, value in probe(grade_id, compute, seed).items()})
     os._exit(0)  # no student atexit handler runs after the values are written
 
 

@@ -9,6 +9,7 @@ import copy
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from autograder import crosscheck, sandbox
@@ -79,12 +80,85 @@ def test_a_cell_that_fails_to_define_costs_what_depends_on_it(tmp_path, good, re
     assert "raised AttributeError" in problems[(NOTEBOOKS[1], "test_fc_forward")]  # FCLayer was never defined
 
 
-def test_code_that_forges_the_channel_or_exits_earns_nothing(tmp_path, good, reference):
-    """Writing to every descriptor, or leaving before the values are written, is no verdict."""
+def test_code_that_forges_the_channel_costs_only_the_tests_that_run_it(tmp_path, good, reference):
+    """Writing to every descriptor, then leaving, is no verdict: the tests running that code are unverified,
+    every other test is still verified (before: all 17 tests 'disagreed')."""
     forge = ("import os\n        for _fd in range(3, 64):\n            try:\n"
              "                os.write(_fd, b'\\x00' * 8 + b'forged')\n            except OSError:\n"
              "                pass\n        os._exit(0)")
     notebooks = dict(good)
     notebooks[NOTEBOOKS[0]] = st.replace_in_answer(good[NOTEBOOKS[0]], "relu", "self.out = np.maximum(z, 0)", forge)
     problems = run(tmp_path, notebooks, reference)
-    assert problems and all("no complete result" in why or "unreadable" in why for why in problems.values())
+    relu = {(NOTEBOOKS[0], "test_relu_forward"), (NOTEBOOKS[0], "test_relu_backward")}
+    model = {(NOTEBOOKS[3], g) for g in ("test_l2_loss", "test_model_gradient_check", "test_model_learns")}
+    assert set(problems) == relu | model  # 04's model is a ReLU network
+    assert all(why.startswith("the grader could not verify it: it wrote something that is not its result")
+               for why in problems.values()), problems
+
+
+EXIT = "import os\n        os._exit(3)\n        "
+HANG = ("import signal\n        signal.signal(signal.SIGINT, signal.SIG_IGN)\n        while True:\n"
+        "            try:\n                pass\n            except BaseException:\n                pass\n        ")
+STOP = "class Stop(BaseException):\n            pass\n        raise Stop('no')\n        "
+
+
+def test_a_test_that_exits_hangs_or_raises_anything_costs_itself_only(tmp_path, good, reference, monkeypatch):
+    """os._exit, a loop ignoring interrupts, SystemExit and a BaseException subclass, each in one method:
+    only the tests calling that method are lost; the others of the same notebook are verified
+    (before: the process died and all 17 tests disagreed)."""
+    monkeypatch.setattr(crosscheck, "TEST_SECONDS", 3.0)
+    one = st.replace_in_answer(good[NOTEBOOKS[0]], "sigmoid", "d_z = d_prev * self.out", EXIT + "d_z = d_prev * self.out")
+    one = st.replace_in_answer(one, "tanh", "d_z = d_prev * (1", HANG + "d_z = d_prev * (1")
+    two = st.replace_in_answer(good[NOTEBOOKS[1]], "fc_layer", "self.W -= learning_rate",
+                               "raise SystemExit(0)\n        self.W -= learning_rate")
+    two = st.replace_in_answer(two, "fc_layer", "self.dW = self.x.T", STOP + "self.dW = self.x.T")
+    problems = run(tmp_path, {**good, NOTEBOOKS[0]: one, NOTEBOOKS[1]: two}, reference)
+    assert problems == {
+        (NOTEBOOKS[0], "test_sigmoid_backward"):
+            "the grader could not verify it: the process ended while computing it (an exit, os._exit, a signal "
+            "or a limit)",
+        (NOTEBOOKS[0], "test_tanh_backward"): "the grader could not verify it: it did not finish within 3 s",
+        (NOTEBOOKS[1], "test_fc_backward_input"): "raised Stop: no",
+        (NOTEBOOKS[1], "test_fc_backward_params"): "raised Stop: no",
+        (NOTEBOOKS[1], "test_fc_update"): "raised SystemExit: 0",
+        (NOTEBOOKS[3], "test_model_gradient_check"): "raised Stop: no",  # the model's backward calls FCLayer's
+        (NOTEBOOKS[3], "test_model_learns"): "raised Stop: no",
+    }
+
+
+def test_a_notebook_whose_definitions_exit_costs_its_own_tests(tmp_path, good, reference):
+    """A class body that calls os._exit kills the import: that notebook's tests (and 04's, which
+    imports it) are unverified, the other notebooks are verified."""
+    notebooks = dict(good)
+    notebooks[NOTEBOOKS[2]] = st.replace_in_answer(good[NOTEBOOKS[2]], "softmax", "def softmax(",
+                                                   "import os as _os\nclass _Gone:\n    _os._exit(1)\ndef softmax(")
+    problems = run(tmp_path, notebooks, reference)
+    assert {n for n, _ in problems} == {NOTEBOOKS[2], NOTEBOOKS[3]}
+    assert len(problems) == 6
+    assert all("could not be imported: while importing them, the process ended" in why
+               for why in problems.values()), problems
+
+
+def test_garbage_values_are_a_disagreement_of_their_test_never_an_error():
+    """Strings, objects, wrong shapes: the comparison names them (before: arrays of strings raised in compare)."""
+    expected = {"01_activations.ipynb::test_relu_forward/out": np.zeros((2, 2)),
+                "01_activations.ipynb::test_relu_backward/grad": np.zeros((2, 2)),
+                "01_activations.ipynb::test_tanh_forward/out": np.zeros((2, 2)),
+                "01_activations.ipynb::test_tanh_backward/grad": np.zeros((2, 2))}
+    actual = {"01_activations.ipynb::test_relu_forward/out": np.array([["a", "b"], ["c", "d"]]),
+              "01_activations.ipynb::test_relu_backward/grad": np.zeros(3),
+              "01_activations.ipynb::test_tanh_forward/out": "not an array",
+              "01_activations.ipynb::test_tanh_backward/grad": np.zeros((2, 2), dtype=bool)}
+    problems = crosscheck.compare(expected, actual, [NOTEBOOKS[0]])
+    assert problems == {(NOTEBOOKS[0], "test_relu_forward"): "out: not numbers (U array)",
+                        (NOTEBOOKS[0], "test_relu_backward"): "grad: shape (3,), expected (2, 2)",
+                        (NOTEBOOKS[0], "test_tanh_forward"): "out: shape None, expected (2, 2)"}
+
+
+def test_a_method_returning_strings_is_its_own_failure(tmp_path, good, reference):
+    notebooks = dict(good)
+    notebooks[NOTEBOOKS[0]] = st.replace_in_answer(good[NOTEBOOKS[0]], "relu", "self.out = np.maximum(z, 0)",
+                                                   "self.out = np.full(z.shape, 'x')")
+    problems = run(tmp_path, notebooks, reference)
+    assert problems[(NOTEBOOKS[0], "test_relu_forward")].startswith("raised ValueError: could not convert string")
+    assert (NOTEBOOKS[0], "test_sigmoid_forward") not in problems
