@@ -41,9 +41,10 @@ and writes small JSON files to ``book/results/``:
     set: that is the final model. Only the brief's components are used: plain SGD
     with batch size 128 (one candidate lowers its learning rate for its last 5
     epochs), L2, and the three activations. The candidates were added in three
-    rounds, each after looking at the previous round's validation curves (see the
-    comments on ``FASHION_SEARCH``); a final model of an earlier round stays in the
-    file under ``earlier_finals``.
+    rounds. The rule is to decide each round from the previous rounds' validation
+    curves only; the recorded third round broke it (it followed a test accuracy, see
+    the comments on ``FASHION_SEARCH``). A final model of an earlier round stays in
+    the file under ``earlier_finals``.
 
 Each file records the data description, the settings, the seconds each run took,
 the machine (CPU, NumPy, BLAS and its thread count), the date and the command, and
@@ -108,9 +109,13 @@ FASHION_SEARCH = [
     # a longer budget, with a light L2 penalty.
     {"layer_sizes": [784, 500, 500, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 1e-4,
      "epochs": 60},
-    # Third round, after the first final model (candidate 4 retrained) landed on a low point of
-    # its epoch-to-epoch fluctuations: the same network, with the learning rate divided by 10 for
-    # the last 5 of 30 epochs. Still plain SGD; only the step size changes.
+    # Third round: the best network of the first round, with the learning rate divided by 10 for
+    # the last 5 of 30 epochs (still plain SGD; only the step size changes). The validation curves
+    # call for it: at lr 0.1 every earlier candidate's validation accuracy swings by 2.4 to 3.4
+    # points over its last ten epochs. But the recorded round was started after the first final
+    # model (candidate 4 retrained) scored 0.8869 on the *test* set, below a target of 0.89: a
+    # use of the test set to choose, which the book's method rules out. Decide any new round from
+    # the validation curves only; the search has not been re-run under that rule (hours of CPU).
     {"layer_sizes": [784, 1024, 1024, 10], "activation": "relu", "learning_rate": 0.1, "reg_lambda": 0.0,
      "schedule": [[25, 0.1], [5, 0.01]]},
 ]

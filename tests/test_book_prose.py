@@ -414,3 +414,19 @@ def test_misclassified_examples_are_the_embedded_test_images():
     (_, _), (_, y_test) = load_dataset("fashion-mnist", verbose=False)
     for mistake in _result("06_experiments")["fashion_confusion"]["mistakes"]:
         assert y_test[mistake["test_index"]] == mistake["true"], mistake
+
+
+def test_third_search_round_is_justified_from_validation_and_its_history_told():
+    """Rounds are decided on validation accuracy; the answers page says the recorded third round followed a test number."""
+    fashion = _result("fashion_tuning_full")
+    swings = [max(entry["history"]["val_acc"][20:30]) - min(entry["history"]["val_acc"][20:30])
+              for candidate, entry in zip(fashion["candidates"], fashion["search"])
+              if candidate["learning_rate"] == 0.1 and not candidate.get("schedule")]
+    assert len(swings) == 5 and min(swings) > 3 * 0.003  # several times the 0.3-point standard error
+    text = _experiments_text()
+    assert f"swings by {100 * min(swings):.1f} to {100 * max(swings):.1f} points over its last ten epochs of 30" in text
+    earlier = fashion["earlier_finals"][0]
+    assert earlier["test_acc"] < 0.89 and f"scored {earlier['test_acc']:.4f} on the test set, short of a target of 89%" in text
+    assert "decide every round from the validation curves only" in text
+    script = (REPO / "scripts" / "run_reference_experiments.py").read_text()
+    assert f"swings by {100 * min(swings):.1f} to {100 * max(swings):.1f}" in script and "validation curves only" in script
