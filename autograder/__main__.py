@@ -19,7 +19,8 @@ def _settings(args) -> GradingSettings:
                    name_pattern=args.pattern or base.name_pattern, jobs=args.jobs,
                    cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                    submission_timeout=args.submission_timeout, isolation=args.isolation,
-                   limits=limits, experiment_profile=args.experiment_profile)
+                   limits=limits, experiment_profile=args.experiment_profile,
+                   similarity_threshold=args.similarity_threshold)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--experiment-profile", choices=["brief", "smoke"], default=defaults.experiment_profile,
                    help="what notebooks 05/06 must have run: the brief's settings (a term) or their "
                         "SMOKE_TEST mode (a rehearsal) (default: %(default)s)")
+    g.add_argument("--similarity-threshold", type=float, default=defaults.similarity_threshold, metavar="F",
+                   help="flag two submissions whose code or written answers are at least this alike, "
+                        "0 to 1 (default: %(default)s; see similarity.html)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
     m = sub.add_parser("manual-list", help="list the answers to grade by hand")
@@ -69,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         if summary.flagged:
             print(f"flagged: {len(summary.flagged)} submission(s) (the flags column of grades.csv):")
             print("\n".join("  " + line for line in summary.flag_lines()))
+        if summary.similar:
+            print(f"alike: {len(summary.similar)} pair(s) of submissions (similarity.html):")
+            print("\n".join("  " + line for line in summary.similar))
         out = Path(summary.out)
         print(f"grades:   {out / 'grades.csv'}\nreport:   {out / 'report.html'}\n"
-              f"feedback: {out / 'feedback'}\nby hand:  {out / 'manual_cells.csv'}")
+              f"feedback: {out / 'feedback'}\nby hand:  {out / 'manual_cells.csv'}\n"
+              f"alike:    {out / 'similarity.html'}")
         return 0
     from . import manual
     out = args.out.resolve()

@@ -6,6 +6,7 @@ Layout of the output folder ``OUT``::
     OUT/report.html             the class report
     OUT/feedback/<id>.html      each student's summary; <id>/<notebook>.html the notebooks
     OUT/manual_cells.csv        answers to grade by hand (fill in the score column)
+    OUT/similarity.html, .csv   pairs of submissions alike (code, written answers, model files)
     OUT/results/<id>.json       each student's detailed result
     OUT/course/                 nbgrader's course folder: gradebook.db, release/, submitted/, ...
 
@@ -38,7 +39,7 @@ from tqdm import tqdm
 
 from . import collect as collect_mod
 from . import job as job_module
-from . import manual, report, sandbox
+from . import manual, report, sandbox, similarity_report
 from dnn_course.files import write_atomically
 
 from .feedback import Redactor, write_summary
@@ -53,6 +54,7 @@ class RunSummary:
     seconds: float
     out: str
     flagged: dict = None     # student id -> its flags (submission-level and per notebook)
+    similar: list = None     # "a & b: reasons" for each pair of submissions flagged as alike
 
     def flag_lines(self, width: int = 160) -> list[str]:
         """One line per flagged student, for the end of a run."""
@@ -335,6 +337,7 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
     if manual.apply_scores(out, work_db, settings.assignment):
         manual.refresh_results(out, work_db, settings.assignment)
     manual.write_manual_list(out, work_db, settings.assignment)
+    pairs = similarity_report.write(out, course, settings.assignment, sorted(manifest), settings.similarity_threshold)
     report.write_all(out, work_db, settings, how, redactor)
     os.replace(work_db, master_db)
     flagged = {}
@@ -346,7 +349,8 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
                                                      for f in nb.get("flags", [])]
             if flags:
                 flagged[sid] = flags
-    return RunSummary(len(students), failed, how, time.monotonic() - start, str(out), flagged)
+    similar = [f"{p.a} & {p.b}: {'; '.join(p.reasons)}" for p in pairs if p.flagged]
+    return RunSummary(len(students), failed, how, time.monotonic() - start, str(out), flagged, similar)
 
 
 def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result: dict,

@@ -62,6 +62,7 @@ class GradingSettings:
     isolation: str = "auto"                           # auto | bubblewrap | process
     jobs: int = field(default_factory=default_jobs)   # submissions graded at once
     experiment_profile: str = "brief"                 # brief: the brief's settings; smoke: smoke-test runs (rehearsals)
+    similarity_threshold: float = 0.5                 # pairs this alike are flagged (autograder/similarity.py)
 
 
 def course_config() -> Config:

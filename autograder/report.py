@@ -188,6 +188,7 @@ def write_report(out: Path, results: dict[str, dict], isolation: str, settings, 
     limits = settings.limits
     level = ISOLATION_BWRAP if isolation.startswith(ISOLATION_BWRAP) else ISOLATION_PROCESS
     caps = "".join(f"<li>{esc(cap)}</li>" for cap in caps_in_force(limits, level))
+    from .similarity_report import report_section  # pairs of submissions alike: OUT/similarity.html
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Class report: {esc(settings.assignment)}</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}td{{padding:.2em .6em;vertical-align:top}}</style></head><body>
@@ -203,6 +204,7 @@ Limits: {settings.cell_timeout} s per cell, {settings.notebook_timeout} s per no
 <h2>Pass rate per test</h2><img alt="pass rate per test" src="data:image/png;base64,{rates}">
 <h2>Most frequent failure messages</h2><table><tr><th>count</th><th>message</th></tr>{msg_rows}</table>
 <h2>Submissions with notes</h2><table>{flagged}</table>
+{report_section(out)}
 </body></html>
 """
     if redactor is not None:

@@ -138,3 +138,24 @@ def test_plain_nbgrader_gives_the_perfect_student_the_same_scores(term, tmp_path
         plain = {nb.name[:2]: round(nb.score) for nb in gb.find_submission("dnn_hw", "2001").notebooks}
     row = read_rows(root / "out1")["2001"]
     assert plain == per_notebook(row) == cohort.FULL
+
+
+def test_the_similarity_report_flags_the_copies_and_not_the_independent_students(term):
+    """2002 and 2003 wrote their own code and answers: never flagged with 2001 or with each other, although
+    their correct short answers and 05's seeded networks coincide. 2004-2008 were made from the reference
+    answers (2001's), so each pair of them is a copy and is flagged; 2008's two attempts are one student,
+    compared once (only the attempt that counts), never with itself."""
+    root, *_ = term
+    with open(root / "out1" / "similarity.csv", newline="", encoding="utf-8") as handle:
+        rows = {(r["student_a"], r["student_b"]): r for r in csv.DictReader(handle)}
+    ids = sorted(cohort.EXPECTED)
+    assert sorted(rows) == [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+    copies = ["2001", "2004", "2005", "2006", "2007", "2008"]
+    flagged = sorted(pair for pair, row in rows.items() if row["flagged"])
+    assert flagged == [(a, b) for i, a in enumerate(copies) for b in copies[i + 1:]]
+    for pair in [("2001", "2002"), ("2001", "2003"), ("2002", "2003")]:
+        assert float(rows[pair]["code_a"]) < 0.3 and float(rows[pair]["code_b"]) < 0.3, rows[pair]
+        assert float(rows[pair]["written_answers"]) == 0, rows[pair]
+    assert "code" in rows[("2001", "2008")]["reasons"] and "written answers" in rows[("2001", "2008")]["reasons"]
+    report = (root / "out1" / "report.html").read_text()
+    assert "href='similarity.html'" in report and "15 pair(s)" in report
