@@ -11,11 +11,14 @@ any text (a MyST page, a notebook, a built page's source): does it hold a graded
   appearance (``d_prev``, ``dout`` and ``grad`` all become ``v0``); then unparsed, so whitespace and
   redundant parentheses vanish too. A text's code (its fenced blocks, code cells and inline code
   spans; math and MyST roles are not code) is normalised the same way, and any sub-expression
-  equal to a solution expression is a leak. A solution statement's whole right-hand side counts
-  from :data:`MIN_STATEMENT_SIZE` nodes (``np.maximum(z, 0)`` is 4), any smaller part of it from
-  :data:`MIN_PART_SIZE`; an expression the notebooks also show outside their solution regions
-  (the given code, the visible tests) is public and never a leak. What does not parse is compared
-  as text (:func:`normalise_text`), whole solution lines of :data:`MIN_TEXT_CHARS` or more.
+  (or augmented assignment, ``W -= lr * dW``) equal to a solution's is a leak. A solution statement's whole right-hand side counts
+  from :data:`MIN_STATEMENT_SIZE` nodes (``np.maximum(z, 0)`` is 4), any part of it that computes
+  something from :data:`MIN_PART_SIZE`; an expression the notebooks also show outside their solution
+  regions (the given code, the visible tests), with the same names, is public and never a leak (a
+  visible test's wrong ``d_prev * z * (1 - z)`` does not make ``d_prev * out * (1 - out)`` public,
+  but is itself never a leak). What does not parse is compared
+  as text (:func:`normalise_text`): solution lines of :data:`MIN_TEXT_CHARS` or more that do not parse
+  alone (a statement's first line) are looked for in the text's code.
 * **Written answers.** Every graded markdown answer cell: its model answer (the text before
   ``**Rubric``) and its rubric's points (the bullets after it). A text leaks a model answer when
   it shares a run of :data:`SHINGLE_WORDS` words with it, or quotes one of its reference numbers
@@ -33,6 +36,7 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
+import functools
 import json
 import re
 import textwrap
@@ -44,8 +48,9 @@ __all__ = ["normalise", "normalise_text", "code_snippets", "solution_expressions
 
 #: A solution statement's right-hand side of at least this many nodes is an answer (``x.T @ d_prev``: 4).
 MIN_STATEMENT_SIZE = 4
-#: A part of a solution expression must have this many nodes to count alone (``z.max(axis=1, keepdims=True)``).
-MIN_PART_SIZE = 7
+#: A part of a solution expression that computes something (an operator or a call) counts alone from
+#: this many nodes (``d_prev @ W.T`` inside ``(d_prev @ W.T).reshape(shape)``: 4).
+MIN_PART_SIZE = 4
 #: Solution lines compared as text (when they do not parse) need this many characters without spaces.
 MIN_TEXT_CHARS = 14
 #: A run of this many words shared with a model answer is a leak.
@@ -61,6 +66,8 @@ _KEEP = {"np", "self", *dir(builtins)}
 #: Method reductions written as NumPy functions.
 _REDUCTIONS = {"sum", "max", "min", "mean", "prod", "argmax", "argmin", "any", "all"}
 _COMMUTATIVE = (ast.Add, ast.Mult)
+#: ``x.shape[0]`` and ``len(x)`` are the batch size, a variable like ``n``.
+_BATCH = "n_batch_"
 _MIRROR = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE, ast.Eq: ast.Eq, ast.NotEq: ast.NotEq}
 
 
@@ -89,6 +96,15 @@ def _np(attr: str, args, keywords=()) -> ast.Call:
                     args=list(args), keywords=list(keywords))
 
 
+def _frobenius(node) -> bool:
+    """``np.linalg.norm(a)``, ``np.linalg.norm(a, "fro")`` or ``np.linalg.norm(a, ord="fro")``."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "norm"):
+        return False
+    orders = node.args[1:] + [k.value for k in node.keywords if k.arg == "ord"]
+    others = [k for k in node.keywords if k.arg != "ord"]
+    return len(node.args) >= 1 and not others and all(isinstance(o, ast.Constant) and o.value == "fro" for o in orders)
+
+
 def _np_call(node, *names) -> bool:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
             and _is_np(node.func.value))
@@ -113,9 +129,13 @@ def _shape_key(node) -> str:
 class _Canonical(ast.NodeTransformer):
     """Rewrites equivalent spellings into one (bottom-up); see the module docstring."""
 
+    def __init__(self, fields=frozenset()):
+        self.fields = fields
+
     def visit_Attribute(self, node):
         self.generic_visit(node)
-        if isinstance(node.value, ast.Name) and node.value.id == "self":
+        if isinstance(node.value, ast.Name) and (node.value.id == "self" or
+                                                 (node.attr in self.fields and node.value.id not in _KEEP)):
             return ast.Name(node.attr, ast.Load())
         if isinstance(node.value, ast.Name) and node.value.id == "numpy":
             node.value = ast.Name("np", ast.Load())
@@ -123,6 +143,13 @@ class _Canonical(ast.NodeTransformer):
 
     def visit_Name(self, node):
         return ast.Name("np" if node.id == "numpy" else node.id, ast.Load())
+
+    def visit_Subscript(self, node):
+        self.generic_visit(node)
+        if isinstance(node.value, ast.Attribute) and node.value.attr == "shape" \
+                and isinstance(node.slice, ast.Constant) and node.slice.value == 0:
+            return ast.Name(_BATCH, ast.Load())  # x.shape[0]: the batch size, whatever it is called
+        return node
 
     def visit_Constant(self, node):
         if isinstance(node.value, float) and node.value.is_integer() and abs(node.value) < 1e15:
@@ -132,6 +159,8 @@ class _Canonical(ast.NodeTransformer):
     def visit_Call(self, node):
         self.generic_visit(node)
         func = node.func
+        if isinstance(func, ast.Name) and func.id == "len" and len(node.args) == 1:
+            return ast.Name(_BATCH, ast.Load())
         if isinstance(func, ast.Attribute) and not _is_np(func.value) and func.attr in _REDUCTIONS \
                 and not (isinstance(func.value, ast.Name) and func.value.id in ("np", "builtins")):
             node = _np(func.attr, [func.value, *node.args], node.keywords)
@@ -152,7 +181,7 @@ class _Canonical(ast.NodeTransformer):
         if isinstance(node.op, ast.Mult) and _same(node.left, node.right):
             return _square(node.left)
         if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant) and node.right.value == 2 \
-                and _np_call(node.left, "norm") and len(node.left.args) == 1 and not node.left.keywords:
+                and _frobenius(node.left):
             return _np("sum", [_square(node.left.args[0])])  # np.linalg.norm(a) ** 2
         if isinstance(node.op, _COMMUTATIVE):
             operands = []
@@ -196,25 +225,80 @@ class _Rename(ast.NodeTransformer):
         return node
 
 
-def _canonical(node) -> ast.AST:
-    node = _Canonical().visit(copy.deepcopy(node))
+class _Resort(ast.NodeTransformer):
+    """Operands of ``+``/``*`` chains and ``np.maximum``/``np.minimum`` arguments sorted by their full text."""
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if not isinstance(node.op, _COMMUTATIVE):
+            return node
+        operands = []
+
+        def flatten(part):
+            if isinstance(part, ast.BinOp) and type(part.op) is type(node.op):
+                flatten(part.left)
+                flatten(part.right)
+            else:
+                operands.append(part)
+        flatten(node)
+        operands.sort(key=lambda operand: (_shape_key(operand), ast.unparse(operand)))
+        result = operands[0]
+        for operand in operands[1:]:
+            result = ast.BinOp(left=result, op=type(node.op)(), right=operand)
+        return result
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if _np_call(node, "maximum", "minimum") and len(node.args) == 2:
+            node.args = sorted(node.args, key=lambda arg: (_shape_key(arg), ast.unparse(arg)))
+        return node
+
+
+def _canonical(node, fields=frozenset(), rename: bool = True) -> ast.AST:
+    node = _Canonical(fields).visit(copy.deepcopy(node))
+    if not rename:
+        return node
+    # Operands of the same shape (``d_prev * out``) are ordered by name only after renaming, which
+    # depends on the order: rename and re-sort until nothing moves (two or three rounds).
+    text = None
+    for _ in range(4):
+        node = _Resort().visit(_Rename().visit(node))
+        if ast.unparse(node) == text:
+            break
+        text = ast.unparse(node)
     return _Rename().visit(node)
 
 
+def fields_of(solutions_dir: Path) -> frozenset[str]:
+    """The attributes the notebooks' classes set on ``self`` (``W``, ``out``, ...): ``layer.W`` reads one, as ``self.W`` does."""
+    fields = set()
+    for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
+        for cell_type, source, _ in _cells(notebook):
+            fields |= set(re.findall(r"\bself\.(\w+)\s*(?:[-+*/@]?=(?!=))", source)) if cell_type == "code" else set()
+    return frozenset(fields)
+
+
 def _size(node) -> int:
-    """Nodes that carry meaning (``np`` itself, contexts and operators not counted)."""
-    return sum(1 for part in ast.walk(node)
-               if isinstance(part, (ast.expr, ast.keyword, ast.comprehension)) and not _is_np(part))
+    """Nodes of the canonical form that carry meaning (``np``, builtins, contexts and operators not counted)."""
+    return sum(1 for part in ast.walk(_canonical(node))
+               if isinstance(part, (ast.expr, ast.keyword, ast.comprehension, ast.AugAssign))
+               and not (isinstance(part, ast.Name) and part.id in _KEEP))
 
 
-def normalise(code: str) -> str | None:
+def _computes(node) -> bool:
+    """Whether an expression computes something (an operator or a call), not only reads (``y.shape[0]``)."""
+    return any(isinstance(part, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.BoolOp, ast.AugAssign))
+               for part in ast.walk(node))
+
+
+def normalise(code: str, fields: frozenset[str] = frozenset()) -> str | None:
     """The canonical text of a piece of Python (an expression or statements), or None if it does not parse.
 
     >>> normalise("d_prev * (self.out > 0)") == normalise("(out>0)*dout")
     True
     """
     tree = _parse(code)
-    return None if tree is None else ast.unparse(_canonical(tree))
+    return None if tree is None else ast.unparse(_canonical(tree, fields))
 
 
 def normalise_text(code: str) -> str:
@@ -236,8 +320,9 @@ def _parse(code: str) -> ast.AST | None:
         return None
 
 
-def _expressions(tree) -> list[ast.expr]:
-    return [node for node in ast.walk(tree) if isinstance(node, ast.expr)]
+def _expressions(tree) -> list[ast.AST]:
+    """Every expression of a tree, and every augmented assignment (``W -= lr * dW``: an update step)."""
+    return [node for node in ast.walk(tree) if isinstance(node, (ast.expr, ast.AugAssign))]
 
 
 def _statement_values(tree) -> list[ast.expr]:
@@ -273,6 +358,8 @@ class Secrets:
 
     expressions: dict[str, tuple[str, str]]
     lines: dict[str, tuple[str, str]]  # normalise_text(line) -> (notebook, line), for the textual fallback
+    fields: frozenset[str] = frozenset()  # see fields_of
+    public: frozenset[str] = frozenset()  # canonical forms, names kept, of the notebooks' public code
 
 
 def _exercises_dir(solutions_dir: Path) -> Path:
@@ -293,6 +380,7 @@ def public_text(solutions_dir: Path) -> str:
 def solution_expressions(solutions_dir: Path) -> Secrets:
     """Every answer expression of the code cells' solution regions of ``solutions_dir/*.ipynb``."""
     public_expressions, public_lines = set(), set()
+    fields = fields_of(solutions_dir)
     regions = []
     for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
         for cell_type, source, _ in _cells(notebook):
@@ -307,7 +395,7 @@ def solution_expressions(solutions_dir: Path) -> Secrets:
                 public_lines.add(normalise_text(line))
                 tree = _parse(line.split("#")[0])
                 if tree is not None:
-                    public_expressions |= {ast.unparse(_canonical(e)) for e in _expressions(tree)}
+                    public_expressions |= {ast.unparse(_canonical(e, fields, rename=False)) for e in _expressions(tree)}
     public_flat = "\n".join(public_lines)
     expressions, lines = {}, {}
     for notebook, body in regions:
@@ -315,16 +403,16 @@ def solution_expressions(solutions_dir: Path) -> Secrets:
             whole = {id(v) for v in _statement_values(tree)}
             for node in _expressions(tree):
                 size = _size(node)
-                if size >= (MIN_STATEMENT_SIZE if id(node) in whole else MIN_PART_SIZE):
-                    key = ast.unparse(_canonical(node))
-                    if key not in public_expressions:
+                if size >= (MIN_STATEMENT_SIZE if id(node) in whole else MIN_PART_SIZE) and _computes(node):
+                    key = ast.unparse(_canonical(node, fields))
+                    if ast.unparse(_canonical(node, fields, rename=False)) not in public_expressions:
                         expressions.setdefault(key, (notebook, ast.unparse(node)))
         for line in body.splitlines():
             code = line.split("#")[0].strip()
             text = normalise_text(code)
-            if len(text) >= MIN_TEXT_CHARS and text not in public_flat:
+            if len(text) >= MIN_TEXT_CHARS and text not in public_flat and _parse(code) is None:
                 lines.setdefault(text, (notebook, code))
-    return Secrets(expressions, lines)
+    return Secrets(expressions, lines, fields, frozenset(public_expressions))
 
 
 # --- the code of a text --------------------------------------------------------------------------
@@ -374,8 +462,9 @@ def _code_leaks(name: str, text: str, secrets: Secrets) -> list[Leak]:
         found = set()
         for tree in trees:
             for node in _expressions(tree):
-                key = ast.unparse(_canonical(node))
-                if key in secrets.expressions and key not in found:
+                key = ast.unparse(_canonical(node, secrets.fields))
+                if key in secrets.expressions and key not in found \
+                        and ast.unparse(_canonical(node, secrets.fields, rename=False)) not in secrets.public:
                     found.add(key)
                     notebook, original = secrets.expressions[key]
                     leaks.append(Leak(name, "solution code", notebook, f"{ast.unparse(node)!r} is {original!r}"))
@@ -418,8 +507,8 @@ class WrittenAnswer:
         ``1024-1024``), each with the words beside it there (``tanh 0.933,`` gives {"tanh", "sigmoid"})."""
         found = {}
         for match in re.finditer(r"(?<![\d.])\d\.\d{3}(?!\d)|\b\d{3,4}(?:-\d{3,4})+\b", self.model):
-            before = re.findall(r"[A-Za-z]{3,}", self.model[:match.start()])[-1:]
-            after = re.findall(r"[A-Za-z]{3,}", self.model[match.end():])[:1]
+            before = [w for w in re.findall(r"[A-Za-z]{3,}", self.model[:match.start()]) if w.lower() not in _STOP][-1:]
+            after = [w for w in re.findall(r"[A-Za-z]{3,}", self.model[match.end():]) if w.lower() not in _STOP][:1]
             found.setdefault(match.group(), set()).update(word.lower() for word in before + after)
         return found
 
@@ -497,16 +586,32 @@ def page_text(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def find_leaks(texts: dict[str, str], solutions_dir: Path) -> list[Leak]:
+def _state(solutions_dir: Path) -> tuple[str, tuple]:
+    """The folder and its notebooks' modification times (with the exercises'): what the cache depends on."""
+    folder = Path(solutions_dir).resolve()
+    notebooks = sorted([*folder.glob("*.ipynb"), *_exercises_dir(folder).glob("*.ipynb")])
+    return str(folder), tuple((str(path), path.stat().st_mtime_ns) for path in notebooks)
+
+
+@functools.lru_cache(maxsize=4)
+def _policy(folder: str, _mtimes: tuple) -> tuple[Secrets, list[WrittenAnswer], str]:
+    return solution_expressions(Path(folder)), written_answers(Path(folder)), public_text(Path(folder))
+
+
+def find_leaks(texts: dict[str, str], solutions_dir: Path, *, code: bool = True, answers: bool = True) -> list[Leak]:
     """Every graded answer in ``texts`` (``{name: MyST or Markdown text}``), one :class:`Leak` each.
 
-    ``solutions_dir`` without notebooks (a students' copy) finds nothing.
+    ``code=False`` looks for written answers only (for a page's visible text, whose code spans are
+    no longer marked); ``answers=False`` for solution code only. ``solutions_dir`` without
+    notebooks (a students' copy) finds nothing.
     """
-    secrets = solution_expressions(solutions_dir)
-    answers = written_answers(solutions_dir)
-    public = public_text(solutions_dir)
+    secrets, written, public = _policy(*_state(solutions_dir))
+    if not answers:
+        written = []
     leaks = []
     for name, text in texts.items():
-        leaks += _code_leaks(name, text, secrets)
-        leaks += _answer_leaks(name, text, answers, public)
+        if code:
+            leaks += _code_leaks(name, text, secrets)
+        if answers:
+            leaks += _answer_leaks(name, text, written, public)
     return leaks

@@ -18,7 +18,10 @@ Protocol (CDP) with ``websocket-client``. For each page it checks that
   footnotes, a figure fits the desktop column, and only one search box shows.
 
 It also finds solution code that leaked into the site: the solution and hidden-test regions
-of ``solutions/dnn_hw/*.ipynb`` must appear in no page text and no downloadable source.
+of ``solutions/dnn_hw/*.ipynb`` must appear in no page text and no downloadable source, and
+no page source may give a graded answer by the course's leak policy
+(``dnn_course.leak_policy``: a solution's expression in any code block or inline code span,
+normalised; a written answer's model answer, reference numbers or rubric points).
 
 Usage (after ``make book``)::
 
@@ -52,6 +55,9 @@ import websocket
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # dnn_course, when run as a script outside the environment's install
+    sys.path.insert(0, str(REPO_ROOT))
+from dnn_course import leak_policy  # noqa: E402
 
 #: Flags for a quiet, isolated, offline headless Chromium (a fresh profile is added per run).
 CHROMIUM_FLAGS = (
@@ -513,6 +519,12 @@ def find_solution_leaks(site_dir: Path, solutions_dir: Path, page_texts: dict[st
         for name, text in squashed.items():
             if region in text:
                 leaks.append(f"{kind} region of {notebook} published in {name}: {region[:80]!r}...")
+    # The leak policy reads the sources (Markdown, notebooks: their code spans are marked) for code
+    # and written answers, and the pages' visible text (numbers computed at build time) for answers.
+    sources = {path.relative_to(site_dir).as_posix(): leak_policy.page_text(path) for path in files
+               if path.suffix in (".md", ".ipynb") and "_static/" not in path.relative_to(site_dir).as_posix()}
+    leaks += [f"leak policy: {leak}" for leak in leak_policy.find_leaks(sources, solutions_dir)]
+    leaks += [f"leak policy: {leak}" for leak in leak_policy.find_leaks(page_texts, solutions_dir, code=False)]
     return leaks
 
 
@@ -593,8 +605,12 @@ _LAYOUT_JS = r"""
   const figures = [];
   for (const img of document.querySelectorAll("div.cell_output img")) {
     if (!img.naturalWidth || !visible(img)) continue;
-    const scale = img.getBoundingClientRect().width / img.naturalWidth;
+    // a high-density ("retina") figure stores more pixels than its declared width: its text is
+    // minFontPx per declared pixel, so scale against the declared width
+    const declared = parseFloat(img.getAttribute("width")) || img.naturalWidth;
+    const scale = img.getBoundingClientRect().width / declared;
     figures.push({src: img.getAttribute("src"), scale: scale, textPx: minFontPx * scale,
+                  density: img.naturalWidth / declared,
                   width: img.getBoundingClientRect().width, fits: img.getBoundingClientRect().width <= column.width + 1});
   }
   const searches = Array.from(document.querySelectorAll(
