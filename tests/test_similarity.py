@@ -36,7 +36,7 @@ SOURCE = REPO / "solutions" / "dnn_hw"
 
 RENAMES = {"z": "inputs", "out": "cache", "d_prev": "upstream", "magnitude": "size", "generator": "gen",
            "scale": "std", "exps": "ex", "count": "n_rows", "grad": "g", "data_loss": "ce", "penalty": "l2",
-           "per_example": "rows", "values": "v", "stable_sigmoid": "safe_sig", "inputs": "flat",
+           "per_example": "rows", "stable_sigmoid": "safe_sig", "inputs": "flat",
            "shape_in": "orig_shape", "layer": "lyr", "name": "key", "x": "batch", "EPS": "TINY"}
 
 
