@@ -1,22 +1,25 @@
 """Numerical gradient checks by centred differences, in float64.
 
-The centred difference ``(f(x + eps) - f(x - eps)) / (2 eps)`` has an error of
-order ``eps**2`` from the Taylor series and ``machine_eps * |f| / eps`` from
-rounding; with float64 and ``eps = 1e-5`` both are around 1e-10 relative, so a
+The centred difference ``(f(x + h) - f(x - h)) / (2 h)`` with the step ``h``
+(:data:`STEP`, the book's $h$) has an error of order ``h**2`` from the Taylor
+series and ``machine_eps * |f| / h`` from rounding; with float64 and
+``h = 1e-5`` both are around 1e-10 relative, so a
 correct analytic gradient agrees to about 1e-7 or better, and a wrong one (a
 missing ``1 / batch_size``, a forgotten L2 term, a transposed product) is off by
-far more. In float32 the rounding term alone is about 1e-2, so every check here
-insists on float64.
+far more. In float32 the rounding term alone is about 1e-2, in the bug band
+below, so every check here insists on float64. (The step ``h`` is not the
+book's epsilon, ``EPS = 1e-10`` inside the cross-entropy's logarithm.)
 
 Relative error (see :func:`relative_error`) is measured against the largest
 magnitude of the two arrays, so entries that are zero or tiny (ReLU's dead
 units, for example) do not blow it up.
 
-The course's one rule for reading it (float64, ``eps = 1e-5``), used by the
+The course's one rule for reading it (float64, ``h = 1e-5``), used by the
 book, the exercises' tests and :func:`verdict`: below ``PASS_BELOW = 1e-7`` the
-analytic gradient is right; above ``BUG_ABOVE = 1e-4`` it is wrong; in between,
-look closer (the epsilon inside the loss's logarithm, a tiny gradient, a ReLU
-input within ``eps`` of 0, or a check not in float64) before calling it a bug.
+analytic gradient is right; above ``BUG_ABOVE = 1e-4`` it is wrong, unless the
+check itself was not in float64 (float32 rounding alone gives about 1e-2) or a
+ReLU input lies within ``h`` of 0; in between, look closer (the epsilon inside
+the loss's logarithm, a tiny gradient) before calling it a bug.
 The exercises' tests fail anything that does not pass: on their inputs a
 correct gradient agrees to 1e-9 or better.
 """
@@ -30,6 +33,7 @@ import numpy as np
 __all__ = [
     "BUG_ABOVE",
     "PASS_BELOW",
+    "STEP",
     "check_layer_gradients",
     "check_model_gradients",
     "numerical_gradient",
@@ -37,16 +41,18 @@ __all__ = [
     "verdict",
 ]
 
-#: A relative error below this (float64, eps = 1e-5) means the analytic gradient is right.
+#: The step h of the centred differences (float64); not the loss's EPS = 1e-10.
+STEP = 1e-5
+#: A relative error below this (float64, h = STEP) means the analytic gradient is right.
 PASS_BELOW = 1e-7
 #: A relative error above this means the analytic gradient is wrong.
 BUG_ABOVE = 1e-4
 
 
-def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = STEP) -> np.ndarray:
     """Centred-difference gradient of a scalar function, one entry at a time.
 
-    ``x`` is perturbed in place (``x[i] += eps``, ``x[i] -= eps``) and every
+    ``x`` is perturbed in place (``x[i] += h``, ``x[i] -= h``) and every
     entry is restored to its exact original value afterwards, even if ``f``
     raises. ``f`` may therefore ignore its argument and read an array it shares
     with ``x`` (a layer's ``W``, for instance), but it must not change it: a
@@ -57,13 +63,13 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: flo
     Args:
         f: ``f(x) -> float``, a scalar function of the array.
         x: float64 array of any shape ``s``; modified during the call, restored after.
-        eps: step size.
+        h: the step of the centred difference (:data:`STEP`).
 
     Returns:
         float64 array of shape ``s``: ``df/dx``.
     """
     _require_float64(x, "x")
-    return _partials(f, x, np.arange(x.size), eps, guard=True).reshape(x.shape)
+    return _partials(f, x, np.arange(x.size), h, guard=True).reshape(x.shape)
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -123,7 +129,7 @@ def check_layer_gradients(layer, x: np.ndarray, *, reg_lambda: float = 0.0, seed
     Args:
         layer: any course layer, with ``W`` and ``b`` (if any) in float64.
         x: input, shape ``(batch, ...)``; converted to float64. Keep its
-            entries away from kinks (ReLU at 0) by more than 1e-5.
+            entries away from kinks (ReLU at 0) by more than STEP.
         reg_lambda: L2 strength passed to ``backward``.
         seed: seeds ``d_out`` (or the labels).
 
@@ -233,13 +239,13 @@ def check_model_gradients(
         flat = np.arange(value.size)
         if max_entries_per_param is not None and max_entries_per_param < value.size:
             flat = np.sort(rng.choice(value.size, size=max_entries_per_param, replace=False))
-        numeric = _partials(loss, value, flat, 1e-5)
+        numeric = _partials(loss, value, flat, STEP)
         grad = _as_shape(analytic[key], value.shape, f"{key} gradient")
         errors[key] = relative_error(grad.reshape(-1)[flat], numeric)
     return errors
 
 
-def _partials(f: Callable[[np.ndarray], float], x: np.ndarray, flat_indices: np.ndarray, eps: float,
+def _partials(f: Callable[[np.ndarray], float], x: np.ndarray, flat_indices: np.ndarray, h: float,
               guard: bool = False) -> np.ndarray:
     """Centred differences of ``f`` for the entries ``flat_indices`` of ``x`` (C order).
 
@@ -253,9 +259,9 @@ def _partials(f: Callable[[np.ndarray], float], x: np.ndarray, flat_indices: np.
         index = np.unravel_index(flat, x.shape)
         original = x[index]
         try:
-            x[index] = original + eps
+            x[index] = original + h
             f_plus = float(f(x))
-            x[index] = original - eps
+            x[index] = original - h
             f_minus = float(f(x))
         finally:
             x[index] = original
@@ -266,7 +272,7 @@ def _partials(f: Callable[[np.ndarray], float], x: np.ndarray, flat_indices: np.
                     "forward pass or softmax that writes into its input), which destroys the perturbations; "
                     "it must leave its input unchanged (work on a copy)."
                 )
-        result[k] = (f_plus - f_minus) / (2 * eps)
+        result[k] = (f_plus - f_minus) / (2 * h)
     return result
 
 

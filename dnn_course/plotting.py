@@ -13,7 +13,10 @@ The book's chapters call :func:`use_book_style` once, so that every figure is dr
 :data:`BOOK_DPI` with no text smaller than :data:`MIN_FONT_PT` points and is at most
 :data:`MAX_WIDTH_IN` inches wide: it then fits the text column of the site at its natural
 size, and its smallest text is as large as the site's footnotes
-(``scripts/check_site.py`` checks both in a browser).
+(``scripts/check_site.py`` checks both in a browser). In a notebook (the book's build), the
+figures are stored with :data:`BOOK_PIXEL_RATIO` times as many pixels each way and shown at
+the same size (IPython's "retina" PNG, with the display size in its metadata), so that they
+stay sharp on high-density screens.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from matplotlib.ticker import MaxNLocator
 from .training import History
 
 __all__ = [
-    "BOOK_DPI", "MAX_WIDTH_IN", "MIN_FONT_PT", "plot_class_examples", "plot_image_grid", "plot_learning_curves",
+    "BOOK_DPI", "BOOK_PIXEL_RATIO", "MAX_WIDTH_IN", "MIN_FONT_PT", "plot_class_examples", "plot_image_grid", "plot_learning_curves",
     "plot_loss_curves", "smallest_font_pt", "use_book_style",
 ]
 
 #: Resolution (pixels per inch) of the book's figures; 1 pt of text is BOOK_DPI / 72 pixels.
 BOOK_DPI = 100
+#: Pixels stored per displayed pixel of a book figure in a notebook (IPython's "retina" PNG).
+BOOK_PIXEL_RATIO = 2
 #: Smallest font size (points) allowed in a figure of the book: 11 pt at 100 dpi is 15 px.
 MIN_FONT_PT = 11.0
 #: Widest figure (inches) that fits the site's text column at its natural size.
@@ -58,8 +63,21 @@ _BOOK_RC = {
 
 
 def use_book_style() -> None:
-    """Set matplotlib's defaults to the book's figure style (dpi, font sizes, default size)."""
+    """Set matplotlib's defaults to the book's figure style (dpi, font sizes, default size).
+
+    Inside IPython (a chapter being executed), inline figures also become "retina" PNGs:
+    :data:`BOOK_PIXEL_RATIO` times the pixels, displayed at :data:`BOOK_DPI`.
+    """
     plt.rcParams.update(_BOOK_RC)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is part of the course's environment
+        return
+    if get_ipython() is not None:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        assert BOOK_PIXEL_RATIO == 2, "IPython's retina format doubles the pixels"
+        set_matplotlib_formats("retina")
 
 
 def smallest_font_pt(fig: Figure) -> float:

@@ -342,7 +342,7 @@ def _diverged(loss: float, epoch: int, epochs: int, batch: int, n_batches: int, 
         f"batch {batch} of {n_batches} (learning_rate={learning_rate}). "
         "Try a smaller learning rate (for example 10 times smaller), and check that "
         "softmax is numerically stable (subtract each row's maximum before np.exp) "
-        "and that the cross-entropy adds a small eps inside the log."
+        "and that the cross-entropy adds EPS = 1e-10 inside the log."
     )
     return TrainingDivergedError(message, epoch=epoch, batch=batch, loss=loss)
 

@@ -551,6 +551,8 @@ LAYOUT_WIDTHS = {"desktop": (DESKTOP_WIDTH, 1024), "phone": (PHONE_WIDTH, 844)}
 # below MIN_FONT_PT points. Kept in step with dnn_course/plotting.py by tests/test_book_site.py.
 BOOK_DPI = 100
 MIN_FONT_PT = 11.0
+# Pixels stored per displayed pixel of a figure (retina PNG): sharp on high-density screens.
+BOOK_PIXEL_RATIO = 2
 
 # Measures, at the current window size, what sticks out of the text column, what is cut off,
 # and how large the smallest text of each figure is drawn. Everything in CSS pixels.
@@ -643,6 +645,11 @@ def check_layout(browser: HeadlessChromium, base_url: str, path: str, width: int
         if figure["textPx"] + 0.05 < page["footnotePx"]:
             problems.append(f"figure text drawn at {figure['textPx']:.1f} px, smaller than the footnotes' "
                             f"{page['footnotePx']:.1f} px (the figure is shrunk to {figure['scale']:.0%}): "
+                            f"{figure['src'][:80]}")
+        if figure["density"] < BOOK_PIXEL_RATIO - 0.05:
+            problems.append(f"figure stored at {figure['density']:.1f}x the pixels it is shown at, not "
+                            f"{BOOK_PIXEL_RATIO}x: blurry on high-density screens (draw it after "
+                            f"dnn_course.plotting.use_book_style(); a cached output may predate it): "
                             f"{figure['src'][:80]}")
         if desktop and not figure["fits"]:
             problems.append(f"figure {figure['width']:.0f} px wide, wider than the {page['column']:.0f} px "

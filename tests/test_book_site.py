@@ -399,20 +399,21 @@ def test_nothing_overflows_and_figure_text_is_legible(layouts, page, width):
 def test_layout_constants_follow_the_figure_style():
     from dnn_course import plotting
 
-    assert (check_site.BOOK_DPI, check_site.MIN_FONT_PT) == (plotting.BOOK_DPI, plotting.MIN_FONT_PT)
+    assert (check_site.BOOK_DPI, check_site.MIN_FONT_PT, check_site.BOOK_PIXEL_RATIO) == (
+        plotting.BOOK_DPI, plotting.MIN_FONT_PT, plotting.BOOK_PIXEL_RATIO)
     # a figure MAX_WIDTH_IN wide fits the desktop column (measured: 740 px at 1280 px)
     assert plotting.MAX_WIDTH_IN * plotting.BOOK_DPI <= 740
 
 
-def _wide_png(path: Path, width_px: int) -> None:
+def _wide_png(path: Path, width_px: int, dpi: int = 100) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width_px / 100, 1), dpi=100)
+    fig = Figure(figsize=(width_px / dpi, 1), dpi=dpi)
     fig.text(0.5, 0.5, "eleven-point text", fontsize=11)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
 
 
 _LAYOUT_PAGE = """<!DOCTYPE html>
@@ -421,7 +422,7 @@ _LAYOUT_PAGE = """<!DOCTYPE html>
 aside.footnote {{ font-size: 14px; }}
 .scroll {{ overflow-x: auto; }} .clip {{ overflow: hidden; width: 200px; white-space: pre; }}</style></head>
 <body><article class="bd-article"><h1>Layout</h1>
-<div class="cell_output"><img src="{image}" style="max-width: 100%"></div>
+<div class="cell_output"><img src="{image}" {size}style="max-width: 100%"></div>
 <div class="highlight"><pre class="clip">{long}</pre></div>
 <div class="cell_output scroll"><pre>{long}</pre></div>
 <input type="search"><input type="search">
@@ -431,10 +432,11 @@ aside.footnote {{ font-size: 14px; }}
 
 def test_layout_checker_finds_shrunk_figures_cut_off_outputs_and_two_search_boxes(tmp_path, chromium):
     _wide_png(tmp_path / "wide.png", 1000)
-    _wide_png(tmp_path / "narrow.png", 300)
     long_line = "x" * 400
-    (tmp_path / "bad.html").write_text(_LAYOUT_PAGE.format(column=600, image="wide.png", long=long_line))
-    (tmp_path / "good.html").write_text(_LAYOUT_PAGE.format(column=600, image="narrow.png", long="short")
+    _wide_png(tmp_path / "retina.png", 600, dpi=200)  # shown at 300 px: twice the pixels, as the book's figures
+    (tmp_path / "bad.html").write_text(_LAYOUT_PAGE.format(column=600, image="wide.png", size="", long=long_line))
+    (tmp_path / "good.html").write_text(_LAYOUT_PAGE.format(column=600, image="retina.png", size='width="300" ',
+                                                            long="short")
                                         .replace('<input type="search"><input type="search">', ""))
     with check_site.serve_directory(tmp_path) as base_url, check_site.HeadlessChromium(chromium) as browser:
         bad, measured = check_site.check_layout(browser, base_url, "bad.html", 1280, 800, desktop=True)
@@ -446,6 +448,7 @@ def test_layout_checker_finds_shrunk_figures_cut_off_outputs_and_two_search_boxe
     assert "figure text drawn at 9.2 px, smaller than the footnotes' 14.0 px (the figure is shrunk to 60%)" in text
     assert "code cut off:" in text and "no scroll bar" in text
     assert "2 search boxes visible at once" in text
+    assert "figure stored at 1.0x the pixels it is shown at, not 2x: blurry" in text
     assert "output cut off" not in text  # the second output scrolls: allowed
     assert good == []
     # at phone width the 600 px article sticks out of a 390 px window: the page scrolls sideways

@@ -149,3 +149,31 @@ def test_smallest_font_finds_small_text_and_ignores_empty_text():
     ax.text(0.5, 0.5, "tiny", fontsize=7)
     assert smallest_font_pt(fig) == 7
     assert smallest_font_pt(Figure()) == float("inf")
+
+
+def test_book_style_stores_inline_figures_at_twice_the_pixels_shown_at_book_size():
+    """In IPython (the book's build) a figure is a retina PNG: 2x the pixels, displayed at BOOK_DPI."""
+    import struct
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from dnn_course.plotting import BOOK_DPI, BOOK_PIXEL_RATIO, use_book_style
+
+    saved = dict(plt.rcParams)
+    shell = InteractiveShell.instance()
+    try:
+        use_book_style()
+        fig = plt.figure(figsize=(4.0, 2.0))
+        fig.gca().plot([0, 1], [0, 1])
+        data, metadata = shell.display_formatter.format(fig)
+        plt.close(fig)
+        png = data["image/png"]
+        png = png if isinstance(png, bytes) else __import__("base64").b64decode(png)
+        width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+        shown = metadata["image/png"]
+        assert (shown["width"], shown["height"]) == (width // BOOK_PIXEL_RATIO, height // BOOK_PIXEL_RATIO)
+        # about 4 x 2 inches at BOOK_DPI once shown (bbox_inches="tight" trims a little)
+        assert 0.8 * 4 * BOOK_DPI <= shown["width"] <= 4 * BOOK_DPI and width >= 2 * 0.8 * 4 * BOOK_DPI
+    finally:
+        plt.rcParams.update(saved)
+        InteractiveShell.clear_instance()
