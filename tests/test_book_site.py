@@ -46,12 +46,15 @@ check_site = _load_checker()
 
 EXPECTED_DOCNAMES = [
     "book/00_introduction",
+    "book/backpropagation",
     "book/01_activations",
     "book/02_fully_connected",
     "book/03_softmax_cross_entropy",
     "book/04_l2_regularization",
     "book/05_putting_it_together",
     "book/06_experiments",
+    "book/where_next",
+    "book/practice_problems",
     "exercises/dnn_hw/01_activations",
     "exercises/dnn_hw/02_fc_layer",
     "exercises/dnn_hw/03_softmax_cross_entropy",
