@@ -10,6 +10,7 @@ result file means the job did not finish.
 """
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sys
@@ -24,16 +25,19 @@ from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
 from dnn_course.datasets import load_dataset
-from dnn_course.experiment_grades import fashion_model_points, mnist_model_points
+from dnn_course import records
+from dnn_course.experiment_grades import FASHION_THRESHOLDS, Score, fashion_model_points, mnist_model_points
 from dnn_course.files import write_atomically
 from dnn_course.notebook_import import import_notebooks
 from dnn_course.reference import COMPONENT_NOTEBOOKS
 
-from . import crosscheck, kernel, normalize, probe, sandbox
+from . import crosscheck, crosscheck_probes, kernel, manual, normalize, probe, sandbox
 from .feedback import error_message
 from .grading_config import DATA_FILES, GradingSettings, ensure_tools_on_path, nbgrader_config
 from .sandbox import Limits
 
+#: The job's folder of the submitted data files that passed validation (what the grader measures).
+VALIDATED = "validated"
 #: Errors of cells the kernel never really ran (not evidence of tampering).
 NOT_RUN = {"CellTimeoutError", "NotebookTimeLimit", "KernelDied"}
 INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
@@ -42,18 +46,37 @@ INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
              "MemoryError": "memory limit reached"}
 
 
+#: Nesting allowed in a submitted results JSON (run_plan writes 5 levels).
+MAX_JSON_DEPTH = 16
+
+
 def validate_data_file(path: Path) -> str | None:
-    """None if ``path`` is a sound data file, else why not."""
+    """None if ``path`` is a sound data file, else why not.
+
+    Sizes are checked as declared before anything is decompressed (:func:`records.check_npz`: a
+    member's uncompressed size, an array's shape times item size); a results JSON must be an
+    object nested at most :data:`MAX_JSON_DEPTH` levels. Nothing here raises on any content.
+    """
     if path.stat().st_size > DATA_FILES[path.name]:
         return f"{path.name} is larger than {DATA_FILES[path.name]} bytes"
     try:
+        raw = path.read_bytes()
         if path.suffix == ".json":
-            json.loads(path.read_text(encoding="utf-8"))
+            value = json.loads(raw.decode("utf-8"))
+            if not isinstance(value, dict) or not records._depth(value, MAX_JSON_DEPTH):
+                return f"{path.name} is not a results file of this course (not an object of at most " \
+                       f"{MAX_JSON_DEPTH} levels)"
         else:
-            with np.load(path, allow_pickle=False) as archive:
+            records.check_npz(raw, path.name)
+            with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
                 for key in archive.files:
                     archive[key]
-    except (ValueError, OSError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as error:
+    except RecursionError:
+        return f"{path.name} is not a valid {path.suffix[1:]} file (nested too deeply)"
+    except records.RecordError as error:  # what is wrong, without the file's name and the advice
+        why = str(error).removeprefix(path.name).lstrip(": ").split(". ")[0]
+        return f"{path.name} is not a valid {path.suffix[1:]} file ({why})"
+    except Exception as error:  # noqa: BLE001 - untrusted bytes: any failure is this file's, never the job's
         return f"{path.name} is not a valid {path.suffix[1:]} file ({type(error).__name__})"
     return None
 
@@ -85,9 +108,14 @@ def prepare(job: dict, jobdir: Path) -> tuple[list[str], dict[str, list[str]]]:
         except normalize.UnreadableNotebook as error:
             nb_flags[name].append(f"unreadable: {error}")
             continue
+        except Exception as error:  # noqa: BLE001 - a failure on one notebook is that notebook's flag
+            nb_flags[name].append(f"unreadable: the grader could not read it ({type(error).__name__})")
+            continue
         nb_flags[name] += read_flags + rebuild_flags
         nbformat.write(rebuilt, work / name)
         nbformat.write(normalize.add_probes(rebuilt, job["token"]), submitted / name)
+    validated = jobdir / VALIDATED
+    validated.mkdir(exist_ok=True)
     for name in sorted(DATA_FILES):
         path = origin / name
         if path.exists():
@@ -96,6 +124,7 @@ def prepare(job: dict, jobdir: Path) -> tuple[list[str], dict[str, list[str]]]:
                 flags.append(problem + "; ignored")
             else:
                 shutil.copy(path, work / name)
+                shutil.copy(path, validated / name)  # what the grader measures: never a student's folder
     return flags, nb_flags
 
 
@@ -174,20 +203,27 @@ MEASURED = [("05_mnist_activations.ipynb", "test_mnist_accuracies", "mnist", mni
             ("06_fashion_tuning.ipynb", "test_fashion_model_accuracy", "fashion-mnist", fashion_model_points)]
 
 
-def measure_experiments(job: dict, nb_flags: dict) -> dict[tuple[str, str], object]:
+def measure_experiments(job: dict, jobdir: Path, nb_flags: dict) -> dict[tuple[str, str], object]:
     """``{(notebook, grade id): Score}`` measured here, outside every student process.
 
-    Reads the data files as submitted (the folder collect wrote, which no
-    student process can write), runs the saved weights through the course's
-    own forward pass and applies the profile's thresholds.
+    Reads the data files as submitted that passed :func:`validate_data_file` (copied by
+    :func:`prepare` into a folder of the job no student process can write), runs the saved
+    weights through the course's own forward pass and applies the profile's thresholds. A
+    failure while measuring one test scores that test 0 with a flag on its notebook.
     """
     scores = {}
-    origin = Path(job["submitted_dir"])
+    profile = job.get("experiment_profile", "brief")
     for notebook, grade_id, dataset, points in MEASURED:
         if notebook not in job["notebooks"] or "not submitted" in nb_flags.get(notebook, []):
             continue
         (_, _), (x_test, y_test) = load_dataset(dataset, verbose=False)
-        scores[(notebook, grade_id)] = points(origin, x_test, y_test, job.get("experiment_profile", "brief"))
+        try:
+            scores[(notebook, grade_id)] = points(jobdir / VALIDATED, x_test, y_test, profile)
+        except Exception as error:  # noqa: BLE001 - the submitted files' fault costs this test only
+            most = 2 if points is mnist_model_points else len(FASHION_THRESHOLDS[profile])
+            why = f"the grader could not measure the submitted files ({type(error).__name__})"
+            scores[(notebook, grade_id)] = Score(0, most, [why])
+            nb_flags.setdefault(notebook, []).append(f"{grade_id}: {why}; 0 points")
     return scores
 
 
@@ -277,7 +313,7 @@ def test_results(job: dict, jobdir: Path, db_url: str, checks: dict, nb_flags: d
             for gid in master_order:
                 g = grades[gid]
                 if g.needs_manual_grade or g.cell.cell_type == "markdown":
-                    status = "manual" if g.manual_score is None else "graded by hand"
+                    status = manual.answer_status(g)
                 else:
                     status = "passed" if (g.auto_score or 0) >= g.max_score else "failed"
                 message = messages.get(gid, "")
@@ -285,7 +321,7 @@ def test_results(job: dict, jobdir: Path, db_url: str, checks: dict, nb_flags: d
                     message = "not run (notebook missing or unreadable)" if not path.exists() else "no output"
                 test = {"id": gid, "status": status, "score": g.score, "max_score": g.max_score,
                         "message": message}
-                if status in ("manual", "graded by hand"):
+                if status in manual.ANSWER_STATUSES:
                     test["answer"] = answers.get(gid, "")
                 if (name, gid) in (measured or {}):
                     score = measured[(name, gid)]
@@ -349,11 +385,16 @@ def run(jobdir: Path) -> dict:
                                + outcome.get("log", "")[-3000:])
         timings["autograde"] = time.perf_counter() - clock - sum(timings.values())
         checks = inspect_autograded(job, jobdir)
-        measured = measure_experiments(job, nb_flags)
+        measured = measure_experiments(job, jobdir, nb_flags)
         set_measured_scores(db_url, job, measured)
         components = sorted(p.name for p in (jobdir / "work").glob("0[1-4]_*.ipynb"))
         reference = import_notebooks(*(str(Path(job["source_dir"]) / n) for n in COMPONENT_NOTEBOOKS))
-        problems = crosscheck.crosscheck(spec, reference, components, int(job["token"][:8], 16))
+        try:
+            problems = crosscheck.crosscheck(spec, reference, components, int(job["token"][:8], 16))
+        except Exception as error:  # noqa: BLE001 - unverified: the passed component tests do not count
+            why = f"the grader's own check failed ({type(error).__name__})"
+            problems = {(n, gid): why for n in components if n in crosscheck_probes.GROUPS
+                        for gid, _ in crosscheck_probes.components(None, n)}
         disagreements = apply_crosscheck(db_url, job, problems)
         for name, check in checks.items():
             if not check["clean"]:

@@ -28,10 +28,16 @@ from .files import write_atomically
 from .model_builder import build_classifier
 from .training import History
 
-__all__ = ["RecordError", "load_model", "load_runs", "read_weights", "save_model", "save_runs"]
+__all__ = ["RecordError", "check_npz", "load_model", "load_runs", "parse_description", "read_weights", "save_model",
+           "save_runs"]
 
 MAX_RUNS_BYTES = 5_000_000     # a results JSON of a few dozen 100-epoch runs is ~100 kB
-MAX_MODEL_BYTES = 100_000_000  # 784-1024-1024-10 in float64 is ~15 MB
+MAX_MODEL_BYTES = 100_000_000  # two million float64 weights take 16 MB
+#: What a model file may *declare* before a byte of it is decompressed: all arrays together, members.
+MAX_ARRAY_BYTES = 128 * 1024 * 1024
+MAX_MEMBERS = 64
+MAX_DESCRIPTION_CHARS = 100_000
+MAX_DEPTH = 8  # of the description's JSON (save_model writes 3)
 
 
 class RecordError(ValueError):
@@ -82,26 +88,117 @@ def save_model(path: str | Path, model, layer_sizes, activation: str, info: dict
     write_atomically(path, buffer.getvalue())
 
 
+def check_npz(raw: bytes, name: str, max_bytes: int = MAX_ARRAY_BYTES) -> None:
+    """Raise :class:`RecordError` unless ``raw`` is a zip of ``.npy`` arrays whose declared sizes are sound.
+
+    Reads only the zip directory and each array's header (a few bytes decompressed): every
+    member's uncompressed size, and each array's shape times item size, must fit ``max_bytes``
+    in all, and no array may hold Python objects. Reading such a file then cannot make more
+    than ``max_bytes`` of arrays, whatever its compressed size.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_MEMBERS:
+                raise RecordError(f"{name} holds {len(members)} arrays; a saved model holds a few.")
+            declared = sum(member.file_size for member in members)
+            if declared > max_bytes:
+                raise RecordError(f"{name} declares {declared:,} bytes of arrays, more than the "
+                                  f"{max_bytes:,} a saved model of this course may hold.")
+            for member in members:
+                with archive.open(member) as handle:
+                    version = np.lib.format.read_magic(handle)
+                    if version not in ((1, 0), (2, 0)):
+                        raise RecordError(f"{name}: the array {member.filename} has a format this course "
+                                          "does not write.")
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(handle)
+                    count = 1
+                    for dimension in shape:
+                        count *= int(dimension)
+                    if dtype.hasobject or count * dtype.itemsize > member.file_size:
+                        raise RecordError(f"{name}: the array {member.filename} declares {shape} of {dtype}, "
+                                          "which its size does not hold.")
+    except RecordError:
+        raise
+    except Exception as error:  # noqa: BLE001 - untrusted bytes: any failure is a malformed file
+        raise RecordError(f"{name} is not a model file written by save_model ({type(error).__name__}: "
+                          f"{str(error)[:200]}). Run the cell that saves your chosen model again.") from None
+
+
+def _depth(value, limit: int) -> bool:
+    """Whether the JSON value ``value`` is nested at most ``limit`` levels (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            if level > limit:
+                return False
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return True
+
+
+def parse_description(text: str, name: str) -> dict:
+    """A saved model's description, checked against its schema before any code uses it.
+
+    ``{"layer_sizes": [int, ...], "activation": str, "info": {...}}``; ``info``'s ``name`` and
+    ``run_id``, when present, are strings. Raises :class:`RecordError` otherwise.
+    """
+    def bad(why):
+        return RecordError(f"{name}: its description {why}. Run the cell that saves your chosen model again.")
+
+    if len(text) > MAX_DESCRIPTION_CHARS:
+        raise bad(f"is longer than {MAX_DESCRIPTION_CHARS:,} characters")
+    try:
+        description = json.loads(text)
+    except RecursionError:
+        raise bad("is nested too deeply") from None
+    except ValueError as error:
+        raise bad(f"is not JSON ({error})") from None
+    if not isinstance(description, dict) or not _depth(description, MAX_DEPTH):
+        raise bad("is not an object of at most a few levels")
+    sizes, activation = description.get("layer_sizes"), description.get("activation")
+    if not isinstance(sizes, list) or not all(type(s) is int for s in sizes):
+        raise bad("has no list of whole-number layer sizes")
+    if not isinstance(activation, str):
+        raise bad("names no activation")
+    info = description.setdefault("info", {})
+    if not isinstance(info, dict):
+        raise bad("has an 'info' that is not an object")
+    for key in ("name", "run_id"):
+        if key in info and not isinstance(info[key], str):
+            raise bad(f"has a {key!r} that is not a string")
+    return description
+
+
 def read_weights(path: str | Path, *, dtype=np.float32) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
     """The weights of a file written by :func:`save_model`, checked, without building any model.
 
     Returns ``([(W1, b1), ..., (Wk, bk)], description)`` with ``Wj``: ``(sizes[j-1], sizes[j])`` and
     ``bj``: ``(sizes[j],)`` as ``dtype``. Raises :class:`RecordError` for a missing, oversized or
-    malformed file, a shape mismatch or non-finite values.
+    malformed file (sizes are checked as declared before anything is decompressed:
+    :func:`check_npz`; the description against its schema: :func:`parse_description`), a shape
+    mismatch or non-finite values.
     """
     path = Path(path)
     raw = _read_capped(path, MAX_MODEL_BYTES, "the saved model")
+    check_npz(raw, path.name)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
-            description = json.loads(str(data["description"]))
-            sizes = [int(s) for s in description["layer_sizes"]]
-            str(description["activation"])
+            text = data["description"]
+            if text.dtype.kind != "U" or text.shape != ():
+                raise RecordError(f"{path.name}: its description is not a text. Save the model again.")
+            description = parse_description(str(text), path.name)
             weights = {key: data[key] for key in data.files if key != "description"}
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
-        raise RecordError(f"{path.name} is not a model file written by save_model ({error}). "
-                          "Run the cell that saves your chosen model again.") from None
-    if not isinstance(description.get("info", {}), dict):
-        raise RecordError(f"{path.name}: its description is malformed. Save the model again.")
+    except RecordError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a corrupt member (bad CRC, truncated data) and the like
+        raise RecordError(f"{path.name} is not a model file written by save_model ({type(error).__name__}: "
+                          f"{str(error)[:200]}). Run the cell that saves your chosen model again.") from None
+    sizes = description["layer_sizes"]
     if not 2 <= len(sizes) <= 12 or any(not 1 <= s <= 4096 for s in sizes):
         raise RecordError(f"{path.name}: layer sizes {sizes} are outside what this course trains.")
     layers = []
