@@ -11,7 +11,9 @@ recorded in ``book/results/0[1-6]_*.json`` by ``scripts/make_book_results.py``:
   the repository without ``solutions/``, ``dnn_course/reference.py``, ``.git``, ``.venv`` and
   ``_build``, with the copy's own ``dnn_course`` on the path (slow: about 2 minutes on two
   cores, every chapter executed from scratch). The build never touches this checkout's
-  ``_build``. The built site is then searched for solution regions as test_book_site does.
+  ``_build``. The built site is then searched for solution regions, and its page sources for
+  anything ``dnn_course.leak_policy`` calls a graded answer, as test_book_site does (the fast,
+  source-level version of that check is tests/test_leak_policy.py).
 """
 
 from __future__ import annotations
