@@ -479,3 +479,14 @@ def test_the_benchmark_is_in_the_instructor_guide_not_a_student_chapter():
         assert detail not in students, detail
     guide = _text(BOOK / "instructor_guide.md")
     assert "## How fast is the reference?" in guide and "page faults" in guide and "SkylakeX kernel" in guide
+
+
+def test_chapter_6_points_to_the_saturation_measurement():
+    runs = _result("05_putting_it_together")["saturation"]["runs"]
+    last = {activation: moments[-1] for activation, moments in runs.items()}
+    assert all(moment["epochs"] == 10 for moment in last.values())
+    assert all(layer["fraction_saturated"] < 0.005 for a in ("sigmoid", "tanh") for layer in last[a]["layers"])
+    assert all(sum(layer["dead_units"] for layer in moment["layers"]) <= 1 for moment in runs["relu"])  # of 1,000
+    text = _text(BOOK / "06_experiments.md")
+    assert ("{ref}`sec-saturation-measured`: the same three networks, at these settings, at initialisation and after "
+            "10 epochs, have almost no saturated or dead units, so saturation is not why") in text
