@@ -21,7 +21,9 @@ any text (a MyST page, a notebook, a built page's source): does it hold a graded
   alone (a statement's first line) are looked for in the text's code.
 * **Written answers.** Every graded markdown answer cell: its model answer (the text before
   ``**Rubric``) and its rubric's points (the bullets after it). A text leaks a model answer when
-  it shares a run of :data:`SHINGLE_WORDS` words with it, or quotes one of its reference numbers
+  it shares a run of :data:`SHINGLE_WORDS` words with it, or one of its quantitative claims (a run of
+  :data:`CLAIM_WORDS` content words with a number in it, "six times as many steps" for "six times
+  more updates", not shown to students anyway), or quotes one of its reference numbers
   (a decimal with three digits, ``0.943``; a layer structure, ``1024-1024``); it leaks a rubric
   point when one sentence holds :data:`RUBRIC_PHRASES` of the key phrases of one bullet (the
   parenthesised, comma-separated details, ``(more updates per epoch, better accuracy, smaller
@@ -57,6 +59,9 @@ MIN_TEXT_CHARS = 14
 SHINGLE_WORDS = 8
 #: This many key phrases of one rubric bullet in one sentence are a leak.
 RUBRIC_PHRASES = 2
+#: A model answer's quantitative claim: this many content words, one of them a number ("six times more step").
+CLAIM_WORDS = 4
+_QUANTITY = re.compile(r"\d|\b(two|three|four|five|six|seven|eight|nine|ten|twice|half|double|hundred|thousand)\b")
 #: A reference number counts when a word beside it in the model answer is this close (characters).
 NUMBER_WINDOW = 60
 
@@ -544,6 +549,17 @@ def _sentences(text: str) -> list[str]:
     return re.split(r"(?<=[.!?:;])\s+|\n\s*\n|\n(?=\s*(?:\||[-+]\s|\d+\.\s))|\|", text)
 
 
+def _content_grams(text: str) -> set[str]:
+    """Runs of :data:`CLAIM_WORDS` content words (stop words dropped, synonyms merged: "six times as many
+    steps" and "six times more updates" are both ``six times more step``)."""
+    words = [word.strip(".,") for word in re.findall(r"[a-z0-9][a-z0-9'.,%-]*", re.sub(r"[*_`$]", "", text.lower()))]
+    words = [_SYNONYMS.get(word, word) for word in words if word and word not in _STOP]
+    return {" ".join(words[i:i + CLAIM_WORDS]) for i in range(len(words) - CLAIM_WORDS + 1)}
+
+
+_public_grams = functools.lru_cache(maxsize=2)(_content_grams)
+
+
 def _answer_leaks(name: str, text: str, answers: list[WrittenAnswer], public_text: str) -> list[Leak]:
     leaks = []
     plain = f" {_plain(text)} "
@@ -554,6 +570,9 @@ def _answer_leaks(name: str, text: str, answers: list[WrittenAnswer], public_tex
                        if f" {' '.join(words[i:i + SHINGLE_WORDS])} " in plain), None)
         if shared:
             leaks.append(Leak(name, "model answer", answer.source, repr(shared)))
+        claims = {gram for gram in _content_grams(answer.model) if _QUANTITY.search(gram)} - _public_grams(public_text)
+        for gram in sorted(claims & _content_grams(text)):
+            leaks.append(Leak(name, "quantitative claim of the model answer", answer.source, repr(gram)))
         for number, beside in sorted(answer.numbers().items()):
             if number in public_text:
                 continue

@@ -5,7 +5,8 @@
   reference number of a model answer and no rubric point;
 - the answers pages (``_toc_answers.yml`` only) do hold them, and quote the reference exactly;
 - planted examples of each kind are found: an inline-code stub body with renamed variables, a
-  code block with a stub line, a rubric answer sentence, a model-answer sentence, a reference number;
+  code block with a stub line, a rubric answer sentence, a model-answer sentence, a model answer's
+  quantitative claim in other words, a reference number;
   prose that only names things (``d_prev``, ``np.maximum``, ``axis=1``) is not.
 
 The built site is checked with the same policy by ``scripts/check_site.py``
@@ -143,6 +144,15 @@ def test_a_rubric_answer_sentence_is_found():
                            for part in re.split(r",|;| or ", detail) if part.strip()]
                 sentence = "In my runs, " + " and ".join(reversed(details)) + "."
                 assert any(f"rubric point of {answer.source}" in leak for leak in _leaks(sentence)), (bullet, sentence)
+
+
+def test_a_quantitative_claim_of_a_model_answer_is_found_in_other_words():
+    # chapter 6 said this before issue 17; notebook 05's model answer says "six times more updates per epoch"
+    leaks = _leaks("An epoch on 60,000 images is 469 steps of SGD, on 10,000 only 79: the second run takes six "
+                   "times as many steps.", code=False)
+    assert any("quantitative claim of the model answer of 05_mnist_activations.ipynb" in leak for leak in leaks), leaks
+    # a claim the notebooks make to students anyway (the brief's settings) is not a leak
+    assert _leaks("Train for 100 epochs at learning rate 0.001 with batches of 128.", code=False) == []
 
 
 def test_a_model_answer_sentence_and_a_reference_number_are_found():
