@@ -177,8 +177,6 @@ class _Canonical(ast.NodeTransformer):
             return self.visit_BinOp(ast.BinOp(left=node.args[0], op=ast.MatMult(), right=node.args[1]))
         if _np_call(node, "transpose") and len(node.args) == 1 and not node.keywords:
             return ast.Attribute(value=node.args[0], attr="T", ctx=ast.Load())
-        if _np_call(node, "maximum", "minimum") and len(node.args) == 2:
-            node.args = sorted(node.args, key=_shape_key)
         return node
 
     def visit_BinOp(self, node):
@@ -188,21 +186,6 @@ class _Canonical(ast.NodeTransformer):
         if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant) and node.right.value == 2 \
                 and _frobenius(node.left):
             return _np("sum", [_square(node.left.args[0])])  # np.linalg.norm(a) ** 2
-        if isinstance(node.op, _COMMUTATIVE):
-            operands = []
-
-            def flatten(part):
-                if isinstance(part, ast.BinOp) and type(part.op) is type(node.op):
-                    flatten(part.left)
-                    flatten(part.right)
-                else:
-                    operands.append(part)
-            flatten(node)
-            operands.sort(key=_shape_key)
-            result = operands[0]
-            for operand in operands[1:]:
-                result = ast.BinOp(left=result, op=type(node.op)(), right=operand)
-            return result
         return node
 
     def visit_Compare(self, node):
@@ -260,7 +243,7 @@ class _Resort(ast.NodeTransformer):
 
 
 def _canonical(node, fields=frozenset(), rename: bool = True) -> ast.AST:
-    node = _Canonical(fields).visit(copy.deepcopy(node))
+    node = _Resort().visit(_Canonical(fields).visit(copy.deepcopy(node)))
     if not rename:
         return node
     # Operands of the same shape (``d_prev * out``) are ordered by name only after renaming, which
