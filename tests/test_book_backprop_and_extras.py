@@ -170,6 +170,7 @@ def test_chapter_1_states_the_d_prev_convention_and_glues_the_gradient_check_rul
         assert f"{{glue:md}}`{key}:myst`" in section
     assert 'glue("pass_below", power_of_ten(PASS_BELOW)' in section
     assert 'glue("bug_above", power_of_ten(BUG_ABOVE)' in section
+    assert "power_of_ten(STEP)" in section
     prose = re.sub(r"```\{code-cell\}.*?```", "", section, flags=re.DOTALL)
     assert not re.search(r"10\^\{?-\d|\d+e-\d", prose), "the rule's numbers come from dnn_course.gradcheck"
     assert PASS_BELOW < BUG_ABOVE
@@ -191,7 +192,8 @@ def test_input_centring_prose_matches_the_results():
     runs = {(run["inputs"], run["learning_rate"]): run["val_acc"] for run in centring["runs"]}
     slow_raw, slow_centred = runs["raw", 0.1][-1], runs["centred", 0.1][-1]
     assert abs(slow_raw - slow_centred) < 0.01, "at 0.1 centring makes no real difference"
-    assert f"({slow_raw:.3f} raw, {slow_centred:.3f} centred after 5 epochs)" in text
+    assert f"after five the two are at {slow_raw:.3f} raw and {slow_centred:.3f} centred" in text
+    assert runs["raw", 0.1][0] > runs["centred", 0.1][0], "the raw inputs are even ahead after the first epoch"
     raw, centred = runs["raw", 1.0], runs["centred", 1.0]
     assert f"{raw[0]:.3f} after the first epoch and {raw[-1]:.3f} after the fifth" in text
     assert f"reaches {centred[0]:.3f} after one epoch and {centred[-1]:.3f} after five" in text
