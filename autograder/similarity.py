@@ -1,9 +1,10 @@
-"""Copied work: how alike every two students' submissions are, and the page that shows it.
+"""Copied work: how alike every two students' submissions are.
 
 Three kinds of evidence, compared for every pair of students of the class:
 
 * **Code**: the answer cells of notebooks 01-04 (and code cells a student
-  added there), fingerprinted the way MOSS does: `copydetect`_'s tokenizer
+  added there), less every line of the released notebooks (compared as
+  tokens, so however spaced or renamed), fingerprinted the way MOSS does: `copydetect`_'s tokenizer
   turns every name into ``V`` and drops comments, strings and layout, so a
   renamed and reformatted copy keeps its fingerprints; k-grams of the tokens
   are winnowed; any k-gram of the released notebooks (stubs, docstrings,
@@ -19,14 +20,18 @@ Three kinds of evidence, compared for every pair of students of the class:
   (SHA-256).
 
 A pair is flagged when its code or written-answer score reaches the threshold
-(``--similarity-threshold``), or when it shares a saved model trained on the
+(``--similarity-threshold``) with at least :data:`MIN_SHARED_CODE` characters of
+tokenized code or :data:`MIN_SHARED_WORDS` words in common (the short answer every
+correct student writes alike is far less), or when it shares a saved model trained on the
 student's own configuration (06's ``fashion_model.npz``; notebook 05's runs
 use the brief's fixed settings and seed, so students whose code computes the
 same numbers get the same file honestly: listed, never flagged alone).
 
 Reads only what the collector wrote (``course/submitted/<id>/<assignment>/``,
 capped and link-free there) and the released notebooks, through
-:func:`read_capped` (no link followed, size capped); nothing is executed.
+:func:`read_capped` (no link followed, size capped); nothing is executed, and a
+student's code and each written answer are cut at :data:`MAX_CODE_CHARS` and
+:data:`MAX_ANSWER_CHARS` so that no submission can make the comparison slow.
 :mod:`autograder.similarity_report` writes the page and the CSV.
 
 .. _copydetect: https://pypi.org/project/copydetect/
@@ -46,7 +51,6 @@ from pathlib import Path
 import nbformat
 import numpy as np
 from copydetect.utils import filter_code, find_fingerprint_overlap, get_copied_slices, get_token_coverage, winnow
-
 from pygments.lexers import PythonLexer
 from pygments.token import Token
 
@@ -61,6 +65,9 @@ MIN_SHARED_CODE = 100    # characters of tokenized code (about four lines) a cod
 MIN_SHARED_WORDS = 25    # shared words a written-answer flag needs at least
 DEFAULT_THRESHOLD = 0.5  # see autograder/README.md: measured on the rehearsal cohort
 OWN_CONFIGURATION_MODELS = ("fashion_model.npz",)
+MAX_CODE_CHARS = 100_000   # a student's own code (the reference answers of 01-04: about 5,000)
+MAX_ANSWER_CHARS = 20_000  # one written answer
+MAX_GIVEN_LINE = 400       # a longer line is never one of the released notebooks'
 
 
 def read_capped(path: Path, cap: int) -> bytes | None:
@@ -107,18 +114,20 @@ def read_work(student_id: str, folder: Path, release: Path, notebooks: list[str]
         except normalize.UnreadableNotebook:
             continue
         stubs = {c.source for c in master.cells}
-        given = {_line_key(line) for c in master.cells if c.cell_type == "code" for line in c.source.splitlines()}
+        given = {_line_key(line) for c in master.cells if c.cell_type == "code"
+                 for line in c.source.splitlines() if len(line) <= MAX_GIVEN_LINE}
         for index, cell in enumerate(rebuilt.cells):
             label = normalize.cell_label(cell, index)
             is_answer = cell.get("metadata", {}).get("nbgrader", {}).get("solution")
             added = not cell.get("metadata", {}).get("nbgrader") and cell.source not in stubs
             if cell.cell_type == "code" and name[:2] in CODE_NOTEBOOKS and (is_answer or added):
-                own = [line for line in cell.source.splitlines() if _line_key(line) not in given]
+                own = [line for line in cell.source[:MAX_CODE_CHARS].splitlines()
+                       if len(line) > MAX_GIVEN_LINE or _line_key(line) not in given]
                 if any(line.strip() for line in own):
                     pieces.append(f"# ---- {name}: {label}\n" + "\n".join(own).strip("\n") + "\n")
             elif cell.cell_type == "markdown" and is_answer and cell.source not in stubs:
-                work.answers[f"{name}/{label}"] = cell.source
-    work.code = "\n".join(pieces)
+                work.answers[f"{name}/{label}"] = cell.source[:MAX_ANSWER_CHARS]
+    work.code = "\n".join(pieces)[:MAX_CODE_CHARS]
     for name in sorted(DATA_FILES):
         if name.endswith(".npz"):
             data = read_capped(folder / name, DATA_FILES[name])

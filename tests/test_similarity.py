@@ -212,6 +212,12 @@ def test_reading_never_follows_a_link_and_caps_the_size(tmp_path):
     (tmp_path / "01_activations.ipynb").write_bytes(b"\x00not json")
     work = similarity.read_work("x", tmp_path, RELEASE, sorted(p.name for p in RELEASE.glob("*.ipynb")))
     assert work.code == "" and work.answers == {} and work.models == {}
+    # an answer of a million products (19 MB) is cut: no submission makes the comparison slow
+    nb = nbformat.read(RELEASE / cohort.NB["01"], as_version=4)
+    nb = st.set_answer(nb, "relu", "x = [" + ", ".join(f"a{i} * b{i}" for i in range(1_000_000)) + "]\n")
+    nbformat.write(nb, tmp_path / cohort.NB["01"])
+    work = similarity.read_work("x", tmp_path, RELEASE, sorted(p.name for p in RELEASE.glob("*.ipynb")))
+    assert len(work.code) == similarity.MAX_CODE_CHARS
 
 
 @pytest.mark.slow
