@@ -24,17 +24,9 @@ COURSE_CONFIG = Path(__file__).resolve().parent / "nbgrader_config.py"
 #: A copy's suffix such as `` (1)`` or ``-2`` is allowed after the id.
 DEFAULT_NAME_PATTERN = r"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>[A-Za-z0-9]+)(?:\s*\(\d+\)|-\d+)?$"
 
-#: Data files a submission may carry beside its notebooks, with their size caps (bytes).
-#: The experiment notebooks load them in grading mode instead of training.
-DATA_FILES = {
-    "mnist_results.json": 1_000_000,
-    "fashion_results.json": 1_000_000,
-    "fashion_model.npz": 64_000_000,
-    "mnist_model_sigmoid.npz": 16_000_000,
-    "mnist_model_relu.npz": 16_000_000,
-    "mnist_model_tanh.npz": 16_000_000,
-}
-MAX_NOTEBOOK_BYTES = 20_000_000
+#: Data files a submission may carry beside its notebooks, with their size caps (bytes), and the
+#: largest notebook: defined with what a student hands in (the kit's `make submit` checks the same).
+from dnn_course.submission import DATA_FILES, MAX_NOTEBOOK_BYTES  # noqa: E402,F401
 
 
 def default_jobs() -> int:

@@ -15,10 +15,13 @@ For each of the six notebooks this
    120 seconds per cell, and the experiment notebooks 05 and 06 checked from
    the results they saved, without training again.
 3. prints one line per notebook (the points of its visible tests) and, under
-   it, each failing test with its message.
+   it, each failing test with its message, each test that earns partial
+   credit (by design: 05's networks, 06's accuracy thresholds) with what the
+   next point needs, and smoke-test results of 05 and 06 (``SMOKE_TEST =
+   True``), which earn no points, named as such.
 
-The exit status is 0 when every notebook passes, 1 otherwise, 2 when the
-folder cannot be checked at all.
+The exit status is 0 when every notebook passes (partial credit included),
+1 otherwise, 2 when the folder cannot be checked at all.
 
 The same settings make a plain ``nbgrader validate`` behave like this check:
 the exercise folder carries an ``nbgrader_config.py`` (written by
@@ -183,12 +186,20 @@ def _error_text(outputs) -> str | None:
     return None
 
 
-def _last_printed_line(outputs) -> str | None:
-    """The last line a cell printed (a partial-credit test explains its score there), or None."""
+def _printed_lines(outputs) -> list[str]:
+    """The non-empty lines a cell printed to stdout, in order."""
     text = "".join(output.get("text", "") for output in outputs
                    if output.get("output_type") == "stream" and output.get("name") == "stdout")
-    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
-    return lines[-1] if lines else None
+    return [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+
+
+def _explanation(outputs) -> str | None:
+    """What a test that scored points but not all of them printed, without its closing "N of M points"."""
+    lines = [line for line in _printed_lines(outputs) if not _POINTS_LINE.fullmatch(line)]
+    return " ".join(line if line.endswith(".") else line + ";" for line in lines).rstrip(";") or None
+
+
+_POINTS_LINE = re.compile(r"[\d.]+ of [\d.]+ points")
 
 
 def _shorten(text: str, limit: int = 400) -> str:
@@ -203,6 +214,7 @@ class NotebookReport:
     points: float = 0.0              # of the automatically graded visible tests that pass
     max_points: float = 0.0
     failures: list[str] = field(default_factory=list)   # one line per failing test or empty answer
+    partial: list[str] = field(default_factory=list)    # tests with some of their points: what the next needs
     problems: list[str] = field(default_factory=list)   # deleted, edited or copied cells; a missing file
     notes: list[str] = field(default_factory=list)      # things that do not fail the notebook
 
@@ -292,12 +304,33 @@ def check_notebook(path: str | Path, released: str | Path | None = None) -> Note
         if utils.is_solution(cell):
             report.failures.append(f"{label}: still empty: write your answer where it says EDIT HERE.")
             continue
-        message = _error_text(cell.get("outputs", [])) or _last_printed_line(cell.get("outputs", [])) \
-            or f"{score:g} of {max_score:g} points"
+        outputs = cell.get("outputs", [])
+        error = _error_text(outputs)
+        if score > 0 and error is None:  # partial credit, by design: not a failure
+            report.partial.append(f"{label} ({score:g}/{max_score:g} points, partial credit): "
+                                  f"{_shorten(_explanation(outputs) or 'no explanation printed')}")
+            continue
+        message = error or _explanation(outputs) or f"{score:g} of {max_score:g} points"
         report.failures.append(f"{label} ({score:g}/{max_score:g} points): {_shorten(message)}")
+    report.problems.extend(_smoke_problems(path))
     if first_error and report.failures:
         report.failures.insert(0, first_error)
     return report
+
+
+def _smoke_problems(path: Path) -> list[str]:
+    """A line for a results file of this notebook that holds smoke-test runs (none for 01-04)."""
+    from .experiment import SMOKE
+    from .submission import RESULTS_FILES, smoke_results
+
+    results = RESULTS_FILES.get(path.name)
+    runs = smoke_results(path.parent).get(results, []) if results else []
+    if not runs:
+        return []
+    return [f"{results} holds SMOKE-TEST results ({len(runs)} run{'s' if len(runs) > 1 else ''} with SMOKE_TEST = "
+            f"True: {SMOKE['train_images']:,} images, at most {SMOKE['max_epochs']} epochs). They are not graded: "
+            f"the grader gives them no points. Set SMOKE_TEST = False in the first code cell of {path.name}, run "
+            "all its cells (minutes, not seconds: its introduction says how long), then check again."]
 
 
 # ---------------------------------------------------------------------------
@@ -341,17 +374,21 @@ def check_folder(folder: str | Path = ".", released: str | Path | None = None, n
 _WIDTH = max(len(name) for name in NOTEBOOKS) + 2
 
 
+PARTIAL_MARK = "\u25d0"  # ◐
+
+
 def format_notebook(report: NotebookReport) -> str:
-    """One notebook's lines of the summary: its points, then one line per problem or failing test."""
-    mark = "\u2713" if report.ok else "\u2717"
+    """One notebook's lines of the summary: its points, then one line per problem, failing test or partial credit."""
+    mark = ("\u2713" if not report.partial else PARTIAL_MARK) if report.ok else "\u2717"
     if report.max_points:
         status = f"{report.points:g}/{report.max_points:g} points from the visible tests"
     else:
         status = "not run" if report.problems else "no automatic tests"
     if report.ok:
-        status += ", all pass"
+        status += ", all pass" if not report.partial else ", all pass, with partial credit"
     lines = [f"{report.name:<{_WIDTH}}{mark} {status}"]
     lines.extend(f"    \u2717 {line}" for line in report.problems + report.failures)
+    lines.extend(f"    {PARTIAL_MARK} {line}" for line in report.partial)
     lines.extend(f"    \u00b7 {line}" for line in report.notes)
     return "\n".join(lines)
 
@@ -359,9 +396,12 @@ def format_notebook(report: NotebookReport) -> str:
 def format_summary(reports: list[NotebookReport]) -> str:
     """The closing line: how many notebooks pass, and what to do next."""
     passing = sum(report.ok for report in reports)
+    partial = sum(len(report.partial) for report in reports if report.ok)
     if passing == len(reports):
-        return (f"All {len(reports)} notebooks pass their visible tests. The grader's hidden tests check the same "
-                "code more thoroughly, so passing here is necessary, not sufficient.")
+        credit = (f" {partial} test{'s earn' if partial > 1 else ' earns'} partial credit, which is no error: the "
+                  f"{PARTIAL_MARK} line{'s say' if partial > 1 else ' says'} what the next point needs.") if partial else ""
+        return (f"All {len(reports)} notebooks pass their visible tests.{credit} The grader's hidden tests check the "
+                "same code more thoroughly, so passing here is necessary, not sufficient.")
     return (f"{passing} of {len(reports)} notebooks pass. Fix the \u2717 lines above (the first one of a notebook "
             "is often the cause of the others), then run this check again.")
 

@@ -28,7 +28,8 @@ from .files import write_atomically
 from .records import RecordError, _read_capped, MAX_RUNS_BYTES, save_model
 from .training import History, TrainingDivergedError
 
-__all__ = ["SMOKE", "Diverged", "Experiment", "grading_profile", "load_experiment", "run_id", "run_plan"]
+__all__ = ["SMOKE", "Diverged", "Experiment", "grading_profile", "load_experiment", "run_id", "run_plan",
+           "smoke_notice", "smoke_runs"]
 
 #: The smoke test: how much of the data and how many epochs a run gets (any plan).
 SMOKE = {"train_images": 2000, "max_epochs": 5, "learning_rate": 0.1}
@@ -44,6 +45,26 @@ def grading_profile() -> str:
     if os.environ.get("DNN_COURSE_MODE") != "grading":
         return ""
     return "smoke" if os.environ.get("DNN_COURSE_PROFILE") == "smoke" else "brief"
+
+
+def smoke_runs(experiment: "Experiment") -> list[str]:
+    """The names of the runs of ``experiment`` that were smoke tests (``SMOKE_TEST = True``).
+
+    A smoke run is the only kind whose settings cut the training images (``train_images``).
+    """
+    return [name for name, settings in experiment.settings.items()
+            if settings.get("train_images") == SMOKE["train_images"]]
+
+
+def smoke_notice(real_run: str) -> str:
+    """What a test of an experiment says after a smoke run: not graded, and how to do the real one.
+
+    ``real_run``: what the real run is and how long it takes, e.g. "three runs of 100 epochs".
+    """
+    return (f"SMOKE RUN, NOT GRADED: SMOKE_TEST = True trains on {SMOKE['train_images']:,} images for at most "
+            f"{SMOKE['max_epochs']} epochs, only to check that your code runs end to end; the grader gives these "
+            f"results no points. For the graded run set SMOKE_TEST = False in the parameters cell (the first code "
+            f"cell) and run all cells again: {real_run}.")
 
 
 def run_id(name: str, settings: dict, data_description: str) -> str:

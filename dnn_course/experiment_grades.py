@@ -39,7 +39,12 @@ class Score:
     max_points: float
     lines: list[str] = field(default_factory=list)
 
-    def text(self) -> str:
+    def text(self, smoke_notice: str = "") -> str:
+        """The lines and the points; after a student's smoke run (``smoke_notice``, see
+        :func:`dnn_course.experiment.smoke_notice`) the smoke thresholds reached instead, and the notice."""
+        if smoke_notice:
+            return "\n".join(self.lines + [f"{self.points:g} of {self.max_points:g} of the smoke test's low thresholds "
+                                           "reached (not points)", smoke_notice])
         return "\n".join(self.lines + [f"{self.points:g} of {self.max_points:g} points"])
 
 

@@ -3,9 +3,9 @@
 ``impl`` is a namespace (a module, or anything with attributes) that provides
 ``FCLayer``, ``ReLU``, ``Sigmoid``, ``Tanh``, ``SoftmaxLayer`` and
 ``ClassifierModel``: the student's own notebook code imported with
-``dnn_course.notebook_import.import_notebooks``, or the reference from
-``dnn_course.reference.load_reference()``. The same call with the same seed
-builds the same network from either, so their results can be compared.
+``dnn_course.notebook_import.import_notebooks``, or the instructors'
+reference implementation. The same call with the same seed builds the same
+network from either, so their results can be compared.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def _require(impl, name: str):
         raise AttributeError(
             f"the implementation {getattr(impl, '__name__', impl)!r} has no {name}; it must define "
             "FCLayer, ReLU, Sigmoid, Tanh, SoftmaxLayer and ClassifierModel "
-            "(run the notebook cell that defines it, or use dnn_course.reference.load_reference())"
+            "(run the cells of the exercise notebooks that define them, or import them with "
+            "dnn_course.notebook_import.import_notebooks)"
         ) from None
 
 

@@ -5,8 +5,8 @@ model notebook uses the student's own layers, the experiments use the
 student's own model. ``import_notebooks`` makes that possible without copying
 code around: it runs the code of a notebook that *defines* things (imports,
 ``def``, ``class``, constants) and skips the code that *does* something
-(tests, demos, training runs). The same function loads the reference solution
-from ``solutions/`` (see ``reference.py``).
+(tests, demos, training runs). The instructors' tools load their reference
+solution with the same function.
 
 The rule, cell by cell, looks at the code only, so it works the same on the
 instructor's source notebooks, the generated exercises and a student's

@@ -13,12 +13,19 @@ launch buttons point), and the same folder as a zip for a learning platform:
 * ``data/embedded/``: the embedded data subset (12 MB);
 * ``pyproject.toml``, ``requirements.txt``, ``environment.yml``, ``binder/``: the
   pinned environment; ``pip install .`` builds a wheel that carries the data;
-* ``README.md`` (for students), ``LICENSE``, ``Makefile`` (``make lab``, ``make check``).
+* ``book/``: one page per chapter the notebooks link to ("Read first"), which
+  opens that chapter on the course website (``html.baseurl`` in ``_config.yml``,
+  the one setting that names it; without it, the page and the README say so);
+* ``README.md`` (for students), ``LICENSE``, ``Makefile`` (``make lab``,
+  ``make check``, ``make submit``).
 
 Before writing the zip, every file of the kit is scanned for answers
 (:func:`find_leaks`): solution-region lines, hidden-test lines, rubric and
-model-answer text of the source notebooks, nbgrader markers, and the reference
-values that only hidden tests use. Any finding stops the release.
+model-answer text of the source notebooks, nbgrader markers, the reference
+values that only hidden tests use, the code of every ``.py`` file compared
+with the solutions' code after normalising both (:mod:`dnn_course.leak_policy`:
+an answer written with other names or spacing is still found), and the
+reference search's tuned configuration in any text. Any finding stops the release.
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from dnn_course import leak_policy
 from dnn_course.check import NOTEBOOKS  # the six notebooks, named once
+from dnn_course.submission import ARCHIVE_PREFIX, DATA_FILES
 
 REPO = Path(__file__).resolve().parent.parent
 KIT_NAME = "dnn-course-kit"
@@ -43,8 +52,8 @@ ASSIGNMENT = "dnn_hw"
 SOLUTIONS = REPO / "solutions" / ASSIGNMENT
 EXERCISES = REPO / "exercises" / ASSIGNMENT
 FIXTURES = REPO / "dnn_course" / "fixtures"
-#: Modules of dnn_course that stay with the instructors (reference.py loads solutions/).
-INSTRUCTOR_MODULES = {"reference.py"}
+#: Modules of dnn_course that stay with the instructors (they read solutions/).
+INSTRUCTOR_MODULES = {"reference.py", "leak_policy.py"}
 #: Lines shorter than this (without spaces) are too generic to call a leak (``return out``).
 MIN_LINE_CHARS = 16
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
@@ -53,12 +62,23 @@ ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 #: Lines that are syntax more than content (``except ValueError:``), in any program.
 _GENERIC = re.compile(r"(except|try|else|elif|finally|return|pass|break|continue|raise)\b[\w. ]*:?")
 _REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\s*\n(.*?)### END \1", re.S)
+#: A "Read first" link of a notebook: a chapter of the book, relative to exercises/dnn_hw/.
+_CHAPTER_LINK = re.compile(r"\]\(\.\./\.\./book/([\w-]+)\.md\)")
+
+
+def _config() -> dict:
+    return yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
 
 
 def students_repository_url() -> str:
     """``repository.url`` of _config.yml: the students' repository (the one setting that names it)."""
-    config = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
-    return config["repository"]["url"].rstrip("/")
+    return _config()["repository"]["url"].rstrip("/")
+
+
+def site_url() -> str:
+    """``html.baseurl`` of _config.yml, ending in ``/``: where the course website is published; "" if unset."""
+    url = str((_config().get("html") or {}).get("baseurl") or "").strip()
+    return url.rstrip("/") + "/" if url else ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,10 +154,77 @@ def _kit_files(root: Path) -> dict[str, bytes]:
     return files
 
 
+def tuned_configuration_pattern() -> re.Pattern:
+    """What names the reference search's tuned network in a text: its structure (``784-1024-1024-10``)
+    and, when it has two hidden layers or more, their sizes in order however separated
+    (``1024-1024``, ``[1024, 1024]``, ``1024x1024``)."""
+    sizes = [int(size) for size in _tuned_final()["layer_sizes"]]
+    alternatives = [re.escape("-".join(map(str, sizes)))]
+    if len(sizes) > 3:
+        alternatives.append(r"(?:\s*[-,x\u00d7]\s*|\s+)".join(str(size) for size in sizes[1:-1]))
+    return re.compile(rf"(?<!\d)(?<!\d\.)(?:{'|'.join(alternatives)})(?!\.?\d)")
+
+
+#: A kit module's expression equal to a solution expression is an answer when it calls NumPy or has
+#: this many parts; below that, library code repeats the solutions' plain algebra (``total += loss * m``
+#: is ``self.dW += reg_lambda * self.W`` once both are normalised) without giving anything away.
+MIN_LIBRARY_MATCH_NODES = 6
+#: Array plumbing that any code handling a batch of images writes (``x.reshape(len(x), -1)``).
+PLUMBING = {"reshape", "shape", "len", "ravel", "astype", "ascontiguousarray"}
+
+
+def _generic(snippet: str) -> bool:
+    """Whether a match is plain algebra or array plumbing rather than an answer (see above)."""
+    import ast
+
+    try:
+        tree = ast.parse(snippet.strip())
+    except SyntaxError:
+        return False
+    nodes = [node for node in ast.walk(tree) if isinstance(node, ast.expr)]
+    if "np." not in (leak_policy.normalise(snippet) or snippet) and len(nodes) < MIN_LIBRARY_MATCH_NODES:
+        return True
+    names = {node.attr for node in nodes if isinstance(node, ast.Attribute)} | \
+        {node.func.id for node in nodes if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    arithmetic = any(isinstance(node, (ast.BinOp, ast.Compare, ast.BoolOp)) for node in nodes)
+    return names <= PLUMBING and not arithmetic
+
+
+def library_code_leaks(modules: dict[str, str], solutions_dir: Path = SOLUTIONS) -> list[str]:
+    """Solution code in the kit's Python modules (``{name: source}``), written in any names or spacing.
+
+    The policy of the site (:func:`dnn_course.leak_policy.find_leaks`: both sides normalised) applied
+    to each module as one block of code; a match that is plain algebra (:func:`_generic`) is not an answer.
+    """
+    import ast
+
+    found = []
+    for leak in leak_policy.find_leaks({name: f"```python\n{source}\n```" for name, source in modules.items()},
+                                       solutions_dir, answers=False):
+        snippet = leak.detail.split(" is ", 1)[0] if leak.kind == "solution code" else ""
+        try:
+            snippet = ast.literal_eval(snippet) if snippet else ""
+        except (ValueError, SyntaxError):
+            snippet = ""
+        if not (snippet and _generic(snippet)):
+            found.append(f"{leak.name}: {leak.kind} of {leak.source}, in other words: {leak.detail}")
+    return found
+
+
+def _text(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # the data files, compressed arrays
+
+
 def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path = FIXTURES) -> list[str]:
     """Everything in the kit folder or zip ``root`` that gives an answer away, one sentence each."""
     leaks = []
     files = _kit_files(Path(root))
+    tuned = tuned_configuration_pattern()
+    leaks += library_code_leaks({name: _text(data) for name, data in files.items()
+                                 if name.endswith(".py") and _text(data) is not None}, solutions_dir)
     lines = secret_lines(solutions_dir)
     hidden = hidden_only_values(fixtures_dir)
     hidden_bytes = {key: value.tobytes() for key, value in hidden.items() if value.size >= 4}
@@ -165,6 +252,9 @@ def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path =
         for notebook, kind, line in lines:
             if line in file_lines:
                 leaks.append(f"{name}: a {kind} line of {notebook}: {line[:70]!r}")
+        found = tuned.search(_text(data) or "")
+        if found:
+            leaks.append(f"{name}: names the tuned configuration of the reference search ({found.group()!r})")
     return leaks
 
 
@@ -200,10 +290,14 @@ def model_answers(solutions_dir: Path = SOLUTIONS) -> dict[str, str]:
     return answers
 
 
+def _tuned_final() -> dict:
+    """The network the reference's Fashion-MNIST search chose (its results file's ``final``)."""
+    return json.loads((REPO / "book" / "results" / "fashion_tuning_full.json").read_text(encoding="utf-8"))["final"]
+
+
 def tuned_configuration() -> str:
     """The structure the reference's Fashion-MNIST search chose, e.g. "784-1024-1024-10"."""
-    results = json.loads((REPO / "book" / "results" / "fashion_tuning_full.json").read_text(encoding="utf-8"))
-    return results["final"]["structure"].split()[0]
+    return _tuned_final()["structure"].split()[0]
 
 
 def model_answer_leaks(texts: dict[str, str], solutions_dir: Path = SOLUTIONS) -> list[str]:
@@ -233,15 +327,55 @@ def model_answer_leaks(texts: dict[str, str], solutions_dir: Path = SOLUTIONS) -
 # Building the kit
 
 
-def _kit_readme(url: str) -> str:
+def chapter_links() -> dict[str, str]:
+    """``{chapter file stem: its title}`` for every chapter the exercise notebooks link to ("Read first")."""
+    chapters = {}
+    for name in NOTEBOOKS:
+        for source in (source for _, source in _cell_sources(EXERCISES / name)):
+            for stem in _CHAPTER_LINK.findall(source):
+                heading = re.search(r"^# (.+)$", (REPO / "book" / f"{stem}.md").read_text(encoding="utf-8"), re.M)
+                chapters[stem] = heading.group(1).strip() if heading else stem
+    return dict(sorted(chapters.items()))
+
+
+def _chapter_page(stem: str, title: str, site: str) -> str:
+    """The kit's ``book/<stem>.md``: where a notebook's "Read first" link lands, pointing to the chapter online."""
+    if site:
+        return (f"# {title}\n\nThis chapter of the course book is on the course website:\n\n"
+                f"**[{title}]({site}book/{stem}.html)** ({site}book/{stem}.html)\n\n"
+                f"The whole book: {site}\n")
+    return (f"# {title}\n\nThis chapter of the course book (`book/{stem}.md`) is on the course website, but this kit "
+            "was made without the website's address (`html.baseurl` in the course's `_config.yml` was empty), so "
+            "it cannot link to it. The course's announcement gives the website's address.\n")
+
+
+def _book_section(site: str) -> str:
+    chapters = chapter_links()
+    if site:
+        rows = "\n".join(f"* [{title}]({site}book/{stem}.html)" for stem, title in chapters.items())
+        return (f"The course book, with the derivations the notebooks build on: {site}\n\nEach notebook starts "
+                f"with a **Read first** link to its chapter (in JupyterLab it opens a page in `book/` with the "
+                f"chapter's address). The chapters:\n\n{rows}\n")
+    rows = "\n".join(f"* {title}" for title in chapters.values())
+    return ("**This kit was made without the address of the course book** (`html.baseurl` in the course's "
+            "`_config.yml` was empty): the notebooks' **Read first** links open a page in `book/` that says so, "
+            f"and the course's announcement gives the address. The chapters the notebooks refer to:\n\n{rows}\n")
+
+
+def _kit_readme(url: str, site: str = "") -> str:
     name = url.rsplit("/", 1)[-1]
     binder = url.replace("https://github.com/", "https://mybinder.org/v2/gh/") + "/main?urlpath=lab/tree/exercises/dnn_hw"
+    data_files = ", ".join(f"`{file}`" for file in DATA_FILES)
+    example = f"{ARCHIVE_PREFIX}_Ada_Lovelace_12345678.zip"
     return f"""# Deep Neural Networks from Scratch: exercises
 
 Six Jupyter notebooks in which you build a multi-layer perceptron in NumPy and run two experiments
 with it: activation functions on MNIST and tuning a network on Fashion-MNIST. Every exercise checks
 your code as you go: run the test cell below your code and read its ✓ or ✗ message.
 
+## The book
+
+{_book_section(site)}
 ## Start
 
 On Linux or macOS, with Python 3.11 or newer and `make`:
@@ -275,22 +409,40 @@ make check
 ```
 
 It runs every notebook in `my-work/dnn_hw/` from the start, the way the grader does, and lists the
-tests that fail and any test cell that was deleted or changed. Notebooks 05 and 06 are checked from
-the results and networks they saved, so run their experiments first: once with `SMOKE_TEST = True`
-in their first code cell (seconds, to check your code), then for real with `SMOKE_TEST = False`.
+tests that fail (✗) and any test cell that was deleted or changed. A test that earns part of its
+points by design (05's three networks, 06's accuracy thresholds) is marked ◐ with what the next
+point needs; that is no error. Notebooks 05 and 06 are checked from the results and networks they
+saved, so run their experiments first: once with `SMOKE_TEST = True` in their first code cell
+(seconds, to check your code; every test then says SMOKE RUN, NOT GRADED), then for real with
+`SMOKE_TEST = False` (minutes: each notebook's introduction says how long). `make check` names
+smoke-test results as such: they earn no points.
 
 ## Submit
 
-The six notebooks, with the files the experiments write next to them: `mnist_results.json`,
-`mnist_model_sigmoid.npz`, `mnist_model_relu.npz`, `mnist_model_tanh.npz`, `fashion_results.json` and
-`fashion_model.npz` (the grader measures your saved networks itself). The hidden tests that grade your work check the same
-things as the visible ones, on other inputs (float32, a batch of one, extreme values).
+When `make check` is content, pack your work with your name (its parts joined by `_`, Latin letters,
+no spaces) and your student id:
+
+```bash
+make submit NAME=Ada_Lovelace ID=12345678
+```
+
+It checks that `my-work/dnn_hw/` holds the six notebooks and the six files the experiments write
+({data_files}), warns if 05 or 06 saved smoke-test results, and writes `{example}` in this folder.
+The zip holds exactly those twelve files, at its top level, and nothing else (not the `fashion_runs/`
+folder): the name and the contents the grader expects. Upload it to your course's learning
+platform; if you upload again, the latest upload counts. Without `make`:
+`python -m dnn_course.submission my-work/dnn_hw --name Ada_Lovelace --id 12345678`.
+
+The grader runs your notebooks with hidden tests that check the same things as the visible ones, on
+other inputs (float32, a batch of one, extreme values), measures your saved networks itself, and
+your written answers are graded by hand.
 
 ## What is here
 
 | path | what |
 | --- | --- |
 | `exercises/dnn_hw/` | the six notebooks as released (your copy is in `my-work/`) |
+| `book/` | one page per chapter the notebooks link to, with the chapter's address |
 | `dnn_course/` | the course's Python package: data loader, training loop, plots, checks |
 | `data/embedded/` | MNIST and Fashion-MNIST: the first 10,000 training images and the 10,000 test images of each |
 | `requirements.txt`, `environment.yml`, `binder/` | the pinned environment (pip, conda, Binder) |
@@ -303,7 +455,7 @@ The course's code: MIT, see `LICENSE`.
 
 def _kit_makefile() -> str:
     return (
-        """# The students' kit. `make lab` to work, `make check` before submitting.
+        """# The students' kit. `make lab` to work, `make check` before submitting, `make submit` to pack.
 PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -312,12 +464,17 @@ WORK    ?= my-work
 LAB_ARGS ?=
 # What pip installs as the course package: this folder, built into a wheel that carries the data.
 PACKAGE ?= .
+# make submit NAME=Ada_Lovelace ID=12345678
+NAME ?=
+ID ?=
 
-.PHONY: help venv lab check
+.PHONY: help venv lab check submit
 
 help:
-\t@echo "make lab    copy the exercises to $(WORK)/ (once) and open them in JupyterLab"
-\t@echo "make check  run the six notebooks in $(WORK)/dnn_hw and report the tests that fail"
+\t@echo "make lab     copy the exercises to $(WORK)/ (once) and open them in JupyterLab"
+\t@echo "make check   run the six notebooks in $(WORK)/dnn_hw and report the tests that fail"
+\t@echo "make submit NAME=Ada_Lovelace ID=12345678"
+\t@echo "             check that every file is there and write the zip to upload"
 
 venv: $(STAMP)
 
@@ -338,6 +495,10 @@ lab: $(STAMP) $(WORK)/dnn_hw
 
 check: $(STAMP) $(WORK)/dnn_hw
 \t$(BIN)/python -m dnn_course.check $(WORK)/dnn_hw --released exercises/dnn_hw
+
+# Not on $(WORK)/dnn_hw: a missing folder is reported, never replaced by blank notebooks.
+submit: $(STAMP)
+\t$(BIN)/python -m dnn_course.submission $(WORK)/dnn_hw --name "$(NAME)" --id "$(ID)"
 """)
 
 
@@ -382,7 +543,11 @@ def build_kit(out_dir: Path) -> Path:
         shutil.copy2(REPO / name, kit / name)
     shutil.copytree(REPO / "binder", kit / "binder")
     (kit / "environment.yml").write_text(_environment_yml(), encoding="utf-8")
-    (kit / "README.md").write_text(_kit_readme(students_repository_url()), encoding="utf-8")
+    (kit / "book").mkdir()
+    site = site_url()
+    for stem, title in chapter_links().items():
+        (kit / "book" / f"{stem}.md").write_text(_chapter_page(stem, title, site), encoding="utf-8")
+    (kit / "README.md").write_text(_kit_readme(students_repository_url(), site), encoding="utf-8")
     (kit / "Makefile").write_text(_kit_makefile(), encoding="utf-8")
     (kit / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
     return kit
@@ -422,6 +587,9 @@ def main(argv=None) -> int:
           f"({zip_path.stat().st_size / 1e6:.1f} MB); no answers found in either")
     print(f"Hand it out: push {kit} to {students_repository_url()} (repository.url in _config.yml), "
           f"or upload {zip_path.name} to the learning platform.")
+    if not site_url():
+        print("Note: html.baseurl in _config.yml is empty, so the kit cannot link to the course book; its README "
+              "and book/ pages say so. Set it to the website's address and run make release again.")
     return 0
 
 

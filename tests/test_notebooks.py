@@ -112,3 +112,26 @@ def test_every_graded_test_fails_on_the_blank_exercises(tmp_path):
     assert sorted(chunks) == NOTEBOOKS, output[-3000:]
     for name, chunk in chunks.items():
         assert "Success! The notebook does not pass any tests." in chunk, f"{name}:\n{chunk[-3000:]}"
+
+
+@pytest.mark.slow
+def test_a_smoke_run_says_in_every_test_that_it_is_not_graded(tmp_path, monkeypatch):
+    """With SMOKE_TEST = True (a student's run, not the grader's), no test of 05 or 06 looks like a grade."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    _copy_notebooks(SOLUTIONS, tmp_path)
+    for variable in ("DNN_COURSE_MODE", "DNN_COURSE_PROFILE"):  # the kernel inherits this environment
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    for name, tests in (("05_mnist_activations.ipynb", ("test_mnist_runs_recorded", "test_mnist_accuracies")),
+                        ("06_fashion_tuning.ipynb", ("test_fashion_search_recorded", "test_fashion_model_accuracy"))):
+        notebook = nbformat.read(tmp_path / name, as_version=4)
+        NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
+        for cell in notebook.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") in tests:
+                text = "".join(output.get("text", "") for output in cell.outputs)
+                assert "SMOKE RUN, NOT GRADED" in text and "set SMOKE_TEST = False" in text, (name, text)
+                assert "minutes rather than seconds" in text, text
+                assert not re.search(r"\d of \d points", text), (name, text)  # no score that looks like a grade
+                assert "brief's settings" not in text, text

@@ -3,7 +3,8 @@
 The end-to-end test builds the kit in a temporary folder and, from it alone and offline, does
 what a student does: `make check` (which creates the kit's environment and installs the course
 package as a wheel) on the six notebooks filled with a correct implementation, 05 and 06 in
-their short mode. Two test-only shortcuts keep it offline and fast, and are the only differences
+their short mode (the check names their smoke-test results), `make submit` (whose zip the
+grader's collector takes), and `make check` again with 06's results at partial credit. Two test-only shortcuts keep it offline and fast, and are the only differences
 from a student's run:
 
 * the kit's `.venv` is created by the test, without pip, and sees the repository venv's installed
@@ -70,10 +71,20 @@ def test_kit_holds_what_a_student_needs_and_nothing_of_the_instructors(release):
     assert expected <= files, expected - files
     assert {f for f in files if f.startswith("data/embedded/")} == \
         {"data/embedded/" + p for p in _files(REPO / "data" / "embedded")}
-    assert not any(part in f for f in files for part in ("solutions", "autograder", "reference", "tests/", "book/"))
+    assert not any(part in f for f in files for part in ("solutions", "autograder", "reference", "tests/",
+                                                          "leak_policy"))
+    # the package names no module the kit lacks (an error message once sent students to load_reference())
+    for module in (kit / "dnn_course").glob("*.py"):
+        text = module.read_text()
+        assert not any(word in text for word in ("load_reference", "dnn_course.reference", "reference.py",
+                                                 "solutions/")), module.name
+    # of the book, only the pages the notebooks' "Read first" links land on, each a pointer to the website
+    chapters = make_release.chapter_links()
+    assert {f for f in files if f.startswith("book/")} == {f"book/{stem}.md" for stem in chapters}
+    assert {"01_activations", "02_fully_connected", "06_experiments"} <= set(chapters)
     assert (kit / "requirements.txt").read_text() == (REPO / "requirements.txt").read_text()
     makefile = (kit / "Makefile").read_text()
-    assert "\nlab:" in makefile and "\ncheck:" in makefile
+    assert "\nlab:" in makefile and "\ncheck:" in makefile and "\nsubmit: $(STAMP)\n" in makefile
     with zipfile.ZipFile(zip_path) as archive:
         members = {name.removeprefix(f"{make_release.KIT_NAME}/") for name in archive.namelist()}
     assert members == files
@@ -87,6 +98,47 @@ def test_kit_readme_names_the_students_repository_and_the_commands(release):
     url = make_release.students_repository_url()
     assert f"git clone {url}.git" in readme
     assert "make lab" in readme and "make check" in readme
+    # how to submit, in the kit itself: the command, the archive's name, what it holds
+    from dnn_course.submission import DATA_FILES
+    assert "make submit NAME=Ada_Lovelace ID=12345678" in readme
+    assert "`DNN_HW2_Ada_Lovelace_12345678.zip`" in readme
+    assert all(f"`{name}`" in readme for name in DATA_FILES)
+    assert "SMOKE RUN, NOT GRADED" in readme and "partial credit" not in readme.split("## Submit")[1]
+
+
+def test_the_kits_read_first_links_open_the_chapters_on_the_configured_website(release):
+    """The notebooks' ``../../book/<chapter>.md`` links land on the kit's book/ pages, which link to the site."""
+    import re
+
+    kit, _ = release
+    site = make_release.site_url()
+    config = __import__("yaml").safe_load((REPO / "_config.yml").read_text())
+    assert site == config["html"]["baseurl"] and site.startswith("https://") and site.endswith("/")
+    readme = (kit / "README.md").read_text()
+    assert f"The course book, with the derivations the notebooks build on: {site}" in readme
+    for name in make_release.NOTEBOOKS:
+        notebook = kit / "exercises/dnn_hw" / name
+        links = re.findall(r"\]\((\.\./\.\./book/[\w-]+\.md)\)", notebook.read_text())
+        assert links, name
+        for link in links:
+            page = (notebook.parent / link).resolve()  # the same from my-work/dnn_hw/, two levels down too
+            assert page.is_file() and page.parent == kit / "book", link
+            stem = page.stem
+            assert f"]({site}book/{stem}.html)" in page.read_text()
+            assert f"]({site}book/{stem}.html)" in readme
+            assert (REPO / "book" / f"{stem}.md").is_file()  # a chapter of the site, built at book/<stem>.html
+    # the site's own exercise pages keep their relative links (the exercises are the site's, unchanged)
+    assert "](../../book/01_activations.md)" in (REPO / "exercises/dnn_hw/01_activations.ipynb").read_text()
+
+
+def test_a_kit_made_without_the_websites_address_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(make_release, "site_url", lambda: "")
+    kit = make_release.build_kit(tmp_path)
+    readme = (kit / "README.md").read_text()
+    assert "**This kit was made without the address of the course book** (`html.baseurl`" in readme
+    page = (kit / "book" / "01_activations.md").read_text()
+    assert "this kit was made without the website's address (`html.baseurl`" in page
+    assert "http" not in page and "book/01_activations.html" not in readme
 
 
 def test_visible_fixtures_are_exactly_what_the_visible_tests_name():
@@ -152,6 +204,30 @@ def test_leak_scan_finds_every_kind_of_answer(release, tmp_path):
     assert "values.npz: grad equals a value only the hidden tests use" in leaks
     zip_leaks = make_release.find_leaks(zip_path)
     assert zip_leaks == [f"kit.zip:kit/README.md: a solution line of 05_mnist_activations.ipynb: {rubric[:70]!r}"]
+
+
+def test_leak_scan_finds_an_answer_in_library_code_and_the_tuned_configuration_in_any_text(release, tmp_path):
+    """The two hints an earlier kit carried, planted again: the overflow-safe sigmoid of notebook 01 in a
+    module (renamed and respaced), and the reference search's tuned network in a comment."""
+    planted = tmp_path / "kit"
+    (planted / "dnn_course").mkdir(parents=True)
+    (planted / "dnn_course" / "helpers.py").write_text(
+        "import numpy\n\n\ndef squash(values):\n    q = numpy.exp( -numpy.abs(values) )\n"
+        "    return numpy.where(values >= 0, 1/(1 + q), q/(1 + q))\n")
+    (planted / "dnn_course" / "limits.py").write_text("LIMIT = 10  # a [1024, 1024] hidden network fits\n")
+    (planted / "notes.md").write_text("The search settled on 784-1024-1024-10.\n")
+    (planted / "plain.py").write_text("def total(loss_sum, loss, m):\n    loss_sum += loss * m\n    return x.reshape(len(x), -1)\n")
+    leaks = make_release.find_leaks(planted)
+    text = "\n".join(leaks)
+    assert "dnn_course/helpers.py: solution code of 01_activations.ipynb, in other words: " \
+           "'numpy.where(values >= 0, 1 / (1 + q), q / (1 + q))' is 'np.where(z >= 0, 1 / (1 + e), e / (1 + e))'" in text
+    assert "dnn_course/limits.py: names the tuned configuration of the reference search ('1024, 1024')" in text
+    assert "notes.md: names the tuned configuration of the reference search ('784-1024-1024-10')" in text
+    assert not any(leak.startswith("plain.py") for leak in leaks), leaks  # plain algebra, array plumbing
+    # and what the kit carries now is clean: evaluate.py's sigmoid and ReLU, records.py's comment
+    kit, _ = release
+    for module in ("evaluate.py", "records.py"):
+        assert not [leak for leak in make_release.find_leaks(kit) if module in leak]
 
 
 def test_release_refuses_a_kit_with_an_answer(tmp_path, monkeypatch):
@@ -230,7 +306,7 @@ def _fill(kit: Path, work: Path) -> None:
 
 
 @pytest.mark.slow
-def test_kit_installs_offline_and_a_correct_student_passes_make_check(release, tmp_path):
+def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, tmp_path, reference):
     kit_source, _ = release
     kit = tmp_path / "kit"
     subprocess.run(["cp", "-r", str(kit_source), str(kit)], check=True)
@@ -250,13 +326,57 @@ def test_kit_installs_offline_and_a_correct_student_passes_make_check(release, t
     result = subprocess.run(["make", "check", f"PACKAGE={wheel}"], cwd=kit, env=env, capture_output=True,
                             text=True, timeout=900)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
     assert (kit / ".venv/.installed").exists()
-    if (kit / "dnn_course" / "check.py").is_file():  # the student-side checker
-        assert "All 6 notebooks pass their visible tests." in output, output[-3000:]
-        assert output.count("all pass") == 6, output[-3000:]
-    else:
-        assert output.count("Success! Your notebook passes all the tests.") == 6, output[-3000:]
+    # 01-04 pass; 05 and 06 ran and passed their tests in their smoke mode, and the check says that such
+    # results are not graded: the check fails until the real runs are done
+    assert result.returncode == 2 and "check] Error 1" in result.stderr, output[-5000:]  # make's 2: the check's 1
+    lines = output.splitlines()
+    for name in make_release.NOTEBOOKS[:4]:
+        assert any(line.startswith(name) and line.endswith(", all pass") for line in lines), output[-3000:]
+    for name, results, runs in (("05", "mnist_results.json", 3), ("06", "fashion_results.json", 4)):
+        line = next(line for line in lines if line.startswith(name))
+        assert line.split(None, 1)[1].startswith("\u2717 "), line
+        assert f"    \u2717 {results} holds SMOKE-TEST results ({runs} runs with SMOKE_TEST = True" in output.split(line)[1]
+    assert "They are not graded: the grader gives them no points. Set SMOKE_TEST = False" in output
+    assert "4 of 6 notebooks pass." in result.stdout.splitlines()[-1], result.stdout[-500:]
+    work = kit / "my-work" / "dnn_hw"
+
+    # make submit: a name and an id are required; the zip holds what the grader's collector takes
+    result = subprocess.run(["make", "submit", f"PACKAGE={wheel}"], cwd=kit, env=env, capture_output=True,
+                            text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0 and "Give your name and your student id, for example: make submit " \
+        "NAME=Ada_Lovelace ID=12345678" in result.stderr, result.stdout + result.stderr
+    result = subprocess.run(["make", "submit", "NAME=Ada Lovelace", "ID=12345678"], cwd=kit, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "cannot go into the file name" in result.stderr, result.stderr
+    result = subprocess.run(["make", "submit", "NAME=Ada_Lovelace", "ID=12345678"], cwd=kit, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING: mnist_results.json holds smoke-test results (sigmoid, relu, tanh)" in result.stdout
+    assert "WARNING: fashion_results.json holds smoke-test results" in result.stdout
+    submissions = tmp_path / "uploads"
+    submissions.mkdir()
+    (kit / "DNN_HW2_Ada_Lovelace_12345678.zip").rename(submissions / "DNN_HW2_Ada_Lovelace_12345678.zip")
+    manifest, submitted = _collected(submissions, tmp_path / "course")
+    assert list(manifest) == ["12345678"] and manifest["12345678"]["flags"] == [], manifest
+    from dnn_course.submission import DATA_FILES
+    for name in [*make_release.NOTEBOOKS, *DATA_FILES]:
+        assert (submitted / "12345678" / "dnn_hw" / name).read_bytes() == (work / name).read_bytes(), name
+
+    # partial credit by design (06 at 2 of 4) is shown as such, with what the next point needs, not as a failure
+    from tests.test_student_check import PARTIAL_PLAN, _fashion_results
+    import shutil
+    for stale in ("fashion_results.json", "fashion_model.npz", "fashion_runs"):
+        shutil.rmtree(work / stale) if (work / stale).is_dir() else (work / stale).unlink()
+    _fashion_results(work, reference, PARTIAL_PLAN)
+    graded_env = {k: v for k, v in env.items() if k != "DNN_COURSE_MODE"}  # the check's default: as graded
+    result = subprocess.run(["make", "check"], cwd=kit, env=graded_env, capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    line = next(line for line in output.splitlines() if line.startswith("06"))
+    assert line.split(None, 1)[1] == "\u25d0 4/6 points from the visible tests, all pass, with partial credit", output
+    assert "\u25d0 test_fashion_model_accuracy (2/4 points, partial credit): 0.838 test accuracy" in output
+    assert "0.85 earns the next point" in output
+    assert result.returncode == 2 and "mnist_results.json holds SMOKE-TEST results" in output  # 05 still a smoke run
 
     # The package came from the wheel, with the data inside it; the instructors' files are absent.
     probe = ("import dnn_course, dnn_course.checks as c; from dnn_course.datasets import load_dataset; "
@@ -328,3 +448,75 @@ def test_answer_check_finds_the_answers_and_the_tuned_configuration():
     paraphrase = "In short: " + " ".join(model.split()[20:32]) + ", as I wrote."
     assert make_release.model_answer_leaks({"page": paraphrase}) == [
         "page: text of the model answer 06_fashion_tuning.ipynb/answer_fashion_design"]
+
+
+# --- make submit -------------------------------------------------------------------------------
+
+
+def _collected(submissions: Path, course: Path) -> tuple[dict, Path]:
+    """What the grader's collector makes of a folder of submissions: (manifest, course/submitted)."""
+    from autograder import collect, grade
+    from autograder.grading_config import GradingSettings
+
+    course.mkdir()
+    settings = GradingSettings()
+    env_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}:{env_path}"  # nbgrader runs alembic from the venv
+    try:
+        names = grade.prepare_master(course, settings, course / "assignment.db")
+        api = grade.master_api(course, settings, course / "assignment.db")
+        manifest = collect.collect(submissions, course, settings.assignment, settings.name_pattern,
+                                   grade.released_ids(course, settings.assignment, names), api)
+    finally:
+        os.environ["PATH"] = env_path
+    return manifest, course / "submitted"
+
+
+def test_submit_checks_the_files_and_writes_the_zip_the_grader_collects(tmp_path, capsys):
+    from dnn_course import submission
+    from dnn_course.experiment import SMOKE, Experiment, _save
+    from autograder.grading_config import DATA_FILES, DEFAULT_NAME_PATTERN
+
+    assert DATA_FILES is submission.DATA_FILES  # one list, the grader's and the student's
+    work, out = tmp_path / "work", tmp_path / "uploads"
+    work.mkdir(), out.mkdir()
+    for name in make_release.NOTEBOOKS:
+        (work / name).write_bytes((REPO / "exercises/dnn_hw" / name).read_bytes())
+    (work / "fashion_runs").mkdir()
+    (work / "fashion_runs" / "0123abcd.npz").write_bytes(b"a run's weights")
+    (work / "notes.txt").write_text("mine")
+
+    def submit(*args):
+        code = submission.main([str(work), "--out", str(out), *args])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    code, text = submit("--name", "Ada_Lovelace", "--id", "12345678")
+    assert code == 1 and "Not packed: " in text and "lacks mnist_results.json, fashion_results.json" in text, text
+    for name in DATA_FILES:
+        (work / name).write_bytes(b"{}")
+    for args, message in [((), "Give your name and your student id, for example: make submit NAME=Ada_Lovelace ID=12345678"),
+                          (("--name", "Ada Lovelace", "--id", "12345678"), "NAME='Ada Lovelace' cannot go into the file name"),
+                          (("--name", "Ada_Lovelace", "--id", "123-456"), "ID='123-456' is not a student id"),
+                          (("--name", "Ada_Lovelace"), "Give your name and your student id")]:
+        code, text = submit(*args)
+        assert code == 2 and message in text, (args, text)
+    assert not list(out.iterdir())
+    # a smoke-test results file: packed, with a warning that it earns nothing
+    smoke = dict(layer_sizes=[784, 500, 500, 10], epochs=SMOKE["max_epochs"], train_images=SMOKE["train_images"])
+    _save(work / "mnist_results.json", Experiment({}, {}, {"relu": smoke, "tanh": smoke}, {}))
+    code, text = submit("--name", "Ada_Lovelace", "--id", "12345678")
+    assert code == 0, text
+    assert "WARNING: mnist_results.json holds smoke-test results (relu, tanh), made with SMOKE_TEST = True. " \
+           "They earn no points" in text
+    archive = out / "DNN_HW2_Ada_Lovelace_12345678.zip"
+    assert f"Wrote {archive}" in text
+    with zipfile.ZipFile(archive) as zipped:
+        assert zipped.namelist() == [*make_release.NOTEBOOKS, *DATA_FILES]
+    import re
+    assert re.match(DEFAULT_NAME_PATTERN, archive.name.removesuffix(".zip"))
+    manifest, submitted = _collected(out, tmp_path / "course")
+    assert list(manifest) == ["12345678"]
+    assert manifest["12345678"]["student_name"] == "Ada_Lovelace" and manifest["12345678"]["flags"] == []
+    assert sorted(manifest["12345678"]["files"]) == sorted([*make_release.NOTEBOOKS, *DATA_FILES])
+    assert {p.name for p in (submitted / "12345678" / "dnn_hw").iterdir()} >= {*make_release.NOTEBOOKS, *DATA_FILES}

@@ -103,11 +103,14 @@ def test_failure_lines_quote_the_tests_own_message():
     other = nbformat.v4.new_output("error", ename="NameError", evalue="name 'runs' is not defined",
                                    traceback=["\x1b[0;31mNameError\x1b[0m", "..."])
     stderr = nbformat.v4.new_output("stream", name="stderr", text="UserWarning: a warning\n")
-    printed = nbformat.v4.new_output("stream", name="stdout", text="measured 0.81\n1 of 4 points\n\n")
+    printed = nbformat.v4.new_output("stream", name="stdout", text="measured 0.81\n0.83 earns the next point "
+                                     "(one point at each of 0.80, 0.83).\n1 of 4 points\n\n")
     assert check._error_text([checked]) == "dx is wrong: transposed."
     assert check._error_text([printed, other]) == "NameError: name 'runs' is not defined"
     assert check._error_text([stderr]) == "it wrote to stderr, which counts as a failure: UserWarning: a warning"
-    assert check._error_text([printed]) is None and check._last_printed_line([printed]) == "1 of 4 points"
+    # a test that printed its measurement and the next threshold: all of it, without the closing points line
+    assert check._error_text([printed]) is None
+    assert check._explanation([printed]) == "measured 0.81; 0.83 earns the next point (one point at each of 0.80, 0.83)."
 
 
 def test_the_student_config_is_in_the_exercises_and_sets_the_graders_limits():
@@ -235,3 +238,94 @@ def test_stderr_of_a_test_cell_counts_as_output_as_when_grading():
     nb.cells = [test, answer]
     check.stderr_as_output(nb)
     assert [c.outputs[0].name for c in nb.cells] == ["stdout", "stderr"]
+
+
+# --- partial credit and smoke-test results -----------------------------------------------------
+
+
+def _fashion_results(folder: Path, reference, plan: dict) -> str:
+    """Notebook 06's files as its search cell writes them, from ``plan`` run with the reference on the
+    embedded images; returns the name of the saved (best) run."""
+    import shutil
+
+    import numpy as np
+
+    from dnn_course.datasets import load_dataset, train_val_split
+    from dnn_course.experiment import run_plan
+    from dnn_course.model_builder import build_classifier
+    from dnn_course.training import train
+
+    data = load_dataset("fashion-mnist", verbose=False)
+    (x_train, y_train), (x_test, y_test) = data
+    if any("train_images" in settings for settings in plan.values()):
+        x_train, y_train = x_train[:2000], y_train[:2000]
+    (x_tr, y_tr), (x_val, y_val) = train_val_split(x_train, y_train, val_size=0.1, seed=0)
+
+    def train_run(name, settings):
+        sizes = [784, *settings["hidden"], 10]
+        model = build_classifier(reference, sizes, settings["activation"], seed=0, dtype=np.float32)
+        history = train(model, x_tr, y_tr, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
+                        epochs=settings["epochs"], learning_rate=settings["learning_rate"], batch_size=128,
+                        reg_lambda=0.0, seed=0, dtype=np.float32, progress=False, data_description=data.description)
+        history.config.update(hidden=settings["hidden"], activation=settings["activation"])
+        return history, model, sizes, settings["activation"]
+
+    (folder / "fashion_runs").mkdir(exist_ok=True)
+    experiment = run_plan(plan, train_run, folder / "fashion_results.json",
+                          lambda name, rid: folder / "fashion_runs" / f"{rid}.npz", data.description, log=lambda *_: None)
+    best = max(experiment.runs, key=lambda name: experiment.runs[name].val_acc[-1])
+    shutil.copyfile(folder / "fashion_runs" / f"{experiment.ids[best]}.npz", folder / "fashion_model.npz")
+    return best
+
+
+#: Three configurations whose best reaches 0.8375 on the 10,000 test images: 2 of 06's 4 points.
+PARTIAL_PLAN = {f"784-{hidden}-10 ReLU, {epochs} ep": dict(hidden=[hidden], activation="relu", epochs=epochs,
+                                                           learning_rate=0.1, reg_lambda=0.0, batch_size=128)
+                for hidden, epochs in ((16, 1), (32, 1), (100, 20))}
+
+
+@pytest.mark.slow
+def test_partial_credit_is_shown_as_partial_with_its_hint_and_passes_the_check(tmp_path, reference, monkeypatch,
+                                                                             capsys):
+    folder = _student_folder(tmp_path)
+    best = _fashion_results(folder, reference, PARTIAL_PLAN)
+    assert best == "784-100-10 ReLU, 20 ep"
+    report = check.check_folder(folder, EXERCISES, notebooks=["06_fashion_tuning.ipynb"])[0]
+    assert report.ok and report.failures == [] and report.problems == [], report
+    assert (report.points, report.max_points) == (4, 6)  # 2 for the recorded search, 2 of 4 for the accuracy
+    assert report.partial == [
+        "test_fashion_model_accuracy (2/4 points, partial credit): 0.838 test accuracy measured on the saved "
+        "weights of 784-100-10 ReLU, 20 ep (10,000 test images); 0.85 earns the next point (one point at each of "
+        "0.80, 0.83, 0.85, 0.87)."], report.partial
+    assert check.format_notebook(report).splitlines() == [
+        f"{'06_fashion_tuning.ipynb':<{check._WIDTH}}\u25d0 4/6 points from the visible tests, all pass, with partial credit",
+        f"    \u25d0 {report.partial[0]}",
+        "    \u00b7 answer_fashion_design: a written answer, graded by hand (4 points)"]
+    # the command exits 0 when partial credit is all there is, and says why it is no error
+    others = [check.NotebookReport(name, 6, 6) for name in check.NOTEBOOKS[:5]]
+    monkeypatch.setattr(check, "check_folder", lambda *args, on_report=None, **kwargs: others + [report])
+    assert check.main([str(folder)]) == 0
+    output = capsys.readouterr().out
+    assert "Fix" not in output and output.splitlines()[-1] == (
+        "All 6 notebooks pass their visible tests. 1 test earns partial credit, which is no error: the \u25d0 line "
+        "says what the next point needs. The grader's hidden tests check the same code more thoroughly, so passing "
+        "here is necessary, not sufficient.")
+
+
+def test_smoke_test_results_are_named_and_fail_the_check(tmp_path):
+    from dnn_course.experiment import SMOKE, Experiment, _save
+
+    smoke = dict(hidden=[64], activation="relu", epochs=SMOKE["max_epochs"], train_images=SMOKE["train_images"])
+    real = dict(hidden=[64], activation="relu", epochs=30)
+    _save(tmp_path / "fashion_results.json", Experiment({}, {}, {"a": smoke, "b": smoke, "c": real}, {}))
+    _save(tmp_path / "mnist_results.json", Experiment({}, {}, {"relu": real}, {}))
+    assert check._smoke_problems(tmp_path / "06_fashion_tuning.ipynb") == [
+        "fashion_results.json holds SMOKE-TEST results (2 runs with SMOKE_TEST = True: 2,000 images, at most 5 "
+        "epochs). They are not graded: the grader gives them no points. Set SMOKE_TEST = False in the first code "
+        "cell of 06_fashion_tuning.ipynb, run all its cells (minutes, not seconds: its introduction says how long), "
+        "then check again."]
+    assert check._smoke_problems(tmp_path / "05_mnist_activations.ipynb") == []
+    assert check._smoke_problems(tmp_path / "01_activations.ipynb") == []
+    report = check.NotebookReport("06_fashion_tuning.ipynb", 6, 6,
+                                  problems=check._smoke_problems(tmp_path / "06_fashion_tuning.ipynb"))
+    assert not report.ok and "\u2717 fashion_results.json holds SMOKE-TEST results" in check.format_notebook(report)
