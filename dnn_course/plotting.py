@@ -15,8 +15,9 @@ The book's chapters call :func:`use_book_style` once, so that every figure is dr
 size, and its smallest text is as large as the site's footnotes
 (``scripts/check_site.py`` checks both in a browser). In a notebook (the book's build), the
 figures are stored with :data:`BOOK_PIXEL_RATIO` times as many pixels each way and shown at
-the same size (IPython's "retina" PNG, with the display size in its metadata), so that they
-stay sharp on high-density screens.
+the same width (IPython's "retina" PNG with its display width, and no height, in its metadata:
+a fixed height would distort a figure that a narrow screen shrinks), so that they stay sharp
+on high-density screens.
 """
 
 from __future__ import annotations
@@ -66,18 +67,28 @@ def use_book_style() -> None:
     """Set matplotlib's defaults to the book's figure style (dpi, font sizes, default size).
 
     Inside IPython (a chapter being executed), inline figures also become "retina" PNGs:
-    :data:`BOOK_PIXEL_RATIO` times the pixels, displayed at :data:`BOOK_DPI`.
+    :data:`BOOK_PIXEL_RATIO` times the pixels, displayed :data:`BOOK_DPI` per inch wide.
     """
     plt.rcParams.update(_BOOK_RC)
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - IPython is part of the course's environment
         return
-    if get_ipython() is not None:
-        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _retina_png)
 
-        assert BOOK_PIXEL_RATIO == 2, "IPython's retina format doubles the pixels"
-        set_matplotlib_formats("retina")
+
+def _retina_png(fig: Figure):
+    """``fig`` as a base64 PNG with twice the pixels each way, and its display width as metadata."""
+    from IPython.core.pylabtools import retina_figure
+
+    assert BOOK_PIXEL_RATIO == 2, "IPython's retina format doubles the pixels"
+    result = retina_figure(fig, base64=True, bbox_inches="tight")
+    if result is None:  # an empty figure shows nothing
+        return None
+    data, size = result
+    return data, {"width": size["width"]}
 
 
 def smallest_font_pt(fig: Figure) -> float:

@@ -609,7 +609,8 @@ _LAYOUT_JS = r"""
     if (!img.naturalWidth || !visible(img)) continue;
     // a high-density ("retina") figure stores more pixels than its declared width: its text is
     // minFontPx per declared pixel, so scale against the declared width
-    const declared = parseFloat(img.getAttribute("width")) || img.naturalWidth;
+    const declared = (img.style.width.endsWith("px") && parseFloat(img.style.width))
+        || parseFloat(img.getAttribute("width")) || img.naturalWidth;
     const scale = img.getBoundingClientRect().width / declared;
     figures.push({src: img.getAttribute("src"), scale: scale, textPx: minFontPx * scale,
                   density: img.naturalWidth / declared,

@@ -425,7 +425,7 @@ _LAYOUT_PAGE = """<!DOCTYPE html>
 aside.footnote {{ font-size: 14px; }}
 .scroll {{ overflow-x: auto; }} .clip {{ overflow: hidden; width: 200px; white-space: pre; }}</style></head>
 <body><article class="bd-article"><h1>Layout</h1>
-<div class="cell_output"><img src="{image}" {size}style="max-width: 100%"></div>
+<div class="cell_output"><img src="{image}" style="{size}max-width: 100%"></div>
 <div class="highlight"><pre class="clip">{long}</pre></div>
 <div class="cell_output scroll"><pre>{long}</pre></div>
 <input type="search"><input type="search">
@@ -438,7 +438,7 @@ def test_layout_checker_finds_shrunk_figures_cut_off_outputs_and_two_search_boxe
     long_line = "x" * 400
     _wide_png(tmp_path / "retina.png", 600, dpi=200)  # shown at 300 px: twice the pixels, as the book's figures
     (tmp_path / "bad.html").write_text(_LAYOUT_PAGE.format(column=600, image="wide.png", size="", long=long_line))
-    (tmp_path / "good.html").write_text(_LAYOUT_PAGE.format(column=600, image="retina.png", size='width="300" ',
+    (tmp_path / "good.html").write_text(_LAYOUT_PAGE.format(column=600, image="retina.png", size="width: 300px; ",
                                                             long="short")
                                         .replace('<input type="search"><input type="search">', ""))
     with check_site.serve_directory(tmp_path) as base_url, check_site.HeadlessChromium(chromium) as browser:
