@@ -214,8 +214,11 @@ def compare_code(a: Fingerprint, b: Fingerprint) -> tuple[float, float, int, np.
 
 
 # ----------------------------------------------------------------------------------------- text
+WORD = re.compile(r"\w+(?:[.'’-]\w+)*")   # a word of a written answer (0.25, tanh's, zero-centred)
+
+
 def words(text: str) -> list[str]:
-    return re.findall(r"\w+(?:[.'’-]\w+)*", text.lower())
+    return WORD.findall(text.lower())
 
 
 def shared_runs(a: list[str], b: list[str]) -> list[tuple[int, int, int]]:

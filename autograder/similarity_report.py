@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import re
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from copydetect.utils import highlight_overlap
 
 from dnn_course.files import write_atomically
 
-from .similarity import MIN_RUN, MIN_SHARED_CODE, MIN_SHARED_WORDS, Pair, analyse
+from .similarity import MIN_RUN, MIN_SHARED_CODE, MIN_SHARED_WORDS, WORD, Pair, analyse
 
 SHOWN_PAIRS = 20         # pairs shown side by side besides the flagged ones
 
@@ -46,7 +45,7 @@ def _marked_code(code: str, slices: np.ndarray) -> str:
 
 def _marked_words(text: str, blocks: list, side: int) -> str:
     """``text`` with the shared runs (word positions of side 0 or 1 of ``blocks``) marked."""
-    spans = list(re.finditer(r"\w+(?:[.'’-]\w+)*", text))
+    spans = list(WORD.finditer(text))
     marked = set()
     for m in blocks:
         start = m.a if side == 0 else m.b
