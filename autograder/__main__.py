@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {db} not found; run `python -m autograder grade` first", file=sys.stderr)
             return 2
         path = manual.write_manual_list(out, db, args.assignment)
-        rows = manual.manual_cells(db, args.assignment)
-        pending = sum(1 for r in rows if r["score"] is None)
-        print(f"{len(rows)} answer(s) graded by hand, {pending} still without a score: {path}")
+        print(f"{manual.describe(manual.manual_cells(db, args.assignment))}: {path}")
         return 0
     try:
         count = manual.merge(out, args.scores.resolve(), args.assignment)

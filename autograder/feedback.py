@@ -180,16 +180,50 @@ def _fmt(value) -> str:
     return "" if value is None else f"{value:g}"
 
 
+#: The MathJax the course site uses (``_config.yml``: ``mathjax_path``), copied beside the feedback pages.
+MATHJAX_SOURCE = Path(__file__).resolve().parent.parent / "book" / "_static" / "mathjax"
+#: Where the per-notebook pages (``OUT/feedback/<id>/<notebook>.html``) find it: ``OUT/feedback/mathjax``.
+MATHJAX_FOLDER = "mathjax"
+#: Template folder listed before nbgrader's: its ``feedback/mathjax.html.j2`` loads that copy instead of a CDN.
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+
+def install_mathjax(out: Path) -> Path:
+    """Copy the course's MathJax to ``OUT/feedback/mathjax`` (once; files already there are kept)."""
+    import shutil
+
+    target = out / "feedback" / MATHJAX_FOLDER
+    for source in sorted(MATHJAX_SOURCE.rglob("*")):
+        if source.is_file():
+            copy = target / source.relative_to(MATHJAX_SOURCE)
+            if not copy.exists() or copy.stat().st_size != source.stat().st_size:
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, copy)
+    return target
+
+
+def hand_graded_counts(result: dict) -> tuple[int, int, int]:
+    """(written answers still without a score, answers scored by the instructor, answers left blank).
+
+    A written answer left as released is scored 0 by nbgrader at once: it has a score,
+    so it is not waiting for the instructor (``grades.csv`` does not count it either).
+    """
+    statuses = [test["status"] for nb in result["notebooks"] for test in nb["tests"]]
+    return statuses.count("manual"), statuses.count("graded by hand"), statuses.count("not answered")
+
+
 def _hand_graded_note(result: dict) -> str:
     """How far the hand grading of this submission has got, in words."""
-    statuses = [test["status"] for nb in result["notebooks"] for test in nb["tests"]]
-    pending, done = statuses.count("manual"), statuses.count("graded by hand")
+    pending, done, blank = hand_graded_counts(result)
+    parts = []
     if pending:
-        return (f"{pending} answer{'s' if pending > 1 else ''} still to be graded by hand; "
-                "their points will be added by the instructor")
-    if done:
-        return "including the answers graded by hand"
-    return "all tests graded automatically"
+        parts.append(f"{pending} answer{'s' if pending != 1 else ''} still to be graded by hand; "
+                     f"{'their' if pending != 1 else 'its'} points will be added by the instructor")
+    elif done:
+        parts.append("including the answers graded by hand")
+    if blank:
+        parts.append(f"{blank} written answer{'s' if blank != 1 else ''} left blank: 0 points")
+    return "; ".join(parts) or "all tests graded automatically"
 
 
 def write_summary(out: Path, result: dict) -> Path:
@@ -211,15 +245,19 @@ def student_page(result: dict, notebook_links: dict[str, str]) -> str:
                     + (f' &mdash; {esc("; ".join(nb["flags"]))}' if nb["flags"] else "") + "</th></tr>")
         for test in nb["tests"]:
             status = test["status"]
-            rows.append(f'<tr class="{status}"><td>{esc(test["id"])}</td><td>{esc(status)}</td>'
-                        f'<td>{_fmt(test["score"])} / {_fmt(test["max_score"])}</td>'
+            rows.append(f'<tr class="{esc(status.replace(" ", "-"))}"><td>{esc(test["id"])}</td><td>{esc(status)}</td>'
+                        f'<td class="points">{"&ndash;" if status == "manual" else _fmt(test["score"])}'
+                        f'&nbsp;/&nbsp;{_fmt(test["max_score"])}</td>'
                         f'<td><pre>{esc(test["message"])}</pre></td></tr>')
     flags = "".join(f"<li>{esc(f)}</li>" for f in result["flags"])
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Feedback: {esc(result['student_id'])}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.2em .6em;text-align:left;vertical-align:top}}
-tr.passed td:nth-child(2){{color:#1a7f37}}tr.failed td:nth-child(2){{color:#cf222e}}tr.manual td:nth-child(2){{color:#9a6700}}
-tr.nb th{{background:#eee}}pre{{margin:0;white-space:pre-wrap}}</style></head><body>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;width:100%}}
+td,th{{padding:.2em .6em;text-align:left;vertical-align:top}}td:nth-child(1),td:nth-child(2){{white-space:nowrap}}
+td.points{{white-space:nowrap;text-align:right;width:6em}}
+tr.passed td:nth-child(2){{color:#1a7f37}}tr.failed td:nth-child(2),tr.not-answered td:nth-child(2){{color:#cf222e}}
+tr.manual td:nth-child(2),tr.partial-credit td:nth-child(2){{color:#9a6700}}
+tr.nb th{{background:#eee}}pre{{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}}</style></head><body>
 <h1>Feedback for {esc(result['student_id'])}</h1>
 <p>Score: <b>{_fmt(result['score'])} / {_fmt(result['max_score'])}</b> ({esc(_hand_graded_note(result))}).</p>
 {f'<h2>Notes</h2><ul>{flags}</ul>' if flags else ''}

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbgrader
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -19,6 +20,8 @@ from .sandbox import Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COURSE_CONFIG = Path(__file__).resolve().parent / "nbgrader_config.py"
+#: nbgrader's own templates (its "feedback" template, which ours extends).
+NBGRADER_TEMPLATES = Path(nbgrader.__file__).resolve().parent / "server_extensions" / "formgrader" / "templates"
 
 #: File names of an LMS download: ``DNN_HW2_<Name>_<StudentID>`` (zip stem or folder name).
 #: A copy's suffix such as `` (1)`` or ``-2`` is allowed after the id.
@@ -77,7 +80,7 @@ def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Pat
     from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
                                         IgnorePattern, LimitOutput, SaveAutoGrades)
 
-    from .feedback import HideTestCode
+    from .feedback import TEMPLATE_DIR, HideTestCode
     from .kernel import SandboxExecute
 
     cfg = course_config()
@@ -104,6 +107,9 @@ def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Pat
     cfg.LimitOutput.max_lines = 200
     cfg.LimitOutput.max_traceback = 40
     cfg.GenerateFeedback.preprocessors = [GetGrades, HideTestCode, CSSHTMLHeaderPreprocessor]
+    # nbgrader's feedback template (the name nbgrader's API forces), with MathJax from
+    # OUT/feedback/mathjax instead of a CDN: autograder/templates/feedback/mathjax.html.j2 comes first
+    cfg.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR), str(NBGRADER_TEMPLATES)]
     cfg.Application.log_level = "WARN"
     return cfg
 

@@ -13,6 +13,7 @@ summary page are rewritten (the class report is rewritten by the next
 """
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import json
@@ -51,8 +52,36 @@ def manual_cells(db: Path, assignment: str) -> list[dict]:
                 for grade in nb.grades:
                     if grade.cell.cell_type == "markdown" or grade.needs_manual_grade or grade.manual_score is not None:
                         rows.append({"student_id": sub.student.id, "notebook": nb.name, "cell": grade.name,
-                                     "max_score": grade.max_score, "score": grade.manual_score})
+                                     "max_score": grade.max_score, "score": grade.manual_score,
+                                     "state": answer_status(grade)})
     return sorted(rows, key=lambda r: (r["student_id"], r["notebook"], r["cell"]))
+
+
+#: Status of a written answer in the result files and on the feedback pages.
+PENDING, SCORED, BLANK = "manual", "graded by hand", "not answered"
+ANSWER_STATUSES = (PENDING, SCORED, BLANK)
+
+
+def answer_status(grade) -> str:
+    """A written answer's status from its gradebook grade: scored by the instructor, still to
+    score, or left as released (nbgrader scored it 0 at once and does not ask for a hand grade)."""
+    if grade.manual_score is not None:
+        return SCORED
+    if grade.needs_manual_grade or grade.auto_score is None:
+        return PENDING
+    return BLANK
+
+
+def describe(rows: list[dict]) -> str:
+    """What ``manual-list`` says about the rows of :func:`manual_cells`, each answer counted once."""
+    states = collections.Counter(row["state"] for row in rows)
+    students = len({row["student_id"] for row in rows})
+    text = (f"{len(rows)} written answer{'s' if len(rows) != 1 else ''} of {students} "
+            f"student{'s' if students != 1 else ''} to grade by hand: {states[SCORED]} scored, "
+            f"{states[PENDING]} still to score")
+    if states[BLANK]:
+        text += f", {states[BLANK]} left blank (scored 0; enter a score to change that)"
+    return text
 
 
 def _number(value) -> str:
@@ -67,7 +96,8 @@ def write_manual_list(out: Path, db: Path, assignment: str) -> Path:
     writer = csv.DictWriter(text, FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in manual_cells(db, assignment):
-        writer.writerow({**row, "max_score": _number(row["max_score"]), "score": _number(row["score"]),
+        writer.writerow({"student_id": row["student_id"], "notebook": row["notebook"], "cell": row["cell"],
+                         "max_score": _number(row["max_score"]), "score": _number(row["score"]),
                          "answer": answers.get((row["student_id"], row["notebook"], row["cell"]), "")})
     return write_atomically(out / LIST_FILE, text.getvalue())
 
@@ -124,8 +154,7 @@ def write_to_gradebook(db: Path, assignment: str, scores: dict[tuple[str, str, s
 def refresh_results(out: Path, db: Path, assignment: str) -> int:
     """Bring every student's result file and feedback summary page up to date with the gradebook.
 
-    The hand-graded cells get their scores and the status "graded by hand"
-    (or stay "manual" while unscored); the notebooks' and the total scores
+    The hand-graded cells get their scores and their status (:func:`answer_status`); the notebooks' and the total scores
     are the gradebook's, as in ``grades.csv``. Returns how many students
     were rewritten.
     """
@@ -149,9 +178,9 @@ def refresh_results(out: Path, db: Path, assignment: str) -> int:
                 grades = {grade.name: grade for grade in notebook.grades}
                 for test in nb["tests"]:
                     grade = grades.get(test["id"])
-                    if grade is not None and test["status"] in ("manual", "graded by hand"):
+                    if grade is not None and test["status"] in ANSWER_STATUSES:
                         test["score"] = grade.score
-                        test["status"] = "manual" if grade.manual_score is None else "graded by hand"
+                        test["status"] = answer_status(grade)
                 nb["score"] = notebook.score
             result["score"] = submission.score
             if json.dumps(result, sort_keys=True) == before:

@@ -7,9 +7,14 @@ each submission. Rows are sorted by student id, numbers printed with at most
 two decimals, and the file is replaced atomically, so the same gradebook
 always gives the same bytes.
 
-The class report (``report.html``) has the isolation that was in force, the
-score distribution, the pass rate of every test and the most frequent
-failure messages, with the plots embedded.
+The class report (``report.html``) has the isolation that was in force, one
+sortable table of every student (points per notebook, total, hand-graded points
+still to come, every flag, a link to the feedback page), the distribution of the
+automatic scores (out of the automatic points the gradebook's cells add up to),
+the points earned per test (students with all, some or none of its points: partial
+credit counts as the share it earned) and the most frequent failure messages, with
+the plots embedded and the sorting done by a small inline script: the page loads
+nothing from the network.
 """
 from __future__ import annotations
 
@@ -132,29 +137,150 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+#: Statuses of the tests the grader scores itself (the others are written answers, graded by hand).
+AUTOMATIC_STATUSES = ("passed", "failed", "partial credit")
+HAND_STATUSES = ("manual", "graded by hand", "not answered")  # autograder.manual.ANSWER_STATUSES
+
+
+def points_by_kind(db: Path, assignment: str) -> dict[str, dict[str, float]]:
+    """``{notebook name: {"automatic": points, "by hand": points}}`` from the gradebook's cells.
+
+    A graded cell that is also an answer cell (a written answer) is graded by hand; every
+    other graded cell is a test the grader scores.
+    """
+    kinds = {}
+    with Gradebook(f"sqlite:///{db}") as gb:
+        for nb in gb.find_assignment(assignment).notebooks:
+            answers = {cell.name for cell in nb.solution_cells}
+            points = {"automatic": 0.0, "by hand": 0.0}
+            for cell in nb.grade_cells:
+                points["by hand" if cell.name in answers else "automatic"] += cell.max_score or 0.0
+            kinds[nb.name + ".ipynb"] = points
+    return kinds
+
+
+def automatic_score(result: dict) -> float:
+    """Points of the tests the grader scored itself (written answers left out)."""
+    return sum(test["score"] or 0.0 for nb in result["notebooks"] for test in nb["tests"]
+               if test["status"] in AUTOMATIC_STATUSES)
+
+
+def pending_hand_points(result: dict) -> float:
+    """Points of the written answers that still have no score (one left blank is scored 0 already)."""
+    return sum(test["max_score"] or 0.0 for nb in result["notebooks"] for test in nb["tests"]
+               if test["status"] == "manual")
+
+
+def all_flags(result: dict) -> list[str]:
+    """The submission's flags, then each notebook's, as ``<notebook>: <flag>``."""
+    return list(result.get("flags", [])) + [f"{nb['name']}: {flag}" for nb in result.get("notebooks", [])
+                                            for flag in nb.get("flags", [])]
+
+
 def class_statistics(results: dict[str, dict]) -> dict:
-    """Totals, pass rate per test and failure-message counts from the results."""
-    totals = [r["score"] or 0.0 for r in results.values()]
-    passed = collections.Counter()
-    seen = collections.Counter()
+    """Automatic scores, the points earned per test and failure-message counts from the results.
+
+    ``tests[key]`` counts the students who got all of a test's points (``full``), some
+    (``partial``) and none (``zero``), and ``share`` is the mean fraction of its points
+    they got: a test that two of three students passed with half the points has
+    ``share`` 1/3, not 0.
+    """
+    totals = [automatic_score(r) for r in results.values()]
+    tests = collections.defaultdict(lambda: {"full": 0, "partial": 0, "zero": 0, "points": 0.0})
     messages = collections.Counter()
     for result in results.values():
         for nb in result["notebooks"]:
             for test in nb["tests"]:
-                if test["status"] not in ("passed", "failed"):
+                if test["status"] not in AUTOMATIC_STATUSES or not test["max_score"]:
                     continue
-                key = f"{nb['name'][:-6]}/{test['id']}"
-                seen[key] += 1
-                if test["status"] == "passed":
-                    passed[key] += 1
-                elif test["message"]:
+                entry = tests[f"{nb['name'][:-6]}/{test['id']}"]
+                fraction = min(max((test["score"] or 0.0) / test["max_score"], 0.0), 1.0)
+                entry["points"] += fraction
+                entry["full" if fraction >= 1 else "partial" if fraction > 0 else "zero"] += 1
+                if test["status"] == "failed" and test["message"]:
                     messages[test["message"].splitlines()[0][:200]] += 1
-    rates = {k: passed[k] / seen[k] for k in sorted(seen)}
-    return {"totals": totals, "rates": rates, "messages": messages.most_common(15)}
+    tests = {key: {**tests[key], "share": tests[key]["points"] / (tests[key]["full"] + tests[key]["partial"]
+                                                                  + tests[key]["zero"])}
+             for key in sorted(tests)}
+    return {"totals": totals, "tests": tests, "messages": messages.most_common(15)}
 
 
-def write_report(out: Path, results: dict[str, dict], isolation: str, settings, redactor=None) -> Path:
-    """Write ``out/report.html``; ``redactor`` (:class:`autograder.feedback.Redactor`) scrubs hidden test lines."""
+SORT_SCRIPT = """<script>
+// Sort a table by the clicked header: numbers as numbers, empty cells last; click again to reverse.
+document.querySelectorAll("table.sortable th").forEach(function (th, column) {
+  th.addEventListener("click", function () {
+    var body = th.closest("table").tBodies[0], rows = Array.from(body.rows);
+    var down = th.getAttribute("aria-sort") === "ascending";
+    th.closest("tr").querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", down ? "descending" : "ascending");
+    function key(row) { var t = row.cells[column].getAttribute("data-sort") || row.cells[column].textContent.trim();
+                        return t === "" ? null : (isNaN(Number(t)) ? t.toLowerCase() : Number(t)); }
+    rows.sort(function (a, b) {
+      var x = key(a), y = key(b);
+      if (x === null || y === null) { return (x === null) - (y === null); }
+      var order = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === "number" ? -1 : 1);
+      return down ? -order : order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+</script>"""
+
+
+def student_table(results: dict[str, dict], notebooks: list[str]) -> str:
+    """Every student in one sortable table: id, name, each notebook's points, total, hand points to come, flags."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(name[:2])}</th>" for name in notebooks)
+    rows = []
+    for sid, result in sorted(results.items()):
+        scores = {nb["name"]: nb["score"] for nb in result["notebooks"]}
+        cells = "".join(f"<td class='num'>{number(scores.get(name))}</td>" for name in notebooks)
+        flags = all_flags(result)
+        rows.append(f"<tr><td><a href='feedback/{esc(sid)}.html'>{esc(sid)}</a></td>"
+                    f"<td>{esc(result.get('name', '').replace('_', ' '))}</td>{cells}"
+                    f"<td class='num'><b>{number(result['score'] or 0.0)}</b></td>"
+                    f"<td class='num'>{number(pending_hand_points(result))}</td>"
+                    f"<td class='flags' data-sort='{len(flags)}'>{'<br>'.join(esc(f) for f in flags)}</td></tr>")
+    return (f"<table class='sortable students'><thead><tr><th>id</th><th>name</th>{head}<th>total</th>"
+            f"<th>by hand, to grade</th><th>flags</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _points_chart(tests: dict[str, dict]) -> str:
+    """Stacked bars per test: students with all, some and none of its points (PNG, base64)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(tests)
+    fig, ax = plt.subplots(figsize=(7, 0.25 * len(names) + 1.2))
+    left = [0.0] * len(names)
+    for part, colour, label in (("full", "#228833", "all points"), ("partial", "#ccbb44", "some points"),
+                                ("zero", "#ee6677", "no points")):
+        widths = [100 * tests[n][part] / (tests[n]["full"] + tests[n]["partial"] + tests[n]["zero"]) for n in names]
+        ax.barh(range(len(names)), widths, left=left, color=colour, label=label)
+        left = [a + b for a, b in zip(left, widths)]
+    for row, name in enumerate(names):
+        ax.text(101, row, f"{100 * tests[name]['share']:.0f} %", va="center", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 112)
+    ax.set_xticks(range(0, 101, 20))
+    ax.set_xlabel("students (%); right: mean share of the test's points")
+    ax.set_title("Points per test")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.45, 1.06), ncol=3, fontsize=7, frameon=False)
+    image = _png(fig)
+    plt.close(fig)
+    return image
+
+
+def write_report(out: Path, results: dict[str, dict], isolation: str, settings, redactor=None,
+                 kinds: dict[str, dict[str, float]] | None = None) -> Path:
+    """Write ``out/report.html``; ``redactor`` (:class:`autograder.feedback.Redactor`) scrubs hidden test lines.
+
+    ``kinds`` (:func:`points_by_kind`) gives each notebook's automatic and hand-graded points;
+    without it they are read from the results' tests.
+    """
     from .sandbox import ISOLATION_BWRAP, ISOLATION_PROCESS, caps_in_force
 
     import matplotlib
@@ -162,49 +288,69 @@ def write_report(out: Path, results: dict[str, dict], isolation: str, settings, 
     import matplotlib.pyplot as plt
 
     stats = class_statistics(results)
-    max_total = max((r["max_score"] or 0 for r in results.values()), default=0)
+    if kinds is None:
+        kinds = {}
+        for result in results.values():
+            for nb in result["notebooks"]:
+                if nb["tests"]:
+                    kinds[nb["name"]] = {
+                        "automatic": sum(t["max_score"] or 0 for t in nb["tests"] if t["status"] in AUTOMATIC_STATUSES),
+                        "by hand": sum(t["max_score"] or 0 for t in nb["tests"] if t["status"] in HAND_STATUSES)}
+    notebooks = sorted(set(kinds) | {nb["name"] for r in results.values() for nb in r["notebooks"]})
+    auto_total = sum(k["automatic"] for k in kinds.values())
+    hand_total = sum(k["by hand"] for k in kinds.values())
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.hist(stats["totals"], bins=20, range=(0, max(max_total, 1)), color="#4477aa")
-    ax.set_xlabel("automatic score")
+    ax.hist(stats["totals"], bins=20, range=(0, max(auto_total, 1)), color="#4477aa")
+    ax.set_xlabel(f"automatic score (of {number(auto_total)})")
     ax.set_ylabel("students")
     ax.set_title("Score distribution")
     hist = _png(fig)
     plt.close(fig)
-    names = list(stats["rates"])
-    fig, ax = plt.subplots(figsize=(6, 0.25 * len(names) + 1))
-    ax.barh(range(len(names)), [100 * stats["rates"][n] for n in names], color="#228833")
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("students passing (%)")
-    ax.set_title("Pass rate per test")
-    rates = _png(fig)
-    plt.close(fig)
+    rates = _points_chart(stats["tests"])
     esc = html.escape
     msg_rows = "".join(f"<tr><td>{n}</td><td><code>{esc(m)}</code></td></tr>" for m, n in stats["messages"])
     flagged = "".join(
-        f"<tr><td><a href='feedback/{esc(sid)}.html'>{esc(sid)}</a></td><td>{esc(' | '.join(r['flags']))}</td></tr>"
-        for sid, r in results.items() if r["flags"])
+        f"<tr><td><a href='feedback/{esc(sid)}.html'>{esc(sid)}</a></td>"
+        f"<td>{'<br>'.join(esc(f) for f in all_flags(r))}</td></tr>"
+        for sid, r in sorted(results.items()) if all_flags(r))
+    pending = sum(pending_hand_points(r) for r in results.values())
+    waiting = sum(1 for r in results.values() if pending_hand_points(r))
     limits = settings.limits
     level = ISOLATION_BWRAP if isolation.startswith(ISOLATION_BWRAP) else ISOLATION_PROCESS
     caps = "".join(f"<li>{esc(cap)}</li>" for cap in caps_in_force(limits, level))
+    mean = sum(stats["totals"]) / max(len(stats["totals"]), 1)
     from .similarity_report import report_section  # pairs of submissions alike: OUT/similarity.html
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Class report: {esc(settings.assignment)}</title>
-<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}td{{padding:.2em .6em;vertical-align:top}}</style></head><body>
+<style>body{{font-family:sans-serif;max-width:80em;margin:2em auto;padding:0 1em}}td,th{{padding:.2em .6em;vertical-align:top;text-align:left}}
+table.students{{border-collapse:collapse;font-size:90%}}table.students tr:nth-child(even){{background:#f4f4f4}}
+table.students td.num,table.students th{{white-space:nowrap}}td.num{{text-align:right}}td.flags{{font-size:90%;max-width:40em}}
+table.sortable th{{cursor:pointer;background:#e8e8e8;user-select:none}}table.sortable th[aria-sort=ascending]::after{{content:" \\25B2"}}
+table.sortable th[aria-sort=descending]::after{{content:" \\25BC"}}</style></head><body>
 <h1>Class report: {esc(settings.assignment)}</h1>
-<p>{len(results)} submissions graded. Mean automatic score
-{number(sum(stats['totals']) / max(len(stats['totals']), 1))} of {number(max_total)}.</p>
+<p>{len(results)} submissions graded. Mean automatic score {number(mean)} of {number(auto_total)}
+(the tests; the written answers, {number(hand_total)} points, are graded by hand:
+{number(pending)} points of {waiting} student{'s' if waiting != 1 else ''} still to grade).</p>
 <p><b>Isolation in force:</b> {esc(isolation)}.<br>
 Limits: {settings.cell_timeout} s per cell, {settings.notebook_timeout} s per notebook,
 {settings.submission_timeout} s per submission, {limits.memory_mb} MB address space per process,
 {limits.max_processes} processes/threads, files up to {limits.file_size_mb} MB, no network.</p>
 <p><b>Caps in force:</b></p><ul>{caps}</ul>
-<h2>Score distribution</h2><img alt="histogram of scores" src="data:image/png;base64,{hist}">
-<h2>Pass rate per test</h2><img alt="pass rate per test" src="data:image/png;base64,{rates}">
+<h2>Students</h2>
+<p>Points per notebook (01-06), total (with the hand-graded points merged so far), the points of written
+answers still to grade, and every flag. Click a column's header to sort by it.</p>
+{student_table(results, notebooks)}
+<h2>Score distribution</h2><img alt="histogram of automatic scores" src="data:image/png;base64,{hist}">
+<h2>Points per test</h2>
+<p>For each test, the share of students who got all of its points, some of them (partial credit) and none;
+the figure on the right is the mean share of its points.</p>
+<img alt="points per test" src="data:image/png;base64,{rates}">
 <h2>Most frequent failure messages</h2><table><tr><th>count</th><th>message</th></tr>{msg_rows}</table>
-<h2>Submissions with notes</h2><table>{flagged}</table>
+<h2>Submissions with notes</h2>
+<p>Every flag of a submission or of one of its notebooks (a notebook not submitted, restored cells,
+failed integrity checks).</p><table>{flagged or '<tr><td>none</td></tr>'}</table>
 {report_section(out)}
+{SORT_SCRIPT}
 </body></html>
 """
     if redactor is not None:
@@ -213,5 +359,8 @@ Limits: {settings.cell_timeout} s per cell, {settings.notebook_timeout} s per no
 
 
 def write_all(out: Path, db: Path, settings, isolation: str, redactor=None) -> None:
+    from .feedback import install_mathjax
+
     export_grades(out, db, settings.assignment)
-    write_report(out, load_results(out), isolation, settings, redactor)
+    install_mathjax(out)
+    write_report(out, load_results(out), isolation, settings, redactor, points_by_kind(db, settings.assignment))

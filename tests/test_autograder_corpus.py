@@ -119,6 +119,22 @@ def test_feedback_shows_results_but_never_hidden_test_code(graded):
     assert "test_relu_backward" in summary and "failed" in summary and "passed" in summary
 
 
+def test_no_page_loads_anything_from_the_network(graded):
+    """Feedback pages typeset their math with the MathJax copied beside them; nothing comes from a CDN."""
+    from tests.test_feedback_pages import NETWORK_LOAD
+
+    _, out, _, _ = graded
+    assert (out / "feedback" / "mathjax" / "tex-chtml-full.js").is_file()
+    notebook_pages = sorted((out / "feedback").glob("*/*.html"))
+    assert len(notebook_pages) > 50
+    for page in [out / "report.html", *sorted((out / "feedback").glob("*.html")), *notebook_pages]:
+        text = page.read_text(encoding="utf-8")
+        assert not NETWORK_LOAD.search(text), (page, NETWORK_LOAD.search(text))
+    scripts = {src for page in notebook_pages
+               for src in re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", page.read_text(encoding="utf-8"))}
+    assert scripts == {"../mathjax/tex-chtml-full.js"}
+
+
 def test_class_report_names_the_isolation_and_has_the_plots(graded):
     _, out, summary, _ = graded
     page = (out / "report.html").read_text(encoding="utf-8")
@@ -143,8 +159,10 @@ def test_manual_scores_are_listed_validated_and_merged(graded, tmp_path):
         writer.writerow({**first, "score": "1.5"})
     before = float(rows["1003"]["total"])
     page = out / "feedback" / "1003.html"
-    pending = len(blank)
-    assert f"{pending} answers still to be graded by hand" in page.read_text(encoding="utf-8")
+    pending = len(blank)  # the blank release: its written answers are left as released, scored 0 at once
+    assert f"{pending} written answers left blank: 0 points" in page.read_text(encoding="utf-8")
+    assert "still to be graded by hand" not in page.read_text(encoding="utf-8")  # as grades.csv: nothing pending
+    assert rows["1003"]["to_grade_by_hand"] == "0"
     result_before = json.loads((out / "results" / "1003.json").read_text())
     assert manual.merge(out, filled, st.ASSIGNMENT) == 1
     after = read_rows(out)
@@ -160,7 +178,8 @@ def test_manual_scores_are_listed_validated_and_merged(graded, tmp_path):
     assert (test["status"], test["score"]) == ("graded by hand", 1.5)
     text = page.read_text(encoding="utf-8")
     assert f"<b>{result['score']:g} / {result['max_score']:g}</b>" in text
-    assert f"{pending - 1} answer" in text and "graded by hand" in text
+    left = pending - 1
+    assert f"including the answers graded by hand; {left} written answer{'s' if left != 1 else ''} left blank" in text
     assert {k: v for k, v in after.items() if k != "1003"} == {k: v for k, v in rows.items() if k != "1003"}
     with open(filled, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, manual.FIELDS)
