@@ -405,8 +405,11 @@ def stated_figures(report: dict) -> dict[str, str]:
         "05_loaded_wall": f"{loaded['summary']['notebook_05_wall_s'] / 60:.1f} min",
         "05_loaded_load": f"{loaded['summary']['load_average']:.1f}",
         "05_loaded_to_cpu": f"{loaded['summary']['notebook_05_wall_s'] / idle['summary']['notebook_05_cpu_s']:.1f}",
+        "05_loaded_epoch_wall": "{:.2f}-{:.2f} s".format(*sorted(
+            loaded["numpy"]["runs"][a]["wall_per_epoch_s"] for a in ACTIVATIONS)[::len(ACTIVATIONS) - 1]),
         "06_cpu": f"{idle['summary']['notebook_06_search_cpu_s'] / 60:.1f} min",
         "06_wall": f"{idle['summary']['notebook_06_search_wall_s'] / 60:.1f} min",
+        "06_loaded_wall": f"{loaded['summary']['notebook_06_search_wall_s'] / 60:.1f} min",
     }
     if idle["torch"] is not None:
         figures["torch_05_cpu"] = f"{idle['summary']['torch_05_cpu_s'] / 60:.1f} min"

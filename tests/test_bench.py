@@ -242,13 +242,15 @@ def test_stated_times_come_from_the_recorded_benchmark():
     stated = {
         root / "README.md": ["05_cpu", "05_activations_cpu", "05_wall", "05_load", "05_loaded_wall",
                              "05_loaded_load", "05_loaded_to_cpu", "torch_05_cpu", "06_cpu", "06_wall"],
-        root / "book" / "student_guide.md": ["05_cpu", "05_loaded_wall", "06_cpu"],
+        root / "book" / "student_guide.md": ["05_cpu", "05_epoch_cpu", "05_loaded_wall", "05_loaded_load",
+                                             "05_loaded_epoch_wall", "05_loaded_to_cpu", "06_cpu", "06_loaded_wall"],
         root / "book" / "06_experiments.md": ["05_cpu", "05_activations_cpu", "06_cpu"],
         solutions_dir() / "05_mnist_activations.ipynb": ["05_cpu", "05_activations_cpu", "05_epoch_cpu",
-                                                         "05_loaded_wall"],
-        solutions_dir() / "06_fashion_tuning.ipynb": ["06_cpu"],
+                                                         "05_loaded_wall", "05_loaded_load", "05_loaded_epoch_wall"],
+        solutions_dir() / "06_fashion_tuning.ipynb": ["06_cpu", "06_loaded_wall"],
     }
     for path, keys in stated.items():
         text = _intro(path) if path.suffix == ".ipynb" else path.read_text(encoding="utf-8")
         for key in keys:
             assert figures[key] in text, f"{path.name} does not state {key} = {figures[key]!r} (from {RECORDED.name})"
+
