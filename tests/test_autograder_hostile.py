@@ -9,7 +9,8 @@ before the rule held:
 * one bad file never stops a class: every entry has a row, the run finishes;
 * nothing hidden leaks into any page, result or report;
 * correct code that writes to stderr or prints a lot keeps its points;
-* the caps on the space a submission writes hold, and the report names them.
+* the caps on the space a submission writes hold, and the report names them;
+* a fault costs only what it touched: one test of the grader's own check, one file.
 
 The fast tests at the end check single pieces without a grading run.
 """
@@ -275,3 +276,44 @@ def test_zip_member_dates_never_choose_the_attempt(tmp_path):
     files, plan = plugin._make_plan(extracted)
     assert Path(plan["7"].files[st.NB1]).read_bytes() == b"good"
     assert "duplicate submission 'DNN_HW2_A_7 (1).zip' ignored" in plan["7"].flags[-1]
+
+
+def test_files_that_crashed_or_swelled_the_grader_are_flags_of_their_own(tmp_path):
+    """Each of these raised in the grading job (RecursionError, zlib.error) or took 620 MB on the host."""
+    import resource
+
+    from autograder.job import validate_data_file
+    from dnn_course.records import RecordError, read_weights
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    flags = {}
+    for name, data in hostile.bad_data_files().items():
+        (tmp_path / name).write_bytes(data)
+        flags[name] = validate_data_file(tmp_path / name)
+        if name.endswith(".npz"):
+            with pytest.raises(RecordError):
+                read_weights(tmp_path / name)
+    assert flags == {
+        "mnist_results.json": "mnist_results.json is not a valid json file (nested too deeply)",
+        "fashion_model.npz": "fashion_model.npz is not a valid npz file (is not a model file written by save_model "
+                             "(error: Error -3 while decompressing data: invalid distance too far back))",
+        "mnist_model_relu.npz": "mnist_model_relu.npz is not a valid npz file (declares 620,757,128 bytes of arrays, "
+                                "more than the 134,217,728 a saved model of this course may hold.)"}
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: nothing was decompressed
+
+
+def test_a_model_description_of_the_wrong_types_is_refused_by_name(tmp_path):
+    import io
+
+    import numpy as np
+
+    from dnn_course.records import RecordError, read_weights
+
+    for info, why in (({"name": ["run 0"]}, "has a 'name' that is not a string"),
+                      ({"run_id": {"a": 1}}, "has a 'run_id' that is not a string")):
+        description = {"layer_sizes": [784, 10], "activation": "relu", "info": info}
+        buffer = io.BytesIO()
+        np.savez(buffer, W1=np.zeros((784, 10)), b1=np.zeros(10), description=np.array(json.dumps(description)))
+        (tmp_path / "m.npz").write_bytes(buffer.getvalue())
+        with pytest.raises(RecordError, match=why):
+            read_weights(tmp_path / "m.npz")

@@ -15,7 +15,10 @@ with the reference answers). Each group targets one rule of the grader:
   caps: a submission that fills the disk and cheats if it could;
 * 20xx the verdict belongs to the grader: a wrong answer whose kernel forges
   the tamper probe's verdict (it edits the probe's snapshot in the kernel), and an untrained model
-  whose notebook forges its partial credit with a display formatter.
+  whose notebook forges its partial credit with a display formatter;
+* 21xx a fault costs only what it touched: a method that exits, raises ``SystemExit`` or hangs
+  only in the grader's own check, a results JSON nested 100,000 deep, a model with a corrupt
+  member, a model declaring 620 MB of zeros, a model description with a list for its run's name.
 
 :func:`build_class` writes the class; :data:`EXPECTED` is each student's
 total and a piece of a flag it must carry.
@@ -247,6 +250,19 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path, canary: Path)
     z("DNN_HW2_V_2001", {NB1: wrong})
     z("DNN_HW2_V_2002", {NB6: _with_tail(good[NB6], "configurations", FORGE_FORMATTER), **untrained_fashion(folder)})
 
+    # 21xx a fault costs only what it touched: code that kills, hangs or exits the grader's own check
+    # (only outside the notebook's kernel, so the notebook's tests pass), and files that crashed the grader
+    z("DNN_HW2_F_2101", {NB1: _replace_answer(one, "sigmoid", "d_z = d_prev * self.out",
+                                              OUTSIDE_KERNEL.format("_os._exit(0)") + "d_z = d_prev * self.out"),
+                         NB2: two})
+    z("DNN_HW2_F_2102", {NB1: _replace_answer(one, "tanh", "d_z = d_prev * (1",
+                                              OUTSIDE_KERNEL.format(HANG) + "d_z = d_prev * (1"), NB2: two})
+    z("DNN_HW2_F_2103", {NB1: one, NB2: _replace_answer(two, "fc_layer", "self.W -= learning_rate",
+                                                        OUTSIDE_KERNEL.format("raise SystemExit(0)")
+                                                        + "self.W -= learning_rate")})
+    z("DNN_HW2_F_2104", {NB1: one, **bad_data_files()})
+    z("DNN_HW2_F_2105", {NB1: one, NB6: good[NB6], **untrained_fashion(folder, info={"name": ["run 0"]})})
+
 
 FORGE_VERDICT = """
 import sys as _sys, numpy as _numpy
@@ -273,8 +289,44 @@ def _replace_answer(nb, gid, old, new):
     return replace_in_answer(nb, gid, old, new)
 
 
-def untrained_fashion(folder: Path) -> dict[str, bytes]:
-    """fashion_results.json and fashion_model.npz of three untrained runs that claim 0.95."""
+OUTSIDE_KERNEL = ("import sys as _sys, os as _os\n        if 'ipykernel' not in _sys.modules:\n"
+                  "            {}\n        ")
+HANG = "while True:\n                try:\n                    pass\n                except BaseException:\n" \
+       "                    pass"
+
+
+def bad_data_files() -> dict[str, bytes]:
+    """A results JSON nested 100,000 deep, a model with a corrupt member, a model declaring 600 MB of zeros."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    deep = b'{"runs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, W1=np.arange(7840.0).reshape(784, 10), b1=np.zeros(10),
+                        description=np.array('{"layer_sizes": [784, 10], "activation": "relu", "info": {}}'))
+    corrupt = bytearray(buffer.getvalue())
+    corrupt[200:260] = b"\xff" * 60  # inside W1's deflated data
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("W1.npy", "w", force_zip64=True) as member:
+            member.write(np.lib.format.magic(1, 0))
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                          "shape": (784, 100_000)})
+            member.write(header.getvalue())
+            zeros = bytes(1 << 24)
+            for _ in range(37):  # 37 x 16 MiB = 620 MB of zeros, about 0.6 MB deflated
+                member.write(zeros)
+    return {"mnist_results.json": deep, "fashion_model.npz": bytes(corrupt), "mnist_model_relu.npz": bomb.getvalue()}
+
+
+def untrained_fashion(folder: Path, info: dict | None = None) -> dict[str, bytes]:
+    """fashion_results.json and fashion_model.npz of three untrained runs that claim 0.95.
+
+    ``info``: entries that replace those of the saved model's description (a malformed one).
+    """
     import numpy as np
 
     from dnn_course.experiment import run_plan
@@ -297,6 +349,18 @@ def untrained_fashion(folder: Path) -> dict[str, bytes]:
     experiment = run_plan(plan, untrained, scratch / "fashion_results.json",
                           lambda name, rid: scratch / f"{rid}.npz", "forged", log=lambda *_: None)
     model = (scratch / f"{experiment.ids['run 0']}.npz").read_bytes()
+    if info:
+        import io
+        import json
+
+        with np.load(io.BytesIO(model)) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        description = json.loads(str(arrays["description"]))
+        description["info"].update(info)
+        arrays["description"] = np.array(json.dumps(description))
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        model = buffer.getvalue()
     return {"fashion_results.json": (scratch / "fashion_results.json").read_bytes(), "fashion_model.npz": model}
 
 
@@ -333,4 +397,13 @@ EXPECTED = {
     # forged partial credit: the formatter is tampering (the tests after it do not count) and the
     # grader measures the untrained model itself: 0.1 of accuracy, no point
     "2002": ("0", "display formatter"),
+    # a fault costs only what it touched: code that exits (os._exit, SystemExit) or hangs ignoring interrupts
+    # in the grader's own check costs the one test that ran it (before: the check died, the submission got 0)
+    "2101": ("13", "the grader's own check disagrees with the notebook's tests (test_sigmoid_backward)"),
+    "2102": ("13", "the grader's own check disagrees with the notebook's tests (test_tanh_backward)"),
+    "2103": ("13", "the grader's own check disagrees with the notebook's tests (test_fc_update)"),
+    # files that crashed the grader (deep JSON, a corrupt member) or swelled it (620 MB declared): flagged, ignored
+    "2104": ("6", "mnist_model_relu.npz is not a valid npz file (declares 620,757,128 bytes of arrays"),
+    # a list where the model's description names its run (before: TypeError, 'the grader failed', 0 for all)
+    "2105": ("6", ""),
 }
