@@ -104,6 +104,8 @@ def test_kit_readme_names_the_students_repository_and_the_commands(release):
     assert "`DNN_HW2_Ada_Lovelace_12345678.zip`" in readme
     assert all(f"`{name}`" in readme for name in DATA_FILES)
     assert "SMOKE RUN, NOT GRADED" in readme and "partial credit" not in readme.split("## Submit")[1]
+    for page in (REPO / "README.md", REPO / "book" / "student_guide.md"):  # the instructors' README, the book
+        assert "make submit NAME=Ada_Lovelace ID=" in page.read_text(), page
 
 
 def test_the_kits_read_first_links_open_the_chapters_on_the_configured_website(release):
