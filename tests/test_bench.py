@@ -254,3 +254,19 @@ def test_stated_times_come_from_the_recorded_benchmark():
         for key in keys:
             assert figures[key] in text, f"{path.name} does not state {key} = {figures[key]!r} (from {RECORDED.name})"
 
+
+def test_stated_grading_times_come_from_the_recorded_benchmark():
+    """README and the instructor guide state the grading time of bench/results/autograder.json."""
+    recorded = BENCH / "results" / "autograder.json"
+    report = json.loads(recorded.read_text())
+    assert report["class"] == "rehearsal cohort" and report["failed"] == [] and report["submissions"] >= 8
+    assert report["isolation"].startswith("bubblewrap") and report["machine"]["cpus"] == 2
+    spec = importlib.util.spec_from_file_location("bench_autograder", BENCH.parent / "scripts" / "bench_autograder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    figures = module.stated_figures(report)
+    root = BENCH.parent
+    for path in (root / "README.md", root / "book" / "instructor_guide.md"):
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        for key in ("submissions", "jobs", "wall", "per_submission", "load", "class_of_100"):
+            assert figures[key] in text, f"{path.name} does not state {key} = {figures[key]!r} (from {recorded.name})"
