@@ -502,8 +502,9 @@ submit: $(STAMP)
 """)
 
 
-_GITIGNORE = """.venv/
+_GITIGNORE = f""".venv/
 my-work/
+{ARCHIVE_PREFIX}_*.zip
 build/
 *.egg-info/
 __pycache__/

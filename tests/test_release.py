@@ -85,6 +85,7 @@ def test_kit_holds_what_a_student_needs_and_nothing_of_the_instructors(release):
     assert (kit / "requirements.txt").read_text() == (REPO / "requirements.txt").read_text()
     makefile = (kit / "Makefile").read_text()
     assert "\nlab:" in makefile and "\ncheck:" in makefile and "\nsubmit: $(STAMP)\n" in makefile
+    assert "DNN_HW2_*.zip" in (kit / ".gitignore").read_text().splitlines()  # the submission stays out of git
     with zipfile.ZipFile(zip_path) as archive:
         members = {name.removeprefix(f"{make_release.KIT_NAME}/") for name in archive.namelist()}
     assert members == files
