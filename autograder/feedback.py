@@ -173,7 +173,16 @@ class HideTestCode(NbGraderPreprocessor):
                     output["data"] = {k: redactor.data(v) for k, v in output["data"].items()}
         else:
             cell.source = redactor.text(cell.source)
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") and meta.get("grade"):  # a written answer: its score is not known yet
+            meta["comment"] = "\n\n".join(text for text in (meta.get("comment") or "", HAND_GRADED_NOTE) if text)
         return cell, resources
+
+
+#: Said under every written answer of the per-notebook pages (made before the instructor grades).
+HAND_GRADED_NOTE = ("Graded by hand. This page was made when your notebook was graded automatically, before the "
+                    "instructor read this answer, so its score shows 0 here; your summary page shows its points "
+                    "once they are in.")
 
 
 def _fmt(value) -> str:

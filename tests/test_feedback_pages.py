@@ -223,3 +223,21 @@ def test_class_report_table_sorts_by_a_click_offline(tmp_path):
     assert seen == ["3001 3002 3003", "3003 3002 3001", "3001 3002 3003", "3001 3002 3003", "3001 3002 3003"]
     requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
     assert [url for url in requests if not url.startswith(("file://", "data:"))] == []
+
+
+def test_written_answers_on_notebook_pages_point_to_the_summary_page():
+    """nbgrader's page says 'Written response (Score: 0.0 / 6.0)' before any hand grade: the comment says why."""
+    from autograder.feedback import HAND_GRADED_NOTE, HideTestCode
+
+    nb = nbformat.v4.new_notebook()
+    answer = nbformat.v4.new_markdown_cell("My explanation.")
+    answer.metadata["nbgrader"] = {"grade": True, "solution": True, "grade_id": "answer", "points": 6,
+                                   "score": 0.0, "comment": "No response."}
+    test_cell = nbformat.v4.new_code_cell("assert True")
+    test_cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "test", "points": 1,
+                                      "score": 1.0}
+    nb.cells = [answer, test_cell]
+    nb, _ = HideTestCode().preprocess(nb, {})
+    assert nb.cells[0].metadata.nbgrader["comment"] == "No response.\n\n" + HAND_GRADED_NOTE
+    assert "comment" not in nb.cells[1].metadata.nbgrader
+    assert "summary page" in HAND_GRADED_NOTE
