@@ -5,12 +5,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv book test lab exercises fixtures bench clean release
+.PHONY: help venv book test test-fast lab exercises fixtures bench clean release
 
 help:
 	@echo "make book       build the course website into _build/html (offline, warnings are errors)"
 	@echo "                ANSWERS=1: with the model answers, after the deadline (_build/answers/_build/html)"
-	@echo "make test       run the whole test suite"
+	@echo "make test       run the whole test suite (before a commit; what CI runs)"
+	@echo "make test-fast  the unit tests only, in parallel: the edit loop (under a minute)"
 	@echo "make lab        copy the exercises to my-work/ (once) and open them in JupyterLab"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader (instructors)"
 	@echo "make fixtures   regenerate the tests' reference values from solutions/ (instructors)"
@@ -35,8 +36,15 @@ ANSWERS ?=
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going $(if $(ANSWERS),--toc _toc_answers.yml --path-output _build/answers)
 
+# Every test has a tier (tests/conftest.py): unit (pure functions, seconds), integration (one kernel,
+# notebook, subprocess or sandbox run), e2e (book build, browser check, benchmark, rehearsal, classes).
+# `make test` runs them all; `make test-fast` runs the unit tier on every core (pytest-xdist).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+PYTEST_ARGS ?=
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m unit -n auto -q $(PYTEST_ARGS)
 
 # Students work on a copy, so exercises/ stays as released and `git pull` never conflicts.
 WORK     ?= my-work

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import socket
 from pathlib import Path
 from types import SimpleNamespace
@@ -126,3 +127,152 @@ def bubblewrap(skip_or_fail) -> None:
     level, how = sandbox.detect_isolation()
     if level != sandbox.ISOLATION_BWRAP:
         skip_or_fail(f"needs bubblewrap (apt-get install bubblewrap) and user namespaces or root; here: {how}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Test tiers. Every test has exactly one of three markers, given here, in one place:
+#
+# * ``unit``: pure functions in this process (no kernel, subprocess, sandbox, notebook run or book
+#   build). ``make test-fast`` runs this tier in parallel (pytest-xdist): the edit loop.
+# * ``integration``: one kernel, notebook, subprocess or sandbox run for one thing.
+# * ``e2e``: whole flows: the book build and browser check, the benchmark, the term rehearsal, the
+#   sample and hostile classes, the kit's offline install.
+#
+# A unit test also takes at most a few seconds of CPU: a slower in-process check (a training run, a
+# scan of the whole site) is integration, so the fast tier stays under a minute.
+#
+# ``make test`` runs all three. A test's tier: its entry in TEST_TIERS (module::function, for the few
+# tests that differ from their module), else ``e2e`` if it is marked ``slow`` (minutes), else
+# ``integration`` if it is marked ``fulldata`` (reads the full datasets), else its module's entry in
+# MODULE_TIERS. A module missing from MODULE_TIERS stops the collection, so a new
+# test file must be given a tier here. A ``unit`` test that starts a process (subprocess, fork, exec,
+# so also a kernel or the sandbox) fails with the name of what it started (see _guard_unit_tier).
+# ---------------------------------------------------------------------------------------------------
+TIERS = ("unit", "integration", "e2e")
+
+MODULE_TIERS = {
+    "test_autograder_corpus.py": "e2e",
+    "test_autograder_fuzz.py": "integration",
+    "test_autograder_hostile.py": "e2e",
+    "test_autograder_units.py": "unit",
+    "test_bench.py": "e2e",
+    "test_book_backprop_and_extras.py": "unit",
+    "test_book_prose.py": "unit",
+    "test_book_site.py": "e2e",
+    "test_book_without_solutions.py": "e2e",
+    "test_crosscheck.py": "integration",
+    "test_datasets.py": "unit",
+    "test_download.py": "unit",
+    "test_environment.py": "unit",
+    "test_exercise_checks.py": "integration",
+    "test_experiment.py": "unit",
+    "test_experiment_grading.py": "integration",
+    "test_feedback_pages.py": "unit",
+    "test_gradcheck.py": "unit",
+    "test_idx.py": "unit",
+    "test_leak_policy.py": "unit",
+    "test_model_builder.py": "unit",
+    "test_notebook_import.py": "unit",
+    "test_notebooks.py": "integration",
+    "test_plotting.py": "unit",
+    "test_readme_commands.py": "e2e",
+    "test_reference_experiments_script.py": "integration",
+    "test_release.py": "integration",
+    "test_similarity.py": "unit",
+    "test_student_check.py": "integration",
+    "test_tamper_probe.py": "integration",
+    "test_term_rehearsal.py": "e2e",
+    "test_tiers.py": "unit",
+    "test_training.py": "unit",
+}
+
+TEST_TIERS = {
+    "test_autograder_fuzz.py::test_mutated_notebooks_are_read_or_unreadable_never_an_error": "unit",
+    "test_autograder_fuzz.py::test_mutated_crosscheck_values_are_disagreements_never_errors": "unit",
+    "test_autograder_units.py::test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs": "integration",
+    "test_autograder_units.py::test_process_isolation_refuses_sockets_and_kills_detached_children": "integration",
+    "test_autograder_units.py::test_detect_isolation_names_what_is_in_force": "integration",
+    "test_autograder_units.py::test_notebook_validation_still_works_with_the_slow_iri_checker_blocked": "integration",
+    # headless Chromium opens the pages (a process): integration, the rest of the module is unit
+    "test_feedback_pages.py::test_feedback_page_typesets_its_math_offline_in_a_browser": "integration",
+    "test_feedback_pages.py::test_class_report_table_sorts_by_a_click_offline": "integration",
+    "test_leak_policy.py::test_default_site_gives_no_graded_answer": "integration",  # every page of the site: 10-20 s
+    "test_similarity.py::test_scores_do_not_depend_on_the_process": "integration",
+}
+
+
+def tier_of(item) -> str:
+    """The tier of a collected test (see MODULE_TIERS); KeyError when its module has none."""
+    module = Path(str(item.path)).name
+    function = getattr(item, "originalname", None) or item.name.split("[")[0]
+    tier = TEST_TIERS.get(f"{module}::{function}")
+    if tier is None:
+        if item.get_closest_marker("slow"):
+            tier = "e2e"
+        elif item.get_closest_marker("fulldata"):
+            tier = "integration"
+        else:
+            tier = MODULE_TIERS[module]
+    return tier
+
+
+_collected_key = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m and -k deselect: tests/test_tiers.py checks every collected test
+def pytest_collection_modifyitems(config, items):
+    missing = sorted({Path(str(item.path)).name for item in items if Path(str(item.path)).name not in MODULE_TIERS})
+    if missing:
+        raise pytest.UsageError(
+            f"{', '.join(missing)}: no test tier. Give each test module one in MODULE_TIERS of tests/conftest.py "
+            f"({' / '.join(TIERS)}; see the comment above it)."
+        )
+    for item in items:
+        item.add_marker(getattr(pytest.mark, tier_of(item)))
+    config.stash[_collected_key] = list(items)
+
+
+# Audit events of starting a process (https://docs.python.org/3/library/audit_events.html).
+_SPAWN_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.posix_spawn",
+                           "os.fork", "os.forkpty"})
+_unit_test_running = None
+
+
+class UnitTierError(RuntimeError):
+    """A ``unit`` test started a process: it belongs to the ``integration`` tier."""
+
+
+def _guard_unit_tier(event: str, args: tuple) -> None:
+    item = _unit_test_running
+    if item is not None and event in _SPAWN_EVENTS:
+        what = f"{event} {args[0] if args else ''}".strip()
+        item.stash.setdefault(_spawned_key, []).append(what)
+        raise UnitTierError(f"{item.nodeid} is a unit test but started a process ({what}): "
+                            "give it the integration tier in tests/conftest.py")
+
+
+_spawned_key = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    sys.addaudithook(_guard_unit_tier)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    global _unit_test_running
+    _unit_test_running = item if item.get_closest_marker("unit") else None
+    try:
+        return (yield)
+    finally:
+        _unit_test_running = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    spawned = item.stash.get(_spawned_key, [])
+    if spawned:  # in case the code under test caught UnitTierError
+        pytest.fail(f"a unit test started a process ({'; '.join(spawned)}): give it the integration tier "
+                    "in tests/conftest.py", pytrace=False)
+    return result
