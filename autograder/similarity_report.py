@@ -102,7 +102,7 @@ def page_html(pairs: list[Pair], threshold: float, students: int) -> str:
 <style>body{{font-family:sans-serif;max-width:110em;margin:2em auto;padding:0 1em}}
 td,th{{padding:.2em .6em;vertical-align:top;text-align:left}}tr.flag{{background:#fde2e2}}
 .side{{display:grid;grid-template-columns:1fr 1fr;gap:1em}}
-td{{white-space:nowrap}}td:last-child{{white-space:normal}}
+td:nth-child(-n+4){{white-space:nowrap}}
 pre,.text{{background:#f6f6f6;padding:.5em;overflow-x:auto;font-size:85%;white-space:pre-wrap}}.text{{white-space:normal}}
 mark{{background:#ffd54f}}</style></head><body>
 <h1>Similarity report</h1>
