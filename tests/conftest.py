@@ -198,6 +198,7 @@ TEST_TIERS = {
     "test_feedback_pages.py::test_class_report_table_sorts_by_a_click_offline": "integration",
     "test_leak_policy.py::test_default_site_gives_no_graded_answer": "integration",  # every page of the site: 10-20 s
     "test_similarity.py::test_scores_do_not_depend_on_the_process": "integration",
+    "test_readme_commands.py::test_readme_names_the_commands_tested_here": "unit",
 }
 
 

@@ -18,7 +18,7 @@ import conftest
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 
-# What a unit test's own code, or a fixture of its module it asks for, must not name: each starts a
+# What a unit test's own code, or a fixture or function of its module it uses, must not name: each starts a
 # process (a kernel, the sandbox, a browser, a build), and belongs to the integration or e2e tier.
 STARTS_A_PROCESS = re.compile(
     r"\bsubprocess\b|sys\.executable|\brun_notebook\b|NotebookClient|\bbubblewrap\b|\bchromium\b|jupyter.book"
@@ -26,9 +26,12 @@ STARTS_A_PROCESS = re.compile(
 )
 
 
-def _functions(module: Path) -> dict[str, ast.FunctionDef]:
-    tree = ast.parse(module.read_text(encoding="utf-8"))
-    return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+def _functions(module: Path) -> dict[str, tuple[ast.FunctionDef, str]]:
+    """The module's top-level functions: name -> (node, source)."""
+    text = module.read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    return {node.name: (node, ast.get_source_segment(text, node) or "")
+            for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
 def _fixture_names(function: ast.FunctionDef) -> list[str]:
@@ -39,16 +42,17 @@ def _fixture_names(function: ast.FunctionDef) -> list[str]:
     return names
 
 
-def _code_of_test(module: Path, name: str, functions: dict[str, ast.FunctionDef]) -> str:
-    """The test's source and that of the module's own fixtures it uses, directly or through each other."""
+def _code_of_test(name: str, functions: dict[str, tuple[ast.FunctionDef, str]]) -> str:
+    """The test's source and that of the module's own fixtures and functions it uses, directly or through each other."""
     seen, todo, parts = set(), [name], []
     while todo:
         current = todo.pop()
         if current in seen or current not in functions:
             continue
         seen.add(current)
-        parts.append(ast.get_source_segment(module.read_text(encoding="utf-8"), functions[current]) or "")
-        todo += _fixture_names(functions[current])
+        node, source = functions[current]
+        parts.append(source)
+        todo += _fixture_names(node) + [n.id for n in ast.walk(node) if isinstance(n, ast.Name)]
     return "\n".join(parts)
 
 
@@ -78,13 +82,14 @@ def test_the_tiers_are_declared_and_make_test_fast_runs_the_unit_tier_in_paralle
     assert "make test-fast" in re.search(r"^help:\n((?:\t.*\n)+)", makefile, re.MULTILINE).group(1)
 
 
-# It starts a process on purpose (the guard stops it).
-DELIBERATE = {"test_tiers.py::test_a_unit_test_that_starts_a_process_fails"}
+# The first starts a process on purpose (the guard stops it); the second only writes such code to a file.
+DELIBERATE = {"test_tiers.py::test_a_unit_test_that_starts_a_process_fails",
+              "test_tiers.py::test_the_scan_follows_fixtures_and_helpers_of_the_module"}
 
 
 def test_every_collected_test_has_one_tier_and_no_unit_test_starts_a_process(request):
     """Every test collected in this run (before -m or -k deselect), so `make test-fast` selects none that does."""
-    functions: dict[Path, dict[str, ast.FunctionDef]] = {}
+    functions: dict[Path, dict[str, tuple[ast.FunctionDef, str]]] = {}
     starting = []
     for item in request.config.stash[conftest._collected_key]:
         tiers = [tier for tier in conftest.TIERS if item.get_closest_marker(tier)]
@@ -92,7 +97,9 @@ def test_every_collected_test_has_one_tier_and_no_unit_test_starts_a_process(req
         if tiers == ["unit"]:
             module = Path(str(item.path))
             name = getattr(item, "originalname", None) or item.name.split("[")[0]
-            code = _code_of_test(module, name, functions.setdefault(module, _functions(module)))
+            if module not in functions:
+                functions[module] = _functions(module)
+            code = _code_of_test(name, functions[module])
             if f"{module.name}::{name}" not in DELIBERATE and (found := STARTS_A_PROCESS.search(code)):
                 starting.append(f"{item.nodeid}: {found.group(0)}")
     assert not starting, "unit tests that start a process:\n" + "\n".join(starting)
@@ -104,3 +111,26 @@ def test_a_unit_test_that_starts_a_process_fails(request):
     spawned = request.node.stash[conftest._spawned_key]
     assert spawned and spawned[0].startswith("subprocess.Popen"), spawned
     spawned.clear()  # the process never started: this test passes
+
+
+def test_readme_and_contributing_name_both_loops():
+    for name in ("README.md", "CONTRIBUTING.md"):
+        text = (REPO / name).read_text()
+        assert "`make test-fast`" in text and "`make test`" in text, name
+        assert "tests/conftest.py" in text, name
+
+
+def test_the_scan_follows_fixtures_and_helpers_of_the_module(tmp_path):
+    module = tmp_path / "test_example.py"
+    module.write_text(
+        "import subprocess\n\n"
+        "def run_it():\n    return subprocess.run(['true'])\n\n"
+        "@pytest.fixture\ndef built():\n    return run_it()\n\n"
+        "def test_pure():\n    assert 1 + 1 == 2\n\n"
+        "def test_through_a_fixture(built):\n    assert built\n\n"
+        "@pytest.mark.usefixtures('built')\ndef test_through_usefixtures():\n    pass\n"
+    )
+    functions = _functions(module)
+    assert not STARTS_A_PROCESS.search(_code_of_test("test_pure", functions))
+    for name in ("test_through_a_fixture", "test_through_usefixtures"):
+        assert STARTS_A_PROCESS.search(_code_of_test(name, functions)).group(0) == "subprocess", name
