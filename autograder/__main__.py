@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     except (manual.ScoreError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"merged {count} score(s); rewrote {out / 'grades.csv'}")
+    print(f"merged {count} score(s); rewrote {out / 'grades.csv'}, {out / 'manual_cells.csv'}, "
+          f"the students' summary pages and {out / 'report.html'}")
     return 0
 
 

@@ -8,8 +8,8 @@ are checked (known student and cell, 0 <= score <= points), kept in
 ``OUT/manual_scores.csv`` (so a later re-grade keeps them), written to the
 gradebook as nbgrader manual scores, and ``grades.csv``,
 ``manual_cells.csv``, each student's ``results/<id>.json`` and feedback
-summary page are rewritten (the class report is rewritten by the next
-``grade`` run).
+summary page, and the class report (with the settings of the last ``grade``
+run, kept in ``OUT/course/report_settings.json``) are rewritten.
 """
 from __future__ import annotations
 
@@ -205,7 +205,7 @@ def apply_scores(out: Path, db: Path, assignment: str) -> int:
 
 
 def merge(out: Path, score_file: Path, assignment: str) -> int:
-    """``manual-merge``: add the filled-in scores; rewrite grades.csv, manual_cells.csv and the feedback pages."""
+    """``manual-merge``: add the filled-in scores; rewrite grades.csv, manual_cells.csv, the summary pages, the report."""
     from . import report
 
     db = out / "course" / "gradebook.db"
@@ -219,4 +219,5 @@ def merge(out: Path, score_file: Path, assignment: str) -> int:
     write_manual_list(out, db, assignment)
     refresh_results(out, db, assignment)
     report.export_grades(out, db, assignment)
+    report.rewrite_report(out, db)
     return len(new)

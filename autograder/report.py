@@ -358,9 +358,52 @@ failed integrity checks).</p><table>{flagged or '<tr><td>none</td></tr>'}</table
     return write_atomically(out / "report.html", page)
 
 
+#: What the last ``grade`` run's report was made with, so that ``manual-merge`` can make it again.
+REPORT_SETTINGS = "report_settings.json"
+
+
+def save_report_settings(out: Path, settings, isolation: str) -> Path:
+    """Write ``OUT/course/report_settings.json``: the grading settings and the isolation in force."""
+    import dataclasses
+
+    values = {key: str(value) if isinstance(value, Path) else value
+              for key, value in dataclasses.asdict(settings).items()}
+    return write_atomically(out / "course" / REPORT_SETTINGS,
+                            json.dumps({"isolation": isolation, "settings": values}, indent=1, sort_keys=True))
+
+
+def load_report_settings(out: Path):
+    """``(settings, isolation)`` saved by :func:`save_report_settings`, or None before any ``grade`` run."""
+    from .grading_config import GradingSettings
+    from .sandbox import Limits
+
+    path = out / "course" / REPORT_SETTINGS
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    values = dict(saved["settings"], limits=Limits(**saved["settings"]["limits"]),
+                  source_root=Path(saved["settings"]["source_root"]))
+    return GradingSettings(**values), saved["isolation"]
+
+
 def write_all(out: Path, db: Path, settings, isolation: str, redactor=None) -> None:
     from .feedback import install_mathjax
 
     export_grades(out, db, settings.assignment)
     install_mathjax(out)
+    save_report_settings(out, settings, isolation)
     write_report(out, load_results(out), isolation, settings, redactor, points_by_kind(db, settings.assignment))
+
+
+def rewrite_report(out: Path, db: Path) -> bool:
+    """Make ``report.html`` again from the result files (after ``manual-merge``); False if never graded."""
+    from .feedback import Redactor
+
+    saved = load_report_settings(out)
+    if saved is None:
+        return False
+    settings, isolation = saved
+    redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
+                                       out / "course" / "release" / settings.assignment)
+    write_report(out, load_results(out), isolation, settings, redactor, points_by_kind(db, settings.assignment))
+    return True

@@ -181,6 +181,10 @@ def test_manual_scores_are_listed_validated_and_merged(graded, tmp_path):
     left = pending - 1
     assert f"including the answers graded by hand; {left} written answer{'s' if left != 1 else ''} left blank" in text
     assert {k: v for k, v in after.items() if k != "1003"} == {k: v for k, v in rows.items() if k != "1003"}
+    # the class report is made again: 1003's row has the new total
+    row = re.search(r"<tr><td><a href='feedback/1003.html'>1003</a></td>.*?</tr>",
+                    (out / "report.html").read_text(encoding="utf-8")).group(0)
+    assert f"<b>{after['1003']['total']}</b>" in row and after["1003"]["total"] != rows["1003"]["total"]
     with open(filled, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, manual.FIELDS)
         writer.writeheader()

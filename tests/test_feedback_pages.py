@@ -241,3 +241,16 @@ def test_written_answers_on_notebook_pages_point_to_the_summary_page():
     assert nb.cells[0].metadata.nbgrader["comment"] == "No response.\n\n" + HAND_GRADED_NOTE
     assert "comment" not in nb.cells[1].metadata.nbgrader
     assert "summary page" in HAND_GRADED_NOTE
+
+
+def test_manual_merge_remakes_the_report_with_the_last_runs_settings(tmp_path):
+    from dataclasses import replace
+
+    from autograder.sandbox import Limits
+
+    settings = replace(GradingSettings(), cell_timeout=33, jobs=5, experiment_profile="smoke",
+                       limits=Limits(memory_mb=1234))
+    assert report.load_report_settings(tmp_path) is None
+    (tmp_path / "course").mkdir()
+    report.save_report_settings(tmp_path, settings, "process: a test")
+    assert report.load_report_settings(tmp_path) == (settings, "process: a test")
