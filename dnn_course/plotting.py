@@ -15,13 +15,14 @@ The book's chapters call :func:`use_book_style` once, so that every figure is dr
 size, and its smallest text is as large as the site's footnotes
 (``scripts/check_site.py`` checks both in a browser). In a notebook (the book's build), the
 figures are stored with :data:`BOOK_PIXEL_RATIO` times as many pixels each way and shown at
-the same width (IPython's "retina" PNG with its display width, and no height, in its metadata:
-a fixed height would distort a figure that a narrow screen shrinks), so that they stay sharp
-on high-density screens.
+the same size (IPython's "retina" PNG, its display size in its metadata, which the site writes
+into the image's style; ``book/_static/course.css`` never shrinks a figure, so the fixed size
+cannot distort it), so that they stay sharp on high-density screens.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -74,21 +75,17 @@ def use_book_style() -> None:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - IPython is part of the course's environment
         return
-    shell = get_ipython()
-    if shell is not None:
-        shell.display_formatter.formatters["image/png"].for_type(Figure, _retina_png)
+    if get_ipython() is not None:
+        # Through the inline backend's own setting, so that it survives the backend being
+        # configured later (at the first figure), which resets the display formatters.
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+        from matplotlib_inline.config import InlineBackend
 
-
-def _retina_png(fig: Figure):
-    """``fig`` as a base64 PNG with twice the pixels each way, and its display width as metadata."""
-    from IPython.core.pylabtools import retina_figure
-
-    assert BOOK_PIXEL_RATIO == 2, "IPython's retina format doubles the pixels"
-    result = retina_figure(fig, base64=True, bbox_inches="tight")
-    if result is None:  # an empty figure shows nothing
-        return None
-    data, size = result
-    return data, {"width": size["width"]}
+        assert BOOK_PIXEL_RATIO == 2, "IPython's retina format doubles the pixels"
+        with warnings.catch_warnings():  # matplotlib_inline's own observer uses a deprecated traitlets hook
+            warnings.simplefilter("ignore", DeprecationWarning)
+            InlineBackend.instance().figure_formats = {"retina"}
+        set_matplotlib_formats("retina")
 
 
 def smallest_font_pt(fig: Figure) -> float:
