@@ -199,6 +199,10 @@ def bwrap_command(argv: list[str], spec: SandboxSpec, files: list[tuple[int, str
     tmp_bytes = max(spec.limits.disk_mb * mb // 4 - HOME_MB * mb, mb)
     cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
             "--size", str(HOME_MB * mb), "--tmpfs", "/home"]
+    # /etc is made by bubblewrap for the binds below, 0700 root unless told: the sandbox
+    # user (as root, an unprivileged uid) could then read none of them (fontconfig printed
+    # "Cannot load default config file" into every notebook importing matplotlib)
+    cmd += ["--perms", "0755", "--dir", "/etc"]
     for path in SYSTEM_READONLY:
         if os.path.exists(path):
             cmd += ["--ro-bind", path, path]

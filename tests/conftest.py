@@ -192,6 +192,7 @@ TEST_TIERS = {
     "test_autograder_units.py::test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs": "integration",
     "test_autograder_units.py::test_process_isolation_refuses_sockets_and_kills_detached_children": "integration",
     "test_autograder_units.py::test_detect_isolation_names_what_is_in_force": "integration",
+    "test_autograder_units.py::test_matplotlib_in_the_bubblewrap_sandbox_prints_no_fontconfig_error": "integration",
     "test_autograder_units.py::test_notebook_validation_still_works_with_the_slow_iri_checker_blocked": "integration",
     # headless Chromium opens the pages (a process): integration, the rest of the module is unit
     "test_feedback_pages.py::test_feedback_page_typesets_its_math_offline_in_a_browser": "integration",

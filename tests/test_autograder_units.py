@@ -299,6 +299,23 @@ def test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs(tmp_path)
     assert sandbox.kill_marked_processes("unit-bwrap") == 0
 
 
+@pytest.mark.usefixtures("bubblewrap")
+def test_matplotlib_in_the_bubblewrap_sandbox_prints_no_fontconfig_error(tmp_path):
+    """A figure drawn in the sandbox writes nothing to stderr: the system files bound under /etc are readable.
+
+    As root the code runs as an unprivileged uid, and bubblewrap's own /etc (made for the binds) was 0700
+    root: fontconfig could not read /etc/fonts and every feedback page of a notebook importing matplotlib
+    showed "Fontconfig error: Cannot load default config file".
+    """
+    code = ("import os, matplotlib.pyplot as plt\n"
+            "figure, axes = plt.subplots(); axes.plot([0, 1]); axes.set_title('loss'); figure.savefig('f.png')\n"
+            "print([os.access(p, os.R_OK) for p in ('/etc/fonts/fonts.conf', '/etc/passwd', '/etc/ld.so.cache')],"
+            " os.path.getsize('f.png') > 0)\n")
+    result = _run_sandboxed(code, tmp_path, sandbox.ISOLATION_BWRAP, "unit-fonts")
+    assert result.stdout.strip() == "[True, True, True] True", (result.stdout, result.stderr)
+    assert "Fontconfig" not in result.stderr and result.stderr == "", result.stderr
+
+
 def test_process_isolation_refuses_sockets_and_kills_detached_children(tmp_path):
     code = ("import socket, subprocess, sys\n"
             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True,\n"
