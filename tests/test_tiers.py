@@ -96,6 +96,7 @@ def test_every_collected_test_has_one_tier_and_no_unit_test_starts_a_process(req
         assert tiers == [conftest.tier_of(item)], f"{item.nodeid}: tiers {tiers}"
         if tiers == ["unit"]:
             module = Path(str(item.path))
+            assert conftest._has_unit_tests(module.name), f"{item.nodeid}: make test-fast would not collect it"
             name = getattr(item, "originalname", None) or item.name.split("[")[0]
             if module not in functions:
                 functions[module] = _functions(module)
