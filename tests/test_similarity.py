@@ -256,3 +256,21 @@ def test_the_readme_states_the_measured_scores(pairs):
     assert f"(default {similarity.DEFAULT_THRESHOLD:g})" in text and honest < similarity.DEFAULT_THRESHOLD < copied
     from autograder.grading_config import GradingSettings
     assert GradingSettings().similarity_threshold == similarity.DEFAULT_THRESHOLD
+
+
+def test_the_instructor_guide_states_the_measured_scores_and_the_rules(pairs):
+    """book/instructor_guide.md, where a grading round is walked through, says what the module does and measured."""
+    text = " ".join((REPO / "book" / "instructor_guide.md").read_text().split())
+    honest = max(pairs[p].code for p in [("2001", "2002"), ("2001", "2003"), ("2002", "2003")])
+    copied = min(pairs[("2002", "2009")].code_a, pairs[("2002", "2009")].code_b)
+    assert max(pairs[p].text for p in [("2001", "2002"), ("2001", "2003"), ("2002", "2003")]) == 0
+    assert (f"share at most {100 * honest:.0f} % of their code and none of their written words; a copy of one of "
+            f"them with every variable renamed and every line respaced shares {100 * copied:.0f} %") in text
+    assert f"`--similarity-threshold` alike (0 to 1, default {similarity.DEFAULT_THRESHOLD:g})" in text
+    assert (f"at least {similarity.MIN_SHARED_CODE} characters of tokenized code (about four lines) or "
+            f"{similarity.MIN_SHARED_WORDS} words") in text
+    assert f"runs of {similarity.MIN_RUN} or more words" in text
+    assert similarity.CODE_NOTEBOOKS == ("01", "02", "03", "04") and "answer cells of notebooks 01-04" in text
+    assert similarity.OWN_CONFIGURATION_MODELS == ("fashion_model.npz",)
+    assert "`OUT/similarity.html`" in text and "`OUT/similarity.csv`" in text
+    assert "A flag is evidence to look at, not a verdict." in text and "a flag takes no points" in text
