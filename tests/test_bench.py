@@ -266,7 +266,14 @@ def test_stated_grading_times_come_from_the_recorded_benchmark():
     spec.loader.exec_module(module)
     figures = module.stated_figures(report)
     root = BENCH.parent
-    for path in (root / "README.md", root / "book" / "instructor_guide.md"):
+    for path in (root / "README.md", root / "book" / "instructor_guide.md", root / "autograder" / "README.md"):
         text = " ".join(path.read_text(encoding="utf-8").split())
         for key in ("submissions", "jobs", "wall", "per_submission", "load", "class_of_100"):
             assert figures[key] in text, f"{path.name} does not state {key} = {figures[key]!r} (from {recorded.name})"
+    # every grading time README states comes from that file: no row of an unsaved run (an earlier row gave
+    # "7.6 s per submission, 13.8 CPU-seconds" for a generated class that no results file holds)
+    rows = [line for line in (root / "README.md").read_text(encoding="utf-8").splitlines()
+            if "bench_autograder.py" in line]
+    assert rows and all("bench/results/autograder.json" in row for row in rows), rows
+    for stale in ("7.6 s per submission", "13.8 CPU-seconds", "5.2 s per submission", "4.8 s per submission"):
+        assert stale not in " ".join((root / "autograder" / "README.md").read_text(encoding="utf-8").split())
