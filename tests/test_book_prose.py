@@ -450,6 +450,23 @@ def test_notebook_5_model_answer_agrees_with_the_saturation_measurement():
     assert "tanh saturates for large inputs" not in guide
 
 
+def test_notebook_6_rubric_accepts_the_random_search_chapter_6_teaches():
+    """Chapter 6 teaches random search over stated ranges (Bergstra & Bengio): the rubric's first point and the
+    guide's criterion accept it as they accept a grid, instead of rewarding "a stated grid, not random guesses"."""
+    notebook = json.loads((REPO / "solutions" / "dnn_hw" / "06_fashion_tuning.ipynb").read_text())
+    cells = ["".join(cell["source"]) for cell in notebook["cells"]]
+    rubric = " ".join(next(c for c in cells if "**Rubric (4 points):**" in c).split())
+    assert "a stated grid, or a random search over stated ranges" in rubric and "not random guesses" not in rubric
+    assert "what space the candidates were drawn from and how" in rubric
+    chapter = _text(BOOK / "06_experiments.md")
+    assert "### Grid search or random search?" in chapter and "Random search is not guessing" in chapter
+    guide = _text(BOOK / "instructor_guide.md")
+    assert "a grid and a random search (chapter 6, *Grid search or random search?*) count alike" in guide
+    assert "not random guesses" not in guide
+    question = next(c for c in cells if c.startswith("## How you chose your design"))
+    assert "in what order or over which ranges" in question
+
+
 def test_third_search_round_is_justified_from_validation_and_its_history_told():
     """Rounds are decided on validation accuracy; the answers page says the recorded third round followed a test number."""
     fashion = _result("fashion_tuning_full")
