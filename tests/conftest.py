@@ -153,7 +153,7 @@ TIERS = ("unit", "integration", "e2e")
 MODULE_TIERS = {
     "test_autograder_corpus.py": "e2e",
     "test_autograder_fuzz.py": "integration",
-    "test_autograder_hostile.py": "e2e",
+    "test_autograder_hostile.py": "unit",  # the hostile class is graded by its slow (e2e) tests
     "test_autograder_units.py": "unit",
     "test_bench.py": "e2e",
     "test_book_backprop_and_extras.py": "unit",
@@ -195,6 +195,14 @@ TEST_TIERS = {
     "test_autograder_units.py::test_matplotlib_in_the_bubblewrap_sandbox_prints_no_fontconfig_error": "integration",
     "test_autograder_units.py::test_notebook_validation_still_works_with_the_slow_iri_checker_blocked": "integration",
     # headless Chromium opens the pages (a process): integration, the rest of the module is unit
+    "test_autograder_hostile.py::test_the_sandbox_sees_copies_and_the_host_folder_is_never_mounted": "integration",
+    "test_autograder_hostile.py::test_a_sandboxed_process_holds_only_the_descriptors_it_is_given": "integration",
+    # the table of contents, the configuration and the checkers' constants and leak finder: no build, no browser
+    "test_book_site.py::test_toc_lists_the_course_pages_in_order": "unit",
+    "test_book_site.py::test_every_toc_page_has_its_source_file": "unit",
+    "test_book_site.py::test_repository_url_is_written_once_in_the_config": "unit",
+    "test_book_site.py::test_leak_finder_reports_published_solution_code": "unit",
+    "test_book_site.py::test_layout_constants_follow_the_figure_style": "unit",
     "test_feedback_pages.py::test_feedback_page_typesets_its_math_offline_in_a_browser": "integration",
     "test_feedback_pages.py::test_class_report_table_sorts_by_a_click_offline": "integration",
     "test_leak_policy.py::test_default_site_gives_no_graded_answer": "integration",  # every page of the site: 10-20 s
