@@ -47,11 +47,13 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m unit -n auto -q $(PYTEST_ARGS)
 
 # Students work on a copy, so exercises/ stays as released and `git pull` never conflicts.
+# Served from the repository's root (not from $(WORK)/dnn_hw) so that the notebooks' Read-first
+# links, ../../book/*.md, stay inside the server's root; it opens on the copy of the notebooks.
 WORK     ?= my-work
 LAB_ARGS ?=
 lab: $(STAMP)
 	test -d $(WORK)/dnn_hw || (mkdir -p $(WORK) && cp -r exercises/dnn_hw $(WORK)/dnn_hw)
-	$(BIN)/jupyter lab $(LAB_ARGS) $(WORK)/dnn_hw
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/$(WORK)/dnn_hw $(LAB_ARGS)
 
 exercises: $(STAMP)
 	$(BIN)/python scripts/generate_exercises.py

@@ -392,7 +392,9 @@ never touches it) and opens them in JupyterLab. Afterwards everything works offl
 notebooks use ships in `data/embedded/`.
 
 Without `make` (Windows, or conda): `conda env create -f environment.yml`, `conda activate dnn-course`,
-copy `exercises/dnn_hw` to a folder of your own and run `jupyter lab` there. In the browser, without
+copy `exercises/dnn_hw` to `my-work/dnn_hw` (once) and, in this folder, run
+`jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/my-work/dnn_hw` (served from this
+folder, the notebooks' Read-first links open the pages in `book/`). In the browser, without
 installing anything: [Binder]({binder}) (your work is lost when the session ends: download your
 notebooks).
 
@@ -407,6 +409,8 @@ Before you submit, check all six from the command line:
 ```bash
 make check
 ```
+
+Without `make`: `python -m dnn_course.check my-work/dnn_hw --released exercises/dnn_hw`.
 
 It runs every notebook in `my-work/dnn_hw/` from the start, the way the grader does, and lists the
 tests that fail (✗) and any test cell that was deleted or changed. A test that earns part of its
@@ -490,8 +494,10 @@ $(STAMP): requirements.txt pyproject.toml
 $(WORK)/dnn_hw:
 \tmkdir -p $(WORK) && cp -r exercises/dnn_hw $(WORK)/dnn_hw
 
+# Served from this folder (not from $(WORK)/dnn_hw) so that the notebooks' Read-first links,
+# ../../book/*.md, stay inside the server's root; it opens on your copy of the notebooks.
 lab: $(STAMP) $(WORK)/dnn_hw
-\t$(BIN)/python -m jupyterlab $(LAB_ARGS) $(WORK)/dnn_hw
+\t$(BIN)/python -m jupyterlab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/$(WORK)/dnn_hw $(LAB_ARGS)
 
 check: $(STAMP) $(WORK)/dnn_hw
 \t$(BIN)/python -m dnn_course.check $(WORK)/dnn_hw --released exercises/dnn_hw

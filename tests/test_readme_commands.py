@@ -30,35 +30,48 @@ def test_readme_names_the_commands_tested_here():
 
 @pytest.mark.slow
 def test_make_lab_copies_the_exercises_and_serves_them(tmp_path):
-    work = tmp_path / "my-work"
+    """`make lab` serves the repository's root and opens on the copy: the notebooks' Read-first links,
+    ../../book/<chapter>.md, open (served from my-work/dnn_hw, as it once was, they were a 404)."""
+    work_name = f"pytest-lab-{os.getpid()}"  # a folder of the repository's root, as my-work is; removed below
+    work = REPO / work_name
+    assert not work.exists()
     log = tmp_path / "lab.log"
     with open(log, "w") as output:
         lab = subprocess.Popen(
-            ["make", "-s", "lab", f"WORK={work}", "LAB_ARGS=--no-browser --ServerApp.port=0 "
+            ["make", "-s", "lab", f"WORK={work_name}", "LAB_ARGS=--no-browser --ServerApp.port=0 "
              "--ServerApp.ip=127.0.0.1" + (" --allow-root" if os.geteuid() == 0 else "")],
             cwd=REPO, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
             env=dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), HOME=str(tmp_path)))
     try:
         url = None
         for _ in range(120):
-            match = re.search(r"(http://127\.0\.0\.1:\d+/lab\?token=\w+)", log.read_text())
+            match = re.search(r"(http://127\.0\.0\.1:\d+)/lab/tree/(\S+)\?token=(\w+)", log.read_text())
             if match:
-                url = match.group(1)
+                url = match.groups()
                 break
             assert lab.poll() is None, log.read_text()
             time.sleep(0.5)
         assert url, log.read_text()
-        base, token = url.split("/lab?token=")
-        request = urllib.request.Request(f"{base}/api/contents", headers={"Authorization": f"token {token}"})
-        listing = json.load(urllib.request.urlopen(request, timeout=30))  # the server's root is my-work/dnn_hw
+        base, opened, token = url
+        assert opened == f"{work_name}/dnn_hw"
+
+        def contents(path):
+            request = urllib.request.Request(f"{base}/api/contents/{path}", headers={"Authorization": f"token {token}"})
+            return json.load(urllib.request.urlopen(request, timeout=30))
+
+        listing = contents(f"{work_name}/dnn_hw")
         names = sorted(item["name"] for item in listing["content"])
         assert names == sorted(p.name for p in (REPO / "exercises" / "dnn_hw").iterdir())  # with nbgrader_config.py
         assert (work / "dnn_hw" / "01_activations.ipynb").read_bytes() == \
             (REPO / "exercises" / "dnn_hw" / "01_activations.ipynb").read_bytes()
+        link = re.search(r"\]\(\.\./\.\./(book/[\w-]+\.md)\)", (work / "dnn_hw" / "01_activations.ipynb").read_text())
+        page = contents(link.group(1))  # the Read-first link, resolved from the notebook's folder
+        assert page["path"] == link.group(1) and page["content"]  # jupytext opens it as a notebook
     finally:
         if lab.poll() is None:
             os.killpg(lab.pid, signal.SIGTERM)
             lab.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.slow

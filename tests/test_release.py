@@ -23,6 +23,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import sysconfig
@@ -93,12 +95,41 @@ def test_kit_holds_what_a_student_needs_and_nothing_of_the_instructors(release):
     assert 11e6 < size < 14e6, f"the kit is {size / 1e6:.1f} MB"
 
 
+def test_kit_lab_serves_the_kit_root_so_the_read_first_links_open(release):
+    """`make lab` serves the kit's folder and opens on my-work/dnn_hw: served from my-work/dnn_hw (as it once
+    was), every notebook's ../../book/<chapter>.md link lay outside the server's root (a 404 in JupyterLab)."""
+    kit, _ = release
+    dry = subprocess.run(["make", "-n", "-o", ".venv/.installed", "-o", "my-work/dnn_hw", "lab"],
+                         cwd=kit, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    command = shlex.split(dry.stdout.strip().splitlines()[-1])
+    assert command[:3] == [".venv/bin/python", "-m", "jupyterlab"], command
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in command[3:] if "=" in arg)
+    root = Path(options["ServerApp.root_dir"])
+    assert root == kit
+    assert options["LabApp.default_url"] == "/lab/tree/my-work/dnn_hw"
+    assert not [arg for arg in command[3:] if not arg.startswith("--")]  # no folder argument: the root is the kit
+    notebooks = root / "my-work" / "dnn_hw"  # where `make lab` copies exercises/dnn_hw
+    links = set()
+    for name in make_release.NOTEBOOKS:
+        for _, source in make_release._cell_sources(kit / "exercises" / "dnn_hw" / name):
+            links |= set(re.findall(r"\]\((\.\./\.\./book/[\w-]+\.md)\)", source))
+    assert links == {f"../../book/{stem}.md" for stem in make_release.chapter_links()}
+    for link in links:
+        page = (notebooks / link).resolve()
+        assert page.is_relative_to(root.resolve()) and page.is_file(), link
+
+
 def test_kit_readme_names_the_students_repository_and_the_commands(release):
     kit, _ = release
     readme = (kit / "README.md").read_text()
     url = make_release.students_repository_url()
     assert f"git clone {url}.git" in readme
     assert "make lab" in readme and "make check" in readme
+    # each command also without make, as the Makefile runs it
+    assert "`python -m dnn_course.check my-work/dnn_hw --released exercises/dnn_hw`" in readme
+    assert "`jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/my-work/dnn_hw`" in readme
+    assert "`python -m dnn_course.submission my-work/dnn_hw --name Ada_Lovelace --id 12345678`" in readme
     # how to submit, in the kit itself: the command, the archive's name, what it holds
     from dnn_course.submission import DATA_FILES
     assert "make submit NAME=Ada_Lovelace ID=12345678" in readme
