@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .evaluate import measure_saved_model
-from .experiment import load_experiment
+from .experiment import SMOKE, load_experiment, smoke_runs
 from .records import RecordError
 
 __all__ = ["FASHION_THRESHOLDS", "MNIST_MINIMUM", "Score", "fashion_model_points", "mnist_model_points"]
@@ -30,6 +30,13 @@ MNIST_MINIMUM = {"brief": {"sigmoid": 0.40, "relu": 0.85, "tanh": 0.85},
 #: Experiment B: one point at each of these test accuracies.
 FASHION_THRESHOLDS = {"brief": [0.80, 0.83, 0.85, 0.87], "smoke": [0.40, 0.50, 0.55, 0.60]}
 TOLERANCE = 0.005  # a claimed accuracy further than this from the measured one is flagged
+#: What a test says under the brief's profile when the results are a smoke test's (they earn no points).
+SMOKE_SUBMITTED = "smoke-test results submitted: run with SMOKE_TEST = False"
+
+
+def _smoke_submitted(names: list[str]) -> str:
+    return (f"{SMOKE_SUBMITTED} ({', '.join(names)}: made with SMOKE_TEST = True, {SMOKE['train_images']:,} images "
+            f"and at most {SMOKE['max_epochs']} epochs); smoke-test results earn no points.")
 
 
 @dataclass
@@ -61,6 +68,9 @@ def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarra
         experiment = load_experiment(folder / "mnist_results.json")
     except RecordError as error:
         score.lines.append(str(error))
+        return score
+    if profile == "brief" and smoke_runs(experiment):
+        score.lines.append(_smoke_submitted(smoke_runs(experiment)))
         return score
     reached = 0
     for name, needed in minimum.items():
@@ -109,6 +119,9 @@ def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndar
     if name not in experiment.runs or info.get("run_id") != experiment.ids.get(name):
         score.lines.append("fashion_model.npz is not the model of any run in fashion_results.json (a stale "
                            "file): run the search cell again; it saves the best run's model.")
+        return score
+    if profile == "brief" and name in smoke_runs(experiment):
+        score.lines.append(_smoke_submitted([name]))
         return score
     claimed = experiment.runs[name].test_acc
     score.points = int(sum(measured >= t for t in thresholds))

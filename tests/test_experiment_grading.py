@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 from dnn_course.datasets import load_dataset, train_val_split
 from dnn_course.evaluate import measure_saved_model, predict_classes
 from dnn_course.experiment import run_plan
-from dnn_course.experiment_grades import fashion_model_points, mnist_model_points
+from dnn_course.experiment_grades import FASHION_THRESHOLDS, SMOKE_SUBMITTED, fashion_model_points, mnist_model_points
 from dnn_course.model_builder import build_classifier
 from dnn_course.records import read_weights
 from dnn_course.training import train
@@ -175,4 +175,46 @@ def test_graded_05_reads_the_saved_runs_and_checks_the_profiles_settings(tmp_pat
     result = [o for o in cells["test_mnist_accuracies"].outputs if o.output_type == "execute_result"][0]
     assert float(result.data["text/plain"]) == 2.0
     brief = _run_graded(tmp_path, "05_mnist_activations.ipynb", "brief")
-    assert "learning_rate = 0.1, but the experiment asks for 0.001" in _error(brief["test_mnist_runs_recorded"])
+    # smoke-test results graded with the brief's profile: named as such, and no points (issue 18)
+    assert "smoke-test results submitted: run with SMOKE_TEST = False. 3 of the recorded runs" in \
+        _error(brief["test_mnist_runs_recorded"])
+    assert _error(brief["test_mnist_accuracies"]) is None
+    result = [o for o in brief["test_mnist_accuracies"].outputs if o.output_type == "execute_result"][0]
+    assert float(result.data["text/plain"]) == 0.0
+    printed = "".join(o.get("text", "") for o in brief["test_mnist_accuracies"].outputs if o.output_type == "stream")
+    assert "smoke-test results submitted: run with SMOKE_TEST = False (sigmoid, relu, tanh: made with" in printed
+
+
+@pytest.mark.slow
+def test_smoke_results_graded_with_the_brief_profile_earn_nothing_and_say_so(tmp_path, reference):
+    """Notebook 06's smoke-test results, graded for a real term: 0 for the recorded search (it once earned 2 of 2
+    with no word) and 0 for the model, each saying what was submitted; the smoke profile grades them as before."""
+    from dnn_course.experiment import SMOKE
+    plan = {f"784-{h}-10 ReLU, 5 ep": dict(hidden=[h], activation="relu", epochs=5, learning_rate=0.1, batch_size=128,
+                                           reg_lambda=0.0, train_images=SMOKE["train_images"]) for h in (16, 32, 48)}
+    (tmp_path / "fashion_runs").mkdir()
+    experiment, x_test, y_test = _search(tmp_path, reference, "fashion-mnist", plan,
+                                         lambda name, rid: tmp_path / "fashion_runs" / f"{rid}.npz",
+                                         "fashion_results.json")
+    best = max(experiment.runs, key=lambda n: experiment.runs[n].val_acc[-1])
+    shutil.copy(tmp_path / "fashion_runs" / f"{experiment.ids[best]}.npz", tmp_path / "fashion_model.npz")
+    measured = experiment.runs[best].test_acc
+    reached = sum(measured >= t for t in FASHION_THRESHOLDS["smoke"])
+    assert reached >= 2  # points under the smoke profile, to lose under the brief's
+
+    smoke = fashion_model_points(tmp_path, x_test, y_test, "smoke")
+    assert smoke.points == reached and SMOKE_SUBMITTED not in smoke.text()
+    brief = fashion_model_points(tmp_path, x_test, y_test, "brief")
+    assert (brief.points, brief.max_points) == (0, 4)
+    assert brief.lines == [f"{SMOKE_SUBMITTED} ({best}: made with SMOKE_TEST = True, 2,000 images and at most 5 "
+                           "epochs); smoke-test results earn no points."]
+
+    graded = _run_graded(tmp_path, "06_fashion_tuning.ipynb", "smoke")
+    assert {g: _error(c) for g, c in graded.items()} == {"test_fashion_search_recorded": None,
+                                                         "test_fashion_model_accuracy": None}
+    graded = _run_graded(tmp_path, "06_fashion_tuning.ipynb", "brief")
+    error = _error(graded["test_fashion_search_recorded"])
+    assert "smoke-test results submitted: run with SMOKE_TEST = False. 3 of the recorded runs were made " in error
+    assert "which earn no points: set SMOKE_TEST = False in the first code cell, run all cells again" in error
+    result = [o for o in graded["test_fashion_model_accuracy"].outputs if o.output_type == "execute_result"][0]
+    assert float(result.data["text/plain"]) == 0.0

@@ -135,3 +135,5 @@ def test_a_smoke_run_says_in_every_test_that_it_is_not_graded(tmp_path, monkeypa
                 assert "minutes rather than seconds" in text, text
                 assert not re.search(r"\d of \d points", text), (name, text)  # no score that looks like a grade
                 assert "brief's settings" not in text, text
+                # nor a number after "(not points)": the accuracy tests' last line shows nothing in a smoke run
+                assert [o for o in cell.outputs if o.output_type == "execute_result"] == [], (name, cell.outputs)
