@@ -120,6 +120,19 @@ def test_kit_lab_serves_the_kit_root_so_the_read_first_links_open(release):
         assert page.is_relative_to(root.resolve()) and page.is_file(), link
 
 
+def test_the_notebooks_name_only_make_targets_the_kit_has(release):
+    """05 and 06 once cited `make bench` for their times, a target of the course's repository, not of the kit."""
+    kit, _ = release
+    targets = set(re.findall(r"^([\w-]+):", (kit / "Makefile").read_text(), re.M))
+    named = {}
+    for name in make_release.NOTEBOOKS:
+        for _, source in make_release._cell_sources(kit / "exercises" / "dnn_hw" / name):
+            for target in re.findall(r"`make ([\w-]+)", source):
+                named.setdefault(target, set()).add(name)
+    assert {target: names for target, names in named.items() if target not in targets} == {}
+    assert {"lab", "check", "submit"} <= targets
+
+
 def test_kit_readme_names_the_students_repository_and_the_commands(release):
     kit, _ = release
     readme = (kit / "README.md").read_text()
