@@ -39,10 +39,11 @@ from .sandbox import Limits
 #: The job's folder of the submitted data files that passed validation (what the grader measures).
 VALIDATED = "validated"
 #: Errors of cells the kernel never really ran (not evidence of tampering).
-NOT_RUN = {"CellTimeoutError", "NotebookTimeLimit", "KernelDied"}
+NOT_RUN = {"CellTimeoutError", "NotebookTimeLimit", "KernelDied", "KernelChannelBroken"}
 INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
              "NotebookTimeLimit": "the notebook hit its time limit",
              "KernelDied": "the kernel died (exit or memory limit) and was restarted",
+             "KernelChannelBroken": "the kernel broke its channel to the grader and was restarted",
              "MemoryError": "memory limit reached"}
 
 

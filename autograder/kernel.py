@@ -37,7 +37,7 @@ import time
 
 import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
-from jupyter_core.utils import run_sync
+from jupyter_core.utils import ensure_async, run_sync
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
@@ -53,6 +53,14 @@ _SPEC: sandbox.SandboxSpec | None = None
 #: Largest single message accepted from the kernel's output channel (bytes);
 #: a bigger one (a huge printed string or return value) is dropped by ZeroMQ.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: How long the host waits to hand a message to a kernel channel (ms). A kernel that broke its end
+#: (it wrote over its own sockets and pipes) never takes one: a send without this limit blocks the
+#: grader's event loop, the watchdog included, until the submission's time limit.
+SEND_TIMEOUT_MS = 5000
+
+
+class ChannelBroken(DeadKernelError):
+    """The kernel's channel no longer takes messages: treated as a dead kernel (restarted, the cell charged)."""
 
 
 def configure(spec: sandbox.SandboxSpec) -> None:
@@ -80,6 +88,7 @@ class CappedKernelClient(AsyncKernelClient):
             sock.identity = identity
         if channel == "iopub":
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        sock.sndtimeo = SEND_TIMEOUT_MS
         sock.connect(url)
         return sock
 
@@ -179,11 +188,25 @@ class SandboxKernelManager(AsyncKernelManager):
             log.close()
             command.close()  # the kernel holds its own copies
 
-    async def interrupt_kernel(self) -> None:
-        """Interrupt by a control message: the kernel signals itself (works in a pid namespace)."""
+    def _create_connected_socket(self, channel: str, identity: bytes | None = None) -> zmq.Socket:
+        sock = super()._create_connected_socket(channel, identity)
+        sock.sndtimeo = SEND_TIMEOUT_MS  # the control channel too: an interrupt never blocks the grader
+        return sock
+
+    async def interrupt_kernel(self) -> bool:
+        """Interrupt by a control message: the kernel signals itself (works in a pid namespace).
+
+        A kernel whose control channel takes no message in :data:`SEND_TIMEOUT_MS` is not
+        interrupted (the caller then finds that it does not answer, and restarts it).
+        """
         msg = self.session.msg("interrupt_request", content={})
         self._connect_control_socket()
-        self.session.send(self._control_socket, msg)
+        try:
+            self.session.send(self._control_socket, msg)
+        except zmq.Again:
+            self.log.warning("The kernel's control channel takes no message; not interrupted")
+            return False
+        return True
 
     async def _async_kill_kernel(self, restart: bool = False) -> None:
         await super()._async_kill_kernel(restart=restart)
@@ -213,6 +236,21 @@ class SandboxExecute(Execute):
         self._deadline = None
         self._current_index = 0
         self._output_bytes: dict[int, int] = {}
+        self._channel_broken = False
+
+    def _bound_sends(self) -> None:
+        """Every channel the grader sends on gives up after :data:`SEND_TIMEOUT_MS` (``zmq.Again``)."""
+        for name in ("shell", "control", "stdin"):
+            channel = getattr(self.kc, f"_{name}_channel", None)
+            if channel is not None and getattr(channel, "socket", None) is not None:
+                channel.socket.sndtimeo = SEND_TIMEOUT_MS
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        self._bound_sends()
+        return kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = time.monotonic() + self.notebook_timeout
@@ -223,7 +261,11 @@ class SandboxExecute(Execute):
 
     async def _kernel_responds(self, grace: float) -> bool:
         """Whether the kernel answers a kernel_info request within ``grace`` seconds."""
-        msg_id = self.kc.kernel_info()
+        try:
+            msg_id = self.kc.kernel_info()
+        except zmq.Again:  # its channel takes no message
+            self._channel_broken = True
+            return False
         deadline = time.monotonic() + grace
         while (left := deadline - time.monotonic()) > 0:
             try:  # wait_for: a receive can block after a poll said "ready"
@@ -236,7 +278,10 @@ class SandboxExecute(Execute):
 
     async def _run_quietly(self, source: str, timeout: float) -> None:
         """Execute ``source`` in the kernel and wait for its reply (outputs discarded)."""
-        msg_id = self.kc.execute(source, store_history=False)
+        try:
+            msg_id = self.kc.execute(source, store_history=False)
+        except zmq.Again:
+            raise ChannelBroken("the restarted kernel takes no message") from None
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -253,6 +298,12 @@ class SandboxExecute(Execute):
         may be the reason for the restart), so what they defined is gone.
         """
         await self.km.restart_kernel(now=True)
+        if self._channel_broken:  # the old client's sockets stay stuck: a new client for the new kernel
+            # (the old one is dropped, not stopped: stopping joins its heartbeat thread, which can block)
+            self._channel_broken = False
+            self.kc = self.km.client()
+            await ensure_async(self.kc.start_channels())
+            self._bound_sends()
         # not kc.wait_for_ready(): it also reads the output channel, which nbclient's
         # output poller may be reading at this moment (two readers block for ever)
         deadline = time.monotonic() + self.startup_timeout
@@ -268,10 +319,18 @@ class SandboxExecute(Execute):
 
     async def _async_handle_timeout(self, timeout, cell=None):
         self.log.warning("Cell timed out after %s s; interrupting the kernel", timeout)
-        await self.km.interrupt_kernel()
-        if not await self._kernel_responds(self.interrupt_grace):
+        if not await self.km.interrupt_kernel():
+            self._channel_broken = True
+        responds = await self._kernel_responds(self.interrupt_grace)
+        broken = self._channel_broken
+        if not responds:
             self.log.warning("The kernel ignored the interrupt; restarting it")
             await self._restart()
+        if broken:  # not a slow cell: the kernel wrote over its own channels
+            return {"content": {"status": "error", "ename": "KernelChannelBroken",
+                                "evalue": "the kernel's channel to the grader broke while running this cell "
+                                          "(its code wrote over descriptors of the kernel's own)",
+                                "traceback": ["KernelChannelBroken: the kernel's channel to the grader broke"]}}
         return {"content": {"status": "error", "ename": "CellTimeoutError",
                             "evalue": f"the cell ran longer than {timeout} s and was stopped",
                             "traceback": [f"CellTimeoutError: the cell ran longer than {timeout} s"]}}
@@ -288,18 +347,27 @@ class SandboxExecute(Execute):
             + 2 * self.startup_timeout + 2 * self.iopub_timeout + 30
         try:
             # the watchdog: whatever nbclient waits for, a cell ends
-            return await asyncio.wait_for(
-                super().async_execute_cell(cell, cell_index, execution_count, store_history), limit)
+            try:
+                return await asyncio.wait_for(
+                    super().async_execute_cell(cell, cell_index, execution_count, store_history), limit)
+            except zmq.Again:  # the kernel broke its end of a channel: as dead as a kernel gets
+                self._channel_broken = True
+                raise ChannelBroken("a channel to the kernel takes no message") from None
         except asyncio.TimeoutError:
             self.log.warning("Cell %s exceeded the grader's watchdog; restarting the kernel", cell_index)
             cell.outputs.append(_error_output("CellTimeoutError", "the grader stopped this cell"))
             await self._restart()
             return cell
-        except DeadKernelError:
+        except DeadKernelError as error:
             self.log.warning("The kernel died in cell %s; restarting it", cell_index)
-            cell.outputs.append(_error_output(
-                "KernelDied", "the Python process stopped while running this cell "
-                "(it exited, e.g. os._exit, or was killed at the memory limit)"))
+            if isinstance(error, ChannelBroken):
+                cell.outputs.append(_error_output(
+                    "KernelChannelBroken", "the kernel's channel to the grader broke while running this cell "
+                    "(its code wrote over descriptors of the kernel's own)"))
+            else:
+                cell.outputs.append(_error_output(
+                    "KernelDied", "the Python process stopped while running this cell "
+                    "(it exited, e.g. os._exit, or was killed at the memory limit)"))
             await self._restart()
             return cell
 

@@ -317,3 +317,29 @@ def test_a_model_description_of_the_wrong_types_is_refused_by_name(tmp_path):
         (tmp_path / "m.npz").write_bytes(buffer.getvalue())
         with pytest.raises(RecordError, match=why):
             read_weights(tmp_path / "m.npz")
+
+
+@pytest.mark.usefixtures("bubblewrap")
+def test_a_sandboxed_process_holds_only_the_descriptors_it_is_given(tmp_path):
+    """The data and working-folder copies' descriptors are consumed by bubblewrap; what is left is
+    stdin, stdout, stderr and the channel the host passes on (checked in /proc/self/fd inside)."""
+    work, ipc = tmp_path / "work", tmp_path / "ipc"
+    work.mkdir()
+    ipc.mkdir()
+    (work / "01_activations.ipynb").write_text("{}")
+    spec = sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(work), str(ipc), "unit-fds",
+                               readonly=sandbox.default_readonly_paths(),
+                               uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
+    read, write = os.pipe()
+    code = ("import os, json\n"
+            "print(json.dumps(sorted(int(f) for f in os.listdir('/proc/self/fd')"
+            " if os.path.exists('/proc/self/fd/' + f))))\n")
+    command = sandbox.command([sys.executable, "-c", code], spec, data={"info": b"x"}, keep_fds=(write,))
+    try:
+        result = subprocess.run(command.argv, capture_output=True, text=True, pass_fds=command.pass_fds,
+                                env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
+                                preexec_fn=sandbox.preexec_function(spec), timeout=120)
+    finally:
+        command.close()
+        os.close(read)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [0, 1, 2, write]

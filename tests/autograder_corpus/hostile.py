@@ -18,7 +18,8 @@ with the reference answers). Each group targets one rule of the grader:
   whose notebook forges its partial credit with a display formatter;
 * 21xx a fault costs only what it touched: a method that exits, raises ``SystemExit`` or hangs
   only in the grader's own check, a results JSON nested 100,000 deep, a model with a corrupt
-  member, a model declaring 620 MB of zeros, a model description with a list for its run's name.
+  member, a model declaring 620 MB of zeros, a model description with a list for its run's name,
+  code that writes over every descriptor the kernel holds.
 
 :func:`build_class` writes the class; :data:`EXPECTED` is each student's
 total and a piece of a flag it must carry.
@@ -262,6 +263,8 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path, canary: Path)
                                                         + "self.W -= learning_rate")})
     z("DNN_HW2_F_2104", {NB1: one, **bad_data_files()})
     z("DNN_HW2_F_2105", {NB1: one, NB6: good[NB6], **untrained_fashion(folder, info={"name": ["run 0"]})})
+    z("DNN_HW2_F_2106", {NB1: _replace_answer(one, "relu", "self.out = np.maximum(z, 0)",
+                                              WRITE_EVERY_FD + "self.out = np.maximum(z, 0)"), NB2: two})
 
 
 FORGE_VERDICT = """
@@ -293,6 +296,12 @@ OUTSIDE_KERNEL = ("import sys as _sys, os as _os\n        if 'ipykernel' not in 
                   "            {}\n        ")
 HANG = "while True:\n                try:\n                    pass\n                except BaseException:\n" \
        "                    pass"
+
+
+#: Garbage written to every descriptor the process holds (the kernel's own sockets and pipes included).
+WRITE_EVERY_FD = ("import os as _os\n        for _fd in range(3, 1024):\n            try:\n"
+                  "                _os.write(_fd, b'\\xff' * 4096)\n            except OSError:\n"
+                  "                pass\n        ")
 
 
 def bad_data_files() -> dict[str, bytes]:
@@ -406,4 +415,7 @@ EXPECTED = {
     "2104": ("6", "mnist_model_relu.npz is not a valid npz file (declares 620,757,128 bytes of arrays"),
     # a list where the model's description names its run (before: TypeError, 'the grader failed', 0 for all)
     "2105": ("6", ""),
+    # writing over every descriptor breaks the kernel's channels: the grader's sends time out, the kernel is
+    # restarted and the cell charged; ReLU (defined before) is gone (before: stalled to the submission limit)
+    "2106": ("12", "the kernel broke its channel to the grader and was restarted"),
 }
