@@ -246,7 +246,9 @@ def check_close(actual, expected, what: str, *, mistakes=(), rtol: float | None 
 def check_probabilities(value, what: str) -> None:
     """Fail unless every row of ``value`` (n, k) is a probability distribution."""
     array = _as_float_array(value, what).astype(_float64)
-    check_finite(array, what, "Softmax overflowed: subtract each row's maximum before exponentiating.")
+    check_finite(array, what, "Softmax overflowed: exp of a large score (1000, say) is inf, and inf / inf is NaN. "
+                 "Chapter 3's section 'Overflow, and the shift that prevents it' shows how to keep every exponent "
+                 "small without changing the result.")
     if (array < 0).any() or (array > 1 + 1e-6).any():
         _fail(f"{what} should hold probabilities in [0, 1], but has values from {array.min():.4g} to {array.max():.4g}.")
     sums = array.reshape(array.shape[0], -1).sum(axis=1)

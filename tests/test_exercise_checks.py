@@ -226,3 +226,23 @@ def test_tampering_in_a_student_cell_does_not_turn_a_failure_into_a_pass(case, i
     assert not [key for key in results if key.startswith("cell:")], results  # the tampering code ran
     assert rebound_numpy == case.startswith("rebind-np"), case
     assert isinstance(results["test_relu_forward"], CheckFailed), results
+
+
+def test_softmax_overflow_message_names_the_mistake_without_the_fix():
+    """check_probabilities on an overflowed softmax names the overflow and the chapter's section; like the
+    other messages (9a49f4f) it does not hand out the shift that notebook 03 asks the student to find."""
+    from dnn_course import checks
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = np.array([[1000.0, 0.0], [0.0, 1.0]])
+        overflowed = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    with pytest.raises(CheckFailed) as failure:
+        checks.check_probabilities(overflowed, "softmax(±1000)")
+    message = str(failure.value)
+    assert "Softmax overflowed: exp of a large score (1000, say) is inf, and inf / inf is NaN." in message
+    assert "Chapter 3's section 'Overflow, and the shift that prevents it'" in message
+    assert not any(word in message for word in ("maximum", "np.max", "subtract"))
+    import re
+    from pathlib import Path
+    chapter = (Path(__file__).resolve().parent.parent / "book" / "03_softmax_cross_entropy.md").read_text()
+    assert re.search(r"^### Overflow, and the shift that prevents it$", chapter, re.M)  # the section it names
