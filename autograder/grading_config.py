@@ -23,13 +23,14 @@ COURSE_CONFIG = Path(__file__).resolve().parent / "nbgrader_config.py"
 #: nbgrader's own templates (its "feedback" template, which ours extends).
 NBGRADER_TEMPLATES = Path(nbgrader.__file__).resolve().parent / "server_extensions" / "formgrader" / "templates"
 
+#: Data files a submission may carry beside its notebooks, with their size caps (bytes), and the
+#: largest notebook: defined with what a student hands in (the kit's `make submit` checks the same),
+#: as is the rule for a student id.
+from dnn_course.submission import DATA_FILES, MAX_NOTEBOOK_BYTES, STUDENT_ID  # noqa: E402,F401
+
 #: File names of an LMS download: ``DNN_HW2_<Name>_<StudentID>`` (zip stem or folder name).
 #: A copy's suffix such as `` (1)`` or ``-2`` is allowed after the id.
-DEFAULT_NAME_PATTERN = r"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>[A-Za-z0-9]+)(?:\s*\(\d+\)|-\d+)?$"
-
-#: Data files a submission may carry beside its notebooks, with their size caps (bytes), and the
-#: largest notebook: defined with what a student hands in (the kit's `make submit` checks the same).
-from dnn_course.submission import DATA_FILES, MAX_NOTEBOOK_BYTES  # noqa: E402,F401
+DEFAULT_NAME_PATTERN = rf"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>{STUDENT_ID})(?:\s*\(\d+\)|-\d+)?$"
 
 
 def default_jobs() -> int:

@@ -22,7 +22,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-__all__ = ["ARCHIVE_PREFIX", "DATA_FILES", "MAX_NOTEBOOK_BYTES", "RESULTS_FILES", "archive_name", "main",
+__all__ = ["ARCHIVE_PREFIX", "DATA_FILES", "MAX_NOTEBOOK_BYTES", "RESULTS_FILES", "STUDENT_ID", "archive_name", "main",
            "missing_files", "smoke_results", "write_submission"]
 
 #: The start of a submission's name: ``DNN_HW2_<Name>_<StudentID>.zip``.
@@ -43,7 +43,10 @@ MAX_NOTEBOOK_BYTES = 20_000_000
 RESULTS_FILES = {"05_mnist_activations.ipynb": "mnist_results.json", "06_fashion_tuning.ipynb": "fashion_results.json"}
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*")
-_ID = re.compile(r"[A-Za-z0-9]+")
+#: A student id: the one rule, shared with the grader, whose collector reads the id from the archive's name
+#: (``autograder.grading_config.DEFAULT_NAME_PATTERN`` is built from it): ASCII letters and digits only.
+STUDENT_ID = r"[A-Za-z0-9]+"
+_ID = re.compile(STUDENT_ID)
 _EXAMPLE = "make submit NAME=Ada_Lovelace ID=12345678"
 
 
@@ -63,8 +66,9 @@ def archive_name(name: str, student_id: str) -> str:
                          "hyphens, with _ between the parts of your name and no spaces (write accented or "
                          f"non-Latin letters in Latin letters), for example: {_EXAMPLE}")
     if not _ID.fullmatch(student_id):
-        raise ValueError(f"ID={student_id!r} is not a student id: letters and digits only, no spaces or "
-                         f"punctuation, for example: {_EXAMPLE}")
+        raise ValueError(f"ID={student_id!r} is not a student id the grader can read from the file name: a "
+                         "student id is ASCII letters and digits only (A-Z, a-z, 0-9), with no spaces, hyphens or "
+                         f"other punctuation. Write it as your course lists it, for example: {_EXAMPLE}")
     return f"{ARCHIVE_PREFIX}_{name}_{student_id}.zip"
 
 

@@ -33,6 +33,28 @@ def test_identify_reads_student_id_from_lms_names(stem, expected):
     assert (student_id, name, len(flags)) == expected
 
 
+@pytest.mark.parametrize("student_id", ["12345678", "12ab", "S0042", "x9", "12-34", "12 34", "12.34", "12_34",
+                                        "١٢٣", "12345678é", "-", ""])
+def test_make_submit_and_the_collector_apply_one_student_id_rule(student_id):
+    """`make submit` (dnn_course.submission) accepts an id exactly when the grader's collector reads that same id
+    back from the archive's name: both use dnn_course.submission.STUDENT_ID, so they cannot drift apart."""
+    from dnn_course import submission
+
+    stem = f"DNN_HW2_Ada_Lovelace_{student_id}"
+    read = collect.identify(stem, PATTERN)
+    try:
+        archive = submission.archive_name("Ada_Lovelace", student_id)
+    except ValueError as error:
+        assert read[0] != student_id or read[2], (student_id, read)  # the collector would not read it back
+        if student_id:
+            assert str(error).startswith(f"ID={student_id!r} is not a student id the grader can read from the file "
+                                         "name: a student id is ASCII letters and digits only (A-Z, a-z, 0-9)")
+    else:
+        assert archive == f"{stem}.zip" and read == (student_id, "Ada_Lovelace", [])
+    assert bool(re.fullmatch(submission.STUDENT_ID, student_id)) == (read == (student_id, "Ada_Lovelace", []))
+    assert f"(?P<student_id>{submission.STUDENT_ID})" in DEFAULT_NAME_PATTERN  # one rule, defined once
+
+
 def _zip(path: Path, members: dict[str, bytes], links: tuple[str, ...] = ()) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
