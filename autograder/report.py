@@ -227,20 +227,41 @@ document.querySelectorAll("table.sortable th").forEach(function (th, column) {
 </script>"""
 
 
-def student_table(results: dict[str, dict], notebooks: list[str]) -> str:
-    """Every student in one sortable table: id, name, each notebook's points, total, hand points to come, flags."""
+def similarity_flags(pairs: list[dict]) -> dict[str, list[tuple[str, str]]]:
+    """``{student id: [(text, link), ...]}``: one flag per flagged pair of ``OUT/similarity.csv`` that the
+    student is in (:func:`autograder.similarity_report.flagged_pairs`), linking the pair on similarity.html."""
+    flags: dict[str, list[tuple[str, str]]] = {}
+    for row in pairs:
+        a, b = row["student_a"], row["student_b"]
+        link = f"similarity.html#{a}-{b}"
+        for one, other in ((a, b), (b, a)):
+            flags.setdefault(one, []).append((f"similar to {other}: {row['reasons']}", link))
+    return flags
+
+
+def _flag_cells(result: dict, similar: list[tuple[str, str]]) -> list[str]:
+    """The flags of a student as HTML: the result's own, then each similarity flag linked to its pair."""
     esc = html.escape
+    return [esc(f) for f in all_flags(result)] + [f"<a href='{esc(link)}'>{esc(text)}</a>" for text, link in similar]
+
+
+def student_table(results: dict[str, dict], notebooks: list[str],
+                  similar: dict[str, list[tuple[str, str]]] | None = None) -> str:
+    """Every student in one sortable table: id, name, each notebook's points, total, hand points to come, flags
+    (with ``similar``, :func:`similarity_flags`, a flag for each pair of submissions flagged as alike)."""
+    esc = html.escape
+    similar = similar or {}
     head = "".join(f"<th>{esc(name[:2])}</th>" for name in notebooks)
     rows = []
     for sid, result in sorted(results.items()):
         scores = {nb["name"]: nb["score"] for nb in result["notebooks"]}
         cells = "".join(f"<td class='num'>{number(scores.get(name))}</td>" for name in notebooks)
-        flags = all_flags(result)
+        flags = _flag_cells(result, similar.get(sid, []))
         rows.append(f"<tr><td><a href='feedback/{esc(sid)}.html'>{esc(sid)}</a></td>"
                     f"<td>{esc(result.get('name', '').replace('_', ' '))}</td>{cells}"
                     f"<td class='num'><b>{number(result['score'] or 0.0)}</b></td>"
                     f"<td class='num'>{number(pending_hand_points(result))}</td>"
-                    f"<td class='flags' data-sort='{len(flags)}'>{'<br>'.join(esc(f) for f in flags)}</td></tr>")
+                    f"<td class='flags' data-sort='{len(flags)}'>{'<br>'.join(flags)}</td></tr>")
     return (f"<table class='sortable students'><thead><tr><th>id</th><th>name</th>{head}<th>total</th>"
             f"<th>by hand, to grade</th><th>flags</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
@@ -309,26 +330,38 @@ def write_report(out: Path, results: dict[str, dict], isolation: str, settings, 
     rates = _points_chart(stats["tests"])
     esc = html.escape
     msg_rows = "".join(f"<tr><td>{n}</td><td><code>{esc(m)}</code></td></tr>" for m, n in stats["messages"])
+    from .similarity_report import flagged_pairs, report_section  # pairs of submissions alike: OUT/similarity.html
+    similar = similarity_flags(flagged_pairs(out))
     flagged = "".join(
         f"<tr><td><a href='feedback/{esc(sid)}.html'>{esc(sid)}</a></td>"
-        f"<td>{'<br>'.join(esc(f) for f in all_flags(r))}</td></tr>"
-        for sid, r in sorted(results.items()) if all_flags(r))
+        f"<td>{'<br>'.join(_flag_cells(r, similar.get(sid, [])))}</td></tr>"
+        for sid, r in sorted(results.items()) if _flag_cells(r, similar.get(sid, [])))
+    profile = getattr(settings, "experiment_profile", "brief")
+    if profile == "smoke":
+        profile_note = ("<p class='smoke'><b>smoke profile: not real grades.</b> The experiments (05, 06) were graded "
+                        "with <code>--experiment-profile smoke</code>: smoke-test results against the smoke test's low "
+                        "thresholds, as the course's own rehearsal does. Grade a real term with the brief's profile "
+                        "(the default).</p>")
+    else:
+        profile_note = (f"<p><b>Experiment profile:</b> {esc(profile)} (05 and 06 graded against the brief's settings "
+                        "and thresholds; smoke-test results earn no points).</p>")
     pending = sum(pending_hand_points(r) for r in results.values())
     waiting = sum(1 for r in results.values() if pending_hand_points(r))
     limits = settings.limits
     level = ISOLATION_BWRAP if isolation.startswith(ISOLATION_BWRAP) else ISOLATION_PROCESS
     caps = "".join(f"<li>{esc(cap)}</li>" for cap in caps_in_force(limits, level))
     mean = sum(stats["totals"]) / max(len(stats["totals"]), 1)
-    from .similarity_report import report_section  # pairs of submissions alike: OUT/similarity.html
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Class report: {esc(settings.assignment)}</title>
 <style>body{{font-family:sans-serif;max-width:80em;margin:2em auto;padding:0 1em}}td,th{{padding:.2em .6em;vertical-align:top;text-align:left}}
 table.students{{border-collapse:collapse;font-size:90%}}table.students tr:nth-child(even){{background:#f4f4f4}}
 table.students td.num,table.students th{{white-space:nowrap}}td.num{{text-align:right}}td.flags{{font-size:90%;max-width:40em}}
 table.sortable th{{cursor:pointer;background:#e8e8e8;user-select:none}}table.sortable th[aria-sort=ascending]::after{{content:" \\25B2"}}
-table.sortable th[aria-sort=descending]::after{{content:" \\25BC"}}</style></head><body>
+table.sortable th[aria-sort=descending]::after{{content:" \\25BC"}}
+p.smoke{{background:#fde2e2;border:2px solid #cc3311;padding:.6em 1em;font-size:120%}}</style></head><body>
 <h1>Class report: {esc(settings.assignment)}</h1>
-<p>{len(results)} submissions graded. Mean automatic score {number(mean)} of {number(auto_total)}
+{profile_note}
+<p>{len(results)} submission{'s' if len(results) != 1 else ''} graded. Mean automatic score {number(mean)} of {number(auto_total)}
 (the tests; the written answers, {number(hand_total)} points, are graded by hand:
 {number(pending)} points of {waiting} student{'s' if waiting != 1 else ''} still to grade).</p>
 <p><b>Isolation in force:</b> {esc(isolation)}.<br>
@@ -339,16 +372,16 @@ Limits: {settings.cell_timeout} s per cell, {settings.notebook_timeout} s per no
 <h2>Students</h2>
 <p>Points per notebook (01-06), total (with the hand-graded points merged so far), the points of written
 answers still to grade, and every flag. Click a column's header to sort by it.</p>
-{student_table(results, notebooks)}
+{student_table(results, notebooks, similar)}
 <h2>Score distribution</h2><img alt="histogram of automatic scores" src="data:image/png;base64,{hist}">
 <h2>Points per test</h2>
 <p>For each test, the share of students who got all of its points, some of them (partial credit) and none;
 the figure on the right is the mean share of its points.</p>
 <img alt="points per test" src="data:image/png;base64,{rates}">
-<h2>Most frequent failure messages</h2><table><tr><th>count</th><th>message</th></tr>{msg_rows}</table>
+<h2>Most frequent failure messages</h2><table><tr><th>count</th><th>message</th></tr>{msg_rows or '<tr><td colspan="2">none</td></tr>'}</table>
 <h2>Submissions with notes</h2>
 <p>Every flag of a submission or of one of its notebooks (a notebook not submitted, restored cells,
-failed integrity checks).</p><table>{flagged or '<tr><td>none</td></tr>'}</table>
+failed integrity checks), and every pair of submissions flagged as alike.</p><table>{flagged or '<tr><td>none</td></tr>'}</table>
 {report_section(out)}
 {SORT_SCRIPT}
 </body></html>

@@ -101,6 +101,56 @@ def test_class_report_has_every_student_the_right_totals_and_every_note(tmp_path
     assert not NETWORK_LOAD.search(page), NETWORK_LOAD.search(page)
 
 
+def test_class_report_says_the_experiment_profile_and_a_smoke_one_prominently(tmp_path):
+    from dataclasses import replace
+
+    brief = report.write_report(tmp_path, CLASS, "process: a test", GradingSettings(), kinds=KINDS).read_text()
+    assert "<p><b>Experiment profile:</b> brief (05 and 06 graded against the brief's settings" in brief
+    assert "not real grades" not in brief
+    smoke = report.write_report(tmp_path, CLASS, "process: a test", replace(GradingSettings(), experiment_profile="smoke"),
+                                kinds=KINDS).read_text()
+    # right under the title, in a box of its own
+    head = smoke[smoke.index("<h1>"):smoke.index("submissions graded")]
+    assert "<p class='smoke'><b>smoke profile: not real grades.</b>" in head
+    assert "p.smoke{" in smoke and "Experiment profile:</b> brief" not in smoke
+
+
+def test_class_report_of_one_submission_without_failures_says_so(tmp_path):
+    one = {"3001": CLASS["3001"]}
+    page = report.write_report(tmp_path, one, "process: a test", GradingSettings(), kinds=KINDS).read_text()
+    assert "<p>1 submission graded. Mean automatic score" in page and "1 submissions" not in page
+    failures = page[page.index("<h2>Most frequent failure messages</h2>"):page.index("<h2>Submissions with notes</h2>")]
+    assert re.findall(r"<td[^>]*>(.*?)</td>", failures) == ["none"]
+    page = report.write_report(tmp_path, CLASS, "process: a test", GradingSettings(), kinds=KINDS).read_text()
+    assert "<p>3 submissions graded." in page
+    failures = page[page.index("<h2>Most frequent failure messages</h2>"):page.index("<h2>Submissions with notes</h2>")]
+    assert ">none<" not in failures and "AssertionError: ReLU backward at 0" in failures
+
+
+def test_a_pair_flagged_as_alike_shows_in_both_students_flags(tmp_path):
+    """The similarity flag (OUT/similarity.csv, written before the report) is in the per-student table's flags
+    column of both students, linked to the pair on similarity.html, and among the submissions with notes."""
+    import csv
+
+    from autograder.similarity_report import CSV_HEADER
+
+    with open(tmp_path / "similarity.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_HEADER)
+        writer.writerow(["3001", "3002", "97", "95", "812", "88", "140", "", "yes", "code 97 % alike"])
+        writer.writerow(["3001", "3003", "20", "22", "120", "5", "3", "", "", ""])  # not flagged: no flag
+    page = report.write_report(tmp_path, CLASS, "process: a test", GradingSettings(), kinds=KINDS).read_text()
+    table = page[page.index("<table class='sortable students'>"):]
+    table = table[table.index("<tbody>"):table.index("</table>")]
+    flags = [re.findall(r"<td[^>]*>(.*?)</td>", row)[-1] for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    assert flags == ["<a href='similarity.html#3001-3002'>similar to 3002: code 97 % alike</a>",
+                     "<a href='similarity.html#3001-3002'>similar to 3001: code 97 % alike</a>",
+                     "06_fashion_tuning.ipynb: not submitted"]
+    assert "<td class='flags' data-sort='1'><a href='similarity.html#3001-3002'>" in table
+    notes = page[page.index("<h2>Submissions with notes</h2>"):]
+    assert "feedback/3001.html" in notes and "feedback/3002.html" in notes and "similar to 3003" not in notes
+
+
 def test_class_report_without_the_gradebook_reads_the_points_from_the_results(tmp_path):
     page = report.write_report(tmp_path, CLASS, "process: a test", GradingSettings()).read_text(encoding="utf-8")
     assert f"Mean automatic score {report.number(24 / 3)} of 12\n" in page
