@@ -197,6 +197,36 @@ MATHJAX_FOLDER = "mathjax"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 
+#: The course's Jupyter Book configuration: ``html.baseurl`` is where the book is published.
+BOOK_CONFIG = Path(__file__).resolve().parent.parent / "_config.yml"
+#: A notebook's link to a chapter of the book, as nbconvert renders it: ``../../book/<chapter>.md``,
+#: which points nowhere from OUT/feedback/<id>/ (the students' kit has its own pages there).
+BOOK_LINK = re.compile(r'<a href="(?:\.\./)+book/([\w-]+)\.md(#[^"]*)?"([^>]*)>(.*?)</a>', re.S)
+
+
+def site_url(config: Path = BOOK_CONFIG) -> str:
+    """``html.baseurl`` of the book's ``_config.yml``, ending in ``/``; "" if unset (as the kit reads it)."""
+    import yaml
+
+    try:
+        url = str(((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("html") or {}).get("baseurl") or "")
+    except OSError:
+        return ""
+    return url.strip().rstrip("/") + "/" if url.strip() else ""
+
+
+def book_links(page: str, site: str) -> str:
+    """``page`` with each link to a book chapter (``../../book/<chapter>.md``) pointing to the published
+    chapter, ``<site>book/<chapter>.html``; without a site address the link is dropped and its text kept."""
+    def swap(match: re.Match) -> str:
+        chapter, anchor, attributes, text = match.group(1), match.group(2) or "", match.group(3), match.group(4)
+        if not site:
+            return text
+        return f'<a href="{html.escape(site)}book/{chapter}.html{anchor}"{attributes}>{text}</a>'
+
+    return BOOK_LINK.sub(swap, page)
+
+
 def install_mathjax(out: Path) -> Path:
     """Copy the course's MathJax to ``OUT/feedback/mathjax`` (once; files already there are kept)."""
     import shutil

@@ -42,7 +42,7 @@ from . import job as job_module
 from . import manual, report, sandbox, similarity_report
 from dnn_course.files import write_atomically
 
-from .feedback import Redactor, write_summary
+from .feedback import Redactor, book_links, site_url, write_summary
 from .grading_config import GradingSettings, ensure_tools_on_path, nbgrader_config
 
 
@@ -365,7 +365,8 @@ def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result:
     redactor = redactor if redactor is not None else Redactor([])
     if source.is_dir():
         target.mkdir(parents=True)
+        site = site_url()  # the notebooks' Read-first links (../../book/*.md) open the published chapters
         for page in sorted(source.glob("*.html")):
-            text = page.read_text(encoding="utf-8", errors="replace")
+            text = book_links(page.read_text(encoding="utf-8", errors="replace"), site)
             write_atomically(target / page.name, redactor.page(text, f"Feedback: {page.stem}"))
     write_summary(out, result)

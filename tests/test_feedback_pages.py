@@ -304,3 +304,37 @@ def test_manual_merge_remakes_the_report_with_the_last_runs_settings(tmp_path):
     (tmp_path / "course").mkdir()
     report.save_report_settings(tmp_path, settings, "process: a test")
     assert report.load_report_settings(tmp_path) == (settings, "process: a test")
+
+
+def test_read_first_links_on_feedback_pages_open_the_published_chapters(tmp_path, monkeypatch):
+    """A notebook's Read-first link, ../../book/<chapter>.md, points nowhere from OUT/feedback/<id>/: the published
+    pages link the chapter on the course website (html.baseurl of _config.yml, as the kit does), or, without an
+    address, keep the link's text only."""
+    import shutil
+    import sys
+
+    from autograder import grade
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import make_release
+
+    site = feedback.site_url()
+    assert site == make_release.site_url() and site.startswith("https://")  # the one setting, read alike
+    rendered = render_feedback(tmp_path / "render")
+    assert 'href="../../book/06_experiments.md"' in rendered.read_text(encoding="utf-8")  # as nbgrader writes it
+    jobdir = tmp_path / "job"
+    (jobdir / "course" / "feedback" / "3001" / "dnn_hw").mkdir(parents=True)
+    shutil.copy(rendered, jobdir / "course" / "feedback" / "3001" / "dnn_hw" / rendered.name)
+    out = tmp_path / "out"
+    grade.publish_feedback(out, "3001", "dnn_hw", jobdir, CLASS["3001"])
+    page = (out / "feedback" / "3001" / rendered.name).read_text(encoding="utf-8")
+    assert "book/" in page and not re.search(r"href=\"[^\"]*\.md[\"#]", page)
+    chapters = set(re.findall(r'href="' + re.escape(site) + r'book/([\w-]+)\.html"', page))
+    assert chapters == {"05_putting_it_together", "06_experiments"}
+    assert all((REPO / "book" / f"{chapter}.md").is_file() for chapter in chapters)
+    assert f'<a href="{site}book/06_experiments.html">Experiments</a>' in page
+
+    monkeypatch.setattr(grade, "site_url", lambda: "")  # a course without a website address
+    grade.publish_feedback(out, "3001", "dnn_hw", jobdir, CLASS["3001"])
+    page = (out / "feedback" / "3001" / rendered.name).read_text(encoding="utf-8")
+    assert "book/" not in page and "<strong>Read first:</strong> Experiments, on validation" in page
