@@ -18,11 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import measure_saved_model
+from .evaluate import ACTIVATIONS, predict_classes
 from .experiment import SMOKE, load_experiment, smoke_runs
-from .records import RecordError
+from .records import RecordError, read_weights
 
-__all__ = ["FASHION_THRESHOLDS", "MNIST_MINIMUM", "Score", "fashion_model_points", "mnist_model_points"]
+__all__ = ["CLAIM_NOT_REACHED", "FASHION_THRESHOLDS", "MNIST_LAYER_SIZES", "MNIST_MINIMUM", "Score",
+           "fashion_model_points", "mnist_model_points"]
+
+#: Experiment A's network, the brief's (the smoke test keeps it and cuts only images, epochs and learning rate).
+MNIST_LAYER_SIZES = [784, 500, 500, 10]
 
 #: Experiment A: the test accuracy each activation's network must reach.
 MNIST_MINIMUM = {"brief": {"sigmoid": 0.40, "relu": 0.85, "tanh": 0.85},
@@ -30,6 +34,12 @@ MNIST_MINIMUM = {"brief": {"sigmoid": 0.40, "relu": 0.85, "tanh": 0.85},
 #: Experiment B: one point at each of these test accuracies.
 FASHION_THRESHOLDS = {"brief": [0.80, 0.83, 0.85, 0.87], "smoke": [0.40, 0.50, 0.55, 0.60]}
 TOLERANCE = 0.005  # a claimed accuracy further than this from the measured one is flagged
+#: The one flag (and wording) of a results file whose recorded test accuracy the saved weights do not reproduce;
+#: the measuring test lists it among its notebook's flags, so the class report shows it.
+CLAIM_NOT_REACHED = "claim not reached"
+#: Notebook 06: a model whose test accuracy exceeds its accuracy on training images it could not have seen
+#: by more than this is flagged as fitted to the test images (about 4.5 standard errors on 1,000 images).
+TEST_FIT_MARGIN = 0.05
 #: What a test says under the brief's profile when the results are a smoke test's (they earn no points).
 SMOKE_SUBMITTED = "smoke-test results submitted: run with SMOKE_TEST = False"
 
@@ -45,6 +55,8 @@ class Score:
     points: float
     max_points: float
     lines: list[str] = field(default_factory=list)
+    #: Flags for the class report (the grader adds them to the notebook's flags), e.g. ``claim not reached: ...``.
+    flags: list[str] = field(default_factory=list)
 
     def text(self, smoke_notice: str = "") -> str:
         """The lines and the points; after a student's smoke run (``smoke_notice``, see
@@ -55,14 +67,39 @@ class Score:
         return "\n".join(self.lines + [f"{self.points:g} of {self.max_points:g} points"])
 
 
+def _sizes(layers) -> list[int]:
+    return [int(layers[0][0].shape[0])] + [int(W.shape[1]) for W, _ in layers]
+
+
+def _structure(sizes) -> str:
+    return "-".join(str(s) for s in sizes)
+
+
+def _accuracy(layers, activation: str, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(predict_classes(layers, activation, x) == np.asarray(y)))
+
+
+def _claim_flag(what: str, claimed, measured: float) -> str:
+    return (f"{CLAIM_NOT_REACHED}: the results file records {claimed} test accuracy for {what}; its saved "
+            f"weights measure {measured:.4f}")
+
+
 def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarray,
-                       profile: str = "brief") -> Score:
+                       profile: str = "brief", layer_sizes: list[int] | None = None) -> Score:
     """2 points if the three saved networks all reach their minimum, 1 if two do, else 0.
 
     ``folder`` holds ``mnist_results.json`` and ``mnist_model_<activation>.npz``; ``x_test``
-    ``(n, 28, 28)``, ``y_test`` ``(n,)``.
+    ``(n, 28, 28)``, ``y_test`` ``(n,)``. Each network is measured for what its file name says it is:
+    a run counts only if the network has the brief's layers (``layer_sizes``, by default
+    :data:`MNIST_LAYER_SIZES`, the same under both profiles), its description names the activation of
+    its file name, and, run through the course's forward pass *with that activation*, it reproduces the
+    test accuracy the results file records for the run (within :data:`TOLERANCE`; an honest run's
+    saved weights reproduce it to 2e-4). A network of another activation saved under this name does not:
+    measured with the wrong activation its accuracy changes (the feedback says which activation does
+    reproduce it, when one does).
     """
     folder, minimum = Path(folder), MNIST_MINIMUM[profile]
+    expected_sizes = list(layer_sizes or MNIST_LAYER_SIZES)
     score = Score(0, 2)
     try:
         experiment = load_experiment(folder / "mnist_results.json")
@@ -78,20 +115,45 @@ def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarra
             why = f"diverged ({experiment.diverged[name].message})" if name in experiment.diverged else "no finished run"
             score.lines.append(f"{name}: {why}; the network must reach {needed:.2f}.")
             continue
+        file = f"mnist_model_{name}.npz"
         try:
-            measured, description = measure_saved_model(folder / f"mnist_model_{name}.npz", x_test, y_test)
+            layers, description = read_weights(folder / file)
         except RecordError as error:
             score.lines.append(f"{name}: {error}")
             continue
         if description.get("info", {}).get("run_id") != experiment.ids.get(name):
-            score.lines.append(f"{name}: mnist_model_{name}.npz is not the model of the {name} run in "
+            score.lines.append(f"{name}: {file} is not the model of the {name} run in "
                                "mnist_results.json (a stale file): run the experiment cell again.")
             continue
+        sizes = _sizes(layers)
+        if sizes != expected_sizes:
+            why = (f"{file} holds a {_structure(sizes)} network, not the brief's {_structure(expected_sizes)}")
+            score.lines.append(f"{name}: {why}; not counted.")
+            score.flags.append(f"network not as the brief asks: {why}")
+            continue
+        if str(description.get("activation")) != name:
+            why = f"{file} is saved as a {description.get('activation')} network, not a {name} one"
+            score.lines.append(f"{name}: {why}; not counted.")
+            score.flags.append(f"network not as the brief asks: {why}")
+            continue
+        measured = _accuracy(layers, name, x_test, y_test)
         claimed = experiment.runs[name].test_acc
         line = (f"{name}: {measured:.3f} test accuracy measured on the saved weights "
                 f"({len(y_test):,} test images; needed: {needed:.2f})")
         if claimed is None or abs(float(claimed) - measured) > TOLERANCE:
-            line += f"; FLAG: the results file claims {claimed}, which the saved model does not reach"
+            others = {a: _accuracy(layers, a, x_test, y_test) for a in ACTIVATIONS if a != name}
+            flag = _claim_flag(f"the {name} run", claimed, measured)
+            # which activation the weights behave as: one that reproduces this run's record, or its own run's
+            recorded = {other: (("it", claimed), (f"the {other} run's {experiment.runs[other].test_acc}",
+                                                  experiment.runs[other].test_acc if other in experiment.runs else None))
+                        for other in others}
+            explained = next((f" (measured as a {other} network they reproduce {what}: a {other} network saved as "
+                              f"{name})" for other, accuracy in others.items() for what, value in recorded[other]
+                              if value is not None and abs(float(value) - accuracy) <= TOLERANCE), "")
+            flag += explained
+            score.lines.append(f"{line}; FLAG: {flag}; not counted.")
+            score.flags.append(flag)
+            continue
         score.lines.append(line)
         reached += measured >= needed
     score.points = 2 if reached == 3 else 1 if reached == 2 else 0
@@ -100,17 +162,51 @@ def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarra
     return score
 
 
+def unseen_training_images(dataset: str, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Training images of the embedded data (the first 10,000, all the grader has offline) that a run
+    with ``settings`` could not have trained on: after a smoke run, those past its ``train_images``;
+    otherwise the validation split the notebooks hold out (``train_val_split(..., val_size=0.1, seed=0)``).
+
+    A run trained on the full 60,000 has seen them all; it then does at least as well on them as on the
+    test set, so the comparison of :func:`fashion_model_points` never flags it.
+    """
+    from .datasets import load_dataset, train_val_split
+
+    (x_train, y_train), _ = load_dataset(dataset, verbose=False)
+    cut = settings.get("train_images")
+    if isinstance(cut, int) and 0 < cut < len(x_train) - 500:
+        return x_train[cut:], y_train[cut:]
+    _, (x_val, y_val) = train_val_split(x_train, y_train, val_size=0.1, seed=0)
+    return x_val, y_val
+
+
+def _differs_from_settings(sizes: list[int], activation: str, settings: dict) -> str:
+    """What of the saved network differs from a recorded run's settings ("" when nothing does)."""
+    recorded = settings.get("layer_sizes")
+    if recorded is None and isinstance(settings.get("hidden"), list):
+        recorded = [784, *settings["hidden"], 10]
+    if recorded is not None and list(recorded) != sizes:
+        return f"a {_structure(sizes)} network, but the run recorded {_structure(recorded)}"
+    if "activation" in settings and str(settings["activation"]) != activation:
+        return f"a {activation} network, but the run recorded {settings['activation']}"
+    return ""
+
+
 def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarray,
-                         profile: str = "brief") -> Score:
+                         profile: str = "brief", unseen: tuple[np.ndarray, np.ndarray] | None = None) -> Score:
     """One point at each threshold of :data:`FASHION_THRESHOLDS` reached by ``fashion_model.npz``.
 
-    The model must be the one of a run recorded in ``fashion_results.json`` (tied by its run id).
+    The model must be the one of a run recorded in ``fashion_results.json``: tied by its run id, with
+    the layers and activation of that run's settings, and reproducing the test accuracy the run records
+    (within :data:`TOLERANCE`). A model whose test accuracy exceeds by more than :data:`TEST_FIT_MARGIN`
+    its accuracy on training images it could not have seen (``unseen``, by default
+    :func:`unseen_training_images`) is flagged as fitted to the test images and earns nothing.
     """
     folder, thresholds = Path(folder), FASHION_THRESHOLDS[profile]
     score = Score(0, len(thresholds))
     try:
         experiment = load_experiment(folder / "fashion_results.json")
-        measured, description = measure_saved_model(folder / "fashion_model.npz", x_test, y_test)
+        layers, description = read_weights(folder / "fashion_model.npz")
     except RecordError as error:
         score.lines.append(str(error))
         return score
@@ -123,12 +219,35 @@ def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndar
     if profile == "brief" and name in smoke_runs(experiment):
         score.lines.append(_smoke_submitted([name]))
         return score
+    sizes, activation = _sizes(layers), str(description.get("activation"))
+    if sizes[0] != 784 or sizes[-1] != 10:
+        score.lines.append("fashion_model.npz: the network does not map 784 pixels to 10 classes.")
+        return score
+    differs = _differs_from_settings(sizes, activation, experiment.settings.get(name, {}))
+    if differs:
+        why = f"fashion_model.npz is not the recorded run {name}: it is {differs}"
+        score.lines.append(why + "; not counted.")
+        score.flags.append(f"model not among the recorded runs: {why}")
+        return score
+    measured = _accuracy(layers, activation, x_test, y_test)
     claimed = experiment.runs[name].test_acc
-    score.points = int(sum(measured >= t for t in thresholds))
     line = (f"{measured:.3f} test accuracy measured on the saved weights of {name} "
             f"({len(y_test):,} test images)")
     if claimed is None or abs(float(claimed) - measured) > TOLERANCE:
-        line += f"; FLAG: the results file claims {claimed}, which the saved model does not reach"
+        flag = _claim_flag(f"run {name}", claimed, measured)
+        score.lines.append(f"{line}; FLAG: {flag}; not counted.")
+        score.flags.append(flag)
+        return score
+    x_unseen, y_unseen = unseen if unseen is not None else unseen_training_images(
+        "fashion-mnist", experiment.settings.get(name, {}))
+    on_unseen = _accuracy(layers, activation, x_unseen, y_unseen)
+    if measured > on_unseen + TEST_FIT_MARGIN:
+        flag = (f"fitted to the test images: {measured:.3f} on the test set but {on_unseen:.3f} on "
+                f"{len(y_unseen):,} training images it was not trained on")
+        score.lines.append(f"{line}; FLAG: {flag}; not counted.")
+        score.flags.append(flag)
+        return score
+    score.points = int(sum(measured >= t for t in thresholds))
     score.lines.append(line)
     upcoming = [t for t in thresholds if measured < t]
     if upcoming:

@@ -20,7 +20,8 @@ from nbclient import NotebookClient
 from dnn_course.datasets import load_dataset, train_val_split
 from dnn_course.evaluate import measure_saved_model, predict_classes
 from dnn_course.experiment import run_plan
-from dnn_course.experiment_grades import FASHION_THRESHOLDS, SMOKE_SUBMITTED, fashion_model_points, mnist_model_points
+from dnn_course.experiment_grades import (CLAIM_NOT_REACHED, FASHION_THRESHOLDS, SMOKE_SUBMITTED, fashion_model_points,
+                                         mnist_model_points)
 from dnn_course.model_builder import build_classifier
 from dnn_course.records import read_weights
 from dnn_course.training import train
@@ -47,6 +48,10 @@ def _search(folder: Path, reference, dataset: str, plan: dict, model_file, resul
     return experiment, x_test, y_test
 
 
+#: The layers of the fast runs below (the brief's 784-500-500-10 is checked by name where it matters).
+SMALL = [784, 32, 10]
+
+
 @pytest.fixture(scope="module")
 def mnist_runs(tmp_path_factory, reference):
     folder = tmp_path_factory.mktemp("mnist")
@@ -69,18 +74,18 @@ def test_mnist_points_measure_the_saved_networks(mnist_runs, tmp_path):
     folder, experiment, x_test, y_test = mnist_runs
     accuracies = {n: h.test_acc for n, h in experiment.runs.items()}
     assert min(accuracies.values()) > 0.60 and accuracies["sigmoid"] < 0.85  # the thresholds below bite
-    score = mnist_model_points(folder, x_test, y_test, "smoke")
+    score = mnist_model_points(folder, x_test, y_test, "smoke", layer_sizes=SMALL)
     assert (score.points, score.max_points) == (2, 2), score.text()
-    assert "FLAG" not in score.text()
+    assert "FLAG" not in score.text() and score.flags == []
     assert f"relu: {accuracies['relu']:.3f} test accuracy measured on the saved weights" in score.text()
     reached = sum(accuracies[n] >= m for n, m in {"sigmoid": 0.40, "relu": 0.85, "tanh": 0.85}.items())
-    brief = mnist_model_points(folder, x_test, y_test, "brief")
+    brief = mnist_model_points(folder, x_test, y_test, "brief", layer_sizes=SMALL)
     assert brief.points == {3: 2, 2: 1}.get(reached, 0)
     # the tanh model swapped for the relu one: not the model of the tanh run (a stale or swapped file)
     stale = tmp_path / "stale"
     shutil.copytree(folder, stale)
     shutil.copy(stale / "mnist_model_relu.npz", stale / "mnist_model_tanh.npz")
-    score = mnist_model_points(stale, x_test, y_test, "smoke")
+    score = mnist_model_points(stale, x_test, y_test, "smoke", layer_sizes=SMALL)
     assert score.points == 1 and "is not the model of the tanh run" in score.text()
 
 
@@ -93,9 +98,121 @@ def test_an_untrained_model_with_inflated_claims_earns_nothing_and_is_flagged(mn
         untrained = build_classifier(reference, [784, 32, 10], name, seed=1, dtype=np.float32)
         from dnn_course.records import save_model
         save_model(forged / f"mnist_model_{name}.npz", untrained, [784, 32, 10], name, info=description["info"])
-    score = mnist_model_points(forged, x_test, y_test, "smoke")
+    score = mnist_model_points(forged, x_test, y_test, "smoke", layer_sizes=SMALL)
     assert score.points == 0
-    assert score.text().count("FLAG: the results file claims") == 3  # no saved network reaches its claim
+    assert score.text().count(f"FLAG: {CLAIM_NOT_REACHED}: the results file records") == 3  # none reaches its claim
+    assert [f.split(":")[0] for f in score.flags] == [CLAIM_NOT_REACHED] * 3  # one flag, one wording
+
+
+def _resave(source: Path, target: Path, activation: str | None = None, info: dict | None = None) -> None:
+    """Write the weights of ``source`` to ``target`` with another activation or description info."""
+    import io
+    import json
+    with np.load(source) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    description = json.loads(str(arrays["description"]))
+    description["activation"] = activation or description["activation"]
+    description["info"] = info if info is not None else description["info"]
+    arrays["description"] = np.array(json.dumps(description))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    target.write_bytes(buffer.getvalue())
+
+
+def test_a_network_of_another_activation_saved_as_a_run_earns_nothing_and_says_what(mnist_runs, tmp_path):
+    """Issue 21: the ReLU network saved as the sigmoid run (its description and run id the sigmoid run's)
+    measures, with sigmoid, not what the sigmoid run records; with ReLU it does: named in the flag."""
+    folder, experiment, x_test, y_test = mnist_runs
+    swapped = tmp_path / "swapped"
+    shutil.copytree(folder, swapped)
+    sigmoid_info = read_weights(folder / "mnist_model_sigmoid.npz")[1]["info"]
+    _resave(folder / "mnist_model_relu.npz", swapped / "mnist_model_sigmoid.npz", "sigmoid", sigmoid_info)
+    score = mnist_model_points(swapped, x_test, y_test, "smoke", layer_sizes=SMALL)
+    assert score.points == 1, score.text()  # relu and tanh still count; the sigmoid run does not
+    assert len(score.flags) == 1 and score.flags[0].startswith(f"{CLAIM_NOT_REACHED}: the results file records "
+                                                               f"{experiment.runs['sigmoid'].test_acc} test accuracy "
+                                                               "for the sigmoid run")
+    assert (f"(measured as a relu network they reproduce the relu run's {experiment.runs['relu'].test_acc}: "
+            "a relu network saved as sigmoid)") in score.flags[0]
+    assert "sigmoid: " in score.text() and "not counted." in score.text()
+    # the same weights whose description still says relu: refused by name, before any measurement
+    _resave(folder / "mnist_model_relu.npz", swapped / "mnist_model_sigmoid.npz", "relu", sigmoid_info)
+    score = mnist_model_points(swapped, x_test, y_test, "smoke", layer_sizes=SMALL)
+    assert score.points == 1
+    assert score.flags == ["network not as the brief asks: mnist_model_sigmoid.npz is saved as a relu network, "
+                           "not a sigmoid one"]
+
+
+def test_a_network_of_other_layers_than_the_briefs_earns_nothing(mnist_runs):
+    """Issue 21: 784-32-10 networks (honest in every other way) are not the brief's 784-500-500-10, under
+    either profile (the smoke test keeps the brief's layers)."""
+    folder, experiment, x_test, y_test = mnist_runs
+    for profile in ("smoke", "brief"):
+        score = mnist_model_points(folder, x_test, y_test, profile)
+        assert score.points == 0
+        assert score.flags == [f"network not as the brief asks: mnist_model_{a}.npz holds a 784-32-10 network, not "
+                               "the brief's 784-500-500-10" for a in ("sigmoid", "relu", "tanh")]
+
+
+@pytest.fixture(scope="module")
+def fashion_runs(tmp_path_factory, reference):
+    folder = tmp_path_factory.mktemp("fashion")
+    plan = {f"784-{h}-10": dict(hidden=[h], activation="relu", epochs=4, learning_rate=0.1) for h in (16, 48)}
+    experiment, x_test, y_test = _search(folder, reference, "fashion-mnist", plan,
+                                         lambda name, rid: folder / f"{rid}.npz", "fashion_results.json")
+    return folder, experiment, x_test, y_test
+
+
+def test_a_model_of_no_recorded_configuration_earns_nothing(fashion_runs, tmp_path):
+    """Issue 21: the saved model must be one of the recorded runs: its layers and activation are that run's."""
+    folder, experiment, x_test, y_test = fashion_runs
+    shutil.copy(folder / "fashion_results.json", tmp_path)
+    info = read_weights(folder / f"{experiment.ids['784-16-10']}.npz")[1]["info"]
+    # the 48-unit run's weights, claiming to be the 16-unit run (its name and run id)
+    _resave(folder / f"{experiment.ids['784-48-10']}.npz", tmp_path / "fashion_model.npz", info=info)
+    score = fashion_model_points(tmp_path, x_test, y_test)
+    assert score.points == 0
+    assert score.flags == ["model not among the recorded runs: fashion_model.npz is not the recorded run 784-16-10: "
+                           "it is a 784-48-10 network, but the run recorded 784-16-10"]
+    _resave(folder / f"{experiment.ids['784-16-10']}.npz", tmp_path / "fashion_model.npz", activation="tanh")
+    assert fashion_model_points(tmp_path, x_test, y_test).flags == [
+        "model not among the recorded runs: fashion_model.npz is not the recorded run 784-16-10: it is a tanh "
+        "network, but the run recorded relu"]
+
+
+def test_a_model_fitted_to_the_test_images_is_flagged_and_earns_nothing(fashion_runs, tmp_path, reference):
+    """Issue 21: a model trained on the test images (its record honest about it) does far better on them
+    than on training images it never saw (the validation split of the embedded data): flagged, 0 points.
+    The honest model of the same run is not."""
+    from dnn_course.experiment_grades import TEST_FIT_MARGIN, unseen_training_images
+    folder, experiment, x_test, y_test = fashion_runs
+    name = "784-48-10"
+    x_unseen, y_unseen = unseen_training_images("fashion-mnist", experiment.settings[name])
+    assert len(y_unseen) == 1000
+    shutil.copy(folder / f"{experiment.ids[name]}.npz", tmp_path / "fashion_model.npz")
+    shutil.copy(folder / "fashion_results.json", tmp_path)
+    honest = fashion_model_points(tmp_path, x_test, y_test)
+    assert honest.flags == [] and honest.points == sum(experiment.runs[name].test_acc >= t for t in FASHION_THRESHOLDS["brief"])
+    assert "fitted" not in honest.text()
+    # a wider network fitted to the test images, recorded as the run (the results file edited to match it)
+    model = build_classifier(reference, [784, 256, 10], "relu", seed=0, dtype=np.float32)
+    train(model, x_test, y_test, epochs=40, learning_rate=0.2, batch_size=128, seed=0, dtype=np.float32,
+          progress=False)
+    from dnn_course.records import save_model
+    save_model(tmp_path / "fashion_model.npz", model, [784, 256, 10], "relu",
+               info=read_weights(folder / f"{experiment.ids[name]}.npz")[1]["info"])
+    on_test = float(np.mean(predict_classes(read_weights(tmp_path / "fashion_model.npz")[0], "relu", x_test) == y_test))
+    import json
+    results = json.loads((tmp_path / "fashion_results.json").read_text())
+    results["runs"][name]["test_acc"] = on_test
+    results["settings"][name]["hidden"] = [256]
+    (tmp_path / "fashion_results.json").write_text(json.dumps(results))
+    score = fashion_model_points(tmp_path, x_test, y_test)
+    assert score.points == 0, score.text()
+    assert len(score.flags) == 1 and score.flags[0].startswith(f"fitted to the test images: {on_test:.3f} on the "
+                                                               "test set but ")
+    on_unseen = float(score.flags[0].split(" but ")[1].split(" ")[0])
+    assert on_test > on_unseen + TEST_FIT_MARGIN
 
 
 def test_fashion_points_name_what_was_measured_and_what_the_next_point_needs(tmp_path, reference):
