@@ -220,6 +220,8 @@ def measure_experiments(job: dict, jobdir: Path, nb_flags: dict) -> dict[tuple[s
         (_, _), (x_test, y_test) = load_dataset(dataset, verbose=False)
         try:
             scores[(notebook, grade_id)] = points(jobdir / VALIDATED, x_test, y_test, profile)
+            # what the measurement found wrong with the files (e.g. 'claim not reached: ...'): the class report's flags
+            nb_flags.setdefault(notebook, []).extend(f"{grade_id}: {flag}" for flag in scores[(notebook, grade_id)].flags)
         except Exception as error:  # noqa: BLE001 - the submitted files' fault costs this test only
             most = 2 if points is mnist_model_points else len(FASHION_THRESHOLDS[profile])
             why = f"the grader could not measure the submitted files ({type(error).__name__})"
