@@ -367,7 +367,9 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     wheel = build_wheel(kit, tmp_path)
     _fill(kit, kit / "my-work" / "dnn_hw")
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    # a student's shell: no venv, and no make of ours around it (under `make test`, MAKELEVEL would make the
+    # kit's make print "Leaving directory" after the check's last line)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON", "MAKE", "MFLAGS"))}
     # DNN_COURSE_MODE other than "grading": `make check` runs 05/06 (in their SMOKE_TEST mode, set by
     # _fill) instead of grading saved results
     env.update(PIP_NO_INDEX="1", DNN_COURSE_MODE="train", OPENBLAS_NUM_THREADS="1",
