@@ -38,6 +38,7 @@ import nbformat
 
 from .students import NB1, NB2, _cheat_if, _with_tail, dumps, grade_id, perfect, released, write_zip
 NB6 = "06_fashion_tuning.ipynb"
+NB5 = "05_mnist_activations.ipynb"
 
 #: Names of the link targets the escape cases create; a canary folder holds none of them afterwards.
 CANARY_FILES = ("kernel.json", "kernel-inside.json", "kernel-1", "kernel-2", "kernel-3", "kernel-4",
@@ -266,6 +267,12 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path, canary: Path)
     z("DNN_HW2_F_2106", {NB1: _replace_answer(one, "relu", "self.out = np.maximum(z, 0)",
                                               WRITE_EVERY_FD + "self.out = np.maximum(z, 0)"), NB2: two})
 
+    # 23xx the grader measures the network the brief asks for, not the one a file claims to be (issue 21)
+    z("DNN_HW2_N_2301", {NB5: good[NB5], **swapped_networks(folder, "2301", [784, 500, 500, 10], "relu")})
+    z("DNN_HW2_N_2302", {NB5: good[NB5], **swapped_networks(folder, "2302", [784, 100, 10], "sigmoid")})
+    z("DNN_HW2_N_2303", {NB6: good[NB6], **fashion_not_recorded(folder, "2303", fitted_to_test=False)})
+    z("DNN_HW2_N_2304", {NB6: good[NB6], **fashion_not_recorded(folder, "2304", fitted_to_test=True)})
+
 
 FORGE_VERDICT = """
 import sys as _sys, numpy as _numpy
@@ -373,6 +380,91 @@ def untrained_fashion(folder: Path, info: dict | None = None) -> dict[str, bytes
     return {"fashion_results.json": (scratch / "fashion_results.json").read_bytes(), "fashion_model.npz": model}
 
 
+def _forged_experiment(folder: Path, stem: str, dataset: str, plan: dict, networks: dict,
+                       results: str, model_file) -> Path:
+    """A results file whose runs record what ``networks`` measure (honest claims, the plan's settings).
+
+    ``networks``: ``{run name: (layer sizes, activation the weights are trained with, activation the
+    description names, training images, labels, epochs, learning rate)}``; each is trained with the
+    course's reference in a second or two. Returns the scratch folder that holds the files.
+    """
+    import numpy as np
+
+    from dnn_course.evaluate import predict_classes
+    from dnn_course.experiment import run_plan
+    from dnn_course.model_builder import build_classifier
+    from dnn_course.reference import load_reference
+    from dnn_course.training import History, train
+
+    reference, scratch = load_reference(), folder.parent / f"forged-{stem}"
+    scratch.mkdir(exist_ok=True)
+    from dnn_course.datasets import load_dataset
+    (_, _), (x_test, y_test) = load_dataset(dataset, verbose=False)
+
+    def forged(name, settings):
+        sizes, trained_as, named, x, y, epochs, rate = networks[name]
+        model = build_classifier(reference, sizes, trained_as, seed=0, dtype=np.float32)
+        train(model, x, y, epochs=epochs, learning_rate=rate, batch_size=128, seed=0, dtype=np.float32,
+              progress=False)
+        layers = [(layer.W, layer.b) for layer in model.layers.values() if hasattr(layer, "W")]
+        measured = float(np.mean(predict_classes(layers, named, x_test) == y_test))
+        n = int(settings["epochs"])
+        history = History(train_loss=[0.1] * n, train_acc=[measured] * n, val_acc=[measured] * n,
+                          test_acc=measured, epoch_seconds=[1.0] * n, config=dict(settings),
+                          data_description=f"{dataset} (forged)")
+        return history, model, sizes, named
+
+    run_plan(plan, forged, scratch / results, lambda name, rid: scratch / model_file(name, rid), "forged",
+             log=lambda *_: None)
+    return scratch
+
+
+def swapped_networks(folder: Path, stem: str, sizes: list[int], sigmoid_as: str) -> dict[str, bytes]:
+    """05's results and three saved networks with the brief's settings recorded and honest claims.
+
+    ``sizes``: the networks' layers; ``sigmoid_as``: the activation the "sigmoid" run's network is
+    trained with and named by in its file (``"relu"``: a ReLU network saved as the sigmoid run).
+    """
+    from dnn_course.datasets import load_dataset
+
+    (x_train, y_train), _ = load_dataset("mnist", verbose=False)
+    brief = dict(layer_sizes=[784, 500, 500, 10], epochs=100, learning_rate=0.001, batch_size=128, reg_lambda=1e-8)
+    x, y = x_train[:8000], y_train[:8000]
+    networks = {"sigmoid": (sizes, sigmoid_as, sigmoid_as, x, y, 3, 0.5 if sigmoid_as == "sigmoid" else 0.05),
+                "relu": (sizes, "relu", "relu", x, y, 3, 0.05), "tanh": (sizes, "tanh", "tanh", x, y, 3, 0.05)}
+    scratch = _forged_experiment(folder, stem, "mnist", dict.fromkeys(networks, brief), networks,
+                                 "mnist_results.json", lambda name, rid: f"mnist_model_{name}.npz")
+    return {name: (scratch / name).read_bytes() for name in ("mnist_results.json", "mnist_model_sigmoid.npz",
+                                                             "mnist_model_relu.npz", "mnist_model_tanh.npz")}
+
+
+def fashion_not_recorded(folder: Path, stem: str, fitted_to_test: bool) -> dict[str, bytes]:
+    """06's results of three recorded 784-16-10 runs and a saved model that is none of them.
+
+    ``fitted_to_test``: the model is a 784-256-10 network trained on the test images and its run records
+    that architecture (everything consistent but the data it learnt); else a 784-100-10 network trained
+    honestly on training images, saved under the name and run id of a 784-16-10 run.
+    """
+    from dnn_course.datasets import load_dataset
+
+    (x_train, y_train), (x_test, y_test) = load_dataset("fashion-mnist", verbose=False)
+    settings = {f"run {i}": dict(hidden=[16], activation="relu", epochs=3, learning_rate=0.1, reg_lambda=0.0,
+                                 batch_size=128) for i in range(3)}
+    small = ([784, 16, 10], "relu", "relu", x_train[:4000], y_train[:4000], 1, 0.1)
+    networks = dict.fromkeys(settings, small)
+    if fitted_to_test:
+        settings["run 0"] = dict(settings["run 0"], hidden=[256], epochs=40, learning_rate=0.2)
+        networks["run 0"] = ([784, 256, 10], "relu", "relu", x_test, y_test, 40, 0.2)
+    else:
+        networks["run 0"] = ([784, 100, 10], "relu", "relu", x_train[:9000], y_train[:9000], 10, 0.1)
+    scratch = _forged_experiment(folder, stem, "fashion-mnist", settings, networks, "fashion_results.json",
+                                 lambda name, rid: f"{rid}.npz")
+    from dnn_course.experiment import load_experiment
+    run0 = load_experiment(scratch / "fashion_results.json").ids["run 0"]
+    return {"fashion_results.json": (scratch / "fashion_results.json").read_bytes(),
+            "fashion_model.npz": (scratch / f"{run0}.npz").read_bytes()}
+
+
 #: Expected total and a piece of a flag. Maximum: 01 = 6, 02 = 8.
 EXPECTED = {
     # escape: the kill loses ReLU (defined in the killed cell); nothing is written on the host
@@ -418,4 +510,12 @@ EXPECTED = {
     # writing over every descriptor breaks the kernel's channels: the grader's sends time out, the kernel is
     # restarted and the cell charged; ReLU (defined before) is gone (before: stalled to the submission limit)
     "2106": ("12", "the kernel broke its channel to the grader and was restarted"),
+    # the network measured is the one the brief asks for (05: 2 for the recorded runs + the measured test;
+    # 06's forged search earns nothing): a ReLU network saved as the sigmoid run (before: 4, now 3);
+    # 784-100-10 networks (before: 4); a 06 model of no recorded run's layers (before: 1); a 06 model fitted to
+    # the test images, 0.933 there and 0.856 on the embedded validation split it never saw (before: 4)
+    "2301": ("3", "test_mnist_accuracies: network not as the brief asks: mnist_model_sigmoid.npz is saved as a relu"),
+    "2302": ("2", "mnist_model_relu.npz holds a 784-100-10 network, not the brief's 784-500-500-10"),
+    "2303": ("0", "test_fashion_model_accuracy: model not among the recorded runs: fashion_model.npz is not the"),
+    "2304": ("0", "test_fashion_model_accuracy: fitted to the test images: 0.9"),
 }
