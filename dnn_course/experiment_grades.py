@@ -143,14 +143,12 @@ def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarra
         if claimed is None or abs(float(claimed) - measured) > TOLERANCE:
             others = {a: _accuracy(layers, a, x_test, y_test) for a in ACTIVATIONS if a != name}
             flag = _claim_flag(f"the {name} run", claimed, measured)
-            # which activation the weights behave as: one that reproduces this run's record, or its own run's
-            recorded = {other: (("it", claimed), (f"the {other} run's {experiment.runs[other].test_acc}",
-                                                  experiment.runs[other].test_acc if other in experiment.runs else None))
-                        for other in others}
-            explained = next((f" (measured as a {other} network they reproduce {what}: a {other} network saved as "
-                              f"{name})" for other, accuracy in others.items() for what, value in recorded[other]
-                              if value is not None and abs(float(value) - accuracy) <= TOLERANCE), "")
-            flag += explained
+            for other, accuracy in others.items():  # an activation the weights behave as: it reproduces a record
+                own = experiment.runs[other].test_acc if other in experiment.runs else None
+                for what, value in (("it", claimed), (f"the {other} run's {own}", own)):
+                    if value is not None and abs(float(value) - accuracy) <= TOLERANCE and "(measured as" not in flag:
+                        flag += (f" (measured as a {other} network they reproduce {what}: a {other} network "
+                                 f"saved as {name})")
             score.lines.append(f"{line}; FLAG: {flag}; not counted.")
             score.flags.append(flag)
             continue

@@ -192,7 +192,8 @@ def test_a_model_fitted_to_the_test_images_is_flagged_and_earns_nothing(fashion_
     shutil.copy(folder / f"{experiment.ids[name]}.npz", tmp_path / "fashion_model.npz")
     shutil.copy(folder / "fashion_results.json", tmp_path)
     honest = fashion_model_points(tmp_path, x_test, y_test)
-    assert honest.flags == [] and honest.points == sum(experiment.runs[name].test_acc >= t for t in FASHION_THRESHOLDS["brief"])
+    assert honest.flags == []
+    assert honest.points == sum(experiment.runs[name].test_acc >= t for t in FASHION_THRESHOLDS["brief"])
     assert "fitted" not in honest.text()
     # a wider network fitted to the test images, recorded as the run (the results file edited to match it)
     model = build_classifier(reference, [784, 256, 10], "relu", seed=0, dtype=np.float32)
