@@ -13,7 +13,8 @@ from .sandbox import Limits
 def _settings(args) -> GradingSettings:
     base = GradingSettings()
     limits = Limits(memory_mb=args.memory_mb, max_processes=base.limits.max_processes,
-                    file_size_mb=base.limits.file_size_mb, cpu_seconds=base.limits.cpu_seconds)
+                    file_size_mb=base.limits.file_size_mb, cpu_seconds=base.limits.cpu_seconds,
+                    disk_mb=base.limits.disk_mb, total_memory_mb=args.total_memory_mb)
     return replace(base, assignment=args.assignment,
                    source_root=Path(args.source).resolve() if args.source else base.source_root,
                    name_pattern=args.pattern or base.name_pattern, jobs=args.jobs,
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--submission-timeout", type=int, help="seconds (default: %(default)s)", default=defaults.submission_timeout, metavar="S")
     g.add_argument("--memory-mb", type=int, default=defaults.limits.memory_mb,
                    help="memory of each process of a kernel (default: %(default)s)")
+    g.add_argument("--total-memory-mb", type=int, default=defaults.limits.total_memory_mb,
+                   help="memory of all the processes of a submission together; they are stopped at this cap, "
+                        "with a flag (default: %(default)s)")
     g.add_argument("--assignment", default=defaults.assignment)
     g.add_argument("--source", help="folder holding ASSIGNMENT/ source notebooks (default: solutions/)")
     g.add_argument("--pattern", help="regular expression of archive names with (?P<student_id>...)")

@@ -39,11 +39,13 @@ from .sandbox import Limits
 #: The job's folder of the submitted data files that passed validation (what the grader measures).
 VALIDATED = "validated"
 #: Errors of cells the kernel never really ran (not evidence of tampering).
-NOT_RUN = {"CellTimeoutError", "NotebookTimeLimit", "KernelDied", "KernelChannelBroken"}
+NOT_RUN = {"CellTimeoutError", "NotebookTimeLimit", "KernelDied", "KernelChannelBroken", "MemoryCapReached"}
 INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
              "NotebookTimeLimit": "the notebook hit its time limit",
              "KernelDied": "the kernel died (exit or memory limit) and was restarted",
              "KernelChannelBroken": "the kernel broke its channel to the grader and was restarted",
+             "MemoryCapReached": sandbox.MEMORY_CAP_FLAG + ": the submission's processes together held more than "
+                                 "its total memory cap, were stopped, and the kernel was restarted",
              "MemoryError": "memory limit reached"}
 
 
@@ -380,7 +382,32 @@ def run(jobdir: Path) -> dict:
     api = NbGraderAPI(coursedir=coursedir, config=config)
     db_url = config.CourseDirectory.db_url
     submitted = course / "submitted" / job["student_id"] / job["assignment"]
-    checks, measured, disagreements = {}, {}, {}
+    found: list = [{}, {}, {}]
+    cap = sandbox.MemoryCap(spec).start()  # every process of the submission, kernels and the check alike
+    try:
+        _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags, timings, clock, found)
+    finally:
+        cap.stop()
+    checks, measured, disagreements = found
+    if cap.reached > cap.charged:  # stopped outside a notebook's cell (the grader's own check)
+        flags.append(f"{sandbox.MEMORY_CAP_FLAG} while the grader's own check ran: its processes together held "
+                     f"more than {settings.limits.total_memory_mb} MB and were stopped")
+    timings["memory_peak_mb"] = cap.peak_bytes / 2 ** 20
+    notebooks = test_results(job, jobdir, db_url, checks, nb_flags, measured, disagreements)
+    with Gradebook(db_url) as gb:
+        sub = gb.find_submission(job["assignment"], job["student_id"])
+        score, max_score = sub.score, sub.max_score
+    result = {"student_id": job["student_id"], "score": score, "max_score": max_score,
+              "flags": flags, "notebooks": notebooks, "isolation": job["isolation"]}
+    timings["total"] = time.perf_counter() - clock
+    (jobdir / "timings.json").write_text(json.dumps({k: round(v, 2) for k, v in timings.items()}))
+    write_atomically(jobdir / "result.json", json.dumps(result, indent=1, sort_keys=True))
+    return result
+
+
+def _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags, timings, clock, found) -> None:
+    """Autograde, measure, cross-check and write the feedback (all the submission's processes run here)."""
+    checks, measured, disagreements = found
     if any(submitted.glob("*.ipynb")):
         outcome = api.autograde(job["assignment"], job["student_id"], force=True, create=True)
         if not outcome["success"]:
@@ -412,16 +439,7 @@ def run(jobdir: Path) -> dict:
             gb.add_submission(job["assignment"], job["student_id"])
         for name in job["notebooks"]:
             zero_notebook(db_url, job, name[:-len(".ipynb")], "no readable notebook was submitted")
-    notebooks = test_results(job, jobdir, db_url, checks, nb_flags, measured, disagreements)
-    with Gradebook(db_url) as gb:
-        sub = gb.find_submission(job["assignment"], job["student_id"])
-        score, max_score = sub.score, sub.max_score
-    result = {"student_id": job["student_id"], "score": score, "max_score": max_score,
-              "flags": flags, "notebooks": notebooks, "isolation": job["isolation"]}
-    timings["total"] = time.perf_counter() - clock
-    (jobdir / "timings.json").write_text(json.dumps({k: round(v, 2) for k, v in timings.items()}))
-    write_atomically(jobdir / "result.json", json.dumps(result, indent=1, sort_keys=True))
-    return result
+    found[:] = [checks, measured, disagreements]
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ import sys
 import time
 
 import zmq
-from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_core.utils import ensure_async, run_sync
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
@@ -50,9 +49,6 @@ from dnn_course.check import stderr_as_output
 from . import probe, sandbox
 
 _SPEC: sandbox.SandboxSpec | None = None
-#: Largest single message accepted from the kernel's output channel (bytes);
-#: a bigger one (a huge printed string or return value) is dropped by ZeroMQ.
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 #: How long the host waits to hand a message to a kernel channel (ms). A kernel that broke its end
 #: (it wrote over its own sockets and pipes) never takes one: a send without this limit blocks the
 #: grader's event loop, the watchdog included, until the submission's time limit.
@@ -73,24 +69,6 @@ def current_spec() -> sandbox.SandboxSpec:
     if _SPEC is None:
         raise RuntimeError("autograder.kernel.configure(spec) must be called before grading")
     return _SPEC
-
-
-class CappedKernelClient(AsyncKernelClient):
-    """A kernel client whose output channel refuses oversized messages."""
-
-    def _create_connected_socket(self, channel: str, identity: bytes | None = None) -> zmq.Socket:
-        url = self._make_url(channel)
-        socket_type = {"shell": zmq.DEALER, "iopub": zmq.SUB, "stdin": zmq.DEALER,
-                       "hb": zmq.REQ, "control": zmq.DEALER}[channel]
-        sock = self.context.socket(socket_type)
-        sock.linger = 1000
-        if identity:
-            sock.identity = identity
-        if channel == "iopub":
-            sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        sock.sndtimeo = SEND_TIMEOUT_MS
-        sock.connect(url)
-        return sock
 
 
 #: Runs inside the sandbox in place of ``python -m ipykernel_launcher``: the kernel binds
@@ -120,7 +98,6 @@ CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 class SandboxKernelManager(AsyncKernelManager):
     """Starts the kernel in the current submission's sandbox."""
 
-    client_class = "autograder.kernel.CappedKernelClient"
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -339,6 +316,7 @@ class SandboxExecute(Execute):
         if cell.cell_type != "code" or not cell.source.strip():
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         self._current_index = cell_index
+        cap = sandbox.memory_cap(current_spec().marker)
         if time.monotonic() > self._deadline:
             cell.outputs = [_error_output("NotebookTimeLimit",
                                           f"not run: the notebook used up its {self.notebook_timeout} s")]
@@ -360,7 +338,12 @@ class SandboxExecute(Execute):
             return cell
         except DeadKernelError as error:
             self.log.warning("The kernel died in cell %s; restarting it", cell_index)
-            if isinstance(error, ChannelBroken):
+            if cap is not None and (cap.check() or cap.reached > cap.charged):
+                cap.charged = cap.reached  # this cell's processes were stopped at the cap, not the kernel's fault alone
+                cell.outputs.append(_error_output(
+                    "MemoryCapReached", f"the processes of this submission together held more than "
+                    f"{cap.spec.limits.total_memory_mb} MB while this cell ran; all were stopped"))
+            elif isinstance(error, ChannelBroken):
                 cell.outputs.append(_error_output(
                     "KernelChannelBroken", "the kernel's channel to the grader broke while running this cell "
                     "(its code wrote over descriptors of the kernel's own)"))
@@ -385,7 +368,8 @@ class SandboxExecute(Execute):
         """Keep at most ``max_output_bytes`` of printed and displayed output per cell.
 
         A cell's error and its value (``execute_result``, which may carry
-        partial credit) are always kept, within the 8 MB message cap.
+        partial credit) are always kept whole. No cap applies to a single message: the
+        grading job receives each one whole before this runs (see autograder/README.md).
         """
         content = msg.get("content", {})
         size = len(str(content.get("text", ""))) + len(str(content.get("data", "")))

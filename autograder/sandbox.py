@@ -49,10 +49,13 @@ Resource limits
 ``setrlimit`` before the sandbox starts: address space of each process,
 number of processes (counted per sandbox uid, so per submission, when the
 grader is root), file size, no core dumps, CPU time. The ``tmpfs`` sizes cap
-the total space a submission can write (:attr:`Limits.disk_mb`). A cap on the
-total memory of all the processes of a submission needs cgroups v2 with the
-``memory`` and ``pids`` controllers delegated; :func:`cgroup_status` says
-whether they are, and the class report says which caps were in force.
+the total space a submission can write (:attr:`Limits.disk_mb`). The total
+memory of all the processes of a submission (:attr:`Limits.total_memory_mb`) is
+capped by :class:`MemoryCap`, decided here in one place
+(:func:`memory_cap_method`): one cgroup v2 per submission where the ``memory``
+and ``pids`` controllers are delegated to the grader, otherwise a watchdog
+thread that adds up the memory of the submission's processes from ``/proc``
+and kills them at the cap. The class report says which caps were in force.
 """
 from __future__ import annotations
 
@@ -90,6 +93,7 @@ class Limits:
     file_size_mb: int = 64         # RLIMIT_FSIZE: largest file it can write
     cpu_seconds: int = 900         # RLIMIT_CPU per process (backstop of the wall clock limits)
     disk_mb: int = 512             # all a submission can write: working folder 3/4, /tmp and home 1/4
+    total_memory_mb: int = 2048    # all the processes of a submission together (MemoryCap)
 
 
 #: Size of the sandbox's home folder (part of the /tmp share of ``disk_mb``).
@@ -252,9 +256,15 @@ def sandbox_environment(spec: SandboxSpec) -> dict[str, str]:
     return env
 
 
-def _apply_limits(limits: Limits, outer_nproc: int | None) -> None:
-    """Runs in the child between fork and exec: set limits, die with the parent."""
+def _apply_limits(limits: Limits, outer_nproc: int | None, cgroup_procs: str | None = None) -> None:
+    """Runs in the child between fork and exec: join the submission's cgroup, set limits, die with the parent."""
     mb = 1024 * 1024
+    if cgroup_procs is not None:  # before anything else runs: every descendant is in the group too
+        fd = os.open(cgroup_procs, os.O_WRONLY)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
 
     def cap(which: int, value: int) -> None:
         _, hard = resource.getrlimit(which)
@@ -290,7 +300,9 @@ def _user_nproc_cap(spec: SandboxSpec) -> int:
 def preexec_function(spec: SandboxSpec):
     """The ``preexec_fn`` for ``subprocess.Popen`` of :func:`wrap`'s command."""
     outer = None if spec.uid is not None else _user_nproc_cap(spec)
-    return functools.partial(_apply_limits, spec.limits, outer)
+    cap = memory_cap(spec.marker)
+    procs = str(cap.group / "cgroup.procs") if cap is not None and cap.group is not None else None
+    return functools.partial(_apply_limits, spec.limits, outer, procs)
 
 
 def count_user_processes() -> int | None:
@@ -442,26 +454,6 @@ def kill_marked_processes(marker: str) -> int:
     return killed
 
 
-def cgroup_status(root: Path = Path("/sys/fs/cgroup")) -> str:
-    """In words: whether cgroups v2 could cap a submission's total memory and processes here.
-
-    The grader does not create cgroups (yet): where the ``memory`` and
-    ``pids`` controllers of cgroups v2 are available this says so, otherwise
-    why not. Either way the class report states it.
-    """
-    for base in (root, root / "unified"):
-        controllers = base / "cgroup.controllers"
-        if controllers.is_file():
-            have = set(controllers.read_text().split())
-            missing = sorted({"memory", "pids"} - have)
-            if missing:
-                return (f"no cap on the total memory of all of a submission's processes: cgroups v2 at {base} "
-                        f"lacks the {' and '.join(missing)} controller{'s' if len(missing) > 1 else ''}")
-            return (f"no cap on the total memory of all of a submission's processes: cgroups v2 with memory "
-                    f"and pids controllers is present at {base}, but the grader does not use it")
-    return "no cap on the total memory of all of a submission's processes: no cgroups v2 on this machine"
-
-
 def caps_in_force(limits: Limits, isolation: str, as_root: bool | None = None) -> list[str]:
     """The resource caps a grading run applies, one sentence each (for the class report)."""
     as_root = os.geteuid() == 0 if as_root is None else as_root
@@ -477,8 +469,312 @@ def caps_in_force(limits: Limits, isolation: str, as_root: bool | None = None) -
     else:
         caps.append(f"at most {limits.max_processes} processes and threads beyond the instructor's own")
         caps.append("no cap on the total disk space written (process isolation)")
-    caps.append(cgroup_status())
+    method, how = memory_cap_method()
+    caps.append(f"{limits.total_memory_mb} MB of memory for all the processes of a submission together: {how}")
     return caps
+
+
+# --------------------------------------------------------------------------------------------
+# The cap on the total memory of one submission's processes
+# --------------------------------------------------------------------------------------------
+
+CAP_CGROUP = "cgroup"
+CAP_WATCHDOG = "watchdog"
+#: The flag of a submission (and of the cell that was running) whose processes were stopped at the cap.
+MEMORY_CAP_FLAG = "memory cap reached"
+
+
+def _own_cgroup_v2(root: Path) -> Path | None:
+    """The cgroups v2 folder of this process (``0::/path`` of /proc/self/cgroup), or None."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("0::"):
+            for mount in (root, root / "unified"):
+                if (mount / "cgroup.controllers").is_file():
+                    return mount / line[3:].lstrip("/")
+    return None
+
+
+def cgroup_base(root: Path = Path("/sys/fs/cgroup")) -> tuple[Path | None, str]:
+    """A cgroups v2 folder under which the grader may make one group per submission, or (None, why not).
+
+    The folder must offer the ``memory`` and ``pids`` controllers to its children
+    (``cgroup.subtree_control``, delegated by systemd's ``Delegate=yes`` or enabled
+    here) and let this process create a child whose ``memory.max`` it can write.
+    """
+    base = _own_cgroup_v2(root)
+    if base is None:
+        return None, "no cgroups v2 hierarchy for this process"
+    try:
+        have = set((base / "cgroup.controllers").read_text().split())
+    except OSError as error:
+        return None, f"cgroups v2 folder {base} unreadable ({error.strerror})"
+    missing = sorted({"memory", "pids"} - have)
+    if missing:
+        return None, f"cgroups v2 at {base} lacks the {' and '.join(missing)} controller" + \
+            ("s" if len(missing) > 1 else "")
+    probe = base / f"autograder-probe-{os.getpid()}"
+    try:
+        enabled = set((base / "cgroup.subtree_control").read_text().split())
+        if not {"memory", "pids"} <= enabled:
+            (base / "cgroup.subtree_control").write_text("+memory +pids")
+        probe.mkdir()
+        try:
+            (probe / "memory.max").write_text("max")
+            (probe / "pids.max").write_text("max")
+        finally:
+            probe.rmdir()
+    except OSError as error:
+        return None, f"cgroups v2 at {base} is not delegated to this user ({error.strerror or error})"
+    return base, f"cgroups v2 at {base}"
+
+
+@functools.lru_cache(maxsize=None)
+def memory_cap_method(root: str = "/sys/fs/cgroup") -> tuple[str, str]:
+    """How this machine caps the total memory of a submission: ``(CAP_CGROUP | CAP_WATCHDOG, explanation)``."""
+    base, why = cgroup_base(Path(root))
+    if base is not None:
+        return CAP_CGROUP, f"one cgroup per submission ({why}): memory.max, pids.max, the group killed at the cap"
+    return CAP_WATCHDOG, (f"a watchdog in the grader adds up the memory (PSS) of every process of the submission "
+                          f"from /proc, 4 times a second, and kills them all at the cap (no cgroup: {why})")
+
+
+def _proc_table() -> dict[int, tuple[int, int]]:
+    """``{pid: (parent pid, uid)}`` of every living process (Linux /proc; zombies left out)."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            if fields[0] in (b"Z", b"X"):  # dead, holding no memory (not yet reaped)
+                continue
+            table[int(entry.name)] = (int(fields[1]), entry.stat(follow_symlinks=False).st_uid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return table
+
+
+def process_memory(pid: int) -> int:
+    """Bytes of memory process ``pid`` holds: its PSS (shared pages split among sharers), else its RSS; 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class MemoryCap:
+    """The cap on the total memory of every process of one submission (``spec.limits.total_memory_mb``).
+
+    :meth:`start` before the submission's first process, :meth:`stop` after its last.
+    With cgroups v2 delegated (:func:`memory_cap_method`), every process the sandbox starts joins the
+    submission's group (:func:`preexec_function`), whose ``memory.max`` is the cap and
+    ``memory.oom.group`` 1: at the cap the kernel's OOM killer stops the whole group. Otherwise a
+    thread of the grader finds the submission's processes in /proc (every process carrying the
+    submission's marker in its environment, and every descendant of one: with bubblewrap, all the
+    processes of the sandbox's pid namespace, whatever they do to their environment),
+    adds up their memory and kills them all at the cap. Either way :attr:`reached` counts the times.
+    """
+
+    def __init__(self, spec: SandboxSpec, method: str | None = None, cgroup_root: Path | None = None,
+                 interval: float = 0.25):
+        self.spec = spec
+        self.cap_bytes = spec.limits.total_memory_mb * 1024 * 1024
+        self.method = method or memory_cap_method()[0]
+        self.cgroup_root = cgroup_root
+        self.interval = interval
+        self.group: Path | None = None
+        self.reached = 0
+        self.charged = 0  # how many of ``reached`` a notebook's cell was charged with (autograder.kernel)
+        self.peak_bytes = 0
+        self._marked: dict[int, tuple[bool, float]] = {}
+        self._stop = None
+        self._thread = None
+
+    # -- which processes ---------------------------------------------------------------------
+    def _is_marked(self, pid: int) -> bool:
+        """Whether ``pid`` carries the marker. A "no" is asked again for 2 s after the process is first
+        seen: between fork and exec a process still shows its parent's environment."""
+        now = time.monotonic()
+        marked, first_seen = self._marked.get(pid, (False, now))
+        if not marked and now - first_seen < 2.0:
+            needle = f"{MARKER_VARIABLE}={self.spec.marker}".encode()
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as handle:
+                    marked = needle in handle.read().split(b"\0")
+            except OSError:
+                marked = False
+            self._marked[pid] = (marked, first_seen)
+        return marked
+
+    def processes(self) -> set[int]:
+        """The pids of the submission's processes now (watchdog mode)."""
+        table = _proc_table()
+        for pid in list(self._marked):
+            if pid not in table:
+                del self._marked[pid]
+        me = os.getpid()
+        # not "every process of the sandbox's uid": another grading run on this machine uses the same uids
+        found = {pid for pid in table if pid != me and self._is_marked(pid)}
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        todo = list(found)
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in found and child != me:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
+    def total_bytes(self) -> int:
+        """The submission's memory now (bytes)."""
+        if self.group is not None:
+            try:
+                return int((self.group / "memory.current").read_text())
+            except (OSError, ValueError):
+                return 0
+        return sum(process_memory(pid) for pid in self.processes())
+
+    # -- cgroup --------------------------------------------------------------------------------
+    def _make_group(self) -> None:
+        base = self.cgroup_root or cgroup_base()[0]
+        if base is None:
+            raise RuntimeError("cgroups v2 is not available here")
+        group = base / f"autograder-{self.spec.marker}"
+        group.mkdir(exist_ok=True)
+        (group / "memory.max").write_text(str(self.cap_bytes))
+        (group / "pids.max").write_text(str(self.spec.limits.max_processes))
+        for name, value in (("memory.oom.group", "1"), ("memory.swap.max", "0")):
+            if (group / name).exists():
+                (group / name).write_text(value)
+        self.group = group
+
+    def _group_kills(self) -> int:
+        try:
+            events = dict(line.split() for line in (self.group / "memory.events").read_text().splitlines())
+        except (OSError, ValueError):
+            return 0
+        return int(events.get("oom_group_kill", events.get("oom_kill", 0)))
+
+    def _kill_group(self) -> None:
+        kill = self.group / "cgroup.kill"
+        try:
+            if kill.exists():
+                kill.write_text("1")
+                return
+        except OSError:
+            pass
+        try:
+            pids = (self.group / "cgroup.procs").read_text().split()
+        except OSError:
+            return
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
+    # -- the watching thread -------------------------------------------------------------------
+    def check(self) -> bool:
+        """One look: record the peak; at the cap, stop the submission's processes. True if it stopped them."""
+        if self.group is not None:
+            try:
+                self.peak_bytes = max(self.peak_bytes, int((self.group / "memory.peak").read_text()))
+            except (OSError, ValueError):
+                self.peak_bytes = max(self.peak_bytes, self.total_bytes())
+            kills = self._group_kills()
+            if kills > self.reached:
+                self.reached = kills
+                return True
+            return False
+        pids = self.processes()
+        total = sum(process_memory(pid) for pid in pids)
+        self.peak_bytes = max(self.peak_bytes, total)
+        if total < self.cap_bytes:
+            return False
+        self.reached += 1
+        for _ in range(3):  # a forking process may make new ones while we kill
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            pids = self.processes()
+            if not pids:
+                break
+        return True
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:  # noqa: BLE001 - the watchdog never dies of a vanished process
+                continue
+
+    def start(self) -> "MemoryCap":
+        import threading
+
+        if self.method == CAP_CGROUP:
+            self._make_group()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"memory-cap-{self.spec.marker}", daemon=True)
+        self._thread.start()
+        _MEMORY_CAPS[self.spec.marker] = self
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+        try:
+            self.check() if self.group is not None else None
+        except OSError:
+            pass
+        if self.group is not None:
+            self._kill_group()
+            for _ in range(20):
+                try:
+                    self.group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        _MEMORY_CAPS.pop(self.spec.marker, None)
+
+    def __enter__(self) -> "MemoryCap":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def describe(self) -> str:
+        """The flag text of a submission stopped at the cap."""
+        return (f"{MEMORY_CAP_FLAG}: the submission's processes together held more than "
+                f"{self.spec.limits.total_memory_mb} MB and were stopped ({self.reached} time"
+                f"{'s' if self.reached != 1 else ''}; peak measured {self.peak_bytes // (1024 * 1024)} MB)")
+
+
+#: The running cap of each submission, by marker (its processes join its cgroup between fork and exec).
+_MEMORY_CAPS: dict[str, MemoryCap] = {}
+
+
+def memory_cap(marker: str) -> MemoryCap | None:
+    """The running :class:`MemoryCap` of the submission with ``marker``, if any."""
+    return _MEMORY_CAPS.get(marker)
 
 
 @functools.lru_cache(maxsize=None)
@@ -488,6 +784,12 @@ def detect_isolation(prefer: str = "auto") -> tuple[str, str]:
     ``prefer`` is ``"auto"``, ``"bubblewrap"`` (error if unavailable) or
     ``"process"``.
     """
+    level, how = _detect_isolation(prefer)
+    method = "one cgroup per submission" if memory_cap_method()[0] == CAP_CGROUP else "a watchdog in the grader"
+    return level, f"{how}; the total memory of a submission's processes is capped by {method}"
+
+
+def _detect_isolation(prefer: str) -> tuple[str, str]:
     if prefer == ISOLATION_PROCESS:
         return ISOLATION_PROCESS, "process (no namespaces): requested with --isolation process"
     bwrap = shutil.which("bwrap")

@@ -197,6 +197,9 @@ TEST_TIERS = {
     # headless Chromium opens the pages (a process): integration, the rest of the module is unit
     "test_autograder_hostile.py::test_the_sandbox_sees_copies_and_the_host_folder_is_never_mounted": "integration",
     "test_autograder_hostile.py::test_a_sandboxed_process_holds_only_the_descriptors_it_is_given": "integration",
+    "test_autograder_hostile.py::test_the_watchdog_stops_a_submission_whose_processes_together_pass_the_cap":
+        "integration",
+    "test_autograder_hostile.py::test_the_memory_cap_is_decided_in_one_place_and_reported": "integration",
     # the table of contents, the configuration and the checkers' constants and leak finder: no build, no browser
     "test_book_site.py::test_toc_lists_the_course_pages_in_order": "unit",
     "test_book_site.py::test_every_toc_page_has_its_source_file": "unit",

@@ -10,7 +10,8 @@ before the rule held:
 * nothing hidden leaks into any page, result or report;
 * correct code that writes to stderr or prints a lot keeps its points;
 * the caps on the space a submission writes hold, and the report names them;
-* a fault costs only what it touched: one test of the grader's own check, one file.
+* a fault costs only what it touched: one test of the grader's own check, one file;
+* the processes of a submission together stay under the total memory cap: stopped, flagged, the rest graded.
 
 The fast tests at the end check single pieces without a grading run.
 """
@@ -23,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -137,7 +139,9 @@ def test_the_report_names_the_caps_in_force(graded):
     page = html.unescape((out / "report.html").read_text(encoding="utf-8"))
     assert "Caps in force" in page
     assert "128 MB of writable space per kernel in total (size-limited tmpfs" in page
-    assert "no cap on the total memory of all of a submission's processes" in page or "cgroups v2" in page
+    # the total memory cap, and how this machine enforces it (cgroup or watchdog)
+    assert f"2048 MB of memory for all the processes of a submission together: {sandbox.memory_cap_method()[1]}" \
+        in page
 
 
 # ----------------------------------------------------------------------------- fast pieces
@@ -343,3 +347,99 @@ def test_a_sandboxed_process_holds_only_the_descriptors_it_is_given(tmp_path):
         command.close()
         os.close(read)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [0, 1, 2, write]
+
+
+#: Forks three children that each fill ``{mb}`` MB (touched, so resident) and sleep; prints when all are full.
+FORK_AND_FILL = """
+import os, sys, time
+kids = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        block = b"\\x01" * ({mb} * 1024 * 1024)
+        time.sleep(60)
+        os._exit(0)
+    kids.append(pid)
+for pid in kids:
+    os.waitpid(pid, 0)
+print("all children ended on their own")
+"""
+
+
+@pytest.mark.parametrize("isolation", [sandbox.ISOLATION_BWRAP, sandbox.ISOLATION_PROCESS])
+def test_the_watchdog_stops_a_submission_whose_processes_together_pass_the_cap(tmp_path, isolation, request):
+    """Three children of 300 MB each (each far below the 2048 MB per-process limit) against a 600 MB total cap:
+    the watchdog kills all the submission's processes and counts it; a process that is not the submission's,
+    even under the same sandbox uid (as another grading run's would be), is untouched."""
+    if isolation == sandbox.ISOLATION_BWRAP:
+        request.getfixturevalue("bubblewrap")
+    work, ipc = tmp_path / "work", tmp_path / "ipc"
+    work.mkdir()
+    ipc.mkdir()
+    spec = sandbox.SandboxSpec(isolation, str(work), str(ipc), f"unit-memcap-{isolation}",
+                               limits=sandbox.Limits(total_memory_mb=600),
+                               readonly=sandbox.default_readonly_paths(), uid=sandbox.sandbox_uid(1, isolation))
+    # under the sandbox's uid when there is one (another grading run on this machine uses the same uids)
+    bystander = subprocess.Popen(["sleep", "60"], user=spec.uid, cwd="/")
+    cap = sandbox.MemoryCap(spec, method=sandbox.CAP_WATCHDOG, interval=0.1).start()
+    try:
+        command = sandbox.command([sys.executable, "-c", FORK_AND_FILL.format(mb=300)], spec)
+        clock = time.monotonic()
+        result = subprocess.run(command.argv, capture_output=True, text=True, pass_fds=command.pass_fds,
+                                env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
+                                preexec_fn=sandbox.preexec_function(spec), timeout=120)
+        took = time.monotonic() - clock
+        command.close()
+    finally:
+        cap.stop()
+    try:
+        assert "all children ended on their own" not in result.stdout
+        assert result.returncode != 0 and took < 30
+        assert cap.reached >= 1
+        assert 600 * 2 ** 20 <= cap.peak_bytes < 1100 * 2 ** 20  # stopped near the cap, before all 900 MB
+        assert bystander.poll() is None  # not one of the submission's processes
+        deadline = time.monotonic() + 10
+        while cap.processes() and time.monotonic() < deadline:  # a killed sandbox's init takes a moment to go
+            time.sleep(0.1)
+        assert cap.processes() == set()
+        assert sandbox.MEMORY_CAP_FLAG in cap.describe() and "600 MB" in cap.describe()
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_cgroup_cap_is_set_joined_read_and_removed(tmp_path):
+    """The cgroup path on a stand-in folder (this machine's cgroups v2 has no memory controller): the group
+    gets memory.max, pids.max and memory.oom.group; a started process joins it before exec; an OOM group
+    kill counts as the cap reached; at the end the group is killed."""
+    spec = sandbox.SandboxSpec(sandbox.ISOLATION_PROCESS, str(tmp_path), str(tmp_path), "unit-cgroup",
+                               limits=sandbox.Limits(total_memory_mb=700, max_processes=99))
+    group = tmp_path / "autograder-unit-cgroup"
+    group.mkdir()
+    for name in ("memory.oom.group", "memory.events", "cgroup.kill", "cgroup.procs"):
+        (group / name).write_text("")
+    (group / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\noom_group_kill 0\n")
+    cap = sandbox.MemoryCap(spec, method=sandbox.CAP_CGROUP, cgroup_root=tmp_path).start()
+    try:
+        assert (group / "memory.max").read_text() == str(700 * 2 ** 20)
+        assert (group / "pids.max").read_text() == "99"
+        assert (group / "memory.oom.group").read_text() == "1"
+        assert sandbox.memory_cap("unit-cgroup") is cap
+        assert sandbox.preexec_function(spec).args[-1] == str(group / "cgroup.procs")
+        assert cap.check() is False and cap.reached == 0
+        (group / "memory.events").write_text("low 0\nhigh 0\nmax 9\noom 2\noom_kill 1\noom_group_kill 1\n")
+        assert cap.check() is True and cap.reached == 1
+        assert cap.check() is False  # counted once
+    finally:
+        cap.stop()
+    assert (group / "cgroup.kill").read_text() == "1"
+    assert sandbox.memory_cap("unit-cgroup") is None
+    assert sandbox.preexec_function(spec).args[-1] is None
+
+
+def test_the_memory_cap_is_decided_in_one_place_and_reported():
+    method, how = sandbox.memory_cap_method()
+    assert method in (sandbox.CAP_CGROUP, sandbox.CAP_WATCHDOG)
+    caps = sandbox.caps_in_force(sandbox.Limits(total_memory_mb=1500), sandbox.ISOLATION_BWRAP)
+    assert caps[-1] == f"1500 MB of memory for all the processes of a submission together: {how}"
+    assert ("watchdog" in sandbox.detect_isolation("process")[1]) == (method == sandbox.CAP_WATCHDOG)

@@ -273,6 +273,10 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path, canary: Path)
     z("DNN_HW2_N_2303", {NB6: good[NB6], **fashion_not_recorded(folder, "2303", fitted_to_test=False)})
     z("DNN_HW2_N_2304", {NB6: good[NB6], **fashion_not_recorded(folder, "2304", fitted_to_test=True)})
 
+    # 22xx caps: three children of 1 GB each, every one under the 2048 MB per-process limit, together past the
+    # submission's 2048 MB total cap (before: they held 3 GB and the cell passed)
+    z("DNN_HW2_M_2201", {NB1: _with_tail(one, "relu", FORK_AND_FILL), NB2: two})
+
 
 FORGE_VERDICT = """
 import sys as _sys, numpy as _numpy
@@ -309,6 +313,23 @@ HANG = "while True:\n                try:\n                    pass\n           
 WRITE_EVERY_FD = ("import os as _os\n        for _fd in range(3, 1024):\n            try:\n"
                   "                _os.write(_fd, b'\\xff' * 4096)\n            except OSError:\n"
                   "                pass\n        ")
+
+
+#: Three forked children that each fill 1 GB (touched: resident) and hold it 8 s; only in the notebook's kernel.
+FORK_AND_FILL = """
+import os as _os, sys as _sys, time as _time
+if "ipykernel" in _sys.modules:
+    _kids = []
+    for _ in range(3):
+        _pid = _os.fork()
+        if _pid == 0:
+            _block = b"\\x01" * (1024 * 1024 * 1024)
+            _time.sleep(8)
+            _os._exit(0)
+        _kids.append(_pid)
+    for _pid in _kids:
+        _os.waitpid(_pid, 0)
+"""
 
 
 def bad_data_files() -> dict[str, bytes]:
@@ -518,4 +539,7 @@ EXPECTED = {
     "2302": ("2", "mnist_model_relu.npz holds a 784-100-10 network, not the brief's 784-500-500-10"),
     "2303": ("0", "test_fashion_model_accuracy: model not among the recorded runs: fashion_model.npz is not the"),
     "2304": ("0", "test_fashion_model_accuracy: fitted to the test images: 0.9"),
+    # the submission's processes together past the total memory cap: all stopped, the cell charged, the kernel
+    # restarted; ReLU (defined in that cell) is gone, 02 keeps its points (before: 14, no flag)
+    "2201": ("12", "memory cap reached"),
 }
