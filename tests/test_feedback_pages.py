@@ -18,8 +18,11 @@ from autograder import feedback, manual, report
 from autograder.grading_config import GradingSettings, nbgrader_config
 
 REPO = Path(__file__).resolve().parent.parent
-#: Anything a page would fetch from another machine: a script, a style sheet, an image, a font.
-NETWORK_LOAD = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import\s+["']?(?:https?:)?//""",
+#: Anything a page would fetch from another machine on opening: a script, a style sheet, an image, a
+#: font (a src, a <link> href, a CSS url() or @import). A link the reader may follow (<a href> to the
+#: published chapter) loads nothing.
+NETWORK_LOAD = re.compile(r"""\bsrc\s*=\s*["']?\s*(?:https?:)?//|<link\b[^>]*\bhref\s*=\s*["']?\s*(?:https?:)?//"""
+                          r"""|url\(\s*["']?(?:https?:)?//|@import\s+["']?(?:https?:)?//""",
                           re.IGNORECASE)
 
 
