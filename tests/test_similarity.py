@@ -274,3 +274,17 @@ def test_the_instructor_guide_states_the_measured_scores_and_the_rules(pairs):
     assert similarity.OWN_CONFIGURATION_MODELS == ("fashion_model.npz",)
     assert "`OUT/similarity.html`" in text and "`OUT/similarity.csv`" in text
     assert "A flag is evidence to look at, not a verdict." in text and "a flag takes no points" in text
+
+
+def test_shared_runs_of_hostile_repetitive_answers_are_found_in_one_pass():
+    """Two answers of 10,000 repeated words: difflib's matcher (no junk heuristic) needed hours for
+    this, and the similarity step runs in the grading process; the dictionary walk returns at once."""
+    from autograder.similarity import MIN_RUN, shared_runs
+
+    same = ["the"] * 10_000
+    assert shared_runs(same, same) == [(0, 0, 10_000)]
+    assert shared_runs(same, ["the", "x"] * 5_000) == []
+    answer = "a model fitted with a smaller learning rate converged more slowly but further".split()
+    copied = ["in", "short"] + answer[:MIN_RUN + 1] + ["however"]
+    assert shared_runs(answer, copied) == [(0, 2, MIN_RUN + 1)]
+    assert shared_runs(answer, answer[:MIN_RUN - 1]) == []
