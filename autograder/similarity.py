@@ -15,7 +15,7 @@ Three kinds of evidence, compared for every pair of students of the class:
 * **Written answers** (the cells graded by hand): lower-cased words;
   the share of a student's words that lie in runs of at least
   :data:`MIN_RUN` words also in the other's answer to the same question
-  (difflib); the larger share over both students and both questions.
+  (one linear pass, see shared_runs); the larger share over both students and both questions.
 * **Saved models** (``*.npz``): identical bytes, whatever the file is called
   (SHA-256).
 
