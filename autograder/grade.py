@@ -337,7 +337,15 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
     if manual.apply_scores(out, work_db, settings.assignment):
         manual.refresh_results(out, work_db, settings.assignment)
     manual.write_manual_list(out, work_db, settings.assignment)
-    pairs = similarity_report.write(out, course, settings.assignment, sorted(manifest), settings.similarity_threshold)
+    try:  # evidence for the instructor, never a reason to lose the grades below
+        pairs = similarity_report.write(out, course, settings.assignment, sorted(manifest),
+                                        settings.similarity_threshold)
+    except Exception:  # noqa: BLE001 - whatever the submissions held
+        for stale in ("similarity.html", "similarity.csv"):
+            (out / stale).unlink(missing_ok=True)
+        print("The similarity report could not be made (the grades are not affected):\n"
+              + traceback.format_exc(limit=3), file=sys.stderr)
+        pairs = []
     report.write_all(out, work_db, settings, how, redactor)
     os.replace(work_db, master_db)
     flagged = {}

@@ -288,3 +288,18 @@ def test_shared_runs_of_hostile_repetitive_answers_are_found_in_one_pass():
     copied = ["in", "short"] + answer[:MIN_RUN + 1] + ["however"]
     assert shared_runs(answer, copied) == [(0, 2, MIN_RUN + 1)]
     assert shared_runs(answer, answer[:MIN_RUN - 1]) == []
+
+
+def test_the_similarity_step_is_guarded_before_the_grades_are_written():
+    """A structural check (a behavioural one would need a second whole grading run): in grade.py the
+    similarity report is made inside a try whose except comes before the class report and gradebook."""
+    import inspect
+
+    from autograder import grade
+
+    source = inspect.getsource(grade)
+    call = source.index("similarity_report.write(")
+    guard = source.rindex("try:", 0, call)
+    assert source.index("except Exception", call) < source.index("report.write_all(", call), \
+        "the similarity step must be guarded before the grades are written"
+    assert guard > source.rindex("manual.write_manual_list(", 0, call)
