@@ -67,6 +67,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -601,6 +602,8 @@ class MemoryCap:
         self.charged = 0  # how many of ``reached`` a notebook's cell was charged with (autograder.kernel)
         self.peak_bytes = 0
         self._marked: dict[int, tuple[bool, float]] = {}
+        # the watchdog thread and the kernel's own look after a dead kernel (autograder.kernel) may check at once
+        self._lock = threading.RLock()
         self._stop = None
         self._thread = None
 
@@ -625,7 +628,7 @@ class MemoryCap:
         table = _proc_table()
         for pid in list(self._marked):
             if pid not in table:
-                del self._marked[pid]
+                self._marked.pop(pid, None)
         me = os.getpid()
         # not "every process of the sandbox's uid": another grading run on this machine uses the same uids
         found = {pid for pid in table if pid != me and self._is_marked(pid)}
@@ -691,6 +694,10 @@ class MemoryCap:
     # -- the watching thread -------------------------------------------------------------------
     def check(self) -> bool:
         """One look: record the peak; at the cap, stop the submission's processes. True if it stopped them."""
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> bool:
         if self.group is not None:
             try:
                 self.peak_bytes = max(self.peak_bytes, int((self.group / "memory.peak").read_text()))
@@ -726,8 +733,6 @@ class MemoryCap:
                 continue
 
     def start(self) -> "MemoryCap":
-        import threading
-
         if self.method == CAP_CGROUP:
             self._make_group()
         self._stop = threading.Event()
