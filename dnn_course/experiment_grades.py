@@ -162,18 +162,21 @@ def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarra
 
 def unseen_training_images(dataset: str, settings: dict) -> tuple[np.ndarray, np.ndarray]:
     """Training images of the embedded data (the first 10,000, all the grader has offline) that a run
-    with ``settings`` could not have trained on: after a smoke run, those past its ``train_images``;
-    otherwise the validation split the notebooks hold out (``train_val_split(..., val_size=0.1, seed=0)``).
+    with ``settings`` could not have trained on: after a smoke run, those past the smoke settings'
+    ``train_images`` (no other recorded cut is taken at its word); otherwise the validation split the notebooks hold out (``train_val_split(..., val_size=0.1, seed=0)``).
 
     A run trained on the full 60,000 has seen them all; it then does at least as well on them as on the
     test set, so the comparison of :func:`fashion_model_points` never flags it.
     """
     from .datasets import load_dataset, train_val_split
 
+    from .experiment import SMOKE
+
     (x_train, y_train), _ = load_dataset(dataset, verbose=False)
-    cut = settings.get("train_images")
-    if isinstance(cut, int) and 0 < cut < len(x_train) - 500:
-        return x_train[cut:], y_train[cut:]
+    # only the smoke settings' own cut: any other value is the student's word, and a model trained on
+    # everything could name a cut that makes seen images look unseen
+    if settings.get("train_images") == SMOKE["train_images"]:
+        return x_train[SMOKE["train_images"]:], y_train[SMOKE["train_images"]:]
     _, (x_val, y_val) = train_val_split(x_train, y_train, val_size=0.1, seed=0)
     return x_val, y_val
 

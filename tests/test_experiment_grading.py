@@ -336,3 +336,19 @@ def test_smoke_results_graded_with_the_brief_profile_earn_nothing_and_say_so(tmp
     assert "which earn no points: set SMOKE_TEST = False in the first code cell, run all cells again" in error
     result = [o for o in graded["test_fashion_model_accuracy"].outputs if o.output_type == "execute_result"][0]
     assert float(result.data["text/plain"]) == 0.0
+
+
+def test_unseen_images_follow_the_smoke_settings_cut_only_never_a_recorded_one():
+    """A results file could record any ``train_images`` to make images it trained on count as unseen:
+    only the smoke settings' own cut is taken, any other value gets the notebooks' validation split."""
+    from dnn_course.datasets import load_dataset, train_val_split
+    from dnn_course.experiment import SMOKE
+    from dnn_course.experiment_grades import unseen_training_images
+
+    (x_train, y_train), _ = load_dataset("fashion-mnist", verbose=False)
+    _, (x_val, y_val) = train_val_split(x_train, y_train, val_size=0.1, seed=0)
+    x_smoke, y_smoke = unseen_training_images("fashion-mnist", {"train_images": SMOKE["train_images"]})
+    assert np.array_equal(x_smoke, x_train[SMOKE["train_images"]:]) and np.array_equal(y_smoke, y_train[2000:])
+    for claimed in (1, 5000, None, "2000", [2000]):
+        x_unseen, y_unseen = unseen_training_images("fashion-mnist", {"train_images": claimed})
+        assert np.array_equal(x_unseen, x_val) and np.array_equal(y_unseen, y_val), claimed
