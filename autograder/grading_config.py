@@ -111,6 +111,9 @@ def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Pat
     # nbgrader's feedback template (the name nbgrader's API forces), with MathJax from
     # OUT/feedback/mathjax instead of a CDN: autograder/templates/feedback/mathjax.html.j2 comes first
     cfg.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR), str(NBGRADER_TEMPLATES)]
+    # the student's markdown and HTML outputs are sanitised: no script of theirs runs in the page an
+    # instructor (or, served from one site, another student) opens
+    cfg.HTMLExporter.sanitize_html = True
     cfg.Application.log_level = "WARN"
     return cfg
 

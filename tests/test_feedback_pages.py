@@ -341,3 +341,24 @@ def test_read_first_links_on_feedback_pages_open_the_published_chapters(tmp_path
     grade.publish_feedback(out, "3001", "dnn_hw", jobdir, CLASS["3001"])
     page = (out / "feedback" / "3001" / rendered.name).read_text(encoding="utf-8")
     assert "book/" not in page and "<strong>Read first:</strong> Experiments, on validation" in page
+
+
+def test_notebook_feedback_pages_sanitise_the_students_html(tmp_path):
+    """The grading configuration sanitises what a student wrote or displayed: a script in a markdown cell
+    or an HTML output does not reach the page; the text, the math and a plot do."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from autograder.grading_config import GradingSettings, nbgrader_config
+
+    cfg = nbgrader_config(tmp_path, GradingSettings())
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("My answer: $\\lambda$ <script>alert('md')</script>"),
+                nbformat.v4.new_code_cell("display()", outputs=[
+                    nbformat.v4.new_output("display_data",
+                                           data={"text/html": "<b>bold</b><img src=x onerror=\"alert('out')\">"}),
+                    nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})])]
+    body, _ = HTMLExporter(config=cfg, template_name="classic").from_notebook_node(nb)
+    assert "<script>alert" not in body and not re.search(r"<img[^>]*onerror", body)  # escaped or dropped
+    assert "My answer:" in body and "$\\lambda$" in body and "<b>bold</b>" in body
+    assert "data:image/png;base64,iVBORw0KGgo=" in body
