@@ -99,8 +99,9 @@ def test_kit_lab_serves_the_kit_root_so_the_read_first_links_open(release):
     """`make lab` serves the kit's folder and opens on my-work/dnn_hw: served from my-work/dnn_hw (as it once
     was), every notebook's ../../book/<chapter>.md link lay outside the server's root (a 404 in JupyterLab)."""
     kit, _ = release
+    student_env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}  # not under our make
     dry = subprocess.run(["make", "-n", "-o", ".venv/.installed", "-o", "my-work/dnn_hw", "lab"],
-                         cwd=kit, capture_output=True, text=True, timeout=60)
+                         cwd=kit, env=student_env, capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     command = shlex.split(dry.stdout.strip().splitlines()[-1])
     assert command[:3] == [".venv/bin/python", "-m", "jupyterlab"], command
