@@ -142,8 +142,9 @@ def test_kit_readme_names_the_students_repository_and_the_commands(release):
     assert "make lab" in readme and "make check" in readme
     # each command also without make, as the Makefile runs it
     assert "`python -m dnn_course.check my-work/dnn_hw --released exercises/dnn_hw`" in readme
-    lab = "`jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/my-work/dnn_hw`"
-    assert lab in readme and lab in (REPO / "book" / "student_guide.md").read_text()  # the same in the book
+    lab = "jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/my-work/dnn_hw"
+    assert f"`{lab}`" in readme and f"\n{lab}\n" in (REPO / "book" / "student_guide.md").read_text()  # the same
+    # in the book, as a code block (inline, the line made the student guide scroll sideways on a phone)
     assert "`python -m dnn_course.submission my-work/dnn_hw --name Ada_Lovelace --id 12345678`" in readme
     # how to submit, in the kit itself: the command, the archive's name, what it holds
     from dnn_course.submission import DATA_FILES
