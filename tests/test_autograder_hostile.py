@@ -64,6 +64,17 @@ def graded(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("bubblewrap")
+
+def _run_sandboxed(argv: list[str], spec, **command_options) -> subprocess.CompletedProcess:
+    """Run ``argv`` in the sandbox ``spec`` describes (as the grader starts its processes), output captured."""
+    command = sandbox.command(argv, spec, **command_options)
+    try:
+        return subprocess.run(command.argv, capture_output=True, text=True, pass_fds=command.pass_fds,
+                              env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
+                              preexec_fn=sandbox.preexec_function(spec), timeout=120)
+    finally:
+        command.close()
+
 def test_every_hostile_submission_gets_exactly_its_grade(graded):
     _, _, _, summary, rows = graded
     assert sorted(rows) == sorted(hostile.EXPECTED)
@@ -248,13 +259,7 @@ def test_the_sandbox_sees_copies_and_the_host_folder_is_never_mounted(tmp_path):
             "except OSError as e:\n"
             "    pass\n"
             "print(json.dumps({'names': names, 'written': written, 'data': open('/ipc/info').read()}))\n")
-    command = sandbox.command([sys.executable, "-c", code], spec, data={"info": b"from the host"})
-    try:
-        result = subprocess.run(command.argv, capture_output=True, text=True, pass_fds=command.pass_fds,
-                                env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
-                                preexec_fn=sandbox.preexec_function(spec), timeout=120)
-    finally:
-        command.close()
+    result = _run_sandboxed([sys.executable, "-c", code], spec, data={"info": b"from the host"})
     facts = json.loads(result.stdout.strip().splitlines()[-1])
     assert facts["names"] == ["01_activations.ipynb"] and facts["data"] == "from the host"
     assert 4 <= facts["written"] < 8  # 3/4 of 8 MB
@@ -338,13 +343,9 @@ def test_a_sandboxed_process_holds_only_the_descriptors_it_is_given(tmp_path):
     code = ("import os, json\n"
             "print(json.dumps(sorted(int(f) for f in os.listdir('/proc/self/fd')"
             " if os.path.exists('/proc/self/fd/' + f))))\n")
-    command = sandbox.command([sys.executable, "-c", code], spec, data={"info": b"x"}, keep_fds=(write,))
     try:
-        result = subprocess.run(command.argv, capture_output=True, text=True, pass_fds=command.pass_fds,
-                                env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
-                                preexec_fn=sandbox.preexec_function(spec), timeout=120)
+        result = _run_sandboxed([sys.executable, "-c", code], spec, data={"info": b"x"}, keep_fds=(write,))
     finally:
-        command.close()
         os.close(read)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [0, 1, 2, write]
 
@@ -383,13 +384,9 @@ def test_the_watchdog_stops_a_submission_whose_processes_together_pass_the_cap(t
     bystander = subprocess.Popen(["sleep", "60"], user=spec.uid, cwd="/")
     cap = sandbox.MemoryCap(spec, method=sandbox.CAP_WATCHDOG, interval=0.1).start()
     try:
-        command = sandbox.command([sys.executable, "-c", FORK_AND_FILL.format(mb=300)], spec)
         clock = time.monotonic()
-        result = subprocess.run(command.argv, capture_output=True, text=True, pass_fds=command.pass_fds,
-                                env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
-                                preexec_fn=sandbox.preexec_function(spec), timeout=120)
+        result = _run_sandboxed([sys.executable, "-c", FORK_AND_FILL.format(mb=300)], spec)
         took = time.monotonic() - clock
-        command.close()
     finally:
         cap.stop()
     try:
