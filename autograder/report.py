@@ -33,6 +33,8 @@ from traitlets import Unicode
 
 from dnn_course.files import write_atomically
 
+from .manual import ANSWER_STATUSES
+
 
 def number(value) -> str:
     """Fixed rendering of a score: ``2``, ``0.5``, ``1.25``."""
@@ -139,7 +141,7 @@ def _png(fig) -> str:
 
 #: Statuses of the tests the grader scores itself (the others are written answers, graded by hand).
 AUTOMATIC_STATUSES = ("passed", "failed", "partial credit")
-HAND_STATUSES = ("manual", "graded by hand", "not answered")  # autograder.manual.ANSWER_STATUSES
+HAND_STATUSES = ANSWER_STATUSES
 
 
 def points_by_kind(db: Path, assignment: str) -> dict[str, dict[str, float]]:

@@ -100,6 +100,17 @@ def _line_key(line: str) -> str:
     return tokens(line.strip())[0]
 
 
+@functools.lru_cache(maxsize=None)
+def _released(release: Path, name: str) -> tuple[nbformat.NotebookNode, frozenset[str], frozenset]:
+    """The released notebook ``name`` (read once per run, not per student; ``normalize.rebuild`` copies it),
+    its cells' sources (the stubs) and the keys of its given code lines."""
+    master = nbformat.read(release / name, as_version=4)
+    stubs = frozenset(c.source for c in master.cells)
+    given = frozenset(_line_key(line) for c in master.cells if c.cell_type == "code"
+                      for line in c.source.splitlines() if len(line) <= MAX_GIVEN_LINE)
+    return master, stubs, given
+
+
 def read_work(student_id: str, folder: Path, release: Path, notebooks: list[str]) -> Work:
     """What :func:`compare` needs from one student's collected files (unreadable parts are left out)."""
     work = Work(student_id)
@@ -108,14 +119,11 @@ def read_work(student_id: str, folder: Path, release: Path, notebooks: list[str]
         data = read_capped(folder / name, MAX_NOTEBOOK_BYTES)
         if data is None:
             continue
-        master = nbformat.read(release / name, as_version=4)
+        master, stubs, given = _released(release, name)
         try:
             rebuilt, _ = normalize.rebuild(normalize.read_submitted(data)[0], master)
         except normalize.UnreadableNotebook:
             continue
-        stubs = {c.source for c in master.cells}
-        given = {_line_key(line) for c in master.cells if c.cell_type == "code"
-                 for line in c.source.splitlines() if len(line) <= MAX_GIVEN_LINE}
         for index, cell in enumerate(rebuilt.cells):
             label = normalize.cell_label(cell, index)
             is_answer = cell.get("metadata", {}).get("nbgrader", {}).get("solution")
