@@ -62,9 +62,6 @@ def graded(tmp_path_factory):
     return submissions, out, canary, summary, read_rows(out)
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("bubblewrap")
-
 def _run_sandboxed(argv: list[str], spec, **command_options) -> subprocess.CompletedProcess:
     """Run ``argv`` in the sandbox ``spec`` describes (as the grader starts its processes), output captured."""
     command = sandbox.command(argv, spec, **command_options)
@@ -75,6 +72,9 @@ def _run_sandboxed(argv: list[str], spec, **command_options) -> subprocess.Compl
     finally:
         command.close()
 
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("bubblewrap")
 def test_every_hostile_submission_gets_exactly_its_grade(graded):
     _, _, _, summary, rows = graded
     assert sorted(rows) == sorted(hostile.EXPECTED)
