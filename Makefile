@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv book test test-fast lab exercises fixtures bench clean release
+.PHONY: help venv book test test-fast lab regenerate-exercises exercises fixtures book-results \
+        reference-experiments bench clean release
 
 help:
 	@echo "make book       build the course website into _build/html (offline, warnings are errors)"
@@ -13,8 +14,15 @@ help:
 	@echo "make test       run the whole test suite (before a commit; what CI runs)"
 	@echo "make test-fast  the unit tests only, in parallel: the edit loop (under a minute)"
 	@echo "make lab        copy the exercises to my-work/ (once) and open them in JupyterLab"
-	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader (instructors)"
+	@echo "make regenerate-exercises"
+	@echo "                rewrite exercises/ from solutions/ with nbgrader (instructors; alias: make exercises)"
 	@echo "make fixtures   regenerate the tests' reference values from solutions/ (instructors)"
+	@echo "make book-results"
+	@echo "                rewrite book/results/0[1-6]_*.json, the numbers the chapters show, from solutions/"
+	@echo "                (about 40 s; BOOK_RESULTS_ARGS=--check compares instead of writing)"
+	@echo "make reference-experiments"
+	@echo "                rerun chapter 6's reference experiments into book/results/ (hours of CPU;"
+	@echo "                REFERENCE_ARGS='--only mnist --data embedded' runs a part, --quick a test in seconds)"
 	@echo "make release    write the students' kit to release/ (folder and zip), checked for answers"
 	@echo "make bench      benchmark one training epoch against PyTorch and the matmul peak, then notebooks"
 	@echo "                05 and 06 as a student runs them, idle and with two competing processes"
@@ -55,11 +63,26 @@ lab: $(STAMP)
 	test -d $(WORK)/dnn_hw || (mkdir -p $(WORK) && cp -r exercises/dnn_hw $(WORK)/dnn_hw)
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/$(WORK)/dnn_hw $(LAB_ARGS)
 
-exercises: $(STAMP)
+# It regenerates: exercises/ is nbgrader's output from solutions/, never edited by hand.
+regenerate-exercises: $(STAMP)
 	$(BIN)/python scripts/generate_exercises.py
+
+exercises: regenerate-exercises
 
 fixtures: $(STAMP)
 	$(BIN)/python scripts/make_fixtures.py
+
+# What the chapters show from the reference (printed outputs, gradient checks, curves of small
+# networks): the book builds without solutions/, from these files.
+BOOK_RESULTS_ARGS ?=
+book-results: $(STAMP)
+	$(BIN)/python scripts/make_book_results.py $(BOOK_RESULTS_ARGS)
+
+# Chapter 6's experiments with the reference (the brief's activations on MNIST, the Fashion-MNIST
+# search). The full runs take hours; the script's docstring shows how to split them over processes.
+REFERENCE_ARGS ?=
+reference-experiments: $(STAMP)
+	$(BIN)/python scripts/run_reference_experiments.py $(REFERENCE_ARGS)
 
 # The students' kit: release/dnn-course-kit/ (push it to the students' repository, repository.url
 # in _config.yml) and release/dnn-course-kit.zip (for a learning platform). It stops if it finds an answer.

@@ -28,6 +28,7 @@ from dnn_course.datasets import load_dataset
 from dnn_course import records
 from dnn_course.experiment_grades import FASHION_THRESHOLDS, Score, fashion_model_points, mnist_model_points
 from dnn_course.files import write_atomically
+from dnn_course.nbgrader_cells import is_graded_test, nbgrader_metadata
 from dnn_course.notebook_import import import_notebooks
 from dnn_course.reference import COMPONENT_NOTEBOOKS
 
@@ -145,16 +146,14 @@ def _tainted_tests(cells, position: int) -> list[str]:
     """Grade ids of the graded tests at or after the cell checked by the ``position``-th check cell."""
     tainted, seen, started, previous = [], -1, False, None
     for cell in cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type == "code" and probe.is_check(cell.source):
             seen += 1
             if seen == position:
                 started = True
-                previous_meta = previous.get("metadata", {}).get("nbgrader", {}) if previous else {}
-                if previous_meta.get("grade") and not previous_meta.get("solution"):
-                    tainted.append(previous_meta["grade_id"])
-        elif started and meta.get("grade") and not meta.get("solution") and cell.cell_type == "code":
-            tainted.append(meta["grade_id"])
+                if previous is not None and is_graded_test(previous):
+                    tainted.append(nbgrader_metadata(previous)["grade_id"])
+        elif started and is_graded_test(cell):
+            tainted.append(nbgrader_metadata(cell)["grade_id"])
         if not (cell.cell_type == "code" and probe.is_probe(cell.source)):
             previous = cell
     return tainted

@@ -154,11 +154,6 @@ def _is_solution(cell) -> bool:
     return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
 
 
-def _is_test(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
-
-
 def _is_parameters(cell) -> bool:
     """The experiment notebooks' parameters cell (tagged ``parameters``; see dnn_course.experiment)."""
     tags = cell.get("metadata", {}).get("tags", [])

@@ -38,6 +38,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .nbgrader_cells import is_graded_test
+
 __all__ = [
     "CELL_TIMEOUT",
     "NOTEBOOKS",
@@ -232,8 +234,7 @@ def stderr_as_output(notebook) -> None:
     both call it, so they agree.
     """
     for cell in notebook.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution"):
+        if is_graded_test(cell):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "stream" and output.get("name") == "stderr":
                     output["name"] = "stdout"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .files import write_atomically
-from .records import RecordError, _read_capped, MAX_RUNS_BYTES, save_model
+from .records import RecordError, read_capped, save_model
 from .training import History, TrainingDivergedError
 
 __all__ = ["SMOKE", "Diverged", "Experiment", "grading_profile", "load_experiment", "run_id", "run_plan",
@@ -34,6 +34,7 @@ __all__ = ["SMOKE", "Diverged", "Experiment", "grading_profile", "load_experimen
 #: The smoke test: how much of the data and how many epochs a run gets (any plan).
 SMOKE = {"train_images": 2000, "max_epochs": 5, "learning_rate": 0.1}
 FORMAT = "dnn-course-runs/2"
+MAX_RUNS_BYTES = 5_000_000  # a results file of a few dozen 100-epoch runs is ~100 kB
 
 
 def grading_profile() -> str:
@@ -97,8 +98,8 @@ class Experiment:
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    """Read a results file written by :func:`run_plan` (or by ``records.save_runs``)."""
-    raw = _read_capped(Path(path), MAX_RUNS_BYTES, "the experiment")
+    """Read a results file written by :func:`run_plan`."""
+    raw = read_capped(Path(path), MAX_RUNS_BYTES, "the experiment")
     try:
         payload = json.loads(raw.decode("utf-8"))
         runs = {str(n): History.from_dict(d) for n, d in payload["runs"].items()}

@@ -1,19 +1,16 @@
-"""Saving and loading experiment results: training histories and a trained model.
+"""Saving and reading a trained model, and reading any record file a student submits with a size cap.
 
-The experiment notebooks save what they ran so that grading (and the book) can
-use it without retraining:
+The experiment notebooks save what they trained so that grading (and the book) can use it
+without retraining:
 
-- ``save_runs(path, runs)`` / ``load_runs(path)``: a JSON file mapping a run's
-  name to its :class:`~dnn_course.training.History` (settings, per-epoch
-  curves, test accuracy, which data it ran on).
-- ``save_model(path, model, layer_sizes, activation, info)`` /
-  ``load_model(path, impl)``: an ``.npz`` file with every ``FCLayer``'s ``W``
-  and ``b`` plus a JSON description; loading rebuilds the network with *any*
-  implementation of the course API (the student's own, when grading) and
-  checks every shape.
+- :func:`save_model` writes an ``.npz`` file with every ``FCLayer``'s ``W`` and ``b`` plus a JSON
+  description; :func:`read_weights` reads it back as arrays and checks every shape (the grader
+  measures them with the course's forward pass, :mod:`dnn_course.evaluate`).
+- :func:`read_capped` reads any record file (a model here, an experiment's results file in
+  :mod:`dnn_course.experiment`) under a size cap.
 
-Both loaders treat the file as untrusted: size caps, no pickles, and a clear
-:class:`RecordError` that names the file for anything malformed.
+The readers treat a file as untrusted: size caps, no pickles, and a clear :class:`RecordError`
+that names the file for anything malformed.
 """
 
 from __future__ import annotations
@@ -25,13 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from .files import write_atomically
-from .model_builder import build_classifier
-from .training import History
 
-__all__ = ["RecordError", "check_npz", "load_model", "load_runs", "parse_description", "read_weights", "save_model",
-           "save_runs"]
+__all__ = ["RecordError", "check_npz", "parse_description", "read_capped", "read_weights", "save_model"]
 
-MAX_RUNS_BYTES = 5_000_000     # a results JSON of a few dozen 100-epoch runs is ~100 kB
 MAX_MODEL_BYTES = 100_000_000  # two million float64 weights take 16 MB
 #: What a model file may *declare* before a byte of it is decompressed: all arrays together, members.
 MAX_ARRAY_BYTES = 128 * 1024 * 1024
@@ -44,30 +37,19 @@ class RecordError(ValueError):
     """A results or model file is missing or malformed; the message names the file and the fix."""
 
 
-def _read_capped(path: Path, limit: int, what: str) -> bytes:
+def read_capped(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of the record file ``path``, at most ``limit`` of them.
+
+    ``what`` names the record in the message (``"the saved model"``, ``"the experiment"``).
+    Raises :class:`RecordError` when the file is missing (run the notebook's cells that write it)
+    or larger than ``limit`` bytes.
+    """
     path = Path(path)
     if not path.is_file():
         raise RecordError(f"{path.name}: no such file. Run the {what} cells of the notebook first; they write it.")
     if path.stat().st_size > limit:
         raise RecordError(f"{path.name} is {path.stat().st_size:,} bytes, more than the {limit:,} allowed for {what}.")
     return path.read_bytes()
-
-
-def save_runs(path: str | Path, runs: dict[str, History]) -> None:
-    """Write ``{run name: History}`` to a JSON file (atomically)."""
-    payload = {"format": "dnn-course-runs/1", "runs": {name: h.to_dict() for name, h in runs.items()}}
-    write_atomically(path, json.dumps(payload, indent=1, allow_nan=False))
-
-
-def load_runs(path: str | Path) -> dict[str, History]:
-    """Read the finished runs of a results file into ``{run name: History}``.
-
-    Files of :func:`save_runs` and of :func:`dnn_course.experiment.run_plan` alike (the latter also
-    records diverged runs: :func:`dnn_course.experiment.load_experiment` returns those too).
-    """
-    from .experiment import load_experiment  # experiment builds on this module
-
-    return load_experiment(path).runs
 
 
 def save_model(path: str | Path, model, layer_sizes, activation: str, info: dict | None = None) -> None:
@@ -184,7 +166,7 @@ def read_weights(path: str | Path, *, dtype=np.float32) -> tuple[list[tuple[np.n
     mismatch or non-finite values.
     """
     path = Path(path)
-    raw = _read_capped(path, MAX_MODEL_BYTES, "the saved model")
+    raw = read_capped(path, MAX_MODEL_BYTES, "the saved model")
     check_npz(raw, path.name)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
@@ -212,17 +194,3 @@ def read_weights(path: str | Path, *, dtype=np.float32) -> tuple[list[tuple[np.n
                 raise RecordError(f"{path.name}: {name} holds NaN or infinite values.")
         layers.append((weights[f"W{j}"].astype(dtype), weights[f"b{j}"].astype(dtype)))
     return layers, description
-
-
-def load_model(path: str | Path, impl, *, dtype=np.float32):
-    """Rebuild a saved model with the classes of ``impl`` and load its weights.
-
-    Returns ``(model, description)`` where ``description`` is the dict given to :func:`save_model`.
-    Raises :class:`RecordError` for a missing, oversized or malformed file or a shape mismatch.
-    """
-    layers, description = read_weights(path, dtype=dtype)
-    model = build_classifier(impl, description["layer_sizes"], str(description["activation"]), seed=0, dtype=dtype)
-    fc_layers = [layer for layer in model.layers.values() if hasattr(layer, "W")]
-    for layer, (W, b) in zip(fc_layers, layers):
-        layer.W, layer.b = W, b
-    return model, description

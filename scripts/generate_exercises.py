@@ -65,7 +65,7 @@ def main(argv=None) -> int:
             stale = differences(generated, EXERCISES) if EXERCISES.exists() else ["(exercises/ is missing)"]
             if stale:
                 print("exercises/ is out of date with solutions/ for: " + ", ".join(stale)
-                      + ". Run `make exercises` (never edit exercises/ by hand).")
+                      + ". Run `make regenerate-exercises` (never edit exercises/ by hand).")
                 return 1
             print(f"exercises/{ASSIGNMENT} matches what nbgrader generates from solutions/{ASSIGNMENT}.")
             return 0

@@ -531,7 +531,7 @@ def build_kit(out_dir: Path) -> Path:
     """Write the kit folder ``out_dir/dnn-course-kit`` (replacing an old one) and return it."""
     missing = [name for name in NOTEBOOKS if not (EXERCISES / name).is_file()]
     if missing:
-        raise SystemExit(f"exercises/{ASSIGNMENT} lacks {', '.join(missing)}: run `make exercises` first.")
+        raise SystemExit(f"exercises/{ASSIGNMENT} lacks {', '.join(missing)}: run `make regenerate-exercises` first.")
     kit = Path(out_dir) / KIT_NAME
     if kit.exists():
         shutil.rmtree(kit)

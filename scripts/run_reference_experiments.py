@@ -201,7 +201,7 @@ def _timed_train(model, x, y, **kwargs) -> tuple[History, float]:
     return history, time.perf_counter() - started
 
 
-def _stages(candidate: dict, default_epochs: int, limit: int | None = None) -> list[tuple[int, float]]:
+def learning_rate_stages(candidate: dict, default_epochs: int, limit: int | None = None) -> list[tuple[int, float]]:
     """The (epochs, learning rate) stages of a candidate, cut after ``limit`` epochs in total."""
     stages = candidate.get("schedule") or [[candidate.get("epochs", default_epochs), candidate["learning_rate"]]]
     result, total = [], 0
@@ -415,7 +415,7 @@ def run_fashion(source: str, args, out_dir: Path, command: list[str]) -> Path:
         print(f"[fashion/{source}] candidate {i + 1}/{len(search)}: {label}", flush=True)
         model = build_classifier(nn, candidate["layer_sizes"], candidate["activation"], seed=SEED, dtype=DTYPE)
         history, seconds = _timed_train_stages(
-            model, x_tr, y_tr, _stages(candidate, search_epochs),
+            model, x_tr, y_tr, learning_rate_stages(candidate, search_epochs),
             batch_size=FASHION_BATCH_SIZE, reg_lambda=candidate["reg_lambda"], x_val=x_val, y_val=y_val,
             x_test=x_test, y_test=y_test, progress=args.progress, data_description=data.description,
         )  # fmt: skip
@@ -452,13 +452,13 @@ def run_fashion(source: str, args, out_dir: Path, command: list[str]) -> Path:
     print(f"[fashion/{source}] final: {best['label']}, {final_epochs} epochs on all {len(y_all)} images", flush=True)
     model = build_classifier(nn, best["layer_sizes"], best["activation"], seed=SEED, dtype=DTYPE)
     history, seconds = _timed_train_stages(
-        model, x_all, y_all, _stages(best, search_epochs, limit=final_epochs),
+        model, x_all, y_all, learning_rate_stages(best, search_epochs, limit=final_epochs),
         batch_size=FASHION_BATCH_SIZE, reg_lambda=best["reg_lambda"], x_test=x_test, y_test=y_test,
         progress=args.progress, data_description=data.description,
     )  # fmt: skip
     final = {
         **{key: best[key] for key in ("layer_sizes", "activation", "learning_rate", "reg_lambda", "label", "structure")},
-        "schedule": [[e, lr] for e, lr in _stages(best, search_epochs, limit=final_epochs)],
+        "schedule": [[e, lr] for e, lr in learning_rate_stages(best, search_epochs, limit=final_epochs)],
         "epochs": final_epochs,
         "n_train": len(y_all),
         "test_acc": history.test_acc,

@@ -56,14 +56,14 @@ def unreachable_url() -> str:
 
 @pytest.fixture
 def isolated_data_env(tmp_path, monkeypatch):
-    from dnn_course import datasets, download
+    from dnn_course import dataset_files, download
 
     cache = tmp_path / "cache"
     monkeypatch.delenv("DNN_COURSE_DATA", raising=False)
     monkeypatch.setenv("DNN_COURSE_CACHE", str(cache))
     for variable in download.MIRRORS_ENV.values():
         monkeypatch.setenv(variable, closed_port_url())
-    monkeypatch.setattr(datasets, "SYSTEM_DIRS", {name: () for name in datasets.DATASET_NAMES})
+    monkeypatch.setattr(dataset_files, "SYSTEM_DIRS", {name: () for name in dataset_files.DATASET_NAMES})
     monkeypatch.setattr(download, "DEFAULT_BACKOFF", 0.0)
     monkeypatch.setattr(download, "DEFAULT_TIMEOUT", 5.0)
     return SimpleNamespace(cache=cache)
@@ -170,6 +170,7 @@ MODULE_TIERS = {
     "test_feedback_pages.py": "unit",
     "test_gradcheck.py": "unit",
     "test_idx.py": "unit",
+    "test_import_graph.py": "unit",
     "test_leak_policy.py": "unit",
     "test_model_builder.py": "unit",
     "test_notebook_import.py": "unit",
@@ -211,6 +212,7 @@ TEST_TIERS = {
     "test_leak_policy.py::test_default_site_gives_no_graded_answer": "integration",  # every page of the site: 10-20 s
     "test_similarity.py::test_scores_do_not_depend_on_the_process": "integration",
     "test_readme_commands.py::test_readme_names_the_commands_tested_here": "unit",
+    "test_readme_commands.py::test_make_help_lists_the_instructors_targets_and_each_is_a_target": "unit",
 }
 
 

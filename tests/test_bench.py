@@ -261,10 +261,9 @@ def test_stated_grading_times_come_from_the_recorded_benchmark():
     report = json.loads(recorded.read_text())
     assert report["class"] == "rehearsal cohort" and report["failed"] == [] and report["submissions"] >= 8
     assert report["isolation"].startswith("bubblewrap") and report["machine"]["cpus"] == 2
-    spec = importlib.util.spec_from_file_location("bench_autograder", BENCH.parent / "scripts" / "bench_autograder.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    figures = module.stated_figures(report)
+    from scripts import bench_autograder
+
+    figures = bench_autograder.stated_figures(report)
     root = BENCH.parent
     for path in (root / "README.md", root / "book" / "instructor_guide.md", root / "autograder" / "README.md"):
         text = " ".join(path.read_text(encoding="utf-8").split())

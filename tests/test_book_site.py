@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -27,22 +26,14 @@ import nbformat
 import pytest
 import yaml
 
+from scripts import check_site
+
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "_build" / "html"
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 REPOSITORY_URL = CONFIG["repository"]["url"]  # https://github.com/<owner>/<name>
 GITHUB_REPOSITORY = REPOSITORY_URL.removeprefix("https://github.com/")
 
-
-def _load_checker():
-    spec = importlib.util.spec_from_file_location("check_site", REPO / "scripts" / "check_site.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-check_site = _load_checker()
 
 EXPECTED_DOCNAMES = [
     "book/00_introduction",
@@ -282,9 +273,8 @@ def test_default_site_gives_no_answer(reports, built_site):
     """No model answer of a written question, no heading of the answers' sections and not the
     configuration the reference search chose, in any page or downloadable source of the default site
     (`make book ANSWERS=1` publishes them after the deadline, in _build/answers)."""
-    spec = importlib.util.spec_from_file_location("make_release", REPO / "scripts" / "make_release.py")
-    make_release = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_release)
+    from scripts import make_release
+
     texts = {page: report.text for page, report in reports.items()}
     texts.update({path.relative_to(built_site).as_posix(): check_site._downloadable_text(path)
                   for path in built_site.rglob("*") if path.is_file() and path.suffix in (".ipynb", ".md", ".txt")

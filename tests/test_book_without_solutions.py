@@ -18,7 +18,6 @@ recorded in ``book/results/0[1-6]_*.json`` by ``scripts/make_book_results.py``:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -99,11 +98,8 @@ def test_recorded_results_match_the_reference():
 
 
 def test_the_results_check_detects_a_changed_number(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import make_book_results as script
-    finally:
-        sys.path.pop(0)
+    from scripts import make_book_results as script
+
     recorded = {"a": {"errors": {"W": 3e-11}, "acc": [0.901, 0.95], "kind": "ReLU", "count": 3}}
     script.write(recorded, tmp_path)
     assert script.check(recorded, tmp_path) == []
@@ -163,7 +159,9 @@ def test_book_builds_from_a_copy_without_solutions(tmp_path):
     assert done.returncode == 0, log[-5000:]
 
     site = copy / "_build" / "html"
-    leaks = _check_site().find_solution_leaks(site, REPO / "solutions" / "dnn_hw", {})
+    from scripts import check_site
+
+    leaks = check_site.find_solution_leaks(site, REPO / "solutions" / "dnn_hw", {})
     assert leaks == [], "\n".join(leaks)
     for chapter in CHAPTERS:
         page = (site / "book" / f"{chapter.stem}.html").read_text()
@@ -181,14 +179,6 @@ def test_book_builds_from_a_copy_without_solutions(tmp_path):
     assert row in executed["04_l2_regularization"]
     errors = _result("02_fully_connected")["fc_gradient_check"]["errors"]
     assert str({name: f"{error:.1e}" for name, error in errors.items()}) in executed["02_fully_connected"]
-
-
-def _check_site():
-    spec = importlib.util.spec_from_file_location("check_site", REPO / "scripts" / "check_site.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _result(name: str) -> dict:

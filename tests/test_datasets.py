@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from dnn_course import datasets, idx
+from dnn_course import dataset_files, datasets, idx
 from dnn_course.datasets import (
     CLASS_NAMES,
     ChecksumError,
@@ -49,7 +49,7 @@ def embedded(request):
 
 @pytest.fixture(scope="module")
 def manifest():
-    return json.loads((datasets.EMBEDDED_DIR / "MANIFEST.json").read_text())
+    return json.loads((dataset_files.EMBEDDED_DIR / "MANIFEST.json").read_text())
 
 
 # --- the embedded subset -----------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_manifest_matches_the_committed_files(manifest):
     for name in NAMES:
         entry = manifest["datasets"][name]
         for role, file_entry in entry["files"].items():
-            path = datasets.EMBEDDED_DIR / name / file_entry["file"]
+            path = dataset_files.EMBEDDED_DIR / name / file_entry["file"]
             array = idx.read_idx(path, expected_sha256=file_entry["sha256"])
             assert list(array.shape) == file_entry["shape"] and array.shape[0] == file_entry["count"]
             assert path.stat().st_size == file_entry["gzip_bytes"]
@@ -122,7 +122,7 @@ def test_manifest_matches_the_committed_files(manifest):
         assert entry["files"]["train_images"]["cut"] == "first 10,000 images of the official training set"
         assert entry["files"]["test_images"]["cut"] == "the official test set"
     assert manifest["data_bytes"] == data_bytes
-    committed = sum(p.stat().st_size for p in datasets.EMBEDDED_DIR.rglob("*") if p.is_file())
+    committed = sum(p.stat().st_size for p in dataset_files.EMBEDDED_DIR.rglob("*") if p.is_file())
     assert manifest["total_bytes"] == committed
     assert committed <= 15_000_000
 
@@ -138,12 +138,12 @@ def test_stratified_split_of_the_embedded_set_keeps_class_proportions(embedded):
 
 def test_tampered_embedded_file_is_refused(tmp_path, monkeypatch):
     copy = tmp_path / "embedded"
-    shutil.copytree(datasets.EMBEDDED_DIR, copy)
+    shutil.copytree(dataset_files.EMBEDDED_DIR, copy)
     labels_path = copy / "mnist" / "t10k-labels-idx1-ubyte.gz"
     labels = idx.read_labels(labels_path)
     labels[0] = (labels[0] + 1) % 10  # a valid file with one label changed
     idx.write_idx(labels_path, labels)
-    monkeypatch.setattr(datasets, "EMBEDDED_DIR", copy)
+    monkeypatch.setattr(dataset_files, "EMBEDDED_DIR", copy)
     with pytest.raises(ChecksumError) as caught:
         load_dataset("mnist", verbose=False)
     assert str(labels_path) in str(caught.value)
@@ -152,7 +152,7 @@ def test_tampered_embedded_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_missing_embedded_subset_says_where_it_should_be(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "EMBEDDED_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(dataset_files, "EMBEDDED_DIR", tmp_path / "nowhere")
     with pytest.raises(DataNotFoundError, match=r"The embedded data subset is not at .*nowhere.*source='full'"):
         load_dataset("mnist", verbose=False)
 
@@ -353,11 +353,11 @@ def test_user_cache_when_environment_variable_has_nothing(isolated_data_env, fak
 
 def test_debian_package_directory_for_fashion_mnist(isolated_data_env, fake_official, monkeypatch, capsys):
     fake = fake_official("fashion-mnist")
-    monkeypatch.setitem(datasets.SYSTEM_DIRS, "fashion-mnist", (fake.dir,))
+    monkeypatch.setitem(dataset_files.SYSTEM_DIRS, "fashion-mnist", (fake.dir,))
     dataset = load_dataset("fashion-mnist", source="full")  # the mirrors are unreachable: no download tried
     assert_is(dataset, fake)
     assert capsys.readouterr().out == f"Fashion-MNIST (full): reading Debian's dataset-fashion-mnist package in {fake.dir}\n"
-    assert datasets.SYSTEM_DIRS["fashion-mnist"] == (fake.dir,) and datasets.SYSTEM_DIRS["mnist"] == ()
+    assert dataset_files.SYSTEM_DIRS["fashion-mnist"] == (fake.dir,) and dataset_files.SYSTEM_DIRS["mnist"] == ()
 
 
 def test_nothing_found_offline_lists_the_options(isolated_data_env):

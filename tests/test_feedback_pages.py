@@ -318,8 +318,7 @@ def test_read_first_links_on_feedback_pages_open_the_published_chapters(tmp_path
 
     from autograder import grade
 
-    sys.path.insert(0, str(REPO / "scripts"))
-    import make_release
+    from scripts import make_release
 
     site = feedback.site_url()
     assert site == make_release.site_url() and site.startswith("https://")  # the one setting, read alike

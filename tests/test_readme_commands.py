@@ -23,9 +23,27 @@ REPO = Path(__file__).resolve().parent.parent
 def test_readme_names_the_commands_tested_here():
     readme = (REPO / "README.md").read_text()
     for command in ("make book", "make test", "make lab", "make check", "make release",
-                    "python -m autograder grade SUBMISSIONS --out OUT", "make exercises"):
+                    "python -m autograder grade SUBMISSIONS --out OUT", "make regenerate-exercises"):
         assert command in readme, command
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_make_help_lists_the_instructors_targets_and_each_is_a_target():
+    """`make help` names every generating target (the book's results and chapter 6's reference experiments
+    among them), each one it names exists, and `make exercises` is the alias of the target that says it regenerates."""
+    makefile = (REPO / "Makefile").read_text()
+    targets = dict(re.findall(r"^([a-z][\w-]*):(.*)$", makefile, re.M))
+    helped = re.findall(r'^\t@echo "make ([a-z][\w-]*)', makefile, re.M)
+    assert set(helped) <= set(targets), set(helped) - set(targets)
+    for target in ("test", "test-fast", "regenerate-exercises", "fixtures", "book-results", "reference-experiments",
+                   "release", "bench"):
+        assert target in helped, f"make help does not list make {target}"
+    assert targets["exercises"].split() == ["regenerate-exercises"]
+    for target, script in (("book-results", "scripts/make_book_results.py"),
+                           ("reference-experiments", "scripts/run_reference_experiments.py"),
+                           ("regenerate-exercises", "scripts/generate_exercises.py")):
+        recipe = makefile.split(f"\n{target}:", 1)[1].split("\n\n", 1)[0]
+        assert script in recipe, f"make {target} does not run {script}"
 
 
 @pytest.mark.slow

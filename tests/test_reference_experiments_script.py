@@ -8,7 +8,6 @@ back into ``History`` objects.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,8 +15,7 @@ import pytest
 
 from dnn_course.reference import solutions_dir
 from dnn_course.training import History
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "run_reference_experiments.py"
+from scripts import run_reference_experiments as script
 
 pytestmark = pytest.mark.skipif(
     not (solutions_dir() / "04_model_l2.ipynb").exists(),
@@ -25,18 +23,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("run_reference_experiments", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
     """Run the quick mode once on the embedded data; returns (module, paths, output directory)."""
     out = tmp_path_factory.mktemp("results")
-    script = load_script()
     paths = script.main(["--quick", "--data", "embedded", "--out", str(out), "--threads", "1"])
     return script, paths, out
 
@@ -96,7 +86,6 @@ def test_fashion_search_ranks_by_validation_and_retrains_the_best(quick_results)
 
 
 def test_runs_from_separate_invocations_are_merged_into_one_file(tmp_path):
-    script = load_script()
     common = ["--quick", "--only", "mnist", "--data", "embedded", "--out", str(tmp_path), "--threads", "1"]
     path = tmp_path / "mnist_activations_embedded.json"
     script.main([*common, "--activation", "tanh"])
@@ -112,7 +101,6 @@ def test_runs_from_separate_invocations_are_merged_into_one_file(tmp_path):
 
 
 def test_a_file_from_other_settings_is_replaced_not_merged(tmp_path):
-    script = load_script()
     path = tmp_path / "mnist_activations_embedded.json"
     stale = {"settings": {"epochs": 1}, "data": "other", "quick": True, "dtype": "float32", "seed": 0,
              "runs": {"sigmoid": {"seconds": 1.0}}}
@@ -124,7 +112,6 @@ def test_a_file_from_other_settings_is_replaced_not_merged(tmp_path):
 
 
 def test_fashion_final_only_refuses_to_rank_an_incomplete_search(tmp_path):
-    script = load_script()
     common = ["--quick", "--only", "fashion", "--data", "embedded", "--out", str(tmp_path), "--threads", "1"]
     script.main([*common, "--candidate", "2"])
     with pytest.raises(SystemExit, match=r"candidates \[1, 3, 4, 5\] have no result"):
@@ -135,13 +122,12 @@ def test_fashion_final_only_refuses_to_rank_an_incomplete_search(tmp_path):
 
 
 def test_learning_rate_stages_continue_one_model_and_one_history(tmp_path):
-    script = load_script()
     candidate = {"learning_rate": 0.1, "schedule": [[3, 0.1], [2, 0.01]]}
-    assert script._stages(candidate, 30) == [(3, 0.1), (2, 0.01)]
-    assert script._stages(candidate, 30, limit=4) == [(3, 0.1), (1, 0.01)]  # the final run stops at the best epoch
-    assert script._stages(candidate, 30, limit=2) == [(2, 0.1)]
-    assert script._stages({"learning_rate": 0.05}, 30) == [(30, 0.05)]
-    assert script._stages({"learning_rate": 0.05, "epochs": 60}, 30, limit=7) == [(7, 0.05)]
+    assert script.learning_rate_stages(candidate, 30) == [(3, 0.1), (2, 0.01)]
+    assert script.learning_rate_stages(candidate, 30, limit=4) == [(3, 0.1), (1, 0.01)]  # the final run stops at the best epoch
+    assert script.learning_rate_stages(candidate, 30, limit=2) == [(2, 0.1)]
+    assert script.learning_rate_stages({"learning_rate": 0.05}, 30) == [(30, 0.05)]
+    assert script.learning_rate_stages({"learning_rate": 0.05, "epochs": 60}, 30, limit=7) == [(7, 0.05)]
     common = ["--quick", "--only", "fashion", "--data", "embedded", "--out", str(tmp_path), "--threads", "1"]
     script.main([*common, "--candidate", "5"])
     entry = json.loads((tmp_path / "fashion_tuning_embedded.json").read_text())["search"][4]

@@ -37,10 +37,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import make_release  # noqa: E402
-
-from tests.autograder_corpus.students import perfect  # noqa: E402
+from scripts import make_release
+from tests.autograder_corpus.students import perfect
 
 
 @pytest.fixture(scope="module")
