@@ -35,6 +35,7 @@ import io
 import json
 import re
 import shutil
+import string
 import sys
 import zipfile
 from pathlib import Path
@@ -52,6 +53,9 @@ ASSIGNMENT = "dnn_hw"
 SOLUTIONS = REPO / "solutions" / ASSIGNMENT
 EXERCISES = REPO / "exercises" / ASSIGNMENT
 FIXTURES = REPO / "dnn_course" / "fixtures"
+#: The kit's README, .gitignore, book pages and conda header, with ``${placeholders}`` (:func:`template`),
+#: and its Makefile (copied as it is).
+TEMPLATES = Path(__file__).resolve().parent / "release_templates"
 #: Modules of dnn_course that stay with the instructors (they read solutions/).
 INSTRUCTOR_MODULES = {"reference.py", "leak_policy.py"}
 #: Lines shorter than this (without spaces) are too generic to call a leak (``return out``).
@@ -338,193 +342,40 @@ def chapter_links() -> dict[str, str]:
     return dict(sorted(chapters.items()))
 
 
+def template(file_name: str, **values) -> str:
+    """The kit's file ``file_name`` from ``scripts/release_templates/``, its ``${placeholders}`` filled with ``values``.
+
+    Raises ``KeyError`` naming a placeholder the template has and ``values`` lacks.
+    """
+    return string.Template((TEMPLATES / file_name).read_text(encoding="utf-8")).substitute(values)
+
+
 def _chapter_page(stem: str, title: str, site: str) -> str:
     """The kit's ``book/<stem>.md``: where a notebook's "Read first" link lands, pointing to the chapter online."""
-    if site:
-        return (f"# {title}\n\nThis chapter of the course book is on the course website:\n\n"
-                f"**[{title}]({site}book/{stem}.html)** ({site}book/{stem}.html)\n\n"
-                f"The whole book: {site}\n")
-    return (f"# {title}\n\nThis chapter of the course book (`book/{stem}.md`) is on the course website, but this kit "
-            "was made without the website's address (`html.baseurl` in the course's `_config.yml` was empty), so "
-            "it cannot link to it. The course's announcement gives the website's address.\n")
+    return template("chapter_page.md" if site else "chapter_page_without_site.md", stem=stem, title=title, site=site)
 
 
 def _book_section(site: str) -> str:
     chapters = chapter_links()
     if site:
         rows = "\n".join(f"* [{title}]({site}book/{stem}.html)" for stem, title in chapters.items())
-        return (f"The course book, with the derivations the notebooks build on: {site}\n\nEach notebook starts "
-                f"with a **Read first** link to its chapter (in JupyterLab it opens a page in `book/` with the "
-                f"chapter's address). The chapters:\n\n{rows}\n")
-    rows = "\n".join(f"* {title}" for title in chapters.values())
-    return ("**This kit was made without the address of the course book** (`html.baseurl` in the course's "
-            "`_config.yml` was empty): the notebooks' **Read first** links open a page in `book/` that says so, "
-            f"and the course's announcement gives the address. The chapters the notebooks refer to:\n\n{rows}\n")
+        return template("book_section.md", site=site, chapters=rows)
+    return template("book_section_without_site.md", chapters="\n".join(f"* {title}" for title in chapters.values()))
 
 
 def _kit_readme(url: str, site: str = "") -> str:
-    name = url.rsplit("/", 1)[-1]
-    binder = url.replace("https://github.com/", "https://mybinder.org/v2/gh/") + "/main?urlpath=lab/tree/exercises/dnn_hw"
-    data_files = ", ".join(f"`{file}`" for file in DATA_FILES)
-    example = f"{ARCHIVE_PREFIX}_Ada_Lovelace_12345678.zip"
-    return f"""# Deep Neural Networks from Scratch: exercises
-
-Six Jupyter notebooks in which you build a multi-layer perceptron in NumPy and run two experiments
-with it: activation functions on MNIST and tuning a network on Fashion-MNIST. Every exercise checks
-your code as you go: run the test cell below your code and read its ✓ or ✗ message.
-
-## The book
-
-{_book_section(site)}
-## Start
-
-On Linux or macOS, with Python 3.11 or newer and `make`:
-
-```bash
-git clone {url}.git
-cd {name}
-make lab
-```
-
-`make lab` installs the exact versions of `requirements.txt` into `.venv/` (once; this needs the
-internet), copies the notebooks to `my-work/dnn_hw/` (once: your work stays there, and `git pull`
-never touches it) and opens them in JupyterLab. Afterwards everything works offline: the data the
-notebooks use ships in `data/embedded/`.
-
-Without `make` (Windows, or conda): `conda env create -f environment.yml`, `conda activate dnn-course`,
-copy `exercises/dnn_hw` to `my-work/dnn_hw` (once) and, in this folder, run
-`jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/my-work/dnn_hw` (served from this
-folder, the notebooks' Read-first links open the pages in `book/`). In the browser, without
-installing anything: [Binder]({binder}) (your work is lost when the session ends: download your
-notebooks).
-
-## Work
-
-Do the notebooks in order, `01_activations` to `06_fashion_tuning`. Write your code where it says
-`EDIT HERE` and run the test cell below it. Notebooks 04 to 06 import your classes from the earlier
-notebooks, so keep the six together in one folder.
-
-Before you submit, check all six from the command line:
-
-```bash
-make check
-```
-
-Without `make`: `python -m dnn_course.check my-work/dnn_hw --released exercises/dnn_hw`.
-
-It runs every notebook in `my-work/dnn_hw/` from the start, the way the grader does, and lists the
-tests that fail (✗) and any test cell that was deleted or changed. A test that earns part of its
-points by design (05's three networks, 06's accuracy thresholds) is marked ◐ with what the next
-point needs; that is no error. Notebooks 05 and 06 are checked from the results and networks they
-saved, so run their experiments first: once with `SMOKE_TEST = True` in their first code cell
-(seconds, to check your code; every test then says SMOKE RUN, NOT GRADED), then for real with
-`SMOKE_TEST = False` (minutes: each notebook's introduction says how long). `make check` names
-smoke-test results as such: they earn no points.
-
-## Submit
-
-When `make check` is content, pack your work with your name (its parts joined by `_`, Latin letters,
-no spaces) and your student id:
-
-```bash
-make submit NAME=Ada_Lovelace ID=12345678
-```
-
-It checks that `my-work/dnn_hw/` holds the six notebooks and the six files the experiments write
-({data_files}), warns if 05 or 06 saved smoke-test results, and writes `{example}` in this folder.
-The zip holds exactly those twelve files, at its top level, and nothing else (not the `fashion_runs/`
-folder): the name and the contents the grader expects. Upload it to your course's learning
-platform; if you upload again, the latest upload counts. Without `make`:
-`python -m dnn_course.submission my-work/dnn_hw --name Ada_Lovelace --id 12345678`.
-
-The grader runs your notebooks with hidden tests that check the same things as the visible ones, on
-other inputs (float32, a batch of one, extreme values), measures your saved networks itself, and
-your written answers are graded by hand.
-
-## What is here
-
-| path | what |
-| --- | --- |
-| `exercises/dnn_hw/` | the six notebooks as released (your copy is in `my-work/`) |
-| `book/` | one page per chapter the notebooks link to, with the chapter's address |
-| `dnn_course/` | the course's Python package: data loader, training loop, plots, checks |
-| `data/embedded/` | MNIST and Fashion-MNIST: the first 10,000 training images and the 10,000 test images of each |
-| `requirements.txt`, `environment.yml`, `binder/` | the pinned environment (pip, conda, Binder) |
-
-`pip install .` installs the package with its data, like any wheel, into any other environment.
-MNIST: CC BY-SA 3.0 (Y. LeCun, C. Cortes, C. J. C. Burges); Fashion-MNIST: MIT (Zalando Research).
-The course's code: MIT, see `LICENSE`.
-"""
-
-
-def _kit_makefile() -> str:
-    return (
-        """# The students' kit. `make lab` to work, `make check` before submitting, `make submit` to pack.
-PYTHON  ?= python3
-VENV    := .venv
-BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed
-WORK    ?= my-work
-LAB_ARGS ?=
-# What pip installs as the course package: this folder, built into a wheel that carries the data.
-PACKAGE ?= .
-# make submit NAME=Ada_Lovelace ID=12345678
-NAME ?=
-ID ?=
-
-.PHONY: help venv lab check submit
-
-help:
-\t@echo "make lab     copy the exercises to $(WORK)/ (once) and open them in JupyterLab"
-\t@echo "make check   run the six notebooks in $(WORK)/dnn_hw and report the tests that fail"
-\t@echo "make submit NAME=Ada_Lovelace ID=12345678"
-\t@echo "             check that every file is there and write the zip to upload"
-
-venv: $(STAMP)
-
-$(STAMP): requirements.txt pyproject.toml
-\ttest -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "The course needs Python 3.11 or newer, but $(PYTHON) is Python " + sys.version.split()[0] + ". Install Python 3.11 or newer and run make again with PYTHON=python3.11 (or python3.12, ...).")'
-\ttest -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-\t$(BIN)/python -m pip install --quiet pip==26.3
-\t$(BIN)/python -m pip install --quiet -r requirements.txt
-\t$(BIN)/python -m pip install --quiet --no-deps $(PACKAGE)
-\ttouch $(STAMP)
-
-# Your copy of the notebooks, made once: your work stays there and `git pull` never conflicts.
-$(WORK)/dnn_hw:
-\tmkdir -p $(WORK) && cp -r exercises/dnn_hw $(WORK)/dnn_hw
-
-# Served from this folder (not from $(WORK)/dnn_hw) so that the notebooks' Read-first links,
-# ../../book/*.md, stay inside the server's root; it opens on your copy of the notebooks.
-lab: $(STAMP) $(WORK)/dnn_hw
-\t$(BIN)/python -m jupyterlab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/$(WORK)/dnn_hw $(LAB_ARGS)
-
-check: $(STAMP) $(WORK)/dnn_hw
-\t$(BIN)/python -m dnn_course.check $(WORK)/dnn_hw --released exercises/dnn_hw
-
-# Not on $(WORK)/dnn_hw: a missing folder is reported, never replaced by blank notebooks.
-submit: $(STAMP)
-\t$(BIN)/python -m dnn_course.submission $(WORK)/dnn_hw --name "$(NAME)" --id "$(ID)"
-""")
-
-
-_GITIGNORE = f""".venv/
-my-work/
-{ARCHIVE_PREFIX}_*.zip
-build/
-*.egg-info/
-__pycache__/
-.ipynb_checkpoints/
-"""
+    return template("README.md", book_section=_book_section(site), url=url, name=url.rsplit("/", 1)[-1],
+                    binder=url.replace("https://github.com/", "https://mybinder.org/v2/gh/")
+                    + "/main?urlpath=lab/tree/exercises/dnn_hw",
+                    data_files=", ".join(f"`{file}`" for file in DATA_FILES),
+                    example=f"{ARCHIVE_PREFIX}_Ada_Lovelace_12345678.zip")
 
 
 def _environment_yml() -> str:
     """The repository's environment.yml with a header for students."""
     lines = (REPO / "environment.yml").read_text(encoding="utf-8").splitlines()
     body = [line for line in lines if not line.startswith("#")]
-    header = ["# Conda environment of the course (conda-forge), the versions of requirements.txt.",
-              "#   conda env create -f environment.yml && conda activate dnn-course"]
-    return "\n".join(header + body) + "\n"
+    return template("environment_header.yml") + "\n".join(body) + "\n"
 
 
 def build_kit(out_dir: Path) -> Path:
@@ -555,8 +406,8 @@ def build_kit(out_dir: Path) -> Path:
     for stem, title in chapter_links().items():
         (kit / "book" / f"{stem}.md").write_text(_chapter_page(stem, title, site), encoding="utf-8")
     (kit / "README.md").write_text(_kit_readme(students_repository_url(), site), encoding="utf-8")
-    (kit / "Makefile").write_text(_kit_makefile(), encoding="utf-8")
-    (kit / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
+    shutil.copyfile(TEMPLATES / "Makefile", kit / "Makefile")  # as it is: make's own $(...) are no placeholders
+    (kit / ".gitignore").write_text(template("gitignore", archive_prefix=ARCHIVE_PREFIX), encoding="utf-8")
     return kit
 
 
