@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
               f"feedback: {out / 'feedback'}\nby hand:  {out / 'manual_cells.csv'}\n"
               f"alike:    {out / 'similarity.html'}")
         return 0
-    from . import manual
+    from . import manual, manual_merge
     out = args.out.resolve()
     if args.command == "manual-list":
         db = out / "course" / "gradebook.db"
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{manual.describe(manual.manual_cells(db, args.assignment))}: {path}")
         return 0
     try:
-        count = manual.merge(out, args.scores.resolve(), args.assignment)
+        count = manual_merge.merge(out, args.scores.resolve(), args.assignment)
     except (manual.ScoreError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

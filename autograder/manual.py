@@ -1,4 +1,4 @@
-"""Answers graded by hand: list them, take the instructor's scores, merge them.
+"""Answers graded by hand: list them, take the instructor's scores, write them to the gradebook.
 
 ``OUT/manual_cells.csv`` lists every manually graded cell of every student
 (student, notebook, cell, points, the student's answer, and a ``score``
@@ -9,7 +9,8 @@ are checked (known student and cell, 0 <= score <= points), kept in
 gradebook as nbgrader manual scores, and ``grades.csv``,
 ``manual_cells.csv``, each student's ``results/<id>.json`` and feedback
 summary page, and the class report (with the settings of the last ``grade``
-run, kept in ``OUT/course/report_settings.json``) are rewritten.
+run, kept in ``OUT/course/report_settings.json``) are rewritten
+(:func:`autograder.manual_merge.merge`, which runs these steps and then the report's).
 """
 from __future__ import annotations
 
@@ -202,22 +203,3 @@ def apply_scores(out: Path, db: Path, assignment: str) -> int:
     scores = {k: v for k, v in scores.items() if k[0] in known}
     write_to_gradebook(db, assignment, scores)
     return len(scores)
-
-
-def merge(out: Path, score_file: Path, assignment: str) -> int:
-    """``manual-merge``: add the filled-in scores; rewrite grades.csv, manual_cells.csv, the summary pages, the report."""
-    from . import report
-
-    db = out / "course" / "gradebook.db"
-    if not db.exists():
-        raise FileNotFoundError(f"{db} not found: run `python -m autograder grade` first")
-    new = read_scores(score_file)
-    stored = read_scores(out / STORE_FILE) if (out / STORE_FILE).exists() else {}
-    merged = {**stored, **new}
-    write_to_gradebook(db, assignment, merged)
-    store(out, merged)
-    write_manual_list(out, db, assignment)
-    refresh_results(out, db, assignment)
-    report.export_grades(out, db, assignment)
-    report.rewrite_report(out, db)
-    return len(new)

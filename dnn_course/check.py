@@ -38,6 +38,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import submission
 from .nbgrader_cells import is_graded_test
 
 __all__ = [
@@ -54,14 +55,7 @@ __all__ = [
     "write_student_config",
 ]
 
-NOTEBOOKS = (
-    "01_activations.ipynb",
-    "02_fc_layer.ipynb",
-    "03_softmax_cross_entropy.ipynb",
-    "04_model_l2.ipynb",
-    "05_mnist_activations.ipynb",
-    "06_fashion_tuning.ipynb",
-)
+NOTEBOOKS = submission.NOTEBOOKS  # the six notebooks, named once (a submission holds them)
 #: Seconds a cell may run, as when grading (``autograder.grading_config.GradingSettings.cell_timeout``).
 CELL_TIMEOUT = 120
 #: Run in the kernel before the notebook: experiments read their saved results (unless the mode is set).
@@ -322,10 +316,9 @@ def check_notebook(path: str | Path, released: str | Path | None = None) -> Note
 def _smoke_problems(path: Path) -> list[str]:
     """A line for a results file of this notebook that holds smoke-test runs (none for 01-04)."""
     from .experiment import SMOKE
-    from .submission import RESULTS_FILES, smoke_results
 
-    results = RESULTS_FILES.get(path.name)
-    runs = smoke_results(path.parent).get(results, []) if results else []
+    results = submission.RESULTS_FILES.get(path.name)
+    runs = submission.smoke_results(path.parent).get(results, []) if results else []
     if not runs:
         return []
     return [f"{results} holds SMOKE-TEST results ({len(runs)} run{'s' if len(runs) > 1 else ''} with SMOKE_TEST = "

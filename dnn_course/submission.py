@@ -3,7 +3,7 @@
     python -m dnn_course.submission my-work/dnn_hw --name Ada_Lovelace --id 12345678
 
 writes ``DNN_HW2_Ada_Lovelace_12345678.zip`` holding, at its top level, the six
-notebooks (:data:`dnn_course.check.NOTEBOOKS`) and the files the experiment
+notebooks (:data:`NOTEBOOKS`) and the files the experiment
 notebooks write (:data:`DATA_FILES`): exactly what the grader's collector
 (``autograder/collect.py``) keeps from a zip named by its pattern
 (``autograder.grading_config.DEFAULT_NAME_PATTERN``). The grader takes its list
@@ -22,11 +22,20 @@ import sys
 import zipfile
 from pathlib import Path
 
-__all__ = ["ARCHIVE_PREFIX", "DATA_FILES", "MAX_NOTEBOOK_BYTES", "RESULTS_FILES", "STUDENT_ID", "archive_name", "main",
-           "missing_files", "smoke_results", "write_submission"]
+__all__ = ["ARCHIVE_PREFIX", "DATA_FILES", "MAX_NOTEBOOK_BYTES", "NOTEBOOKS", "RESULTS_FILES", "STUDENT_ID", "archive_name",
+           "main", "missing_files", "smoke_results", "write_submission"]
 
 #: The start of a submission's name: ``DNN_HW2_<Name>_<StudentID>.zip``.
 ARCHIVE_PREFIX = "DNN_HW2"
+#: The six notebooks of the assignment, in order (also ``dnn_course.check.NOTEBOOKS``).
+NOTEBOOKS = (
+    "01_activations.ipynb",
+    "02_fc_layer.ipynb",
+    "03_softmax_cross_entropy.ipynb",
+    "04_model_l2.ipynb",
+    "05_mnist_activations.ipynb",
+    "06_fashion_tuning.ipynb",
+)
 #: Data files a submission carries beside its notebooks, with the grader's size caps (bytes).
 #: The experiment notebooks write them; in grading mode they load them instead of training.
 DATA_FILES = {
@@ -50,12 +59,6 @@ _ID = re.compile(STUDENT_ID)
 _EXAMPLE = "make submit NAME=Ada_Lovelace ID=12345678"
 
 
-def _notebooks() -> tuple[str, ...]:
-    from .check import NOTEBOOKS  # the six notebooks, named once
-
-    return NOTEBOOKS
-
-
 def archive_name(name: str, student_id: str) -> str:
     """``DNN_HW2_<name>_<student_id>.zip``; ``ValueError`` with what to type when either is malformed."""
     name, student_id = (name or "").strip(), (student_id or "").strip()
@@ -74,7 +77,7 @@ def archive_name(name: str, student_id: str) -> str:
 
 def submitted_files() -> list[str]:
     """Every file of a submission, in the order the zip holds them."""
-    return [*_notebooks(), *DATA_FILES]
+    return [*NOTEBOOKS, *DATA_FILES]
 
 
 def missing_files(folder: str | Path) -> list[str]:
@@ -116,7 +119,7 @@ def write_submission(folder: str | Path, name: str, student_id: str, out: str | 
 
 
 def _too_large(folder: Path) -> list[str]:
-    caps = {**{name: MAX_NOTEBOOK_BYTES for name in _notebooks()}, **DATA_FILES}
+    caps = {**{name: MAX_NOTEBOOK_BYTES for name in NOTEBOOKS}, **DATA_FILES}
     return [f"{name} is {(folder / name).stat().st_size / 1e6:.1f} MB; the grader takes at most {cap / 1e6:g} MB"
             for name, cap in caps.items() if (folder / name).is_file() and (folder / name).stat().st_size > cap]
 

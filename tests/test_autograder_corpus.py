@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import manual
+from autograder import manual, manual_merge
 from autograder.grade import grade
 from autograder.grading_config import GradingSettings
 from nbgrader.api import Gradebook
@@ -164,7 +164,7 @@ def test_manual_scores_are_listed_validated_and_merged(graded, tmp_path):
     assert "still to be graded by hand" not in page.read_text(encoding="utf-8")  # as grades.csv: nothing pending
     assert rows["1003"]["to_grade_by_hand"] == "0"
     result_before = json.loads((out / "results" / "1003.json").read_text())
-    assert manual.merge(out, filled, st.ASSIGNMENT) == 1
+    assert manual_merge.merge(out, filled, st.ASSIGNMENT) == 1
     after = read_rows(out)
     assert float(after["1003"]["total"]) == before + 1.5
     assert after["1003"][f"{first['notebook']}/{first['cell']}"] == "1.5"
@@ -190,7 +190,7 @@ def test_manual_scores_are_listed_validated_and_merged(graded, tmp_path):
         writer.writeheader()
         writer.writerow({**first, "score": str(float(first["max_score"]) + 1)})
     with pytest.raises(manual.ScoreError, match="outside"):
-        manual.merge(out, filled, st.ASSIGNMENT)
+        manual_merge.merge(out, filled, st.ASSIGNMENT)
     assert read_rows(out) == after  # a refused file changes nothing
 
 
