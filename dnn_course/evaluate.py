@@ -1,21 +1,20 @@
 """Measuring a saved model with the course's own forward pass (never the student's code).
 
-Grading measures the weights a student submitted, so that a model is judged on
-what it does, not on what its notebook printed or on the student's
-``predict``. The forward pass here is plain NumPy, finite for any finite weights:
+Grading measures the weights a student submitted (read by
+:func:`dnn_course.records.read_weights`, measured by
+:mod:`dnn_course.experiment_grades`), so that a model is judged on what it does,
+not on what its notebook printed or on the student's ``predict``. The forward pass here is plain NumPy, finite for any finite weights:
 ``A_0 = X``; ``Z_l = A_{l-1} W_l + b_l``; ``A_l = g(Z_l)`` for the hidden
 layers; the predicted class is the argmax of the last layer's scores
 (softmax does not change the argmax).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .records import RecordError, read_weights
+from .records import RecordError
 
-__all__ = ["ACTIVATIONS", "measure_saved_model", "predict_classes"]
+__all__ = ["ACTIVATIONS", "predict_classes"]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -47,12 +46,3 @@ def predict_classes(layers: list[tuple[np.ndarray, np.ndarray]], activation: str
                     a = g(a)
             out[start:start + batch_size] = np.argmax(a, axis=1)
     return out
-
-
-def measure_saved_model(path: str | Path, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
-    """``(accuracy, description)`` of the model file ``path`` on images ``x`` ``(n, 28, 28)``, labels ``y`` ``(n,)``."""
-    layers, description = read_weights(path)
-    if layers[0][0].shape[0] != np.asarray(x).reshape(len(x), -1).shape[1] or layers[-1][0].shape[1] != 10:
-        raise RecordError(f"{Path(path).name}: the network does not map 784 pixels to 10 classes.")
-    predicted = predict_classes(layers, str(description["activation"]), x)
-    return float(np.mean(predicted == np.asarray(y))), description

@@ -37,7 +37,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from dnn_course.datasets import load_dataset, one_hot, train_val_split
-from dnn_course.evaluate import predict_classes
+from dnn_course.evaluate import ACTIVATIONS, predict_classes
 from dnn_course.gradcheck import check_layer_gradients, check_model_gradients
 from dnn_course.model_builder import build_classifier
 from dnn_course.reference import load_reference
@@ -340,13 +340,18 @@ def _pre_activations(model, x) -> list:
     return found
 
 
-def _spread_over_examples(model, x) -> list:
-    """Per fully-connected layer: the standard deviation of each unit's Z over the examples of ``x``, averaged over units.
+def _spread(z) -> float:
+    """The standard deviation of each unit's Z ``(n, d)`` over the ``n`` examples, averaged over the ``d`` units.
 
     What the layer's output still says about *which* image came in; a constant Z (the same
     for every image) has spread 0, however large it is.
     """
-    return [float(np.mean(z.std(axis=0))) for z in _pre_activations(model, x)]
+    return float(np.mean(z.std(axis=0)))
+
+
+def _spread_over_examples(model, x) -> list:
+    """:func:`_spread` of every fully-connected layer's Z for the batch ``x``, in order."""
+    return [_spread(z) for z in _pre_activations(model, x)]
 
 
 #: A sigmoid or tanh unit counts as *saturated* on an example when its slope there is below a tenth of
@@ -359,7 +364,7 @@ Z_BINS = np.linspace(-6.0, 6.0, 49)  # histogram edges, 0.25 wide; values outsid
 def _slope_ratio(activation: str, z):
     """g'(z) / max g': 1 where the unit passes the gradient best, near 0 where it is saturated."""
     if activation == "sigmoid":
-        s = 0.5 * (1 + np.tanh(z / 2))  # the sigmoid, without overflow
+        s = ACTIVATIONS["sigmoid"](z)  # the course's sigmoid, without overflow
         return s * (1 - s) / 0.25
     return 1 - np.tanh(z) ** 2
 
@@ -389,7 +394,7 @@ def saturation(nn) -> dict:
             layers = []
             for z in _pre_activations(model, probe)[:2]:
                 counts, _ = np.histogram(np.clip(z, Z_BINS[0], Z_BINS[-1]), bins=Z_BINS)
-                row = {"std": float(z.std()), "spread_over_examples": float(np.mean(z.std(axis=0))),
+                row = {"std": float(z.std()), "spread_over_examples": _spread(z),
                        "fraction_abs_above_2": float(np.mean(np.abs(z) > 2)),
                        "histogram": _floats(counts / z.size)}
                 if activation == "relu":

@@ -18,7 +18,7 @@ import pytest
 from nbclient import NotebookClient
 
 from dnn_course.datasets import load_dataset, train_val_split
-from dnn_course.evaluate import measure_saved_model, predict_classes
+from dnn_course.evaluate import predict_classes
 from dnn_course.experiment import run_plan
 from dnn_course.experiment_grades import (CLAIM_NOT_REACHED, FASHION_THRESHOLDS, SMOKE_SUBMITTED, fashion_model_points,
                                          mnist_model_points)
@@ -65,7 +65,8 @@ def mnist_runs(tmp_path_factory, reference):
 def test_the_course_forward_pass_agrees_with_the_reference_model(mnist_runs, reference):
     folder, experiment, x_test, y_test = mnist_runs
     for name, history in experiment.runs.items():
-        measured, description = measure_saved_model(folder / f"mnist_model_{name}.npz", x_test, y_test)
+        layers, description = read_weights(folder / f"mnist_model_{name}.npz")
+        measured = float(np.mean(predict_classes(layers, description["activation"], x_test) == y_test))
         assert measured == pytest.approx(history.test_acc, abs=2e-4), name  # float32 sums in another order
         assert description["info"]["run_id"] == experiment.ids[name]
 
