@@ -19,6 +19,7 @@ is replaced as a whole by a note.
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -204,6 +205,7 @@ BOOK_CONFIG = Path(__file__).resolve().parent.parent / "_config.yml"
 BOOK_LINK = re.compile(r'<a href="(?:\.\./)+book/([\w-]+)\.md(#[^"]*)?"([^>]*)>(.*?)</a>', re.S)
 
 
+@functools.lru_cache(maxsize=None)  # read once per grading run, not once per student
 def site_url(config: Path = BOOK_CONFIG) -> str:
     """``html.baseurl`` of the book's ``_config.yml``, ending in ``/``; "" if unset (as the kit reads it)."""
     import yaml
