@@ -55,7 +55,6 @@ import platform
 import resource
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -65,6 +64,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flops import epoch_flops  # noqa: E402
+from harness import load_average, timed  # noqa: E402
 from profile_step import profile_steps  # noqa: E402
 from measure import (  # noqa: E402
     CLOCKS,
@@ -178,16 +178,13 @@ def reference_worker(args) -> None:
             break
         square = square_gemm_gflops(args.square_size, dtype, repeats=3, clock=clock)
         gemm_seconds = seconds_of(gemm_epoch, clock)
-        load = os.getloadavg()[0]
-        wall_start, cpu_start = time.perf_counter(), time.process_time()
-        train_one_epoch()  # timed as a whole: includes train()'s per-call label checks and one-hot encoding
-        wall, cpu = time.perf_counter() - wall_start, time.process_time() - cpu_start
+        _, timing = timed(train_one_epoch)  # as a whole: includes train()'s per-call label checks and one-hot encoding
         model_seconds = model_only_epoch_seconds(model, x_shuffled, y_shuffled, BATCH_SIZE, LEARNING_RATE, REG_LAMBDA,
                                                  clock)
         loop_seconds = seconds_of(lambda: train_one_epoch(DoNothingModel()), clock)
         _emit({"square_gflops": square, "gemm_seconds": gemm_seconds, "loop_seconds": loop_seconds,
-               "epoch_seconds": cpu if args.clock == "cpu" else wall, "model_seconds": model_seconds,
-               "load": load, "cpu_share": cpu / max(wall, 1e-9) / args.threads})
+               "epoch_seconds": timing.cpu_s if args.clock == "cpu" else timing.wall_s, "model_seconds": model_seconds,
+               "load": timing.load_before, "cpu_share": timing.cpu_share(args.threads)})
 
 
 def torch_worker(args) -> None:
@@ -217,12 +214,9 @@ def torch_worker(args) -> None:
         if command.strip() != "run":
             break
         square = square_mm_gflops(args.square_size, TORCH_DTYPES[args.dtype], repeats=3, clock=clock)
-        load = os.getloadavg()[0]
-        wall_start, cpu_start = time.perf_counter(), time.process_time()
-        one_epoch()
-        wall, cpu = time.perf_counter() - wall_start, time.process_time() - cpu_start
-        _emit({"square_gflops": square, "epoch_seconds": cpu if args.clock == "cpu" else wall, "load": load,
-               "cpu_share": cpu / max(wall, 1e-9) / args.threads})
+        _, timing = timed(one_epoch)
+        _emit({"square_gflops": square, "epoch_seconds": timing.cpu_s if args.clock == "cpu" else timing.wall_s,
+               "load": timing.load_before, "cpu_share": timing.cpu_share(args.threads)})
 
 
 # ---------------------------------------------------------------------------- coordinator
@@ -439,7 +433,7 @@ def coordinate(args) -> dict:
         from dnn_course.datasets import load_dataset
 
         load_dataset("mnist", source="full", data_dir=args.data_dir, verbose=True)
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     workers = {}
     try:
         for dtype in args.dtypes:
@@ -479,11 +473,11 @@ def coordinate(args) -> dict:
         "machine": {
             "cpu": cpu_name(), "cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__,
-            "load_before": load_before, "load_after": os.getloadavg()[0],
+            "load_before": load_before, "load_after": load_average(),
         },
         "blas": {"numpy": first["blas"], "torch": torch_setup},
         "goals": GOALS,
-        "machine_busy": max(load_before, os.getloadavg()[0], *(r["load_average"] for r in results.values()))
+        "machine_busy": max(load_before, load_average(), *(r["load_average"] for r in results.values()))
         > (os.cpu_count() or 1),
         "results": results,
     }

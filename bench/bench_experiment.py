@@ -50,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness import COMPETITOR, competing_processes, load_average, timed  # noqa: E402
 from measure import blas_description, cpu_name  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,6 @@ DTYPE = np.float32
 GOALS = {"max_idle_seconds": 180.0, "max_activation_to_relu": 1.5, "max_loaded_to_idle": 3.0}
 QUICK = {"n_train": 600, "n_test": 500, "epochs": 2, "search_epochs": 1}
 COMPETING = 2  # CPU-bound processes of --under-load
-COMPETITOR = "while True: pass"
 TORCH_HINT = "pip install torch==2.13.0"
 MARK = "@@bench "
 
@@ -98,11 +98,8 @@ def _float64_arrays(model) -> list[str]:
 
 def _timed(run) -> tuple[object, dict]:
     """Call ``run()``; its result and the wall-clock and CPU seconds (all threads) it took, with the load."""
-    load_before = os.getloadavg()[0]
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = run()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return result, {"wall_s": wall, "cpu_s": cpu, "load": (load_before + os.getloadavg()[0]) / 2}
+    result, timing = timed(run)
+    return result, {"wall_s": timing.wall_s, "cpu_s": timing.cpu_s, "load": timing.mean_load}
 
 
 def _train_numpy(reference, sizes, activation, settings, splits, description, threads):
@@ -221,20 +218,6 @@ def torch_worker(args) -> None:
 
 
 # ---------------------------------------------------------------------------- coordinator
-
-
-@contextlib.contextmanager
-def competing_processes(count: int):
-    """``count`` CPU-bound Python processes for the duration of the block; their process ids."""
-    processes = [subprocess.Popen([sys.executable, "-c", COMPETITOR], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
-    try:
-        yield [p.pid for p in processes]
-    finally:
-        for process in processes:
-            process.kill()
-        for process in processes:
-            process.wait()
 
 
 def run_worker(kind: str, args) -> dict:
@@ -420,12 +403,12 @@ def coordinate(args) -> dict:
     torch_available = importlib.util.find_spec("torch") is not None and not args.no_torch
     if not torch_available and not args.no_torch:
         print(f"PyTorch not installed: skipped ({TORCH_HINT})", flush=True)
-    load_start = os.getloadavg()[0]
+    load_start = load_average()
     passes = {}
     competitor_pids = []
     for label, count in [("idle", 0)] + ([("loaded", COMPETING)] if args.under_load else []):
         print(f"Pass '{label}': notebook 05 (NumPy{', PyTorch' if torch_available else ''})"
-              f"{'' if args.no_search else ' and notebook 06'}, load average {os.getloadavg()[0]:.1f} ...",
+              f"{'' if args.no_search else ' and notebook 06'}, load average {load_average():.1f} ...",
               flush=True)
         with competing_processes(count) as pids:
             competitor_pids += pids
@@ -445,7 +428,7 @@ def coordinate(args) -> dict:
         "torch": passes["idle"]["torch"]["torch"] if passes["idle"]["torch"] else None,
         "machine": {"cpu": cpu_name(), "cpus": cpus, "platform": platform.platform(),
                     "python": platform.python_version(), "numpy": np.__version__,
-                    "load_start": load_start, "load_end": os.getloadavg()[0]},
+                    "load_start": load_start, "load_end": load_average()},
         "competitor_pids": competitor_pids,
         "idle_pass_busy": passes["idle"]["summary"]["load_max"] > cpus / 4,
         "passes": passes,

@@ -33,7 +33,6 @@ import random
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,6 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from autograder.grade import grade  # noqa: E402
 from autograder.grading_config import GradingSettings, default_jobs  # noqa: E402
+from bench.harness import machine_busy_seconds, timed  # noqa: E402
 from tests.autograder_corpus import students as st  # noqa: E402
 
 MISTAKES = [
@@ -82,20 +82,6 @@ def stated_figures(report: dict) -> dict[str, str]:
             "class_of_100": f"{100 * per / 60:.0f} min"}
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy since boot (Linux ``/proc/stat``), over all cores.
-
-    The grader's own CPU time cannot be read from ``getrusage``: the sandboxed
-    kernels are reaped inside their PID namespaces, so their time never reaches
-    this process's children. The machine's busy time includes them; on an
-    otherwise idle machine it is the grading run's CPU time.
-    """
-    with open("/proc/stat", encoding="ascii") as stat:
-        fields = [int(value) for value in stat.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user..steal; guest is already in user
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", type=int, default=100)
@@ -119,13 +105,10 @@ def main() -> int:
         else:
             make_class(submissions, args.students)
         out = args.out or scratch / "out"
-        load_start = os.getloadavg()[0]
-        start = time.perf_counter()
         machine_before = machine_busy_seconds()
-        summary = grade(submissions, out, settings, progress=True)
-        wall = time.perf_counter() - start
+        summary, timing = timed(lambda: grade(submissions, out, settings, progress=True))
         machine_cpu = machine_busy_seconds() - machine_before
-        load_end = os.getloadavg()[0]
+        wall, load_start, load_end = timing.wall_s, timing.load_before, timing.load_after
     finally:
         if args.out is None:
             shutil.rmtree(scratch, ignore_errors=True)

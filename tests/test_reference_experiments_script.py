@@ -9,7 +9,6 @@ back into ``History`` objects.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

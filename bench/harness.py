@@ -1,0 +1,83 @@
+"""The benchmarks' harness: timing one piece of work, the machine's load around it, competing processes.
+
+Shared by ``bench/bench_epoch.py``, ``bench/bench_experiment.py`` and ``scripts/bench_autograder.py``, so
+that every figure they record is taken the same way. Reads the clock, ``os.getloadavg`` and (for the
+machine's busy time) Linux's ``/proc/stat``; starts processes only in :func:`competing_processes`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, TypeVar
+
+__all__ = ["COMPETITOR", "Timing", "competing_processes", "load_average", "machine_busy_seconds", "timed"]
+
+#: What a competing CPU-bound process runs (``python -c``): one core kept busy, nothing else.
+COMPETITOR = "while True: pass"
+
+T = TypeVar("T")
+
+
+def load_average() -> float:
+    """The machine's one-minute load average (runnable processes, all cores together)."""
+    return os.getloadavg()[0]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long one piece of work took, and how busy the machine was around it."""
+
+    wall_s: float       #: elapsed seconds (``time.perf_counter``)
+    cpu_s: float        #: CPU seconds of this process, all its threads (``time.process_time``)
+    load_before: float  #: :func:`load_average` just before
+    load_after: float   #: :func:`load_average` just after
+
+    @property
+    def mean_load(self) -> float:
+        """The load average before and after, averaged: the load the work ran under."""
+        return (self.load_before + self.load_after) / 2
+
+    def cpu_share(self, threads: int) -> float:
+        """CPU seconds per elapsed second per thread: 1 when every thread had a core all the time."""
+        return self.cpu_s / max(self.wall_s, 1e-9) / threads
+
+
+def timed(run: Callable[[], T]) -> tuple[T, Timing]:
+    """Call ``run()``; return its result and its :class:`Timing` (the load is read outside the timed part)."""
+    load_before = load_average()
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return result, Timing(wall, cpu, load_before, load_average())
+
+
+@contextlib.contextmanager
+def competing_processes(count: int) -> Iterator[list[int]]:
+    """``count`` CPU-bound Python processes (:data:`COMPETITOR`) for the duration of the block; their ids."""
+    processes = [subprocess.Popen([sys.executable, "-c", COMPETITOR], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
+    try:
+        yield [p.pid for p in processes]
+    finally:
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.wait()
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (Linux ``/proc/stat``), over all cores.
+
+    A sandboxed grading kernel is reaped inside its PID namespace, so its CPU time never reaches
+    ``getrusage`` of the process that started it; the machine's busy time includes it. On an
+    otherwise idle machine, the difference over a run is the run's CPU time.
+    """
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user..steal; guest is already in user
