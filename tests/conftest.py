@@ -173,6 +173,7 @@ MODULE_TIERS = {
     "test_import_graph.py": "unit",
     "test_leak_policy.py": "unit",
     "test_model_builder.py": "unit",
+    "test_nbgrader_cells.py": "unit",
     "test_notebook_import.py": "unit",
     "test_notebooks.py": "integration",
     "test_plotting.py": "unit",
