@@ -40,7 +40,7 @@ from dnn_course.files import write_atomically
 from .feedback import Redactor, book_links, site_url, write_summary
 from .grading_config import GradingSettings, ensure_tools_on_path, nbgrader_config
 from .grading_records import Isolation, JobSpec, StudentResult
-from .layout import JobLayout, OutputLayout
+from .layout import CourseLayout, JobLayout, OutputLayout
 from .scores import change_score
 
 
@@ -76,12 +76,13 @@ def prepare_master(course: Path, settings: GradingSettings, db: Path) -> list[st
     if not outcome["success"]:
         raise RuntimeError("nbgrader generate_assignment failed on the source notebooks:\n"
                            + outcome.get("error", "") + outcome.get("log", ""))
-    release = course / "release" / settings.assignment
+    release = CourseLayout(course).release_dir(settings.assignment)
     return sorted(p.name for p in release.glob("*.ipynb"))
 
 
 def released_ids(course: Path, assignment: str, names: list[str]) -> dict[str, set[str]]:
-    return {name: collect_mod.notebook_grade_ids(course / "release" / assignment / name) for name in names}
+    release = CourseLayout(course).release_dir(assignment)
+    return {name: collect_mod.notebook_grade_ids(release / name) for name in names}
 
 
 def _fresh_event_loop() -> None:
@@ -256,7 +257,7 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
             stale.unlink()
     names = prepare_master(course, settings, assignment_db)
     redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
-                                       layout.release_dir(settings.assignment))
+                                       layout.course.release_dir(settings.assignment))
     shutil.copy(assignment_db, work_db)
     api = master_api(course, settings, assignment_db)
     manifest = collect_mod.collect(submissions, course, settings.assignment, settings.name_pattern,
@@ -273,15 +274,15 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
     try:
         jobs = {}
         for index, sid in enumerate(students):
-            jobdir = scratch / f"job{index:04d}"
+            jobdir = JobLayout.in_scratch(scratch, index).root
             jobdir.mkdir()
             os.chmod(jobdir, 0o711)
             jobs[sid] = jobdir
         def make_job(sid: str, slot: int) -> JobSpec:
             return JobSpec(student_id=sid, notebooks=tuple(names), timestamp=manifest[sid].get("timestamp"),
                            token=secrets.token_hex(8), slot=slot, isolation=isolation,
-                           submitted_dir=str(layout.submitted_dir(sid, settings.assignment)),
-                           release_dir=str(layout.release_dir(settings.assignment)), master_db=str(assignment_db),
+                           submitted_dir=str(layout.course.submitted_dir(sid, settings.assignment)),
+                           release_dir=str(layout.course.release_dir(settings.assignment)), master_db=str(assignment_db),
                            source_dir=str(Path(settings.source_root) / settings.assignment), settings=settings)
 
         results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)
@@ -300,7 +301,7 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
                     raise RuntimeError(error)
                 result = StudentResult.from_json(json.loads(job_folders.result.read_text()))
                 result = replace(result, flags=tuple(cand["flags"]) + result.flags)
-                merge_student(work_db, job_folders.gradebook_db, settings.assignment, sid, cand["student_name"],
+                merge_student(work_db, job_folders.course.gradebook_db, settings.assignment, sid, cand["student_name"],
                               cand.get("timestamp"))
             except Exception as problem:
                 failed.append(sid)
@@ -350,7 +351,7 @@ def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result:
 
     ``result`` is already redacted by the caller (it is also the result file).
     """
-    source = JobLayout(jobdir).feedback_dir(sid, assignment)
+    source = JobLayout(jobdir).course.feedback_dir(sid, assignment)
     target = OutputLayout(out).notebook_pages(sid)
     shutil.rmtree(target, ignore_errors=True)
     redactor = redactor if redactor is not None else Redactor([])

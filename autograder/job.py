@@ -91,11 +91,11 @@ def prepare(job: JobSpec, jobdir: Path) -> tuple[list[str], dict[str, list[str]]
     """Rebuild notebooks into the course and working folders; return (flags, per-notebook flags)."""
     sid, assignment = job.student_id, job.assignment
     folders = JobLayout(jobdir)
-    submitted = folders.submitted_dir(sid, assignment)
+    submitted = folders.course.submitted_dir(sid, assignment)
     work = folders.work_dir
-    for folder in (submitted, work, folders.source_dir(assignment), folders.ipc_dir):
+    for folder in (submitted, work, folders.course.source_dir(assignment), folders.ipc_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(job.master_db, folders.gradebook_db)
+    shutil.copy(job.master_db, folders.course.gradebook_db)
     if job.timestamp:
         (submitted / "timestamp.txt").write_text(job.timestamp)
     origin = Path(job.submitted_dir)
@@ -168,7 +168,7 @@ def inspect_autograded(job: JobSpec, jobdir: Path) -> dict[str, dict]:
 
     Strips the probe cells from the autograded files.
     """
-    folder = JobLayout(jobdir).autograded_dir(job.student_id, job.assignment)
+    folder = JobLayout(jobdir).course.autograded_dir(job.student_id, job.assignment)
     found = {}
     for name in job.notebooks:
         path = folder / name
@@ -313,7 +313,7 @@ def test_results(job: JobSpec, jobdir: Path, db_url: str, checks: dict, nb_flags
     A test's status and message are, in turn: the gradebook's verdict and the cell's error; the
     grader's measurement (``measured``); the cross-check's disagreement; the integrity check's verdict.
     """
-    folder = JobLayout(jobdir).autograded_dir(job.student_id, job.assignment)
+    folder = JobLayout(jobdir).course.autograded_dir(job.student_id, job.assignment)
     notebooks = []
     with Gradebook(db_url) as gb:
         for name in job.notebooks:
@@ -376,7 +376,7 @@ def run(jobdir: Path) -> StudentResult:
     timings = {}
     flags, nb_flags = prepare(job, jobdir)
     timings["prepare"] = time.perf_counter() - clock
-    course = folders.course_dir
+    course = folders.course.root
     spec = sandbox.SandboxSpec(
         isolation=job.isolation.level, workdir=str(folders.work_dir), ipc_dir=str(folders.ipc_dir),
         marker=job.token, limits=settings.limits, readonly=sandbox.default_readonly_paths(),
@@ -387,7 +387,7 @@ def run(jobdir: Path) -> StudentResult:
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
     db_url = config.CourseDirectory.db_url
-    submitted = folders.submitted_dir(job.student_id, job.assignment)
+    submitted = folders.course.submitted_dir(job.student_id, job.assignment)
     found: list = [{}, {}, {}]
     cap = sandbox.MemoryCap(spec).start()  # every process of the submission, kernels and the check alike
     try:

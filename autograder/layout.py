@@ -14,14 +14,23 @@ Layout of ``OUT`` (:class:`OutputLayout`)::
     OUT/course/                    nbgrader's course folder: gradebook.db, release/, submitted/, ...
     OUT/course/report_settings.json  the settings and isolation of the last grade run (for manual-merge)
 
-Layout of a job's scratch folder (:class:`JobLayout`, one per student, in a temporary folder
-outside ``OUT``)::
+An nbgrader course folder (:class:`CourseLayout`: ``OUT/course`` and each job's private one)::
+
+    COURSE/gradebook.db                        nbgrader's gradebook
+    COURSE/source/<assignment>/                the source step (empty while grading)
+    COURSE/release/<assignment>/<nb>.ipynb     the released notebooks
+    COURSE/submitted/<id>/<assignment>/        a student's collected files
+    COURSE/autograded/<id>/<assignment>/       the notebooks as autograded
+    COURSE/feedback/<id>/<assignment>/         nbgrader's rendered feedback pages
+
+Layout of a job's folder (:class:`JobLayout`, one per student: ``SCRATCH/job<index>``, in a run's
+temporary scratch folder outside ``OUT``)::
 
     JOBDIR/job.json     the job (:class:`autograder.grading_records.JobSpec`), written before the fork
     JOBDIR/job.log      the job's output
     JOBDIR/result.json  its result, written last: no file means the job did not finish
     JOBDIR/timings.json seconds per step
-    JOBDIR/course/      the job's private nbgrader course folder (a copy of the gradebook)
+    JOBDIR/course/      the job's private nbgrader course folder (a CourseLayout, with a copy of the gradebook)
     JOBDIR/work/        the kernel's working folder (the rebuilt notebooks and validated data files)
     JOBDIR/validated/   the data files that passed validation, as the grader measures them
     JOBDIR/ipc/         the sandbox's channel to the grader
@@ -30,6 +39,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CourseLayout:
+    """The paths of the nbgrader course folder ``root`` (see the module docstring)."""
+
+    root: Path
+
+    @property
+    def gradebook_db(self) -> Path:
+        return self.root / "gradebook.db"
+
+    def source_dir(self, assignment: str) -> Path:
+        return self.root / "source" / assignment
+
+    def release_dir(self, assignment: str) -> Path:
+        return self.root / "release" / assignment
+
+    def submitted_dir(self, student_id: str, assignment: str) -> Path:
+        return self.root / "submitted" / student_id / assignment
+
+    def autograded_dir(self, student_id: str, assignment: str) -> Path:
+        return self.root / "autograded" / student_id / assignment
+
+    def feedback_dir(self, student_id: str, assignment: str) -> Path:
+        """nbgrader's rendered feedback of the student's notebooks."""
+        return self.root / "feedback" / student_id / assignment
 
 
 @dataclass(frozen=True)
@@ -93,13 +129,17 @@ class OutputLayout:
 
     # --- nbgrader's course folder
     @property
+    def course(self) -> CourseLayout:
+        return CourseLayout(self.root / "course")
+
+    @property
     def course_dir(self) -> Path:
-        return self.root / "course"
+        return self.course.root
 
     @property
     def gradebook_db(self) -> Path:
         """Results of every run, merged."""
-        return self.course_dir / "gradebook.db"
+        return self.course.gradebook_db
 
     @property
     def assignment_db(self) -> Path:
@@ -115,12 +155,6 @@ class OutputLayout:
     def report_settings(self) -> Path:
         return self.course_dir / "report_settings.json"
 
-    def release_dir(self, assignment: str) -> Path:
-        return self.course_dir / "release" / assignment
-
-    def submitted_dir(self, student_id: str, assignment: str) -> Path:
-        return self.course_dir / "submitted" / student_id / assignment
-
     def folders(self) -> list[Path]:
         """The folders a grading run makes before it starts."""
         return [self.course_dir, self.feedback_dir, self.results_dir]
@@ -131,6 +165,11 @@ class JobLayout:
     """The paths of one grading job's folder ``root`` (see the module docstring)."""
 
     root: Path
+
+    @classmethod
+    def in_scratch(cls, scratch: Path, index: int) -> "JobLayout":
+        """The folder of the ``index``-th job of a run in its scratch folder: ``SCRATCH/job0007``."""
+        return cls(scratch / f"job{index:04d}")
 
     @property
     def spec(self) -> Path:
@@ -149,12 +188,8 @@ class JobLayout:
         return self.root / "timings.json"
 
     @property
-    def course_dir(self) -> Path:
-        return self.root / "course"
-
-    @property
-    def gradebook_db(self) -> Path:
-        return self.course_dir / "gradebook.db"
+    def course(self) -> CourseLayout:
+        return CourseLayout(self.root / "course")
 
     @property
     def work_dir(self) -> Path:
@@ -167,16 +202,3 @@ class JobLayout:
     @property
     def ipc_dir(self) -> Path:
         return self.root / "ipc"
-
-    def submitted_dir(self, student_id: str, assignment: str) -> Path:
-        return self.course_dir / "submitted" / student_id / assignment
-
-    def source_dir(self, assignment: str) -> Path:
-        return self.course_dir / "source" / assignment
-
-    def autograded_dir(self, student_id: str, assignment: str) -> Path:
-        return self.course_dir / "autograded" / student_id / assignment
-
-    def feedback_dir(self, student_id: str, assignment: str) -> Path:
-        """nbgrader's rendered feedback of the student's notebooks."""
-        return self.course_dir / "feedback" / student_id / assignment

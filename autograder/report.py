@@ -122,7 +122,7 @@ def export_grades(out: Path, db: Path, assignment: str) -> Path:
     config.CourseDirectory.db_url = f"sqlite:///{db}"
     config.GradesCsvExport.results_dir = str(layout.results_dir)
     config.GradesCsvExport.assignment_id = assignment
-    config.GradesCsvExport.release_dir = str(layout.release_dir(assignment))
+    config.GradesCsvExport.release_dir = str(layout.course.release_dir(assignment))
     config.ExportApp.plugin_class = GradesCsvExport
     config.ExportPlugin.to = str(layout.grades_csv)
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
@@ -419,6 +419,6 @@ def rewrite_report(out: Path, db: Path) -> bool:
         return False
     settings, isolation = saved
     redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
-                                       OutputLayout(out).release_dir(settings.assignment))
+                                       OutputLayout(out).course.release_dir(settings.assignment))
     write_report(out, load_results(out), isolation, settings, redactor, points_by_kind(db, settings.assignment))
     return True

@@ -16,7 +16,7 @@ import pytest
 from autograder.grading_config import GradingSettings
 from autograder.grading_records import (Isolation, JobSpec, NotebookResult, ProbeKey, RecordError, StudentResult,
                                         TestResult, settings_from_json)
-from autograder.layout import JobLayout, OutputLayout
+from autograder.layout import CourseLayout, JobLayout, OutputLayout
 from autograder.sandbox import Limits
 from autograder.scores import change_score
 
@@ -113,14 +113,35 @@ def test_the_output_folder_layout():
     assert [str(p) for p in (out.grades_csv, out.report_html, out.manual_cells_csv, out.manual_scores_csv,
                              out.similarity_html, out.similarity_csv, out.summary_page("3001"),
                              out.notebook_pages("3001"), out.mathjax_dir, out.result_file("3001"), out.gradebook_db,
-                             out.assignment_db, out.work_db, out.report_settings, out.release_dir("dnn_hw"),
-                             out.submitted_dir("3001", "dnn_hw"))] == [
+                             out.assignment_db, out.work_db, out.report_settings)] == [
         "OUT/grades.csv", "OUT/report.html", "OUT/manual_cells.csv", "OUT/manual_scores.csv", "OUT/similarity.html",
         "OUT/similarity.csv", "OUT/feedback/3001.html", "OUT/feedback/3001", "OUT/feedback/mathjax",
         "OUT/results/3001.json", "OUT/course/gradebook.db", "OUT/course/assignment.db",
-        "OUT/course/gradebook.work.db", "OUT/course/report_settings.json", "OUT/course/release/dnn_hw",
-        "OUT/course/submitted/3001/dnn_hw"]
+        "OUT/course/gradebook.work.db", "OUT/course/report_settings.json"]
+    assert out.course == CourseLayout(Path("OUT/course")) == CourseLayout(out.course_dir)
     assert out.folders() == [Path("OUT/course"), Path("OUT/feedback"), Path("OUT/results")]
+
+
+def test_the_course_folder_layout_is_nbgraders():
+    course = CourseLayout(Path("C"))
+    assert [str(p) for p in (course.gradebook_db, course.source_dir("dnn_hw"), course.release_dir("dnn_hw"),
+                             course.submitted_dir("3001", "dnn_hw"), course.autograded_dir("3001", "dnn_hw"),
+                             course.feedback_dir("3001", "dnn_hw"))] == [
+        "C/gradebook.db", "C/source/dnn_hw", "C/release/dnn_hw", "C/submitted/3001/dnn_hw",
+        "C/autograded/3001/dnn_hw", "C/feedback/3001/dnn_hw"]
+
+
+def test_the_course_folder_is_where_nbgrader_is_told_it_is(tmp_path):
+    """The grading run's nbgrader configuration points at the folders CourseLayout names."""
+    from autograder.grading_config import nbgrader_config
+
+    course = CourseLayout(tmp_path / "course")
+    config = nbgrader_config(course.root, GradingSettings())
+    assert config.CourseDirectory.db_url == f"sqlite:///{course.gradebook_db}"
+    assert Path(config.CourseDirectory.release_directory) / "dnn_hw" == course.release_dir("dnn_hw")
+    assert Path(config.CourseDirectory.source_directory) / "dnn_hw" == course.source_dir("dnn_hw")
+    for step in ("submitted", "autograded", "feedback"):
+        assert getattr(config.CourseDirectory, f"{step}_directory") == step
 
 
 def test_result_files_are_listed_by_student_id(tmp_path):
@@ -134,10 +155,8 @@ def test_result_files_are_listed_by_student_id(tmp_path):
 
 def test_the_job_folder_layout():
     job = JobLayout(Path("J"))
-    assert [str(p) for p in (job.spec, job.log, job.result, job.timings, job.gradebook_db, job.work_dir,
-                             job.validated_dir, job.ipc_dir, job.submitted_dir("3001", "dnn_hw"),
-                             job.source_dir("dnn_hw"), job.autograded_dir("3001", "dnn_hw"),
-                             job.feedback_dir("3001", "dnn_hw"))] == [
-        "J/job.json", "J/job.log", "J/result.json", "J/timings.json", "J/course/gradebook.db", "J/work",
-        "J/validated", "J/ipc", "J/course/submitted/3001/dnn_hw", "J/course/source/dnn_hw",
-        "J/course/autograded/3001/dnn_hw", "J/course/feedback/3001/dnn_hw"]
+    assert [str(p) for p in (job.spec, job.log, job.result, job.timings, job.work_dir, job.validated_dir,
+                             job.ipc_dir)] == [
+        "J/job.json", "J/job.log", "J/result.json", "J/timings.json", "J/work", "J/validated", "J/ipc"]
+    assert job.course == CourseLayout(Path("J/course"))
+    assert JobLayout.in_scratch(Path("S"), 7) == JobLayout(Path("S/job0007"))
