@@ -331,7 +331,7 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
         print("The similarity report could not be made (the grades are not affected):\n"
               + traceback.format_exc(limit=3), file=sys.stderr)
         pairs = []
-    report.write_all(out, work_db, settings, isolation.explanation, redactor)
+    report.write_all(out, work_db, settings, isolation, redactor)
     os.replace(work_db, master_db)
     flagged = {}
     for sid in students:
