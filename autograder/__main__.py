@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .grading_config import GradingSettings
+from .layout import OutputLayout
 from .sandbox import Limits
 
 
@@ -80,15 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         if summary.similar:
             print(f"alike: {len(summary.similar)} pair(s) of submissions (similarity.html):")
             print("\n".join("  " + line for line in summary.similar))
-        out = Path(summary.out)
-        print(f"grades:   {out / 'grades.csv'}\nreport:   {out / 'report.html'}\n"
-              f"feedback: {out / 'feedback'}\nby hand:  {out / 'manual_cells.csv'}\n"
-              f"alike:    {out / 'similarity.html'}")
+        layout = OutputLayout(Path(summary.out))
+        print(f"grades:   {layout.grades_csv}\nreport:   {layout.report_html}\n"
+              f"feedback: {layout.feedback_dir}\nby hand:  {layout.manual_cells_csv}\n"
+              f"alike:    {layout.similarity_html}")
         return 0
     from . import manual, manual_merge
     out = args.out.resolve()
+    layout = OutputLayout(out)
     if args.command == "manual-list":
-        db = out / "course" / "gradebook.db"
+        db = layout.gradebook_db
         if not db.exists():
             print(f"error: {db} not found; run `python -m autograder grade` first", file=sys.stderr)
             return 2
@@ -100,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     except (manual.ScoreError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"merged {count} score(s); rewrote {out / 'grades.csv'}, {out / 'manual_cells.csv'}, "
-          f"the students' summary pages and {out / 'report.html'}")
+    print(f"merged {count} score(s); rewrote {layout.grades_csv}, {layout.manual_cells_csv}, "
+          f"the students' summary pages and {layout.report_html}")
     return 0
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import crosscheck_probes, sandbox
+from .grading_records import ProbeKey
 
 MAX_BYTES = 5_000_000      # everything one process may write
 MAX_FRAME_BYTES = 1_000_000  # one test's values (a few small arrays)
@@ -172,9 +173,9 @@ def student_values(spec: sandbox.SandboxSpec, notebooks: list[str], seed: int,
         unit = todo.pop(0)
         notebook, _, grade_id = unit.partition("::")
         if grade_id:
-            found[f"{unit}/{UNVERIFIED}"] = np.array(why)
+            found[ProbeKey(notebook, grade_id, UNVERIFIED).wire()] = np.array(why)
         else:
-            found[f"{notebook}::{notebook}/import-error"] = np.array(f"while importing them, {why}")
+            found[ProbeKey(notebook, notebook, "import-error").wire()] = np.array(f"while importing them, {why}")
             todo[:] = [u for u in todo if not u.startswith(unit + "::")]
     return found
 
@@ -194,32 +195,34 @@ def compare(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray] | str
     disagreement of that test, never an error here.
     """
     problems: dict[tuple[str, str], str] = {}
-    tests = {}
+    tests: dict[tuple[str, str], list[ProbeKey]] = {}
     for key in expected:
-        notebook, _, rest = key.partition("::")
-        tests.setdefault((notebook, rest.split("/")[0]), []).append(key)
+        probe_key = ProbeKey.parse(key)
+        tests.setdefault(probe_key.test, []).append(probe_key)
 
     def text(value) -> str:
         return str(np.asarray(value))[:300]
 
     for (notebook, grade_id), keys in tests.items():
+        import_error = ProbeKey(notebook, notebook, "import-error").wire()
+        unverified = ProbeKey(notebook, grade_id, UNVERIFIED).wire()
+        error = ProbeKey(notebook, grade_id, "error").wire()
         if isinstance(actual, str):
             problems[(notebook, grade_id)] = actual
             continue
-        if f"{notebook}::{notebook}/import-error" in actual:
+        if import_error in actual:
             problems[(notebook, grade_id)] = "the notebook's definitions could not be imported: " + \
-                text(actual[f"{notebook}::{notebook}/import-error"])
+                text(actual[import_error])
             continue
-        if f"{notebook}::{grade_id}/{UNVERIFIED}" in actual:
-            problems[(notebook, grade_id)] = ("the grader could not verify it: " +
-                                              text(actual[f"{notebook}::{grade_id}/{UNVERIFIED}"]))
+        if unverified in actual:
+            problems[(notebook, grade_id)] = "the grader could not verify it: " + text(actual[unverified])
             continue
-        if f"{notebook}::{grade_id}/error" in actual:
-            problems[(notebook, grade_id)] = "raised " + text(actual[f"{notebook}::{grade_id}/error"])
+        if error in actual:
+            problems[(notebook, grade_id)] = "raised " + text(actual[error])
             continue
-        for key in keys:
-            want, got = expected[key], actual.get(key)
-            part = key.split("/", 1)[1]
+        for probe_key in keys:
+            want, got = expected[probe_key.wire()], actual.get(probe_key.wire())
+            part = probe_key.part
             if not isinstance(got, np.ndarray) or got.shape != want.shape:
                 shape = got.shape if isinstance(got, np.ndarray) else None
                 problems[(notebook, grade_id)] = f"{part}: shape {shape}, expected {want.shape}"

@@ -30,6 +30,8 @@ from traitlets import Unicode
 
 from dnn_course.files import write_atomically
 
+from .layout import OutputLayout
+
 HIDDEN_NOTE = "# (hidden tests run here; their code is not shown)"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: What a hidden test line is replaced by.
@@ -192,8 +194,6 @@ def _fmt(value) -> str:
 
 #: The MathJax the course site uses (``_config.yml``: ``mathjax_path``), copied beside the feedback pages.
 MATHJAX_SOURCE = Path(__file__).resolve().parent.parent / "book" / "_static" / "mathjax"
-#: Where the per-notebook pages (``OUT/feedback/<id>/<notebook>.html``) find it: ``OUT/feedback/mathjax``.
-MATHJAX_FOLDER = "mathjax"
 #: Template folder listed before nbgrader's: its ``feedback/mathjax.html.j2`` loads that copy instead of a CDN.
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -233,7 +233,7 @@ def install_mathjax(out: Path) -> Path:
     """Copy the course's MathJax to ``OUT/feedback/mathjax`` (once; files already there are kept)."""
     import shutil
 
-    target = out / "feedback" / MATHJAX_FOLDER
+    target = OutputLayout(out).mathjax_dir
     for source in sorted(MATHJAX_SOURCE.rglob("*")):
         if source.is_file():
             copy = target / source.relative_to(MATHJAX_SOURCE)
@@ -243,17 +243,17 @@ def install_mathjax(out: Path) -> Path:
     return target
 
 
-def hand_graded_counts(result: dict) -> tuple[int, int, int]:
+def hand_graded_counts(result) -> tuple[int, int, int]:
     """(written answers still without a score, answers scored by the instructor, answers left blank).
 
     A written answer left as released is scored 0 by nbgrader at once: it has a score,
     so it is not waiting for the instructor (``grades.csv`` does not count it either).
     """
-    statuses = [test["status"] for nb in result["notebooks"] for test in nb["tests"]]
+    statuses = [test.status for _, test in result.tests()]
     return statuses.count("manual"), statuses.count("graded by hand"), statuses.count("not answered")
 
 
-def _hand_graded_note(result: dict) -> str:
+def _hand_graded_note(result) -> str:
     """How far the hand grading of this submission has got, in words."""
     pending, done, blank = hand_graded_counts(result)
     parts = []
@@ -267,40 +267,41 @@ def _hand_graded_note(result: dict) -> str:
     return "; ".join(parts) or "all tests graded automatically"
 
 
-def write_summary(out: Path, result: dict) -> Path:
-    """Write ``OUT/feedback/<id>.html``, linking the notebook pages found in ``OUT/feedback/<id>/``."""
-    sid = result["student_id"]
-    pages = sorted((out / "feedback" / sid).glob("*.html"))
+def write_summary(out: Path, result) -> Path:
+    """Write ``OUT/feedback/<id>.html`` for ``result`` (:class:`autograder.grading_records.StudentResult`),
+    linking the notebook pages found in ``OUT/feedback/<id>/``."""
+    layout, sid = OutputLayout(out), result.student_id
+    pages = sorted(layout.notebook_pages(sid).glob("*.html"))
     links = {page.stem + ".ipynb": f"{sid}/{page.name}" for page in pages}
-    return write_atomically(out / "feedback" / f"{sid}.html", student_page(result, links))
+    return write_atomically(layout.summary_page(sid), student_page(result, links))
 
 
-def student_page(result: dict, notebook_links: dict[str, str]) -> str:
-    """The student's summary page (HTML text)."""
+def student_page(result, notebook_links: dict[str, str]) -> str:
+    """The summary page of ``result`` (:class:`autograder.grading_records.StudentResult`), HTML text."""
     esc = html.escape
     rows = []
-    for nb in result["notebooks"]:
-        link = notebook_links.get(nb["name"])
-        title = f'<a href="{esc(link)}">{esc(nb["name"])}</a>' if link else esc(nb["name"])
-        rows.append(f'<tr class="nb"><th colspan="4">{title}: {_fmt(nb["score"])} / {_fmt(nb["max_score"])}'
-                    + (f' &mdash; {esc("; ".join(nb["flags"]))}' if nb["flags"] else "") + "</th></tr>")
-        for test in nb["tests"]:
-            status = test["status"]
-            rows.append(f'<tr class="{esc(status.replace(" ", "-"))}"><td>{esc(test["id"])}</td><td>{esc(status)}</td>'
-                        f'<td class="points">{"&ndash;" if status == "manual" else _fmt(test["score"])}'
-                        f'&nbsp;/&nbsp;{_fmt(test["max_score"])}</td>'
-                        f'<td><pre>{esc(test["message"])}</pre></td></tr>')
-    flags = "".join(f"<li>{esc(f)}</li>" for f in result["flags"])
+    for nb in result.notebooks:
+        link = notebook_links.get(nb.name)
+        title = f'<a href="{esc(link)}">{esc(nb.name)}</a>' if link else esc(nb.name)
+        rows.append(f'<tr class="nb"><th colspan="4">{title}: {_fmt(nb.score)} / {_fmt(nb.max_score)}'
+                    + (f' &mdash; {esc("; ".join(nb.flags))}' if nb.flags else "") + "</th></tr>")
+        for test in nb.tests:
+            status = test.status
+            rows.append(f'<tr class="{esc(status.replace(" ", "-"))}"><td>{esc(test.id)}</td><td>{esc(status)}</td>'
+                        f'<td class="points">{"&ndash;" if status == "manual" else _fmt(test.score)}'
+                        f'&nbsp;/&nbsp;{_fmt(test.max_score)}</td>'
+                        f'<td><pre>{esc(test.message)}</pre></td></tr>')
+    flags = "".join(f"<li>{esc(f)}</li>" for f in result.flags)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Feedback: {esc(result['student_id'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Feedback: {esc(result.student_id)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;width:100%}}
 td,th{{padding:.2em .6em;text-align:left;vertical-align:top}}td:nth-child(1),td:nth-child(2){{white-space:nowrap}}
 td.points{{white-space:nowrap;text-align:right;width:6em}}
 tr.passed td:nth-child(2){{color:#1a7f37}}tr.failed td:nth-child(2),tr.not-answered td:nth-child(2){{color:#cf222e}}
 tr.manual td:nth-child(2),tr.partial-credit td:nth-child(2){{color:#9a6700}}
 tr.nb th{{background:#eee}}pre{{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}}</style></head><body>
-<h1>Feedback for {esc(result['student_id'])}</h1>
-<p>Score: <b>{_fmt(result['score'])} / {_fmt(result['max_score'])}</b> ({esc(_hand_graded_note(result))}).</p>
+<h1>Feedback for {esc(result.student_id)}</h1>
+<p>Score: <b>{_fmt(result.score)} / {_fmt(result.max_score)}</b> ({esc(_hand_graded_note(result))}).</p>
 {f'<h2>Notes</h2><ul>{flags}</ul>' if flags else ''}
 <table>{''.join(rows)}</table></body></html>
 """

@@ -1,19 +1,14 @@
 """The grading run: collect, grade every student in parallel, merge, report.
 
-Layout of the output folder ``OUT``::
-
-    OUT/grades.csv              one row per student (written last, atomically)
-    OUT/report.html             the class report
-    OUT/feedback/<id>.html      each student's summary; <id>/<notebook>.html the notebooks
-    OUT/manual_cells.csv        answers to grade by hand (fill in the score column)
-    OUT/similarity.html, .csv   pairs of submissions alike (code, written answers, model files)
-    OUT/results/<id>.json       each student's detailed result
-    OUT/course/                 nbgrader's course folder: gradebook.db, release/, submitted/, ...
+The output folder ``OUT`` is laid out as :class:`autograder.layout.OutputLayout` says (grades.csv,
+report.html, feedback/, results/, course/, ...).
 
 Each student is graded by :func:`autograder.job.run` in a forked process, in its own session with
 its own temporary course folder and copy of the gradebook, up to
 ``settings.jobs`` at once; a job that outlives ``submission_timeout`` is
-killed with its whole process group (and its sandbox). The main process then
+killed with its whole process group (and its sandbox). What crosses the fork is a
+:class:`autograder.grading_records.JobSpec` (``JOBDIR/job.json``) one way and a
+:class:`autograder.grading_records.StudentResult` (``JOBDIR/result.json``) the other. The main process then
 merges each student's gradebook rows into a copy of the master gradebook,
 sequentially, and replaces the master only at the end.
 """
@@ -29,7 +24,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
@@ -44,6 +39,9 @@ from dnn_course.files import write_atomically
 
 from .feedback import Redactor, book_links, site_url, write_summary
 from .grading_config import GradingSettings, ensure_tools_on_path, nbgrader_config
+from .grading_records import Isolation, JobSpec, StudentResult
+from .layout import CourseLayout, JobLayout, OutputLayout
+from .scores import change_score
 
 
 @dataclass
@@ -78,12 +76,13 @@ def prepare_master(course: Path, settings: GradingSettings, db: Path) -> list[st
     if not outcome["success"]:
         raise RuntimeError("nbgrader generate_assignment failed on the source notebooks:\n"
                            + outcome.get("error", "") + outcome.get("log", ""))
-    release = course / "release" / settings.assignment
+    release = CourseLayout(course).release_dir(settings.assignment)
     return sorted(p.name for p in release.glob("*.ipynb"))
 
 
 def released_ids(course: Path, assignment: str, names: list[str]) -> dict[str, set[str]]:
-    return {name: collect_mod.notebook_grade_ids(course / "release" / assignment / name) for name in names}
+    release = CourseLayout(course).release_dir(assignment)
+    return {name: collect_mod.notebook_grade_ids(release / name) for name in names}
 
 
 def _fresh_event_loop() -> None:
@@ -111,7 +110,7 @@ def _child(jobdir: Path) -> None:
     code = 1
     try:
         os.setsid()
-        log = os.open(jobdir / "job.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        log = os.open(JobLayout(jobdir).log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
         # sys.stdout/stderr may not write to fds 1 and 2 (pytest's capture, a Jupyter kernel's
@@ -137,12 +136,12 @@ def _finish(pid: int, jobdir: Path, status: int | None) -> tuple[bool, str]:
         os.killpg(pid, signal.SIGKILL)  # the job's session: its kernel launcher and helpers
     except (ProcessLookupError, PermissionError):
         pass
-    token = json.loads((jobdir / "job.json").read_text())["token"]
-    sandbox.kill_marked_processes(token)
+    folders = JobLayout(jobdir)
+    sandbox.kill_marked_processes(JobSpec.from_json(json.loads(folders.spec.read_text())).token)
     if status is None:
         return False, "timeout"
-    if not (jobdir / "result.json").exists():
-        tail = (jobdir / "job.log").read_bytes()[-1500:].decode("utf-8", "replace")
+    if not folders.result.exists():
+        tail = folders.log.read_bytes()[-1500:].decode("utf-8", "replace")
         return False, f"the grader failed on this submission (exit {os.waitstatus_to_exitcode(status)}): {tail}"
     return True, ""
 
@@ -151,7 +150,7 @@ def run_jobs(jobs: dict[str, Path], make_job, parallel: int, timeout: float,
              progress: bool) -> dict[str, tuple[bool, str]]:
     """Grade every job, ``parallel`` at a time, each in a forked process of its own session.
 
-    ``make_job(student_id, slot)`` returns the job description. A job still
+    ``make_job(student_id, slot)`` returns the job (:class:`JobSpec`). A job still
     running after ``timeout`` seconds is killed with its whole session.
     """
     pending = list(jobs)
@@ -165,7 +164,7 @@ def run_jobs(jobs: dict[str, Path], make_job, parallel: int, timeout: float,
             while pending and free:
                 sid = pending.pop(0)
                 slot = free.pop()
-                (jobs[sid] / "job.json").write_text(json.dumps(make_job(sid, slot)))
+                JobLayout(jobs[sid]).spec.write_text(json.dumps(make_job(sid, slot).to_json()))
                 sys.stdout.flush()
                 sys.stderr.flush()
                 pid = os.fork()
@@ -219,8 +218,7 @@ def merge_student(db: Path, job_db: Path | None, assignment: str, student_id: st
             for nb in sub.notebooks:
                 for grade in nb.grades:
                     manual = grade.cell.cell_type == "markdown"
-                    grade.auto_score = None if manual else 0
-                    grade.needs_manual_grade = manual
+                    change_score(grade, auto_score=None if manual else 0, needs_manual_grade=manual)
             dst.db.commit()
             return
         with Gradebook(f"sqlite:///{job_db}") as src:
@@ -230,20 +228,12 @@ def merge_student(db: Path, job_db: Path | None, assignment: str, student_id: st
                 target.flagged = nb.flagged
                 grades = {g.name: g for g in target.grades}
                 for grade in nb.grades:
-                    g = grades[grade.name]
-                    g.auto_score = grade.auto_score
-                    g.manual_score = grade.manual_score
-                    g.needs_manual_grade = grade.needs_manual_grade
+                    change_score(grades[grade.name], auto_score=grade.auto_score, manual_score=grade.manual_score,
+                                 needs_manual_grade=grade.needs_manual_grade)
                 comments = {c.name: c for c in target.comments}
                 for comment in nb.comments:
                     comments[comment.name].auto_comment = comment.auto_comment
         dst.db.commit()
-
-
-def failed_result(student_id: str, notebooks: list[str], message: str, flags: list[str]) -> dict:
-    return {"student_id": student_id, "score": 0.0, "max_score": None, "flags": flags + [message],
-            "notebooks": [{"name": n, "score": 0.0, "max_score": None, "flags": [], "tests": []}
-                          for n in notebooks]}
 
 
 def grade(submissions: Path, out: Path, settings: GradingSettings,
@@ -254,19 +244,20 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
     submissions, out = submissions.resolve(), out.resolve()
     if not submissions.is_dir():
         raise FileNotFoundError(f"submissions folder not found: {submissions}")
-    course = out / "course"
-    for folder in (course, out / "feedback", out / "results"):
+    layout = OutputLayout(out)
+    course = layout.course_dir
+    for folder in layout.folders():
         folder.mkdir(parents=True, exist_ok=True)
-    isolation, how = sandbox.detect_isolation(settings.isolation)
-    master_db = course / "gradebook.db"           # results of every run (merged)
-    assignment_db = course / "assignment.db"      # only the assignment, rebuilt each run
-    work_db = course / "gradebook.work.db"        # the next gradebook.db, until the end
+    isolation = Isolation(*sandbox.detect_isolation(settings.isolation))
+    master_db = layout.gradebook_db           # results of every run (merged)
+    assignment_db = layout.assignment_db      # only the assignment, rebuilt each run
+    work_db = layout.work_db                  # the next gradebook.db, until the end
     for stale in (assignment_db, work_db):
         if stale.exists():
             stale.unlink()
     names = prepare_master(course, settings, assignment_db)
     redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
-                                       course / "release" / settings.assignment)
+                                       layout.course.release_dir(settings.assignment))
     shutil.copy(assignment_db, work_db)
     api = master_api(course, settings, assignment_db)
     manifest = collect_mod.collect(submissions, course, settings.assignment, settings.name_pattern,
@@ -283,55 +274,49 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
     try:
         jobs = {}
         for index, sid in enumerate(students):
-            jobdir = scratch / f"job{index:04d}"
+            jobdir = JobLayout.in_scratch(scratch, index).root
             jobdir.mkdir()
             os.chmod(jobdir, 0o711)
             jobs[sid] = jobdir
-        def make_job(sid: str, slot: int) -> dict:
-            return {"student_id": sid, "assignment": settings.assignment,
-                    "submitted_dir": str(course / "submitted" / sid / settings.assignment),
-                    "release_dir": str(course / "release" / settings.assignment),
-                    "master_db": str(assignment_db), "notebooks": names,
-                    "timestamp": manifest[sid].get("timestamp"), "token": secrets.token_hex(8),
-                    "cell_timeout": settings.cell_timeout, "notebook_timeout": settings.notebook_timeout,
-                    "limits": asdict(settings.limits), "isolation": isolation, "slot": slot,
-                    "experiment_profile": settings.experiment_profile,
-                    "source_dir": str(Path(settings.source_root) / settings.assignment),
-                    "parallel": settings.jobs}
+        def make_job(sid: str, slot: int) -> JobSpec:
+            return JobSpec(student_id=sid, notebooks=tuple(names), timestamp=manifest[sid].get("timestamp"),
+                           token=secrets.token_hex(8), slot=slot, isolation=isolation,
+                           submitted_dir=str(layout.course.submitted_dir(sid, settings.assignment)),
+                           release_dir=str(layout.course.release_dir(settings.assignment)), master_db=str(assignment_db),
+                           source_dir=str(Path(settings.source_root) / settings.assignment), settings=settings)
 
         results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)
         previous = master_db if master_db.exists() else None
         for sid in sorted(manifest):  # merge sequentially, in a fixed order
             cand = manifest[sid]
             if sid not in results:  # not re-graded this time: keep the previous rows
-                if previous is not None and (out / "results" / f"{sid}.json").exists():
+                if previous is not None and layout.result_file(sid).exists():
                     merge_student(work_db, previous, settings.assignment, sid, cand["student_name"],
                                   cand.get("timestamp"))
                 continue
             ok, error = results[sid]
-            job_db = jobs[sid] / "course" / "gradebook.db"
+            job_folders = JobLayout(jobs[sid])
             try:  # one student's broken job never stops the class
                 if not ok:
                     raise RuntimeError(error)
-                result = json.loads((jobs[sid] / "result.json").read_text())
-                result["flags"] = cand["flags"] + result["flags"]
-                merge_student(work_db, job_db, settings.assignment, sid, cand["student_name"],
+                result = StudentResult.from_json(json.loads(job_folders.result.read_text()))
+                result = replace(result, flags=tuple(cand["flags"]) + result.flags)
+                merge_student(work_db, job_folders.course.gradebook_db, settings.assignment, sid, cand["student_name"],
                               cand.get("timestamp"))
             except Exception as problem:
                 failed.append(sid)
                 message = error or f"the grader failed on this submission: {type(problem).__name__}: {problem}"
-                result = failed_result(sid, names, message, cand["flags"])
+                result = StudentResult.not_graded(sid, names, message, cand["flags"])
                 merge_student(work_db, None, settings.assignment, sid, cand["student_name"],
                               cand.get("timestamp"))
-            result["name"] = cand["student_name"]
-            result["source"] = cand["source"]
-            result = redactor.data(result)
+            result = replace(result, name=cand["student_name"], source=cand["source"])
+            result = StudentResult.from_json(redactor.data(result.to_json()))
             publish_feedback(out, sid, settings.assignment, jobs[sid], result, redactor)
-            write_atomically(out / "results" / f"{sid}.json", json.dumps(result, indent=1, sort_keys=True))
+            write_atomically(layout.result_file(sid), json.dumps(result.to_json(), indent=1, sort_keys=True))
     finally:
         if not os.environ.get("AUTOGRADER_KEEP_SCRATCH"):
             shutil.rmtree(scratch, ignore_errors=True)
-    for stale in (out / "results").glob("*.json"):
+    for stale in layout.result_files():
         if stale.stem not in manifest:
             stale.unlink()
     if manual.apply_scores(out, work_db, settings.assignment):
@@ -341,34 +326,33 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
         pairs = similarity_report.write(out, course, settings.assignment, sorted(manifest),
                                         settings.similarity_threshold)
     except Exception:  # noqa: BLE001 - whatever the submissions held
-        for stale in ("similarity.html", "similarity.csv"):
-            (out / stale).unlink(missing_ok=True)
+        for stale in (layout.similarity_html, layout.similarity_csv):
+            stale.unlink(missing_ok=True)
         print("The similarity report could not be made (the grades are not affected):\n"
               + traceback.format_exc(limit=3), file=sys.stderr)
         pairs = []
-    report.write_all(out, work_db, settings, how, redactor)
+    report.write_all(out, work_db, settings, isolation, redactor)
     os.replace(work_db, master_db)
     flagged = {}
     for sid in students:
-        path = out / "results" / f"{sid}.json"
+        path = layout.result_file(sid)
         if path.exists():
-            result = json.loads(path.read_text())
-            flags = list(result.get("flags", [])) + [f"{nb['name']}: {f}" for nb in result.get("notebooks", [])
-                                                     for f in nb.get("flags", [])]
+            flags = StudentResult.from_json(json.loads(path.read_text())).all_flags()
             if flags:
                 flagged[sid] = flags
     similar = [f"{p.a} & {p.b}: {'; '.join(p.reasons)}" for p in pairs if p.flagged]
-    return RunSummary(len(students), failed, how, time.monotonic() - start, str(out), flagged, similar)
+    return RunSummary(len(students), failed, isolation.explanation, time.monotonic() - start, str(out), flagged,
+                      similar)
 
 
-def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result: dict,
+def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result: StudentResult,
                      redactor: Redactor | None = None) -> None:
     """Copy nbgrader's per-notebook feedback (hidden test lines redacted) and write the summary page.
 
     ``result`` is already redacted by the caller (it is also the result file).
     """
-    source = jobdir / "course" / "feedback" / sid / assignment
-    target = out / "feedback" / sid
+    source = JobLayout(jobdir).course.feedback_dir(sid, assignment)
+    target = OutputLayout(out).notebook_pages(sid)
     shutil.rmtree(target, ignore_errors=True)
     redactor = redactor if redactor is not None else Redactor([])
     if source.is_dir():

@@ -1,12 +1,15 @@
 """Grading one student, in a process of its own: ``python -m autograder.job JOBDIR``.
 
-``JOBDIR/job.json`` says what to grade. The job builds a private nbgrader
+``JOBDIR/job.json`` says what to grade (:class:`autograder.grading_records.JobSpec`; the job
+folder's layout is :class:`autograder.layout.JobLayout`). The job builds a private nbgrader
 course folder (a copy of the master gradebook, the rebuilt notebooks), a
 private working folder for the kernel (only the notebooks and validated data
 files), runs nbgrader's autograde with the sandboxed kernel, checks the
 integrity probes, zeroes a notebook that tampered, runs nbgrader's
 generate_feedback, and writes ``JOBDIR/result.json`` last (atomically): no
-result file means the job did not finish.
+result file means the job did not finish. Every score it changes goes through
+:func:`autograder.scores.change_score`; the result (:class:`autograder.grading_records.StudentResult`)
+is built from the gradebook after the last change.
 """
 from __future__ import annotations
 
@@ -34,11 +37,11 @@ from dnn_course.reference import COMPONENT_NOTEBOOKS
 
 from . import crosscheck, crosscheck_probes, kernel, manual, normalize, probe, sandbox
 from .feedback import error_message
-from .grading_config import DATA_FILES, GradingSettings, ensure_tools_on_path, nbgrader_config
-from .sandbox import Limits
+from .grading_config import DATA_FILES, ensure_tools_on_path, nbgrader_config
+from .grading_records import JobSpec, NotebookResult, StudentResult, TestResult
+from .layout import JobLayout
+from .scores import change_score
 
-#: The job's folder of the submitted data files that passed validation (what the grader measures).
-VALIDATED = "validated"
 #: Errors of cells the kernel never really ran (not evidence of tampering).
 NOT_RUN = {"CellTimeoutError", "NotebookTimeLimit", "KernelDied", "KernelChannelBroken", "MemoryCapReached"}
 INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
@@ -85,22 +88,22 @@ def validate_data_file(path: Path) -> str | None:
     return None
 
 
-def prepare(job: dict, jobdir: Path) -> tuple[list[str], dict[str, list[str]]]:
+def prepare(job: JobSpec, jobdir: Path) -> tuple[list[str], dict[str, list[str]]]:
     """Rebuild notebooks into the course and working folders; return (flags, per-notebook flags)."""
-    sid, assignment = job["student_id"], job["assignment"]
-    course = jobdir / "course"
-    submitted = course / "submitted" / sid / assignment
-    work = jobdir / "work"
-    for folder in (submitted, work, course / "source" / assignment, jobdir / "ipc"):
+    sid, assignment = job.student_id, job.assignment
+    folders = JobLayout(jobdir)
+    submitted = folders.course.submitted_dir(sid, assignment)
+    work = folders.work_dir
+    for folder in (submitted, work, folders.course.source_dir(assignment), folders.ipc_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(job["master_db"], course / "gradebook.db")
-    if job.get("timestamp"):
-        (submitted / "timestamp.txt").write_text(job["timestamp"])
-    origin = Path(job["submitted_dir"])
+    shutil.copy(job.master_db, folders.course.gradebook_db)
+    if job.timestamp:
+        (submitted / "timestamp.txt").write_text(job.timestamp)
+    origin = Path(job.submitted_dir)
     flags: list[str] = []
     nb_flags: dict[str, list[str]] = {}
-    for name in job["notebooks"]:
-        master = nbformat.read(Path(job["release_dir"]) / name, as_version=4)
+    for name in job.notebooks:
+        master = nbformat.read(Path(job.release_dir) / name, as_version=4)
         nb_flags[name] = []
         path = origin / name
         if not path.exists():
@@ -117,8 +120,8 @@ def prepare(job: dict, jobdir: Path) -> tuple[list[str], dict[str, list[str]]]:
             continue
         nb_flags[name] += read_flags + rebuild_flags
         nbformat.write(rebuilt, work / name)
-        nbformat.write(normalize.add_probes(rebuilt, job["token"]), submitted / name)
-    validated = jobdir / VALIDATED
+        nbformat.write(normalize.add_probes(rebuilt, job.token), submitted / name)
+    validated = folders.validated_dir
     validated.mkdir(exist_ok=True)
     for name in sorted(DATA_FILES):
         path = origin / name
@@ -159,21 +162,21 @@ def _tainted_tests(cells, position: int) -> list[str]:
     return tainted
 
 
-def inspect_autograded(job: dict, jobdir: Path) -> dict[str, dict]:
+def inspect_autograded(job: JobSpec, jobdir: Path) -> dict[str, dict]:
     """Per notebook: tamper verdict, the cell that tampered, the tests it touched, incidents.
 
     Strips the probe cells from the autograded files.
     """
-    folder = jobdir / "course" / "autograded" / job["student_id"] / job["assignment"]
+    folder = JobLayout(jobdir).course.autograded_dir(job.student_id, job.assignment)
     found = {}
-    for name in job["notebooks"]:
+    for name in job.notebooks:
         path = folder / name
         if not path.exists():
             continue
         nb = nbformat.read(path, as_version=4)
         checks = [(probe.check_label(c.source), _stdout(c)) for c in nb.cells
                   if c.cell_type == "code" and probe.is_check(c.source)]
-        tampering = probe.first_tampering(checks, job["token"])
+        tampering = probe.first_tampering(checks, job.token)
         incidents = []
         for cell in nb.cells:
             for output in cell.get("outputs", []):
@@ -205,7 +208,7 @@ MEASURED = [("05_mnist_activations.ipynb", "test_mnist_accuracies", "mnist", mni
             ("06_fashion_tuning.ipynb", "test_fashion_model_accuracy", "fashion-mnist", fashion_model_points)]
 
 
-def measure_experiments(job: dict, jobdir: Path, nb_flags: dict) -> dict[tuple[str, str], object]:
+def measure_experiments(job: JobSpec, jobdir: Path, nb_flags: dict) -> dict[tuple[str, str], object]:
     """``{(notebook, grade id): Score}`` measured here, outside every student process.
 
     Reads the data files as submitted that passed :func:`validate_data_file` (copied by
@@ -214,13 +217,13 @@ def measure_experiments(job: dict, jobdir: Path, nb_flags: dict) -> dict[tuple[s
     failure while measuring one test scores that test 0 with a flag on its notebook.
     """
     scores = {}
-    profile = job.get("experiment_profile", "brief")
+    profile = job.settings.experiment_profile
     for notebook, grade_id, dataset, points in MEASURED:
-        if notebook not in job["notebooks"] or "not submitted" in nb_flags.get(notebook, []):
+        if notebook not in job.notebooks or "not submitted" in nb_flags.get(notebook, []):
             continue
         (_, _), (x_test, y_test) = load_dataset(dataset, verbose=False)
         try:
-            scores[(notebook, grade_id)] = points(jobdir / VALIDATED, x_test, y_test, profile)
+            scores[(notebook, grade_id)] = points(JobLayout(jobdir).validated_dir, x_test, y_test, profile)
             # what the measurement found wrong with the files (e.g. 'claim not reached: ...'): the class report's flags
             nb_flags.setdefault(notebook, []).extend(f"{grade_id}: {flag}" for flag in scores[(notebook, grade_id)].flags)
         except Exception as error:  # noqa: BLE001 - the submitted files' fault costs this test only
@@ -231,13 +234,13 @@ def measure_experiments(job: dict, jobdir: Path, nb_flags: dict) -> dict[tuple[s
     return scores
 
 
-def set_measured_scores(db_url: str, job: dict, scores: dict) -> None:
+def set_measured_scores(db_url: str, job: JobSpec, scores: dict) -> None:
     """Write the grader's own measurements into the gradebook (they replace the cell's output)."""
     for notebook, grade_id in scores:
         set_auto_scores(db_url, job, notebook[:-len(".ipynb")], {grade_id: float(scores[(notebook, grade_id)].points)})
 
 
-def apply_crosscheck(db_url: str, job: dict, problems: dict) -> dict[str, dict[str, str]]:
+def apply_crosscheck(db_url: str, job: JobSpec, problems: dict) -> dict[str, dict[str, str]]:
     """Zero every test the notebook passed but the grader's own check does not; ``{notebook: {id: why}}``."""
     applied: dict[str, dict[str, str]] = {}
     for notebook in sorted({n for n, _ in problems}):
@@ -247,12 +250,12 @@ def apply_crosscheck(db_url: str, job: dict, problems: dict) -> dict[str, dict[s
     return applied
 
 
-def zero_tests(db_url: str, job: dict, notebook: str, grade_ids: list[str], only_passed: bool = False) -> list[str]:
+def zero_tests(db_url: str, job: JobSpec, notebook: str, grade_ids: list[str], only_passed: bool = False) -> list[str]:
     """Score 0 for the automatic tests ``grade_ids`` (only those with full marks if ``only_passed``)."""
     return set_auto_scores(db_url, job, notebook, dict.fromkeys(grade_ids, 0.0), only_passed)
 
 
-def set_auto_scores(db_url: str, job: dict, notebook: str, scores: dict[str, float],
+def set_auto_scores(db_url: str, job: JobSpec, notebook: str, scores: dict[str, float],
                     only_passed: bool = False) -> list[str]:
     """Set the automatic score of the tests ``scores`` names (capped at their maximum); return their ids.
 
@@ -261,56 +264,67 @@ def set_auto_scores(db_url: str, job: dict, notebook: str, scores: dict[str, flo
     changed = []
     with Gradebook(db_url) as gb:
         try:
-            sub = gb.find_submission_notebook(notebook, job["assignment"], job["student_id"])
+            sub = gb.find_submission_notebook(notebook, job.assignment, job.student_id)
         except MissingEntry:
             return changed
         for grade in sub.grades:
             if grade.name in scores and (not only_passed or (grade.auto_score or 0) >= grade.max_score > 0):
-                grade.auto_score = min(scores[grade.name], grade.max_score)
+                change_score(grade, auto_score=scores[grade.name], cap=True)
                 changed.append(grade.name)
         gb.db.commit()
     return changed
 
 
-def zero_notebook(db_url: str, job: dict, notebook: str, reason: str) -> None:
+def zero_notebook(db_url: str, job: JobSpec, notebook: str, reason: str) -> None:
     """Every automatic test of ``notebook`` scores 0; its written answers stay pending for the instructor."""
     with Gradebook(db_url) as gb:
         try:
-            sub = gb.find_submission_notebook(notebook, job["assignment"], job["student_id"])
+            sub = gb.find_submission_notebook(notebook, job.assignment, job.student_id)
         except MissingEntry:
             return
         for grade in sub.grades:
             if grade.cell.cell_type == "markdown" or grade.auto_score is None:
-                grade.needs_manual_grade = True
+                change_score(grade, needs_manual_grade=True)
                 continue
-            grade.auto_score = 0
-            grade.manual_score = None
+            change_score(grade, auto_score=0, manual_score=None)
         for comment in sub.comments:
             comment.auto_comment = f"Not graded: {reason}"
         gb.db.commit()
 
 
-def test_results(job: dict, jobdir: Path, db_url: str, checks: dict, nb_flags: dict,
-                 measured: dict | None = None, disagreements: dict | None = None) -> list[dict]:
-    """Every graded cell's result and message, in notebook order."""
-    folder = jobdir / "course" / "autograded" / job["student_id"] / job["assignment"]
+def _cell_texts(cells) -> tuple[dict[str, str], dict[str, str]]:
+    """``({grade id: last error message or ""}, {grade id: written answer})`` of an autograded notebook's cells."""
+    messages, answers = {}, {}
+    for cell in cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid and cell.metadata.get("nbgrader", {}).get("solution"):
+            answers[gid] = cell.source[:4000]
+        errors = [error_message(o) for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if gid:
+            messages[gid] = errors[-1] if errors else ""
+    return messages, answers
+
+
+def test_results(job: JobSpec, jobdir: Path, db_url: str, checks: dict, nb_flags: dict,
+                 measured: dict | None = None, disagreements: dict | None = None) -> list[NotebookResult]:
+    """Every graded cell's result and message, in notebook order, from the gradebook after its last change.
+
+    A test's status and message are, in turn: the gradebook's verdict and the cell's error; the
+    grader's measurement (``measured``); the cross-check's disagreement; the integrity check's verdict.
+    """
+    folder = JobLayout(jobdir).course.autograded_dir(job.student_id, job.assignment)
     notebooks = []
     with Gradebook(db_url) as gb:
-        for name in job["notebooks"]:
+        for name in job.notebooks:
             nb_id = name[:-len(".ipynb")]
-            sub = gb.find_submission_notebook(nb_id, job["assignment"], job["student_id"])
+            sub = gb.find_submission_notebook(nb_id, job.assignment, job.student_id)
             grades = {g.name: g for g in sub.grades}
             path = folder / name
             cells = nbformat.read(path, as_version=4).cells if path.exists() else []
             order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in cells]
-            messages, answers = {}, {}
-            for cell in cells:
-                gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-                if gid and cell.metadata.get("nbgrader", {}).get("solution"):
-                    answers[gid] = cell.source[:4000]
-                errors = [error_message(o) for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-                if gid:
-                    messages[gid] = errors[-1] if errors else ""
+            messages, answers = _cell_texts(cells)
+            check = checks.get(name, {})
+            disagree = (disagreements or {}).get(name, {})
             tests = []
             master_order = [g.cell.name for g in sorted(sub.grades, key=lambda g: (
                 order.index(g.name) if g.name in order else len(order), g.name))]
@@ -320,67 +334,59 @@ def test_results(job: dict, jobdir: Path, db_url: str, checks: dict, nb_flags: d
                     status = manual.answer_status(g)
                 else:
                     status = "passed" if (g.auto_score or 0) >= g.max_score else "failed"
+                answer = answers.get(gid, "") if status in manual.ANSWER_STATUSES else None
                 message = messages.get(gid, "")
                 if status == "failed" and not message:
                     message = "not run (notebook missing or unreadable)" if not path.exists() else "no output"
-                test = {"id": gid, "status": status, "score": g.score, "max_score": g.max_score,
-                        "message": message}
-                if status in manual.ANSWER_STATUSES:
-                    test["answer"] = answers.get(gid, "")
                 if (name, gid) in (measured or {}):
-                    score = measured[(name, gid)]
-                    test["message"] = "Measured by the grader: " + score.text().replace("\n", "; ")
+                    message = "Measured by the grader: " + measured[(name, gid)].text().replace("\n", "; ")
                     if 0 < (g.auto_score or 0) < g.max_score:
-                        test["status"] = "partial credit"
-                tests.append(test)
-            check = checks.get(name, {})
+                        status = "partial credit"
+                if disagree.get(gid):
+                    status = "failed"
+                    message = ("Not counted: the notebook's test passed, but the grader's own check of the "
+                               f"same code, run apart from the notebook, does not agree: {disagree[gid]}.")
+                if check and not check["clean"] and gid in check["tainted"]:
+                    status = "failed"
+                    message = (f"Not counted: the integrity check after cell '{check['cell']}' "
+                               f"failed ({'; '.join(check['reasons'])}). "
+                               + (f"Its own result was: {message}" if message else "")).strip()
+                tests.append(TestResult(id=gid, status=status, score=g.score, max_score=g.max_score, message=message,
+                                        answer=answer))
             flags = list(nb_flags.get(name, []))
-            for test in tests:
-                why = (disagreements or {}).get(name, {}).get(test["id"])
-                if why:
-                    test["status"] = "failed"
-                    test["message"] = ("Not counted: the notebook's test passed, but the grader's own check of the "
-                                       f"same code, run apart from the notebook, does not agree: {why}.")
-            if (disagreements or {}).get(name):
+            if disagree:
                 flags.append("the grader's own check disagrees with the notebook's tests "
-                             f"({', '.join(sorted(disagreements[name]))}): not counted")
+                             f"({', '.join(sorted(disagree))}): not counted")
             if check and not check["clean"]:
                 flags.append(integrity_note(check))
-                for test in tests:
-                    if test["id"] in check["tainted"]:
-                        test["status"] = "failed"
-                        test["message"] = (f"Not counted: the integrity check after cell '{check['cell']}' "
-                                           f"failed ({'; '.join(check['reasons'])}). "
-                                           + (f"Its own result was: {test['message']}" if test["message"]
-                                              else "")).strip()
             flags += check.get("incidents", [])
-            notebooks.append({"name": name, "score": sub.score, "max_score": sub.max_score,
-                              "flags": flags, "tests": tests})
+            notebooks.append(NotebookResult(name=name, score=sub.score, max_score=sub.max_score,
+                                            flags=tuple(flags), tests=tuple(tests)))
     return notebooks
 
 
-def run(jobdir: Path) -> dict:
+def run(jobdir: Path) -> StudentResult:
+    """Grade the job of ``jobdir`` (:class:`JobSpec` in ``job.json``); write and return its result."""
     ensure_tools_on_path()
-    job = json.loads((jobdir / "job.json").read_text())
-    settings = GradingSettings(assignment=job["assignment"], cell_timeout=job["cell_timeout"],
-                               notebook_timeout=job["notebook_timeout"],
-                               limits=Limits(**job["limits"]))
+    folders = JobLayout(jobdir)
+    job = JobSpec.from_json(json.loads(folders.spec.read_text()))
+    settings = job.settings
     clock = time.perf_counter()
     timings = {}
     flags, nb_flags = prepare(job, jobdir)
     timings["prepare"] = time.perf_counter() - clock
-    course = jobdir / "course"
+    course = folders.course.root
     spec = sandbox.SandboxSpec(
-        isolation=job["isolation"], workdir=str(jobdir / "work"), ipc_dir=str(jobdir / "ipc"),
-        marker=job["token"], limits=settings.limits, readonly=sandbox.default_readonly_paths(),
-        uid=sandbox.sandbox_uid(job["slot"], job["isolation"]), parallel=job["parallel"],
-        experiment_profile=job.get("experiment_profile", "brief"))
+        isolation=job.isolation.level, workdir=str(folders.work_dir), ipc_dir=str(folders.ipc_dir),
+        marker=job.token, limits=settings.limits, readonly=sandbox.default_readonly_paths(),
+        uid=sandbox.sandbox_uid(job.slot, job.isolation.level), parallel=job.settings.jobs,
+        experiment_profile=job.settings.experiment_profile)
     kernel.configure(spec)
     config = nbgrader_config(course, settings)
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
     db_url = config.CourseDirectory.db_url
-    submitted = course / "submitted" / job["student_id"] / job["assignment"]
+    submitted = folders.course.submitted_dir(job.student_id, job.assignment)
     found: list = [{}, {}, {}]
     cap = sandbox.MemoryCap(spec).start()  # every process of the submission, kernels and the check alike
     try:
@@ -394,13 +400,13 @@ def run(jobdir: Path) -> dict:
     timings["memory_peak_mb"] = cap.peak_bytes / 2 ** 20
     notebooks = test_results(job, jobdir, db_url, checks, nb_flags, measured, disagreements)
     with Gradebook(db_url) as gb:
-        sub = gb.find_submission(job["assignment"], job["student_id"])
+        sub = gb.find_submission(job.assignment, job.student_id)
         score, max_score = sub.score, sub.max_score
-    result = {"student_id": job["student_id"], "score": score, "max_score": max_score,
-              "flags": flags, "notebooks": notebooks, "isolation": job["isolation"]}
+    result = StudentResult(student_id=job.student_id, score=score, max_score=max_score, flags=tuple(flags),
+                           notebooks=tuple(notebooks), isolation=job.isolation.level)
     timings["total"] = time.perf_counter() - clock
-    (jobdir / "timings.json").write_text(json.dumps({k: round(v, 2) for k, v in timings.items()}))
-    write_atomically(jobdir / "result.json", json.dumps(result, indent=1, sort_keys=True))
+    folders.timings.write_text(json.dumps({k: round(v, 2) for k, v in timings.items()}))
+    write_atomically(folders.result, json.dumps(result.to_json(), indent=1, sort_keys=True))
     return result
 
 
@@ -408,7 +414,7 @@ def _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags,
     """Autograde, measure, cross-check and write the feedback (all the submission's processes run here)."""
     checks, measured, disagreements = found
     if any(submitted.glob("*.ipynb")):
-        outcome = api.autograde(job["assignment"], job["student_id"], force=True, create=True)
+        outcome = api.autograde(job.assignment, job.student_id, force=True, create=True)
         if not outcome["success"]:
             raise RuntimeError("nbgrader autograde failed:\n" + outcome.get("error", "")[-3000:]
                                + outcome.get("log", "")[-3000:])
@@ -416,10 +422,10 @@ def _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags,
         checks = inspect_autograded(job, jobdir)
         measured = measure_experiments(job, jobdir, nb_flags)
         set_measured_scores(db_url, job, measured)
-        components = sorted(p.name for p in (jobdir / "work").glob("0[1-4]_*.ipynb"))
-        reference = import_notebooks(*(str(Path(job["source_dir"]) / n) for n in COMPONENT_NOTEBOOKS))
+        components = sorted(p.name for p in JobLayout(jobdir).work_dir.glob("0[1-4]_*.ipynb"))
+        reference = import_notebooks(*(str(Path(job.source_dir) / n) for n in COMPONENT_NOTEBOOKS))
         try:
-            problems = crosscheck.crosscheck(spec, reference, components, int(job["token"][:8], 16))
+            problems = crosscheck.crosscheck(spec, reference, components, int(job.token[:8], 16))
         except Exception as error:  # noqa: BLE001 - unverified: the passed component tests do not count
             why = f"the grader's own check failed ({type(error).__name__})"
             problems = {(n, gid): why for n in components if n in crosscheck_probes.GROUPS
@@ -428,15 +434,15 @@ def _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags,
         for name, check in checks.items():
             if not check["clean"]:
                 zero_tests(db_url, job, name[:-len(".ipynb")], check["tainted"])
-        feedback = api.generate_feedback(job["assignment"], job["student_id"], force=True)
+        feedback = api.generate_feedback(job.assignment, job.student_id, force=True)
         if not feedback["success"]:
             flags.append("feedback could not be generated")
         timings["feedback"] = time.perf_counter() - clock - sum(timings.values())
     else:  # nothing readable: nbgrader has nothing to run, every test scores 0
         with Gradebook(db_url) as gb:
-            gb.update_or_create_student(job["student_id"])
-            gb.add_submission(job["assignment"], job["student_id"])
-        for name in job["notebooks"]:
+            gb.update_or_create_student(job.student_id)
+            gb.add_submission(job.assignment, job.student_id)
+        for name in job.notebooks:
             zero_notebook(db_url, job, name[:-len(".ipynb")], "no readable notebook was submitted")
     found[:] = [checks, measured, disagreements]
 

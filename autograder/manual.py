@@ -18,14 +18,17 @@ import collections
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
 from dnn_course.files import write_atomically
 
-LIST_FILE = "manual_cells.csv"
-STORE_FILE = "manual_scores.csv"
+from .grading_records import StudentResult
+from .layout import OutputLayout
+from .scores import change_score
+
 FIELDS = ["student_id", "notebook", "cell", "max_score", "score", "answer"]
 
 
@@ -33,14 +36,18 @@ class ScoreError(ValueError):
     """A row of the instructor's score file cannot be used."""
 
 
+def _results(out: Path):
+    """``[(path, result)]`` of every ``OUT/results/<id>.json``."""
+    return [(path, StudentResult.from_json(json.loads(path.read_text(encoding="utf-8"))))
+            for path in OutputLayout(out).result_files()]
+
+
 def _answers(out: Path) -> dict[tuple[str, str, str], str]:
     answers = {}
-    for path in sorted((out / "results").glob("*.json")):
-        result = json.loads(path.read_text())
-        for nb in result["notebooks"]:
-            for test in nb["tests"]:
-                if "answer" in test:
-                    answers[(result["student_id"], nb["name"][:-6], test["id"])] = test["answer"]
+    for _, result in _results(out):
+        for nb, test in result.tests():
+            if test.answer is not None:
+                answers[(result.student_id, nb.stem, test.id)] = test.answer
     return answers
 
 
@@ -100,7 +107,7 @@ def write_manual_list(out: Path, db: Path, assignment: str) -> Path:
         writer.writerow({"student_id": row["student_id"], "notebook": row["notebook"], "cell": row["cell"],
                          "max_score": _number(row["max_score"]), "score": _number(row["score"]),
                          "answer": answers.get((row["student_id"], row["notebook"], row["cell"]), "")})
-    return write_atomically(out / LIST_FILE, text.getvalue())
+    return write_atomically(OutputLayout(out).manual_cells_csv, text.getvalue())
 
 
 def read_scores(path: Path) -> dict[tuple[str, str, str], float]:
@@ -111,7 +118,7 @@ def read_scores(path: Path) -> dict[tuple[str, str, str], float]:
         missing = {"student_id", "notebook", "cell", "score"} - set(reader.fieldnames or [])
         if missing:
             raise ScoreError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
-                             f"start from {LIST_FILE} written by the grade command")
+                             "start from manual_cells.csv written by the grade command")
         for line, row in enumerate(reader, start=2):
             text = (row.get("score") or "").strip()
             if not text:
@@ -131,7 +138,7 @@ def store(out: Path, scores: dict[tuple[str, str, str], float]) -> None:
     writer.writerow(["student_id", "notebook", "cell", "score"])
     for key in sorted(scores):
         writer.writerow([*key, _number(scores[key])])
-    write_atomically(out / STORE_FILE, text.getvalue())
+    write_atomically(OutputLayout(out).manual_scores_csv, text.getvalue())
 
 
 def write_to_gradebook(db: Path, assignment: str, scores: dict[tuple[str, str, str], float]) -> None:
@@ -147,8 +154,7 @@ def write_to_gradebook(db: Path, assignment: str, scores: dict[tuple[str, str, s
                 raise ScoreError(f"{student} {notebook}/{cell}: score {value:g} outside 0..{grade.max_score:g}")
             grades.append((grade, value))
         for grade, value in grades:
-            grade.manual_score = value
-            grade.needs_manual_grade = False
+            change_score(grade, manual_score=value, needs_manual_grade=False)
         gb.db.commit()
 
 
@@ -163,38 +169,36 @@ def refresh_results(out: Path, db: Path, assignment: str) -> int:
 
     changed = 0
     with Gradebook(f"sqlite:///{db}") as gb:
-        for path in sorted((out / "results").glob("*.json")):
-            result = json.loads(path.read_text(encoding="utf-8"))
-            sid = result["student_id"]
+        for path, result in _results(out):
+            sid = result.student_id
             try:
                 submission = gb.find_submission(assignment, sid)
             except MissingEntry:
                 continue
-            before = json.dumps(result, sort_keys=True)
-            for nb in result["notebooks"]:
+            notebooks = []
+            for nb in result.notebooks:
                 try:
-                    notebook = gb.find_submission_notebook(nb["name"].removesuffix(".ipynb"), assignment, sid)
+                    notebook = gb.find_submission_notebook(nb.stem, assignment, sid)
                 except MissingEntry:  # not in the gradebook: nothing to bring up to date
+                    notebooks.append(nb)
                     continue
                 grades = {grade.name: grade for grade in notebook.grades}
-                for test in nb["tests"]:
-                    grade = grades.get(test["id"])
-                    if grade is not None and test["status"] in ANSWER_STATUSES:
-                        test["score"] = grade.score
-                        test["status"] = answer_status(grade)
-                nb["score"] = notebook.score
-            result["score"] = submission.score
-            if json.dumps(result, sort_keys=True) == before:
+                tests = tuple(replace(test, score=grades[test.id].score, status=answer_status(grades[test.id]))
+                              if test.id in grades and test.status in ANSWER_STATUSES else test for test in nb.tests)
+                notebooks.append(replace(nb, tests=tests, score=notebook.score))
+            updated = replace(result, notebooks=tuple(notebooks), score=submission.score)
+            text = json.dumps(updated.to_json(), indent=1, sort_keys=True)
+            if text == json.dumps(result.to_json(), indent=1, sort_keys=True):
                 continue
-            write_atomically(path, json.dumps(result, indent=1, sort_keys=True))
-            write_summary(out, result)
+            write_atomically(path, text)
+            write_summary(out, updated)
             changed += 1
     return changed
 
 
 def apply_scores(out: Path, db: Path, assignment: str) -> int:
     """Re-apply the stored scores (after a re-grade); returns how many were applied."""
-    path = out / STORE_FILE
+    path = OutputLayout(out).manual_scores_csv
     if not path.exists():
         return 0
     scores = read_scores(path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import manual, report
+from .layout import OutputLayout
 
 
 def merge(out: Path, score_file: Path, assignment: str) -> int:
@@ -20,11 +21,12 @@ def merge(out: Path, score_file: Path, assignment: str) -> int:
     Raises :class:`autograder.manual.ScoreError` for a score file that names an unknown student or cell or
     a score outside 0..points (then nothing changes), ``FileNotFoundError`` when ``out`` was never graded.
     """
-    db = out / "course" / "gradebook.db"
+    layout = OutputLayout(out)
+    db = layout.gradebook_db
     if not db.exists():
         raise FileNotFoundError(f"{db} not found: run `python -m autograder grade` first")
     new = manual.read_scores(score_file)
-    stored = manual.read_scores(out / manual.STORE_FILE) if (out / manual.STORE_FILE).exists() else {}
+    stored = manual.read_scores(layout.manual_scores_csv) if layout.manual_scores_csv.exists() else {}
     merged = {**stored, **new}
     manual.write_to_gradebook(db, assignment, merged)
     manual.store(out, merged)

@@ -33,6 +33,8 @@ from traitlets import Unicode
 
 from dnn_course.files import write_atomically
 
+from .grading_records import Isolation, StudentResult, settings_from_json, settings_to_json
+from .layout import OutputLayout
 from .manual import ANSWER_STATUSES
 
 
@@ -44,8 +46,9 @@ def number(value) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def load_results(out: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted((out / "results").glob("*.json"))}
+def load_results(out: Path) -> dict[str, StudentResult]:
+    """``{student id: result}`` of every ``OUT/results/<id>.json``."""
+    return {p.stem: StudentResult.from_json(json.loads(p.read_text())) for p in OutputLayout(out).result_files()}
 
 
 class GradesCsvExport(ExportPlugin):
@@ -97,10 +100,7 @@ class GradesCsvExport(ExportPlugin):
             result_file = Path(self.results_dir) / f"{student.id}.json"
             flags = []
             if result_file.exists():
-                result = json.loads(result_file.read_text())
-                flags = list(result.get("flags", []))
-                for nb in result.get("notebooks", []):
-                    flags += [f"{nb['name']}: {f}" for f in nb.get("flags", [])]
+                flags = StudentResult.from_json(json.loads(result_file.read_text())).all_flags()
             row += [number(pending), number(sub.score), number(sub.max_score), " | ".join(flags)]
             rows.append(row)
         text = io.StringIO()
@@ -116,21 +116,22 @@ def export_grades(out: Path, db: Path, assignment: str) -> Path:
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
+    layout = OutputLayout(out)
     config = Config()
-    config.CourseDirectory.root = str(out / "course")
+    config.CourseDirectory.root = str(layout.course_dir)
     config.CourseDirectory.db_url = f"sqlite:///{db}"
-    config.GradesCsvExport.results_dir = str(out / "results")
+    config.GradesCsvExport.results_dir = str(layout.results_dir)
     config.GradesCsvExport.assignment_id = assignment
-    config.GradesCsvExport.release_dir = str(out / "course" / "release" / assignment)
+    config.GradesCsvExport.release_dir = str(layout.course.release_dir(assignment))
     config.ExportApp.plugin_class = GradesCsvExport
-    config.ExportPlugin.to = str(out / "grades.csv")
+    config.ExportPlugin.to = str(layout.grades_csv)
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     app = ExportApp(coursedir=api.coursedir, parent=api, config=config)
     app.log.setLevel("WARN")
     app.init_plugin()
     with Gradebook(config.CourseDirectory.db_url) as gb:
         app.plugin_inst.export(gb)
-    return out / "grades.csv"
+    return layout.grades_csv
 
 
 def _png(fig) -> str:
@@ -161,25 +162,17 @@ def points_by_kind(db: Path, assignment: str) -> dict[str, dict[str, float]]:
     return kinds
 
 
-def automatic_score(result: dict) -> float:
+def automatic_score(result: StudentResult) -> float:
     """Points of the tests the grader scored itself (written answers left out)."""
-    return sum(test["score"] or 0.0 for nb in result["notebooks"] for test in nb["tests"]
-               if test["status"] in AUTOMATIC_STATUSES)
+    return sum(test.score or 0.0 for _, test in result.tests() if test.status in AUTOMATIC_STATUSES)
 
 
-def pending_hand_points(result: dict) -> float:
+def pending_hand_points(result: StudentResult) -> float:
     """Points of the written answers that still have no score (one left blank is scored 0 already)."""
-    return sum(test["max_score"] or 0.0 for nb in result["notebooks"] for test in nb["tests"]
-               if test["status"] == "manual")
+    return sum(test.max_score or 0.0 for _, test in result.tests() if test.status == "manual")
 
 
-def all_flags(result: dict) -> list[str]:
-    """The submission's flags, then each notebook's, as ``<notebook>: <flag>``."""
-    return list(result.get("flags", [])) + [f"{nb['name']}: {flag}" for nb in result.get("notebooks", [])
-                                            for flag in nb.get("flags", [])]
-
-
-def class_statistics(results: dict[str, dict]) -> dict:
+def class_statistics(results: dict[str, StudentResult]) -> dict:
     """Automatic scores, the points earned per test and failure-message counts from the results.
 
     ``tests[key]`` counts the students who got all of a test's points (``full``), some
@@ -191,16 +184,15 @@ def class_statistics(results: dict[str, dict]) -> dict:
     tests = collections.defaultdict(lambda: {"full": 0, "partial": 0, "zero": 0, "points": 0.0})
     messages = collections.Counter()
     for result in results.values():
-        for nb in result["notebooks"]:
-            for test in nb["tests"]:
-                if test["status"] not in AUTOMATIC_STATUSES or not test["max_score"]:
-                    continue
-                entry = tests[f"{nb['name'][:-6]}/{test['id']}"]
-                fraction = min(max((test["score"] or 0.0) / test["max_score"], 0.0), 1.0)
-                entry["points"] += fraction
-                entry["full" if fraction >= 1 else "partial" if fraction > 0 else "zero"] += 1
-                if test["status"] == "failed" and test["message"]:
-                    messages[test["message"].splitlines()[0][:200]] += 1
+        for nb, test in result.tests():
+            if test.status not in AUTOMATIC_STATUSES or not test.max_score:
+                continue
+            entry = tests[f"{nb.name[:-6]}/{test.id}"]
+            fraction = min(max((test.score or 0.0) / test.max_score, 0.0), 1.0)
+            entry["points"] += fraction
+            entry["full" if fraction >= 1 else "partial" if fraction > 0 else "zero"] += 1
+            if test.status == "failed" and test.message:
+                messages[test.message.splitlines()[0][:200]] += 1
     tests = {key: {**tests[key], "share": tests[key]["points"] / (tests[key]["full"] + tests[key]["partial"]
                                                                   + tests[key]["zero"])}
              for key in sorted(tests)}
@@ -241,13 +233,13 @@ def similarity_flags(pairs: list[dict]) -> dict[str, list[tuple[str, str]]]:
     return flags
 
 
-def _flag_cells(result: dict, similar: list[tuple[str, str]]) -> list[str]:
+def _flag_cells(result: StudentResult, similar: list[tuple[str, str]]) -> list[str]:
     """The flags of a student as HTML: the result's own, then each similarity flag linked to its pair."""
     esc = html.escape
-    return [esc(f) for f in all_flags(result)] + [f"<a href='{esc(link)}'>{esc(text)}</a>" for text, link in similar]
+    return [esc(f) for f in result.all_flags()] + [f"<a href='{esc(link)}'>{esc(text)}</a>" for text, link in similar]
 
 
-def student_table(results: dict[str, dict], notebooks: list[str],
+def student_table(results: dict[str, StudentResult], notebooks: list[str],
                   similar: dict[str, list[tuple[str, str]]] | None = None) -> str:
     """Every student in one sortable table: id, name, each notebook's points, total, hand points to come, flags
     (with ``similar``, :func:`similarity_flags`, a flag for each pair of submissions flagged as alike)."""
@@ -256,12 +248,12 @@ def student_table(results: dict[str, dict], notebooks: list[str],
     head = "".join(f"<th>{esc(name[:2])}</th>" for name in notebooks)
     rows = []
     for sid, result in sorted(results.items()):
-        scores = {nb["name"]: nb["score"] for nb in result["notebooks"]}
+        scores = {nb.name: nb.score for nb in result.notebooks}
         cells = "".join(f"<td class='num'>{number(scores.get(name))}</td>" for name in notebooks)
         flags = _flag_cells(result, similar.get(sid, []))
         rows.append(f"<tr><td><a href='feedback/{esc(sid)}.html'>{esc(sid)}</a></td>"
-                    f"<td>{esc(result.get('name', '').replace('_', ' '))}</td>{cells}"
-                    f"<td class='num'><b>{number(result['score'] or 0.0)}</b></td>"
+                    f"<td>{esc((result.name or '').replace('_', ' '))}</td>{cells}"
+                    f"<td class='num'><b>{number(result.score or 0.0)}</b></td>"
                     f"<td class='num'>{number(pending_hand_points(result))}</td>"
                     f"<td class='flags' data-sort='{len(flags)}'>{'<br>'.join(flags)}</td></tr>")
     return (f"<table class='sortable students'><thead><tr><th>id</th><th>name</th>{head}<th>total</th>"
@@ -297,14 +289,14 @@ def _points_chart(tests: dict[str, dict]) -> str:
     return image
 
 
-def write_report(out: Path, results: dict[str, dict], isolation: str, settings, redactor=None,
+def write_report(out: Path, results: dict[str, StudentResult], isolation: Isolation, settings, redactor=None,
                  kinds: dict[str, dict[str, float]] | None = None) -> Path:
     """Write ``out/report.html``; ``redactor`` (:class:`autograder.feedback.Redactor`) scrubs hidden test lines.
 
     ``kinds`` (:func:`points_by_kind`) gives each notebook's automatic and hand-graded points;
     without it they are read from the results' tests.
     """
-    from .sandbox import ISOLATION_BWRAP, ISOLATION_PROCESS, caps_in_force
+    from .sandbox import caps_in_force
 
     import matplotlib
     matplotlib.use("Agg")
@@ -314,12 +306,12 @@ def write_report(out: Path, results: dict[str, dict], isolation: str, settings, 
     if kinds is None:
         kinds = {}
         for result in results.values():
-            for nb in result["notebooks"]:
-                if nb["tests"]:
-                    kinds[nb["name"]] = {
-                        "automatic": sum(t["max_score"] or 0 for t in nb["tests"] if t["status"] in AUTOMATIC_STATUSES),
-                        "by hand": sum(t["max_score"] or 0 for t in nb["tests"] if t["status"] in HAND_STATUSES)}
-    notebooks = sorted(set(kinds) | {nb["name"] for r in results.values() for nb in r["notebooks"]})
+            for nb in result.notebooks:
+                if nb.tests:
+                    kinds[nb.name] = {
+                        "automatic": sum(t.max_score or 0 for t in nb.tests if t.status in AUTOMATIC_STATUSES),
+                        "by hand": sum(t.max_score or 0 for t in nb.tests if t.status in HAND_STATUSES)}
+    notebooks = sorted(set(kinds) | {nb.name for r in results.values() for nb in r.notebooks})
     auto_total = sum(k["automatic"] for k in kinds.values())
     hand_total = sum(k["by hand"] for k in kinds.values())
     fig, ax = plt.subplots(figsize=(6, 3))
@@ -350,8 +342,7 @@ def write_report(out: Path, results: dict[str, dict], isolation: str, settings, 
     pending = sum(pending_hand_points(r) for r in results.values())
     waiting = sum(1 for r in results.values() if pending_hand_points(r))
     limits = settings.limits
-    level = ISOLATION_BWRAP if isolation.startswith(ISOLATION_BWRAP) else ISOLATION_PROCESS
-    caps = "".join(f"<li>{esc(cap)}</li>" for cap in caps_in_force(limits, level))
+    caps = "".join(f"<li>{esc(cap)}</li>" for cap in caps_in_force(limits, isolation.level))
     mean = sum(stats["totals"]) / max(len(stats["totals"]), 1)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Class report: {esc(settings.assignment)}</title>
@@ -366,7 +357,7 @@ p.smoke{{background:#fde2e2;border:2px solid #cc3311;padding:.6em 1em;font-size:
 <p>{len(results)} submission{'s' if len(results) != 1 else ''} graded. Mean automatic score {number(mean)} of {number(auto_total)}
 (the tests; the written answers, {number(hand_total)} points, are graded by hand:
 {number(pending)} points of {waiting} student{'s' if waiting != 1 else ''} still to grade).</p>
-<p><b>Isolation in force:</b> {esc(isolation)}.<br>
+<p><b>Isolation in force:</b> {esc(isolation.explanation)}.<br>
 Limits: {settings.cell_timeout} s per cell, {settings.notebook_timeout} s per notebook,
 {settings.submission_timeout} s per submission, {limits.memory_mb} MB address space per process,
 {limits.max_processes} processes/threads, files up to {limits.file_size_mb} MB, no network.</p>
@@ -390,38 +381,27 @@ failed integrity checks), and every pair of submissions flagged as alike.</p><ta
 """
     if redactor is not None:
         page = redactor.page(page, f"Class report: {settings.assignment}")
-    return write_atomically(out / "report.html", page)
+    return write_atomically(OutputLayout(out).report_html, page)
 
 
-#: What the last ``grade`` run's report was made with, so that ``manual-merge`` can make it again.
-REPORT_SETTINGS = "report_settings.json"
-
-
-def save_report_settings(out: Path, settings, isolation: str) -> Path:
-    """Write ``OUT/course/report_settings.json``: the grading settings and the isolation in force."""
-    import dataclasses
-
-    values = {key: str(value) if isinstance(value, Path) else value
-              for key, value in dataclasses.asdict(settings).items()}
-    return write_atomically(out / "course" / REPORT_SETTINGS,
-                            json.dumps({"isolation": isolation, "settings": values}, indent=1, sort_keys=True))
+def save_report_settings(out: Path, settings, isolation: Isolation) -> Path:
+    """Write ``OUT/course/report_settings.json``: what the last ``grade`` run's report was made with (the grading
+    settings and the isolation in force), so that ``manual-merge`` can make it again."""
+    return write_atomically(OutputLayout(out).report_settings,
+                            json.dumps({"isolation": isolation.to_json(), "settings": settings_to_json(settings)},
+                                       indent=1, sort_keys=True))
 
 
 def load_report_settings(out: Path):
     """``(settings, isolation)`` saved by :func:`save_report_settings`, or None before any ``grade`` run."""
-    from .grading_config import GradingSettings
-    from .sandbox import Limits
-
-    path = out / "course" / REPORT_SETTINGS
+    path = OutputLayout(out).report_settings
     if not path.exists():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
-    values = dict(saved["settings"], limits=Limits(**saved["settings"]["limits"]),
-                  source_root=Path(saved["settings"]["source_root"]))
-    return GradingSettings(**values), saved["isolation"]
+    return settings_from_json(saved["settings"]), Isolation.from_json(saved["isolation"])
 
 
-def write_all(out: Path, db: Path, settings, isolation: str, redactor=None) -> None:
+def write_all(out: Path, db: Path, settings, isolation: Isolation, redactor=None) -> None:
     from .feedback import install_mathjax
 
     export_grades(out, db, settings.assignment)
@@ -439,6 +419,6 @@ def rewrite_report(out: Path, db: Path) -> bool:
         return False
     settings, isolation = saved
     redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
-                                       out / "course" / "release" / settings.assignment)
+                                       OutputLayout(out).course.release_dir(settings.assignment))
     write_report(out, load_results(out), isolation, settings, redactor, points_by_kind(db, settings.assignment))
     return True

@@ -56,6 +56,7 @@ from pygments.token import Token
 
 from . import normalize
 from .grading_config import DATA_FILES, MAX_NOTEBOOK_BYTES
+from .layout import CourseLayout
 
 CODE_NOTEBOOKS = ("01", "02", "03", "04")      # notebooks whose code is compared
 K = 25                   # k-gram length, in characters of tokenized code (copydetect's noise threshold)
@@ -340,7 +341,7 @@ def compare(works: list[Work], boilerplate: set, threshold: float) -> list[Pair]
 
 def analyse(course: Path, assignment: str, students: list[str], threshold: float) -> list[Pair]:
     """Read every student's collected files under ``course`` and compare them."""
-    release = course / "release" / assignment
+    release = CourseLayout(course).release_dir(assignment)
     notebooks = sorted(p.name for p in release.glob("*.ipynb"))
-    works = [read_work(sid, course / "submitted" / sid / assignment, release, notebooks) for sid in students]
+    works = [read_work(sid, CourseLayout(course).submitted_dir(sid, assignment), release, notebooks) for sid in students]
     return compare(works, boilerplate_hashes(release, notebooks), threshold)

@@ -17,6 +17,7 @@ from copydetect.utils import highlight_overlap
 
 from dnn_course.files import write_atomically
 
+from .layout import OutputLayout
 from .similarity import MIN_RUN, MIN_SHARED_CODE, MIN_SHARED_WORDS, WORD, Pair, analyse
 
 SHOWN_PAIRS = 20         # pairs shown side by side besides the flagged ones
@@ -127,16 +128,17 @@ A flag is a reason to look, not a finding.</p>
 
 def write(out: Path, course: Path, assignment: str, students: list[str], threshold: float) -> list[Pair]:
     """Write ``OUT/similarity.csv`` and ``OUT/similarity.html``; return the pairs, most similar first."""
+    layout = OutputLayout(out)
     pairs = analyse(course, assignment, students, threshold)
-    write_atomically(out / "similarity.csv", csv_text(pairs))
-    write_atomically(out / "similarity.html", page_html(pairs, threshold, len(students)))
+    write_atomically(layout.similarity_csv, csv_text(pairs))
+    write_atomically(layout.similarity_html, page_html(pairs, threshold, len(students)))
     return pairs
 
 
 def flagged_pairs(out: Path) -> list[dict]:
     """The flagged rows of ``OUT/similarity.csv`` (none if it is missing)."""
     try:
-        with open(out / "similarity.csv", newline="", encoding="utf-8") as handle:
+        with open(OutputLayout(out).similarity_csv, newline="", encoding="utf-8") as handle:
             return [row for row in csv.DictReader(handle) if row["flagged"]]
     except OSError:
         return []
@@ -144,7 +146,7 @@ def flagged_pairs(out: Path) -> list[dict]:
 
 def report_section(out: Path) -> str:
     """The class report's paragraph: flagged pairs and a link to the page."""
-    if not (out / "similarity.html").exists():
+    if not OutputLayout(out).similarity_html.exists():
         return ""
     rows = flagged_pairs(out)
     esc = html.escape

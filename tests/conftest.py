@@ -169,6 +169,7 @@ MODULE_TIERS = {
     "test_experiment_grading.py": "integration",
     "test_feedback_pages.py": "unit",
     "test_gradcheck.py": "unit",
+    "test_grading_records.py": "unit",
     "test_idx.py": "unit",
     "test_import_graph.py": "unit",
     "test_leak_policy.py": "unit",

@@ -26,6 +26,9 @@ import numpy as np
 import pytest
 
 from autograder import crosscheck, job, normalize, sandbox
+from autograder.grading_config import GradingSettings
+from autograder.grading_records import Isolation, JobSpec
+from autograder.layout import JobLayout
 from dnn_course import records
 from dnn_course.datasets import load_dataset, train_val_split
 from dnn_course.experiment import run_plan
@@ -85,7 +88,7 @@ def _dataset(name: str, verbose: bool = False):
 def _measure(origin: Path, jobdir: Path) -> dict[str, float]:
     """What a grading job does with the data files of a submission: validate, copy, measure (smoke)."""
     jobdir.mkdir(exist_ok=True)
-    validated = jobdir / job.VALIDATED
+    validated = JobLayout(jobdir).validated_dir
     shutil.rmtree(validated, ignore_errors=True)
     validated.mkdir()
     for name in MNIST_FILES + FASHION_FILES:
@@ -94,7 +97,10 @@ def _measure(origin: Path, jobdir: Path) -> dict[str, float]:
         if problem is None:
             shutil.copy(origin / name, validated / name)
     nb_flags: dict = {}
-    spec = {"notebooks": [nb for nb, _ in MEASURED.values()], "experiment_profile": "smoke"}
+    spec = JobSpec(student_id="fuzz", notebooks=tuple(nb for nb, _ in MEASURED.values()), timestamp=None,
+                   token="0" * 16, slot=0, isolation=Isolation("process", "not used"), submitted_dir=str(origin),
+                   release_dir="", master_db="", source_dir="",
+                   settings=replace(GradingSettings(), experiment_profile="smoke"))
     with pytest.MonkeyPatch.context() as patch:  # the test images once, not twice per mutation
         patch.setattr(job, "load_dataset", _dataset)
         found = job.measure_experiments(spec, jobdir, nb_flags)
@@ -301,7 +307,6 @@ def crosscheck_frame() -> bytes:
 def test_a_whole_grading_run_keeps_the_points_a_mutation_did_not_touch(sound, tmp_path):
     """Three submissions with mutated notebooks and data files: the untouched notebook keeps its points."""
     from autograder.grade import grade
-    from autograder.grading_config import GradingSettings
 
     folder, _ = sound
     good = st.perfect(REPO / "exercises" / st.ASSIGNMENT, REPO / "solutions" / st.ASSIGNMENT)

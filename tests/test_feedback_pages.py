@@ -16,6 +16,7 @@ import pytest
 
 from autograder import feedback, manual, report
 from autograder.grading_config import GradingSettings, nbgrader_config
+from autograder.grading_records import Isolation, StudentResult
 
 REPO = Path(__file__).resolve().parent.parent
 #: Anything a page would fetch from another machine on opening: a script, a style sheet, an image, a
@@ -30,11 +31,16 @@ def make_test(tid, status, score, max_score, message=""):
     return {"id": tid, "status": status, "score": score, "max_score": max_score, "message": message}
 
 
-def student(sid, name, notebooks, flags=()):
+def student(sid, name, notebooks, flags=()) -> StudentResult:
     nbs = [{"name": nb, "score": sum(t["score"] or 0 for t in tests), "max_score": sum(t["max_score"] for t in tests),
             "flags": list(nb_flags), "tests": tests} for nb, tests, nb_flags in notebooks]
-    return {"student_id": sid, "name": name, "flags": list(flags), "notebooks": nbs,
-            "score": sum(nb["score"] for nb in nbs), "max_score": sum(nb["max_score"] for nb in nbs)}
+    return StudentResult.from_json({"student_id": sid, "name": name, "flags": list(flags), "notebooks": nbs,
+                                    "score": sum(nb["score"] for nb in nbs),
+                                    "max_score": sum(nb["max_score"] for nb in nbs)})
+
+
+#: The isolation the class report of these tests says was in force.
+PROCESS = Isolation("process", "process: a test")
 
 
 NB1, NB6 = "01_activations.ipynb", "06_fashion_tuning.ipynb"
@@ -80,7 +86,7 @@ def test_partial_credit_counts_as_the_share_of_points_earned():
 
 def test_class_report_has_every_student_the_right_totals_and_every_note(tmp_path):
     (tmp_path / "feedback").mkdir()
-    path = report.write_report(tmp_path, CLASS, "process: a test", GradingSettings(), kinds=KINDS)
+    path = report.write_report(tmp_path, CLASS, PROCESS, GradingSettings(), kinds=KINDS)
     page = path.read_text(encoding="utf-8")
     mean = (11 + 7 + 6) / 3
     assert f"Mean automatic score {report.number(mean)} of 12\n" in page
@@ -107,10 +113,10 @@ def test_class_report_has_every_student_the_right_totals_and_every_note(tmp_path
 def test_class_report_says_the_experiment_profile_and_a_smoke_one_prominently(tmp_path):
     from dataclasses import replace
 
-    brief = report.write_report(tmp_path, CLASS, "process: a test", GradingSettings(), kinds=KINDS).read_text()
+    brief = report.write_report(tmp_path, CLASS, PROCESS, GradingSettings(), kinds=KINDS).read_text()
     assert "<p><b>Experiment profile:</b> brief (05 and 06 graded against the brief's settings" in brief
     assert "not real grades" not in brief
-    smoke = report.write_report(tmp_path, CLASS, "process: a test", replace(GradingSettings(), experiment_profile="smoke"),
+    smoke = report.write_report(tmp_path, CLASS, PROCESS, replace(GradingSettings(), experiment_profile="smoke"),
                                 kinds=KINDS).read_text()
     # right under the title, in a box of its own
     head = smoke[smoke.index("<h1>"):smoke.index("submissions graded")]
@@ -120,11 +126,11 @@ def test_class_report_says_the_experiment_profile_and_a_smoke_one_prominently(tm
 
 def test_class_report_of_one_submission_without_failures_says_so(tmp_path):
     one = {"3001": CLASS["3001"]}
-    page = report.write_report(tmp_path, one, "process: a test", GradingSettings(), kinds=KINDS).read_text()
+    page = report.write_report(tmp_path, one, PROCESS, GradingSettings(), kinds=KINDS).read_text()
     assert "<p>1 submission graded. Mean automatic score" in page and "1 submissions" not in page
     failures = page[page.index("<h2>Most frequent failure messages</h2>"):page.index("<h2>Submissions with notes</h2>")]
     assert re.findall(r"<td[^>]*>(.*?)</td>", failures) == ["none"]
-    page = report.write_report(tmp_path, CLASS, "process: a test", GradingSettings(), kinds=KINDS).read_text()
+    page = report.write_report(tmp_path, CLASS, PROCESS, GradingSettings(), kinds=KINDS).read_text()
     assert "<p>3 submissions graded." in page
     failures = page[page.index("<h2>Most frequent failure messages</h2>"):page.index("<h2>Submissions with notes</h2>")]
     assert ">none<" not in failures and "AssertionError: ReLU backward at 0" in failures
@@ -142,7 +148,7 @@ def test_a_pair_flagged_as_alike_shows_in_both_students_flags(tmp_path):
         writer.writerow(CSV_HEADER)
         writer.writerow(["3001", "3002", "97", "95", "812", "88", "140", "", "yes", "code 97 % alike"])
         writer.writerow(["3001", "3003", "20", "22", "120", "5", "3", "", "", ""])  # not flagged: no flag
-    page = report.write_report(tmp_path, CLASS, "process: a test", GradingSettings(), kinds=KINDS).read_text()
+    page = report.write_report(tmp_path, CLASS, PROCESS, GradingSettings(), kinds=KINDS).read_text()
     table = page[page.index("<table class='sortable students'>"):]
     table = table[table.index("<tbody>"):table.index("</table>")]
     flags = [re.findall(r"<td[^>]*>(.*?)</td>", row)[-1] for row in re.findall(r"<tr>(.*?)</tr>", table)]
@@ -155,7 +161,7 @@ def test_a_pair_flagged_as_alike_shows_in_both_students_flags(tmp_path):
 
 
 def test_class_report_without_the_gradebook_reads_the_points_from_the_results(tmp_path):
-    page = report.write_report(tmp_path, CLASS, "process: a test", GradingSettings()).read_text(encoding="utf-8")
+    page = report.write_report(tmp_path, CLASS, PROCESS, GradingSettings()).read_text(encoding="utf-8")
     assert f"Mean automatic score {report.number(24 / 3)} of 12\n" in page
 
 
@@ -170,6 +176,7 @@ def test_summary_page_counts_only_the_answers_still_waiting_for_the_instructor()
     assert "<td>not answered</td><td class=\"points\">0&nbsp;/&nbsp;6</td>" in page
     assert "<td>manual</td><td class=\"points\">&ndash;&nbsp;/&nbsp;4</td>" in page  # not scored yet
     pending.update(status="graded by hand", score=2.5)
+    result = student("3004", "Di_Ek", [("05_mnist_activations.ipynb", [unanswered], ()), (NB6, [pending], ())])
     assert feedback.hand_graded_counts(result) == (0, 1, 1)
     assert "(including the answers graded by hand; 1 written answer left blank: 0 points)" in \
         feedback.student_page(result, {})
@@ -262,7 +269,7 @@ def test_class_report_table_sorts_by_a_click_offline(tmp_path):
     chromium = check_site.find_chromium()
     if chromium is None:
         pytest.skip(f"needs Chromium; {check_site.INSTALL_HINT}")
-    page = report.write_report(tmp_path, CLASS, "process: a test", GradingSettings(), kinds=KINDS)
+    page = report.write_report(tmp_path, CLASS, PROCESS, GradingSettings(), kinds=KINDS)
     order = ("Array.from(document.querySelectorAll('table.students tbody tr'))"
              ".map(r => r.cells[0].textContent).join(' ')")
     click = ("Array.from(document.querySelectorAll('table.students th'))"
@@ -305,8 +312,8 @@ def test_manual_merge_remakes_the_report_with_the_last_runs_settings(tmp_path):
                        limits=Limits(memory_mb=1234))
     assert report.load_report_settings(tmp_path) is None
     (tmp_path / "course").mkdir()
-    report.save_report_settings(tmp_path, settings, "process: a test")
-    assert report.load_report_settings(tmp_path) == (settings, "process: a test")
+    report.save_report_settings(tmp_path, settings, PROCESS)
+    assert report.load_report_settings(tmp_path) == (settings, PROCESS)
 
 
 def test_read_first_links_on_feedback_pages_open_the_published_chapters(tmp_path, monkeypatch):
