@@ -367,7 +367,7 @@ class Layout:
         if self.kind == LMS:
             return (f"LMS download (zip files and folders, one per submission): "
                     f"{len(self.entries)} entries in {self.folder}")
-        line = (f"nbgrader exchange (what `nbgrader collect` writes): {self.folder}/<student>/"
+        line = (f"nbgrader exchange (as nbgrader collect writes it): {self.folder}/<student>/"
                 f"{self.assignment}/, {len(self.entries)} student(s)")
         if self.skipped:
             line += (f"; {len(self.skipped)} student folder(s) without {self.assignment!r} skipped: "
