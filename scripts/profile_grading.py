@@ -2,6 +2,7 @@
 
     python scripts/profile_grading.py                 # one generated submission (as the benchmark's)
     python scripts/profile_grading.py --keep OUT      # also keep the profiles (host.prof, job.prof)
+    python scripts/profile_grading.py --phases-only   # no cProfile in the job (it slows Python code down)
 
 Grades one submission of ``scripts/bench_autograder.py``'s generated class (all six notebooks,
 05/06 without their results files) with one job and prints a table: phase, CPU seconds, share.
@@ -12,7 +13,7 @@ How it counts: the grading run's host process and the forked job are profiled wi
 CPU time (``time.process_time``); the job's phases are marked by wrapping the functions that
 start them (kernel start-up, each cell, the probe's after-cell check, the cross-check, the
 experiments' forward passes, nbgrader's feedback). A sampling thread in the job reads every
-0.1 s the CPU time of the job itself and of every process carrying the submission's sandbox
+0.1 s the CPU time of the job's main thread, of its other threads (the memory watchdog) and of every process carrying the submission's sandbox
 marker (``/proc/<pid>/stat``; the sandboxed kernels are reaped inside their PID namespace, so
 ``getrusage(RUSAGE_CHILDREN)`` never sees them) and charges the increase to the phase then
 running. A process that ends between two samples loses at most its last 0.1 s.
@@ -45,6 +46,7 @@ from scripts.bench_autograder import make_class  # noqa: E402
 TICK = 0.1
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 PHASE = ["job: prepare, nbgrader set-up, gradebook"]  # the phase running now (one job, one thread at a time)
+WATCHDOG = "job: memory watchdog thread (and any other thread)"
 
 
 class Sampler(threading.Thread):
@@ -86,17 +88,36 @@ class Sampler(threading.Thread):
             total += grew
         return total
 
+    def _job_threads(self) -> tuple[float, float]:
+        """CPU seconds of the job's main thread, and of its other threads but this one (the memory watchdog)."""
+        main = other = 0.0
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            if int(tid) == self.native_id:
+                continue
+            try:
+                fields = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+            main, other = (main + cpu, other) if int(tid) == self.pid else (main, other + cpu)
+        return main, other
+
+    def _charge(self, phase: str, seconds: float) -> None:
+        self.by_phase[phase] = self.by_phase.get(phase, 0.0) + seconds
+
     def run(self) -> None:
-        last_job = time.process_time()
+        self.pid = os.getpid()
+        last_main, last_other = self._job_threads()
         while not self.stop.wait(TICK):
             start = time.thread_time()
-            grew = self._children()
-            self.own += time.thread_time() - start
-            now = time.process_time()
-            job_cpu, last_job = now - last_job - (time.thread_time() - start), now
             phase = PHASE[0]
-            self.by_phase[phase] = self.by_phase.get(phase, 0.0) + grew + max(job_cpu, 0.0)
-            self.by_kind["job process"] = self.by_kind.get("job process", 0.0) + max(job_cpu, 0.0)
+            grew = self._children()
+            main, other = self._job_threads()
+            self.own += time.thread_time() - start
+            self._charge(phase, grew + main - last_main)
+            self._charge(WATCHDOG, other - last_other)
+            self.by_kind["job process"] = self.by_kind.get("job process", 0.0) + main - last_main + other - last_other
+            last_main, last_other = main, other
 
 
 def in_phase(name: str, function):
@@ -122,7 +143,7 @@ def in_phase(name: str, function):
     return wrapped
 
 
-def instrument_job() -> None:
+def instrument_job(with_cprofile: bool) -> None:
     """Wrap the job's phases (in the parent, before the fork: the child inherits them)."""
     original_cell = kernel.SandboxExecute.async_execute_cell
 
@@ -142,7 +163,7 @@ def instrument_job() -> None:
     NbGraderAPI.autograde = in_phase("nbgrader autograde (converters, gradebook)", NbGraderAPI.autograde)
     NbGraderAPI.generate_feedback = in_phase("nbgrader generate_feedback", NbGraderAPI.generate_feedback)
     job.prepare = in_phase("job: rebuild notebooks, insert probes", job.prepare)
-    job.measure_experiments = in_phase("host: experiments' forward passes", job.measure_experiments)
+    job.measure_experiments = in_phase("job: the grader's forward passes (05, 06)", job.measure_experiments)
     crosscheck.crosscheck = in_phase("cross-check process", crosscheck.crosscheck)
     original_run = grade_mod.job_module.run
 
@@ -152,11 +173,11 @@ def instrument_job() -> None:
         sampler.start()
         profile = cProfile.Profile(time.process_time)
         try:
-            return profile.runcall(original_run, jobdir)
+            return profile.runcall(original_run, jobdir) if with_cprofile else original_run(jobdir)
         finally:
             sampler.stop.set()
             sampler.join()
-            profile.dump_stats(jobdir / "job.prof")
+            profile.dump_stats(jobdir / "job.prof")  # empty without cProfile
             (jobdir / "phases.json").write_text(json.dumps(
                 {"by_phase": sampler.by_phase, "by_kind": sampler.by_kind, "sampler_own": sampler.own}))
             shutil.copy(jobdir / "phases.json", os.environ["PROFILE_GRADING_OUT"] + "/phases.json")
@@ -178,6 +199,8 @@ HOST_PHASES = [  # (label, function in the host process): its cumulative CPU tim
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="folder for the profiles and the grading output")
+    parser.add_argument("--phases-only", action="store_true",
+                        help="no cProfile in the job: its CPU time per phase as without the profiler")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="profile-grading-"))
     out = args.keep or scratch
@@ -187,7 +210,7 @@ def main() -> int:
         submissions = scratch / "submissions"
         submissions.mkdir()
         make_class(submissions, 1)
-        instrument_job()
+        instrument_job(with_cprofile=not args.phases_only)
         settings = replace(GradingSettings(), jobs=1)
         host = cProfile.Profile(time.process_time)
         wall = time.perf_counter()
