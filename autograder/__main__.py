@@ -30,8 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("grade", help="grade a folder of submissions (zip files and/or folders)")
-    g.add_argument("submissions", type=Path, help="folder of the LMS download")
+    g = sub.add_parser("grade", help="grade a folder of submissions (zip files and/or folders, "
+                                      "or nbgrader's submitted/ layout)")
+    g.add_argument("submissions", type=Path,
+                   help="folder of the LMS download, or an nbgrader course folder (or its submitted/) "
+                        "after `nbgrader collect`")
     g.add_argument("--out", type=Path, required=True, help="output folder (grades.csv, feedback/, report.html)")
     g.add_argument("--student", action="append", metavar="ID",
                    help="re-grade only this student (repeatable); other rows are left as they are")
@@ -67,8 +70,15 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "grade":
+        from .collect import LayoutError, detect_layout
         from .grade import grade
         settings = _settings(args)
+        try:
+            layout = detect_layout(args.submissions.resolve(), settings.assignment)
+        except LayoutError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"submissions: {layout.describe()}")
         summary = grade(args.submissions, args.out, settings, only=args.student, progress=not args.quiet)
         print(f"graded {summary.graded} submission(s) in {summary.seconds:.1f} s "
               f"({summary.seconds / max(summary.graded, 1):.1f} s each, {settings.jobs} at once)")

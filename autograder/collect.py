@@ -35,6 +35,17 @@ Rules that hold whatever the download contains:
   ``name.zip``; ``-2`` likewise); then the name. Inside one archive, of two
   members with the same file name the shallowest path wins, then the first.
 
+The grader also reads the folders nbgrader's exchange leaves (a class handed
+out and collected on a JupyterHub): ``nbgrader collect`` writes
+``submitted/<student>/<assignment>/`` (the notebooks and nbgrader's
+``timestamp.txt``) in the course folder. :func:`detect_layout` tells the two
+apart and refuses a folder that mixes them. In nbgrader's layout the student id
+is the student's folder name, nbgrader collect has already kept each student's
+latest submission, and the submission time is the one in ``timestamp.txt``
+(written by ``nbgrader submit``, the time nbgrader itself uses for late work);
+a student folder without the assignment (one who submitted only other
+assignments) gets no row, as a student missing from an LMS download does not.
+
 Everything it learns about a submission goes to ``collect_manifest.json`` in
 the course folder, which the grader and the reports read.
 """
@@ -212,8 +223,12 @@ def _copy_limited(src, dst, cap: int) -> bool:
     return True
 
 
-def copy_folder(folder: Path, destination: Path) -> list[str]:
-    """Copy the kept files of a submitted folder flat into ``destination``; return flags."""
+def copy_folder(folder: Path, destination: Path, expected: frozenset[str] = frozenset()) -> list[str]:
+    """Copy the kept files of a submitted folder flat into ``destination``; return flags.
+
+    Files named in ``expected`` (at the top of ``folder``) are left without a flag:
+    nbgrader's own ``timestamp.txt`` in its exchange layout.
+    """
     flags: list[str] = []
     destination.mkdir(parents=True, exist_ok=True)
     chosen: dict[str, Path] = {}
@@ -226,7 +241,7 @@ def copy_folder(folder: Path, destination: Path) -> list[str]:
         if not path.is_file() or IGNORED_PARTS & set(rel.parts) or path.name.startswith("._"):
             continue
         if not _keep_name(path.name):
-            dropped += 1
+            dropped += str(rel) not in expected
             continue
         if path.stat().st_size > _cap_for(path.name):
             flags.append(f"{path.name} larger than {_cap_for(path.name)} bytes; dropped")
@@ -297,8 +312,11 @@ def _timestamp(seconds: int) -> str:
 ENTRY_INFO = ".entry.json"
 
 
-def unpack_entry(entry: Path, target: Path) -> list[str]:
-    """Unpack one entry of the download into ``target``; flags. Never raises for a bad entry."""
+def unpack_entry(entry: Path, target: Path, expected: frozenset[str] = frozenset()) -> list[str]:
+    """Unpack one entry of the download into ``target``; flags. Never raises for a bad entry.
+
+    ``expected``: file names a folder may hold without a flag (see :func:`copy_folder`).
+    """
     target.mkdir(parents=True, exist_ok=True)
     try:
         if entry.is_symlink():
@@ -306,27 +324,151 @@ def unpack_entry(entry: Path, target: Path) -> list[str]:
         if entry.is_file() and entry.suffix.lower() == ".zip":
             return extract_zip(entry, target)
         if entry.is_dir():
-            return copy_folder(entry, target)
+            return copy_folder(entry, target, expected)
         kind = entry.name[len(entry_stem(entry.name)):] or "a file without extension"
         return [f"not a zip file or folder ({kind}); not graded: ask for a .zip"]
     except Exception as error:
         return [f"could not be unpacked ({_why(error)}); not graded"]
 
 
+LMS, NBGRADER = "lms", "nbgrader"
+NBGRADER_TIMESTAMP = "timestamp.txt"   # written by `nbgrader submit`, copied by `nbgrader collect`
+NBGRADER_OWN_FILES = frozenset({NBGRADER_TIMESTAMP, "submission_secret.txt"})  # no flag for these
+NBGRADER_PATTERN = r"(?P<student_id>.+)"  # in nbgrader's layout the folder name is the student id
+
+
+class LayoutError(ValueError):
+    """The submissions folder is in neither layout, or mixes the two."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One submission to unpack: a zip file or folder of the download, or one student's nbgrader folder."""
+
+    name: str                 # the name the student id is read from
+    path: Path                # the zip file or folder to unpack
+    mtime: int                # its submission time, seconds since the epoch
+    flags: tuple[str, ...] = ()
+    expected: frozenset[str] = frozenset()  # files it may hold without a flag
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What :func:`detect_layout` found: which layout, where, and the submissions in it."""
+
+    kind: str                 # LMS or NBGRADER
+    folder: Path              # the folder whose entries are the submissions
+    assignment: str
+    entries: tuple[Entry, ...]
+    skipped: tuple[str, ...] = ()   # nbgrader: student folders without this assignment
+
+    def describe(self) -> str:
+        """One line for the run's output."""
+        if self.kind == LMS:
+            return (f"LMS download (zip files and folders, one per submission): "
+                    f"{len(self.entries)} entries in {self.folder}")
+        line = (f"nbgrader exchange (as nbgrader collect writes it): {self.folder}/<student>/"
+                f"{self.assignment}/, {len(self.entries)} student(s)")
+        if self.skipped:
+            line += (f"; {len(self.skipped)} student folder(s) without {self.assignment!r} skipped: "
+                     f"{', '.join(self.skipped[:5])}{' ...' if len(self.skipped) > 5 else ''}")
+        return line
+
+
+def _visible(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _holds_nbgrader_submission(path: Path) -> bool:
+    """A folder as ``nbgrader collect`` leaves one per student: ``<assignment>/timestamp.txt`` inside."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    return any(child.is_dir() and not child.is_symlink() and (child / NBGRADER_TIMESTAMP).is_file()
+               for child in path.iterdir())
+
+
+def _submission_time(folder: Path) -> tuple[int, tuple[str, ...]]:
+    """Seconds since the epoch from nbgrader's ``timestamp.txt`` in ``folder``, else the folder's time on disk."""
+    from nbgrader.utils import parse_utc
+    try:
+        stamp = parse_utc((folder / NBGRADER_TIMESTAMP).read_text(encoding="utf-8", errors="replace").strip())
+        return int(stamp.replace(tzinfo=dt.timezone.utc).timestamp()), ()
+    except (OSError, ValueError, TypeError, OverflowError):
+        return int(folder.lstat().st_mtime), (f"no readable {NBGRADER_TIMESTAMP}; "
+                                              f"the folder's time on disk taken as the submission time",)
+
+
+def _list(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names[:4]) + (" ..." if len(names) > 4 else "")
+
+
+def detect_layout(submissions: Path, assignment: str) -> Layout:
+    """Which layout ``submissions`` is in, and its entries; :class:`LayoutError` if mixed or empty.
+
+    * an nbgrader course folder (it holds ``submitted/``): every folder of
+      ``submitted/`` is a student (nbgrader's rule);
+    * nbgrader's ``submitted/`` folder itself, or any folder whose every entry is
+      a student folder as ``nbgrader collect`` writes it
+      (``<student>/<assignment>/timestamp.txt``);
+    * otherwise an LMS download: every entry (zip file or folder) is a submission.
+
+    A folder with entries of both kinds, or a course folder with zip files
+    beside ``submitted/``, is refused: which of them would count is a guess.
+    """
+    if not submissions.is_dir():
+        raise LayoutError(f"submissions folder not found: {submissions}")
+    submitted = submissions / "submitted"
+    in_course = submitted.is_dir() and not submitted.is_symlink()
+    if in_course:
+        strays = [p.name for p in _visible(submissions) if p.is_file() and p.suffix.lower() == ".zip"]
+        if strays:
+            raise LayoutError(
+                f"{submissions} is an nbgrader course folder (it holds submitted/) but also holds zip files "
+                f"({_list(strays)}): grade either the course folder (nbgrader's exchange) or a folder holding "
+                f"only the LMS download, not both at once")
+    folder = submitted if in_course else submissions
+    entries = _visible(folder)
+    if in_course:
+        students = [p for p in entries if p.is_dir() and not p.is_symlink()]
+    else:
+        students = [p for p in entries if _holds_nbgrader_submission(p)]
+    others = [p.name for p in entries if p not in students]
+    if students and others:
+        raise LayoutError(
+            f"{folder} mixes nbgrader's layout (<student>/<assignment>/ as `nbgrader collect` writes it: "
+            f"{_list([p.name for p in students])}) with other entries ({_list(others)}): "
+            + ("submitted/ should hold only one folder per student" if in_course else
+               "put the LMS download and nbgrader's submitted/ folder in separate folders and grade each"))
+    if not in_course and not students:
+        return Layout(LMS, folder, assignment,
+                      tuple(Entry(p.name, p, int(p.lstat().st_mtime)) for p in entries))
+    chosen = [p for p in students if (p / assignment).is_dir() and not (p / assignment).is_symlink()]
+    if not chosen:
+        found = sorted({c.name for p in students for c in p.iterdir() if c.is_dir()})
+        raise LayoutError(
+            f"no student in {folder} submitted {assignment!r}"
+            + (f" (assignments found: {_list(found)}); pass --assignment" if found else
+               " (it is empty): run `nbgrader collect " + assignment + "` in the course folder first"))
+    made = []
+    for student in chosen:
+        mtime, flags = _submission_time(student / assignment)
+        made.append(Entry(student.name, student / assignment, mtime, flags,
+                          NBGRADER_OWN_FILES))
+    return Layout(NBGRADER, folder, assignment, tuple(made),
+                  tuple(p.name for p in students if p not in chosen))
+
+
 class SafeExtractorPlugin(ExtractorPlugin):
     """Unpacks the LMS download safely (see the module docstring)."""
 
-    submissions_dir = Unicode("", help="The instructor's download folder.").tag(config=True)
+    layout: Layout | None = None  # set by :func:`collect`: what to unpack
 
     def extract(self, archive_path: str, extracted_path: str) -> None:
-        source = Path(self.submissions_dir)
-        for entry in sorted(source.iterdir()):
-            if entry.name.startswith("."):
-                continue  # .DS_Store and the like
+        for entry in self.layout.entries:  # names starting with "." (.DS_Store and the like) are not entries
             target = Path(extracted_path) / entry.name
-            flags = unpack_entry(entry, target)
-            mtime = int(entry.lstat().st_mtime)
-            (target / ENTRY_INFO).write_text(json.dumps({"flags": flags, "mtime": mtime}))
+            flags = unpack_entry(entry.path, target, entry.expected)
+            (target / ENTRY_INFO).write_text(json.dumps({"flags": list(entry.flags) + flags,
+                                                         "mtime": entry.mtime}))
 
 
 class SubmissionCollectorPlugin(FileNameCollectorPlugin):
@@ -395,10 +537,12 @@ def collect(submissions: Path, course_dir: Path, assignment: str, pattern: str,
             released: dict[str, set[str]], api) -> dict[str, dict]:
     """Run nbgrader's zip_collect with our plugins; return the manifest.
 
-    ``api`` is an ``NbGraderAPI`` for ``course_dir``; afterwards
+    ``submissions`` is in either layout (:func:`detect_layout`; ``pattern`` is
+    used for an LMS download's names). ``api`` is an ``NbGraderAPI`` for ``course_dir``; afterwards
     ``course_dir/submitted/<student>/<assignment>/`` holds each student's files.
     The manifest maps student id to :class:`Candidate` fields.
     """
+    layout = detect_layout(submissions, assignment)
     for step in ("downloaded", "submitted"):
         shutil.rmtree(course_dir / step, ignore_errors=True)
     (course_dir / "downloaded" / assignment / "archive").mkdir(parents=True)
@@ -410,8 +554,8 @@ def collect(submissions: Path, course_dir: Path, assignment: str, pattern: str,
     app.collector_plugin = SubmissionCollectorPlugin
     app.force = True
     app.init_plugins()
-    app.extractor_plugin_inst.submissions_dir = str(submissions)
-    app.collector_plugin_inst.pattern = pattern
+    app.extractor_plugin_inst.layout = layout
+    app.collector_plugin_inst.pattern = pattern if layout.kind == LMS else NBGRADER_PATTERN
     app.collector_plugin_inst.released = {k: sorted(v) for k, v in released.items()}
     app.collector_plugin_inst.manifest_path = str(manifest)
     app.collector_plugin_inst.valid_ext = [".ipynb", ".json", ".npz"]

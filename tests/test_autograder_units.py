@@ -1,8 +1,10 @@
 """Fast tests of the autograder's parts: collection, notebook rebuild, probes, feedback, sandbox."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -122,6 +124,80 @@ def test_assign_notebooks_finds_renamed_notebooks_by_cells_then_by_name(tmp_path
     mapping, flags = collect.assign_notebooks([by_cells, by_name, stray], released)
     assert mapping == {"02_fc_layer.ipynb": by_cells, "01_activations.ipynb": by_name}
     assert "unrecognised notebook 'scratch.ipynb' ignored" in flags
+
+
+
+def _nbgrader_student(root: Path, student: str, assignment: str = "dnn_hw", stamp: str | None = None) -> Path:
+    """``root/<student>/<assignment>/`` as ``nbgrader collect`` writes it."""
+    folder = root / student / assignment
+    folder.mkdir(parents=True)
+    (folder / "01_activations.ipynb").write_text("{}")
+    (folder / "submission_secret.txt").write_text("ab12")
+    if stamp is not None:
+        (folder / "timestamp.txt").write_text(stamp)
+    return folder
+
+
+def test_detect_layout_reads_an_lms_download_and_nbgrader_course_and_submitted_folders(tmp_path):
+    lms = tmp_path / "download"
+    lms.mkdir()
+    (lms / "DNN_HW2_Ada_1001.zip").write_bytes(b"PK")
+    (lms / "DNN_HW2_Ben_1002").mkdir()
+    (lms / ".DS_Store").write_bytes(b"")
+    layout = collect.detect_layout(lms, "dnn_hw")
+    assert layout.kind == collect.LMS and [e.name for e in layout.entries] == ["DNN_HW2_Ada_1001.zip", "DNN_HW2_Ben_1002"]
+    assert layout.describe().startswith("LMS download")
+
+    course = tmp_path / "course"
+    (course / "source").mkdir(parents=True)
+    (course / "gradebook.db").write_bytes(b"")
+    _nbgrader_student(course / "submitted", "alice", stamp="2026-12-02 12:40:19.531048 UTC")
+    _nbgrader_student(course / "submitted", "bob")  # put there by hand: no timestamp.txt
+    _nbgrader_student(course / "submitted", "cy", assignment="hw1", stamp="2026-11-01 09:00:00.000000 UTC")
+    layout = collect.detect_layout(course, "dnn_hw")
+    assert layout.kind == collect.NBGRADER and layout.folder == course / "submitted"
+    alice, bob = layout.entries
+    assert (alice.name, alice.path, alice.flags) == ("alice", course / "submitted" / "alice" / "dnn_hw", ())
+    assert alice.mtime == int(dt.datetime(2026, 12, 2, 12, 40, 19, tzinfo=dt.timezone.utc).timestamp())
+    assert bob.flags and "no readable timestamp.txt" in bob.flags[0]
+    assert layout.skipped == ("cy",) and "1 student folder(s) without 'dnn_hw' skipped: cy" in layout.describe()
+    # given the submitted/ folder itself, a student folder is recognised by nbgrader's timestamp.txt:
+    # bob's, without one, might be an LMS folder
+    with pytest.raises(collect.LayoutError, match="mixes nbgrader's layout.*'alice', 'cy'.*'bob'"):
+        collect.detect_layout(course / "submitted", "dnn_hw")
+    shutil.rmtree(course / "submitted" / "bob")
+    assert [e.name for e in collect.detect_layout(course / "submitted", "dnn_hw").entries] == ["alice"]
+
+
+def test_detect_layout_refuses_a_mixed_folder_and_says_what_to_do(tmp_path):
+    mixed = tmp_path / "mixed"
+    _nbgrader_student(mixed, "alice", stamp="2026-12-02 12:40:19.531048 UTC")
+    (mixed / "DNN_HW2_Ada_1001.zip").write_bytes(b"PK")
+    with pytest.raises(collect.LayoutError, match="grade each"):
+        collect.detect_layout(mixed, "dnn_hw")
+    course = tmp_path / "course"
+    _nbgrader_student(course / "submitted", "alice", stamp="2026-12-02 12:40:19.531048 UTC")
+    (course / "DNN_HW2_Ada_1001.zip").write_bytes(b"PK")
+    with pytest.raises(collect.LayoutError, match="not both at once"):
+        collect.detect_layout(course, "dnn_hw")
+    (course / "DNN_HW2_Ada_1001.zip").unlink()
+    (course / "submitted" / "notes.txt").write_text("")
+    with pytest.raises(collect.LayoutError, match="only one folder per student"):
+        collect.detect_layout(course, "dnn_hw")
+    (course / "submitted" / "notes.txt").unlink()
+    with pytest.raises(collect.LayoutError, match="assignments found: 'dnn_hw'.*pass --assignment"):
+        collect.detect_layout(course, "hw3")
+    with pytest.raises(collect.LayoutError, match="not found"):
+        collect.detect_layout(tmp_path / "nowhere", "dnn_hw")
+
+
+def test_an_nbgrader_submission_is_copied_without_a_flag_for_nbgraders_own_files(tmp_path):
+    folder = _nbgrader_student(tmp_path / "submitted", "alice", stamp="2026-12-02 12:40:19.531048 UTC")
+    (folder / "notes.txt").write_text("mine")
+    entry, = collect.detect_layout(tmp_path / "submitted", "dnn_hw").entries
+    flags = collect.unpack_entry(entry.path, tmp_path / "out", entry.expected)
+    assert flags == ["dropped 1 other file(s)"]  # notes.txt; not timestamp.txt or submission_secret.txt
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["01_activations.ipynb"]
 
 
 # ----------------------------------------------------------------------------- reading and rebuilding
