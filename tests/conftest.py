@@ -172,6 +172,7 @@ MODULE_TIERS = {
     "test_idx.py": "unit",
     "test_leak_policy.py": "unit",
     "test_model_builder.py": "unit",
+    "test_nbgrader_regions.py": "unit",
     "test_notebook_import.py": "unit",
     "test_notebooks.py": "integration",
     "test_plotting.py": "unit",
