@@ -15,8 +15,9 @@ The policy:
 * **A secret line** is a line of a solution or hidden-test region (code or markdown cell) whose
   normalised form has at least :data:`MIN_LINE_CHARS` characters, is not syntax alone
   (``except ValueError:``, ``return out``, ``import inspect``: :func:`is_generic`), and is not also
-  shown to students: a normalised line outside the regions of the source notebooks, or of the notebooks
-  students receive, is public (``fx = checks.fixture("fc")`` in a hidden and a visible test).
+  shown to students: a line that a normalised line outside the regions of the source notebooks, or of
+  the notebooks students receive, contains is public (``fx = checks.fixture("fc")`` in a hidden and a
+  visible test; ``big = fx["z_extreme"]`` inside a visible test's ``big = fx["z_extreme"].copy()``).
 * **A text gives a secret line away** when the normalised text contains the normalised line
   (anywhere: inside a longer line, a repr, a page's visible text).
 """
@@ -78,8 +79,8 @@ def secret_lines_of(cells, shown_cells=(), kinds=KINDS) -> list[SecretLine]:
     """The secret lines of the regions of ``kinds`` in ``cells`` (:class:`~dnn_course.nbgrader_regions.Cell`),
     each once, in order; ``shown_cells``: cells students are given, whose lines are public as well."""
     cells = list(cells)
-    public = {normalise_line(line) for cell in [*cells, *shown_cells]
-              for line in nbgrader_regions.outside_regions(cell.source).splitlines()}
+    public = "\n".join(normalise_line(line) for cell in [*cells, *shown_cells]
+                       for line in nbgrader_regions.outside_regions(cell.source).splitlines())
     found, seen = [], set()
     for cell in cells:
         for region in nbgrader_regions.regions(cell.source):
