@@ -38,7 +38,8 @@ REDACTED = "[hidden test code]"
 
 
 class Redactor:
-    """Finds and replaces the hidden test lines (:class:`~dnn_course.secret_lines.SecretLine`) in any text the grader writes."""
+    """Finds and replaces the hidden test lines (:class:`~dnn_course.secret_lines.SecretLine`) in any text the
+    grader writes."""
 
     def __init__(self, hidden_lines):
         self.secret = list(hidden_lines)
@@ -54,7 +55,8 @@ class Redactor:
 
     @classmethod
     def from_cells(cls, cells, shown_cells=()) -> "Redactor":
-        """The hidden lines of ``cells`` (:class:`~dnn_course.nbgrader_regions.Cell`), minus what ``shown_cells`` show."""
+        """The hidden lines of ``cells`` (:class:`~dnn_course.nbgrader_regions.Cell`), minus what ``shown_cells``
+        show."""
         return cls(secret_lines.secret_lines_of(cells, shown_cells, kinds=(HIDDEN_TEST,)))
 
     @classmethod
@@ -119,7 +121,8 @@ class HideTestCode(NbGraderPreprocessor):
     _redactor: Redactor | None = None
 
     def preprocess(self, nb, resources):
-        cells = [nbgrader_regions.Cell("", index, cell.cell_type, cell.source, {}) for index, cell in enumerate(nb.cells)]
+        cells = [nbgrader_regions.Cell("", index, cell.cell_type, cell.source, {})
+                 for index, cell in enumerate(nb.cells)]
         self._redactor = Redactor.from_cells(cells)
         return super().preprocess(nb, resources)
 

@@ -14,7 +14,6 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from autograder import manual

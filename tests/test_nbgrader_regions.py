@@ -55,7 +55,8 @@ def test_regions_are_read_line_by_line_whatever_the_indentation():
 
 
 def test_answer_cells_are_the_graded_markdown_solutions(tmp_path):
-    answer = "### BEGIN SOLUTION\nModel answer: more steps.\n\n**Rubric** (1 point)\n* (more steps, better)\n### END SOLUTION"
+    answer = ("### BEGIN SOLUTION\nModel answer: more steps.\n\n**Rubric** (1 point)\n* (more steps, better)\n"
+              "### END SOLUTION")
     cells = [nbformat.v4.new_markdown_cell(answer, metadata={"nbgrader": {"solution": True, "grade": True,
                                                                           "grade_id": "why", "points": 1}}),
              nbformat.v4.new_markdown_cell(answer, metadata={"nbgrader": {"solution": True, "grade": False}}),
@@ -103,7 +104,8 @@ def _judged(tmp_path: Path, solutions: Path, lines: list[str]) -> dict[str, set[
     release = [leak for leak in make_release.find_leaks(kit, solutions_dir=solutions) if " line of " in leak]
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
-    page = [leak for leak in check_site.find_solution_leaks(site, solutions, {"page.html": text}) if " line of " in leak]
+    page = [leak for leak in check_site.find_solution_leaks(site, solutions, {"page.html": text})
+            if " line of " in leak]
     # the release scan quotes a line's first 70 characters, the site check its first 80
     return {"feedback": {line for line in lines if line not in redactor.text(text)},
             "release": {line for line in lines if any(line[:70] in leak for leak in release)},
