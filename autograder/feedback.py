@@ -10,9 +10,10 @@ grading result.
 The rule: **nothing the grader writes for a student or the class contains a
 line of a hidden test**, whatever route it came by (``print(In)``, an
 exception message built with ``linecache`` or ``inspect``, a printed frame).
-A :class:`Redactor` knows the hidden lines (from the source notebooks, between
-``BEGIN HIDDEN TESTS`` and ``END HIDDEN TESTS``, that are not also visible in
-the released notebooks) and replaces them in every text: each output before
+A :class:`Redactor` knows the hidden lines (the secret lines of the source
+notebooks' hidden-test regions by the course's one line policy,
+:mod:`dnn_course.secret_lines`: normalised, long enough, not also visible in the
+released notebooks) and replaces them in every text: each output before
 nbgrader renders it, each message and flag of the result files, the class
 report. A rendered page in which a hidden line still shows (split by markup)
 is replaced as a whole by a note.
@@ -26,9 +27,10 @@ import re
 from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Unicode
 
+from dnn_course import nbgrader_regions, secret_lines
 from dnn_course.files import write_atomically
+from dnn_course.nbgrader_regions import HIDDEN_TEST
 
 from .layout import OutputLayout
 
@@ -36,30 +38,16 @@ HIDDEN_NOTE = "# (hidden tests run here; their code is not shown)"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: What a hidden test line is replaced by.
 REDACTED = "[hidden test code]"
-#: Hidden lines shorter than this (``try:``, ``pass``) say nothing and are not searched for.
-MIN_HIDDEN_LINE = 12
-
-
-def hidden_regions(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> list[str]:
-    """The lines of ``source`` strictly between ``begin`` and ``end`` markers."""
-    lines, hidden = [], False
-    for line in source.splitlines():
-        if begin in line:
-            hidden = True
-        elif end in line:
-            hidden = False
-        elif hidden:
-            lines.append(line)
-    return lines
 
 
 class Redactor:
-    """Finds and replaces the hidden test lines in any text the grader writes."""
+    """Finds and replaces the hidden test lines (:class:`~dnn_course.secret_lines.SecretLine`) in any text the
+    grader writes."""
 
-    def __init__(self, hidden_lines, visible_text: str = ""):
-        visible = {line.strip() for line in visible_text.splitlines()}
-        lines = {line.strip() for line in hidden_lines}
-        self.lines = sorted((line for line in lines if len(line) >= MIN_HIDDEN_LINE and line not in visible),
+    def __init__(self, hidden_lines):
+        self.secret = list(hidden_lines)
+        #: Each hidden line as written and normalised, longest first (a line inside a longer one goes last).
+        self.lines = sorted({form for line in self.secret for form in (line.text, line.key)},
                             key=lambda line: (-len(line), line))
         self._forms = []
         for line in self.lines:  # as printed, in a repr, in JSON, HTML-escaped
@@ -69,19 +57,15 @@ class Redactor:
             self._forms.extend(sorted(forms, key=lambda f: (-len(f), f)))
 
     @classmethod
+    def from_cells(cls, cells, shown_cells=()) -> "Redactor":
+        """The hidden lines of ``cells`` (:class:`~dnn_course.nbgrader_regions.Cell`), minus what ``shown_cells``
+        show."""
+        return cls(secret_lines.secret_lines_of(cells, shown_cells, kinds=(HIDDEN_TEST,)))
+
+    @classmethod
     def from_notebooks(cls, source_dir: Path, release_dir: Path | None = None) -> "Redactor":
         """The hidden lines of every source notebook of ``source_dir``, minus what ``release_dir`` shows."""
-        import nbformat
-
-        hidden, visible = [], []
-        for path in sorted(Path(source_dir).glob("*.ipynb")):
-            for cell in nbformat.read(path, as_version=4).cells:
-                hidden += hidden_regions(cell.source)
-                visible.append(strip_hidden(cell.source))
-        if release_dir is not None:
-            visible += [c.source for p in sorted(Path(release_dir).glob("*.ipynb"))
-                        for c in nbformat.read(p, as_version=4).cells]
-        return cls(hidden, "\n".join(visible))
+        return cls(secret_lines.secret_lines(source_dir, release_dir, kinds=(HIDDEN_TEST,)))
 
     def __bool__(self) -> bool:
         return bool(self.lines)
@@ -106,12 +90,12 @@ class Redactor:
         return value
 
     def leaks(self, page: str) -> list[str]:
-        """Hidden lines still readable in an HTML page once its markup is removed."""
+        """Hidden lines still readable in an HTML page once its markup is removed (whitespace normalised)."""
         if not self.lines:
             return []
-        plain = html.unescape(re.sub(r"<[^>]+>", "", page))
-        return [line for line in self.lines if any(form in plain for form in (
-            line, line.replace("'", "\\'"), line.replace('"', '\\"'), json.dumps(line)[1:-1]))]
+        plain = secret_lines.normalise_line(html.unescape(re.sub(r"<[^>]+>", "", page)))
+        return [line.key for line in self.secret if any(form in plain for form in (
+            line.key, line.key.replace("'", "\\'"), line.key.replace('"', '\\"'), json.dumps(line.key)[1:-1]))]
 
     def page(self, page: str, what: str) -> str:
         """``page`` (HTML) redacted; replaced by a note if a hidden line still shows."""
@@ -124,20 +108,9 @@ class Redactor:
         return page
 
 
-def strip_hidden(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> str:
-    """``source`` without the lines from a ``begin`` marker to its ``end`` marker."""
-    kept, hidden = [], False
-    for line in source.splitlines():
-        if begin in line:
-            hidden = True
-            kept.append(line[: len(line) - len(line.lstrip())] + HIDDEN_NOTE)
-            continue
-        if end in line:
-            hidden = False
-            continue
-        if not hidden:
-            kept.append(line)
-    return "\n".join(kept)
+def strip_hidden(source: str) -> str:
+    """``source`` without its hidden-test regions, a note (:data:`HIDDEN_NOTE`) where each was."""
+    return nbgrader_regions.outside_regions(source, kinds=(HIDDEN_TEST,), note=HIDDEN_NOTE)
 
 
 def error_message(output) -> str:
@@ -148,23 +121,18 @@ def error_message(output) -> str:
 class HideTestCode(NbGraderPreprocessor):
     """Remove hidden tests from cell sources, tracebacks from error outputs, hidden lines from every output."""
 
-    begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
-    end_test_delimeter = Unicode("END HIDDEN TESTS").tag(config=True)
-
     _redactor: Redactor | None = None
 
     def preprocess(self, nb, resources):
-        hidden, visible = [], []
-        for cell in nb.cells:
-            hidden += hidden_regions(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
-            visible.append(strip_hidden(cell.source, self.begin_test_delimeter, self.end_test_delimeter))
-        self._redactor = Redactor(hidden, "\n".join(visible))
+        cells = [nbgrader_regions.Cell("", index, cell.cell_type, cell.source, {})
+                 for index, cell in enumerate(nb.cells)]
+        self._redactor = Redactor.from_cells(cells)
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
         redactor = self._redactor or Redactor([])
         if cell.cell_type == "code":
-            cell.source = strip_hidden(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
+            cell.source = strip_hidden(cell.source)
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     output["evalue"] = redactor.text(str(output.get("evalue", "")))

@@ -1,84 +1,34 @@
-"""What gives a graded answer away: the one leak policy for the site (and, later, the kit and feedback).
+"""What gives a graded answer away: the course's one leak policy, for the site, the kit and the feedback.
 
-Reads the nbgrader source notebooks (``solutions/dnn_hw/*.ipynb``) and answers one question about
-any text (a MyST page, a notebook, a built page's source): does it hold a graded answer?
+Reads the nbgrader source notebooks (``solutions/<assignment>/*.ipynb``) and answers one question
+about any text (a MyST page, a notebook, a built page's source, a kit file): does it hold a graded
+answer? It puts together the policy's parts, each its own module:
 
-* **Code.** Every expression of a solution region of a code cell, *normalised* by
-  :func:`normalise`: parsed with :mod:`ast`, ``self.`` dropped, ``numpy`` spelled ``np``, method
-  reductions written as functions (``d.sum(axis=0)`` as ``np.sum(d, axis=0)``), operands of ``+``
-  and ``*`` and arguments of ``np.maximum``/``np.minimum`` sorted, ``a * a`` and ``np.vdot(a, a)``
-  written with ``** 2``, constants ``0.0`` as ``0``, and every variable renamed in order of
-  appearance (``d_prev``, ``dout`` and ``grad`` all become ``v0``); then unparsed, so whitespace and
-  redundant parentheses vanish too. A text's code (its fenced blocks, code cells and inline code
-  spans; math and MyST roles are not code) is normalised the same way, and any sub-expression
-  (or augmented assignment, ``W -= lr * dW``) equal to a solution's is a leak. A solution statement's whole right-hand side counts
-  from :data:`MIN_STATEMENT_SIZE` nodes (``np.maximum(z, 0)`` is 4), any part of it that computes
-  something from :data:`MIN_PART_SIZE`; an expression the notebooks also show outside their solution
-  regions (the given code, the visible tests), with the same names, is public and never a leak (a
-  visible test's wrong ``d_prev * z * (1 - z)`` does not make ``d_prev * out * (1 - out)`` public,
-  but is itself never a leak). What does not parse is compared
-  as text (:func:`normalise_text`): solution lines of :data:`MIN_TEXT_CHARS` or more that do not parse
-  alone (a statement's first line) are looked for in the text's code.
-* **Written answers.** Every graded markdown answer cell: its model answer (the text before
-  ``**Rubric``) and its rubric's points (the bullets after it). A text leaks a model answer when
-  it shares a run of :data:`SHINGLE_WORDS` words with it, or one of its quantitative claims (a run of
-  :data:`CLAIM_WORDS` content words with a number in it, "six times as many steps" for "six times
-  more updates", not shown to students anyway), or quotes one of its reference numbers
-  (a decimal with three digits, ``0.943``; a layer structure, ``1024-1024``); it leaks a rubric
-  point when one sentence holds :data:`RUBRIC_PHRASES` of the key phrases of one bullet (the
-  parenthesised, comma-separated details, ``(more updates per epoch, better accuracy, smaller
-  gap)``), each phrase matched by its content words in any order, with a few synonyms.
+* :mod:`dnn_course.nbgrader_regions`: the one parser of the notebooks' solution and hidden-test regions;
+* :mod:`dnn_course.secret_lines`: which region lines are secrets (normalised how, how long) and when a
+  text gives one away, the rule feedback redaction, the kit's release scan and the site check share;
+* :mod:`dnn_course.code_leaks`: a solution's expression in a text's code, however it is written;
+* :mod:`dnn_course.answer_leaks`: a written answer's model answer, claims, numbers or rubric points.
 
 Nothing here is hand-copied from the notebooks: change a solution or a rubric and the policy
-follows. :func:`find_leaks` is the entry point; ``scripts/check_site.py`` and the tests use it.
+follows. :func:`find_leaks` is the entry point (``scripts/check_site.py``, ``scripts/make_release.py``
+and the tests use it) and returns one :class:`Leak` per finding.
 """
 
 from __future__ import annotations
 
-import ast
-import builtins
-import copy
 import functools
-import json
-import re
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["normalise", "normalise_text", "code_snippets", "solution_expressions", "written_answers",
-           "find_leaks", "Leak"]
+from dnn_course import answer_leaks, code_leaks, nbgrader_regions, secret_lines
 
-#: A solution statement's right-hand side of at least this many nodes is an answer (``x.T @ d_prev``: 4).
-MIN_STATEMENT_SIZE = 4
-#: A part of a solution expression that computes something (an operator or a call) counts alone from
-#: this many nodes (``d_prev @ W.T`` inside ``(d_prev @ W.T).reshape(shape)``: 4).
-MIN_PART_SIZE = 4
-#: Solution lines compared as text (when they do not parse) need this many characters without spaces.
-MIN_TEXT_CHARS = 14
-#: A run of this many words shared with a model answer is a leak.
-SHINGLE_WORDS = 8
-#: This many key phrases of one rubric bullet in one sentence are a leak.
-RUBRIC_PHRASES = 2
-#: A model answer's quantitative claim: this many content words, one of them a number ("six times more step").
-CLAIM_WORDS = 4
-_QUANTITY = re.compile(r"\d|\b(two|three|four|five|six|seven|eight|nine|ten|twice|half|double|hundred|thousand)\b")
-#: A reference number counts when a word beside it in the model answer is this close (characters).
-NUMBER_WINDOW = 60
-
-_REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)[ \t]*\n(.*?)### END \1", re.S)
-#: Names that are the language's or NumPy's, not the student's: kept as they are.
-_KEEP = {"np", "self", *dir(builtins)}
-#: Method reductions written as NumPy functions.
-_REDUCTIONS = {"sum", "max", "min", "mean", "prod", "argmax", "argmin", "any", "all"}
-_COMMUTATIVE = (ast.Add, ast.Mult)
-#: ``x.shape[0]`` and ``len(x)`` are the batch size, a variable like ``n``.
-_BATCH = "n_batch_"
-_MIRROR = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE, ast.Eq: ast.Eq, ast.NotEq: ast.NotEq}
+__all__ = ["Leak", "page_text", "find_leaks"]
 
 
 @dataclass(frozen=True)
 class Leak:
-    """One finding: where (``name``), what kind ("code", "model answer", "rubric", "number"), which answer."""
+    """One finding: where (``name``), what kind ("solution code", "model answer", "rubric point", ...), which answer."""
 
     name: str
     kind: str
@@ -89,515 +39,27 @@ class Leak:
         return f"{self.name}: {self.kind} of {self.source}: {self.detail}"
 
 
-# --- code --------------------------------------------------------------------------------------
-
-
-def _is_np(node) -> bool:
-    return isinstance(node, ast.Name) and node.id == "np"
-
-
-def _np(attr: str, args, keywords=()) -> ast.Call:
-    return ast.Call(func=ast.Attribute(value=ast.Name("np", ast.Load()), attr=attr, ctx=ast.Load()),
-                    args=list(args), keywords=list(keywords))
-
-
-def _frobenius(node) -> bool:
-    """``np.linalg.norm(a)``, ``np.linalg.norm(a, "fro")`` or ``np.linalg.norm(a, ord="fro")``."""
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "norm"):
-        return False
-    orders = node.args[1:] + [k.value for k in node.keywords if k.arg == "ord"]
-    others = [k for k in node.keywords if k.arg != "ord"]
-    return len(node.args) >= 1 and not others and all(isinstance(o, ast.Constant) and o.value == "fro" for o in orders)
-
-
-def _np_call(node, *names) -> bool:
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
-            and _is_np(node.func.value))
-
-
-def _same(a, b) -> bool:
-    return ast.dump(a) == ast.dump(b)
-
-
-def _square(node) -> ast.BinOp:
-    return ast.BinOp(left=node, op=ast.Pow(), right=ast.Constant(2))
-
-
-def _shape_key(node) -> str:
-    """The node's text with every variable written ``_``: orders operands independently of their names."""
-    class Blank(ast.NodeTransformer):
-        def visit_Name(self, name):
-            return ast.Name("_" if name.id not in _KEEP else name.id, ast.Load())
-    return ast.unparse(Blank().visit(copy.deepcopy(node)))
-
-
-class _Canonical(ast.NodeTransformer):
-    """Rewrites equivalent spellings into one (bottom-up); see the module docstring."""
-
-    def __init__(self, fields=frozenset()):
-        self.fields = fields
-
-    def visit_Attribute(self, node):
-        self.generic_visit(node)
-        if isinstance(node.value, ast.Name) and (node.value.id == "self" or
-                                                 (node.attr in self.fields and node.value.id not in _KEEP)):
-            return ast.Name(node.attr, ast.Load())
-        if isinstance(node.value, ast.Name) and node.value.id == "numpy":
-            node.value = ast.Name("np", ast.Load())
-        return node
-
-    def visit_Name(self, node):
-        return ast.Name("np" if node.id == "numpy" else node.id, ast.Load())
-
-    def visit_Subscript(self, node):
-        self.generic_visit(node)
-        if isinstance(node.value, ast.Attribute) and node.value.attr == "shape" \
-                and isinstance(node.slice, ast.Constant) and node.slice.value == 0:
-            return ast.Name(_BATCH, ast.Load())  # x.shape[0]: the batch size, whatever it is called
-        return node
-
-    def visit_Constant(self, node):
-        if isinstance(node.value, float) and node.value.is_integer() and abs(node.value) < 1e15:
-            return ast.Constant(int(node.value))
-        return node
-
-    def visit_Call(self, node):
-        self.generic_visit(node)
-        func = node.func
-        if isinstance(func, ast.Name) and func.id == "len" and len(node.args) == 1:
-            return ast.Name(_BATCH, ast.Load())
-        if isinstance(func, ast.Attribute) and not _is_np(func.value) and func.attr in _REDUCTIONS \
-                and not (isinstance(func.value, ast.Name) and func.value.id in ("np", "builtins")):
-            node = _np(func.attr, [func.value, *node.args], node.keywords)
-        if _np_call(node, "vdot") and len(node.args) == 2 and _same(*node.args):
-            return _np("sum", [_square(node.args[0])])
-        if _np_call(node, "square") and len(node.args) == 1 and not node.keywords:
-            return _square(node.args[0])
-        if _np_call(node, "dot", "matmul") and len(node.args) == 2 and not node.keywords:
-            return self.visit_BinOp(ast.BinOp(left=node.args[0], op=ast.MatMult(), right=node.args[1]))
-        if _np_call(node, "transpose") and len(node.args) == 1 and not node.keywords:
-            return ast.Attribute(value=node.args[0], attr="T", ctx=ast.Load())
-        return node
-
-    def visit_BinOp(self, node):
-        self.generic_visit(node)
-        if isinstance(node.op, ast.Mult) and _same(node.left, node.right):
-            return _square(node.left)
-        if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant) and node.right.value == 2 \
-                and _frobenius(node.left):
-            return _np("sum", [_square(node.left.args[0])])  # np.linalg.norm(a) ** 2
-        return node
-
-    def visit_Compare(self, node):
-        self.generic_visit(node)
-        if len(node.ops) == 1 and isinstance(node.left, ast.Constant) \
-                and not isinstance(node.comparators[0], ast.Constant) and type(node.ops[0]) in _MIRROR:
-            return ast.Compare(left=node.comparators[0], ops=[_MIRROR[type(node.ops[0])]()], comparators=[node.left])
-        return node
-
-
-class _Rename(ast.NodeTransformer):
-    """Every variable renamed ``v0``, ``v1``, ... in order of appearance."""
-
-    def __init__(self):
-        self.names = {}
-
-    def visit_Name(self, node):
-        if node.id in _KEEP:
-            return node
-        return ast.Name(self.names.setdefault(node.id, f"v{len(self.names)}"), ast.Load())
-
-    def visit_arg(self, node):
-        if node.arg not in _KEEP:
-            node.arg = self.names.setdefault(node.arg, f"v{len(self.names)}")
-        return node
-
-
-class _Resort(ast.NodeTransformer):
-    """Operands of ``+``/``*`` chains and ``np.maximum``/``np.minimum`` arguments sorted by their full text."""
-
-    def visit_BinOp(self, node):
-        self.generic_visit(node)
-        if not isinstance(node.op, _COMMUTATIVE):
-            return node
-        operands = []
-
-        def flatten(part):
-            if isinstance(part, ast.BinOp) and type(part.op) is type(node.op):
-                flatten(part.left)
-                flatten(part.right)
-            else:
-                operands.append(part)
-        flatten(node)
-        operands.sort(key=lambda operand: (_shape_key(operand), ast.unparse(operand)))
-        result = operands[0]
-        for operand in operands[1:]:
-            result = ast.BinOp(left=result, op=type(node.op)(), right=operand)
-        return result
-
-    def visit_Call(self, node):
-        self.generic_visit(node)
-        if _np_call(node, "maximum", "minimum") and len(node.args) == 2:
-            node.args = sorted(node.args, key=lambda arg: (_shape_key(arg), ast.unparse(arg)))
-        return node
-
-
-def _canonical(node, fields=frozenset(), rename: bool = True) -> ast.AST:
-    node = _Resort().visit(_Canonical(fields).visit(copy.deepcopy(node)))
-    if not rename:
-        return node
-    # Operands of the same shape (``d_prev * out``) are ordered by name only after renaming, which
-    # depends on the order: rename and re-sort until nothing moves (two or three rounds).
-    text = None
-    for _ in range(4):
-        node = _Resort().visit(_Rename().visit(node))
-        if ast.unparse(node) == text:
-            break
-        text = ast.unparse(node)
-    return _Rename().visit(node)
-
-
-def fields_of(solutions_dir: Path) -> frozenset[str]:
-    """The attributes the notebooks' classes set on ``self`` (``W``, ``out``, ...): ``layer.W`` reads one, as ``self.W`` does."""
-    fields = set()
-    for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
-        for cell_type, source, _ in _cells(notebook):
-            fields |= set(re.findall(r"\bself\.(\w+)\s*(?:[-+*/@]?=(?!=))", source)) if cell_type == "code" else set()
-    return frozenset(fields)
-
-
-def _size(node) -> int:
-    """Nodes of the canonical form that carry meaning (``np``, builtins, contexts and operators not counted)."""
-    return sum(1 for part in ast.walk(_canonical(node))
-               if isinstance(part, (ast.expr, ast.keyword, ast.comprehension, ast.AugAssign))
-               and not (isinstance(part, ast.Name) and part.id in _KEEP))
-
-
-def _computes(node) -> bool:
-    """Whether an expression computes something (an operator or a call), not only reads (``y.shape[0]``)."""
-    return any(isinstance(part, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.BoolOp, ast.AugAssign))
-               for part in ast.walk(node))
-
-
-def normalise(code: str, fields: frozenset[str] = frozenset()) -> str | None:
-    """The canonical text of a piece of Python (an expression or statements), or None if it does not parse.
-
-    >>> normalise("d_prev * (self.out > 0)") == normalise("(out>0)*dout")
-    True
-    """
-    tree = _parse(code)
-    return None if tree is None else ast.unparse(_canonical(tree, fields))
-
-
-def normalise_text(code: str) -> str:
-    """The textual fallback: no spaces, no ``self.``, ``numpy.`` written ``np.``."""
-    return re.sub(r"\bself\.", "", re.sub(r"\bnumpy\.", "np.", "".join(code.split())))
-
-
-def _parse(code: str) -> ast.AST | None:
-    code = textwrap.dedent(code).strip()
-    if not code:
-        return None
-    try:
-        return ast.parse(code)
-    except (SyntaxError, ValueError):
-        pass
-    try:  # a continuation line or a fragment such as ``x @ W + b`` (+ L2 term)
-        return ast.parse(f"({code})", mode="eval")
-    except (SyntaxError, ValueError):
-        return None
-
-
-def _expressions(tree) -> list[ast.AST]:
-    """Every expression of a tree, and every augmented assignment (``W -= lr * dW``: an update step)."""
-    return [node for node in ast.walk(tree) if isinstance(node, (ast.expr, ast.AugAssign))]
-
-
-def _statement_values(tree) -> list[ast.expr]:
-    values = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.Expr)) and node.value is not None:
-            values.append(node.value)
-    return values
-
-
-def _cells(notebook: Path) -> list[tuple[str, str, dict]]:
-    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
-    return [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"],
-             c.get("metadata", {})) for c in cells]
-
-
-def _region_code(source: str) -> list[str]:
-    return [body for kind, body in _REGION.findall(source) if kind == "SOLUTION"]
-
-
-def _parse_region(body: str) -> list[ast.AST]:
-    """The region as one tree, or line by line when the region alone does not parse."""
-    tree = _parse(body)
-    if tree is not None:
-        return [tree]
-    trees = [_parse(line.split("#")[0]) for line in body.splitlines()]
-    return [tree for tree in trees if tree is not None]
-
-
-@dataclass(frozen=True)
-class Secrets:
-    """What the solution regions' code gives away: canonical expression -> (notebook, original text)."""
-
-    expressions: dict[str, tuple[str, str]]
-    lines: dict[str, tuple[str, str]]  # normalise_text(line) -> (notebook, line), for the textual fallback
-    fields: frozenset[str] = frozenset()  # see fields_of
-    public: frozenset[str] = frozenset()  # canonical forms, names kept, of the notebooks' public code
-
-
-def _exercises_dir(solutions_dir: Path) -> Path:
-    """``exercises/<assignment>`` beside ``solutions/<assignment>``: what students are given anyway."""
-    solutions_dir = Path(solutions_dir)
-    return solutions_dir.parent.parent / "exercises" / solutions_dir.name
-
-
-def public_text(solutions_dir: Path) -> str:
-    """Everything the notebooks show students: outside the regions of the sources, and the exercises."""
-    parts = []
-    for folder in (Path(solutions_dir), _exercises_dir(solutions_dir)):
-        for notebook in sorted(folder.glob("*.ipynb")):
-            parts += [_REGION.sub("\n", source) for _, source, _ in _cells(notebook)]
-    return "\n".join(parts)
-
-
-def solution_expressions(solutions_dir: Path) -> Secrets:
-    """Every answer expression of the code cells' solution regions of ``solutions_dir/*.ipynb``."""
-    public_expressions, public_lines = set(), set()
-    fields = fields_of(solutions_dir)
-    regions = []
-    for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
-        for cell_type, source, _ in _cells(notebook):
-            if cell_type == "code":
-                regions += [(notebook.name, body) for body in _region_code(source)]
-    for notebook in sorted([*Path(solutions_dir).glob("*.ipynb"), *_exercises_dir(solutions_dir).glob("*.ipynb")]):
-        for cell_type, source, _ in _cells(notebook):
-            if cell_type != "code":
-                continue
-            outside = _REGION.sub("\n", source)
-            for line in outside.splitlines():
-                public_lines.add(normalise_text(line))
-                tree = _parse(line.split("#")[0])
-                if tree is not None:
-                    public_expressions |= {ast.unparse(_canonical(e, fields, rename=False)) for e in _expressions(tree)}
-    public_flat = "\n".join(public_lines)
-    expressions, lines = {}, {}
-    for notebook, body in regions:
-        for tree in _parse_region(body):
-            whole = {id(v) for v in _statement_values(tree)}
-            for node in _expressions(tree):
-                size = _size(node)
-                if size >= (MIN_STATEMENT_SIZE if id(node) in whole else MIN_PART_SIZE) and _computes(node):
-                    key = ast.unparse(_canonical(node, fields))
-                    if ast.unparse(_canonical(node, fields, rename=False)) not in public_expressions:
-                        expressions.setdefault(key, (notebook, ast.unparse(node)))
-        for line in body.splitlines():
-            code = line.split("#")[0].strip()
-            text = normalise_text(code)
-            if len(text) >= MIN_TEXT_CHARS and text not in public_flat and _parse(code) is None:
-                lines.setdefault(text, (notebook, code))
-    return Secrets(expressions, lines, fields, frozenset(public_expressions))
-
-
-# --- the code of a text --------------------------------------------------------------------------
-
-_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
-                    re.S | re.M)
-#: Fences whose body is prose (MyST directives other than code), searched again for code.
-_PROSE_DIRECTIVE = re.compile(r"\{(admonition|note|warning|tip|important|caution|attention|hint|seealso|"
-                              r"dropdown|figure|margin|sidebar|epigraph|topic|div|card|tab-item)\}")
-_MATH_FENCE = re.compile(r"\{(math|eval-rst|glossary|bibliography|toctree|raw|list-table|csv-table)\}|^\s*(math|text|"
-                         r"console|bash|shell|yaml|json|html|latex)\b")
-_INLINE = re.compile(r"(?<![`\\])(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
-_ROLE = re.compile(r"\{[\w:-]+\}$")
-_DIRECTIVE_OPTION = re.compile(r"^:[\w-]+:.*$", re.M)
-
-
-def code_snippets(text: str) -> list[str]:
-    """The code of a MyST/Markdown text: fenced blocks and code cells, and the inline code spans of the
-    prose (a span right after a role such as ``{ref}`` is not code, and math is not code)."""
-    snippets = []
-    prose = []
-    position = 0
-    for match in _FENCE.finditer(text):
-        prose.append(text[position:match.start()])
-        position = match.end()
-        info = match["info"].strip()
-        body = _DIRECTIVE_OPTION.sub("", match["body"])
-        if _PROSE_DIRECTIVE.search(info):
-            snippets += code_snippets(textwrap.dedent(body))
-        elif not _MATH_FENCE.search(info):
-            snippets.append(body)
-    prose.append(text[position:])
-    prose_text = "".join(prose)
-    prose_text = re.sub(r"\$\$.*?\$\$", " ", prose_text, flags=re.S)
-    for match in _INLINE.finditer(prose_text):
-        if _ROLE.search(prose_text[max(0, match.start() - 40):match.start()]):
-            continue
-        snippets.append(match.group(2).strip())
-    return snippets
-
-
-def _code_leaks(name: str, text: str, secrets: Secrets) -> list[Leak]:
-    leaks = []
-    for snippet in code_snippets(text):
-        trees = [tree for tree in [_parse(snippet)] if tree is not None] or \
-                [tree for tree in (_parse(line) for line in snippet.splitlines()) if tree is not None]
-        found = set()
-        for tree in trees:
-            for node in _expressions(tree):
-                key = ast.unparse(_canonical(node, secrets.fields))
-                if key in secrets.expressions and key not in found \
-                        and ast.unparse(_canonical(node, secrets.fields, rename=False)) not in secrets.public:
-                    found.add(key)
-                    notebook, original = secrets.expressions[key]
-                    leaks.append(Leak(name, "solution code", notebook, f"{ast.unparse(node)!r} is {original!r}"))
-        flat = normalise_text(snippet)
-        for line, (notebook, original) in secrets.lines.items():
-            if line in flat and not any(original in leak.detail for leak in leaks):
-                leaks.append(Leak(name, "solution line", notebook, repr(original)))
-    return leaks
-
-
-# --- written answers -------------------------------------------------------------------------------
-
-#: Words that say the same in a rubric and in an answer.
-_SYNONYMS = {"updates": "step", "update": "step", "steps": "step", "higher": "better", "larger": "better",
-             "many": "more", "smaller": "smaller", "narrower": "smaller", "gap": "gap", "gaps": "gap"}
-_STOP = {"a", "an", "the", "of", "to", "and", "or", "in", "on", "for", "as", "its", "it", "is", "are", "by",
-         "with", "at", "when", "not", "per", "be", "that", "this", "their", "than"}
-
-
-def _plain(text: str) -> str:
-    """Lower-case words only: markup, punctuation and line breaks removed."""
-    return " ".join(re.findall(r"[a-z0-9][a-z0-9.,'%=-]*", re.sub(r"[*_`$]", "", text.lower())))
-
-
-def _content_words(text: str) -> set[str]:
-    words = re.findall(r"[a-z0-9'≤=/]+", text.lower().replace("-", " "))
-    return {_SYNONYMS.get(word, word) for word in words if word not in _STOP}
-
-
-@dataclass(frozen=True)
-class WrittenAnswer:
-    """A graded written answer: its model answer and its rubric's bullets."""
-
-    source: str  # "<notebook>/<grade_id>"
-    model: str
-    rubric: tuple[str, ...]
-
-    def numbers(self) -> dict[str, set[str]]:
-        """The reference's own numbers in the model answer (3-digit decimals, layer structures such as
-        ``1024-1024``), each with the words beside it there (``tanh 0.933,`` gives {"tanh", "sigmoid"})."""
-        found = {}
-        for match in re.finditer(r"(?<![\d.])\d\.\d{3}(?!\d)|\b\d{3,4}(?:-\d{3,4})+\b", self.model):
-            before = [w for w in re.findall(r"[A-Za-z]{3,}", self.model[:match.start()]) if w.lower() not in _STOP][-1:]
-            after = [w for w in re.findall(r"[A-Za-z]{3,}", self.model[match.end():]) if w.lower() not in _STOP][:1]
-            found.setdefault(match.group(), set()).update(word.lower() for word in before + after)
-        return found
-
-    def key_phrases(self) -> list[list[set[str]]]:
-        """Per bullet, the content words of each key phrase (its parenthesised, comma-separated details)."""
-        phrases = []
-        for bullet in self.rubric:
-            details = re.findall(r"\(([^()]*)\)", bullet)
-            parts = [part for detail in details for part in re.split(r",|;| or ", detail)]
-            words = [_content_words(part) for part in parts]
-            phrases.append([w for w in words if len(w) >= 2])
-        return phrases
-
-
-def written_answers(solutions_dir: Path) -> list[WrittenAnswer]:
-    """Every graded written-answer cell (markdown, nbgrader solution and grade) of ``solutions_dir``."""
-    answers = []
-    for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
-        for cell_type, source, metadata in _cells(notebook):
-            meta = metadata.get("nbgrader", {})
-            if cell_type == "markdown" and meta.get("solution") and meta.get("grade"):
-                for _, body in _REGION.findall(source):
-                    model, _, rubric = body.partition("**Rubric")
-                    bullets = tuple(line.strip()[1:].strip() for line in rubric.splitlines()
-                                    if line.strip().startswith(("*", "-")))
-                    answers.append(WrittenAnswer(f"{notebook.name}/{meta.get('grade_id')}", model, bullets))
-    return answers
-
-
-def _sentences(text: str) -> list[str]:
-    """Sentences and clauses (split at . ! ? : ;), list items and table rows of a text."""
-    text = re.sub(r"[*_`$]", "", text)
-    return re.split(r"(?<=[.!?:;])\s+|\n\s*\n|\n(?=\s*(?:\||[-+]\s|\d+\.\s))|\|", text)
-
-
-def _content_grams(text: str) -> set[str]:
-    """Runs of :data:`CLAIM_WORDS` content words (stop words dropped, synonyms merged: "six times as many
-    steps" and "six times more updates" are both ``six times more step``)."""
-    words = [word.strip(".,") for word in re.findall(r"[a-z0-9][a-z0-9'.,%-]*", re.sub(r"[*_`$]", "", text.lower()))]
-    words = [_SYNONYMS.get(word, word) for word in words if word and word not in _STOP]
-    return {" ".join(words[i:i + CLAIM_WORDS]) for i in range(len(words) - CLAIM_WORDS + 1)}
-
-
-_public_grams = functools.lru_cache(maxsize=2)(_content_grams)
-
-
-def _answer_leaks(name: str, text: str, answers: list[WrittenAnswer], public_text: str) -> list[Leak]:
-    leaks = []
-    plain = f" {_plain(text)} "
-    sentences = _sentences(text)
-    for answer in answers:
-        words = _plain(answer.model).split()
-        shared = next((" ".join(words[i:i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)
-                       if f" {' '.join(words[i:i + SHINGLE_WORDS])} " in plain), None)
-        if shared:
-            leaks.append(Leak(name, "model answer", answer.source, repr(shared)))
-        claims = {gram for gram in _content_grams(answer.model) if _QUANTITY.search(gram)} - _public_grams(public_text)
-        for gram in sorted(claims & _content_grams(text)):
-            leaks.append(Leak(name, "quantitative claim of the model answer", answer.source, repr(gram)))
-        for number, beside in sorted(answer.numbers().items()):
-            if number in public_text:
-                continue
-            for match in re.finditer(rf"(?<![\d.]){re.escape(number)}", text):
-                window = text[max(0, match.start() - NUMBER_WINDOW):match.end() + NUMBER_WINDOW].lower()
-                if any(re.search(rf"\b{word}\b", window) for word in beside):
-                    leaks.append(Leak(name, "reference number of the model answer", answer.source,
-                                      " ".join(window.split())))
-                    break
-        for bullet, phrases in zip(answer.rubric, answer.key_phrases()):
-            for sentence in sentences:
-                words_here = _content_words(sentence)
-                matched = [p for p in phrases if p <= words_here]
-                if len(matched) >= RUBRIC_PHRASES:
-                    leaks.append(Leak(name, "rubric point", answer.source,
-                                      f"{bullet[:60]!r} answered by {' '.join(sentence.split())[:100]!r}"))
-                    break
-    return leaks
-
-
-# --- entry point -------------------------------------------------------------------------------------
-
-
 def page_text(path: Path) -> str:
-    """The text a page is made from: a notebook's cells joined, any other file as it is."""
+    """The text a page is made from: a notebook's cells joined (code cells fenced), any other file as it is."""
     path = Path(path)
     if path.suffix == ".ipynb":
-        return "\n\n".join(f"```\n{source}\n```" if cell_type == "code" else source
-                           for cell_type, source, _ in _cells(path))
+        return "\n\n".join(f"```\n{cell.source}\n```" if cell.cell_type == "code" else cell.source
+                           for cell in nbgrader_regions.read_cells(path))
     return path.read_text(encoding="utf-8", errors="replace")
 
 
 def _state(solutions_dir: Path) -> tuple[str, tuple]:
     """The folder and its notebooks' modification times (with the exercises'): what the cache depends on."""
     folder = Path(solutions_dir).resolve()
-    notebooks = sorted([*folder.glob("*.ipynb"), *_exercises_dir(folder).glob("*.ipynb")])
-    return str(folder), tuple((str(path), path.stat().st_mtime_ns) for path in notebooks)
+    notebooks = [*nbgrader_regions.notebook_paths(folder),
+                 *nbgrader_regions.notebook_paths(secret_lines.released_dir(folder))]
+    return str(folder), tuple((str(path), path.stat().st_mtime_ns) for path in sorted(notebooks))
 
 
 @functools.lru_cache(maxsize=4)
-def _policy(folder: str, _mtimes: tuple) -> tuple[Secrets, list[WrittenAnswer], str]:
-    return solution_expressions(Path(folder)), written_answers(Path(folder)), public_text(Path(folder))
+def _policy(folder: str, _mtimes: tuple) -> tuple[code_leaks.Secrets, list[answer_leaks.WrittenAnswer], str]:
+    return (code_leaks.solution_expressions(Path(folder)), answer_leaks.written_answers(Path(folder)),
+            answer_leaks.public_text(Path(folder)))
 
 
 def find_leaks(texts: dict[str, str], solutions_dir: Path, *, code: bool = True, answers: bool = True) -> list[Leak]:
@@ -608,12 +70,10 @@ def find_leaks(texts: dict[str, str], solutions_dir: Path, *, code: bool = True,
     notebooks (a students' copy) finds nothing.
     """
     secrets, written, public = _policy(*_state(solutions_dir))
-    if not answers:
-        written = []
     leaks = []
     for name, text in texts.items():
         if code:
-            leaks += _code_leaks(name, text, secrets)
+            leaks += [Leak(name, *found) for found in code_leaks.code_leaks(text, secrets)]
         if answers:
-            leaks += _answer_leaks(name, text, written, public)
+            leaks += [Leak(name, *found) for found in answer_leaks.answer_leaks(text, written, public)]
     return leaks

@@ -17,9 +17,11 @@ Protocol (CDP) with ``websocket-client``. For each page it checks that
   ones scroll inside their own box), figure text is drawn no smaller than the site's
   footnotes, a figure fits the desktop column, and only one search box shows.
 
-It also finds solution code that leaked into the site: the solution and hidden-test regions
-of ``solutions/dnn_hw/*.ipynb`` must appear in no page text and no downloadable source, and
-no page source may give a graded answer by the course's leak policy
+It also finds solution code that leaked into the site: no secret line of the solution and
+hidden-test regions of ``solutions/dnn_hw/*.ipynb`` (the course's one line policy,
+``dnn_course.secret_lines``, which feedback redaction and the kit's release scan share) may
+appear in a page text or a downloadable source, and no page source may give a graded answer by
+the course's leak policy
 (``dnn_course.leak_policy``: a solution's expression in any code block or inline code span,
 normalised; a written answer's model answer, reference numbers or rubric points).
 
@@ -57,7 +59,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # dnn_course, when run as a script outside the environment's install
     sys.path.insert(0, str(REPO_ROOT))
-from dnn_course import leak_policy  # noqa: E402
+from dnn_course import leak_policy, nbgrader_regions, secret_lines  # noqa: E402
 
 #: Flags for a quiet, isolated, offline headless Chromium (a fresh profile is added per run).
 CHROMIUM_FLAGS = (
@@ -76,10 +78,6 @@ CHROMIUM_FLAGS = (
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL_HINT = "install it with `apt-get update && apt-get install -y chromium` (Debian/Ubuntu)"
 
-SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")
-_REGION = re.compile(
-    r"### BEGIN (SOLUTION|HIDDEN TESTS)[^\n]*\n(.*?)### END (?:SOLUTION|HIDDEN TESTS)", re.DOTALL
-)
 # TeX left between single dollars: a $...$ span holding a backslash, ^ or _ (not a price).
 _RAW_INLINE_TEX = re.compile(r"\$[^$\s][^$\n]{0,200}?[\\^_][^$\n]{0,200}?\$")
 # A TeX command outside math, e.g. the "\lambda W" of a section title quoted in a link.
@@ -469,37 +467,15 @@ def toc_docnames(toc_path: Path) -> list[str]:
     return [re.sub(r"\.(md|ipynb)$", "", name) for name in names]
 
 
-def solution_regions(solutions_dir: Path, min_chars: int = 40) -> list[tuple[str, str, str]]:
-    """(notebook, kind, text) of every solution / hidden-test region of the source notebooks.
-
-    Regions shorter than `min_chars` (after collapsing whitespace) are skipped: one-liners
-    such as ``return out`` appear in any explanation of the code.
-    """
-    regions = []
-    for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
-        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-        for cell in cells:
-            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            for kind, body in _REGION.findall(source):
-                text = _squash(body)
-                if len(text) >= min_chars:
-                    regions.append((notebook.name, kind.lower(), text))
-    return regions
-
-
-def _squash(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _downloadable_text(path: Path) -> str:
     if path.suffix == ".ipynb":
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        return "\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
+        return "\n".join(cell.source for cell in nbgrader_regions.read_cells(path))
     return path.read_text(encoding="utf-8", errors="replace")
 
 
 def find_solution_leaks(site_dir: Path, solutions_dir: Path, page_texts: dict[str, str]) -> list[str]:
-    """Solution content found in the site: paths, nbgrader markers, solution regions in pages or sources."""
+    """Solution content found in the site: paths, nbgrader markers, secret lines in pages or sources, and
+    what the leak policy calls a graded answer."""
     leaks = []
     site_dir = Path(site_dir)
     files = [p for p in site_dir.rglob("*") if p.is_file()]
@@ -511,14 +487,13 @@ def find_solution_leaks(site_dir: Path, solutions_dir: Path, page_texts: dict[st
              if p.suffix in (".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py")
              and "_static/" not in p.relative_to(site_dir).as_posix()}
     for relative, text in texts.items():
-        for marker in SOLUTION_MARKERS:
+        for marker in nbgrader_regions.MARKERS:
             if marker in text:
                 leaks.append(f"nbgrader marker {marker!r} published in {relative}")
-    squashed = {name: _squash(text) for name, text in {**texts, **page_texts}.items()}
-    for notebook, kind, region in solution_regions(solutions_dir):
-        for name, text in squashed.items():
-            if region in text:
-                leaks.append(f"{kind} region of {notebook} published in {name}: {region[:80]!r}...")
+    lines = secret_lines.secret_lines(solutions_dir)
+    for name, text in {**texts, **page_texts}.items():
+        leaks += [f"{line.kind} line of {line.notebook} published in {name}: {line.key[:80]!r}"
+                  for line in secret_lines.found_in(text, lines)]
     # The leak policy reads the sources (Markdown, notebooks: their code spans are marked) for code
     # and written answers, and the pages' visible text (numbers computed at build time) for answers.
     sources = {path.relative_to(site_dir).as_posix(): leak_policy.page_text(path) for path in files

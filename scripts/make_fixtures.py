@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import re
 import sys
 import tokenize
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dnn_course import nbgrader_regions
 from dnn_course.reference import load_reference
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,8 +38,6 @@ FIXTURE_FILE = REPO / "dnn_course" / "fixtures" / "reference_values.npz"
 VISIBLE_FILE = REPO / "dnn_course" / "fixtures" / "visible_values.npz"
 SOLUTIONS = REPO / "solutions" / "dnn_hw"
 
-_HIDDEN_REGION = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", re.S)
-_SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION.*?### END SOLUTION", re.S)
 _FIXTURE_CALL = re.compile(r"""checks\.fixture\(\s*["'](\w+)["']\s*\)""")
 
 
@@ -120,11 +118,10 @@ def reference_values() -> dict[str, np.ndarray]:
 
 
 def visible_code(notebook: Path) -> str:
-    """The code of a source notebook as students receive it: hidden tests and solutions removed."""
-    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    code = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-            for c in cells if c["cell_type"] == "code"]
-    return "\n".join(_SOLUTION_REGION.sub("", _HIDDEN_REGION.sub("", text)) for text in code)
+    """The code of a source notebook as students receive it: hidden tests and solutions removed
+    (:func:`dnn_course.nbgrader_regions.outside_regions`)."""
+    return "\n".join(nbgrader_regions.outside_regions(cell.source) for cell in nbgrader_regions.read_cells(notebook)
+                     if cell.cell_type == "code")
 
 
 def _string_patterns(code: str) -> list[re.Pattern]:

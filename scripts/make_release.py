@@ -20,8 +20,9 @@ launch buttons point), and the same folder as a zip for a learning platform:
   ``make check``, ``make submit``).
 
 Before writing the zip, every file of the kit is scanned for answers
-(:func:`find_leaks`): solution-region lines, hidden-test lines, rubric and
-model-answer text of the source notebooks, nbgrader markers, the reference
+(:func:`find_leaks`): the secret lines of the source notebooks' solution and hidden-test
+regions (code, model answers, rubrics; by the course's one line policy,
+:mod:`dnn_course.secret_lines`, which feedback and the site check share), nbgrader markers, the reference
 values that only hidden tests use, the code of every ``.py`` file compared
 with the solutions' code after normalising both (:mod:`dnn_course.leak_policy`:
 an answer written with other names or spacing is still found), and the
@@ -43,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dnn_course import leak_policy
+from dnn_course import answer_leaks, code_leaks, leak_policy, nbgrader_regions, secret_lines
 from dnn_course.check import NOTEBOOKS  # the six notebooks, named once
 from dnn_course.submission import ARCHIVE_PREFIX, DATA_FILES
 
@@ -57,15 +58,10 @@ FIXTURES = REPO / "dnn_course" / "fixtures"
 #: and its Makefile (copied as it is).
 TEMPLATES = Path(__file__).resolve().parent / "release_templates"
 #: Modules of dnn_course that stay with the instructors (they read solutions/).
-INSTRUCTOR_MODULES = {"reference.py", "leak_policy.py"}
-#: Lines shorter than this (without spaces) are too generic to call a leak (``return out``).
-MIN_LINE_CHARS = 16
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+INSTRUCTOR_MODULES = {"reference.py", "leak_policy.py", "code_leaks.py", "answer_leaks.py", "secret_lines.py",
+                      "nbgrader_regions.py"}
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
-#: Lines that are syntax more than content (``except ValueError:``), in any program.
-_GENERIC = re.compile(r"(except|try|else|elif|finally|return|pass|break|continue|raise)\b[\w. ]*:?")
-_REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\s*\n(.*?)### END \1", re.S)
 #: A "Read first" link of a notebook: a chapter of the book, relative to exercises/dnn_hw/.
 _CHAPTER_LINK = re.compile(r"\]\(\.\./\.\./book/([\w-]+)\.md\)")
 
@@ -94,32 +90,6 @@ def _cell_sources(notebook: Path) -> list[tuple[str, str]]:
     return [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"]) for c in cells]
 
 
-def _squash(text: str) -> str:
-    return " ".join(text.split())
-
-
-def secret_lines(solutions_dir: Path = SOLUTIONS) -> list[tuple[str, str, str]]:
-    """``(notebook, kind, line)`` for every non-trivial line of a solution or hidden-test region.
-
-    ``kind`` is "solution" (code, or a written answer's model answer and rubric) or
-    "hidden test". A line that the notebook also shows outside its regions (the same
-    ``fx = checks.fixture("fc")`` in a visible test) is not a secret and is left out.
-    """
-    notebooks = {notebook.name: _cell_sources(notebook) for notebook in sorted(Path(solutions_dir).glob("*.ipynb"))}
-    public = {_squash(line) for cells in notebooks.values() for _, source in cells
-              for line in _REGION.sub("", source).splitlines()}
-    found = []
-    for name, cells in notebooks.items():
-        for _, source in cells:
-            for kind, body in _REGION.findall(source):
-                for line in body.splitlines():
-                    line = _squash(line)
-                    if len(line.replace(" ", "")) >= MIN_LINE_CHARS and line not in public \
-                            and not _GENERIC.fullmatch(line):
-                        found.append((name, "solution" if kind == "SOLUTION" else "hidden test", line))
-    return found
-
-
 def hidden_only_values(fixtures_dir: Path = FIXTURES) -> dict[str, np.ndarray]:
     """The reference values that only the instructors' set has (the hidden tests' own)."""
     with np.load(fixtures_dir / "reference_values.npz", allow_pickle=False) as full, \
@@ -128,10 +98,7 @@ def hidden_only_values(fixtures_dir: Path = FIXTURES) -> dict[str, np.ndarray]:
 
 
 def _texts_of(name: str, data: bytes) -> list[str]:
-    """The text(s) to search in one file: its decoded bytes and, for a notebook, its cells' sources.
-
-    A secret line is found when it is a whole line of one of these (whitespace collapsed).
-    """
+    """The text(s) to search in one file: its decoded bytes and, for a notebook, its cells' sources."""
     text = data.decode("utf-8", errors="replace")
     texts = [text]
     if name.endswith(".ipynb"):
@@ -186,7 +153,7 @@ def _generic(snippet: str) -> bool:
     except SyntaxError:
         return False
     nodes = [node for node in ast.walk(tree) if isinstance(node, ast.expr)]
-    if "np." not in (leak_policy.normalise(snippet) or snippet) and len(nodes) < MIN_LIBRARY_MATCH_NODES:
+    if "np." not in (code_leaks.normalise(snippet) or snippet) and len(nodes) < MIN_LIBRARY_MATCH_NODES:
         return True
     names = {node.attr for node in nodes if isinstance(node, ast.Attribute)} | \
         {node.func.id for node in nodes if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
@@ -229,7 +196,7 @@ def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path =
     tuned = tuned_configuration_pattern()
     leaks += library_code_leaks({name: _text(data) for name, data in files.items()
                                  if name.endswith(".py") and _text(data) is not None}, solutions_dir)
-    lines = secret_lines(solutions_dir)
+    lines = secret_lines.secret_lines(solutions_dir)
     hidden = hidden_only_values(fixtures_dir)
     hidden_bytes = {key: value.tobytes() for key, value in hidden.items() if value.size >= 4}
     for name, data in files.items():
@@ -249,13 +216,13 @@ def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path =
             if raw in data:
                 leaks.append(f"{name}: contains the bytes of the hidden tests' reference value {key}")
         texts = _texts_of(name, data)
-        for marker in MARKERS:
+        for marker in nbgrader_regions.MARKERS:
             if any(marker in text for text in texts):
                 leaks.append(f"{name}: nbgrader marker {marker!r}")
-        file_lines = {_squash(line) for text in texts for line in text.splitlines()}
-        for notebook, kind, line in lines:
-            if line in file_lines:
-                leaks.append(f"{name}: a {kind} line of {notebook}: {line[:70]!r}")
+        # a secret line can be read only in a text file (searching 12 MB of compressed data for each line is slow)
+        found_lines = {line: None for text in (texts if _text(data) is not None else [])
+                       for line in secret_lines.found_in(text, lines)}
+        leaks += [f"{name}: a {line.kind} line of {line.notebook}: {line.key[:70]!r}" for line in found_lines]
         found = tuned.search(_text(data) or "")
         if found:
             leaks.append(f"{name}: names the tuned configuration of the reference search ({found.group()!r})")
@@ -268,13 +235,6 @@ def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path =
 #: Headings of the answers' sections (book/answers/), which the default site must not have.
 ANSWER_HEADINGS = ("What the curves show", "10,000 or 60,000 training images", "Reading the results",
                    "How the design was chosen")
-#: A run of this many words shared with a model answer is a leak.
-SHINGLE_WORDS = 8
-
-
-def _plain(text: str) -> str:
-    """Lower-case words only: markup, punctuation and line breaks removed."""
-    return " ".join(re.findall(r"[a-z0-9][a-z0-9.,'%=-]*", re.sub(r"[*_`$]", "", text.lower())))
 
 
 def model_answers(solutions_dir: Path = SOLUTIONS) -> dict[str, str]:
@@ -283,15 +243,7 @@ def model_answers(solutions_dir: Path = SOLUTIONS) -> dict[str, str]:
     The rubric that follows a model answer (from ``**Rubric``) is left out: its criteria are
     public (the instructor guide lists them, the notebooks say what to discuss).
     """
-    answers = {}
-    for notebook in sorted(Path(solutions_dir).glob("*.ipynb")):
-        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-            meta = cell.get("metadata", {}).get("nbgrader", {})
-            if cell["cell_type"] == "markdown" and meta.get("solution") and meta.get("grade"):
-                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                for _, body in _REGION.findall(source):
-                    answers[f"{notebook.name}/{meta.get('grade_id')}"] = body.split("**Rubric")[0]
-    return answers
+    return {answer.source: answer.model for answer in answer_leaks.written_answers(solutions_dir)}
 
 
 def _tuned_final() -> dict:
@@ -308,17 +260,17 @@ def model_answer_leaks(texts: dict[str, str], solutions_dir: Path = SOLUTIONS) -
     """Model-answer text, the answers' section headings or the tuned configuration in ``texts``.
 
     ``texts``: ``{name: text}`` of every page (or page source) of a site. A model answer is
-    found by any run of ``SHINGLE_WORDS`` words it shares with a page.
+    found by any run of ``answer_leaks.SHINGLE_WORDS`` words it shares with a page.
     """
     shingles = {}
     for answer, body in model_answers(solutions_dir).items():
-        words = _plain(body).split()
-        for i in range(len(words) - SHINGLE_WORDS + 1):
-            shingles.setdefault(" ".join(words[i:i + SHINGLE_WORDS]), answer)
+        words = answer_leaks.plain_words(body).split()
+        for i in range(len(words) - answer_leaks.SHINGLE_WORDS + 1):
+            shingles.setdefault(" ".join(words[i:i + answer_leaks.SHINGLE_WORDS]), answer)
     tuned = tuned_configuration()
     leaks = []
     for name, text in texts.items():
-        plain = f" {_plain(text)} "
+        plain = f" {answer_leaks.plain_words(text)} "
         found = sorted({answer for shingle, answer in shingles.items() if f" {shingle} " in plain})
         leaks += [f"{name}: text of the model answer {answer}" for answer in found]
         leaks += [f"{name}: the answers' section {heading!r}" for heading in ANSWER_HEADINGS if heading in text]

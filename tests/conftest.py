@@ -176,6 +176,7 @@ MODULE_TIERS = {
     "test_model_builder.py": "unit",
     "test_nbgrader_cells.py": "unit",
     "test_nbgrader_exchange.py": "e2e",
+    "test_nbgrader_regions.py": "unit",
     "test_notebook_import.py": "unit",
     "test_notebooks.py": "integration",
     "test_plotting.py": "unit",

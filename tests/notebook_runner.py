@@ -13,8 +13,9 @@ import io
 import json
 import linecache
 import os
-import re
 from pathlib import Path
+
+from dnn_course import nbgrader_regions
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions" / "dnn_hw"
 
@@ -30,9 +31,6 @@ def load_cells(notebook: str) -> list[dict]:
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         cells.append({"source": source, "grade_id": meta.get("grade_id"), "grade": bool(meta.get("grade"))})
     return cells
-
-
-_HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.MULTILINE | re.DOTALL)
 
 
 def run_notebook(notebook: str, replacements=(), *, hidden_tests: bool = True) -> dict:
@@ -53,7 +51,7 @@ def run_notebook(notebook: str, replacements=(), *, hidden_tests: bool = True) -
         for cell in load_cells(notebook):
             source = cell["source"]
             if cell["grade"] and not hidden_tests:
-                source = _HIDDEN_TESTS.sub("", source)
+                source = nbgrader_regions.outside_regions(source, kinds=(nbgrader_regions.HIDDEN_TEST,))
             if not cell["grade"]:
                 for old, new in replacements:
                     if old in source:

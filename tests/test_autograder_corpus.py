@@ -14,12 +14,13 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from autograder import manual, manual_merge
 from autograder.grade import grade
 from autograder.grading_config import GradingSettings
+from dnn_course import secret_lines
+from dnn_course.nbgrader_regions import HIDDEN_TEST
 from nbgrader.api import Gradebook
 from tests.autograder_corpus import students as st
 
@@ -89,20 +90,8 @@ def test_zip_slip_paths_wrote_nothing(graded):
 
 
 def _hidden_lines() -> list[str]:
-    lines = []
-    for path in sorted(SOURCE.glob("*.ipynb")):
-        for cell in nbformat.read(path, as_version=4).cells:
-            inside = False
-            for line in cell.source.splitlines():
-                if "BEGIN HIDDEN TESTS" in line:
-                    inside = True
-                elif "END HIDDEN TESTS" in line:
-                    inside = False
-                elif inside and len(line.strip()) > 20:
-                    lines.append(line.strip())
-    visible = "\n".join(cell.source for path in sorted(RELEASE.glob("*.ipynb"))
-                         for cell in nbformat.read(path, as_version=4).cells)
-    return [line for line in lines if line not in visible]  # some lines are also in visible tests
+    """The hidden test lines by the one line policy (what feedback redacts), as written."""
+    return [line.text for line in secret_lines.secret_lines(SOURCE, RELEASE, kinds=(HIDDEN_TEST,))]
 
 
 def test_feedback_shows_results_but_never_hidden_test_code(graded):

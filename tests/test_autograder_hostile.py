@@ -36,6 +36,7 @@ from autograder import collect, normalize, sandbox
 from autograder.feedback import REDACTED, HideTestCode, Redactor
 from autograder.grade import grade
 from autograder.grading_config import GradingSettings
+from dnn_course.nbgrader_regions import Cell
 from tests.autograder_corpus import hostile
 from tests.autograder_corpus import students as st
 
@@ -218,8 +219,9 @@ def test_cells_and_metadata_of_the_wrong_type_are_dropped_and_the_rest_is_read()
 
 def test_redactor_replaces_hidden_lines_in_every_form():
     line = 'checks.check_close(out1, expected[:1], "ReLU.forward with a batch of size 1")'
-    redactor = Redactor([line, "try:"], visible_text="")
-    assert redactor.lines == [line]  # short lines say nothing
+    source = f"x = 1\n### BEGIN HIDDEN TESTS\ntry:\n    {line}\nexcept ValueError:\n    pass\n### END HIDDEN TESTS"
+    redactor = Redactor.from_cells([Cell("nb.ipynb", 0, "code", source, {})])
+    assert redactor.lines == [line]  # short lines and syntax alone say nothing
     for text in (line, repr(["x", line + "\n"]), json.dumps(line), html.escape(line)):
         assert line not in html.unescape(redactor.text(text)) and REDACTED in redactor.text(text)
     page = "<pre>" + html.escape(line[:20]) + "<span>" + html.escape(line[20:]) + "</span></pre>"

@@ -27,7 +27,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
+from dnn_course import secret_lines  # noqa: E402
 from dnn_course.gradcheck import BUG_ABOVE, PASS_BELOW  # noqa: E402
+from dnn_course.nbgrader_regions import SOLUTION  # noqa: E402
 from dnn_course.plotting import MIN_FONT_PT, smallest_font_pt  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -244,18 +246,10 @@ def test_practice_problems_cover_every_chapter_and_publish_no_answer():
         assert 3 <= len(re.findall(r"^\d+\. ", section, flags=re.MULTILINE)) <= 5, section[:40]
 
 
-_SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
-
-
-def _solution_lines() -> set[str]:
-    """Every line of a graded stub's answer (12 characters or more, comments dropped), spaces removed."""
-    lines = set()
-    for notebook in sorted((REPO / "solutions" / "dnn_hw").glob("0[1-4]_*.ipynb")):
-        for cell in json.loads(notebook.read_text())["cells"]:
-            for body in _SOLUTION.findall("".join(cell["source"])):
-                lines |= {"".join(code.split()) for line in body.splitlines()
-                          if len(code := line.split("#")[0].strip()) >= 12}
-    return lines
+def _solution_lines() -> list[secret_lines.SecretLine]:
+    """The secret lines of the graded stubs' answers (notebooks 01-04), by the one line policy."""
+    return [line for line in secret_lines.secret_lines(REPO / "solutions" / "dnn_hw", kinds=(SOLUTION,))
+            if line.notebook.startswith(("01_", "02_", "03_", "04_"))]
 
 
 @pytest.mark.parametrize("name", NEW_PAGES)
@@ -265,5 +259,5 @@ def test_new_pages_show_no_line_of_a_graded_stubs_answer(name):
     text = (REPO / f"{name}.md").read_text(encoding="utf-8")
     code = "\n".join(_page_code(REPO / f"{name}.md")) if "code-cell" in text else ""
     spans = re.findall(r"`([^`\n]+)`", text)
-    shown = "".join((code + "\n" + "\n".join(spans)).split())
-    assert sorted(line for line in lines if line in shown) == []
+    shown = code + "\n" + "\n".join(spans)
+    assert sorted(line.key for line in secret_lines.found_in(shown, lines)) == []

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from scripts import check_site
+from dnn_course import secret_lines
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "_build" / "html"
@@ -286,7 +287,7 @@ def test_default_site_gives_no_answer(reports, built_site):
 def test_no_solution_reaches_the_site(reports, built_site):
     solutions = REPO / "solutions" / "dnn_hw"
     if list(solutions.glob("*.ipynb")):
-        assert check_site.solution_regions(solutions), "found no solution regions to look for"
+        assert secret_lines.secret_lines(solutions), "found no solution lines to look for"
     leaks = check_site.find_solution_leaks(built_site, solutions, {page: r.text for page, r in reports.items()})
     assert leaks == [], "\n".join(leaks)
 
@@ -360,13 +361,15 @@ def test_leak_finder_reports_published_solution_code(tmp_path):
 
     leaks = check_site.find_solution_leaks(
         site, solutions, {"page.html": "Copy this:  positive = z > 0\n return   np.where(positive, z, 0.0)"})
-    assert len(leaks) == 1 and "solution region of 01_activations.ipynb published in page.html" in leaks[0]
+    assert leaks == ["solution line of 01_activations.ipynb published in page.html: 'positive = z > 0'",
+                     "solution line of 01_activations.ipynb published in page.html: "
+                     "'return np.where(positive, z, 0.0)'"]
 
     (site / "solutions").mkdir()
     nbformat.write(notebook, site / "solutions" / "01_activations.ipynb")
     leaks = check_site.find_solution_leaks(site, solutions, {})
     assert "a solution file is published: solutions/01_activations.ipynb" in leaks
-    assert any("nbgrader marker '### BEGIN SOLUTION'" in leak for leak in leaks)
+    assert any("nbgrader marker 'BEGIN SOLUTION'" in leak for leak in leaks)
     assert any("published in solutions/01_activations.ipynb" in leak for leak in leaks)
 
 

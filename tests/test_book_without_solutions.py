@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from dnn_course import secret_lines
+
 REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
 CHAPTERS = sorted(BOOK.glob("0*.md"))
@@ -67,25 +69,15 @@ def test_the_check_finds_a_forbidden_line():
     assert not FORBIDDEN.search("python scripts/run_reference_experiments.py")
 
 
-_REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
 _CODE = re.compile(r"^```(?:\{code-cell\}[^\n]*|python)\n(.*?)^```", re.S | re.M)
 
 
-def _solution_lines() -> set[str]:
-    """Every line of code (12 characters or more, comments dropped) of a solution or hidden-test region."""
-    lines = set()
-    for notebook in sorted((REPO / "solutions" / "dnn_hw").glob("*.ipynb")):
-        for cell in json.loads(notebook.read_text())["cells"]:
-            for _, body in _REGION.findall("".join(cell["source"])):
-                lines |= {code for line in body.splitlines() if len(code := line.split("#")[0].strip()) >= 12}
-    return lines
-
-
 def test_no_chapter_code_repeats_a_line_of_a_solution():
-    solution_lines = _solution_lines()
-    assert len(solution_lines) > 100, "found no solution regions to compare with"
-    found = {chapter.name: sorted(line for line in solution_lines
-                                  if line in "\n".join(_CODE.findall(chapter.read_text())))
+    """By the line policy feedback, the kit and the site share (:mod:`dnn_course.secret_lines`)."""
+    lines = secret_lines.secret_lines(REPO / "solutions" / "dnn_hw")
+    assert len(lines) > 100, "found no solution regions to compare with"
+    found = {chapter.name: [line.key for line in secret_lines.found_in("\n".join(_CODE.findall(chapter.read_text())),
+                                                                       lines)]
              for chapter in CHAPTERS}
     assert {name: lines for name, lines in found.items() if lines} == {}
 

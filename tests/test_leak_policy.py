@@ -15,7 +15,6 @@ The built site is checked with the same policy by ``scripts/check_site.py``
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -23,8 +22,10 @@ import nbformat
 import pytest
 import yaml
 
-from dnn_course import leak_policy
-from dnn_course.leak_policy import find_leaks, normalise, written_answers
+from dnn_course import answer_leaks, code_leaks, leak_policy, nbgrader_regions
+from dnn_course.answer_leaks import written_answers
+from dnn_course.code_leaks import normalise
+from dnn_course.leak_policy import find_leaks
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions" / "dnn_hw"
@@ -80,12 +81,9 @@ def test_answers_pages_hold_what_the_default_site_must_not():
 
 def test_every_stub_line_is_on_an_answers_page():
     """Each line of notebooks 01-04's solution regions is on an answers page, word for word (and nothing else is)."""
-    regions = set()
-    for name in STUB_NOTEBOOKS:
-        for cell in json.loads((SOLUTIONS / name).read_text())["cells"]:
-            if cell["cell_type"] == "code":
-                for _, body in re.findall(r"### BEGIN (SOLUTION)\n(.*?)### END SOLUTION", "".join(cell["source"]), re.S):
-                    regions |= {line.strip() for line in body.splitlines() if line.strip()}
+    regions = {line.strip() for name in STUB_NOTEBOOKS for cell in nbgrader_regions.read_cells(SOLUTIONS / name)
+               if cell.cell_type == "code" for region in nbgrader_regions.regions(cell.source)
+               if region.kind == nbgrader_regions.SOLUTION for line in region.lines if line.strip()}
     quoted = set()
     for page in sorted((REPO / "book" / "answers").glob("0[1-4]_*_answers.md")):
         for block in re.findall(r"^```python\n(.*?)^```", page.read_text(), re.S | re.M):
@@ -159,7 +157,7 @@ def test_a_model_answer_sentence_and_a_reference_number_are_found():
         sentence = "As the course says: " + " ".join(words[30:42]) + " and so on."
         assert any(f"model answer of {answer.source}" in leak for leak in _leaks(sentence)), sentence
     answer = next(a for a in written_answers(SOLUTIONS) if a.source.startswith("05_"))
-    public = leak_policy.public_text(SOLUTIONS)
+    public = answer_leaks.public_text(SOLUTIONS)
     number, beside = next((number, sorted(words)[0]) for number, words in answer.numbers().items()
                           if number not in public and words)
     leaks = _leaks(f"On the full data, {beside} reaches {number}1 after 100 epochs.", code=False)
@@ -200,7 +198,7 @@ def test_a_students_copy_without_solutions_finds_nothing(tmp_path):
     ("self.W -= learning_rate * self.dW", "W -= dW * lr"),
 ])
 def test_equivalent_spellings_normalise_to_one(a, b):
-    fields = leak_policy.fields_of(SOLUTIONS)
+    fields = code_leaks.fields_of(SOLUTIONS)
     assert normalise(a, fields) == normalise(b, fields)
 
 
@@ -217,7 +215,7 @@ def test_different_code_stays_different(a, b):
 
 def test_the_normaliser_falls_back_to_text():
     assert normalise("if x >") is None
-    assert leak_policy.normalise_text("self.W  -=  numpy.dot(a, b)") == "W-=np.dot(a,b)"
+    assert code_leaks.normalise_text("self.W  -=  numpy.dot(a, b)") == "W-=np.dot(a,b)"
 
 
 # --- the site check uses the policy ------------------------------------------------------------------

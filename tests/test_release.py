@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+from dnn_course import secret_lines
 from scripts import make_release
 from tests.autograder_corpus.students import perfect
 
@@ -72,7 +73,8 @@ def test_kit_holds_what_a_student_needs_and_nothing_of_the_instructors(release):
     assert {f for f in files if f.startswith("data/embedded/")} == \
         {"data/embedded/" + p for p in _files(REPO / "data" / "embedded")}
     assert not any(part in f for f in files for part in ("solutions", "autograder", "reference", "tests/",
-                                                          "leak_policy"))
+                                                          "leak_policy", "code_leaks", "answer_leaks",
+                                                          "secret_lines", "nbgrader_regions"))
     # the package names no module the kit lacks (an error message once sent students to load_reference())
     for module in (kit / "dnn_course").glob("*.py"):
         text = module.read_text()
@@ -205,11 +207,11 @@ def test_visible_fixtures_are_exactly_what_the_visible_tests_name():
 
 
 def test_secret_lines_cover_every_solution_and_hidden_test_region():
-    lines = make_release.secret_lines()
-    kinds = {(notebook, kind) for notebook, kind, _ in lines}
+    lines = secret_lines.secret_lines(make_release.SOLUTIONS)
+    kinds = {(line.notebook, line.kind) for line in lines}
     for notebook in make_release.NOTEBOOKS[:4]:
         assert (notebook, "solution") in kinds and (notebook, "hidden test") in kinds, notebook
-    written = [line for notebook, kind, line in lines if notebook.startswith(("05", "06"))]
+    written = [line.key for line in lines if line.notebook.startswith(("05", "06"))]
     assert any(line.startswith("**Rubric") for line in written)
     assert any("Model answer" in line for line in written)
     assert any("CONFIGURATIONS" not in line and "hidden=[1024, 1024]" in line for line in written)
@@ -223,10 +225,10 @@ def test_kit_folder_and_zip_hold_no_answer(release):
 
 def test_leak_scan_finds_every_kind_of_answer(release, tmp_path):
     kit, _ = release
-    lines = make_release.secret_lines()
-    solution = next(line for nb, kind, line in lines if nb == "02_fc_layer.ipynb" and kind == "solution")
-    hidden = next(line for nb, kind, line in lines if nb == "01_activations.ipynb" and kind == "hidden test")
-    rubric = next(line for nb, kind, line in lines if nb == "05_mnist_activations.ipynb" and "Rubric" in line)
+    lines = secret_lines.secret_lines(make_release.SOLUTIONS)
+    solution = next(line.key for line in lines if line.notebook == "02_fc_layer.ipynb" and line.kind == "solution")
+    hidden = next(line.key for line in lines if line.notebook == "01_activations.ipynb" and line.kind == "hidden test")
+    rubric = next(line.key for line in lines if line.notebook == "05_mnist_activations.ipynb" and "Rubric" in line.key)
     hidden_value = make_release.hidden_only_values()["model/dW1"]
 
     planted = tmp_path / "kit"
