@@ -44,7 +44,7 @@ from traitlets import Bool, Float, Integer
 
 from nbgrader.preprocessors import Execute
 
-from dnn_course.check import stderr_as_output
+from dnn_course.graded_cells import stderr_as_output
 
 from . import probe, sandbox
 
