@@ -39,11 +39,12 @@ from tqdm import tqdm
 
 from . import collect as collect_mod
 from . import job as job_module
-from . import manual, report, sandbox, similarity_report
+from . import isolation_report, kernel_environment, manual, report, sandbox, similarity_report
 from dnn_course.files import write_atomically
 
 from .feedback import Redactor, book_links, site_url, write_summary
 from .grading_config import GradingSettings, ensure_tools_on_path, nbgrader_config
+from .submission_processes import kill_marked_processes
 
 
 @dataclass
@@ -138,7 +139,7 @@ def _finish(pid: int, jobdir: Path, status: int | None) -> tuple[bool, str]:
     except (ProcessLookupError, PermissionError):
         pass
     token = json.loads((jobdir / "job.json").read_text())["token"]
-    sandbox.kill_marked_processes(token)
+    kill_marked_processes(token)
     if status is None:
         return False, "timeout"
     if not (jobdir / "result.json").exists():
@@ -257,7 +258,8 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
     course = out / "course"
     for folder in (course, out / "feedback", out / "results"):
         folder.mkdir(parents=True, exist_ok=True)
-    isolation, how = sandbox.detect_isolation(settings.isolation)
+    isolation, why = sandbox.detect_isolation(settings.isolation, kernel_environment.readonly_paths())
+    how = isolation_report.explain_isolation(isolation, why)
     master_db = course / "gradebook.db"           # results of every run (merged)
     assignment_db = course / "assignment.db"      # only the assignment, rebuilt each run
     work_db = course / "gradebook.work.db"        # the next gradebook.db, until the end

@@ -31,9 +31,10 @@ from dnn_course.files import write_atomically
 from dnn_course.notebook_import import import_notebooks
 from dnn_course.reference import COMPONENT_NOTEBOOKS
 
-from . import crosscheck, crosscheck_probes, kernel, manual, normalize, probe, sandbox
+from . import crosscheck, crosscheck_probes, kernel, kernel_environment, manual, normalize, probe, sandbox
 from .feedback import error_message
 from .grading_config import DATA_FILES, GradingSettings, ensure_tools_on_path, nbgrader_config
+from .memory_cap import MEMORY_CAP_FLAG, MemoryCap
 from .sandbox import Limits
 
 #: The job's folder of the submitted data files that passed validation (what the grader measures).
@@ -44,7 +45,7 @@ INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
              "NotebookTimeLimit": "the notebook hit its time limit",
              "KernelDied": "the kernel died (exit or memory limit) and was restarted",
              "KernelChannelBroken": "the kernel broke its channel to the grader and was restarted",
-             "MemoryCapReached": sandbox.MEMORY_CAP_FLAG + ": the submission's processes together held more than "
+             "MemoryCapReached": MEMORY_CAP_FLAG + ": the submission's processes together held more than "
                                  "its total memory cap, were stopped, and the kernel was restarted",
              "MemoryError": "memory limit reached"}
 
@@ -373,9 +374,9 @@ def run(jobdir: Path) -> dict:
     course = jobdir / "course"
     spec = sandbox.SandboxSpec(
         isolation=job["isolation"], workdir=str(jobdir / "work"), ipc_dir=str(jobdir / "ipc"),
-        marker=job["token"], limits=settings.limits, readonly=sandbox.default_readonly_paths(),
+        marker=job["token"], limits=settings.limits, readonly=kernel_environment.readonly_paths(),
         uid=sandbox.sandbox_uid(job["slot"], job["isolation"]), parallel=job["parallel"],
-        experiment_profile=job.get("experiment_profile", "brief"))
+        environment=kernel_environment.course_variables(job.get("experiment_profile", "brief")))
     kernel.configure(spec)
     config = nbgrader_config(course, settings)
     coursedir = CourseDirectory(config=config)
@@ -383,14 +384,15 @@ def run(jobdir: Path) -> dict:
     db_url = config.CourseDirectory.db_url
     submitted = course / "submitted" / job["student_id"] / job["assignment"]
     found: list = [{}, {}, {}]
-    cap = sandbox.MemoryCap(spec).start()  # every process of the submission, kernels and the check alike
+    # every process of the submission, kernels and the check alike
+    cap = MemoryCap(spec.marker, settings.limits.total_memory_mb, settings.limits.max_processes).start()
     try:
         _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags, timings, clock, found)
     finally:
         cap.stop()
     checks, measured, disagreements = found
     if cap.reached > cap.charged:  # stopped outside a notebook's cell (the grader's own check)
-        flags.append(f"{sandbox.MEMORY_CAP_FLAG} while the grader's own check ran: its processes together held "
+        flags.append(f"{MEMORY_CAP_FLAG} while the grader's own check ran: its processes together held "
                      f"more than {settings.limits.total_memory_mb} MB and were stopped")
     timings["memory_peak_mb"] = cap.peak_bytes / 2 ** 20
     notebooks = test_results(job, jobdir, db_url, checks, nb_flags, measured, disagreements)

@@ -304,7 +304,8 @@ def write_report(out: Path, results: dict[str, dict], isolation: str, settings, 
     ``kinds`` (:func:`points_by_kind`) gives each notebook's automatic and hand-graded points;
     without it they are read from the results' tests.
     """
-    from .sandbox import ISOLATION_BWRAP, ISOLATION_PROCESS, caps_in_force
+    from .isolation_report import caps_in_force
+    from .sandbox import ISOLATION_BWRAP, ISOLATION_PROCESS
 
     import matplotlib
     matplotlib.use("Agg")
