@@ -19,7 +19,11 @@ def _root(as_root: bool | None) -> bool:
 
 
 def explain_isolation(level: str, reason: str, as_root: bool | None = None) -> str:
-    """The isolation in force, in one sentence: ``level`` and ``reason`` are :func:`autograder.sandbox.detect_isolation`'s."""
+    """The isolation in force, in one sentence.
+
+    ``level`` and ``reason`` are what :func:`autograder.sandbox.detect_isolation` returned; ``as_root``
+    whether the grader runs as root (default: this process's uid).
+    """
     if level == ISOLATION_BWRAP:
         how = (f"bubblewrap: pid, mount, network, IPC and UTS namespaces; "
                f"code runs as unprivileged uid {FIRST_SANDBOX_UID}+slot" if _root(as_root)

@@ -29,7 +29,11 @@ if TYPE_CHECKING:  # in the kernel, get_ipython is a global of the notebook's na
 
 
 def __autograder_snapshot():
-    import builtins, sys, numpy, numpy.testing
+    import builtins
+    import sys
+
+    import numpy
+    import numpy.testing
     ip = get_ipython()
     watched = {}
     for name in ("allclose", "isclose", "array_equal", "array_equiv", "all", "any", "abs",
@@ -45,7 +49,8 @@ def __autograder_snapshot():
     for name in ("run_cell", "run_ast_nodes", "run_code", "showtraceback", "_showtraceback",
                  "run_cell_async", "transform_cell", "should_run_async"):
         watched["shell." + name] = getattr(cls, name, None)
-    import dnn_course.checks, dnn_course.gradcheck
+    import dnn_course.checks
+    import dnn_course.gradcheck
     course = {m.__name__: dict(vars(m)) for m in (dnn_course.checks, dnn_course.gradcheck)}
     overrides = {name: vars(ip).get(name) for name in ("run_cell", "run_ast_nodes", "run_code", "showtraceback",
                                                          "run_cell_async", "_showtraceback", "transform_cell")}
@@ -55,7 +60,9 @@ def __autograder_snapshot():
 
 
 def __autograder_check(trusted_roots, bindings):
-    import builtins, os, sys
+    import builtins
+    import os
+    import sys
     reasons = []
     holder = sys.modules.get("__autograder_state__")
     state = getattr(holder, "state", None)

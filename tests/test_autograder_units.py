@@ -12,8 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import (bubblewrap, collect, isolation_report, kernel_environment, normalize, probe, report,
-                        sandbox, submission_processes)
+from autograder import (collect, isolation_report, kernel_environment, normalize, probe, report, sandbox,
+                        submission_processes)
+from autograder.bubblewrap import SANDBOX_HOME, SANDBOX_WORKDIR
 from autograder.feedback import HideTestCode, strip_hidden
 from autograder.grading_config import DEFAULT_NAME_PATTERN
 
@@ -331,7 +332,7 @@ def test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs(tmp_path)
     repo = Path(__file__).resolve().parent.parent
     allowed_tmp = [repo.parts[2]] if repo.parts[:2] == ("/", "tmp") else []
     assert facts == {"network": False, "sees_solutions": False, "sees_tests": False, "sees_autograder": False,
-                     "cwd": bubblewrap.SANDBOX_WORKDIR, "tmp": allowed_tmp, "memory": "refused",
+                     "cwd": SANDBOX_WORKDIR, "tmp": allowed_tmp, "memory": "refused",
                      "children": facts["children"]}
     assert 0 < facts["children"] < 64
     # every process of the sandbox died with it (the pid namespace ended)
@@ -378,10 +379,10 @@ def test_detect_isolation_names_what_is_in_force():
 
 def test_isolation_sentences_name_the_level_the_uid_and_why_not_bubblewrap():
     as_root = isolation_report.explain_isolation(sandbox.ISOLATION_BWRAP, "", as_root=True)
-    assert as_root.startswith("bubblewrap: pid, mount, network, IPC and UTS namespaces; code runs as "
-                              f"unprivileged uid {sandbox.FIRST_SANDBOX_UID}+slot; the total memory")
+    assert as_root.startswith(f"{sandbox.ISOLATION_BWRAP}: pid, mount, network, IPC and UTS namespaces; code runs "
+                              f"as unprivileged uid {sandbox.FIRST_SANDBOX_UID}+slot; the total memory")
     assert isolation_report.explain_isolation(sandbox.ISOLATION_BWRAP, "", as_root=False).startswith(
-        "bubblewrap: user, pid, mount, network, IPC and UTS namespaces; the total memory")
+        f"{sandbox.ISOLATION_BWRAP}: user, pid, mount, network, IPC and UTS namespaces; the total memory")
     assert isolation_report.explain_isolation(sandbox.ISOLATION_PROCESS, "bwrap not found").startswith(
         "process (no namespaces): bwrap not found; the total memory")
     caps = isolation_report.caps_in_force(sandbox.Limits(disk_mb=400), sandbox.ISOLATION_PROCESS, as_root=False)
@@ -397,7 +398,7 @@ def test_the_sandbox_environment_is_clean_plus_what_the_caller_passes(tmp_path):
                                environment=kernel_environment.course_variables("smoke"))
     env = sandbox.sandbox_environment(spec)
     assert env["DNN_COURSE_MODE"] == "grading" and env["DNN_COURSE_PROFILE"] == "smoke"
-    assert env[submission_processes.MARKER_VARIABLE] == "unit-env" and env["HOME"] == bubblewrap.SANDBOX_HOME
+    assert env[submission_processes.MARKER_VARIABLE] == "unit-env" and env["HOME"] == SANDBOX_HOME
     bare = sandbox.sandbox_environment(sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(tmp_path), str(tmp_path),
                                                            "unit-env"))
     assert not any(name.startswith("DNN_COURSE") for name in bare)
