@@ -37,6 +37,7 @@ import numpy as np
 
 from . import crosscheck_probes, sandbox
 from .grading_records import ProbeKey
+from .submission_processes import kill_marked_processes
 
 MAX_BYTES = 5_000_000      # everything one process may write
 MAX_FRAME_BYTES = 1_000_000  # one test's values (a few small arrays)
@@ -147,7 +148,7 @@ def _run_units(spec: sandbox.SandboxSpec, seed: int, todo: list[str], found: dic
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
             process.wait()
-        sandbox.kill_marked_processes(spec.marker)
+        kill_marked_processes(spec.marker)
     return why if todo else None
 
 

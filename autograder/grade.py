@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from . import collect as collect_mod
 from . import job as job_module
-from . import manual, report, sandbox, similarity_report
+from . import isolation_report, kernel_environment, manual, report, sandbox, similarity_report
 from dnn_course.files import write_atomically
 
 from .feedback import Redactor, book_links, site_url, write_summary
@@ -42,6 +42,7 @@ from .grading_config import GradingSettings, ensure_tools_on_path, nbgrader_conf
 from .grading_records import Isolation, JobSpec, StudentResult
 from .layout import CourseLayout, JobLayout, OutputLayout
 from .scores import change_score
+from .submission_processes import kill_marked_processes
 
 
 @dataclass
@@ -137,7 +138,7 @@ def _finish(pid: int, jobdir: Path, status: int | None) -> tuple[bool, str]:
     except (ProcessLookupError, PermissionError):
         pass
     folders = JobLayout(jobdir)
-    sandbox.kill_marked_processes(JobSpec.from_json(json.loads(folders.spec.read_text())).token)
+    kill_marked_processes(JobSpec.from_json(json.loads(folders.spec.read_text())).token)
     if status is None:
         return False, "timeout"
     if not folders.result.exists():
@@ -248,7 +249,8 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
     course = layout.course_dir
     for folder in layout.folders():
         folder.mkdir(parents=True, exist_ok=True)
-    isolation = Isolation(*sandbox.detect_isolation(settings.isolation))
+    level, why = sandbox.detect_isolation(settings.isolation, kernel_environment.readonly_paths())
+    isolation = Isolation(level, isolation_report.explain_isolation(level, why))
     master_db = layout.gradebook_db           # results of every run (merged)
     assignment_db = layout.assignment_db      # only the assignment, rebuilt each run
     work_db = layout.work_db                  # the next gradebook.db, until the end

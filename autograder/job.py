@@ -35,12 +35,13 @@ from dnn_course.nbgrader_cells import is_graded_test, nbgrader_metadata
 from dnn_course.notebook_import import import_notebooks
 from dnn_course.reference import COMPONENT_NOTEBOOKS
 
-from . import crosscheck, crosscheck_probes, kernel, manual, normalize, probe, sandbox
+from . import crosscheck, crosscheck_probes, kernel, kernel_environment, manual, normalize, probe, sandbox
 from .feedback import error_message
 from .grading_config import DATA_FILES, ensure_tools_on_path, nbgrader_config
 from .grading_records import JobSpec, NotebookResult, StudentResult, TestResult
 from .layout import JobLayout
 from .scores import change_score
+from .memory_cap import MEMORY_CAP_FLAG, MemoryCap
 
 #: Errors of cells the kernel never really ran (not evidence of tampering).
 NOT_RUN = {"CellTimeoutError", "NotebookTimeLimit", "KernelDied", "KernelChannelBroken", "MemoryCapReached"}
@@ -48,7 +49,7 @@ INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
              "NotebookTimeLimit": "the notebook hit its time limit",
              "KernelDied": "the kernel died (exit or memory limit) and was restarted",
              "KernelChannelBroken": "the kernel broke its channel to the grader and was restarted",
-             "MemoryCapReached": sandbox.MEMORY_CAP_FLAG + ": the submission's processes together held more than "
+             "MemoryCapReached": MEMORY_CAP_FLAG + ": the submission's processes together held more than "
                                  "its total memory cap, were stopped, and the kernel was restarted",
              "MemoryError": "memory limit reached"}
 
@@ -378,9 +379,9 @@ def run(jobdir: Path) -> StudentResult:
     course = folders.course.root
     spec = sandbox.SandboxSpec(
         isolation=job.isolation.level, workdir=str(folders.work_dir), ipc_dir=str(folders.ipc_dir),
-        marker=job.token, limits=settings.limits, readonly=sandbox.default_readonly_paths(),
+        marker=job.token, limits=settings.limits, readonly=kernel_environment.readonly_paths(),
         uid=sandbox.sandbox_uid(job.slot, job.isolation.level), parallel=job.settings.jobs,
-        experiment_profile=job.settings.experiment_profile)
+        environment=kernel_environment.course_variables(job.settings.experiment_profile))
     kernel.configure(spec)
     config = nbgrader_config(course, settings)
     coursedir = CourseDirectory(config=config)
@@ -388,14 +389,15 @@ def run(jobdir: Path) -> StudentResult:
     db_url = config.CourseDirectory.db_url
     submitted = folders.course.submitted_dir(job.student_id, job.assignment)
     found: list = [{}, {}, {}]
-    cap = sandbox.MemoryCap(spec).start()  # every process of the submission, kernels and the check alike
+    # every process of the submission, kernels and the check alike
+    cap = MemoryCap(spec.marker, settings.limits.total_memory_mb, settings.limits.max_processes).start()
     try:
         _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags, timings, clock, found)
     finally:
         cap.stop()
     checks, measured, disagreements = found
     if cap.reached > cap.charged:  # stopped outside a notebook's cell (the grader's own check)
-        flags.append(f"{sandbox.MEMORY_CAP_FLAG} while the grader's own check ran: its processes together held "
+        flags.append(f"{MEMORY_CAP_FLAG} while the grader's own check ran: its processes together held "
                      f"more than {settings.limits.total_memory_mb} MB and were stopped")
     timings["memory_peak_mb"] = cap.peak_bytes / 2 ** 20
     notebooks = test_results(job, jobdir, db_url, checks, nb_flags, measured, disagreements)

@@ -44,9 +44,10 @@ from traitlets import Bool, Float, Integer
 
 from nbgrader.preprocessors import Execute
 
-from dnn_course.check import stderr_as_output
+from dnn_course.nbgrader_cells import stderr_as_output
 
-from . import probe, sandbox
+from . import bubblewrap, memory_cap, probe, sandbox
+from .submission_processes import kill_marked_processes
 
 _SPEC: sandbox.SandboxSpec | None = None
 #: How long the host waits to hand a message to a kernel channel (ms). A kernel that broke its end
@@ -135,7 +136,7 @@ class SandboxKernelManager(AsyncKernelManager):
         python = sys.executable  # the venv path (not resolved), so the venv is used
         inside = spec.isolation == sandbox.ISOLATION_BWRAP
         # inside, the sockets are labelled /ipc/...: the kernel learns nothing of the host's paths
-        inside_ip = sandbox.SANDBOX_IPC + "/kernel" if inside else self.ip
+        inside_ip = bubblewrap.SANDBOX_IPC + "/kernel" if inside else self.ip
         listeners = self._listening_sockets(inside_ip)
         info = {"transport": "ipc", "ip": inside_ip, "key": self.session.key.decode(),
                 "signature_scheme": self.session.signature_scheme, "kernel_name": "",
@@ -187,11 +188,11 @@ class SandboxKernelManager(AsyncKernelManager):
 
     async def _async_kill_kernel(self, restart: bool = False) -> None:
         await super()._async_kill_kernel(restart=restart)
-        sandbox.kill_marked_processes(current_spec().marker)
+        kill_marked_processes(current_spec().marker)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
-        sandbox.kill_marked_processes(current_spec().marker)
+        kill_marked_processes(current_spec().marker)
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
@@ -316,7 +317,7 @@ class SandboxExecute(Execute):
         if cell.cell_type != "code" or not cell.source.strip():
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         self._current_index = cell_index
-        cap = sandbox.memory_cap(current_spec().marker)
+        cap = memory_cap.memory_cap(current_spec().marker)
         if time.monotonic() > self._deadline:
             cell.outputs = [_error_output("NotebookTimeLimit",
                                           f"not run: the notebook used up its {self.notebook_timeout} s")]
@@ -342,7 +343,7 @@ class SandboxExecute(Execute):
                 cap.charged = cap.reached  # this cell's processes were stopped at the cap, not the kernel's fault alone
                 cell.outputs.append(_error_output(
                     "MemoryCapReached", f"the processes of this submission together held more than "
-                    f"{cap.spec.limits.total_memory_mb} MB while this cell ran; all were stopped"))
+                    f"{cap.total_memory_mb} MB while this cell ran; all were stopped"))
             elif isinstance(error, ChannelBroken):
                 cell.outputs.append(_error_output(
                     "KernelChannelBroken", "the kernel's channel to the grader broke while running this cell "

@@ -43,6 +43,8 @@ re-measurement of results, not of this module.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import os
 import re
 import sysconfig
@@ -50,133 +52,19 @@ from pathlib import Path
 
 MARK = "# autograder-probe"
 
-SNAPSHOT = MARK + r''' snapshot (added by the grader)
-def __autograder_snapshot():
-    import builtins, sys, numpy, numpy.testing
-    ip = get_ipython()
-    watched = {}
-    for name in ("allclose", "isclose", "array_equal", "array_equiv", "all", "any", "abs",
-                 "max", "min", "sum", "mean", "exp", "log", "isfinite", "asarray", "array"):
-        watched["numpy." + name] = getattr(numpy, name)
-    for name in ("assert_allclose", "assert_array_equal", "assert_array_almost_equal",
-                 "assert_equal", "assert_almost_equal"):
-        watched["numpy.testing." + name] = getattr(numpy.testing, name)
-    for name in ("isinstance", "len", "abs", "all", "any", "float", "int", "round", "print",
-                 "AssertionError", "Exception", "ValueError", "TypeError"):
-        watched["builtins." + name] = getattr(builtins, name)
-    cls = type(ip)
-    for name in ("run_cell", "run_ast_nodes", "run_code", "showtraceback", "_showtraceback",
-                 "run_cell_async", "transform_cell", "should_run_async"):
-        watched["shell." + name] = getattr(cls, name, None)
-    import dnn_course.checks, dnn_course.gradcheck
-    course = {m.__name__: dict(vars(m)) for m in (dnn_course.checks, dnn_course.gradcheck)}
-    overrides = {name: vars(ip).get(name) for name in ("run_cell", "run_ast_nodes", "run_code", "showtraceback",
-                                                         "run_cell_async", "_showtraceback", "transform_cell")}
-    state = {"watched": watched, "numpy": numpy, "course": course, "overrides": overrides}
-    sys.modules["__autograder_state__"] = type(sys)("__autograder_state__")
-    sys.modules["__autograder_state__"].state = state
-__autograder_snapshot()
-del __autograder_snapshot
-'''
+#: The file whose functions the probe cells define and call in the kernel.
+KERNEL_CODE = Path(__file__).with_name("probe_in_kernel.py")
 
-CHECK = MARK + r''' check {token} {label} (added by the grader)
-def __autograder_check():
-    import builtins, os, sys
-    TRUSTED = {roots}
-    reasons = []
-    holder = sys.modules.get("__autograder_state__")
-    state = getattr(holder, "state", None)
-    if not isinstance(state, dict):
-        return ["the grader's snapshot was removed"]
-    numpy = sys.modules.get("numpy")
-    if numpy is not state["numpy"]:
-        reasons.append("the numpy module was replaced")
-    ip = get_ipython()
-    work = os.path.realpath(os.getcwd())
 
-    def trusted_file(filename):
-        path = os.path.realpath(filename or "")
-        return (os.path.isfile(path) and not path.startswith(work + os.sep)
-                and any(path.startswith(root + os.sep) for root in TRUSTED))
+@functools.lru_cache(maxsize=None)
+def kernel_function(name: str) -> str:
+    """The source of the function ``name`` of :data:`KERNEL_CODE`, as written there."""
+    text = KERNEL_CODE.read_text(encoding="utf-8")
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return ast.get_source_segment(text, node)
+    raise LookupError(f"{KERNEL_CODE} defines no function {name}: the probe cells cannot be built")
 
-    def trusted(obj):
-        """Code of the course or of an installed library (not of a notebook cell or a shipped file)."""
-        func = getattr(obj, "__func__", obj)
-        code = getattr(func, "__code__", None)
-        if code is not None:
-            return trusted_file(code.co_filename)
-        if callable(obj) and getattr(type(obj), "__call__", None) is not None \
-                and type(obj).__module__ not in ("builtins", "functools"):
-            module = sys.modules.get(type(obj).__module__)
-            return trusted_file(getattr(module, "__file__", None))
-        return False
-
-    def describe(obj):
-        func = getattr(obj, "__func__", obj)
-        return getattr(func, "__qualname__", None) or type(obj).__name__
-
-    current = {}
-    for key in state["watched"]:
-        owner, _, name = key.rpartition(".")
-        obj = {"numpy": state["numpy"], "numpy.testing": state["numpy"].testing,
-               "builtins": builtins, "shell": type(ip)}[owner]
-        current[key] = getattr(obj, name, None)
-        if current[key] is not state["watched"][key]:
-            reasons.append(key + " was replaced")
-    for attr, before in state["overrides"].items():
-        if vars(ip).get(attr) is not before:
-            reasons.append("shell." + attr + " was overridden on the instance")
-    if ip.custom_exceptions:
-        reasons.append("a custom exception handler was installed")
-    if sys.excepthook is not sys.__excepthook__ and not trusted(sys.excepthook):
-        reasons.append("sys.excepthook was replaced")
-    if sys.gettrace() is not None or sys.getprofile() is not None:
-        reasons.append("a trace or profile hook was installed")
-    for event, callbacks in ip.events.callbacks.items():
-        for callback in callbacks:
-            if not trusted(callback):
-                reasons.append("an IPython " + event + " callback (" + describe(callback) + ") was registered")
-    for kind in ("ast_transformers", "input_transformers_post", "input_transformers_cleanup"):
-        for transformer in getattr(ip, kind, []):
-            if not trusted(transformer):
-                reasons.append("an input or AST transformer (" + describe(transformer) + ") was added")
-    for mime, formatter in ip.display_formatter.formatters.items():
-        printers = list(getattr(formatter, "type_printers", {}).values()) \
-            + list(getattr(formatter, "deferred_printers", {}).values()) \
-            + list(getattr(formatter, "singleton_printers", {}).values())
-        for printer in printers:
-            if not trusted(printer):
-                reasons.append("a " + mime + " display formatter (" + describe(printer) + ") was registered")
-
-    for name, module in {bindings}:
-        expected = sys.modules.get(module)
-        if expected is None and sys.modules.get(module.rpartition(".")[0]) is not None:
-            expected = getattr(sys.modules[module.rpartition(".")[0]], module.rpartition(".")[2], None)
-        if expected is not None and name in ip.user_ns and ip.user_ns[name] is not expected:
-            reasons.append("the name " + name + " no longer refers to " + module)
-
-    def defined_in(func, folder):
-        code = getattr(func, "__code__", None)
-        if code is None:
-            return True  # builtin or ufunc: compiled code, cannot be redefined in a notebook
-        return os.path.realpath(code.co_filename).startswith(folder + os.sep)
-
-    numpy_dir = os.path.dirname(os.path.realpath(state["numpy"].__file__))
-    for key, func in current.items():
-        if key.startswith("numpy") and callable(func) and not defined_in(func, numpy_dir):
-            reasons.append(key + " is not numpy's own")
-    for module_name, attributes in state["course"].items():
-        module = sys.modules.get(module_name)
-        current_attributes = vars(module) if module is not None else {}
-        for name, value in attributes.items():
-            if (callable(value) or type(value) is type(sys)) and not name.startswith("__") \
-                    and current_attributes.get(name) is not value:
-                reasons.append(module_name + "." + name + " was replaced")
-    return list(dict.fromkeys(reasons))
-__autograder_reasons = __autograder_check()
-print("AUTOGRADER-PROBE {token} {label} " + ("TAMPERED " + "; ".join(__autograder_reasons) if __autograder_reasons else "CLEAN"))
-del __autograder_check, __autograder_reasons
-'''
 
 LABEL = re.compile(r"[^A-Za-z0-9_.:-]")
 
@@ -198,7 +86,9 @@ def trusted_roots() -> list[str]:
 
 
 def snapshot_source() -> str:
-    return SNAPSHOT
+    """The snapshot cell, run before any cell of the course or the student."""
+    return (f"{MARK} snapshot (added by the grader)\n{kernel_function('__autograder_snapshot')}\n"
+            "__autograder_snapshot()\ndel __autograder_snapshot\n")
 
 
 def check_source(token: str, label: str, bindings: list[tuple[str, str]] = (),
@@ -209,9 +99,12 @@ def check_source(token: str, label: str, bindings: list[tuple[str, str]] = (),
     trusted code folders (default :func:`trusted_roots`).
     """
     label = LABEL.sub("_", label) or "_"
-    return (CHECK.replace("{token}", token).replace("{label}", label)
-            .replace("{bindings}", repr(sorted(bindings)))
-            .replace("{roots}", repr(sorted(roots if roots is not None else trusted_roots()))))
+    roots = sorted(roots if roots is not None else trusted_roots())
+    return (f"{MARK} check {token} {label} (added by the grader)\n{kernel_function('__autograder_check')}\n"
+            f"__autograder_reasons = __autograder_check({roots!r}, {sorted(bindings)!r})\n"
+            f"print(\"AUTOGRADER-PROBE {token} {label} \" + (\"TAMPERED \" + \"; \".join(__autograder_reasons) "
+            "if __autograder_reasons else \"CLEAN\"))\n"
+            "del __autograder_check, __autograder_reasons\n")
 
 
 def module_bindings(sources: list[str]) -> list[tuple[str, str]]:
@@ -221,8 +114,6 @@ def module_bindings(sources: list[str]) -> list[tuple[str, str]]:
     checks`` gives ``("checks", "dnn_course.checks")`` (kept only if that is a
     module when checked).
     """
-    import ast
-
     found = set()
     for source in sources:
         try:
@@ -245,7 +136,7 @@ def is_probe(source: str) -> bool:
 
 
 def is_check(source: str) -> bool:
-    """Whether ``source`` is a check probe (:data:`CHECK`), not the snapshot taken before the tests."""
+    """Whether ``source`` is a check cell (:func:`check_source`), not the snapshot taken before the tests."""
     return source.startswith(MARK + " check ")
 
 

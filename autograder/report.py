@@ -296,7 +296,7 @@ def write_report(out: Path, results: dict[str, StudentResult], isolation: Isolat
     ``kinds`` (:func:`points_by_kind`) gives each notebook's automatic and hand-graded points;
     without it they are read from the results' tests.
     """
-    from .sandbox import caps_in_force
+    from .isolation_report import caps_in_force
 
     import matplotlib
     matplotlib.use("Agg")

@@ -124,9 +124,9 @@ def bubblewrap(skip_or_fail) -> None:
     """Tests that need the bubblewrap sandbox (the autograder's expected grades assume it)."""
     from autograder import sandbox
 
-    level, how = sandbox.detect_isolation()
+    level, why = sandbox.detect_isolation()
     if level != sandbox.ISOLATION_BWRAP:
-        skip_or_fail(f"needs bubblewrap (apt-get install bubblewrap) and user namespaces or root; here: {how}")
+        skip_or_fail(f"needs bubblewrap (apt-get install bubblewrap) and user namespaces or root; here: {why}")
 
 
 # ---------------------------------------------------------------------------------------------------

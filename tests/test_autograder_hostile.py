@@ -32,7 +32,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import collect, normalize, sandbox
+from autograder import collect, isolation_report, kernel_environment, memory_cap, normalize, sandbox
 from autograder.feedback import REDACTED, HideTestCode, Redactor
 from autograder.grade import grade
 from autograder.grading_config import GradingSettings
@@ -152,8 +152,8 @@ def test_the_report_names_the_caps_in_force(graded):
     assert "Caps in force" in page
     assert "128 MB of writable space per kernel in total (size-limited tmpfs" in page
     # the total memory cap, and how this machine enforces it (cgroup or watchdog)
-    assert f"2048 MB of memory for all the processes of a submission together: {sandbox.memory_cap_method()[1]}" \
-        in page
+    assert "2048 MB of memory for all the processes of a submission together: " \
+           f"{isolation_report.memory_cap_sentence()}" in page
 
 
 # ----------------------------------------------------------------------------- fast pieces
@@ -248,7 +248,7 @@ def test_the_sandbox_sees_copies_and_the_host_folder_is_never_mounted(tmp_path):
     (work / "01_activations.ipynb").write_text("{}")
     os.symlink("/etc/passwd", work / "link.ipynb")  # a link in the host folder is not followed
     spec = sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(work), str(ipc), "unit-copy",
-                               limits=sandbox.Limits(disk_mb=8), readonly=sandbox.default_readonly_paths(),
+                               limits=sandbox.Limits(disk_mb=8), readonly=kernel_environment.readonly_paths(),
                                uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
     code = ("import os, json\n"
             "names = sorted(os.listdir('.'))\n"
@@ -339,7 +339,7 @@ def test_a_sandboxed_process_holds_only_the_descriptors_it_is_given(tmp_path):
     ipc.mkdir()
     (work / "01_activations.ipynb").write_text("{}")
     spec = sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(work), str(ipc), "unit-fds",
-                               readonly=sandbox.default_readonly_paths(),
+                               readonly=kernel_environment.readonly_paths(),
                                uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
     read, write = os.pipe()
     code = ("import os, json\n"
@@ -381,10 +381,11 @@ def test_the_watchdog_stops_a_submission_whose_processes_together_pass_the_cap(t
     ipc.mkdir()
     spec = sandbox.SandboxSpec(isolation, str(work), str(ipc), f"unit-memcap-{isolation}",
                                limits=sandbox.Limits(total_memory_mb=600),
-                               readonly=sandbox.default_readonly_paths(), uid=sandbox.sandbox_uid(1, isolation))
+                               readonly=kernel_environment.readonly_paths(), uid=sandbox.sandbox_uid(1, isolation))
     # under the sandbox's uid when there is one (another grading run on this machine uses the same uids)
     bystander = subprocess.Popen(["sleep", "60"], user=spec.uid, cwd="/")
-    cap = sandbox.MemoryCap(spec, method=sandbox.CAP_WATCHDOG, interval=0.1).start()
+    cap = memory_cap.MemoryCap(spec.marker, 600, spec.limits.max_processes, method=memory_cap.CAP_WATCHDOG,
+                               interval=0.1).start()
     try:
         clock = time.monotonic()
         result = _run_sandboxed([sys.executable, "-c", FORK_AND_FILL.format(mb=300)], spec)
@@ -401,7 +402,6 @@ def test_the_watchdog_stops_a_submission_whose_processes_together_pass_the_cap(t
         while cap.processes() and time.monotonic() < deadline:  # a killed sandbox's init takes a moment to go
             time.sleep(0.1)
         assert cap.processes() == set()
-        assert sandbox.MEMORY_CAP_FLAG in cap.describe() and "600 MB" in cap.describe()
     finally:
         bystander.kill()
         bystander.wait()
@@ -418,12 +418,12 @@ def test_a_cgroup_cap_is_set_joined_read_and_removed(tmp_path):
     for name in ("memory.oom.group", "memory.events", "cgroup.kill", "cgroup.procs"):
         (group / name).write_text("")
     (group / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\noom_group_kill 0\n")
-    cap = sandbox.MemoryCap(spec, method=sandbox.CAP_CGROUP, cgroup_root=tmp_path).start()
+    cap = memory_cap.MemoryCap(spec.marker, 700, 99, method=memory_cap.CAP_CGROUP, cgroup_root=tmp_path).start()
     try:
         assert (group / "memory.max").read_text() == str(700 * 2 ** 20)
         assert (group / "pids.max").read_text() == "99"
         assert (group / "memory.oom.group").read_text() == "1"
-        assert sandbox.memory_cap("unit-cgroup") is cap
+        assert memory_cap.memory_cap("unit-cgroup") is cap
         assert sandbox.preexec_function(spec).args[-1] == str(group / "cgroup.procs")
         assert cap.check() is False and cap.reached == 0
         (group / "memory.events").write_text("low 0\nhigh 0\nmax 9\noom 2\noom_kill 1\noom_group_kill 1\n")
@@ -432,13 +432,16 @@ def test_a_cgroup_cap_is_set_joined_read_and_removed(tmp_path):
     finally:
         cap.stop()
     assert (group / "cgroup.kill").read_text() == "1"
-    assert sandbox.memory_cap("unit-cgroup") is None
+    assert memory_cap.memory_cap("unit-cgroup") is None
     assert sandbox.preexec_function(spec).args[-1] is None
 
 
 def test_the_memory_cap_is_decided_in_one_place_and_reported():
-    method, how = sandbox.memory_cap_method()
-    assert method in (sandbox.CAP_CGROUP, sandbox.CAP_WATCHDOG)
-    caps = sandbox.caps_in_force(sandbox.Limits(total_memory_mb=1500), sandbox.ISOLATION_BWRAP)
+    method, detail = memory_cap.memory_cap_method()
+    assert method in (memory_cap.CAP_CGROUP, memory_cap.CAP_WATCHDOG)
+    how = isolation_report.memory_cap_sentence()
+    assert detail in how and how.startswith("one cgroup" if method == memory_cap.CAP_CGROUP else "a watchdog")
+    caps = isolation_report.caps_in_force(sandbox.Limits(total_memory_mb=1500), sandbox.ISOLATION_BWRAP)
     assert caps[-1] == f"1500 MB of memory for all the processes of a submission together: {how}"
-    assert ("watchdog" in sandbox.detect_isolation("process")[1]) == (method == sandbox.CAP_WATCHDOG)
+    process = isolation_report.explain_isolation(*sandbox.detect_isolation("process"))
+    assert ("watchdog" in process) == (method == memory_cap.CAP_WATCHDOG)

@@ -14,7 +14,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import collect, normalize, probe, report, sandbox
+from autograder import (collect, isolation_report, kernel_environment, normalize, probe, report, sandbox,
+                        submission_processes)
+from autograder.bubblewrap import SANDBOX_HOME, SANDBOX_WORKDIR
 from autograder.feedback import HideTestCode, strip_hidden
 from autograder.grading_config import DEFAULT_NAME_PATTERN
 
@@ -308,6 +310,22 @@ def test_probe_verdicts_name_the_first_cell_and_fail_closed():
     assert probe.first_tampering([("b", ok.format("a"))], "t") == (0, "b", ["an integrity check produced no verdict"])
 
 
+def test_probe_cells_define_and_call_the_functions_of_the_probe_file():
+    """The code the probe runs in the kernel is the real file autograder/probe_in_kernel.py, copied into the cells."""
+    text = probe.KERNEL_CODE.read_text(encoding="utf-8")
+    snapshot = probe.snapshot_source()
+    check = probe.check_source("tok", "cell 1", [("np", "numpy")], ["/lib/python"])
+    for name, cell in (("__autograder_snapshot", snapshot), ("__autograder_check", check)):
+        source = probe.kernel_function(name)
+        assert source.startswith(f"def {name}(") and source in text and source in cell
+        compile(cell, "<probe cell>", "exec")
+    assert snapshot.endswith("__autograder_snapshot()\ndel __autograder_snapshot\n")
+    assert "__autograder_check(['/lib/python'], [('np', 'numpy')])" in check
+    assert probe.is_check(check) and probe.check_label(check) == "cell_1" and not probe.is_check(snapshot)
+    with pytest.raises(LookupError, match="defines no function"):
+        probe.kernel_function("__no_such_function")
+
+
 def test_module_bindings_of_setup_cells():
     found = probe.module_bindings(["import numpy as np\nfrom dnn_course import checks\nimport os.path", "def ("])
     assert found == [("checks", "dnn_course.checks"), ("np", "numpy"), ("os", "os")]
@@ -338,7 +356,7 @@ def _run_sandboxed(code: str, tmp_path: Path, isolation: str, marker: str, **lim
     ipc.mkdir(exist_ok=True)
     spec = sandbox.SandboxSpec(isolation, str(work), str(ipc), marker,
                                limits=sandbox.Limits(**limits) if limits else sandbox.Limits(),
-                               readonly=sandbox.default_readonly_paths(), uid=sandbox.sandbox_uid(0, isolation))
+                               readonly=kernel_environment.readonly_paths(), uid=sandbox.sandbox_uid(0, isolation))
     command = sandbox.command([sys.executable, "-c", code], spec)
     try:
         return subprocess.run(command.argv, capture_output=True, text=True, pass_fds=command.pass_fds,
@@ -390,11 +408,11 @@ def test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs(tmp_path)
     repo = Path(__file__).resolve().parent.parent
     allowed_tmp = [repo.parts[2]] if repo.parts[:2] == ("/", "tmp") else []
     assert facts == {"network": False, "sees_solutions": False, "sees_tests": False, "sees_autograder": False,
-                     "cwd": sandbox.SANDBOX_WORKDIR, "tmp": allowed_tmp, "memory": "refused",
+                     "cwd": SANDBOX_WORKDIR, "tmp": allowed_tmp, "memory": "refused",
                      "children": facts["children"]}
     assert 0 < facts["children"] < 64
     # every process of the sandbox died with it (the pid namespace ended)
-    assert sandbox.kill_marked_processes("unit-bwrap") == 0
+    assert submission_processes.kill_marked_processes("unit-bwrap") == 0
 
 
 @pytest.mark.usefixtures("bubblewrap")
@@ -422,15 +440,56 @@ def test_process_isolation_refuses_sockets_and_kills_detached_children(tmp_path)
     result = _run_sandboxed(code, tmp_path, sandbox.ISOLATION_PROCESS, "unit-process")
     assert result.stdout.strip() == "no network"
     time.sleep(0.2)
-    assert sandbox.kill_marked_processes("unit-process") == 1
-    assert sandbox.kill_marked_processes("unit-process") == 0
+    assert submission_processes.kill_marked_processes("unit-process") == 1
+    assert submission_processes.kill_marked_processes("unit-process") == 0
 
 
 def test_detect_isolation_names_what_is_in_force():
-    level, how = sandbox.detect_isolation()
+    level, why = sandbox.detect_isolation("auto", kernel_environment.readonly_paths())
     assert level in (sandbox.ISOLATION_BWRAP, sandbox.ISOLATION_PROCESS)
+    assert (why == "") == (level == sandbox.ISOLATION_BWRAP)
+    how = isolation_report.explain_isolation(level, why)
     assert how.startswith("bubblewrap" if level == sandbox.ISOLATION_BWRAP else "process (no namespaces)")
-    assert sandbox.detect_isolation("process")[1].startswith("process (no namespaces)")
+    assert sandbox.detect_isolation("process") == (sandbox.ISOLATION_PROCESS, "requested with --isolation process")
+
+
+def test_isolation_sentences_name_the_level_the_uid_and_why_not_bubblewrap():
+    as_root = isolation_report.explain_isolation(sandbox.ISOLATION_BWRAP, "", as_root=True)
+    assert as_root.startswith(f"{sandbox.ISOLATION_BWRAP}: pid, mount, network, IPC and UTS namespaces; code runs "
+                              f"as unprivileged uid {sandbox.FIRST_SANDBOX_UID}+slot; the total memory")
+    assert isolation_report.explain_isolation(sandbox.ISOLATION_BWRAP, "", as_root=False).startswith(
+        f"{sandbox.ISOLATION_BWRAP}: user, pid, mount, network, IPC and UTS namespaces; the total memory")
+    assert isolation_report.explain_isolation(sandbox.ISOLATION_PROCESS, "bwrap not found").startswith(
+        "process (no namespaces): bwrap not found; the total memory")
+    caps = isolation_report.caps_in_force(sandbox.Limits(disk_mb=400), sandbox.ISOLATION_PROCESS, as_root=False)
+    assert "no cap on the total disk space written (process isolation)" in caps
+    caps = isolation_report.caps_in_force(sandbox.Limits(disk_mb=400), sandbox.ISOLATION_BWRAP, as_root=True)
+    assert "at most 256 processes and threads per submission (its own user id)" in caps
+    assert any(cap.startswith("400 MB of writable space per kernel") and "working folder 300 MB" in cap
+               for cap in caps)
+
+
+def test_the_sandbox_environment_is_clean_plus_what_the_caller_passes(tmp_path):
+    spec = sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(tmp_path), str(tmp_path), "unit-env",
+                               environment=kernel_environment.course_variables("smoke"))
+    env = sandbox.sandbox_environment(spec)
+    assert env["DNN_COURSE_MODE"] == "grading" and env["DNN_COURSE_PROFILE"] == "smoke"
+    assert env[submission_processes.MARKER_VARIABLE] == "unit-env" and env["HOME"] == SANDBOX_HOME
+    bare = sandbox.sandbox_environment(sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(tmp_path), str(tmp_path),
+                                                           "unit-env"))
+    assert not any(name.startswith("DNN_COURSE") for name in bare)
+    clash = sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(tmp_path), str(tmp_path), "unit-env",
+                                environment=(("HOME", "/x"), (submission_processes.MARKER_VARIABLE, "other")))
+    with pytest.raises(ValueError, match="AUTOGRADER_SANDBOX_ID, HOME"):
+        sandbox.sandbox_environment(clash)
+
+
+def test_the_grading_kernel_reads_python_the_course_package_and_its_embedded_data():
+    paths = kernel_environment.readonly_paths()
+    package = Path(kernel_environment.dnn_course.__file__).resolve().parent
+    assert any(package == Path(p) or Path(p) in package.parents for p in paths)
+    assert all(not (p != q and p.startswith(q + "/")) for p in paths for q in paths)
+    assert sandbox.outermost_paths([Path("/usr/lib"), Path("/usr"), Path("/usr"), Path("/no/such/path")]) == ("/usr",)
 
 
 # ----------------------------------------------------------------------------- results files

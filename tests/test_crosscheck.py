@@ -12,7 +12,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder import crosscheck, sandbox
+from autograder import crosscheck, kernel_environment, sandbox
 from tests.autograder_corpus import students as st
 from tests.rehearsal import cohort
 
@@ -35,7 +35,8 @@ def run(tmp_path, notebooks: dict, reference) -> dict:
             nbformat.write(nb, work / name)
     isolation, _ = sandbox.detect_isolation("bubblewrap")
     spec = sandbox.SandboxSpec(isolation=isolation, workdir=str(work), ipc_dir=str(ipc), marker="crosscheck-test",
-                               readonly=sandbox.default_readonly_paths(), uid=sandbox.sandbox_uid(0, isolation))
+                               readonly=kernel_environment.readonly_paths(), uid=sandbox.sandbox_uid(0, isolation),
+                               environment=kernel_environment.course_variables("brief"))
     return crosscheck.crosscheck(spec, reference, sorted(p.name for p in work.glob("*.ipynb")), seed=2026)
 
 

@@ -228,6 +228,8 @@ def test_a_blank_notebook_names_each_method_to_write(tmp_path):
 def test_stderr_of_a_test_cell_counts_as_output_as_when_grading():
     """The check and the grader share one rule: a test is decided by its outcome, not by stderr."""
     import nbformat
+
+    from dnn_course.nbgrader_cells import stderr_as_output
     nb = nbformat.v4.new_notebook()
     test = nbformat.v4.new_code_cell("import logging; logging.warning('x')", metadata={"nbgrader": {
         "grade": True, "solution": False, "grade_id": "test_x", "points": 1}})
@@ -236,7 +238,7 @@ def test_stderr_of_a_test_cell_counts_as_output_as_when_grading():
     for cell in (test, answer):
         cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="WARNING:root:x\n")]
     nb.cells = [test, answer]
-    check.stderr_as_output(nb)
+    stderr_as_output(nb)
     assert [c.outputs[0].name for c in nb.cells] == ["stdout", "stderr"]
 
 

@@ -1,0 +1,32 @@
+"""What the course's code needs inside the sandbox: the paths it reads and the variables it is told.
+
+The one place where the grading job turns its settings into the sandbox's
+inputs (:attr:`autograder.sandbox.SandboxSpec.readonly` and
+:attr:`~autograder.sandbox.SandboxSpec.environment`); :mod:`autograder.sandbox`
+itself knows nothing of the course. Reads where the ``dnn_course`` package and
+its embedded data are installed; writes nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import dnn_course
+
+from .sandbox import outermost_paths, python_paths
+
+
+def readonly_paths() -> tuple[str, ...]:
+    """Host paths the grading kernel reads: Python, the venv, ``dnn_course``, the embedded data."""
+    package_dir = Path(dnn_course.__file__).resolve().parent
+    return outermost_paths(python_paths() + [package_dir, package_dir.parent / "data" / "embedded"])
+
+
+def course_variables(experiment_profile: str) -> tuple[tuple[str, str], ...]:
+    """The environment variables the course's code reads when graded, as ``(name, value)`` pairs.
+
+    ``DNN_COURSE_MODE=grading``: the experiment notebooks read the results they
+    saved instead of training again; ``DNN_COURSE_PROFILE``: which experiment
+    profile those results were made under (the job's ``experiment_profile``,
+    see :mod:`dnn_course.experiment`).
+    """
+    return (("DNN_COURSE_MODE", "grading"), ("DNN_COURSE_PROFILE", experiment_profile))
