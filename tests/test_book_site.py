@@ -1,8 +1,8 @@
 """The course website (Jupyter Book), checked as a reader sees it: in a real headless browser.
 
-The built site in ``_build/html`` is served from 127.0.0.1 and opened in headless Chromium
-(Debian package ``chromium``), driven over the DevTools protocol by
-``scripts/check_site.py``. The site is built first (as ``make book`` does) when it is missing
+The built site in ``_build/html`` is served from 127.0.0.1 and opened in the system's headless
+Chromium (Debian package ``chromium``), driven by Playwright through the checks of
+``scripts/check_site.py`` (``scripts/website/``). The site is built first (as ``make book`` does) when it is missing
 or older than its sources; in CI, run ``make book`` before the tests so this is not needed.
 
 Without Chromium the browser tests are skipped, except when the environment variable ``CI``
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -27,22 +26,18 @@ import nbformat
 import pytest
 import yaml
 
+from scripts import check_site
+from scripts.website import layout, pages
+from scripts.website.browser import headless_chromium, open_tab
+from scripts.website.leaks import downloadable_text, solution_regions
+from scripts.website.server import serve_directory
+
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "_build" / "html"
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 REPOSITORY_URL = CONFIG["repository"]["url"]  # https://github.com/<owner>/<name>
 GITHUB_REPOSITORY = REPOSITORY_URL.removeprefix("https://github.com/")
 
-
-def _load_checker():
-    spec = importlib.util.spec_from_file_location("check_site", REPO / "scripts" / "check_site.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-check_site = _load_checker()
 
 EXPECTED_DOCNAMES = [
     "book/00_introduction",
@@ -245,25 +240,23 @@ def test_chapters_are_executed_at_build_time(reports):
 
 
 def test_search_finds_the_student_guide(chromium, built_site):
-    with check_site.serve_directory(built_site) as base_url, check_site.HeadlessChromium(chromium) as browser:
-        results = check_site.search(browser, base_url, "validate")
+    with serve_directory(built_site) as base_url, headless_chromium(chromium) as browser, open_tab(browser) as tab:
+        results = pages.search(tab, base_url, "validate")
     assert base_url + "book/student_guide.html" in [url.split("#")[0].split("?")[0] for url in results], results
 
 
 def test_introduction_works_opened_as_a_file(chromium, built_site):
     """Offline without a server: file:// pages load MathJax, its fonts and the figures."""
-    with check_site.HeadlessChromium(chromium) as browser:
-        events = browser.open((built_site / "book" / "00_introduction.html").as_uri())
-        page = browser.evaluate(
-            "({math: document.querySelectorAll('.math').length,"
-            " typeset: document.querySelectorAll('.math mjx-container').length,"
-            " fonts: Array.from(document.fonts).filter(f => f.family === 'MJXTEX').map(f => f.status),"
-            " broken: Array.from(document.images).filter(i => i.naturalWidth === 0).map(i => i.src)})")
-    failed = [e["params"] for e in events if e["method"] == "Network.loadingFailed"]
-    assert failed == []
-    assert page["math"] >= 20 and page["typeset"] == page["math"]
-    assert page["fonts"] == ["loaded"]
-    assert page["broken"] == []
+    with headless_chromium(chromium) as browser, open_tab(browser) as tab:
+        events = tab.open((built_site / "book" / "00_introduction.html").as_uri())
+        math = tab.page.locator(".math").count()
+        typeset = tab.page.locator(".math mjx-container").count()
+        fonts = tab.page.evaluate("Array.from(document.fonts).filter(f => f.family === 'MJXTEX').map(f => f.status)")
+        broken = tab.page.locator("img").evaluate_all("images => images.filter(i => i.naturalWidth === 0).map(i => i.src)")
+    assert events.failures == []
+    assert math >= 20 and typeset == math
+    assert fonts == ["loaded"]
+    assert broken == []
 
 
 # --- what is (not) published -----------------------------------------------------------------
@@ -282,11 +275,10 @@ def test_default_site_gives_no_answer(reports, built_site):
     """No model answer of a written question, no heading of the answers' sections and not the
     configuration the reference search chose, in any page or downloadable source of the default site
     (`make book ANSWERS=1` publishes them after the deadline, in _build/answers)."""
-    spec = importlib.util.spec_from_file_location("make_release", REPO / "scripts" / "make_release.py")
-    make_release = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_release)
+    from scripts import make_release
+
     texts = {page: report.text for page, report in reports.items()}
-    texts.update({path.relative_to(built_site).as_posix(): check_site._downloadable_text(path)
+    texts.update({path.relative_to(built_site).as_posix(): downloadable_text(path)
                   for path in built_site.rglob("*") if path.is_file() and path.suffix in (".ipynb", ".md", ".txt")
                   and "_static" not in path.relative_to(built_site).parts})
     assert not any("answers" in name for name in texts), "an answers page is in the default site"
@@ -296,7 +288,7 @@ def test_default_site_gives_no_answer(reports, built_site):
 def test_no_solution_reaches_the_site(reports, built_site):
     solutions = REPO / "solutions" / "dnn_hw"
     if list(solutions.glob("*.ipynb")):
-        assert check_site.solution_regions(solutions), "found no solution regions to look for"
+        assert solution_regions(solutions), "found no solution regions to look for"
     leaks = check_site.find_solution_leaks(built_site, solutions, {page: r.text for page, r in reports.items()})
     assert leaks == [], "\n".join(leaks)
 
@@ -391,7 +383,7 @@ def layouts(chromium, built_site) -> dict:
     return check_site.check_site_layout(built_site, LAYOUT_PAGES, chromium)
 
 
-@pytest.mark.parametrize("width", list(check_site.LAYOUT_WIDTHS))
+@pytest.mark.parametrize("width", list(layout.LAYOUT_WIDTHS))
 @pytest.mark.parametrize("page", LAYOUT_PAGES)
 def test_nothing_overflows_and_figure_text_is_legible(layouts, page, width):
     """No equation, output or table sticks out or is cut off; figure text >= the footnotes."""
@@ -402,7 +394,7 @@ def test_nothing_overflows_and_figure_text_is_legible(layouts, page, width):
 def test_layout_constants_follow_the_figure_style():
     from dnn_course import plotting
 
-    assert (check_site.BOOK_DPI, check_site.MIN_FONT_PT, check_site.BOOK_PIXEL_RATIO) == (
+    assert (layout.BOOK_DPI, layout.MIN_FONT_PT, layout.BOOK_PIXEL_RATIO) == (
         plotting.BOOK_DPI, plotting.MIN_FONT_PT, plotting.BOOK_PIXEL_RATIO)
     # a figure MAX_WIDTH_IN wide fits the desktop column (measured: 740 px at 1280 px)
     assert plotting.MAX_WIDTH_IN * plotting.BOOK_DPI <= 740
@@ -441,10 +433,12 @@ def test_layout_checker_finds_shrunk_figures_cut_off_outputs_and_two_search_boxe
     (tmp_path / "good.html").write_text(_LAYOUT_PAGE.format(column=600, image="retina.png", size="width: 300px; ",
                                                             long="short")
                                         .replace('<input type="search"><input type="search">', ""))
-    with check_site.serve_directory(tmp_path) as base_url, check_site.HeadlessChromium(chromium) as browser:
-        bad, measured = check_site.check_layout(browser, base_url, "bad.html", 1280, 800, desktop=True)
-        good, _ = check_site.check_layout(browser, base_url, "good.html", 1280, 800, desktop=True)
-        phone, _ = check_site.check_layout(browser, base_url, "good.html", 390, 800, desktop=False)
+    with serve_directory(tmp_path) as base_url, headless_chromium(chromium) as browser:
+        with open_tab(browser, width=1280, height=800) as desktop:
+            bad, measured = layout.check_layout(desktop, base_url, "bad.html", desktop=True)
+            good, _ = layout.check_layout(desktop, base_url, "good.html", desktop=True)
+        with open_tab(browser, width=390, height=800, mobile=True) as phone_tab:
+            phone, _ = layout.check_layout(phone_tab, base_url, "good.html", desktop=False)
     assert measured["footnotePx"] == 14
     text = "\n".join(bad)
     # the 1000 px image is shrunk to 600 px: 11 pt at 100 dpi (15.3 px) becomes 9.2 px
