@@ -37,6 +37,9 @@ INSTALL_HINT = "install it with `apt-get update && apt-get install -y chromium` 
 #: Flags on top of Playwright's own (which already make the browser headless, quiet, without
 #: sandbox, extensions, sync or background networking): no GPU, no QUIC, no /dev/shm (small in containers).
 CHROMIUM_ARGS = ("--disable-gpu", "--disable-quic", "--disable-dev-shm-usage")
+#: Playwright's flags left out: scroll bars stay, taking their room as in a reader's desktop browser,
+#: so that a box cut off without a scroll bar is told from one that scrolls.
+PLAYWRIGHT_ARGS_LEFT_OUT = ("--hide-scrollbars",)
 
 #: The window of a tab that is not given one: a desktop screen.
 DEFAULT_WINDOW = (1280, 1024)
@@ -86,8 +89,9 @@ def headless_chromium(executable: str, timeout: float = 30.0) -> Iterator[Browse
     """Start the Chromium at `executable` headless through Playwright; closed on exit."""
     with sync_playwright() as playwright:
         try:
-            browser = playwright.chromium.launch(executable_path=executable, headless=True,
-                                                 args=list(CHROMIUM_ARGS), timeout=timeout * 1000)
+            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=list(CHROMIUM_ARGS),
+                                                 ignore_default_args=list(PLAYWRIGHT_ARGS_LEFT_OUT),
+                                                 timeout=timeout * 1000)
         except PlaywrightError as error:
             raise BrowserError(f"Chromium ({executable}) did not start: {error.message}\n"
                                f"Is it a working Chromium? If not, {INSTALL_HINT}, or set CHROMIUM") from None
