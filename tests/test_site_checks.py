@@ -164,7 +164,7 @@ def test_every_page_script_is_a_function_the_checks_run():
 
 
 def test_find_chromium_prefers_the_chromium_variable(tmp_path, monkeypatch):
-    fake = tmp_path / "my-chromium"
+    fake = tmp_path / "my-browser"
     fake.write_text("#!/bin/sh\n")
     monkeypatch.setenv("CHROMIUM", str(fake))
     assert browser.find_chromium() == str(fake)
