@@ -42,11 +42,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # scripts and dnn_course, when run as a script outside the environment's install
     sys.path.insert(0, str(REPO_ROOT))
-from scripts.website.browser import INSTALL_HINT, find_chromium  # noqa: E402
-from scripts.website.layout import check_site_layout  # noqa: E402
-from scripts.website.leaks import find_solution_leaks  # noqa: E402
-from scripts.website.pages import check_site  # noqa: E402
-from scripts.website.toc import toc_docnames  # noqa: E402
+from scripts.website import layout, pages, toc  # noqa: E402 - importable once the path above is set
+from scripts.website.browser import INSTALL_HINT, find_chromium  # noqa: E402 - as above
+from scripts.website.leaks import find_solution_leaks  # noqa: E402 - as above
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.site / "index.html").is_file():
         print(f"error: {args.site} holds no built site; run `make book` first", file=sys.stderr)
         return 2
-    pages = [name + ".html" for name in toc_docnames(args.toc)] + ["index.html", "search.html"]
-    reports = check_site(args.site, pages, chromium)
+    page_paths = [name + ".html" for name in toc.toc_docnames(args.toc)] + ["index.html", "search.html"]
+    reports = pages.check_site(args.site, page_paths, chromium)
     leaks = find_solution_leaks(args.site, args.solutions, {p: r.text for p, r in reports.items()})
-    for (path, width), problems in check_site_layout(args.site, pages[:-2], chromium).items():
+    for (path, width), problems in layout.check_site_layout(args.site, page_paths[:-2], chromium).items():
         reports[path].problems += [f"at {width} width: {problem}" for problem in problems]
     failed = 0
     for path, report in reports.items():

@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from scripts import check_site
-from scripts.website import layout, pages
-from scripts.website.browser import headless_chromium, open_tab
+from scripts.website import layout, pages, toc
+from scripts.website.browser import INSTALL_HINT, find_chromium, headless_chromium, open_tab
 from scripts.website.leaks import downloadable_text, solution_regions
 from scripts.website.server import serve_directory
 
@@ -59,7 +59,7 @@ EXPECTED_DOCNAMES = [
     "book/student_guide",
     "book/instructor_guide",
 ]
-DOCNAMES = check_site.toc_docnames(REPO / "_toc.yml")
+DOCNAMES = toc.toc_docnames(REPO / "_toc.yml")
 CHAPTERS = [name for name in DOCNAMES if name.startswith("book/0") and name != "book/00_introduction"]
 EXERCISES = [name for name in DOCNAMES if name.startswith("exercises/")]
 PAGES = [name + ".html" for name in DOCNAMES] + ["index.html", "search.html"]
@@ -151,16 +151,16 @@ def built_site() -> Path:
 
 @pytest.fixture(scope="session")
 def chromium(skip_or_fail) -> str:
-    path = check_site.find_chromium()
+    path = find_chromium()
     if path is None:
-        skip_or_fail(f"the headless-browser tests need Chromium; {check_site.INSTALL_HINT}")
+        skip_or_fail(f"the headless-browser tests need Chromium; {INSTALL_HINT}")
     return path
 
 
 @pytest.fixture(scope="session")
 def reports(chromium, built_site) -> dict:
     """Every page of the toc (and the home and search pages), opened in the browser once."""
-    return check_site.check_site(built_site, PAGES, chromium)
+    return pages.check_site(built_site, PAGES, chromium)
 
 
 # --- the pages in the browser ----------------------------------------------------------------
@@ -324,7 +324,7 @@ def test_checker_reports_each_kind_of_problem(tmp_path, chromium):
     (tmp_path / "good.html").write_text(_GOOD_PAGE)
     (tmp_path / "pixel.gif").write_bytes(_PIXEL)
 
-    reports = check_site.check_site(tmp_path, ["broken.html", "good.html", "absent.html"], chromium)
+    reports = pages.check_site(tmp_path, ["broken.html", "good.html", "absent.html"], chromium)
 
     assert reports["good.html"].problems == []
     problems = "\n".join(reports["broken.html"].problems)
@@ -380,7 +380,7 @@ LAYOUT_PAGES = [name + ".html" for name in DOCNAMES]
 @pytest.fixture(scope="session")
 def layouts(chromium, built_site) -> dict:
     """{(page, "desktop" or "phone"): problems} for every page of the toc."""
-    return check_site.check_site_layout(built_site, LAYOUT_PAGES, chromium)
+    return layout.check_site_layout(built_site, LAYOUT_PAGES, chromium)
 
 
 @pytest.mark.parametrize("width", list(layout.LAYOUT_WIDTHS))
