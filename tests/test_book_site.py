@@ -28,7 +28,7 @@ import yaml
 
 from scripts import check_site
 from scripts.website import layout, pages, toc
-from scripts.website.browser import INSTALL_HINT, find_chromium, headless_chromium, open_tab
+from scripts.website.browser import INSTALL_HINT, BrowserError, find_chromium, headless_chromium, open_tab
 from scripts.website.leaks import downloadable_text, solution_regions
 from scripts.website.server import serve_directory
 
@@ -450,3 +450,15 @@ def test_layout_checker_finds_shrunk_figures_cut_off_outputs_and_two_search_boxe
     assert good == []
     # at phone width the 600 px article sticks out of a 390 px window: the page scrolls sideways
     assert any("the page scrolls sideways" in problem for problem in phone)
+
+
+def test_a_page_that_never_settles_fails_within_the_timeout(tmp_path, chromium):
+    """MathJax that never finishes typesetting: the tab gives up after its timeout instead of hanging."""
+    (tmp_path / "stuck.html").write_text(
+        "<!DOCTYPE html><html><head><title>stuck</title><link rel='icon' href='data:,'>"
+        "<script>window.MathJax = {startup: {promise: new Promise(() => {})}};</script></head>"
+        "<body><h1>Stuck</h1></body></html>")
+    with serve_directory(tmp_path) as base_url, headless_chromium(chromium) as browser, \
+            open_tab(browser, timeout=2) as tab:
+        with pytest.raises(BrowserError, match="did not settle .* within 2 s"):
+            tab.open(base_url + "stuck.html")

@@ -132,7 +132,7 @@ class Tab:
             # A page that redirects (index.html, by <meta http-equiv="refresh">) loads another
             # one: settle again until a page has settled that does not redirect.
             try:
-                if not self.page.evaluate(page_script("settle"))["redirects"]:
+                if not self.page.evaluate(page_script("settle"), self.timeout * 1000)["redirects"]:
                     break
             except PlaywrightError as error:
                 if not any(reason in error.message for reason in _NAVIGATED):
