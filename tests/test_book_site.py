@@ -8,9 +8,10 @@ or older than its sources; in CI, run ``make book`` before the tests so this is 
 Without Chromium the browser tests are skipped, except when the environment variable ``CI``
 is set: there they fail, since the site must be checked.
 
-Time: about 20-30 s on two cores, nearly all of it loading the 17 pages (MathJax typesets
+Time: about 20-30 s on two idle cores, nearly all of it loading the 17 pages (MathJax typesets
 several hundred formulas), plus the build when the site is stale (about 2 minutes from
-scratch, seconds when only a page changed: executed chapters are cached).
+scratch, seconds when only a page changed: executed chapters are cached). On a machine loaded
+far beyond its cores, pages can miss the browser's 30 s load timeout and fail.
 """
 
 from __future__ import annotations

@@ -126,6 +126,7 @@ class Tab:
         try:
             self.page.goto(url, wait_until="load")
         except PlaywrightError as error:
+            self._abandon_navigation()
             raise BrowserError(f"could not open {url}: {error.message}") from None
         deadline = time.monotonic() + self.timeout
         while True:
@@ -142,6 +143,11 @@ class Tab:
             time.sleep(0.05)
         events, self._events = self._events, LoadEvents()
         return events
+
+    def _abandon_navigation(self) -> None:
+        """Leave a page that did not load, so that its navigation cannot interrupt the next page's."""
+        with contextlib.suppress(PlaywrightError):
+            self.page.goto("about:blank")
 
     def run(self, script: str, argument: Any = None) -> Any:
         """Call the function of ``js/<script>.js`` in the page with `argument`; its JSON-like result."""
