@@ -184,6 +184,7 @@ MODULE_TIERS = {
     "test_reference_experiments_script.py": "integration",
     "test_release.py": "integration",
     "test_similarity.py": "unit",
+    "test_site_checks.py": "unit",
     "test_student_check.py": "integration",
     "test_tamper_probe.py": "integration",
     "test_term_rehearsal.py": "e2e",

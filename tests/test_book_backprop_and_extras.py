@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
 OVERVIEW = BOOK / "backpropagation.md"
 NEW_PAGES = ["book/backpropagation", "book/where_next", "book/practice_problems"]
-#: Width (CSS pixels) of the text column on a 390 px phone (scripts/check_site.PHONE_WIDTH less the
+#: Width (CSS pixels) of the text column on a 390 px phone (scripts/website/layout.PHONE_WIDTH less the
 #: theme's 16 px margins on each side): a figure no wider is shown whole, at its natural size.
 PHONE_COLUMN_PX = 390 - 2 * 16
 

@@ -1,16 +1,17 @@
 """The course website (Jupyter Book), checked as a reader sees it: in a real headless browser.
 
-The built site in ``_build/html`` is served from 127.0.0.1 and opened in headless Chromium
-(Debian package ``chromium``), driven over the DevTools protocol by
-``scripts/check_site.py``. The site is built first (as ``make book`` does) when it is missing
+The built site in ``_build/html`` is served from 127.0.0.1 and opened in the system's headless
+Chromium (Debian package ``chromium``), driven by Playwright through the checks of
+``scripts/check_site.py`` (``scripts/website/``). The site is built first (as ``make book`` does) when it is missing
 or older than its sources; in CI, run ``make book`` before the tests so this is not needed.
 
 Without Chromium the browser tests are skipped, except when the environment variable ``CI``
 is set: there they fail, since the site must be checked.
 
-Time: about 20-30 s on two cores, nearly all of it loading the 17 pages (MathJax typesets
+Time: about 20-30 s on two idle cores, nearly all of it loading the 17 pages (MathJax typesets
 several hundred formulas), plus the build when the site is stale (about 2 minutes from
-scratch, seconds when only a page changed: executed chapters are cached).
+scratch, seconds when only a page changed: executed chapters are cached). On a machine loaded
+far beyond its cores, pages can miss the browser's 30 s load timeout and fail.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ import yaml
 
 from scripts import check_site
 from dnn_course import secret_lines
+from scripts.website import layout, pages, toc
+from scripts.website.browser import INSTALL_HINT, BrowserError, find_chromium, headless_chromium, open_tab
+from scripts.website.leaks import downloadable_text
+from scripts.website.server import serve_directory
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "_build" / "html"
@@ -56,7 +61,7 @@ EXPECTED_DOCNAMES = [
     "book/student_guide",
     "book/instructor_guide",
 ]
-DOCNAMES = check_site.toc_docnames(REPO / "_toc.yml")
+DOCNAMES = toc.toc_docnames(REPO / "_toc.yml")
 CHAPTERS = [name for name in DOCNAMES if name.startswith("book/0") and name != "book/00_introduction"]
 EXERCISES = [name for name in DOCNAMES if name.startswith("exercises/")]
 PAGES = [name + ".html" for name in DOCNAMES] + ["index.html", "search.html"]
@@ -148,16 +153,16 @@ def built_site() -> Path:
 
 @pytest.fixture(scope="session")
 def chromium(skip_or_fail) -> str:
-    path = check_site.find_chromium()
+    path = find_chromium()
     if path is None:
-        skip_or_fail(f"the headless-browser tests need Chromium; {check_site.INSTALL_HINT}")
+        skip_or_fail(f"the headless-browser tests need Chromium; {INSTALL_HINT}")
     return path
 
 
 @pytest.fixture(scope="session")
 def reports(chromium, built_site) -> dict:
     """Every page of the toc (and the home and search pages), opened in the browser once."""
-    return check_site.check_site(built_site, PAGES, chromium)
+    return pages.check_site(built_site, PAGES, chromium)
 
 
 # --- the pages in the browser ----------------------------------------------------------------
@@ -237,25 +242,23 @@ def test_chapters_are_executed_at_build_time(reports):
 
 
 def test_search_finds_the_student_guide(chromium, built_site):
-    with check_site.serve_directory(built_site) as base_url, check_site.HeadlessChromium(chromium) as browser:
-        results = check_site.search(browser, base_url, "validate")
+    with serve_directory(built_site) as base_url, headless_chromium(chromium) as browser, open_tab(browser) as tab:
+        results = pages.search(tab, base_url, "validate")
     assert base_url + "book/student_guide.html" in [url.split("#")[0].split("?")[0] for url in results], results
 
 
 def test_introduction_works_opened_as_a_file(chromium, built_site):
     """Offline without a server: file:// pages load MathJax, its fonts and the figures."""
-    with check_site.HeadlessChromium(chromium) as browser:
-        events = browser.open((built_site / "book" / "00_introduction.html").as_uri())
-        page = browser.evaluate(
-            "({math: document.querySelectorAll('.math').length,"
-            " typeset: document.querySelectorAll('.math mjx-container').length,"
-            " fonts: Array.from(document.fonts).filter(f => f.family === 'MJXTEX').map(f => f.status),"
-            " broken: Array.from(document.images).filter(i => i.naturalWidth === 0).map(i => i.src)})")
-    failed = [e["params"] for e in events if e["method"] == "Network.loadingFailed"]
-    assert failed == []
-    assert page["math"] >= 20 and page["typeset"] == page["math"]
-    assert page["fonts"] == ["loaded"]
-    assert page["broken"] == []
+    with headless_chromium(chromium) as browser, open_tab(browser) as tab:
+        events = tab.open((built_site / "book" / "00_introduction.html").as_uri())
+        math = tab.page.locator(".math").count()
+        typeset = tab.page.locator(".math mjx-container").count()
+        fonts = tab.page.evaluate("Array.from(document.fonts).filter(f => f.family === 'MJXTEX').map(f => f.status)")
+        broken = tab.page.locator("img").evaluate_all("images => images.filter(i => i.naturalWidth === 0).map(i => i.src)")
+    assert events.failures == []
+    assert math >= 20 and typeset == math
+    assert fonts == ["loaded"]
+    assert broken == []
 
 
 # --- what is (not) published -----------------------------------------------------------------
@@ -277,7 +280,7 @@ def test_default_site_gives_no_answer(reports, built_site):
     from scripts import make_release
 
     texts = {page: report.text for page, report in reports.items()}
-    texts.update({path.relative_to(built_site).as_posix(): check_site._downloadable_text(path)
+    texts.update({path.relative_to(built_site).as_posix(): downloadable_text(path)
                   for path in built_site.rglob("*") if path.is_file() and path.suffix in (".ipynb", ".md", ".txt")
                   and "_static" not in path.relative_to(built_site).parts})
     assert not any("answers" in name for name in texts), "an answers page is in the default site"
@@ -323,7 +326,7 @@ def test_checker_reports_each_kind_of_problem(tmp_path, chromium):
     (tmp_path / "good.html").write_text(_GOOD_PAGE)
     (tmp_path / "pixel.gif").write_bytes(_PIXEL)
 
-    reports = check_site.check_site(tmp_path, ["broken.html", "good.html", "absent.html"], chromium)
+    reports = pages.check_site(tmp_path, ["broken.html", "good.html", "absent.html"], chromium)
 
     assert reports["good.html"].problems == []
     problems = "\n".join(reports["broken.html"].problems)
@@ -381,10 +384,10 @@ LAYOUT_PAGES = [name + ".html" for name in DOCNAMES]
 @pytest.fixture(scope="session")
 def layouts(chromium, built_site) -> dict:
     """{(page, "desktop" or "phone"): problems} for every page of the toc."""
-    return check_site.check_site_layout(built_site, LAYOUT_PAGES, chromium)
+    return layout.check_site_layout(built_site, LAYOUT_PAGES, chromium)
 
 
-@pytest.mark.parametrize("width", list(check_site.LAYOUT_WIDTHS))
+@pytest.mark.parametrize("width", list(layout.LAYOUT_WIDTHS))
 @pytest.mark.parametrize("page", LAYOUT_PAGES)
 def test_nothing_overflows_and_figure_text_is_legible(layouts, page, width):
     """No equation, output or table sticks out or is cut off; figure text >= the footnotes."""
@@ -395,7 +398,7 @@ def test_nothing_overflows_and_figure_text_is_legible(layouts, page, width):
 def test_layout_constants_follow_the_figure_style():
     from dnn_course import plotting
 
-    assert (check_site.BOOK_DPI, check_site.MIN_FONT_PT, check_site.BOOK_PIXEL_RATIO) == (
+    assert (layout.BOOK_DPI, layout.MIN_FONT_PT, layout.BOOK_PIXEL_RATIO) == (
         plotting.BOOK_DPI, plotting.MIN_FONT_PT, plotting.BOOK_PIXEL_RATIO)
     # a figure MAX_WIDTH_IN wide fits the desktop column (measured: 740 px at 1280 px)
     assert plotting.MAX_WIDTH_IN * plotting.BOOK_DPI <= 740
@@ -434,10 +437,12 @@ def test_layout_checker_finds_shrunk_figures_cut_off_outputs_and_two_search_boxe
     (tmp_path / "good.html").write_text(_LAYOUT_PAGE.format(column=600, image="retina.png", size="width: 300px; ",
                                                             long="short")
                                         .replace('<input type="search"><input type="search">', ""))
-    with check_site.serve_directory(tmp_path) as base_url, check_site.HeadlessChromium(chromium) as browser:
-        bad, measured = check_site.check_layout(browser, base_url, "bad.html", 1280, 800, desktop=True)
-        good, _ = check_site.check_layout(browser, base_url, "good.html", 1280, 800, desktop=True)
-        phone, _ = check_site.check_layout(browser, base_url, "good.html", 390, 800, desktop=False)
+    with serve_directory(tmp_path) as base_url, headless_chromium(chromium) as browser:
+        with open_tab(browser, width=1280, height=800) as desktop:
+            bad, measured = layout.check_layout(desktop, base_url, "bad.html", desktop=True)
+            good, _ = layout.check_layout(desktop, base_url, "good.html", desktop=True)
+        with open_tab(browser, width=390, height=800, mobile=True) as phone_tab:
+            phone, _ = layout.check_layout(phone_tab, base_url, "good.html", desktop=False)
     assert measured["footnotePx"] == 14
     text = "\n".join(bad)
     # the 1000 px image is shrunk to 600 px: 11 pt at 100 dpi (15.3 px) becomes 9.2 px
@@ -449,3 +454,15 @@ def test_layout_checker_finds_shrunk_figures_cut_off_outputs_and_two_search_boxe
     assert good == []
     # at phone width the 600 px article sticks out of a 390 px window: the page scrolls sideways
     assert any("the page scrolls sideways" in problem for problem in phone)
+
+
+def test_a_page_that_never_settles_fails_within_the_timeout(tmp_path, chromium):
+    """MathJax that never finishes typesetting: the tab gives up after its timeout instead of hanging."""
+    (tmp_path / "stuck.html").write_text(
+        "<!DOCTYPE html><html><head><title>stuck</title><link rel='icon' href='data:,'>"
+        "<script>window.MathJax = {startup: {promise: new Promise(() => {})}};</script></head>"
+        "<body><h1>Stuck</h1></body></html>")
+    with serve_directory(tmp_path) as base_url, headless_chromium(chromium) as browser, \
+            open_tab(browser, timeout=2) as tab:
+        with pytest.raises(BrowserError, match="did not settle .* within 2 s"):
+            tab.open(base_url + "stuck.html")

@@ -245,44 +245,42 @@ def test_feedback_pages_load_mathjax_from_the_output_folder(tmp_path):
 
 
 def test_feedback_page_typesets_its_math_offline_in_a_browser(tmp_path):
-    check_site = pytest.importorskip("tests.test_book_site").check_site
-    chromium = check_site.find_chromium()
+    browser = pytest.importorskip("scripts.website.browser")
+    chromium = browser.find_chromium()
     if chromium is None:
-        pytest.skip(f"needs Chromium; {check_site.INSTALL_HINT}")
+        pytest.skip(f"needs Chromium; {browser.INSTALL_HINT}")
     page = render_feedback(tmp_path)
-    with check_site.HeadlessChromium(chromium) as browser:
-        events = browser.open(page.as_uri())
-        seen = browser.evaluate(
+    with browser.headless_chromium(chromium) as chromium_browser, browser.open_tab(chromium_browser) as tab:
+        events = tab.open(page.as_uri())
+        seen = tab.page.evaluate(
             "({typeset: document.querySelectorAll('mjx-container').length,"
             " errors: document.querySelectorAll('mjx-merror').length,"
             " fonts: Array.from(document.fonts).filter(f => f.family === 'MJXTEX').map(f => f.status),"
             " raw: document.body.innerText.includes('$\\\\sigma')})")
-    requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
-    assert [url for url in requests if not url.startswith("file://")] == []
-    assert [e["params"] for e in events if e["method"] == "Network.loadingFailed"] == []
+    assert [url for url in events.requests if not url.startswith("file://")] == []
+    assert events.failures == []
     assert seen["typeset"] >= 2 and seen["errors"] == 0 and not seen["raw"]
     assert seen["fonts"] == ["loaded"]
 
 
 def test_class_report_table_sorts_by_a_click_offline(tmp_path):
-    check_site = pytest.importorskip("tests.test_book_site").check_site
-    chromium = check_site.find_chromium()
+    browser = pytest.importorskip("scripts.website.browser")
+    chromium = browser.find_chromium()
     if chromium is None:
-        pytest.skip(f"needs Chromium; {check_site.INSTALL_HINT}")
+        pytest.skip(f"needs Chromium; {browser.INSTALL_HINT}")
     page = report.write_report(tmp_path, CLASS, PROCESS, GradingSettings(), kinds=KINDS)
     order = ("Array.from(document.querySelectorAll('table.students tbody tr'))"
              ".map(r => r.cells[0].textContent).join(' ')")
     click = ("Array.from(document.querySelectorAll('table.students th'))"
              ".find(h => h.textContent.trim() === '{}').click()")
-    with check_site.HeadlessChromium(chromium) as browser:
-        events = browser.open(page.as_uri())
-        seen = [browser.evaluate(order)]
+    with browser.headless_chromium(chromium) as chromium_browser, browser.open_tab(chromium_browser) as tab:
+        events = tab.open(page.as_uri())
+        seen = [tab.page.evaluate(order)]
         for header in ("total", "total", "name", "by hand, to grade"):
-            browser.evaluate(click.format(header))
-            seen.append(browser.evaluate(order))
+            tab.page.evaluate(click.format(header))
+            seen.append(tab.page.evaluate(order))
     assert seen == ["3001 3002 3003", "3003 3002 3001", "3001 3002 3003", "3001 3002 3003", "3001 3002 3003"]
-    requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
-    assert [url for url in requests if not url.startswith(("file://", "data:"))] == []
+    assert [url for url in events.requests if not url.startswith(("file://", "data:"))] == []
 
 
 def test_written_answers_on_notebook_pages_point_to_the_summary_page():
