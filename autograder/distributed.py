@@ -78,13 +78,15 @@ class ClusterCannotGrade(RuntimeError):
 class Requirements:
     """What a worker must match to grade for this client.
 
-    ``software``: :func:`autograder.fingerprint.software_digest` of the client; ``versions``: the
-    client's :func:`autograder.fingerprint.library_versions` (to say which one differs);
-    ``isolation``: the client's isolation level (``bubblewrap`` or ``process``).
+    ``software``: :func:`autograder.fingerprint.software_digest` of the client; ``versions`` and
+    ``files``: the client's :func:`autograder.fingerprint.library_versions` and
+    :func:`autograder.fingerprint.software_files` (to say what differs); ``isolation``: the
+    client's isolation level (``bubblewrap`` or ``process``).
     """
 
     software: str
     versions: dict
+    files: dict
     isolation: str
 
     @property
@@ -94,19 +96,23 @@ class Requirements:
 
     @classmethod
     def of_this_machine(cls, isolation: str) -> "Requirements":
-        return cls(fingerprint.software_digest(), fingerprint.library_versions(), isolation)
+        return cls(fingerprint.software_digest(), fingerprint.library_versions(), fingerprint.software_files(),
+                   isolation)
 
 
 def worker_problem(required: Requirements) -> str | None:
     """Why this machine cannot grade for a client with ``required`` (None: it can)."""
     problems = []
     if fingerprint.software_digest() != required.software:
-        ours = fingerprint.library_versions()
+        ours, files = fingerprint.library_versions(), fingerprint.software_files()
         differ = [f"{name} {ours.get(name)} here, {version} on the client"
                   for name, version in required.versions.items() if ours.get(name) != version]
-        problems.append("its grading software differs from the client's ("
-                        + ("; ".join(differ) if differ else "the autograder or dnn_course package files differ")
-                        + "): install the same commit of the course repository and `pip install -r requirements.txt`")
+        names = sorted(name for name in files.keys() | required.files.keys() if files.get(name) != required.files.get(name))
+        if names:
+            differ.append(f"{len(names)} file(s) of the course's packages differ: {', '.join(names[:5])}"
+                          + (", ..." if len(names) > 5 else ""))
+        problems.append(f"its grading software differs from the client's ({'; '.join(differ)}): install the same "
+                        "commit of the course repository and `pip install -r requirements.txt`, then restart it")
     if required.isolation == sandbox.ISOLATION_BWRAP:
         try:
             sandbox.detect_isolation(sandbox.ISOLATION_BWRAP)

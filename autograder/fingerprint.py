@@ -3,7 +3,7 @@
 A submission's key is the SHA-256 of four parts:
 
 * the grading software (:func:`software_digest`): every file of the ``autograder`` and
-  ``dnn_course`` packages (the embedded data included) and the versions of Python and of the
+  ``dnn_course`` packages but their ``*.md`` (the embedded data included) and the versions of Python and of the
   libraries that run and render a notebook;
 * the course (:func:`course_digest`): the bytes of the source notebooks (hidden tests included)
   and of the released ones;
@@ -55,18 +55,25 @@ def _package_root(name: str) -> Path:
 
 
 @lru_cache(maxsize=1)
-def software_digest() -> str:
-    """SHA-256 of the grading software of this interpreter (see the module's docstring)."""
+def software_files() -> dict[str, str]:
+    """``{file: SHA-256}`` of the grading software's files: the ``autograder`` and ``dnn_course``
+    packages (their documentation, ``*.md``, aside) and the embedded data, named as
+    ``package/relative path``."""
     from dnn_course.datasets import EMBEDDED_DIR
 
-    digest = hashlib.sha256()
-    for package in ("autograder", "dnn_course"):
-        digest.update(package.encode() + b"\0")
-        _hash_files(digest, _package_root(package))
-    if _package_root("dnn_course") not in EMBEDDED_DIR.resolve().parents:  # a checkout keeps it apart
-        _hash_files(digest, EMBEDDED_DIR)
-    digest.update(json.dumps(library_versions(), sort_keys=True).encode())
-    return digest.hexdigest()
+    roots = {package: _package_root(package) for package in ("autograder", "dnn_course")}
+    if roots["dnn_course"] not in EMBEDDED_DIR.resolve().parents:  # a checkout keeps it apart
+        roots["embedded"] = EMBEDDED_DIR
+    return {f"{label}/{path.relative_to(root).as_posix()}": hashlib.sha256(path.read_bytes()).hexdigest()
+            for label, root in roots.items() for path in sorted(root.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".md"}
+
+
+@lru_cache(maxsize=1)
+def software_digest() -> str:
+    """SHA-256 of the grading software of this interpreter: :func:`software_files` and
+    :func:`library_versions`."""
+    return hashlib.sha256(json.dumps([software_files(), library_versions()], sort_keys=True).encode()).hexdigest()
 
 
 def library_versions() -> dict[str, str]:

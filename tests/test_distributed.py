@@ -33,8 +33,9 @@ def test_a_worker_with_other_software_refuses_and_says_what_differs():
     problem = distributed.worker_problem(replace(mine, software="0" * 64, versions=versions))
     assert f"numpy {mine.versions['numpy']} here, 1.0.0 on the client" in problem
     assert "pip install -r requirements.txt" in problem
-    problem = distributed.worker_problem(replace(mine, software="0" * 64))  # same libraries, other course code
-    assert "the autograder or dnn_course package files differ" in problem
+    files = dict(mine.files, **{"autograder/job.py": "0" * 64})
+    problem = distributed.worker_problem(replace(mine, software="0" * 64, files=files))  # other course code
+    assert "1 file(s) of the course's packages differ: autograder/job.py" in problem
     assert mine.resource == f"grader-{fingerprint.software_digest()[:16]}"
 
 
