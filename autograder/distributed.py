@@ -60,7 +60,7 @@ from dnn_course.files import write_atomically
 
 from . import fingerprint, sandbox
 
-#: Files of a job folder the client reads after grading (besides the feedback pages).
+#: Files of a job folder returned to the client, besides the feedback pages: what a local job leaves there.
 JOB_OUTPUTS = ("result.json", "job.log", "timings.json", "course/gradebook.db")
 #: Largest number of sandbox slots one machine hands out (slot n runs as uid FIRST_SANDBOX_UID + n as root).
 MAX_SLOTS = 256
