@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--similarity-threshold", type=float, default=defaults.similarity_threshold, metavar="F",
                    help="flag two submissions whose code or written answers are at least this alike, "
                         "0 to 1 (default: %(default)s; see similarity.html)")
+    g.add_argument("--force", action="store_true",
+                   help="grade every submission again (default: only those new or changed, or graded by other "
+                        "settings, course or grader since the last run in OUT)")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="grade on the Dask cluster of this scheduler (tcp://HOST:8786), one task per submission "
+                        "(default: on this machine)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
     m = sub.add_parser("manual-list", help="list the answers to grade by hand")
@@ -74,14 +80,24 @@ def main(argv: list[str] | None = None) -> int:
         from .grade import grade
         settings = _settings(args)
         try:
-            layout = detect_layout(args.submissions.resolve(), settings.assignment)
+            found = detect_layout(args.submissions.resolve(), settings.assignment)
         except LayoutError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        print(f"submissions: {layout.describe()}")
-        summary = grade(args.submissions, args.out, settings, only=args.student, progress=not args.quiet)
+        print(f"submissions: {found.describe()}")
+        if args.scheduler:  # Dask is imported only to grade on a cluster
+            from .distributed import ClusterCannotGrade as cluster_error
+        else:
+            cluster_error = ()  # catches nothing
+        try:
+            summary = grade(args.submissions, args.out, settings, only=args.student, progress=not args.quiet,
+                            force=args.force, scheduler=args.scheduler)
+        except cluster_error as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        where = f"on the cluster at {args.scheduler}" if args.scheduler else f"{settings.jobs} at once"
         print(f"graded {summary.graded} submission(s) in {summary.seconds:.1f} s "
-              f"({summary.seconds / max(summary.graded, 1):.1f} s each, {settings.jobs} at once)")
+              f"({summary.seconds / max(summary.graded, 1):.1f} s each, {where})")
         print(f"isolation: {summary.isolation}")
         if summary.failed:
             print(f"not graded (scored 0, see flags): {', '.join(summary.failed)}")

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from . import collect as collect_mod
 from . import job as job_module
-from . import isolation_report, kernel_environment, manual, report, sandbox, similarity_report
+from . import fingerprint, isolation_report, kernel_environment, manual, report, sandbox, similarity_report
 from dnn_course.files import write_atomically
 
 from .feedback import Redactor, book_links, site_url, write_summary
@@ -238,8 +238,14 @@ def merge_student(db: Path, job_db: Path | None, assignment: str, student_id: st
 
 
 def grade(submissions: Path, out: Path, settings: GradingSettings,
-          only: list[str] | None = None, progress: bool = True) -> RunSummary:
-    """Grade the download folder ``submissions`` into ``out``; return a summary."""
+          only: list[str] | None = None, progress: bool = True, force: bool = False,
+          scheduler: str | None = None) -> RunSummary:
+    """Grade the download folder ``submissions`` into ``out``; return a summary.
+
+    Grades only the students whose grading key (:mod:`autograder.fingerprint`) changed since the
+    last run in ``out``, all of them with ``force``, only ``only`` if given; the others' rows are
+    kept. ``scheduler``: a Dask scheduler's address to grade on (:mod:`autograder.distributed`).
+    """
     start = time.monotonic()
     ensure_tools_on_path()
     submissions, out = submissions.resolve(), out.resolve()
@@ -265,11 +271,14 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
     manifest = collect_mod.collect(submissions, course, settings.assignment, settings.name_pattern,
                                    released_ids(course, settings.assignment, names), api)
     students = sorted(manifest)
+    keys = fingerprint.submission_keys(course, settings, manifest, isolation.level)
     if only:
         missing = sorted(set(only) - set(students))
         if missing:
             raise KeyError(f"not in the submissions folder: {', '.join(missing)}")
         students = sorted(only)
+    elif not force:
+        students = fingerprint.stale(out, keys)
     scratch = Path(tempfile.mkdtemp(prefix="autograder-"))
     os.chmod(scratch, 0o711)
     failed = []
@@ -287,7 +296,12 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
                            release_dir=str(layout.course.release_dir(settings.assignment)), master_db=str(assignment_db),
                            source_dir=str(Path(settings.source_root) / settings.assignment), settings=settings)
 
-        results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)
+        if scheduler:
+            from .distributed import run_jobs_on_cluster
+            results = run_jobs_on_cluster(scheduler, jobs, make_job, settings.submission_timeout, progress,
+                                          keys, course / "cluster", isolation)
+        else:
+            results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)
         previous = master_db if master_db.exists() else None
         for sid in sorted(manifest):  # merge sequentially, in a fixed order
             cand = manifest[sid]
@@ -335,6 +349,7 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
         pairs = []
     report.write_all(out, work_db, settings, isolation, redactor)
     os.replace(work_db, master_db)
+    fingerprint.record(out, keys, graded=set(students), failed=set(failed))
     flagged = {}
     for sid in students:
         path = layout.result_file(sid)

@@ -162,6 +162,7 @@ MODULE_TIERS = {
     "test_book_without_solutions.py": "e2e",
     "test_crosscheck.py": "integration",
     "test_datasets.py": "unit",
+    "test_distributed.py": "unit",  # the cluster grading the rehearsal cohort is its slow (e2e) test
     "test_download.py": "unit",
     "test_environment.py": "unit",
     "test_exercise_checks.py": "integration",
@@ -182,6 +183,7 @@ MODULE_TIERS = {
     "test_plotting.py": "unit",
     "test_readme_commands.py": "e2e",
     "test_reference_experiments_script.py": "integration",
+    "test_regrade.py": "unit",  # the class graded twice is its slow (e2e) test
     "test_release.py": "integration",
     "test_similarity.py": "unit",
     "test_site_checks.py": "unit",
