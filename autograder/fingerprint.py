@@ -59,7 +59,7 @@ def software_files() -> dict[str, str]:
     """``{file: SHA-256}`` of the grading software's files: the ``autograder`` and ``dnn_course``
     packages (their documentation, ``*.md``, aside) and the embedded data, named as
     ``package/relative path``."""
-    from dnn_course.datasets import EMBEDDED_DIR
+    from dnn_course.dataset_files import EMBEDDED_DIR
 
     roots = {package: _package_root(package) for package in ("autograder", "dnn_course")}
     if roots["dnn_course"] not in EMBEDDED_DIR.resolve().parents:  # a checkout keeps it apart

@@ -18,6 +18,7 @@ import pytest
 from autograder import fingerprint
 from autograder.grade import grade
 from autograder.grading_config import GradingSettings
+from autograder.sandbox import ISOLATION_BWRAP
 from tests.autograder_corpus import students as st
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,7 +39,7 @@ def _course(root: Path, files: dict[str, bytes]) -> Path:
 
 
 def _keys(course: Path, settings: GradingSettings = SETTINGS, records: dict | None = None,
-          isolation: str = "bubblewrap") -> dict[str, str]:
+          isolation: str = ISOLATION_BWRAP) -> dict[str, str]:
     manifest = records or {sid.name: {"student_name": "A B", "flags": []} for sid in (course / "submitted").iterdir()}
     return fingerprint.submission_keys(course, settings, manifest, isolation)
 
