@@ -40,6 +40,7 @@ from tqdm import tqdm
 from . import collect as collect_mod
 from . import job as job_module
 from . import manual, report, sandbox, similarity_report
+from dnn_course.assignment import ASSIGNMENT, Assignment
 from dnn_course.files import write_atomically
 
 from .feedback import Redactor, book_links, site_url, write_summary
@@ -247,8 +248,12 @@ def failed_result(student_id: str, notebooks: list[str], message: str, flags: li
 
 
 def grade(submissions: Path, out: Path, settings: GradingSettings,
-          only: list[str] | None = None, progress: bool = True) -> RunSummary:
-    """Grade the download folder ``submissions`` into ``out``; return a summary."""
+          only: list[str] | None = None, progress: bool = True, description: Assignment = ASSIGNMENT) -> RunSummary:
+    """Grade the download folder ``submissions`` into ``out``; return a summary.
+
+    ``description``: the assignment (its notebooks, tests, data files), whose notebooks the source
+    folder must hold.
+    """
     start = time.monotonic()
     ensure_tools_on_path()
     submissions, out = submissions.resolve(), out.resolve()
@@ -265,6 +270,11 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
         if stale.exists():
             stale.unlink()
     names = prepare_master(course, settings, assignment_db)
+    if sorted(names) != sorted(description.names) or description.name != settings.assignment:
+        raise ValueError(f"the source notebooks of {settings.assignment} ({', '.join(names)}) are not the ones the "
+                         f"assignment's description lists for {description.name} ({', '.join(description.names)}): "
+                         "add the missing notebooks to the source folder, or list them in dnn_course/assignment.py")
+    names = list(description.names)
     redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
                                        course / "release" / settings.assignment)
     shutil.copy(assignment_db, work_db)
@@ -297,6 +307,7 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
                     "limits": asdict(settings.limits), "isolation": isolation, "slot": slot,
                     "experiment_profile": settings.experiment_profile,
                     "source_dir": str(Path(settings.source_root) / settings.assignment),
+                    "description": description.to_json(),
                     "parallel": settings.jobs}
 
         results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)

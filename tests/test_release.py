@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import make_release  # noqa: E402
 
+from dnn_course.assignment import PROFILE_VARIABLE  # noqa: E402
 from tests.autograder_corpus.students import perfect  # noqa: E402
 
 
@@ -372,9 +373,9 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     # a student's shell: no venv, and no make of ours around it (under `make test`, MAKELEVEL would make the
     # kit's make print "Leaving directory" after the check's last line)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON", "MAKE", "MFLAGS"))}
-    # DNN_COURSE_MODE other than "grading": `make check` runs 05/06 (in their SMOKE_TEST mode, set by
+    # the experiment profile set empty: `make check` runs 05/06 (in their SMOKE_TEST mode, set by
     # _fill) instead of grading saved results
-    env.update(PIP_NO_INDEX="1", DNN_COURSE_MODE="train", OPENBLAS_NUM_THREADS="1",
+    env.update(PIP_NO_INDEX="1", **{PROFILE_VARIABLE: ""}, OPENBLAS_NUM_THREADS="1",
                PATH=f"{kit / '.venv/bin'}:{env.get('PATH', '')}")
     result = subprocess.run(["make", "check", f"PACKAGE={wheel}"], cwd=kit, env=env, capture_output=True,
                             text=True, timeout=900)
@@ -422,7 +423,7 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     for stale in ("fashion_results.json", "fashion_model.npz", "fashion_runs"):
         shutil.rmtree(work / stale) if (work / stale).is_dir() else (work / stale).unlink()
     _fashion_results(work, reference, PARTIAL_PLAN)
-    graded_env = {k: v for k, v in env.items() if k != "DNN_COURSE_MODE"}  # the check's default: as graded
+    graded_env = {k: v for k, v in env.items() if k != PROFILE_VARIABLE}  # the check's default: as graded
     result = subprocess.run(["make", "check"], cwd=kit, env=graded_env, capture_output=True, text=True, timeout=900)
     output = result.stdout + result.stderr
     line = next(line for line in output.splitlines() if line.startswith("06"))
@@ -527,10 +528,11 @@ def _collected(submissions: Path, course: Path) -> tuple[dict, Path]:
 
 def test_submit_checks_the_files_and_writes_the_zip_the_grader_collects(tmp_path, capsys):
     from dnn_course import submission
+    from dnn_course.assignment import ASSIGNMENT
     from dnn_course.experiment import SMOKE, Experiment, _save
     from autograder.grading_config import DATA_FILES, DEFAULT_NAME_PATTERN
 
-    assert DATA_FILES is submission.DATA_FILES  # one list, the grader's and the student's
+    assert DATA_FILES == ASSIGNMENT.data_file_caps  # one list, the grader's and the student's
     work, out = tmp_path / "work", tmp_path / "uploads"
     work.mkdir(), out.mkdir()
     for name in make_release.NOTEBOOKS:
