@@ -270,10 +270,12 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
         if stale.exists():
             stale.unlink()
     names = prepare_master(course, settings, assignment_db)
-    if sorted(names) != sorted(description.names) or description.name != settings.assignment:
-        raise ValueError(f"the source notebooks of {settings.assignment} ({', '.join(names)}) are not the ones the "
-                         f"assignment's description lists for {description.name} ({', '.join(description.names)}): "
-                         "add the missing notebooks to the source folder, or list them in dnn_course/assignment.py")
+    unlisted, missing = sorted(set(names) - set(description.names)), sorted(set(description.names) - set(names))
+    if unlisted or missing or description.name != settings.assignment:
+        raise ValueError(f"the source notebooks of {settings.assignment} in {settings.source_root} do not match the "
+                         f"assignment's description ({description.name}): " + "; ".join(filter(None, [
+                             unlisted and f"{', '.join(unlisted)} not listed (add to dnn_course/assignment.py)",
+                             missing and f"{', '.join(missing)} missing from the source folder"])))
     names = list(description.names)
     redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
                                        course / "release" / settings.assignment)
