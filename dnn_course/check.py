@@ -444,8 +444,8 @@ def main(argv=None) -> int:
     if args.released and not Path(args.released).is_dir():
         print(f"--released {args.released} is not a folder.", file=sys.stderr)
         return 2
-    print(f"Checking the notebooks in {folder.resolve()} as the grader runs them (05 and 06 from their saved "
-          "results)...", flush=True)
+    print(f"Checking the notebooks in {folder.resolve()} as the grader runs them ({_experiments(ASSIGNMENT)} from "
+          "their saved results)...", flush=True)
     reports = check_folder(folder, args.released, on_report=lambda report: print(format_notebook(report), flush=True))
     print(f"\n{format_summary(reports)}")
     return 0 if all(report.ok for report in reports) else 1

@@ -30,8 +30,8 @@ from .files import write_atomically
 from .records import RecordError, _read_capped, MAX_RUNS_BYTES, save_model
 from .training import History, TrainingDivergedError
 
-__all__ = ["SMOKE", "Diverged", "Experiment", "experiment_profile", "grading_profile", "load_experiment", "run_id", "run_plan",
-           "smoke_notice", "smoke_runs"]
+__all__ = ["SMOKE", "Diverged", "Experiment", "experiment_profile", "grading_profile", "load_experiment", "run_id",
+           "run_plan", "smoke_notice", "smoke_runs"]
 
 #: The smoke test: how much of the data and how many epochs a run gets (any plan).
 SMOKE = {"train_images": 2000, "max_epochs": 5, "learning_rate": 0.1}
