@@ -334,7 +334,7 @@ def check_notebook(path: str | Path, released: str | Path | None = None,
     return report
 
 
-def _smoke_problems(path: Path, assignment: Assignment) -> list[str]:
+def _smoke_problems(path: Path, assignment: Assignment = ASSIGNMENT) -> list[str]:
     """A line for a results file of this notebook that holds smoke-test runs (none for 01-04)."""
     from .experiment import SMOKE
     from .submission import smoke_results
