@@ -6,6 +6,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from dnn_course.assignment import ASSIGNMENT
+
 from .grading_config import GradingSettings
 from .layout import OutputLayout
 from .sandbox import Limits
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--assignment", default=defaults.assignment)
     g.add_argument("--source", help="folder holding ASSIGNMENT/ source notebooks (default: solutions/)")
     g.add_argument("--pattern", help="regular expression of archive names with (?P<student_id>...)")
-    g.add_argument("--experiment-profile", choices=["brief", "smoke"], default=defaults.experiment_profile,
+    g.add_argument("--experiment-profile", choices=ASSIGNMENT.profiles.names, default=defaults.experiment_profile,
                    help="what notebooks 05/06 must have run: the brief's settings (a term) or their "
                         "SMOKE_TEST mode (a rehearsal) (default: %(default)s)")
     g.add_argument("--similarity-threshold", type=float, default=defaults.similarity_threshold, metavar="F",

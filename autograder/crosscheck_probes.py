@@ -8,24 +8,20 @@ host, imported, with the reference. The host compares
 (:mod:`autograder.crosscheck`). It holds no answer: only calls of the API on
 random inputs.
 
-Every probe takes the implementation namespace and a seeded generator and
-returns ``{name: array}``; the keys are the graded tests' grade ids.
+Every probe (:data:`PROBES`) takes the implementation namespace and a seeded
+generator and returns ``{name: array}``; it is keyed by its graded test's grade
+id. Which tests are cross-checked, and which notebooks each imports, the
+assignment's description says (:mod:`dnn_course.assignment`).
 """
 from __future__ import annotations
 
+import functools
 import io
 import sys
 
 import numpy as np
 
-#: Which notebooks each group of probes imports (04 builds on 01-03, as its own cells do).
-GROUPS = {
-    "01_activations.ipynb": ("01_activations.ipynb",),
-    "02_fc_layer.ipynb": ("02_fc_layer.ipynb",),
-    "03_softmax_cross_entropy.ipynb": ("03_softmax_cross_entropy.ipynb",),
-    "04_model_l2.ipynb": ("01_activations.ipynb", "02_fc_layer.ipynb", "03_softmax_cross_entropy.ipynb",
-                          "04_model_l2.ipynb"),
-}
+from dnn_course.assignment import ASSIGNMENT, Assignment, Scoring
 
 
 def _z(rng, scale=3.0):
@@ -89,63 +85,97 @@ def _model(impl, rng):
     return model, fc_layers, x, y
 
 
-def components(impl, notebook: str) -> list[tuple[str, object]]:
-    """``[(grade_id, compute)]`` of the graded tests of ``notebook``: ``compute(rng) -> {part: value}``.
-
-    The list (and its order) does not depend on ``impl``: ``components(None, notebook)`` names them.
-    """
-    found = []
-    if notebook.startswith("01"):
-        for name, short in (("ReLU", "relu"), ("Sigmoid", "sigmoid"), ("Tanh", "tanh")):
-            found.append((f"test_{short}_forward", lambda rng, n=name: {"out": _activation(impl, n, rng, False)}))
-            found.append((f"test_{short}_backward", lambda rng, n=name: {"grad": _activation(impl, n, rng, True)}))
-    elif notebook.startswith("02"):
-        found += [("test_fc_forward", lambda rng: {"out": _fc(impl, rng, "forward")["forward"]}),
-                  ("test_fc_backward_input", lambda rng: {"dx": _fc(impl, rng, "backward")["input"]}),
-                  ("test_fc_backward_params", lambda rng: {k: v for k, v in _fc(impl, rng, "backward").items()
-                                                           if k.startswith("params")}),
-                  ("test_fc_update", lambda rng: _fc(impl, rng, "update"))]
-    elif notebook.startswith("03"):
-        def softmax(rng):
-            return {"y_hat": impl.softmax(_softmax_case(rng)[0].copy())}
-
-        def ce(rng):
-            z, y = _softmax_case(rng)
-            y_hat = np.exp(z - z.max(1, keepdims=True))
-            y_hat /= y_hat.sum(1, keepdims=True)
-            return {"loss": impl.SoftmaxLayer().ce_loss(y_hat, y)}
-
-        def backward(rng):
-            z, y = _softmax_case(rng)
-            layer = impl.SoftmaxLayer()
-            y_hat = layer.forward(z.copy())
-            layer.ce_loss(y_hat, y)
-            return {"dx": layer.backward(1, 0.0)}
-
-        found += [("test_softmax", softmax), ("test_ce_loss", ce), ("test_softmax_backward", backward)]
-    elif notebook.startswith("04"):
-        def loss(rng):
-            model, _, x, y = _model(impl, rng)
-            return {"loss": model.forward(x, y, 0.1)}
-
-        def gradients(rng):
-            model, fc_layers, x, y = _model(impl, rng)
-            model.forward(x, y, 0.1)
-            model.backward(0.1)
-            return {f"d{j}_{p}": getattr(layer, "d" + p) for j, layer in enumerate(fc_layers) for p in ("W", "b")}
-
-        def learns(rng):
-            # what its test asks: training lowers the loss (not: exactly the reference's weights)
-            model, fc_layers, x, y = _model(impl, rng)
-            before = model.forward(x, y, 0.01)
-            for _ in range(10):
-                model.forward(x, y, 0.01)
-                model.backward(0.01)
-                model.update(0.1)
-            return {"loss_decreased": float(model.forward(x, y, 0.01) < before)}
-
-        found += [("test_l2_loss", loss), ("test_model_gradient_check", gradients), ("test_model_learns", learns)]
+def _activation_probes() -> dict:
+    found = {}
+    for name, short in (("ReLU", "relu"), ("Sigmoid", "sigmoid"), ("Tanh", "tanh")):
+        found[f"test_{short}_forward"] = lambda impl, rng, n=name: {"out": _activation(impl, n, rng, False)}
+        found[f"test_{short}_backward"] = lambda impl, rng, n=name: {"grad": _activation(impl, n, rng, True)}
     return found
+
+
+def _softmax(impl, rng):
+    return {"y_hat": impl.softmax(_softmax_case(rng)[0].copy())}
+
+
+def _ce(impl, rng):
+    z, y = _softmax_case(rng)
+    y_hat = np.exp(z - z.max(1, keepdims=True))
+    y_hat /= y_hat.sum(1, keepdims=True)
+    return {"loss": impl.SoftmaxLayer().ce_loss(y_hat, y)}
+
+
+def _softmax_backward(impl, rng):
+    z, y = _softmax_case(rng)
+    layer = impl.SoftmaxLayer()
+    y_hat = layer.forward(z.copy())
+    layer.ce_loss(y_hat, y)
+    return {"dx": layer.backward(1, 0.0)}
+
+
+def _loss(impl, rng):
+    model, _, x, y = _model(impl, rng)
+    return {"loss": model.forward(x, y, 0.1)}
+
+
+def _gradients(impl, rng):
+    model, fc_layers, x, y = _model(impl, rng)
+    model.forward(x, y, 0.1)
+    model.backward(0.1)
+    return {f"d{j}_{p}": getattr(layer, "d" + p) for j, layer in enumerate(fc_layers) for p in ("W", "b")}
+
+
+def _learns(impl, rng):
+    # what its test asks: training lowers the loss (not: exactly the reference's weights)
+    model, fc_layers, x, y = _model(impl, rng)
+    before = model.forward(x, y, 0.01)
+    for _ in range(10):
+        model.forward(x, y, 0.01)
+        model.backward(0.01)
+        model.update(0.1)
+    return {"loss_decreased": float(model.forward(x, y, 0.01) < before)}
+
+
+#: ``{grade_id: probe(impl, rng) -> {part: value}}``: what the grader computes for each cross-checked test
+#: (:attr:`dnn_course.assignment.Scoring.CROSS_CHECKED`); ``tests/test_assignment.py`` checks that every
+#: cross-checked test of the assignment has one, and that there are no others.
+PROBES = {
+    **_activation_probes(),
+    "test_fc_forward": lambda impl, rng: {"out": _fc(impl, rng, "forward")["forward"]},
+    "test_fc_backward_input": lambda impl, rng: {"dx": _fc(impl, rng, "backward")["input"]},
+    "test_fc_backward_params": lambda impl, rng: {k: v for k, v in _fc(impl, rng, "backward").items()
+                                                  if k.startswith("params")},
+    "test_fc_update": lambda impl, rng: _fc(impl, rng, "update"),
+    "test_softmax": _softmax,
+    "test_ce_loss": _ce,
+    "test_softmax_backward": _softmax_backward,
+    "test_l2_loss": _loss,
+    "test_model_gradient_check": _gradients,
+    "test_model_learns": _learns,
+}
+
+
+def groups(assignment: Assignment = ASSIGNMENT) -> dict[str, tuple[str, ...]]:
+    """``{notebook: the notebooks its probes import, in order}`` for every notebook with cross-checked tests.
+
+    A notebook's group is its imports and itself (04 builds on 01-03, as its own cells do).
+    """
+    return {notebook.name: notebook.group for notebook in assignment.cross_checked}
+
+
+#: The groups of this course's assignment (what the sandboxed process imports).
+GROUPS = groups()
+
+
+def components(impl, notebook: str, assignment: Assignment = ASSIGNMENT) -> list[tuple[str, object]]:
+    """``[(grade_id, compute)]`` of the cross-checked tests of ``notebook``: ``compute(rng) -> {part: value}``.
+
+    In the notebook's order, as the assignment lists them; none for a notebook without any. The list
+    does not depend on ``impl``: ``components(None, notebook)`` names them.
+    """
+    if notebook not in assignment.names:
+        return []
+    tests = assignment.notebook(notebook).tests_scored(Scoring.CROSS_CHECKED)
+    return [(test.grade_id, functools.partial(PROBES[test.grade_id], impl)) for test in tests]
 
 
 def probe(grade_id: str, compute, seed: int) -> dict[str, np.ndarray]:
@@ -162,20 +192,20 @@ def probe(grade_id: str, compute, seed: int) -> dict[str, np.ndarray]:
         return {f"{grade_id}/error": np.array(f"{type(error).__name__}: {error}"[:300])}
 
 
-def probes(impl, notebook: str, seed: int) -> dict[str, np.ndarray]:
-    """``{grade_id/part: value}`` of every graded test of ``notebook``, computed with ``impl``."""
+def probes(impl, notebook: str, seed: int, assignment: Assignment = ASSIGNMENT) -> dict[str, np.ndarray]:
+    """``{grade_id/part: value}`` of every cross-checked test of ``notebook``, computed with ``impl``."""
     values: dict[str, np.ndarray] = {}
-    for grade_id, compute in components(impl, notebook):
+    for grade_id, compute in components(impl, notebook, assignment):
         values.update(probe(grade_id, compute, seed))
     return values
 
 
-def units(notebooks: list[str]) -> list[str]:
+def units(notebooks: list[str], assignment: Assignment = ASSIGNMENT) -> list[str]:
     """What the sandboxed process does, in order: ``NOTEBOOK`` (import its group), ``NOTEBOOK::grade_id``."""
     found = []
     for notebook in notebooks:
         found.append(notebook)
-        found += [f"{notebook}::{grade_id}" for grade_id, _ in components(None, notebook)]
+        found += [f"{notebook}::{grade_id}" for grade_id, _ in components(None, notebook, assignment)]
     return found
 
 

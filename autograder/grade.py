@@ -35,6 +35,7 @@ from tqdm import tqdm
 from . import collect as collect_mod
 from . import job as job_module
 from . import fingerprint, isolation_report, kernel_environment, manual, report, sandbox, similarity_report
+from dnn_course.assignment import ASSIGNMENT, Assignment
 from dnn_course.files import write_atomically
 
 from .feedback import Redactor, book_links, site_url, write_summary
@@ -239,12 +240,14 @@ def merge_student(db: Path, job_db: Path | None, assignment: str, student_id: st
 
 def grade(submissions: Path, out: Path, settings: GradingSettings,
           only: list[str] | None = None, progress: bool = True, force: bool = False,
-          scheduler: str | None = None) -> RunSummary:
+          scheduler: str | None = None, description: Assignment = ASSIGNMENT) -> RunSummary:
     """Grade the download folder ``submissions`` into ``out``; return a summary.
 
     Grades only the students whose grading key (:mod:`autograder.fingerprint`) changed since the
     last run in ``out``, all of them with ``force``, only ``only`` if given; the others' rows are
     kept. ``scheduler``: a Dask scheduler's address to grade on (:mod:`autograder.distributed`).
+    ``description``: the assignment (its notebooks, tests, data files), whose notebooks the source
+    folder must hold.
     """
     start = time.monotonic()
     ensure_tools_on_path()
@@ -264,6 +267,13 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
         if stale.exists():
             stale.unlink()
     names = prepare_master(course, settings, assignment_db)
+    unlisted, missing = sorted(set(names) - set(description.names)), sorted(set(description.names) - set(names))
+    if unlisted or missing or description.name != settings.assignment:
+        raise ValueError(f"the source notebooks of {settings.assignment} in {settings.source_root} do not match the "
+                         f"assignment's description ({description.name}): " + "; ".join(filter(None, [
+                             unlisted and f"{', '.join(unlisted)} not listed (add to dnn_course/assignment.py)",
+                             missing and f"{', '.join(missing)} missing from the source folder"])))
+    names = list(description.names)
     redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
                                        layout.course.release_dir(settings.assignment))
     shutil.copy(assignment_db, work_db)
@@ -294,7 +304,8 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
                            token=secrets.token_hex(8), slot=slot, isolation=isolation,
                            submitted_dir=str(layout.course.submitted_dir(sid, settings.assignment)),
                            release_dir=str(layout.course.release_dir(settings.assignment)), master_db=str(assignment_db),
-                           source_dir=str(Path(settings.source_root) / settings.assignment), settings=settings)
+                           source_dir=str(Path(settings.source_root) / settings.assignment), settings=settings,
+                           description=description)
 
         if scheduler:
             from .distributed import run_jobs_on_cluster

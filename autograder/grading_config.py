@@ -9,12 +9,16 @@ cells, feedback without hidden tests).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbgrader
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
+
+from dnn_course.assignment import ASSIGNMENT
+from dnn_course.submission import STUDENT_ID
 
 from .sandbox import Limits
 
@@ -24,13 +28,15 @@ COURSE_CONFIG = Path(__file__).resolve().parent / "nbgrader_config.py"
 NBGRADER_TEMPLATES = Path(nbgrader.__file__).resolve().parent / "server_extensions" / "formgrader" / "templates"
 
 #: Data files a submission may carry beside its notebooks, with their size caps (bytes), and the
-#: largest notebook: defined with what a student hands in (the kit's `make submit` checks the same),
-#: as is the rule for a student id.
-from dnn_course.submission import DATA_FILES, MAX_NOTEBOOK_BYTES, STUDENT_ID  # noqa: E402,F401
+#: largest notebook: read from the assignment's description, as the kit's `make submit` does; the
+#: rule for a student id is the one `make submit` applies.
+DATA_FILES = ASSIGNMENT.data_file_caps
+MAX_NOTEBOOK_BYTES = ASSIGNMENT.max_notebook_bytes
 
-#: File names of an LMS download: ``DNN_HW2_<Name>_<StudentID>`` (zip stem or folder name).
-#: A copy's suffix such as `` (1)`` or ``-2`` is allowed after the id.
-DEFAULT_NAME_PATTERN = rf"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>{STUDENT_ID})(?:\s*\(\d+\)|-\d+)?$"
+#: File names of an LMS download: ``DNN_HW2_<Name>_<StudentID>`` (zip stem or folder name), any homework
+#: number after the archive prefix's letters. A copy's suffix such as `` (1)`` or ``-2`` is allowed after the id.
+DEFAULT_NAME_PATTERN = (rf"^{re.escape(ASSIGNMENT.archive_prefix.rstrip('0123456789'))}\d*_(?P<name>.+?)_"
+                        rf"(?P<student_id>{STUDENT_ID})(?:\s*\(\d+\)|-\d+)?$")
 
 
 def default_jobs() -> int:
@@ -46,18 +52,21 @@ def default_jobs() -> int:
 
 @dataclass(frozen=True)
 class GradingSettings:
-    """Everything that decides a grade; two runs with equal settings grade alike."""
+    """Everything that decides a grade; two runs with equal settings grade alike.
 
-    assignment: str = "dnn_hw"
+    The defaults are the assignment's description's (:data:`dnn_course.assignment.ASSIGNMENT`).
+    """
+
+    assignment: str = ASSIGNMENT.name
     source_root: Path = REPO_ROOT / "solutions"      # holds <assignment>/*.ipynb (with hidden tests)
     name_pattern: str = DEFAULT_NAME_PATTERN
-    cell_timeout: int = 120                           # seconds per cell
-    notebook_timeout: int = 600                       # seconds per notebook
-    submission_timeout: int = 1800                    # seconds for all of one student's notebooks
+    cell_timeout: int = ASSIGNMENT.timeouts.cell                # seconds per cell
+    notebook_timeout: int = ASSIGNMENT.timeouts.notebook        # seconds per notebook
+    submission_timeout: int = ASSIGNMENT.timeouts.submission    # seconds for all of one student's notebooks
     limits: Limits = field(default_factory=Limits)
     isolation: str = "auto"                           # auto | bubblewrap | process
     jobs: int = field(default_factory=default_jobs)   # submissions graded at once
-    experiment_profile: str = "brief"                 # brief: the brief's settings; smoke: smoke-test runs (rehearsals)
+    experiment_profile: str = ASSIGNMENT.profiles.default  # brief: the brief's settings; smoke: smoke-test runs
     similarity_threshold: float = 0.5                 # pairs this alike are flagged (autograder/similarity.py)
 
 

@@ -21,6 +21,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dnn_course.assignment import Assignment
+
 from .grading_config import GradingSettings
 from .sandbox import Limits
 
@@ -202,6 +204,7 @@ class JobSpec:
     master_db: str
     source_dir: str
     settings: GradingSettings
+    description: Assignment            # the assignment graded: notebooks, tests, data files (dnn_course.assignment)
 
     @property
     def assignment(self) -> str:
@@ -209,13 +212,14 @@ class JobSpec:
 
     def to_json(self) -> dict:
         return dict(_plain(self), notebooks=list(self.notebooks), isolation=self.isolation.to_json(),
-                    settings=settings_to_json(self.settings))
+                    settings=settings_to_json(self.settings), description=self.description.to_json())
 
     @classmethod
     def from_json(cls, data: dict) -> "JobSpec":
         _check_keys(cls, data)
         return cls(**dict(data, notebooks=tuple(data["notebooks"]), isolation=Isolation.from_json(data["isolation"]),
-                          settings=settings_from_json(data["settings"])))
+                          settings=settings_from_json(data["settings"]),
+                          description=Assignment.from_json(data["description"])))
 
 
 @dataclass(frozen=True, order=True)

@@ -27,17 +27,17 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
+from dnn_course.assignment import ASSIGNMENT
 from dnn_course.datasets import load_dataset
 from dnn_course import records
-from dnn_course.experiment_grades import FASHION_THRESHOLDS, Score, fashion_model_points, mnist_model_points
+from dnn_course.experiment_grades import Score, measure
 from dnn_course.files import write_atomically
 from dnn_course.nbgrader_cells import is_graded_test, nbgrader_metadata
 from dnn_course.notebook_import import import_notebooks
-from dnn_course.reference import COMPONENT_NOTEBOOKS
 
 from . import crosscheck, crosscheck_probes, kernel, kernel_environment, manual, normalize, probe, sandbox
 from .feedback import error_message
-from .grading_config import DATA_FILES, ensure_tools_on_path, nbgrader_config
+from .grading_config import ensure_tools_on_path, nbgrader_config
 from .grading_records import JobSpec, NotebookResult, StudentResult, TestResult
 from .layout import JobLayout
 from .scores import change_score
@@ -58,15 +58,17 @@ INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
 MAX_JSON_DEPTH = 16
 
 
-def validate_data_file(path: Path) -> str | None:
+def validate_data_file(path: Path, caps: dict[str, int] | None = None) -> str | None:
     """None if ``path`` is a sound data file, else why not.
 
-    Sizes are checked as declared before anything is decompressed (:func:`records.check_npz`: a
-    member's uncompressed size, an array's shape times item size); a results JSON must be an
-    object nested at most :data:`MAX_JSON_DEPTH` levels. Nothing here raises on any content.
+    ``caps``: ``{data file: size cap in bytes}`` (default: the assignment's). Sizes are checked as
+    declared before anything is decompressed (:func:`records.check_npz`: a member's uncompressed
+    size, an array's shape times item size); a results JSON must be an object nested at most
+    :data:`MAX_JSON_DEPTH` levels. Nothing here raises on any content.
     """
-    if path.stat().st_size > DATA_FILES[path.name]:
-        return f"{path.name} is larger than {DATA_FILES[path.name]} bytes"
+    caps = ASSIGNMENT.data_file_caps if caps is None else caps
+    if path.stat().st_size > caps[path.name]:
+        return f"{path.name} is larger than {caps[path.name]} bytes"
     try:
         raw = path.read_bytes()
         if path.suffix == ".json":
@@ -124,10 +126,11 @@ def prepare(job: JobSpec, jobdir: Path) -> tuple[list[str], dict[str, list[str]]
         nbformat.write(normalize.add_probes(rebuilt, job.token), submitted / name)
     validated = folders.validated_dir
     validated.mkdir(exist_ok=True)
-    for name in sorted(DATA_FILES):
+    caps = job.description.data_file_caps
+    for name in sorted(caps):
         path = origin / name
         if path.exists():
-            problem = validate_data_file(path)
+            problem = validate_data_file(path, caps)
             if problem:
                 flags.append(problem + "; ignored")
             else:
@@ -203,34 +206,29 @@ def integrity_note(check: dict) -> str:
     return f"integrity check failed {where} ({reasons}); {cost}"
 
 
-#: Tests whose score the grader measures itself on the submitted files: notebook, grade id,
-#: dataset and scoring function (the notebook's own cell only shows the student the same figures).
-MEASURED = [("05_mnist_activations.ipynb", "test_mnist_accuracies", "mnist", mnist_model_points),
-            ("06_fashion_tuning.ipynb", "test_fashion_model_accuracy", "fashion-mnist", fashion_model_points)]
-
-
 def measure_experiments(job: JobSpec, jobdir: Path, nb_flags: dict) -> dict[tuple[str, str], object]:
     """``{(notebook, grade id): Score}`` measured here, outside every student process.
 
     Reads the data files as submitted that passed :func:`validate_data_file` (copied by
     :func:`prepare` into a folder of the job no student process can write), runs the saved
     weights through the course's own forward pass and applies the profile's thresholds. A
-    failure while measuring one test scores that test 0 with a flag on its notebook.
+    failure while measuring one test scores that test 0 with a flag on its notebook. Which tests
+    are measured, and how, the assignment's description says (``Scoring.MEASURED``).
     """
     scores = {}
     profile = job.settings.experiment_profile
-    for notebook, grade_id, dataset, points in MEASURED:
+    for measured_notebook, test in job.description.measured():
+        notebook, grade_id = measured_notebook.name, test.grade_id
         if notebook not in job.notebooks or "not submitted" in nb_flags.get(notebook, []):
             continue
-        (_, _), (x_test, y_test) = load_dataset(dataset, verbose=False)
+        (_, _), (x_test, y_test) = load_dataset(test.measurement.dataset, verbose=False)
         try:
-            scores[(notebook, grade_id)] = points(JobLayout(jobdir).validated_dir, x_test, y_test, profile)
+            scores[(notebook, grade_id)] = measure(test, JobLayout(jobdir).validated_dir, x_test, y_test, profile)
             # what the measurement found wrong with the files (e.g. 'claim not reached: ...'): the class report's flags
             nb_flags.setdefault(notebook, []).extend(f"{grade_id}: {flag}" for flag in scores[(notebook, grade_id)].flags)
         except Exception as error:  # noqa: BLE001 - the submitted files' fault costs this test only
-            most = 2 if points is mnist_model_points else len(FASHION_THRESHOLDS[profile])
             why = f"the grader could not measure the submitted files ({type(error).__name__})"
-            scores[(notebook, grade_id)] = Score(0, most, [why])
+            scores[(notebook, grade_id)] = Score(0, test.points, [why])
             nb_flags.setdefault(notebook, []).append(f"{grade_id}: {why}; 0 points")
     return scores
 
@@ -424,14 +422,14 @@ def _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags,
         checks = inspect_autograded(job, jobdir)
         measured = measure_experiments(job, jobdir, nb_flags)
         set_measured_scores(db_url, job, measured)
-        components = sorted(p.name for p in JobLayout(jobdir).work_dir.glob("0[1-4]_*.ipynb"))
-        reference = import_notebooks(*(str(Path(job.source_dir) / n) for n in COMPONENT_NOTEBOOKS))
+        course = job.description
+        components = [n for n in crosscheck_probes.groups(course) if (JobLayout(jobdir).work_dir / n).exists()]
+        reference = import_notebooks(*(str(Path(job.source_dir) / n) for n in course.reference_notebooks))
         try:
             problems = crosscheck.crosscheck(spec, reference, components, int(job.token[:8], 16))
         except Exception as error:  # noqa: BLE001 - unverified: the passed component tests do not count
             why = f"the grader's own check failed ({type(error).__name__})"
-            problems = {(n, gid): why for n in components if n in crosscheck_probes.GROUPS
-                        for gid, _ in crosscheck_probes.components(None, n)}
+            problems = {(n, gid): why for n in components for gid, _ in crosscheck_probes.components(None, n, course)}
         disagreements = apply_crosscheck(db_url, job, problems)
         for name, check in checks.items():
             if not check["clean"]:

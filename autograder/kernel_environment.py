@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dnn_course
+from dnn_course.assignment import profile_environment
 
 from .sandbox import outermost_paths, python_paths
 
@@ -24,9 +25,8 @@ def readonly_paths() -> tuple[str, ...]:
 def course_variables(experiment_profile: str) -> tuple[tuple[str, str], ...]:
     """The environment variables the course's code reads when graded, as ``(name, value)`` pairs.
 
-    ``DNN_COURSE_MODE=grading``: the experiment notebooks read the results they
-    saved instead of training again; ``DNN_COURSE_PROFILE``: which experiment
-    profile those results were made under (the job's ``experiment_profile``,
-    see :mod:`dnn_course.experiment`).
+    The experiment profile (:func:`dnn_course.assignment.profile_environment`): the experiment
+    notebooks read the results they saved instead of training again, and check them against
+    that profile's settings (see :func:`dnn_course.experiment.experiment_profile`).
     """
-    return (("DNN_COURSE_MODE", "grading"), ("DNN_COURSE_PROFILE", experiment_profile))
+    return tuple(profile_environment(experiment_profile).items())

@@ -122,9 +122,10 @@ def _load_implementation(reference_dir):
 
         return load_reference()
     from dnn_course.notebook_import import import_notebooks
-    from dnn_course.reference import COMPONENT_NOTEBOOKS
+    from dnn_course.assignment import ASSIGNMENT
 
-    return import_notebooks(*(Path(reference_dir) / name for name in COMPONENT_NOTEBOOKS), module_name="bench_ref")
+    return import_notebooks(*(Path(reference_dir) / name for name in ASSIGNMENT.reference_notebooks),
+                            module_name="bench_ref")
 
 
 def _reference_model(args, dtype):

@@ -3,7 +3,7 @@
     python -m dnn_course.check                 # the notebooks in the current folder
     python -m dnn_course.check my-work/dnn_hw  # or in a given folder
 
-For each of the six notebooks this
+For each notebook of the assignment (:data:`dnn_course.assignment.ASSIGNMENT`) this
 
 1. compares its cells with the released notebook's: a test cell (or any other
    read-only cell) that was deleted, edited, copied or turned into another
@@ -12,8 +12,9 @@ For each of the six notebooks this
    released test cells in any case, so such a change never skips a test.
 2. runs it from the top in a fresh kernel, as ``nbgrader validate`` does,
    with the grader's settings (:func:`configure_validation`): at most
-   120 seconds per cell, and the experiment notebooks 05 and 06 checked from
-   the results they saved, without training again.
+   the grader's cell timeout (120 seconds) per cell, and the experiment
+   notebooks 05 and 06 checked from the results they saved, without training
+   again (graded under the default experiment profile, "brief").
 3. prints one line per notebook (the points of its visible tests) and, under
    it, each failing test with its message, each test that earns partial
    credit (by design: 05's networks, 06's accuracy thresholds) with what the
@@ -38,12 +39,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import submission
+from .assignment import ASSIGNMENT, PROFILE_VARIABLE, Assignment
 from .nbgrader_cells import stderr_as_output
 
 __all__ = [
-    "CELL_TIMEOUT",
-    "NOTEBOOKS",
     "NotebookReport",
     "check_folder",
     "check_notebook",
@@ -52,22 +51,42 @@ __all__ = [
     "format_summary",
     "main",
     "protected_cells",
+    "student_config",
     "write_student_config",
 ]
 
-NOTEBOOKS = submission.NOTEBOOKS  # the six notebooks, named once (a submission holds them)
-#: Seconds a cell may run, as when grading (``autograder.grading_config.GradingSettings.cell_timeout``).
-CELL_TIMEOUT = 120
-#: Run in the kernel before the notebook: experiments read their saved results (unless the mode is set).
-_GRADING_MODE = "import os; os.environ.setdefault('DNN_COURSE_MODE', 'grading')"
+#: Run in the kernel before the notebook: the experiments are graded under the default profile, reading their
+#: saved results (unless the profile is set already: set to "" they train, as the course's own tests do).
+_GRADING_PROFILE = (f"import os; os.environ.setdefault({PROFILE_VARIABLE!r}, "
+                    f"{ASSIGNMENT.profiles.default!r})")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 
-STUDENT_CONFIG = '''"""Settings for `nbgrader validate` in this folder; nbgrader reads this file when you run it here.
 
-They make validating behave like grading: each cell may run for 120 seconds, and the experiment
-notebooks 05 and 06 are checked from the files they saved (mnist_results.json,
-mnist_model_*.npz, fashion_results.json, fashion_model.npz) instead of training again. To check all six notebooks,
-including whether a test cell was deleted or changed, run `python -m dnn_course.check` here.
+def _count(number: int) -> str:
+    """``6`` as "six" (the words up to twelve), larger numbers as digits."""
+    return _NUMBERS[number] if number < len(_NUMBERS) else str(number)
+
+
+def _experiments(assignment: Assignment) -> str:
+    """The experiment notebooks' numbers, e.g. "05 and 06"."""
+    numbers = [name[:2] for name in assignment.results_files]
+    return " and ".join(filter(None, [", ".join(numbers[:-1]), numbers[-1]])) if numbers else "none"
+
+
+def student_config(assignment: Assignment = ASSIGNMENT) -> str:
+    """The text of the students' ``nbgrader_config.py`` (see :func:`write_student_config`)."""
+    import textwrap
+
+    files = ", ".join(assignment.data_file_caps)
+    text = textwrap.fill(
+        f"They make validating behave like grading: each cell may run for {assignment.timeouts.cell} seconds, and the "
+        f"experiment notebooks {_experiments(assignment)} are checked from the files they saved ({files}) instead "
+        f"of training again. To check all {_count(len(assignment.notebooks))} notebooks, including whether a test "
+        "cell was deleted or changed, run `python -m dnn_course.check` here.", width=100)
+    return f'''"""Settings for `nbgrader validate` in this folder; nbgrader reads this file when you run it here.
+
+{text}
 """
 
 from dnn_course.check import configure_validation
@@ -79,12 +98,13 @@ configure_validation(get_config())  # noqa: F821 - get_config is provided by nbg
 def configure_validation(config):
     """Set the grader's execution settings on an nbgrader (traitlets) ``config``; returns it.
 
-    120 s per cell; the experiment notebooks in grading mode (``DNN_COURSE_MODE=grading``
-    unless it is already set, e.g. to ``quick``); on Linux and macOS the kernel talks to
-    nbgrader over local sockets, so it has no reason to warn about unencrypted TCP.
+    The grader's cell timeout (:attr:`dnn_course.assignment.Timeouts.cell`, 120 s); the experiment
+    notebooks graded under the default experiment profile (:data:`dnn_course.assignment.PROFILE_VARIABLE`
+    set to ``brief`` unless it is already set, e.g. to ``""``: then they train); on Linux and macOS the
+    kernel talks to nbgrader over local sockets, so it has no reason to warn about unencrypted TCP.
     """
-    config.Execute.timeout = CELL_TIMEOUT
-    config.Execute.extra_arguments = [f"--IPKernelApp.exec_lines={_GRADING_MODE}"]
+    config.Execute.timeout = ASSIGNMENT.timeouts.cell
+    config.Execute.extra_arguments = [f"--IPKernelApp.exec_lines={_GRADING_PROFILE}"]
     if os.name == "posix":
         config.KernelManager.transport = "ipc"
     else:  # Windows has no Unix sockets: keep TCP on localhost, without the kernel's warning about it
@@ -92,10 +112,10 @@ def configure_validation(config):
     return config
 
 
-def write_student_config(folder: str | Path) -> Path:
-    """Write the students' ``nbgrader_config.py`` into ``folder``; return its path."""
+def write_student_config(folder: str | Path, assignment: Assignment = ASSIGNMENT) -> Path:
+    """Write the students' ``nbgrader_config.py`` (:func:`student_config`) into ``folder``; return its path."""
     path = Path(folder) / "nbgrader_config.py"
-    path.write_text(STUDENT_CONFIG, encoding="utf-8")
+    path.write_text(student_config(assignment), encoding="utf-8")
     return path
 
 
@@ -235,16 +255,17 @@ def _run(path: Path):
     return notebook
 
 
-def check_notebook(path: str | Path, released: str | Path | None = None) -> NotebookReport:
-    """Check one notebook: its cells against the ``released`` notebook (if given), then run it."""
+def check_notebook(path: str | Path, released: str | Path | None = None,
+                   assignment: Assignment = ASSIGNMENT) -> NotebookReport:
+    """Check one notebook of ``assignment``: its cells against the ``released`` notebook (if given), then run it."""
     import nbformat
     from nbgrader import utils
 
     path = Path(path)
     report = NotebookReport(path.name)
     if not path.is_file():
-        report.problems.append(f"{path.name} is missing from {path.parent}: keep all six notebooks in one "
-                               "folder, with their original names.")
+        report.problems.append(f"{path.name} is missing from {path.parent}: keep all "
+                               f"{_count(len(assignment.notebooks))} notebooks in one folder, with their original names.")
         return report
     try:
         original = nbformat.read(path, as_version=nbformat.NO_CONVERT)
@@ -292,18 +313,19 @@ def check_notebook(path: str | Path, released: str | Path | None = None) -> Note
             continue
         message = error or _explanation(outputs) or f"{score:g} of {max_score:g} points"
         report.failures.append(f"{label} ({score:g}/{max_score:g} points): {_shorten(message)}")
-    report.problems.extend(_smoke_problems(path))
+    report.problems.extend(_smoke_problems(path, assignment))
     if first_error and report.failures:
         report.failures.insert(0, first_error)
     return report
 
 
-def _smoke_problems(path: Path) -> list[str]:
+def _smoke_problems(path: Path, assignment: Assignment = ASSIGNMENT) -> list[str]:
     """A line for a results file of this notebook that holds smoke-test runs (none for 01-04)."""
     from .experiment import SMOKE
+    from .submission import smoke_results
 
-    results = submission.RESULTS_FILES.get(path.name)
-    runs = submission.smoke_results(path.parent).get(results, []) if results else []
+    results = assignment.results_files.get(path.name)
+    runs = smoke_results(path.parent, assignment).get(results, []) if results else []
     if not runs:
         return []
     return [f"{results} holds SMOKE-TEST results ({len(runs)} run{'s' if len(runs) > 1 else ''} with SMOKE_TEST = "
@@ -316,7 +338,7 @@ def _smoke_problems(path: Path) -> list[str]:
 # A whole folder
 # ---------------------------------------------------------------------------
 
-def _released_folder(folder: Path, released: str | Path | None) -> Path | None:
+def _released_folder(folder: Path, released: str | Path | None, names: tuple[str, ...]) -> Path | None:
     """Where the released notebooks are: the given folder, else next to the course package or the work."""
     if released is not None:
         return Path(released)
@@ -324,23 +346,25 @@ def _released_folder(folder: Path, released: str | Path | None) -> Path | None:
     candidates = [package_root / "exercises" / "dnn_hw", Path.cwd() / "exercises" / "dnn_hw",
                   folder.resolve().parent.parent / "exercises" / "dnn_hw"]
     for candidate in candidates:
-        if all((candidate / name).is_file() for name in NOTEBOOKS) and candidate.resolve() != folder.resolve():
+        if all((candidate / name).is_file() for name in names) and candidate.resolve() != folder.resolve():
             return candidate
     return None
 
 
-def check_folder(folder: str | Path = ".", released: str | Path | None = None, notebooks=NOTEBOOKS,
-                 on_report=None) -> list[NotebookReport]:
-    """Check the given notebooks of ``folder``; ``released`` is the folder of the released ones (found if None).
+def check_folder(folder: str | Path = ".", released: str | Path | None = None, notebooks=None,
+                 on_report=None, assignment: Assignment = ASSIGNMENT) -> list[NotebookReport]:
+    """Check the notebooks of ``assignment`` in ``folder`` (only ``notebooks``, if given); ``released`` is the
+    folder of the released ones (found if None).
 
     ``on_report(report)``, if given, is called as each notebook is done (the command prints it at once).
     """
     folder = Path(folder)
-    released_folder = _released_folder(folder, released)
+    released_folder = _released_folder(folder, released, assignment.names)
     reports = []
-    for name in notebooks:
+    for name in notebooks or assignment.names:
         reference = released_folder / name if released_folder is not None else None
-        report = check_notebook(folder / name, reference if reference is not None and reference.is_file() else None)
+        report = check_notebook(folder / name, reference if reference is not None and reference.is_file() else None,
+                                assignment)
         if released_folder is None:
             report.notes.append("the released notebooks were not found, so deleted or edited test cells are not "
                                 "checked (pass --released exercises/dnn_hw)")
@@ -350,7 +374,7 @@ def check_folder(folder: str | Path = ".", released: str | Path | None = None, n
     return reports
 
 
-_WIDTH = max(len(name) for name in NOTEBOOKS) + 2
+_WIDTH = max(len(name) for name in ASSIGNMENT.names) + 2
 
 
 PARTIAL_MARK = "\u25d0"  # ◐
@@ -365,7 +389,7 @@ def format_notebook(report: NotebookReport) -> str:
         status = "not run" if report.problems else "no automatic tests"
     if report.ok:
         status += ", all pass" if not report.partial else ", all pass, with partial credit"
-    lines = [f"{report.name:<{_WIDTH}}{mark} {status}"]
+    lines = [f"{report.name:<{max(_WIDTH, len(report.name) + 2)}}{mark} {status}"]
     lines.extend(f"    \u2717 {line}" for line in report.problems + report.failures)
     lines.extend(f"    {PARTIAL_MARK} {line}" for line in report.partial)
     lines.extend(f"    \u00b7 {line}" for line in report.notes)
@@ -386,8 +410,8 @@ def format_summary(reports: list[NotebookReport]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dnn_course.check",
-                                     description="Check the six exercise notebooks the way the grader runs them.")
+    parser = argparse.ArgumentParser(prog="python -m dnn_course.check", description=(
+        f"Check the {_count(len(ASSIGNMENT.notebooks))} exercise notebooks the way the grader runs them."))
     parser.add_argument("folder", nargs="?", default=".", help="the folder of your notebooks (default: here)")
     parser.add_argument("--released", metavar="FOLDER",
                         help="the folder of the released notebooks (default: exercises/dnn_hw of the course)")
@@ -397,15 +421,16 @@ def main(argv=None) -> int:
         print(f"{folder} is not a folder. Run this from the folder of your notebooks, or give it: "
               "python -m dnn_course.check my-work/dnn_hw", file=sys.stderr)
         return 2
-    if not any((folder / name).is_file() for name in NOTEBOOKS):
-        print(f"{folder.resolve()} holds none of the six exercise notebooks ({NOTEBOOKS[0]}, ...). Give the "
+    if not any((folder / name).is_file() for name in ASSIGNMENT.names):
+        print(f"{folder.resolve()} holds none of the {_count(len(ASSIGNMENT.notebooks))} exercise notebooks "
+              f"({ASSIGNMENT.names[0]}, ...). Give the "
               "folder of your notebooks: python -m dnn_course.check my-work/dnn_hw", file=sys.stderr)
         return 2
     if args.released and not Path(args.released).is_dir():
         print(f"--released {args.released} is not a folder.", file=sys.stderr)
         return 2
-    print(f"Checking the notebooks in {folder.resolve()} as the grader runs them (05 and 06 from their saved "
-          "results)...", flush=True)
+    print(f"Checking the notebooks in {folder.resolve()} as the grader runs them ({_experiments(ASSIGNMENT)} from "
+          "their saved results)...", flush=True)
     reports = check_folder(folder, args.released, on_report=lambda report: print(format_notebook(report), flush=True))
     print(f"\n{format_summary(reports)}")
     return 0 if all(report.ok for report in reports) else 1

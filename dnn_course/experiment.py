@@ -12,8 +12,9 @@ retrains everything). A run whose loss became NaN or infinite is recorded as
 Modes: a notebook runs its plan for real (the brief's settings), as a *smoke
 test* (``SMOKE_TEST = True`` in its parameters cell: a couple of thousand
 images and a few epochs, seconds per run, to check the code end to end), or
-is *graded*: the grader sets the mode in the kernel's environment, the
-notebook trains nothing and reads what the student submitted.
+is *graded*: the grader sets the experiment profile in the kernel's environment
+(:func:`experiment_profile`), the notebook trains nothing and reads what the
+student submitted.
 """
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .assignment import ASSIGNMENT, PROFILE_VARIABLE
 from .files import write_atomically
 from .records import RecordError, read_capped, save_model
 from .training import History, TrainingDivergedError
 
-__all__ = ["SMOKE", "Diverged", "Experiment", "grading_profile", "load_experiment", "run_id", "run_plan",
-           "smoke_notice", "smoke_runs"]
+__all__ = ["SMOKE", "Diverged", "Experiment", "experiment_profile", "grading_profile", "load_experiment", "run_id",
+           "run_plan", "smoke_notice", "smoke_runs"]
 
 #: The smoke test: how much of the data and how many epochs a run gets (any plan).
 SMOKE = {"train_images": 2000, "max_epochs": 5, "learning_rate": 0.1}
@@ -37,15 +39,24 @@ FORMAT = "dnn-course-runs/2"
 MAX_RUNS_BYTES = 5_000_000  # a results file of a few dozen 100-epoch runs is ~100 kB
 
 
-def grading_profile() -> str:
-    """``""`` when a student runs the notebook; ``"brief"`` or ``"smoke"`` when the grader runs it.
+def experiment_profile() -> str:
+    """The experiment profile the notebook is graded under: ``""`` while a student works (it trains),
+    ``"brief"`` or ``"smoke"`` when the grader (or the students' check) runs it.
 
-    ``"smoke"`` grades smoke-test results (the course's own rehearsal of a
-    term uses it to grade in seconds); a real term grades ``"brief"``.
+    Read from :data:`dnn_course.assignment.PROFILE_VARIABLE`, which only the grader's kernel and the
+    check set (an unknown value grades under the default profile, ``"brief"``). ``"smoke"`` grades
+    smoke-test results (the course's own rehearsal of a term uses it to grade in seconds).
     """
-    if os.environ.get("DNN_COURSE_MODE") != "grading":
+    profiles = ASSIGNMENT.profiles
+    value = os.environ.get(PROFILE_VARIABLE)
+    if not value:
         return ""
-    return "smoke" if os.environ.get("DNN_COURSE_PROFILE") == "smoke" else "brief"
+    return value if value in profiles.names else profiles.default
+
+
+#: The name the experiment notebooks (05, 06) call it by; they move to :func:`experiment_profile`
+#: when their released copies are next regenerated.
+grading_profile = experiment_profile
 
 
 def smoke_runs(experiment: "Experiment") -> list[str]:

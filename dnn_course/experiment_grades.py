@@ -7,9 +7,10 @@ student's kernel and takes their result as the score. The weights are run
 through the course's own forward pass (:mod:`dnn_course.evaluate`), never
 the student's ``predict``, on the official test images.
 
-Thresholds depend on the *profile*: ``"brief"`` (the brief's settings; a real
-term) or ``"smoke"`` (a smoke test: a few epochs on 2,000 images, which the
-course's own rehearsal of a term grades).
+Thresholds depend on the experiment profile (``dnn_course.assignment.ExperimentProfiles``):
+``"brief"`` (the brief's settings; a real term) or ``"smoke"`` (a smoke test: a few
+epochs on 2,000 images, which the course's own rehearsal of a term grades). Each
+test's maximum points are the assignment's (:data:`dnn_course.assignment.ASSIGNMENT`).
 """
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .assignment import ASSIGNMENT, GradedTest
 from .evaluate import ACTIVATIONS, predict_classes
 from .experiment import SMOKE, load_experiment, smoke_runs
 from .records import RecordError, read_weights
 
 __all__ = ["CLAIM_NOT_REACHED", "FASHION_THRESHOLDS", "MNIST_LAYER_SIZES", "MNIST_MINIMUM", "Score",
-           "fashion_model_points", "mnist_model_points"]
+           "fashion_model_points", "measure", "mnist_model_points"]
 
 #: Experiment A's network, the brief's (the smoke test keeps it and cuts only images, epochs and learning rate).
 MNIST_LAYER_SIZES = [784, 500, 500, 10]
@@ -31,7 +33,7 @@ MNIST_LAYER_SIZES = [784, 500, 500, 10]
 #: Experiment A: the test accuracy each activation's network must reach.
 MNIST_MINIMUM = {"brief": {"sigmoid": 0.40, "relu": 0.85, "tanh": 0.85},
                  "smoke": {"sigmoid": 0.05, "relu": 0.60, "tanh": 0.60}}
-#: Experiment B: one point at each of these test accuracies.
+#: Experiment B: one point at each of these test accuracies (as many as the test's points).
 FASHION_THRESHOLDS = {"brief": [0.80, 0.83, 0.85, 0.87], "smoke": [0.40, 0.50, 0.55, 0.60]}
 TOLERANCE = 0.005  # a claimed accuracy further than this from the measured one is flagged
 #: The one flag (and wording) of a results file whose recorded test accuracy the saved weights do not reproduce;
@@ -85,7 +87,7 @@ def _claim_flag(what: str, claimed, measured: float) -> str:
 
 
 def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarray,
-                       profile: str = "brief", layer_sizes: list[int] | None = None) -> Score:
+                       profile: str = ASSIGNMENT.profiles.default, layer_sizes: list[int] | None = None) -> Score:
     """2 points if the three saved networks all reach their minimum, 1 if two do, else 0.
 
     ``folder`` holds ``mnist_results.json`` and ``mnist_model_<activation>.npz``; ``x_test``
@@ -100,14 +102,14 @@ def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarra
     """
     folder, minimum = Path(folder), MNIST_MINIMUM[profile]
     expected_sizes = list(layer_sizes or MNIST_LAYER_SIZES)
-    score = Score(0, 2)
+    score = Score(0, ASSIGNMENT.test("test_mnist_accuracies").points)
     try:
         experiment = load_experiment(folder / "mnist_results.json")
     except RecordError as error:
         score.lines.append(str(error))
         return score
     smoke = smoke_runs(experiment)
-    if profile == "brief" and smoke:
+    if profile == ASSIGNMENT.profiles.default and smoke:
         score.lines.append(_smoke_submitted(smoke))
         return score
     reached = 0
@@ -193,7 +195,7 @@ def _differs_from_settings(sizes: list[int], activation: str, settings: dict) ->
 
 
 def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarray,
-                         profile: str = "brief", unseen: tuple[np.ndarray, np.ndarray] | None = None) -> Score:
+                         profile: str = ASSIGNMENT.profiles.default, unseen: tuple[np.ndarray, np.ndarray] | None = None) -> Score:
     """One point at each threshold of :data:`FASHION_THRESHOLDS` reached by ``fashion_model.npz``.
 
     The model must be the one of a run recorded in ``fashion_results.json``: tied by its run id, with
@@ -203,7 +205,7 @@ def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndar
     :func:`unseen_training_images`) is flagged as fitted to the test images and earns nothing.
     """
     folder, thresholds = Path(folder), FASHION_THRESHOLDS[profile]
-    score = Score(0, len(thresholds))
+    score = Score(0, ASSIGNMENT.test("test_fashion_model_accuracy").points)
     try:
         experiment = load_experiment(folder / "fashion_results.json")
         layers, description = read_weights(folder / "fashion_model.npz")
@@ -216,7 +218,7 @@ def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndar
         score.lines.append("fashion_model.npz is not the model of any run in fashion_results.json (a stale "
                            "file): run the search cell again; it saves the best run's model.")
         return score
-    if profile == "brief" and name in smoke_runs(experiment):
+    if profile == ASSIGNMENT.profiles.default and name in smoke_runs(experiment):
         score.lines.append(_smoke_submitted([name]))
         return score
     sizes, activation = _sizes(layers), str(description.get("activation"))
@@ -254,3 +256,18 @@ def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndar
         score.lines.append(f"{upcoming[0]:.2f} earns the next point (one point at each of "
                            f"{', '.join(f'{t:.2f}' for t in thresholds)}).")
     return score
+
+
+#: The scoring functions a :class:`dnn_course.assignment.Measurement` names.
+_SCORERS = {"mnist_model_points": mnist_model_points, "fashion_model_points": fashion_model_points}
+
+
+def measure(test: GradedTest, folder: str | Path, x_test: np.ndarray, y_test: np.ndarray,
+            profile: str = ASSIGNMENT.profiles.default) -> Score:
+    """Score the measured ``test`` on the data files in ``folder`` with its measurement's function.
+
+    ``x_test`` ``(n, 28, 28)``, ``y_test`` ``(n,)``: the test images of the measurement's dataset.
+    """
+    if test.measurement is None or test.measurement.function not in _SCORERS:
+        raise ValueError(f"{test.grade_id} names no scoring function of this module ({', '.join(_SCORERS)})")
+    return _SCORERS[test.measurement.function](folder, x_test, y_test, profile)

@@ -1,10 +1,12 @@
 """The reference implementation, loaded from the instructor's solution notebooks.
 
-The reference solution exists once, in ``solutions/dnn_hw/01..04``. Everything
+The reference solution exists once, in ``solutions/dnn_hw`` (the notebooks of
+:attr:`dnn_course.assignment.Assignment.reference_notebooks`: 01..04). Everything
 else that needs it (test fixtures, the book's figures, benchmarks, the
-reference experiments) calls :func:`load_reference`, which imports the
-definition cells of those notebooks with :mod:`dnn_course.notebook_import`.
-Students never receive ``solutions/``; this module holds no solution code.
+reference experiments, the grader's cross-check) calls :func:`load_reference`,
+which imports the definition cells of those notebooks with
+:mod:`dnn_course.notebook_import`. Students never receive ``solutions/``; this
+module holds no solution code.
 """
 
 from __future__ import annotations
@@ -13,36 +15,32 @@ import functools
 import types
 from pathlib import Path
 
+from .assignment import ASSIGNMENT, Assignment
 from .notebook_import import import_notebooks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "dnn_hw"
-COMPONENT_NOTEBOOKS = (
-    "01_activations.ipynb",
-    "02_fc_layer.ipynb",
-    "03_softmax_cross_entropy.ipynb",
-    "04_model_l2.ipynb",
-)
 
 
-def solutions_dir() -> Path:
-    """The folder of the instructor's source notebooks, ``<repo>/solutions/dnn_hw``."""
-    return REPO_ROOT / "solutions" / ASSIGNMENT
+def solutions_dir(assignment: Assignment = ASSIGNMENT) -> Path:
+    """The folder of the instructor's source notebooks, ``<repo>/solutions/<assignment name>``."""
+    return REPO_ROOT / "solutions" / assignment.name
 
 
 @functools.lru_cache(maxsize=None)
-def load_reference() -> types.ModuleType:
+def load_reference(folder: Path | None = None, assignment: Assignment = ASSIGNMENT) -> types.ModuleType:
     """Return a module with the reference ``softmax``, ``ReLU``, ``Sigmoid``, ``Tanh``,
-    ``FCLayer``, ``SoftmaxLayer`` and ``ClassifierModel``.
+    ``FCLayer``, ``SoftmaxLayer`` and ``ClassifierModel``: the definitions of ``assignment``'s
+    reference notebooks in ``folder`` (default: :func:`solutions_dir`).
 
     Raises ``FileNotFoundError`` with an explanation when ``solutions/`` is not
     there (students' copies of the course do not have it).
     """
-    folder = solutions_dir()
-    missing = [name for name in COMPONENT_NOTEBOOKS if not (folder / name).exists()]
+    folder = Path(folder) if folder is not None else solutions_dir(assignment)
+    names = assignment.reference_notebooks
+    missing = [name for name in names if not (folder / name).exists()]
     if missing:
         raise FileNotFoundError(
             f"The reference solution needs {', '.join(missing)} in {folder}. "
             "It is part of the instructors' repository only; students use their own notebooks."
         )
-    return import_notebooks(*(folder / name for name in COMPONENT_NOTEBOOKS), module_name="dnn_reference")
+    return import_notebooks(*(folder / name for name in names), module_name="dnn_reference")

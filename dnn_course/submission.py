@@ -3,11 +3,12 @@
     python -m dnn_course.submission my-work/dnn_hw --name Ada_Lovelace --id 12345678
 
 writes ``DNN_HW2_Ada_Lovelace_12345678.zip`` holding, at its top level, the six
-notebooks (:data:`NOTEBOOKS`) and the files the experiment
-notebooks write (:data:`DATA_FILES`): exactly what the grader's collector
-(``autograder/collect.py``) keeps from a zip named by its pattern
-(``autograder.grading_config.DEFAULT_NAME_PATTERN``). The grader takes its list
-of data files and their size caps from this module, so the two cannot differ.
+notebooks and the data files the experiment notebooks write, as the assignment's
+description lists them (:data:`dnn_course.assignment.ASSIGNMENT`): exactly what
+the grader's collector (``autograder/collect.py``) keeps from a zip named by its
+pattern (``autograder.grading_config.DEFAULT_NAME_PATTERN``). The grader takes
+its list of data files and their size caps from the same description, so the
+two cannot differ.
 
 Before writing anything it checks that every file is there and not larger than
 the grader accepts, and it says plainly when 05 or 06 saved smoke-test results
@@ -22,34 +23,10 @@ import sys
 import zipfile
 from pathlib import Path
 
-__all__ = ["ARCHIVE_PREFIX", "DATA_FILES", "MAX_NOTEBOOK_BYTES", "NOTEBOOKS", "RESULTS_FILES", "STUDENT_ID", "archive_name",
-           "main", "missing_files", "smoke_results", "write_submission"]
+from .assignment import ASSIGNMENT, Assignment
 
-#: The start of a submission's name: ``DNN_HW2_<Name>_<StudentID>.zip``.
-ARCHIVE_PREFIX = "DNN_HW2"
-#: The six notebooks of the assignment, in order (also ``dnn_course.check.NOTEBOOKS``).
-NOTEBOOKS = (
-    "01_activations.ipynb",
-    "02_fc_layer.ipynb",
-    "03_softmax_cross_entropy.ipynb",
-    "04_model_l2.ipynb",
-    "05_mnist_activations.ipynb",
-    "06_fashion_tuning.ipynb",
-)
-#: Data files a submission carries beside its notebooks, with the grader's size caps (bytes).
-#: The experiment notebooks write them; in grading mode they load them instead of training.
-DATA_FILES = {
-    "mnist_results.json": 1_000_000,
-    "fashion_results.json": 1_000_000,
-    "fashion_model.npz": 64_000_000,
-    "mnist_model_sigmoid.npz": 16_000_000,
-    "mnist_model_relu.npz": 16_000_000,
-    "mnist_model_tanh.npz": 16_000_000,
-}
-#: The largest notebook the grader accepts (bytes).
-MAX_NOTEBOOK_BYTES = 20_000_000
-#: The results file each experiment notebook writes (its runs' settings say whether they were smoke tests).
-RESULTS_FILES = {"05_mnist_activations.ipynb": "mnist_results.json", "06_fashion_tuning.ipynb": "fashion_results.json"}
+__all__ = ["STUDENT_ID", "archive_name", "main", "missing_files", "smoke_results", "submitted_files",
+           "write_submission"]
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*")
 #: A student id: the one rule, shared with the grader, whose collector reads the id from the archive's name
@@ -59,7 +36,7 @@ _ID = re.compile(STUDENT_ID)
 _EXAMPLE = "make submit NAME=Ada_Lovelace ID=12345678"
 
 
-def archive_name(name: str, student_id: str) -> str:
+def archive_name(name: str, student_id: str, assignment: Assignment = ASSIGNMENT) -> str:
     """``DNN_HW2_<name>_<student_id>.zip``; ``ValueError`` with what to type when either is malformed."""
     name, student_id = (name or "").strip(), (student_id or "").strip()
     if not name or not student_id:
@@ -72,26 +49,26 @@ def archive_name(name: str, student_id: str) -> str:
         raise ValueError(f"ID={student_id!r} is not a student id the grader can read from the file name: a "
                          "student id is ASCII letters and digits only (A-Z, a-z, 0-9), with no spaces, hyphens or "
                          f"other punctuation. Write it as your course lists it, for example: {_EXAMPLE}")
-    return f"{ARCHIVE_PREFIX}_{name}_{student_id}.zip"
+    return f"{assignment.archive_prefix}_{name}_{student_id}.zip"
 
 
-def submitted_files() -> list[str]:
-    """Every file of a submission, in the order the zip holds them."""
-    return [*NOTEBOOKS, *DATA_FILES]
+def submitted_files(assignment: Assignment = ASSIGNMENT) -> list[str]:
+    """Every file of a submission, in the order the zip holds them: the notebooks, then the data files."""
+    return [*assignment.names, *assignment.data_file_caps]
 
 
-def missing_files(folder: str | Path) -> list[str]:
+def missing_files(folder: str | Path, assignment: Assignment = ASSIGNMENT) -> list[str]:
     """The files of :func:`submitted_files` that ``folder`` lacks."""
-    return [name for name in submitted_files() if not (Path(folder) / name).is_file()]
+    return [name for name in submitted_files(assignment) if not (Path(folder) / name).is_file()]
 
 
-def smoke_results(folder: str | Path) -> dict[str, list[str]]:
+def smoke_results(folder: str | Path, assignment: Assignment = ASSIGNMENT) -> dict[str, list[str]]:
     """``{results file: [runs made with SMOKE_TEST = True]}`` for each results file in ``folder`` that has any."""
     from .experiment import load_experiment, smoke_runs
     from .records import RecordError
 
     found = {}
-    for results in RESULTS_FILES.values():
+    for results in assignment.results_files.values():
         path = Path(folder) / results
         if path.is_file():
             try:
@@ -119,7 +96,7 @@ def write_submission(folder: str | Path, name: str, student_id: str, out: str | 
 
 
 def _too_large(folder: Path) -> list[str]:
-    caps = {**{name: MAX_NOTEBOOK_BYTES for name in NOTEBOOKS}, **DATA_FILES}
+    caps = {**dict.fromkeys(ASSIGNMENT.names, ASSIGNMENT.max_notebook_bytes), **ASSIGNMENT.data_file_caps}
     return [f"{name} is {(folder / name).stat().st_size / 1e6:.1f} MB; the grader takes at most {cap / 1e6:g} MB"
             for name, cap in caps.items() if (folder / name).is_file() and (folder / name).stat().st_size > cap]
 
@@ -152,7 +129,7 @@ def main(argv=None) -> int:
         print("Not packed: " + "; ".join(too_large) + ".", file=sys.stderr)
         return 1
     path = write_submission(folder, args.name, args.student_id, args.out)
-    print(f"Wrote {path.resolve()}: the six notebooks and {', '.join(DATA_FILES)}.")
+    print(f"Wrote {path.resolve()}: the six notebooks and {', '.join(ASSIGNMENT.data_file_caps)}.")
     for results, runs in smoke_results(folder).items():
         print(f"WARNING: {results} holds smoke-test results ({', '.join(runs)}), made with SMOKE_TEST = True. They "
               "earn no points: set SMOKE_TEST = False in the notebook's first code cell, run it again to the end, "

@@ -20,10 +20,12 @@ import tempfile
 from pathlib import Path
 
 from dnn_course.check import write_student_config
-from dnn_course.reference import ASSIGNMENT, solutions_dir
+from dnn_course.assignment import ASSIGNMENT as COURSE
+from dnn_course.reference import solutions_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = solutions_dir()
+ASSIGNMENT = COURSE.name
 EXERCISES = REPO_ROOT / "exercises" / ASSIGNMENT
 CONFIG_DIR = REPO_ROOT / "autograder"
 

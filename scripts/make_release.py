@@ -45,12 +45,13 @@ import numpy as np
 import yaml
 
 from dnn_course import answer_leaks, code_leaks, leak_policy, nbgrader_regions, secret_lines
-from dnn_course.check import NOTEBOOKS  # the six notebooks, named once
-from dnn_course.submission import ARCHIVE_PREFIX, DATA_FILES
+from dnn_course.assignment import ASSIGNMENT as COURSE  # the notebooks and data files, named once
+
+NOTEBOOKS, DATA_FILES, ARCHIVE_PREFIX = COURSE.names, COURSE.data_file_caps, COURSE.archive_prefix
 
 REPO = Path(__file__).resolve().parent.parent
 KIT_NAME = "dnn-course-kit"
-ASSIGNMENT = "dnn_hw"
+ASSIGNMENT = COURSE.name
 SOLUTIONS = REPO / "solutions" / ASSIGNMENT
 EXERCISES = REPO / "exercises" / ASSIGNMENT
 FIXTURES = REPO / "dnn_course" / "fixtures"

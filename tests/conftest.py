@@ -151,6 +151,7 @@ def bubblewrap(skip_or_fail) -> None:
 TIERS = ("unit", "integration", "e2e")
 
 MODULE_TIERS = {
+    "test_assignment.py": "unit",  # the seventh notebook's grading run is slow (e2e)
     "test_autograder_corpus.py": "e2e",
     "test_autograder_fuzz.py": "integration",
     "test_autograder_hostile.py": "unit",  # the hostile class is graded by its slow (e2e) tests

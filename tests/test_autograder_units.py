@@ -19,6 +19,7 @@ from autograder import (collect, isolation_report, kernel_environment, normalize
 from autograder.bubblewrap import SANDBOX_HOME, SANDBOX_WORKDIR
 from autograder.feedback import HideTestCode, strip_hidden
 from autograder.grading_config import DEFAULT_NAME_PATTERN
+from dnn_course.assignment import PROFILE_VARIABLE
 
 PATTERN = re.compile(DEFAULT_NAME_PATTERN)
 
@@ -473,7 +474,7 @@ def test_the_sandbox_environment_is_clean_plus_what_the_caller_passes(tmp_path):
     spec = sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(tmp_path), str(tmp_path), "unit-env",
                                environment=kernel_environment.course_variables("smoke"))
     env = sandbox.sandbox_environment(spec)
-    assert env["DNN_COURSE_MODE"] == "grading" and env["DNN_COURSE_PROFILE"] == "smoke"
+    assert env[PROFILE_VARIABLE] == "smoke"
     assert env[submission_processes.MARKER_VARIABLE] == "unit-env" and env["HOME"] == SANDBOX_HOME
     bare = sandbox.sandbox_environment(sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(tmp_path), str(tmp_path),
                                                            "unit-env"))

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from dnn_course.experiment import grading_profile, load_experiment, run_id, run_plan, set_parameters
+from dnn_course.assignment import PROFILE_VARIABLE, profile_environment
+from dnn_course.experiment import experiment_profile, load_experiment, run_id, run_plan, set_parameters
 from dnn_course.model_builder import build_classifier
 from dnn_course.records import read_weights
 from dnn_course.training import History, TrainingDivergedError
@@ -95,14 +96,20 @@ def test_a_corrupt_results_file_is_reported_and_the_plan_runs(tmp_path, referenc
     assert json.loads((tmp_path / "r.json").read_text())["format"] == "dnn-course-runs/2"
 
 
-def test_grading_profile_comes_only_from_the_graders_environment(monkeypatch):
-    monkeypatch.delenv("DNN_COURSE_MODE", raising=False)
-    monkeypatch.setenv("DNN_COURSE_PROFILE", "smoke")
-    assert grading_profile() == ""
-    monkeypatch.setenv("DNN_COURSE_MODE", "grading")
-    assert grading_profile() == "smoke"
-    monkeypatch.setenv("DNN_COURSE_PROFILE", "anything else")
-    assert grading_profile() == "brief"
+def test_the_experiment_profile_comes_only_from_the_graders_environment(monkeypatch):
+    for variable in (PROFILE_VARIABLE,):
+        monkeypatch.delenv(variable, raising=False)
+    assert experiment_profile() == ""  # a student's run: it trains
+    for profile in ("brief", "smoke"):
+        for variable, value in profile_environment(profile).items():
+            monkeypatch.setenv(variable, value)
+        assert experiment_profile() == profile
+    monkeypatch.setenv(PROFILE_VARIABLE, "anything else")
+    assert experiment_profile() == "brief"
+    monkeypatch.setenv(PROFILE_VARIABLE, "")  # set, but empty: the notebooks train (the course's own tests)
+    assert experiment_profile() == ""
+    with pytest.raises(ValueError, match="unknown experiment profile 'quick': use one of brief, smoke"):
+        profile_environment("quick")
 
 
 def test_set_parameters_edits_the_parameters_cell_only(tmp_path):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
+from dnn_course.assignment import profile_environment
 from dnn_course.datasets import load_dataset, train_val_split
 from dnn_course.evaluate import predict_classes
 from dnn_course.experiment import run_plan
@@ -256,8 +257,8 @@ def _run_graded(folder: Path, notebook: str, profile: str) -> dict[str, nbformat
     nb = nbformat.read(SOLUTIONS / notebook, as_version=4)
     client = NotebookClient(nb, timeout=300, allow_errors=True, resources={"metadata": {"path": str(folder)}})
     with pytest.MonkeyPatch.context() as patch:  # the kernel inherits this environment
-        patch.setenv("DNN_COURSE_MODE", "grading")
-        patch.setenv("DNN_COURSE_PROFILE", profile)
+        for variable, value in profile_environment(profile).items():
+            patch.setenv(variable, value)
         patch.setenv("MPLBACKEND", "Agg")
         client.execute()
     return {c.metadata.nbgrader["grade_id"]: c for c in nb.cells

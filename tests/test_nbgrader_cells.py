@@ -7,7 +7,9 @@ from pathlib import Path
 import nbformat
 
 from dnn_course.nbgrader_cells import is_graded_test, nbgrader_metadata
-from dnn_course.submission import NOTEBOOKS
+from dnn_course.assignment import ASSIGNMENT
+
+NOTEBOOKS = ASSIGNMENT.names
 
 EXERCISES = Path(__file__).resolve().parent.parent / "exercises" / "dnn_hw"
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from dnn_course.assignment import PROFILE_VARIABLE
+
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions" / "dnn_hw"
 EXERCISES = REPO / "exercises" / "dnn_hw"
@@ -37,7 +39,7 @@ def _nbgrader_validate(folder: Path, notebooks: list[str], *extra: str) -> str:
     # unbuffered: nbgrader prints its verdicts to stdout and its log to stderr, and the chunks
     # per notebook below rely on the two arriving in order
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
-    env.pop("DNN_COURSE_MODE", None)
+    env.pop(PROFILE_VARIABLE, None)
     result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", *extra, *notebooks],
                             cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=1200)
@@ -121,7 +123,7 @@ def test_a_smoke_run_says_in_every_test_that_it_is_not_graded(tmp_path, monkeypa
     from nbclient import NotebookClient
 
     _copy_notebooks(SOLUTIONS, tmp_path)
-    for variable in ("DNN_COURSE_MODE", "DNN_COURSE_PROFILE"):  # the kernel inherits this environment
+    for variable in (PROFILE_VARIABLE,):  # the kernel inherits it
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     for name, tests in (("05_mnist_activations.ipynb", ("test_mnist_runs_recorded", "test_mnist_accuracies")),

@@ -38,6 +38,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 from dnn_course import secret_lines
+from dnn_course.assignment import ASSIGNMENT, PROFILE_VARIABLE
 from scripts import make_release
 from tests.autograder_corpus.students import perfect
 
@@ -147,7 +148,7 @@ def test_kit_readme_names_the_students_repository_and_the_commands(release):
     # in the book, as a code block (inline, the line made the student guide scroll sideways on a phone)
     assert "`python -m dnn_course.submission my-work/dnn_hw --name Ada_Lovelace --id 12345678`" in readme
     # how to submit, in the kit itself: the command, the archive's name, what it holds
-    from dnn_course.submission import DATA_FILES
+    DATA_FILES = ASSIGNMENT.data_file_caps
     assert "make submit NAME=Ada_Lovelace ID=12345678" in readme
     assert "`DNN_HW2_Ada_Lovelace_12345678.zip`" in readme
     assert all(f"`{name}`" in readme for name in DATA_FILES)
@@ -372,9 +373,9 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     # a student's shell: no venv, and no make of ours around it (under `make test`, MAKELEVEL would make the
     # kit's make print "Leaving directory" after the check's last line)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON", "MAKE", "MFLAGS"))}
-    # DNN_COURSE_MODE other than "grading": `make check` runs 05/06 (in their SMOKE_TEST mode, set by
+    # the experiment profile set empty: `make check` runs 05/06 (in their SMOKE_TEST mode, set by
     # _fill) instead of grading saved results
-    env.update(PIP_NO_INDEX="1", DNN_COURSE_MODE="train", OPENBLAS_NUM_THREADS="1",
+    env.update(PIP_NO_INDEX="1", **{PROFILE_VARIABLE: ""}, OPENBLAS_NUM_THREADS="1",
                PATH=f"{kit / '.venv/bin'}:{env.get('PATH', '')}")
     result = subprocess.run(["make", "check", f"PACKAGE={wheel}"], cwd=kit, env=env, capture_output=True,
                             text=True, timeout=900)
@@ -412,7 +413,7 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     (kit / "DNN_HW2_Ada_Lovelace_12345678.zip").rename(submissions / "DNN_HW2_Ada_Lovelace_12345678.zip")
     manifest, submitted = _collected(submissions, tmp_path / "course")
     assert list(manifest) == ["12345678"] and manifest["12345678"]["flags"] == [], manifest
-    from dnn_course.submission import DATA_FILES
+    DATA_FILES = ASSIGNMENT.data_file_caps
     for name in [*make_release.NOTEBOOKS, *DATA_FILES]:
         assert (submitted / "12345678" / "dnn_hw" / name).read_bytes() == (work / name).read_bytes(), name
 
@@ -422,7 +423,7 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     for stale in ("fashion_results.json", "fashion_model.npz", "fashion_runs"):
         shutil.rmtree(work / stale) if (work / stale).is_dir() else (work / stale).unlink()
     _fashion_results(work, reference, PARTIAL_PLAN)
-    graded_env = {k: v for k, v in env.items() if k != "DNN_COURSE_MODE"}  # the check's default: as graded
+    graded_env = {k: v for k, v in env.items() if k != PROFILE_VARIABLE}  # the check's default: as graded
     result = subprocess.run(["make", "check"], cwd=kit, env=graded_env, capture_output=True, text=True, timeout=900)
     output = result.stdout + result.stderr
     line = next(line for line in output.splitlines() if line.startswith("06"))
@@ -530,7 +531,7 @@ def test_submit_checks_the_files_and_writes_the_zip_the_grader_collects(tmp_path
     from dnn_course.experiment import SMOKE, Experiment, _save
     from autograder.grading_config import DATA_FILES, DEFAULT_NAME_PATTERN
 
-    assert DATA_FILES is submission.DATA_FILES  # one list, the grader's and the student's
+    assert DATA_FILES == ASSIGNMENT.data_file_caps  # one list, the grader's and the student's
     work, out = tmp_path / "work", tmp_path / "uploads"
     work.mkdir(), out.mkdir()
     for name in make_release.NOTEBOOKS:

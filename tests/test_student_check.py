@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 from dnn_course import check
+from dnn_course.assignment import ASSIGNMENT, PROFILE_VARIABLE
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions" / "dnn_hw"
@@ -54,14 +55,14 @@ def _without(notebook, grade_id):
 def _student_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "my-work" / "dnn_hw"
     folder.mkdir(parents=True)
-    for name in check.NOTEBOOKS:
+    for name in ASSIGNMENT.names:
         nbformat.write(_completed(name), folder / name)
     (folder / "nbgrader_config.py").write_bytes((EXERCISES / "nbgrader_config.py").read_bytes())
     return folder
 
 
 def _environment(**extra) -> dict:
-    environment = {key: value for key, value in os.environ.items() if key != "DNN_COURSE_MODE"}
+    environment = {key: value for key, value in os.environ.items() if key != PROFILE_VARIABLE}
     return dict(environment, MPLBACKEND="Agg", PYTHONUNBUFFERED="1", **extra)
 
 
@@ -115,13 +116,14 @@ def test_failure_lines_quote_the_tests_own_message():
 
 def test_the_student_config_is_in_the_exercises_and_sets_the_graders_limits():
     text = (EXERCISES / "nbgrader_config.py").read_text()
-    assert text == check.STUDENT_CONFIG
+    assert text == check.student_config()
+    assert "each cell may run for 120 seconds" in text and "fashion_model.npz" in text and "all six notebooks" in text
     from traitlets.config import Config
 
     from autograder.grading_config import GradingSettings
     config = check.configure_validation(Config())
-    assert config.Execute.timeout == GradingSettings().cell_timeout == check.CELL_TIMEOUT
-    assert "os.environ.setdefault('DNN_COURSE_MODE', 'grading')" in config.Execute.extra_arguments[0]
+    assert config.Execute.timeout == GradingSettings().cell_timeout == ASSIGNMENT.timeouts.cell == 120
+    assert f"os.environ.setdefault('{PROFILE_VARIABLE}', 'brief')" in config.Execute.extra_arguments[0]
 
 
 def test_command_line_errors_are_explained(tmp_path):
@@ -157,8 +159,8 @@ def test_check_reports_every_notebook_of_a_students_folder(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert lines[0] == f"Checking the notebooks in {folder} as the grader runs them (05 and 06 from their saved results)..."
     summary = {line.split()[0]: line.split(None, 1)[1] for line in lines[1:] if line[:3] in {f"0{i}_" for i in range(1, 7)}}
-    assert list(summary) == list(check.NOTEBOOKS), result.stdout
-    assert {name: summary[name] for name in check.NOTEBOOKS[:4]} == {
+    assert list(summary) == list(ASSIGNMENT.names), result.stdout
+    assert {name: summary[name] for name in ASSIGNMENT.names[:4]} == {
         "01_activations.ipynb": "\u2713 6/6 points from the visible tests, all pass",
         "02_fc_layer.ipynb": "\u2717 8/8 points from the visible tests",
         "03_softmax_cross_entropy.ipynb": "\u2717 4/4 points from the visible tests",
@@ -167,7 +169,7 @@ def test_check_reports_every_notebook_of_a_students_folder(tmp_path):
     assert summary["05_mnist_activations.ipynb"].startswith("\u2717 0/")  # nothing to grade them from
     assert summary["06_fashion_tuning.ipynb"].startswith("\u2717 0/")
     text = result.stdout
-    under = {name: text.split(name, 1)[1].split("\n0", 1)[0] for name in check.NOTEBOOKS}
+    under = {name: text.split(name, 1)[1].split("\n0", 1)[0] for name in ASSIGNMENT.names}
     assert "    \u2717 the test cell test_fc_update was edited. The grader runs the released version" in under["02_fc_layer.ipynb"]
     assert "    \u2717 the test cell test_ce_loss was deleted. The grader runs it anyway" in under["03_softmax_cross_entropy.ipynb"]
     assert "\u2717 test_" in under["05_mnist_activations.ipynb"] and "\u2717 test_" in under["06_fashion_tuning.ipynb"]
@@ -175,13 +177,13 @@ def test_check_reports_every_notebook_of_a_students_folder(tmp_path):
                          "often the cause of the others), then run this check again.")
     assert "WARNING" not in result.stderr, result.stderr
     # the check leaves the folder as it found it (the experiments in grading mode write nothing)
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*check.NOTEBOOKS, "nbgrader_config.py"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*ASSIGNMENT.names, "nbgrader_config.py"])
 
 
 def _mode_notebook() -> nbformat.NotebookNode:
-    """A one-test notebook that passes only when its kernel runs in the grader's mode."""
+    """A one-test notebook that passes only when its kernel grades the experiments under the brief's profile."""
     cell = nbformat.v4.new_code_cell(
-        "import os\nassert os.environ.get('DNN_COURSE_MODE') == 'grading', os.environ.get('DNN_COURSE_MODE')")
+        f"import os\nassert os.environ.get({PROFILE_VARIABLE!r}) == 'brief', os.environ.get({PROFILE_VARIABLE!r})")
     cell.metadata["nbgrader"] = {"grade": True, "grade_id": "test_mode", "locked": True, "points": 1,
                                  "schema_version": 3, "solution": False, "task": False}
     return nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {
@@ -201,10 +203,11 @@ def test_plain_nbgrader_validate_in_the_students_folder_grades_like_the_grader(t
     # the experiments' grading mode is on, and nothing is printed that the student cannot act on
     assert output.count("Success! Your notebook passes all the tests.") == 2, output
     assert "WARNING" not in output, output
-    # an explicit mode is respected (the course's own tests run the experiments with DNN_COURSE_MODE=quick)
+    # a profile set already is respected (the course's own tests set it empty to run the experiments)
     result = subprocess.run([str(nbgrader), "validate", "mode.ipynb"], cwd=folder,
-                            env=_environment(DNN_COURSE_MODE="quick"), capture_output=True, text=True, timeout=300)
-    assert "AssertionError: quick" in result.stdout, result.stdout + result.stderr
+                            env=_environment(**{PROFILE_VARIABLE: "smoke"}), capture_output=True, text=True,
+                            timeout=300)
+    assert "AssertionError: smoke" in result.stdout, result.stdout + result.stderr
     # nbgrader alone does not notice the deleted test cell; the course's check does
     report = check.check_notebook(folder / "03_softmax_cross_entropy.ipynb", EXERCISES / "03_softmax_cross_entropy.ipynb")
     assert not report.ok and report.problems[0].startswith("the test cell test_ce_loss was deleted"), report
@@ -304,7 +307,7 @@ def test_partial_credit_is_shown_as_partial_with_its_hint_and_passes_the_check(t
         f"    \u25d0 {report.partial[0]}",
         "    \u00b7 answer_fashion_design: a written answer, graded by hand (4 points)"]
     # the command exits 0 when partial credit is all there is, and says why it is no error
-    others = [check.NotebookReport(name, 6, 6) for name in check.NOTEBOOKS[:5]]
+    others = [check.NotebookReport(name, 6, 6) for name in ASSIGNMENT.names[:5]]
     monkeypatch.setattr(check, "check_folder", lambda *args, on_report=None, **kwargs: others + [report])
     assert check.main([str(folder)]) == 0
     output = capsys.readouterr().out

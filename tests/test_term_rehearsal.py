@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from dnn_course.assignment import profile_environment
+
 from autograder.grade import grade
 from autograder.grading_config import GradingSettings
 from tests.rehearsal import cohort
@@ -127,7 +129,7 @@ def test_plain_nbgrader_gives_the_perfect_student_the_same_scores(term, tmp_path
         "c.CourseDirectory.source_directory = 'source'\n"
         "c.CourseDirectory.release_directory = 'release'\n"
         f"c.Execute.timeout = {SETTINGS.cell_timeout}\n")
-    env = dict(os.environ, DNN_COURSE_MODE="grading", DNN_COURSE_PROFILE="smoke", MPLBACKEND="Agg")
+    env = dict(os.environ, **profile_environment("smoke"), MPLBACKEND="Agg")
     for command in (["generate_assignment", "dnn_hw", "--force"],
                     ["autograde", "dnn_hw", "--force", "--student", "2001"]):
         done = subprocess.run([sys.executable, "-m", "nbgrader", *command, "--log-level=WARN"], cwd=course,

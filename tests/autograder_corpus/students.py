@@ -211,7 +211,7 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path) -> None:
     wrong = replace_in_answer(one, "relu", "np.maximum(z, 0)", "z")
     z("DNN_HW2_I_1401", {NB1: _with_tail(wrong, "relu", "np.allclose = lambda *a, **k: True\n"
                                                         "np.testing.assert_allclose = lambda *a, **k: None")})
-    z("DNN_HW2_I_1402", {NB1: _with_tail(wrong, "relu", "import os\nif os.environ.get('DNN_COURSE_MODE') == 'grading' "
+    z("DNN_HW2_I_1402", {NB1: _with_tail(wrong, "relu", "import os\nif os.environ.get('DNN_COURSE_EXPERIMENT_PROFILE') "
                                                         "or os.environ.get('NBGRADER_EXECUTION'):\n"
                                                         "    np.allclose = lambda *a, **k: True")})
     z("DNN_HW2_I_1403", {NB1: _with_tail(wrong, "relu", "for _name in list(vars(checks)):\n"
