@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from dnn_course.assignment import ASSIGNMENT
 from autograder.grading_config import GradingSettings
 from autograder.grading_records import (Isolation, JobSpec, NotebookResult, ProbeKey, RecordError, StudentResult,
                                         TestResult, settings_from_json)
@@ -30,7 +31,8 @@ JOB = JobSpec(student_id="3001", notebooks=("01_activations.ipynb", "02_fc_layer
               token="0123456789abcdef", slot=1, isolation=Isolation("bubblewrap", "bubblewrap: a test"),
               submitted_dir="/o/course/submitted/3001/dnn_hw", release_dir="/o/course/release/dnn_hw",
               master_db="/o/course/assignment.db", source_dir="/s/dnn_hw",
-              settings=replace(GradingSettings(), cell_timeout=33, jobs=5, limits=Limits(memory_mb=1234)))
+              settings=replace(GradingSettings(), cell_timeout=33, jobs=5, limits=Limits(memory_mb=1234)),
+              description=ASSIGNMENT)
 
 
 @pytest.mark.parametrize("record", [RESULT, RESULT.notebooks[0], PASSED, ANSWER, JOB, JOB.isolation],
