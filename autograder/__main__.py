@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dnn_course.assignment import ASSIGNMENT
 
-from .grading_config import GradingSettings
+from .grading_settings import GradingSettings
 from .layout import OutputLayout
 from .sandbox import Limits
 

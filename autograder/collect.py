@@ -67,7 +67,7 @@ from nbgrader.apps.zipcollectapp import ZipCollectApp
 from nbgrader.plugins import ExtractorPlugin, FileNameCollectorPlugin
 from traitlets import Dict, Unicode
 
-from .grading_config import DATA_FILES, MAX_NOTEBOOK_BYTES
+from .grading_settings import DATA_FILES, MAX_NOTEBOOK_BYTES
 
 MAX_MEMBERS = 2000
 MAX_TOTAL_BYTES = 400_000_000

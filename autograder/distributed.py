@@ -57,7 +57,7 @@ from pathlib import Path
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from dnn_course.files import write_atomically
+from dnn_course.atomic_write import write_atomically
 
 from . import fingerprint, kernel_environment, sandbox
 from .grading_records import Isolation, JobSpec

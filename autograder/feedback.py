@@ -29,7 +29,7 @@ from pathlib import Path
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from dnn_course import nbgrader_regions, secret_lines
-from dnn_course.files import write_atomically
+from dnn_course.atomic_write import write_atomically
 from dnn_course.nbgrader_regions import HIDDEN_TEST
 
 from .layout import OutputLayout

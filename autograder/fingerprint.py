@@ -29,9 +29,9 @@ from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
-from dnn_course.files import write_atomically
+from dnn_course.atomic_write import write_atomically
 
-from .grading_config import GradingSettings
+from .grading_settings import GradingSettings
 
 KEYS_FILE = "grading_keys.json"
 #: Libraries whose version can change a score or a rendered page (kernel, execution, conversion, numerics, plots).

@@ -36,10 +36,10 @@ from . import collect as collect_mod
 from . import job as job_module
 from . import fingerprint, isolation_report, kernel_environment, manual, report, sandbox, similarity_report
 from dnn_course.assignment import ASSIGNMENT, Assignment
-from dnn_course.files import write_atomically
+from dnn_course.atomic_write import write_atomically
 
 from .feedback import Redactor, book_links, site_url, write_summary
-from .grading_config import GradingSettings, ensure_tools_on_path, nbgrader_config
+from .grading_settings import GradingSettings, ensure_tools_on_path, nbgrader_config
 from .grading_records import Isolation, JobSpec, StudentResult
 from .layout import CourseLayout, JobLayout, OutputLayout
 from .scores import change_score

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from dnn_course.assignment import Assignment
 
-from .grading_config import GradingSettings
+from .grading_settings import GradingSettings
 from .sandbox import Limits
 
 

@@ -31,13 +31,13 @@ from dnn_course.assignment import ASSIGNMENT
 from dnn_course.datasets import load_dataset
 from dnn_course import records
 from dnn_course.experiment_grades import Score, measure
-from dnn_course.files import write_atomically
+from dnn_course.atomic_write import write_atomically
 from dnn_course.nbgrader_cells import is_graded_test, nbgrader_metadata
 from dnn_course.notebook_import import import_notebooks
 
-from . import crosscheck, crosscheck_probes, kernel, kernel_environment, manual, normalize, probe, sandbox
+from . import crosscheck, crosscheck_probes, kernel, kernel_environment, manual, rebuild, tamper_probe, sandbox
 from .feedback import error_message
-from .grading_config import ensure_tools_on_path, nbgrader_config
+from .grading_settings import ensure_tools_on_path, nbgrader_config
 from .grading_records import JobSpec, NotebookResult, StudentResult, TestResult
 from .layout import JobLayout
 from .scores import change_score
@@ -113,9 +113,9 @@ def prepare(job: JobSpec, jobdir: Path) -> tuple[list[str], dict[str, list[str]]
             nb_flags[name].append("not submitted")
             continue
         try:
-            student, read_flags = normalize.read_submitted(path.read_bytes())
-            rebuilt, rebuild_flags = normalize.rebuild(student, master)
-        except normalize.UnreadableNotebook as error:
+            student, read_flags = rebuild.read_submitted(path.read_bytes())
+            rebuilt, rebuild_flags = rebuild.rebuild(student, master)
+        except rebuild.UnreadableNotebook as error:
             nb_flags[name].append(f"unreadable: {error}")
             continue
         except Exception as error:  # noqa: BLE001 - a failure on one notebook is that notebook's flag
@@ -123,7 +123,7 @@ def prepare(job: JobSpec, jobdir: Path) -> tuple[list[str], dict[str, list[str]]
             continue
         nb_flags[name] += read_flags + rebuild_flags
         nbformat.write(rebuilt, work / name)
-        nbformat.write(normalize.add_probes(rebuilt, job.token), submitted / name)
+        nbformat.write(rebuild.add_probes(rebuilt, job.token), submitted / name)
     validated = folders.validated_dir
     validated.mkdir(exist_ok=True)
     caps = job.description.data_file_caps
@@ -153,7 +153,7 @@ def _tainted_tests(cells, position: int) -> list[str]:
     """Grade ids of the graded tests at or after the cell checked by the ``position``-th check cell."""
     tainted, seen, started, previous = [], -1, False, None
     for cell in cells:
-        if cell.cell_type == "code" and probe.is_check(cell.source):
+        if cell.cell_type == "code" and tamper_probe.is_check(cell.source):
             seen += 1
             if seen == position:
                 started = True
@@ -161,7 +161,7 @@ def _tainted_tests(cells, position: int) -> list[str]:
                     tainted.append(nbgrader_metadata(previous)["grade_id"])
         elif started and is_graded_test(cell):
             tainted.append(nbgrader_metadata(cell)["grade_id"])
-        if not (cell.cell_type == "code" and probe.is_probe(cell.source)):
+        if not (cell.cell_type == "code" and tamper_probe.is_probe(cell.source)):
             previous = cell
     return tainted
 
@@ -178,9 +178,9 @@ def inspect_autograded(job: JobSpec, jobdir: Path) -> dict[str, dict]:
         if not path.exists():
             continue
         nb = nbformat.read(path, as_version=4)
-        checks = [(probe.check_label(c.source), _stdout(c)) for c in nb.cells
-                  if c.cell_type == "code" and probe.is_check(c.source)]
-        tampering = probe.first_tampering(checks, job.token)
+        checks = [(tamper_probe.check_label(c.source), _stdout(c)) for c in nb.cells
+                  if c.cell_type == "code" and tamper_probe.is_check(c.source)]
+        tampering = tamper_probe.first_tampering(checks, job.token)
         incidents = []
         for cell in nb.cells:
             for output in cell.get("outputs", []):
@@ -192,7 +192,7 @@ def inspect_autograded(job: JobSpec, jobdir: Path) -> dict[str, dict]:
                        "cell": tampering[1] if tampering else None,
                        "tainted": _tainted_tests(nb.cells, tampering[0]) if tampering else [],
                        "incidents": sorted(set(incidents))}
-        nbformat.write(normalize.remove_probes(nb), path)
+        nbformat.write(rebuild.remove_probes(nb), path)
     return found
 
 

@@ -46,7 +46,7 @@ from nbgrader.preprocessors import Execute
 
 from dnn_course.nbgrader_cells import stderr_as_output
 
-from . import bubblewrap, memory_cap, probe, sandbox
+from . import bubblewrap, memory_cap, tamper_probe, sandbox
 from .submission_processes import kill_marked_processes
 
 _SPEC: sandbox.SandboxSpec | None = None
@@ -291,8 +291,8 @@ class SandboxExecute(Execute):
         for cell in self.nb.cells[: self._current_index]:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             setup = meta.get("locked") and not meta.get("grade") and not meta.get("solution")
-            if cell.cell_type == "code" and (setup or probe.is_probe(cell.source)) \
-                    and not probe.is_check(cell.source):
+            if cell.cell_type == "code" and (setup or tamper_probe.is_probe(cell.source)) \
+                    and not tamper_probe.is_check(cell.source):
                 await self._run_quietly(cell.source, self.timeout or 60)
 
     async def _async_handle_timeout(self, timeout, cell=None):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from dnn_course.files import write_atomically
+from dnn_course.atomic_write import write_atomically
 
 from .grading_records import StudentResult
 from .layout import OutputLayout

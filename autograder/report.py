@@ -31,7 +31,7 @@ from nbgrader.apps.exportapp import ExportApp
 from nbgrader.plugins import ExportPlugin
 from traitlets import Unicode
 
-from dnn_course.files import write_atomically
+from dnn_course.atomic_write import write_atomically
 
 from .grading_records import Isolation, StudentResult, settings_from_json, settings_to_json
 from .layout import OutputLayout

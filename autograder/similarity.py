@@ -54,8 +54,8 @@ from copydetect.utils import filter_code, find_fingerprint_overlap, get_copied_s
 from pygments.lexers import PythonLexer
 from pygments.token import Token
 
-from . import normalize
-from .grading_config import DATA_FILES, MAX_NOTEBOOK_BYTES
+from . import rebuild
+from .grading_settings import DATA_FILES, MAX_NOTEBOOK_BYTES
 from .layout import CourseLayout
 
 CODE_NOTEBOOKS = ("01", "02", "03", "04")      # notebooks whose code is compared
@@ -103,7 +103,7 @@ def _line_key(line: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _released(release: Path, name: str) -> tuple[nbformat.NotebookNode, frozenset[str], frozenset]:
-    """The released notebook ``name`` (read once per run, not per student; ``normalize.rebuild`` copies it),
+    """The released notebook ``name`` (read once per run, not per student; ``rebuild.rebuild`` copies it),
     its cells' sources (the stubs) and the keys of its given code lines."""
     master = nbformat.read(release / name, as_version=4)
     stubs = frozenset(c.source for c in master.cells)
@@ -122,11 +122,11 @@ def read_work(student_id: str, folder: Path, release: Path, notebooks: list[str]
             continue
         master, stubs, given = _released(release, name)
         try:
-            rebuilt, _ = normalize.rebuild(normalize.read_submitted(data)[0], master)
-        except normalize.UnreadableNotebook:
+            rebuilt, _ = rebuild.rebuild(rebuild.read_submitted(data)[0], master)
+        except rebuild.UnreadableNotebook:
             continue
         for index, cell in enumerate(rebuilt.cells):
-            label = normalize.cell_label(cell, index)
+            label = rebuild.cell_label(cell, index)
             is_answer = cell.get("metadata", {}).get("nbgrader", {}).get("solution")
             added = not cell.get("metadata", {}).get("nbgrader") and cell.source not in stubs
             if cell.cell_type == "code" and name[:2] in CODE_NOTEBOOKS and (is_answer or added):

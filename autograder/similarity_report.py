@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from copydetect.utils import highlight_overlap
 
-from dnn_course.files import write_atomically
+from dnn_course.atomic_write import write_atomically
 
 from .layout import OutputLayout
 from .similarity import MIN_RUN, MIN_SHARED_CODE, MIN_SHARED_WORDS, WORD, Pair, analyse

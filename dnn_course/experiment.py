@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .assignment import ASSIGNMENT, PROFILE_VARIABLE
-from .files import write_atomically
+from .atomic_write import write_atomically
 from .records import RecordError, read_capped, save_model
 from .training import History, TrainingDivergedError
 

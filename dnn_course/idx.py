@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import write_atomically
+from .atomic_write import write_atomically
 
 __all__ = [
     "DataFileError",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import write_atomically
+from .atomic_write import write_atomically
 
 __all__ = ["RecordError", "check_npz", "parse_description", "read_capped", "read_weights", "save_model"]
 

@@ -6,7 +6,7 @@ writes ``DNN_HW2_Ada_Lovelace_12345678.zip`` holding, at its top level, the six
 notebooks and the data files the experiment notebooks write, as the assignment's
 description lists them (:data:`dnn_course.assignment.ASSIGNMENT`): exactly what
 the grader's collector (``autograder/collect.py``) keeps from a zip named by its
-pattern (``autograder.grading_config.DEFAULT_NAME_PATTERN``). The grader takes
+pattern (``autograder.grading_settings.DEFAULT_NAME_PATTERN``). The grader takes
 its list of data files and their size caps from the same description, so the
 two cannot differ.
 
@@ -30,7 +30,7 @@ __all__ = ["STUDENT_ID", "archive_name", "main", "missing_files", "smoke_results
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*")
 #: A student id: the one rule, shared with the grader, whose collector reads the id from the archive's name
-#: (``autograder.grading_config.DEFAULT_NAME_PATTERN`` is built from it): ASCII letters and digits only.
+#: (``autograder.grading_settings.DEFAULT_NAME_PATTERN`` is built from it): ASCII letters and digits only.
 STUDENT_ID = r"[A-Za-z0-9]+"
 _ID = re.compile(STUDENT_ID)
 _EXAMPLE = "make submit NAME=Ada_Lovelace ID=12345678"

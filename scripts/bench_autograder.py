@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from autograder.grade import grade  # noqa: E402
-from autograder.grading_config import GradingSettings, default_jobs  # noqa: E402
+from autograder.grading_settings import GradingSettings, default_jobs  # noqa: E402
 from bench.harness import machine_busy_seconds, timed  # noqa: E402
 from tests.autograder_corpus import students as st  # noqa: E402
 

@@ -37,9 +37,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from autograder import collect, crosscheck, grade as grade_mod, job, kernel, probe, report, sandbox  # noqa: E402
+from autograder import collect, crosscheck, grade as grade_mod, job, kernel, tamper_probe, report, sandbox  # noqa: E402
 from autograder import similarity_report  # noqa: E402
-from autograder.grading_config import GradingSettings  # noqa: E402
+from autograder.grading_settings import GradingSettings  # noqa: E402
 from nbgrader.apps.api import NbGraderAPI  # noqa: E402
 from scripts.bench_autograder import make_class  # noqa: E402
 
@@ -148,8 +148,8 @@ def instrument_job(with_cprofile: bool) -> None:
     original_cell = kernel.SandboxExecute.async_execute_cell
 
     async def execute_cell(self, cell, cell_index, *args, **kwargs):
-        name = ("kernel: probe's after-cell check" if probe.is_check(cell.source) else
-                "kernel: probe's snapshot" if probe.is_probe(cell.source) else "kernel: the notebook's cells")
+        name = ("kernel: probe's after-cell check" if tamper_probe.is_check(cell.source) else
+                "kernel: probe's snapshot" if tamper_probe.is_probe(cell.source) else "kernel: the notebook's cells")
         previous, PHASE[0] = PHASE[0], name
         try:
             return await original_cell(self, cell, cell_index, *args, **kwargs)

@@ -85,15 +85,15 @@ def test_the_scoring_of_each_test_has_its_implementation():
 
 
 def test_the_former_copies_of_the_facts_read_the_description():
-    from autograder import grading_config
+    from autograder import grading_settings
 
-    assert grading_config.DATA_FILES == ASSIGNMENT.data_file_caps == {
+    assert grading_settings.DATA_FILES == ASSIGNMENT.data_file_caps == {
         "mnist_results.json": 1_000_000, "fashion_results.json": 1_000_000, "fashion_model.npz": 64_000_000,
         "mnist_model_sigmoid.npz": 16_000_000, "mnist_model_relu.npz": 16_000_000, "mnist_model_tanh.npz": 16_000_000}
-    assert grading_config.MAX_NOTEBOOK_BYTES == 20_000_000
-    assert grading_config.DEFAULT_NAME_PATTERN == (r"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>[A-Za-z0-9]+)"
+    assert grading_settings.MAX_NOTEBOOK_BYTES == 20_000_000
+    assert grading_settings.DEFAULT_NAME_PATTERN == (r"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>[A-Za-z0-9]+)"
                                                    r"(?:\s*\(\d+\)|-\d+)?$")
-    settings = grading_config.GradingSettings()
+    settings = grading_settings.GradingSettings()
     assert (settings.assignment, settings.cell_timeout, settings.notebook_timeout, settings.submission_timeout,
             settings.experiment_profile) == ("dnn_hw", 120, 600, 1800, "brief")
     assert ASSIGNMENT.results_files == {"05_mnist_activations.ipynb": "mnist_results.json",
@@ -166,7 +166,7 @@ def test_a_seventh_notebook_is_one_edit_to_the_description(tmp_path):
     """
     from autograder import crosscheck_probes
     from autograder.grade import grade
-    from autograder.grading_config import GradingSettings
+    from autograder.grading_settings import GradingSettings
     from tests.autograder_corpus import students as st
 
     source = tmp_path / "solutions" / ASSIGNMENT.name

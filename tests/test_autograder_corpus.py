@@ -18,7 +18,7 @@ import pytest
 
 from autograder import manual, manual_merge
 from autograder.grade import grade
-from autograder.grading_config import GradingSettings
+from autograder.grading_settings import GradingSettings
 from dnn_course import secret_lines
 from dnn_course.nbgrader_regions import HIDDEN_TEST
 from nbgrader.api import Gradebook

@@ -4,7 +4,7 @@ The rule (issue 21): every value read from a submission is checked before use, a
 reading or scoring one file or one test is a flag on that file or test, never an error of the
 grader. Each mutation here goes through the host-side functions a grading job calls on that kind
 of file (:func:`autograder.job.validate_data_file`, :func:`autograder.job.measure_experiments`,
-:func:`dnn_course.records.read_weights`, :func:`autograder.normalize.read_submitted` and
+:func:`dnn_course.records.read_weights`, :func:`autograder.rebuild.read_submitted` and
 ``rebuild``, :func:`autograder.crosscheck.compare`), and the test that does not depend on the
 mutated file keeps its points. A few mutated submissions go through a whole grading run.
 """
@@ -25,8 +25,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder import crosscheck, job, normalize, sandbox
-from autograder.grading_config import GradingSettings
+from autograder import crosscheck, job, rebuild, sandbox
+from autograder.grading_settings import GradingSettings
 from autograder.grading_records import Isolation, JobSpec
 from autograder.layout import JobLayout
 from dnn_course import records
@@ -269,9 +269,9 @@ def test_mutated_notebooks_are_read_or_unreadable_never_an_error():
         data = st.dumps(good[name])
         data = _mutate_bytes(rng, data) if rng.random() < 0.3 else _dump(_mutate_json(rng, json.loads(data)))
         try:
-            student, _ = normalize.read_submitted(data)
-            rebuilt, _ = normalize.rebuild(student, released[name])
-        except normalize.UnreadableNotebook:
+            student, _ = rebuild.read_submitted(data)
+            rebuilt, _ = rebuild.rebuild(student, released[name])
+        except rebuild.UnreadableNotebook:
             outcomes["unreadable"] += 1
             continue
         nbformat.validate(rebuilt)

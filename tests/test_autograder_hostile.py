@@ -1,7 +1,7 @@
 """A class that attacks the grader (tests/autograder_corpus/hostile.py), graded once, every row asserted.
 
 Each attack class has its rule (see ``autograder/sandbox.py``, ``collect.py``,
-``normalize.py``, ``feedback.py``, ``kernel.py``) and cases here that failed
+``rebuild.py``, ``feedback.py``, ``kernel.py``) and cases here that failed
 before the rule held:
 
 * escape: links in every folder the sandbox can write, then a kernel restart,
@@ -32,10 +32,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import collect, isolation_report, kernel_environment, memory_cap, normalize, sandbox
+from autograder import collect, isolation_report, kernel_environment, memory_cap, rebuild, sandbox
 from autograder.feedback import REDACTED, HideTestCode, Redactor
 from autograder.grade import grade
-from autograder.grading_config import GradingSettings
+from autograder.grading_settings import GradingSettings
 from dnn_course.nbgrader_regions import Cell
 from tests.autograder_corpus import hostile
 from tests.autograder_corpus import students as st
@@ -200,8 +200,8 @@ def test_copy_numbers(stem, number):
     (b'{"nbformat": [4], "cells": []}', "not a readable notebook"),
 ])
 def test_malformed_notebooks_raise_only_unreadable(data, message):
-    with pytest.raises(normalize.UnreadableNotebook, match=message):
-        normalize.read_submitted(data)
+    with pytest.raises(rebuild.UnreadableNotebook, match=message):
+        rebuild.read_submitted(data)
 
 
 def test_cells_and_metadata_of_the_wrong_type_are_dropped_and_the_rest_is_read():
@@ -210,7 +210,7 @@ def test_cells_and_metadata_of_the_wrong_type_are_dropped_and_the_rest_is_read()
                     {"cell_type": "code", "source": ["a = ", "1"], "metadata": {"nbgrader": "oops"},
                      "outputs": 5, "execution_count": "x"},
                     {"cell_type": "markdown", "source": 7, "metadata": []}]}
-    read, flags = normalize.read_submitted(json.dumps(nb).encode())
+    read, flags = rebuild.read_submitted(json.dumps(nb).encode())
     assert [(c.cell_type, c.source, dict(c.metadata)) for c in read.cells] == [("code", "a = 1", {}),
                                                                               ("markdown", "", {})]
     assert flags == ["4 entries of its cell list not a notebook cell; ignored",

@@ -14,11 +14,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import (collect, isolation_report, kernel_environment, normalize, probe, report, sandbox,
+from autograder import (collect, isolation_report, kernel_environment, rebuild, tamper_probe, report, sandbox,
                         submission_processes)
 from autograder.bubblewrap import SANDBOX_HOME, SANDBOX_WORKDIR
 from autograder.feedback import HideTestCode, strip_hidden
-from autograder.grading_config import DEFAULT_NAME_PATTERN
+from autograder.grading_settings import DEFAULT_NAME_PATTERN
 from dnn_course.assignment import PROFILE_VARIABLE
 
 PATTERN = re.compile(DEFAULT_NAME_PATTERN)
@@ -205,18 +205,18 @@ def test_an_nbgrader_submission_is_copied_without_a_flag_for_nbgraders_own_files
 
 # ----------------------------------------------------------------------------- reading and rebuilding
 def test_read_submitted_copes_with_broken_files():
-    with pytest.raises(normalize.UnreadableNotebook, match="empty"):
-        normalize.read_submitted(b"  \n")
-    with pytest.raises(normalize.UnreadableNotebook, match="not valid JSON"):
-        normalize.read_submitted(b'{"cells": [')
-    with pytest.raises(normalize.UnreadableNotebook, match="not a notebook"):
-        normalize.read_submitted(b'[1, 2]')
+    with pytest.raises(rebuild.UnreadableNotebook, match="empty"):
+        rebuild.read_submitted(b"  \n")
+    with pytest.raises(rebuild.UnreadableNotebook, match="not valid JSON"):
+        rebuild.read_submitted(b'{"cells": [')
+    with pytest.raises(rebuild.UnreadableNotebook, match="not a notebook"):
+        rebuild.read_submitted(b'[1, 2]')
     nb = _notebook([_cell("code", "x = 'caf\u00e9'")])
     latin = nbformat.writes(nb).encode().replace("caf\u00e9".encode(), b"caf\xe9")
-    read, flags = normalize.read_submitted(b"\xef\xbb\xbf" + latin)
+    read, flags = rebuild.read_submitted(b"\xef\xbb\xbf" + latin)
     assert read.cells[0].source == "x = 'caf\ufffd'" and flags == ["bytes that are not UTF-8 were replaced"]
     v3 = nbformat.writes(nbformat.convert(_notebook([_cell("code", "y = 1")]), 3)).encode()
-    read, flags = normalize.read_submitted(v3)
+    read, flags = rebuild.read_submitted(v3)
     assert read.nbformat == 4 and read.cells[0].source == "y = 1" and flags == ["converted from nbformat 3"]
 
 
@@ -247,7 +247,7 @@ EXPECTED_REBUILD = [("markdown", "# Intro"), ("code", "import numpy as np"),
 
 
 def test_rebuild_of_an_untouched_submission_changes_nothing():
-    rebuilt, flags = normalize.rebuild(_student(), _master())
+    rebuilt, flags = rebuild.rebuild(_student(), _master())
     assert _sources(rebuilt) == EXPECTED_REBUILD and flags == []
 
 
@@ -268,7 +268,7 @@ def test_rebuild_of_an_untouched_submission_changes_nothing():
 def test_rebuild_restores_the_master_around_the_students_answers(tamper, flag):
     student = _student()
     tamper(student)
-    rebuilt, flags = normalize.rebuild(student, _master())
+    rebuilt, flags = rebuild.rebuild(student, _master())
     assert _sources(rebuilt) == EXPECTED_REBUILD
     assert rebuilt.cells[3].metadata["nbgrader"]["points"] == 2
     if flag:
@@ -279,7 +279,7 @@ def test_rebuild_keeps_added_code_cells_after_the_first_code_cell():
     student = _student()
     student.cells.insert(0, nbformat.v4.new_code_cell("np.allclose = None"))
     student.cells.insert(3, nbformat.v4.new_code_cell("def helper():\n    return 1"))
-    rebuilt, flags = normalize.rebuild(student, _master())
+    rebuilt, flags = rebuild.rebuild(student, _master())
     sources = [c.source for c in rebuilt.cells]
     assert sources.index("np.allclose = None") > sources.index("import numpy as np")
     # the helper came after the imports cell and before the answer in the student's notebook
@@ -289,46 +289,46 @@ def test_rebuild_keeps_added_code_cells_after_the_first_code_cell():
 
 
 def test_probes_follow_every_code_cell_and_are_removed_again():
-    rebuilt, _ = normalize.rebuild(_student(), _master())
-    probed = normalize.add_probes(rebuilt, "tok")
-    kinds = [f"check {probe.check_label(c.source)}" if probe.is_check(c.source)
-             else "snapshot" if probe.is_probe(c.source)
+    rebuilt, _ = rebuild.rebuild(_student(), _master())
+    probed = rebuild.add_probes(rebuilt, "tok")
+    kinds = [f"check {tamper_probe.check_label(c.source)}" if tamper_probe.is_check(c.source)
+             else "snapshot" if tamper_probe.is_probe(c.source)
              else c.metadata.get("nbgrader", {}).get("grade_id") for c in probed.cells]
     assert kinds == ["snapshot", "intro", "imports", "check imports", "answer", "check answer",
                      "test_f", "check test_f", "written", "check end"]
     assert "('np', 'numpy')" in probed.cells[3].source
-    assert _sources(normalize.remove_probes(probed)) == _sources(rebuilt)
+    assert _sources(rebuild.remove_probes(probed)) == _sources(rebuilt)
 
 
 def test_probe_verdicts_name_the_first_cell_and_fail_closed():
     ok = "AUTOGRADER-PROBE t {} CLEAN\n"
-    assert probe.first_tampering([("a", ok.format("a")), ("b", None)], "t") is None
-    assert probe.first_tampering([("a", ok.format("a")), ("b", "AUTOGRADER-PROBE t b TAMPERED x; y\n"),
+    assert tamper_probe.first_tampering([("a", ok.format("a")), ("b", None)], "t") is None
+    assert tamper_probe.first_tampering([("a", ok.format("a")), ("b", "AUTOGRADER-PROBE t b TAMPERED x; y\n"),
                                   ("c", "AUTOGRADER-PROBE t c TAMPERED z\n")], "t") == (1, "b", ["x", "y"])
-    assert probe.first_tampering([("a", "")], "t") == (0, "a", ["an integrity check produced no verdict"])
-    assert probe.first_tampering([("a", ok.format("a").replace(" t ", " other "))], "t")[0] == 0
+    assert tamper_probe.first_tampering([("a", "")], "t") == (0, "a", ["an integrity check produced no verdict"])
+    assert tamper_probe.first_tampering([("a", ok.format("a").replace(" t ", " other "))], "t")[0] == 0
     # a verdict printed for another cell (forged by earlier output) does not count for this one
-    assert probe.first_tampering([("b", ok.format("a"))], "t") == (0, "b", ["an integrity check produced no verdict"])
+    assert tamper_probe.first_tampering([("b", ok.format("a"))], "t") == (0, "b", ["an integrity check produced no verdict"])
 
 
 def test_probe_cells_define_and_call_the_functions_of_the_probe_file():
-    """The code the probe runs in the kernel is the real file autograder/probe_in_kernel.py, copied into the cells."""
-    text = probe.KERNEL_CODE.read_text(encoding="utf-8")
-    snapshot = probe.snapshot_source()
-    check = probe.check_source("tok", "cell 1", [("np", "numpy")], ["/lib/python"])
+    """The code the probe runs in the kernel is the real file autograder/tamper_probe_in_kernel.py, copied into the cells."""
+    text = tamper_probe.KERNEL_CODE.read_text(encoding="utf-8")
+    snapshot = tamper_probe.snapshot_source()
+    check = tamper_probe.check_source("tok", "cell 1", [("np", "numpy")], ["/lib/python"])
     for name, cell in (("__autograder_snapshot", snapshot), ("__autograder_check", check)):
-        source = probe.kernel_function(name)
+        source = tamper_probe.kernel_function(name)
         assert source.startswith(f"def {name}(") and source in text and source in cell
         compile(cell, "<probe cell>", "exec")
     assert snapshot.endswith("__autograder_snapshot()\ndel __autograder_snapshot\n")
     assert "__autograder_check(['/lib/python'], [('np', 'numpy')])" in check
-    assert probe.is_check(check) and probe.check_label(check) == "cell_1" and not probe.is_check(snapshot)
+    assert tamper_probe.is_check(check) and tamper_probe.check_label(check) == "cell_1" and not tamper_probe.is_check(snapshot)
     with pytest.raises(LookupError, match="defines no function"):
-        probe.kernel_function("__no_such_function")
+        tamper_probe.kernel_function("__no_such_function")
 
 
 def test_module_bindings_of_setup_cells():
-    found = probe.module_bindings(["import numpy as np\nfrom dnn_course import checks\nimport os.path", "def ("])
+    found = tamper_probe.module_bindings(["import numpy as np\nfrom dnn_course import checks\nimport os.path", "def ("])
     assert found == [("checks", "dnn_course.checks"), ("np", "numpy"), ("os", "os")]
 
 
@@ -534,7 +534,7 @@ def test_notebook_validation_still_works_with_the_slow_iri_checker_blocked():
 
 def test_autograded_notebooks_stay_writable_for_a_non_root_grader(tmp_path):
     """The job rewrites each autograded notebook; nbgrader's default (444) only lets root do that."""
-    from autograder.grading_config import GradingSettings, nbgrader_config
+    from autograder.grading_settings import GradingSettings, nbgrader_config
 
     config = nbgrader_config(tmp_path, GradingSettings())
     mode = int(str(config.Autograde.permissions), 8)  # nbgrader reads the digits as octal

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from autograder import feedback, manual, report
-from autograder.grading_config import GradingSettings, nbgrader_config
+from autograder.grading_settings import GradingSettings, nbgrader_config
 from autograder.grading_records import Isolation, StudentResult
 
 REPO = Path(__file__).resolve().parent.parent
@@ -353,7 +353,7 @@ def test_notebook_feedback_pages_sanitise_the_students_html(tmp_path):
     import nbformat
     from nbconvert import HTMLExporter
 
-    from autograder.grading_config import GradingSettings, nbgrader_config
+    from autograder.grading_settings import GradingSettings, nbgrader_config
 
     cfg = nbgrader_config(tmp_path, GradingSettings())
     nb = nbformat.v4.new_notebook()

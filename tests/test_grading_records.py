@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from dnn_course.assignment import ASSIGNMENT
-from autograder.grading_config import GradingSettings
+from autograder.grading_settings import GradingSettings
 from autograder.grading_records import (Isolation, JobSpec, NotebookResult, ProbeKey, RecordError, StudentResult,
                                         TestResult, settings_from_json)
 from autograder.layout import CourseLayout, JobLayout, OutputLayout
@@ -135,7 +135,7 @@ def test_the_course_folder_layout_is_nbgraders():
 
 def test_the_course_folder_is_where_nbgrader_is_told_it_is(tmp_path):
     """The grading run's nbgrader configuration points at the folders CourseLayout names."""
-    from autograder.grading_config import nbgrader_config
+    from autograder.grading_settings import nbgrader_config
 
     course = CourseLayout(tmp_path / "course")
     config = nbgrader_config(course.root, GradingSettings())

@@ -17,7 +17,7 @@ import pytest
 
 from autograder import fingerprint
 from autograder.grade import grade
-from autograder.grading_config import GradingSettings
+from autograder.grading_settings import GradingSettings
 from autograder.sandbox import ISOLATION_BWRAP
 from tests.autograder_corpus import students as st
 

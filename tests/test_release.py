@@ -510,7 +510,7 @@ def test_answer_check_finds_the_answers_and_the_tuned_configuration():
 def _collected(submissions: Path, course: Path) -> tuple[dict, Path]:
     """What the grader's collector makes of a folder of submissions: (manifest, course/submitted)."""
     from autograder import collect, grade
-    from autograder.grading_config import GradingSettings
+    from autograder.grading_settings import GradingSettings
 
     course.mkdir()
     settings = GradingSettings()
@@ -529,7 +529,7 @@ def _collected(submissions: Path, course: Path) -> tuple[dict, Path]:
 def test_submit_checks_the_files_and_writes_the_zip_the_grader_collects(tmp_path, capsys):
     from dnn_course import submission
     from dnn_course.experiment import SMOKE, Experiment, _save
-    from autograder.grading_config import DATA_FILES, DEFAULT_NAME_PATTERN
+    from autograder.grading_settings import DATA_FILES, DEFAULT_NAME_PATTERN
 
     assert DATA_FILES == ASSIGNMENT.data_file_caps  # one list, the grader's and the student's
     work, out = tmp_path / "work", tmp_path / "uploads"

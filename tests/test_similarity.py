@@ -254,7 +254,7 @@ def test_the_readme_states_the_measured_scores(pairs):
     assert f"at most {100 * honest:.0f} % of their code" in text
     assert f"respaced shares {100 * copied:.0f} %" in text
     assert f"(default {similarity.DEFAULT_THRESHOLD:g})" in text and honest < similarity.DEFAULT_THRESHOLD < copied
-    from autograder.grading_config import GradingSettings
+    from autograder.grading_settings import GradingSettings
     assert GradingSettings().similarity_threshold == similarity.DEFAULT_THRESHOLD
 
 

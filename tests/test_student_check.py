@@ -120,7 +120,7 @@ def test_the_student_config_is_in_the_exercises_and_sets_the_graders_limits():
     assert "each cell may run for 120 seconds" in text and "fashion_model.npz" in text and "all six notebooks" in text
     from traitlets.config import Config
 
-    from autograder.grading_config import GradingSettings
+    from autograder.grading_settings import GradingSettings
     config = check.configure_validation(Config())
     assert config.Execute.timeout == GradingSettings().cell_timeout == ASSIGNMENT.timeouts.cell == 120
     assert f"os.environ.setdefault('{PROFILE_VARIABLE}', 'brief')" in config.Execute.extra_arguments[0]

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from autograder import normalize, probe
+from autograder import rebuild, tamper_probe
 
 TOKEN = "t0k3n"
 
@@ -48,15 +48,15 @@ def run_with_probes(answer: str, folder) -> tuple[tuple | None, list[str]]:
         _cell("assert np.allclose(double(np.ones(2)), 2)", "test_double", grade=True, points=1),
         _cell(COURSE_PLOT, "results_plot"),
     ]
-    probed = normalize.add_probes(nb, TOKEN)
+    probed = rebuild.add_probes(nb, TOKEN)
     # the grader's kernels run in a working folder of their own (the rule distrusts code from there)
     NotebookClient(probed, timeout=120, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(folder)}}).execute()
-    checks = [(probe.check_label(c.source), "".join(o.get("text", "") for o in c.outputs
+    checks = [(tamper_probe.check_label(c.source), "".join(o.get("text", "") for o in c.outputs
                                                     if o.get("output_type") == "stream"))
-              for c in probed.cells if probe.is_check(c.source)]
+              for c in probed.cells if tamper_probe.is_check(c.source)]
     labels = [label for label, _ in checks]
-    return probe.first_tampering(checks, TOKEN), labels
+    return tamper_probe.first_tampering(checks, TOKEN), labels
 
 
 CLEAN = {

@@ -26,7 +26,7 @@ import pytest
 from dnn_course.assignment import profile_environment
 
 from autograder.grade import grade
-from autograder.grading_config import GradingSettings
+from autograder.grading_settings import GradingSettings
 from tests.rehearsal import cohort
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bubblewrap")]

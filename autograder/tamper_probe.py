@@ -53,7 +53,7 @@ from pathlib import Path
 MARK = "# autograder-probe"
 
 #: The file whose functions the probe cells define and call in the kernel.
-KERNEL_CODE = Path(__file__).with_name("probe_in_kernel.py")
+KERNEL_CODE = Path(__file__).with_name("tamper_probe_in_kernel.py")
 
 
 @functools.lru_cache(maxsize=None)

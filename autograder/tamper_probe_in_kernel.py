@@ -1,7 +1,7 @@
-"""The tamper probe's code that runs inside the student's kernel (the rule is in :mod:`autograder.probe`).
+"""The tamper probe's code that runs inside the student's kernel (the rule is in :mod:`autograder.tamper_probe`).
 
-The grader never imports this file. :func:`autograder.probe.snapshot_source` and
-:func:`autograder.probe.check_source` read it and copy each function's source
+The grader never imports this file. :func:`autograder.tamper_probe.snapshot_source` and
+:func:`autograder.tamper_probe.check_source` read it and copy each function's source
 into the cells they add to every notebook, the way :mod:`autograder.crosscheck`
 ships :mod:`autograder.crosscheck_probes` into its sandbox as a file: so the
 code that runs in the kernel is Python that linters and tests read. Defined in

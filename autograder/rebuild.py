@@ -15,7 +15,7 @@ notebook (the *master*):
 * cells the student added are kept, after the master cell they followed
   (never before the first code cell), so helper functions still work;
   extra copies of read-only or test cells are dropped;
-* grader probe cells (:mod:`autograder.probe`) are added: a snapshot first and
+* grader probe cells (:mod:`autograder.tamper_probe`) are added: a snapshot first and
   a check after every code cell and at the end.
 
 Reading copes with empty files, invalid JSON, JSON nested too deeply, old
@@ -33,7 +33,7 @@ import json
 import nbformat
 from nbformat import NotebookNode
 
-from . import probe
+from . import tamper_probe
 
 
 class UnreadableNotebook(ValueError):
@@ -277,19 +277,19 @@ def add_probes(nb: NotebookNode, token: str) -> NotebookNode:
     out = copy.deepcopy(nb)
     setup = [c.source for c in nb.cells if c.cell_type == "code"
              and c.get("metadata", {}).get("nbgrader", {}).get("locked") and not _is_solution(c)]
-    bindings, roots = probe.module_bindings(setup), probe.trusted_roots()
-    cells = [nbformat.v4.new_code_cell(probe.snapshot_source())]
+    bindings, roots = tamper_probe.module_bindings(setup), tamper_probe.trusted_roots()
+    cells = [nbformat.v4.new_code_cell(tamper_probe.snapshot_source())]
     for index, cell in enumerate(nb.cells):
         cells.append(cell)
         if cell.cell_type == "code":
             cells.append(nbformat.v4.new_code_cell(
-                probe.check_source(token, cell_label(cell, index), bindings, roots)))
-    cells.append(nbformat.v4.new_code_cell(probe.check_source(token, "end", bindings, roots)))
+                tamper_probe.check_source(token, cell_label(cell, index), bindings, roots)))
+    cells.append(nbformat.v4.new_code_cell(tamper_probe.check_source(token, "end", bindings, roots)))
     out.cells = cells
     return out
 
 
 def remove_probes(nb: NotebookNode) -> NotebookNode:
     out = copy.deepcopy(nb)
-    out.cells = [c for c in nb.cells if not (c.cell_type == "code" and probe.is_probe(c.source))]
+    out.cells = [c for c in nb.cells if not (c.cell_type == "code" and tamper_probe.is_probe(c.source))]
     return out
