@@ -14,6 +14,7 @@ Builds argument lists only: reads nothing but whether the system folders exist
 and the grader's own uid; writes nothing; starts nothing (that is
 :mod:`autograder.sandbox`).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,14 +29,32 @@ SANDBOX_IPC = "/ipc"
 #: Size of the sandbox's home folder (part of the /tmp share of the disk limit).
 HOME_MB = 16
 
-SYSTEM_READONLY = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache",
-                   "/etc/localtime", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group",
-                   "/etc/fonts", "/etc/ssl")
+SYSTEM_READONLY = (
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/sbin",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/fonts",
+    "/etc/ssl",
+)
 
 
-def bwrap_command(argv: list[str], readonly: tuple[str, ...], disk_mb: int, uid: int | None,
-                  files: list[tuple[int, str]] = (), data: list[tuple[int, str]] = (),
-                  initial_bytes: int = 0) -> list[str]:
+def bwrap_command(
+    argv: list[str],
+    readonly: tuple[str, ...],
+    disk_mb: int,
+    uid: int | None,
+    files: list[tuple[int, str]] = (),
+    data: list[tuple[int, str]] = (),
+    initial_bytes: int = 0,
+) -> list[str]:
     """``argv`` wrapped in a bubblewrap sandbox.
 
     ``readonly`` are host paths visible read-only at the same place inside;
@@ -48,16 +67,37 @@ def bwrap_command(argv: list[str], readonly: tuple[str, ...], disk_mb: int, uid:
     (the launcher then drops to ``uid``); otherwise a user namespace maps the
     instructor to uid 1000.
     """
-    cmd = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session",
-           "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-           "--unshare-cgroup-try", "--hostname", "grader"]
+    cmd = [
+        shutil.which("bwrap") or "bwrap",
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "grader",
+    ]
     if os.geteuid() != 0:
         cmd += ["--unshare-user", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL"]
     mb = 1024 * 1024
     work_bytes = initial_bytes + disk_mb * mb * 3 // 4
     tmp_bytes = max(disk_mb * mb // 4 - HOME_MB * mb, mb)
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
-            "--size", str(HOME_MB * mb), "--tmpfs", "/home"]
+    cmd += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(tmp_bytes),
+        "--tmpfs",
+        "/tmp",
+        "--size",
+        str(HOME_MB * mb),
+        "--tmpfs",
+        "/home",
+    ]
     # /etc is made by bubblewrap for the binds below, 0700 root unless told: the sandbox
     # user (as root, an unprivileged uid) could then read none of them (fontconfig printed
     # "Cannot load default config file" into every notebook importing matplotlib)
@@ -65,9 +105,10 @@ def bwrap_command(argv: list[str], readonly: tuple[str, ...], disk_mb: int, uid:
     for path in SYSTEM_READONLY:
         if os.path.exists(path):
             cmd += ["--ro-bind", path, path]
-    parents = sorted({str(parent) for path in readonly
-                      for parent in Path(path).parents if str(parent) != "/"},
-                     key=lambda p: (p.count(os.sep), p))
+    parents = sorted(
+        {str(parent) for path in readonly for parent in Path(path).parents if str(parent) != "/"},
+        key=lambda p: (p.count(os.sep), p),
+    )
     for parent in parents:  # traversable by the sandbox user, whatever the host's modes
         cmd += ["--perms", "0755", "--dir", parent]
     for path in readonly:

@@ -49,13 +49,13 @@ assignments) gets no row, as a student missing from an LMS download does not.
 Everything it learns about a submission goes to ``collect_manifest.json`` in
 the course folder, which the grader and the reports read.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import difflib
 import hashlib
 import json
-import os
 import re
 import shutil
 import stat
@@ -79,11 +79,11 @@ MANIFEST = "collect_manifest.json"
 class Candidate:
     """One archive or folder of the download, after extraction."""
 
-    source: str                      # its name in the download folder
+    source: str  # its name in the download folder
     student_id: str
     student_name: str = ""
-    timestamp: str = ""              # its modification time on the instructor's disk (UTC)
-    files: dict = field(default_factory=dict)      # assignment file name -> extracted path
+    timestamp: str = ""  # its modification time on the instructor's disk (UTC)
+    files: dict = field(default_factory=dict)  # assignment file name -> extracted path
     flags: list = field(default_factory=list)
 
 
@@ -306,7 +306,7 @@ def assign_notebooks(paths: list[Path], released: dict[str, set[str]]) -> tuple[
 
 
 def _timestamp(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 ENTRY_INFO = ".entry.json"
@@ -325,14 +325,14 @@ def unpack_entry(entry: Path, target: Path, expected: frozenset[str] = frozenset
             return extract_zip(entry, target)
         if entry.is_dir():
             return copy_folder(entry, target, expected)
-        kind = entry.name[len(entry_stem(entry.name)):] or "a file without extension"
+        kind = entry.name[len(entry_stem(entry.name)) :] or "a file without extension"
         return [f"not a zip file or folder ({kind}); not graded: ask for a .zip"]
     except Exception as error:
         return [f"could not be unpacked ({_why(error)}); not graded"]
 
 
 LMS, NBGRADER = "lms", "nbgrader"
-NBGRADER_TIMESTAMP = "timestamp.txt"   # written by `nbgrader submit`, copied by `nbgrader collect`
+NBGRADER_TIMESTAMP = "timestamp.txt"  # written by `nbgrader submit`, copied by `nbgrader collect`
 NBGRADER_OWN_FILES = frozenset({NBGRADER_TIMESTAMP, "submission_secret.txt"})  # no flag for these
 NBGRADER_PATTERN = r"(?P<student_id>.+)"  # in nbgrader's layout the folder name is the student id
 
@@ -345,9 +345,9 @@ class LayoutError(ValueError):
 class Entry:
     """One submission to unpack: a zip file or folder of the download, or one student's nbgrader folder."""
 
-    name: str                 # the name the student id is read from
-    path: Path                # the zip file or folder to unpack
-    mtime: int                # its submission time, seconds since the epoch
+    name: str  # the name the student id is read from
+    path: Path  # the zip file or folder to unpack
+    mtime: int  # its submission time, seconds since the epoch
     flags: tuple[str, ...] = ()
     expected: frozenset[str] = frozenset()  # files it may hold without a flag
 
@@ -356,22 +356,28 @@ class Entry:
 class Layout:
     """What :func:`detect_layout` found: which layout, where, and the submissions in it."""
 
-    kind: str                 # LMS or NBGRADER
-    folder: Path              # the folder whose entries are the submissions
+    kind: str  # LMS or NBGRADER
+    folder: Path  # the folder whose entries are the submissions
     assignment: str
     entries: tuple[Entry, ...]
-    skipped: tuple[str, ...] = ()   # nbgrader: student folders without this assignment
+    skipped: tuple[str, ...] = ()  # nbgrader: student folders without this assignment
 
     def describe(self) -> str:
         """One line for the run's output."""
         if self.kind == LMS:
-            return (f"LMS download (zip files and folders, one per submission): "
-                    f"{len(self.entries)} entries in {self.folder}")
-        line = (f"nbgrader exchange (as nbgrader collect writes it): {self.folder}/<student>/"
-                f"{self.assignment}/, {len(self.entries)} student(s)")
+            return (
+                f"LMS download (zip files and folders, one per submission): "
+                f"{len(self.entries)} entries in {self.folder}"
+            )
+        line = (
+            f"nbgrader exchange (as nbgrader collect writes it): {self.folder}/<student>/"
+            f"{self.assignment}/, {len(self.entries)} student(s)"
+        )
         if self.skipped:
-            line += (f"; {len(self.skipped)} student folder(s) without {self.assignment!r} skipped: "
-                     f"{', '.join(self.skipped[:5])}{' ...' if len(self.skipped) > 5 else ''}")
+            line += (
+                f"; {len(self.skipped)} student folder(s) without {self.assignment!r} skipped: "
+                f"{', '.join(self.skipped[:5])}{' ...' if len(self.skipped) > 5 else ''}"
+            )
         return line
 
 
@@ -383,19 +389,22 @@ def _holds_nbgrader_submission(path: Path) -> bool:
     """A folder as ``nbgrader collect`` leaves one per student: ``<assignment>/timestamp.txt`` inside."""
     if path.is_symlink() or not path.is_dir():
         return False
-    return any(child.is_dir() and not child.is_symlink() and (child / NBGRADER_TIMESTAMP).is_file()
-               for child in path.iterdir())
+    return any(
+        child.is_dir() and not child.is_symlink() and (child / NBGRADER_TIMESTAMP).is_file() for child in path.iterdir()
+    )
 
 
 def _submission_time(folder: Path) -> tuple[int, tuple[str, ...]]:
     """Seconds since the epoch from nbgrader's ``timestamp.txt`` in ``folder``, else the folder's time on disk."""
     from nbgrader.utils import parse_utc
+
     try:
         stamp = parse_utc((folder / NBGRADER_TIMESTAMP).read_text(encoding="utf-8", errors="replace").strip())
-        return int(stamp.replace(tzinfo=dt.timezone.utc).timestamp()), ()
+        return int(stamp.replace(tzinfo=dt.UTC).timestamp()), ()
     except (OSError, ValueError, TypeError, OverflowError):
-        return int(folder.lstat().st_mtime), (f"no readable {NBGRADER_TIMESTAMP}; "
-                                              f"the folder's time on disk taken as the submission time",)
+        return int(folder.lstat().st_mtime), (
+            f"no readable {NBGRADER_TIMESTAMP}; the folder's time on disk taken as the submission time",
+        )
 
 
 def _list(names: list[str]) -> str:
@@ -425,7 +434,8 @@ def detect_layout(submissions: Path, assignment: str) -> Layout:
             raise LayoutError(
                 f"{submissions} is an nbgrader course folder (it holds submitted/) but also holds zip files "
                 f"({_list(strays)}): grade either the course folder (nbgrader's exchange) or a folder holding "
-                f"only the LMS download, not both at once")
+                f"only the LMS download, not both at once"
+            )
     folder = submitted if in_course else submissions
     entries = _visible(folder)
     if in_course:
@@ -437,25 +447,30 @@ def detect_layout(submissions: Path, assignment: str) -> Layout:
         raise LayoutError(
             f"{folder} mixes nbgrader's layout (<student>/<assignment>/ as `nbgrader collect` writes it: "
             f"{_list([p.name for p in students])}) with other entries ({_list(others)}): "
-            + ("submitted/ should hold only one folder per student" if in_course else
-               "put the LMS download and nbgrader's submitted/ folder in separate folders and grade each"))
+            + (
+                "submitted/ should hold only one folder per student"
+                if in_course
+                else "put the LMS download and nbgrader's submitted/ folder in separate folders and grade each"
+            )
+        )
     if not in_course and not students:
-        return Layout(LMS, folder, assignment,
-                      tuple(Entry(p.name, p, int(p.lstat().st_mtime)) for p in entries))
+        return Layout(LMS, folder, assignment, tuple(Entry(p.name, p, int(p.lstat().st_mtime)) for p in entries))
     chosen = [p for p in students if (p / assignment).is_dir() and not (p / assignment).is_symlink()]
     if not chosen:
         found = sorted({c.name for p in students for c in p.iterdir() if c.is_dir()})
         raise LayoutError(
             f"no student in {folder} submitted {assignment!r}"
-            + (f" (assignments found: {_list(found)}); pass --assignment" if found else
-               " (it is empty): run `nbgrader collect " + assignment + "` in the course folder first"))
+            + (
+                f" (assignments found: {_list(found)}); pass --assignment"
+                if found
+                else " (it is empty): run `nbgrader collect " + assignment + "` in the course folder first"
+            )
+        )
     made = []
     for student in chosen:
         mtime, flags = _submission_time(student / assignment)
-        made.append(Entry(student.name, student / assignment, mtime, flags,
-                          NBGRADER_OWN_FILES))
-    return Layout(NBGRADER, folder, assignment, tuple(made),
-                  tuple(p.name for p in students if p not in chosen))
+        made.append(Entry(student.name, student / assignment, mtime, flags, NBGRADER_OWN_FILES))
+    return Layout(NBGRADER, folder, assignment, tuple(made), tuple(p.name for p in students if p not in chosen))
 
 
 class SafeExtractorPlugin(ExtractorPlugin):
@@ -467,8 +482,7 @@ class SafeExtractorPlugin(ExtractorPlugin):
         for entry in self.layout.entries:  # names starting with "." (.DS_Store and the like) are not entries
             target = Path(extracted_path) / entry.name
             flags = unpack_entry(entry.path, target, entry.expected)
-            (target / ENTRY_INFO).write_text(json.dumps({"flags": list(entry.flags) + flags,
-                                                         "mtime": entry.mtime}))
+            (target / ENTRY_INFO).write_text(json.dumps({"flags": list(entry.flags) + flags, "mtime": entry.mtime}))
 
 
 class SubmissionCollectorPlugin(FileNameCollectorPlugin):
@@ -499,8 +513,7 @@ class SubmissionCollectorPlugin(FileNameCollectorPlugin):
             notebooks, nb_flags = assign_notebooks([p for p in files if p.suffix == ".ipynb"], released)
             mapping = {name_: str(path) for name_, path in notebooks.items()}
             mapping.update({p.name: str(p) for p in files if p.name in DATA_FILES})
-            candidates.append(Candidate(folder.name, student_id, name, _timestamp(mtime),
-                                        mapping, flags + nb_flags))
+            candidates.append(Candidate(folder.name, student_id, name, _timestamp(mtime), mapping, flags + nb_flags))
             order[folder.name] = (mtime, copy_number(stem), folder.name)
         by_student: dict[str, list[Candidate]] = {}
         for cand in candidates:
@@ -510,12 +523,15 @@ class SubmissionCollectorPlugin(FileNameCollectorPlugin):
             group.sort(key=lambda c: order[c.source])
             winner = group[-1]
             for older in group[:-1]:
-                winner.flags.append(f"duplicate submission {older.source!r} ignored; the latest "
-                                    f"({winner.source!r}, saved {winner.timestamp}) was graded")
+                winner.flags.append(
+                    f"duplicate submission {older.source!r} ignored; the latest "
+                    f"({winner.source!r}, saved {winner.timestamp}) was graded"
+                )
             plan[student_id] = winner
         if self.manifest_path:
-            Path(self.manifest_path).write_text(json.dumps(
-                {sid: asdict(c) for sid, c in plan.items()}, indent=1, sort_keys=True))
+            Path(self.manifest_path).write_text(
+                json.dumps({sid: asdict(c) for sid, c in plan.items()}, indent=1, sort_keys=True)
+            )
         return {path: (sid, name) for sid, cand in plan.items() for name, path in cand.files.items()}, plan
 
     def collect(self, submitted_file: str):
@@ -529,12 +545,12 @@ class SubmissionCollectorPlugin(FileNameCollectorPlugin):
         if hit is None:
             return None
         student_id, file_id = hit
-        return {"student_id": student_id, "file_id": file_id,
-                "timestamp": plan[student_id].timestamp}
+        return {"student_id": student_id, "file_id": file_id, "timestamp": plan[student_id].timestamp}
 
 
-def collect(submissions: Path, course_dir: Path, assignment: str, pattern: str,
-            released: dict[str, set[str]], api) -> dict[str, dict]:
+def collect(
+    submissions: Path, course_dir: Path, assignment: str, pattern: str, released: dict[str, set[str]], api
+) -> dict[str, dict]:
     """Run nbgrader's zip_collect with our plugins; return the manifest.
 
     ``submissions`` is in either layout (:func:`detect_layout`; ``pattern`` is

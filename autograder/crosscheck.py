@@ -23,6 +23,7 @@ fails in its notebook keeps the notebook's verdict (and its message).
 The student's code can only write numbers into that pipe, and it does not
 know the reference's numbers: to pass, it has to compute them.
 """
+
 from __future__ import annotations
 
 import io
@@ -39,9 +40,9 @@ from . import crosscheck_probes, sandbox
 from .grading_records import ProbeKey
 from .submission_processes import kill_marked_processes
 
-MAX_BYTES = 5_000_000      # everything one process may write
+MAX_BYTES = 5_000_000  # everything one process may write
 MAX_FRAME_BYTES = 1_000_000  # one test's values (a few small arrays)
-MAX_ELEMENTS = 100_000     # of one array in a frame
+MAX_ELEMENTS = 100_000  # of one array in a frame
 RTOL, ATOL = 1e-5, 1e-8
 #: Time limits (wall seconds): a process's start and a notebook's import; one test; all of the
 #: cross-check. An honest unit takes well under a second on an idle core; the limits leave room for
@@ -79,8 +80,7 @@ def _parse_frame(data: bytes, unit: str) -> dict[str, np.ndarray]:
         raise _Garbage(f"an unreadable record ({type(error).__name__})") from None
 
 
-def _run_units(spec: sandbox.SandboxSpec, seed: int, todo: list[str], found: dict,
-               deadline: float) -> str | None:
+def _run_units(spec: sandbox.SandboxSpec, seed: int, todo: list[str], found: dict, deadline: float) -> str | None:
     """Run the units ``todo`` in one fresh sandboxed process, taking each frame as it arrives.
 
     Done units leave ``todo`` (their values go into ``found``); returns None when all are done,
@@ -89,14 +89,24 @@ def _run_units(spec: sandbox.SandboxSpec, seed: int, todo: list[str], found: dic
     read, write = os.pipe()
     source = Path(crosscheck_probes.__file__).read_bytes()
     # the pipe's write end is inherited under its own number (bubblewrap passes open descriptors on)
-    cmd = sandbox.command([sys.executable, "-P", sandbox.data_path(spec, "crosscheck_probes.py"), str(seed),
-                           str(write), *todo], spec, data={"crosscheck_probes.py": source},
-                          keep_fds=(write,))
+    cmd = sandbox.command(
+        [sys.executable, "-P", sandbox.data_path(spec, "crosscheck_probes.py"), str(seed), str(write), *todo],
+        spec,
+        data={"crosscheck_probes.py": source},
+        keep_fds=(write,),
+    )
     try:
-        process = subprocess.Popen(cmd.argv, pass_fds=cmd.pass_fds, cwd=sandbox.working_directory(spec),
-                                   env=sandbox.sandbox_environment(spec), preexec_fn=sandbox.preexec_function(spec),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            cmd.argv,
+            pass_fds=cmd.pass_fds,
+            cwd=sandbox.working_directory(spec),
+            env=sandbox.sandbox_environment(spec),
+            preexec_fn=sandbox.preexec_function(spec),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     finally:
         cmd.close()  # closes the write end here too: the pipe ends when the child is done
     buffer, total = b"", 0
@@ -107,8 +117,11 @@ def _run_units(spec: sandbox.SandboxSpec, seed: int, todo: list[str], found: dic
             limit = min(unit_deadline, deadline)
             left = limit - time.monotonic()
             if left <= 0 or not select.select([read], [], [], left)[0]:
-                why = (f"it did not finish within {IMPORT_SECONDS if '::' not in todo[0] else TEST_SECONDS:g} s"
-                       if limit == unit_deadline else "the cross-check's time ran out")
+                why = (
+                    f"it did not finish within {IMPORT_SECONDS if '::' not in todo[0] else TEST_SECONDS:g} s"
+                    if limit == unit_deadline
+                    else "the cross-check's time ran out"
+                )
                 break
             chunk = os.read(read, 65536)
             if not chunk:
@@ -126,14 +139,15 @@ def _run_units(spec: sandbox.SandboxSpec, seed: int, todo: list[str], found: dic
                         raise _Garbage("a record of an impossible size")
                     if len(buffer) < 8 + size:
                         break
-                    values = _parse_frame(buffer[8:8 + size], todo[0])
-                    buffer = buffer[8 + size:]
+                    values = _parse_frame(buffer[8 : 8 + size], todo[0])
+                    buffer = buffer[8 + size :]
                     found.update(values)
                     unit = todo.pop(0)
                     if any(key.endswith("/import-error") for key in values):
                         todo[:] = [u for u in todo if not u.startswith(unit + "::")]
-                    unit_deadline = time.monotonic() + (IMPORT_SECONDS if todo and "::" not in todo[0]
-                                                        else TEST_SECONDS)
+                    unit_deadline = time.monotonic() + (
+                        IMPORT_SECONDS if todo and "::" not in todo[0] else TEST_SECONDS
+                    )
                     if not todo:
                         break
             except _Garbage as error:
@@ -152,8 +166,9 @@ def _run_units(spec: sandbox.SandboxSpec, seed: int, todo: list[str], found: dic
     return why if todo else None
 
 
-def student_values(spec: sandbox.SandboxSpec, notebooks: list[str], seed: int,
-                   timeout: float = TOTAL_SECONDS) -> dict[str, np.ndarray]:
+def student_values(
+    spec: sandbox.SandboxSpec, notebooks: list[str], seed: int, timeout: float = TOTAL_SECONDS
+) -> dict[str, np.ndarray]:
     """The values the student's code computes, test by test, from sandboxed processes.
 
     A test whose process exits, hangs (:data:`TEST_SECONDS`) or writes garbage is recorded as
@@ -188,8 +203,9 @@ def expected_values(reference, notebooks: list[str], seed: int) -> dict[str, np.
     return found
 
 
-def compare(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray] | str,
-            notebooks: list[str]) -> dict[tuple[str, str], str]:
+def compare(
+    expected: dict[str, np.ndarray], actual: dict[str, np.ndarray] | str, notebooks: list[str]
+) -> dict[tuple[str, str], str]:
     """``{(notebook, grade_id): why it disagrees}`` for every graded test whose values differ.
 
     ``actual`` is untrusted: a value of another kind or shape than the reference's is a
@@ -212,8 +228,9 @@ def compare(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray] | str
             problems[(notebook, grade_id)] = actual
             continue
         if import_error in actual:
-            problems[(notebook, grade_id)] = "the notebook's definitions could not be imported: " + \
-                text(actual[import_error])
+            problems[(notebook, grade_id)] = "the notebook's definitions could not be imported: " + text(
+                actual[import_error]
+            )
             continue
         if unverified in actual:
             problems[(notebook, grade_id)] = "the grader could not verify it: " + text(actual[unverified])

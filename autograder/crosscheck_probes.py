@@ -13,6 +13,7 @@ generator and returns ``{name: array}``; it is keyed by its graded test's grade
 id. Which tests are cross-checked, and which notebooks each imports, the
 assignment's description says (:mod:`dnn_course.assignment`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -142,8 +143,9 @@ PROBES = {
     **_activation_probes(),
     "test_fc_forward": lambda impl, rng: {"out": _fc(impl, rng, "forward")["forward"]},
     "test_fc_backward_input": lambda impl, rng: {"dx": _fc(impl, rng, "backward")["input"]},
-    "test_fc_backward_params": lambda impl, rng: {k: v for k, v in _fc(impl, rng, "backward").items()
-                                                  if k.startswith("params")},
+    "test_fc_backward_params": lambda impl, rng: {
+        k: v for k, v in _fc(impl, rng, "backward").items() if k.startswith("params")
+    },
     "test_fc_update": lambda impl, rng: _fc(impl, rng, "update"),
     "test_softmax": _softmax,
     "test_ce_loss": _ce,
@@ -237,7 +239,7 @@ def main(argv: list[str]) -> None:
     def write(values):
         data = encode_frame(values)
         while data:
-            data = data[os.write(fd, data):]
+            data = data[os.write(fd, data) :]
 
     def load(notebook):
         try:  # as the notebook ran, errors allowed
@@ -258,8 +260,13 @@ def main(argv: list[str]) -> None:
         if notebook not in impls:
             error = load(notebook)
             if error:
-                write({f"{notebook}::{grade_id}/error": np.array("the notebook's definitions could not be "
-                                                                 "imported: " + error)})
+                write(
+                    {
+                        f"{notebook}::{grade_id}/error": np.array(
+                            "the notebook's definitions could not be imported: " + error
+                        )
+                    }
+                )
                 continue
         compute = dict(components(impls[notebook], notebook))[grade_id]
         write({f"{notebook}::{key}": value for key, value in probe(grade_id, compute, seed).items()})

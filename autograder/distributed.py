@@ -36,11 +36,12 @@ endless loop. Every finished task's files are kept in ``OUT/course/cluster/<key>
 sends only the tasks not finished (that folder is pruned to the current keys at the start of each
 cluster run).
 """
+
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ctypes
+import dataclasses
 import fcntl
 import hashlib
 import io
@@ -99,9 +100,10 @@ class Requirements:
         return f"grader-{self.software[:16]}"
 
     @classmethod
-    def of_this_machine(cls, isolation: str) -> "Requirements":
-        return cls(fingerprint.software_digest(), fingerprint.library_versions(), fingerprint.software_files(),
-                   isolation)
+    def of_this_machine(cls, isolation: str) -> Requirements:
+        return cls(
+            fingerprint.software_digest(), fingerprint.library_versions(), fingerprint.software_files(), isolation
+        )
 
 
 def worker_problem(required: Requirements) -> str | None:
@@ -109,14 +111,23 @@ def worker_problem(required: Requirements) -> str | None:
     problems = []
     if fingerprint.software_digest() != required.software:
         ours, files = fingerprint.library_versions(), fingerprint.software_files()
-        differ = [f"{name} {ours.get(name)} here, {version} on the client"
-                  for name, version in required.versions.items() if ours.get(name) != version]
-        names = sorted(name for name in files.keys() | required.files.keys() if files.get(name) != required.files.get(name))
+        differ = [
+            f"{name} {ours.get(name)} here, {version} on the client"
+            for name, version in required.versions.items()
+            if ours.get(name) != version
+        ]
+        names = sorted(
+            name for name in files.keys() | required.files.keys() if files.get(name) != required.files.get(name)
+        )
         if names:
-            differ.append(f"{len(names)} file(s) of the course's packages differ: {', '.join(names[:5])}"
-                          + (", ..." if len(names) > 5 else ""))
-        problems.append(f"its grading software differs from the client's ({'; '.join(differ)}): install the same "
-                        "commit of the course repository and `pip install -r requirements.txt`, then restart it")
+            differ.append(
+                f"{len(names)} file(s) of the course's packages differ: {', '.join(names[:5])}"
+                + (", ..." if len(names) > 5 else "")
+            )
+        problems.append(
+            f"its grading software differs from the client's ({'; '.join(differ)}): install the same "
+            "commit of the course repository and `pip install -r requirements.txt`, then restart it"
+        )
     if required.isolation == sandbox.ISOLATION_BWRAP:
         try:
             sandbox.detect_isolation(sandbox.ISOLATION_BWRAP, kernel_environment.readonly_paths())
@@ -200,9 +211,16 @@ def _run_job(jobdir: Path, timeout: float) -> tuple[bool, str]:
     libc = ctypes.CDLL(None, use_errno=True)
     folders = JobLayout(jobdir)
     with open(folders.log, "wb") as log:  # the job dies with this worker (its sandboxes die with it)
-        process = subprocess.Popen([sys.executable, "-m", "autograder.job", str(jobdir)], stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=log, start_new_session=True, env=env, cwd=jobdir,
-                                   preexec_fn=lambda: libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "autograder.job", str(jobdir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env=env,
+            cwd=jobdir,
+            preexec_fn=lambda: libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL),
+        )
     timed_out = False
     try:
         process.wait(timeout)
@@ -221,8 +239,13 @@ def _run_job(jobdir: Path, timeout: float) -> tuple[bool, str]:
     return True, ""
 
 
-def grade_on_worker(job: JobSpec, submitted: dict[str, bytes], course: dict[str, dict[str, bytes]],
-                    release_sums: dict[str, str], timeout: float) -> dict:
+def grade_on_worker(
+    job: JobSpec,
+    submitted: dict[str, bytes],
+    course: dict[str, dict[str, bytes]],
+    release_sums: dict[str, str],
+    timeout: float,
+) -> dict:
     """The task: grade one student on this worker; ``{"ok", "error", "files"}`` (files: ``{name: bytes}``).
 
     ``job`` is the job description the client made (its paths are replaced by this worker's);
@@ -230,8 +253,9 @@ def grade_on_worker(job: JobSpec, submitted: dict[str, bytes], course: dict[str,
     ``release_sums`` the client's SHA-256 of each released notebook.
     """
     if _checksums(course["release"]) != release_sums:
-        raise ClusterCannotGrade(f"the released notebooks reached {socket.gethostname()} altered "
-                                 "(their checksums differ from the client's)")
+        raise ClusterCannotGrade(
+            f"the released notebooks reached {socket.gethostname()} altered (their checksums differ from the client's)"
+        )
     with tempfile.TemporaryDirectory(prefix="autograder-task-") as scratch:
         root = Path(scratch)
         os.chmod(root, 0o711)  # the sandbox user enters the job folder, as in a local run
@@ -242,14 +266,21 @@ def grade_on_worker(job: JobSpec, submitted: dict[str, bytes], course: dict[str,
         jobdir.mkdir()
         os.chmod(jobdir, 0o711)
         with claim_slot() as slot:
-            local = dataclasses.replace(job, submitted_dir=str(root / "submitted"), release_dir=str(root / "release"),
-                                        master_db=str(root / "gradebook.db"), source_dir=str(root / "source"), slot=slot,
-                                        settings=dataclasses.replace(job.settings, jobs=max(slot + 1, os.cpu_count() or 1)))
+            local = dataclasses.replace(
+                job,
+                submitted_dir=str(root / "submitted"),
+                release_dir=str(root / "release"),
+                master_db=str(root / "gradebook.db"),
+                source_dir=str(root / "source"),
+                slot=slot,
+                settings=dataclasses.replace(job.settings, jobs=max(slot + 1, os.cpu_count() or 1)),
+            )
             JobLayout(jobdir).spec.write_text(json.dumps(local.to_json()))
             ok, error = _run_job(jobdir, timeout)
         files = {name: (jobdir / name).read_bytes() for name in JOB_OUTPUTS if (jobdir / name).exists()}
-        files.update({f"course/feedback/{name}": data
-                      for name, data in _files_of(jobdir / "course" / "feedback").items()})
+        files.update(
+            {f"course/feedback/{name}": data for name, data in _files_of(jobdir / "course" / "feedback").items()}
+        )
         return {"ok": ok, "error": error, "files": files}
 
 
@@ -265,7 +296,7 @@ def _pack(outcome: dict) -> bytes:
 def _unpack(data: bytes) -> dict:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         head = json.loads(archive.read("outcome.json"))
-        files = {name[len("files/"):]: archive.read(name) for name in archive.namelist() if name.startswith("files/")}
+        files = {name[len("files/") :]: archive.read(name) for name in archive.namelist() if name.startswith("files/")}
     return dict(head, files=files)
 
 
@@ -275,8 +306,10 @@ def _connect(scheduler: str):
     try:
         return Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except OSError as error:
-        raise ClusterCannotGrade(f"no Dask scheduler answered at {scheduler} within {CONNECT_TIMEOUT} s ({error}); "
-                                 "start one with `dask scheduler` and give its address to --scheduler") from None
+        raise ClusterCannotGrade(
+            f"no Dask scheduler answered at {scheduler} within {CONNECT_TIMEOUT} s ({error}); "
+            "start one with `dask scheduler` and give its address to --scheduler"
+        ) from None
 
 
 def check_workers(client, required: Requirements) -> dict[str, str | None]:
@@ -288,13 +321,22 @@ def check_workers(client, required: Requirements) -> dict[str, str | None]:
     problems = client.run(lambda dask_worker: getattr(dask_worker, "autograder_problem", "not checked"))
     if not any(problem is None for problem in problems.values()):
         lines = [f"  {address}: {problem}" for address, problem in sorted(problems.items())]
-        raise ClusterCannotGrade("no worker of the cluster can grade"
-                                 + (":\n" + "\n".join(lines) if lines else " (it has no worker yet)"))
+        raise ClusterCannotGrade(
+            "no worker of the cluster can grade" + (":\n" + "\n".join(lines) if lines else " (it has no worker yet)")
+        )
     return problems
 
 
-def run_jobs_on_cluster(scheduler: str, jobs: dict[str, Path], make_job, timeout: float, progress: bool,
-                        keys: dict[str, str], done: Path, isolation: Isolation) -> dict[str, tuple[bool, str]]:
+def run_jobs_on_cluster(
+    scheduler: str,
+    jobs: dict[str, Path],
+    make_job,
+    timeout: float,
+    progress: bool,
+    keys: dict[str, str],
+    done: Path,
+    isolation: Isolation,
+) -> dict[str, tuple[bool, str]]:
     """Grade every job on the Dask cluster at ``scheduler``; the contract of :func:`autograder.grade.run_jobs`.
 
     ``make_job(student_id, slot)`` returns the job description (its paths are the client's; the
@@ -329,30 +371,48 @@ def run_jobs_on_cluster(scheduler: str, jobs: dict[str, Path], make_job, timeout
             if problem:
                 print(f"worker {address} cannot grade: {problem}", file=sys.stderr)
         first = make_job(todo[0], 0)
-        files = {"release": _files_of(Path(first.release_dir)), "source": _files_of(Path(first.source_dir)),
-                 "master_db": {"gradebook.db": Path(first.master_db).read_bytes()}}
+        files = {
+            "release": _files_of(Path(first.release_dir)),
+            "source": _files_of(Path(first.source_dir)),
+            "master_db": {"gradebook.db": Path(first.master_db).read_bytes()},
+        }
         course = client.submit(course_inputs, files, pure=False, resources={required.resource: 1})
         release_sums = _checksums(files["release"])
         futures = {}
         for sid in todo:
             job = make_job(sid, 0)
             JobLayout(jobs[sid]).spec.write_text(json.dumps(job.to_json()))
-            futures[client.submit(grade_on_worker, job, _files_of(Path(job.submitted_dir)), course, release_sums,
-                                  timeout, pure=False, key=f"autograde-{sid}-{keys[sid][:16]}-{os.getpid()}",
-                                  resources={required.resource: 1})] = sid
+            futures[
+                client.submit(
+                    grade_on_worker,
+                    job,
+                    _files_of(Path(job.submitted_dir)),
+                    course,
+                    release_sums,
+                    timeout,
+                    pure=False,
+                    key=f"autograde-{sid}-{keys[sid][:16]}-{os.getpid()}",
+                    resources={required.resource: 1},
+                )
+            ] = sid
         for future in as_completed(futures, loop=client.loop):
             sid = futures[future]
             try:
                 outcome = future.result()
             except KilledWorker as error:
-                results[sid] = (False, f"not graded: every worker that graded this submission died while doing so "
-                                       f"({error.last_worker.address if error.last_worker else 'the last one'} "
-                                       "was the last); stopped after the cluster's allowed failures")
+                results[sid] = (
+                    False,
+                    f"not graded: every worker that graded this submission died while doing so "
+                    f"({error.last_worker.address if error.last_worker else 'the last one'} "
+                    "was the last); stopped after the cluster's allowed failures",
+                )
             except ClusterCannotGrade:
                 raise
             except Exception as error:  # noqa: BLE001 - one task's failure is that student's row, never the class's
-                results[sid] = (False, f"the grader failed on this submission on the cluster: "
-                                       f"{type(error).__name__}: {error}")
+                results[sid] = (
+                    False,
+                    f"the grader failed on this submission on the cluster: {type(error).__name__}: {error}",
+                )
             else:
                 _write_files(jobs[sid], outcome["files"])
                 results[sid] = (outcome["ok"], outcome["error"])
@@ -363,4 +423,3 @@ def run_jobs_on_cluster(scheduler: str, jobs: dict[str, Path], make_job, timeout
         bar.close()
         client.close()
     return results
-

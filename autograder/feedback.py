@@ -18,6 +18,7 @@ nbgrader renders it, each message and flag of the result files, the class
 report. A rendered page in which a hidden line still shows (split by markup)
 is replaced as a whole by a note.
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,23 +48,31 @@ class Redactor:
     def __init__(self, hidden_lines):
         self.secret = list(hidden_lines)
         #: Each hidden line as written and normalised, longest first (a line inside a longer one goes last).
-        self.lines = sorted({form for line in self.secret for form in (line.text, line.key)},
-                            key=lambda line: (-len(line), line))
+        self.lines = sorted(
+            {form for line in self.secret for form in (line.text, line.key)}, key=lambda line: (-len(line), line)
+        )
         self._forms = []
         for line in self.lines:  # as printed, in a repr, in JSON, HTML-escaped
-            forms = {line, line.replace("\\", "\\\\"), line.replace("'", "\\'"), line.replace('"', '\\"'),
-                     json.dumps(line)[1:-1], html.escape(line), html.escape(line, quote=False),
-                     html.escape(line).replace("&#x27;", "&#39;").replace("&quot;", "&#34;")}
+            forms = {
+                line,
+                line.replace("\\", "\\\\"),
+                line.replace("'", "\\'"),
+                line.replace('"', '\\"'),
+                json.dumps(line)[1:-1],
+                html.escape(line),
+                html.escape(line, quote=False),
+                html.escape(line).replace("&#x27;", "&#39;").replace("&quot;", "&#34;"),
+            }
             self._forms.extend(sorted(forms, key=lambda f: (-len(f), f)))
 
     @classmethod
-    def from_cells(cls, cells, shown_cells=()) -> "Redactor":
+    def from_cells(cls, cells, shown_cells=()) -> Redactor:
         """The hidden lines of ``cells`` (:class:`~dnn_course.nbgrader_regions.Cell`), minus what ``shown_cells``
         show."""
         return cls(secret_lines.secret_lines_of(cells, shown_cells, kinds=(HIDDEN_TEST,)))
 
     @classmethod
-    def from_notebooks(cls, source_dir: Path, release_dir: Path | None = None) -> "Redactor":
+    def from_notebooks(cls, source_dir: Path, release_dir: Path | None = None) -> Redactor:
         """The hidden lines of every source notebook of ``source_dir``, minus what ``release_dir`` shows."""
         return cls(secret_lines.secret_lines(source_dir, release_dir, kinds=(HIDDEN_TEST,)))
 
@@ -94,17 +103,30 @@ class Redactor:
         if not self.lines:
             return []
         plain = secret_lines.normalise_line(html.unescape(re.sub(r"<[^>]+>", "", page)))
-        return [line.key for line in self.secret if any(form in plain for form in (
-            line.key, line.key.replace("'", "\\'"), line.key.replace('"', '\\"'), json.dumps(line.key)[1:-1]))]
+        return [
+            line.key
+            for line in self.secret
+            if any(
+                form in plain
+                for form in (
+                    line.key,
+                    line.key.replace("'", "\\'"),
+                    line.key.replace('"', '\\"'),
+                    json.dumps(line.key)[1:-1],
+                )
+            )
+        ]
 
     def page(self, page: str, what: str) -> str:
         """``page`` (HTML) redacted; replaced by a note if a hidden line still shows."""
         page = self.text(page)
         if self.leaks(page):
             esc = html.escape
-            return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(what)}</title>"
-                    f"</head><body><h1>{esc(what)}</h1><p>This page is not shown: an output quoted the code of "
-                    f"the hidden tests. The results are on your summary page.</p></body></html>\n")
+            return (
+                f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(what)}</title>'
+                f"</head><body><h1>{esc(what)}</h1><p>This page is not shown: an output quoted the code of "
+                f"the hidden tests. The results are on your summary page.</p></body></html>\n"
+            )
         return page
 
 
@@ -124,8 +146,9 @@ class HideTestCode(NbGraderPreprocessor):
     _redactor: Redactor | None = None
 
     def preprocess(self, nb, resources):
-        cells = [nbgrader_regions.Cell("", index, cell.cell_type, cell.source, {})
-                 for index, cell in enumerate(nb.cells)]
+        cells = [
+            nbgrader_regions.Cell("", index, cell.cell_type, cell.source, {}) for index, cell in enumerate(nb.cells)
+        ]
         self._redactor = Redactor.from_cells(cells)
         return super().preprocess(nb, resources)
 
@@ -138,8 +161,9 @@ class HideTestCode(NbGraderPreprocessor):
                     output["evalue"] = redactor.text(str(output.get("evalue", "")))
                     output["traceback"] = [error_message(output)]
                 if "text" in output:
-                    output["text"] = redactor.text("".join(output["text"]) if isinstance(output["text"], list)
-                                                   else str(output["text"]))
+                    output["text"] = redactor.text(
+                        "".join(output["text"]) if isinstance(output["text"], list) else str(output["text"])
+                    )
                 if isinstance(output.get("data"), dict):
                     output["data"] = {k: redactor.data(v) for k, v in output["data"].items()}
         else:
@@ -151,9 +175,11 @@ class HideTestCode(NbGraderPreprocessor):
 
 
 #: Said under every written answer of the per-notebook pages (made before the instructor grades).
-HAND_GRADED_NOTE = ("Graded by hand. This page was made when your notebook was graded automatically, before the "
-                    "instructor read this answer, so its score shows 0 here; your summary page shows its points "
-                    "once they are in.")
+HAND_GRADED_NOTE = (
+    "Graded by hand. This page was made when your notebook was graded automatically, before the "
+    "instructor read this answer, so its score shows 0 here; your summary page shows its points "
+    "once they are in."
+)
 
 
 def _fmt(value) -> str:
@@ -173,7 +199,7 @@ BOOK_CONFIG = Path(__file__).resolve().parent.parent / "_config.yml"
 BOOK_LINK = re.compile(r'<a href="(?:\.\./)+book/([\w-]+)\.md(#[^"]*)?"([^>]*)>(.*?)</a>', re.S)
 
 
-@functools.lru_cache(maxsize=None)  # read once per grading run, not once per student
+@functools.cache  # read once per grading run, not once per student
 def site_url(config: Path = BOOK_CONFIG) -> str:
     """``html.baseurl`` of the book's ``_config.yml``, ending in ``/``; "" if unset (as the kit reads it)."""
     import yaml
@@ -188,6 +214,7 @@ def site_url(config: Path = BOOK_CONFIG) -> str:
 def book_links(page: str, site: str) -> str:
     """``page`` with each link to a book chapter (``../../book/<chapter>.md``) pointing to the published
     chapter, ``<site>book/<chapter>.html``; without a site address the link is dropped and its text kept."""
+
     def swap(match: re.Match) -> str:
         chapter, anchor, attributes, text = match.group(1), match.group(2) or "", match.group(3), match.group(4)
         if not site:
@@ -226,8 +253,10 @@ def _hand_graded_note(result) -> str:
     pending, done, blank = hand_graded_counts(result)
     parts = []
     if pending:
-        parts.append(f"{pending} answer{'s' if pending != 1 else ''} still to be graded by hand; "
-                     f"{'their' if pending != 1 else 'its'} points will be added by the instructor")
+        parts.append(
+            f"{pending} answer{'s' if pending != 1 else ''} still to be graded by hand; "
+            f"{'their' if pending != 1 else 'its'} points will be added by the instructor"
+        )
     elif done:
         parts.append("including the answers graded by hand")
     if blank:
@@ -251,14 +280,19 @@ def student_page(result, notebook_links: dict[str, str]) -> str:
     for nb in result.notebooks:
         link = notebook_links.get(nb.name)
         title = f'<a href="{esc(link)}">{esc(nb.name)}</a>' if link else esc(nb.name)
-        rows.append(f'<tr class="nb"><th colspan="4">{title}: {_fmt(nb.score)} / {_fmt(nb.max_score)}'
-                    + (f' &mdash; {esc("; ".join(nb.flags))}' if nb.flags else "") + "</th></tr>")
+        rows.append(
+            f'<tr class="nb"><th colspan="4">{title}: {_fmt(nb.score)} / {_fmt(nb.max_score)}'
+            + (f" &mdash; {esc('; '.join(nb.flags))}" if nb.flags else "")
+            + "</th></tr>"
+        )
         for test in nb.tests:
             status = test.status
-            rows.append(f'<tr class="{esc(status.replace(" ", "-"))}"><td>{esc(test.id)}</td><td>{esc(status)}</td>'
-                        f'<td class="points">{"&ndash;" if status == "manual" else _fmt(test.score)}'
-                        f'&nbsp;/&nbsp;{_fmt(test.max_score)}</td>'
-                        f'<td><pre>{esc(test.message)}</pre></td></tr>')
+            rows.append(
+                f'<tr class="{esc(status.replace(" ", "-"))}"><td>{esc(test.id)}</td><td>{esc(status)}</td>'
+                f'<td class="points">{"&ndash;" if status == "manual" else _fmt(test.score)}'
+                f"&nbsp;/&nbsp;{_fmt(test.max_score)}</td>"
+                f"<td><pre>{esc(test.message)}</pre></td></tr>"
+            )
     flags = "".join(f"<li>{esc(f)}</li>" for f in result.flags)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Feedback: {esc(result.student_id)}</title>
@@ -270,6 +304,6 @@ tr.manual td:nth-child(2),tr.partial-credit td:nth-child(2){{color:#9a6700}}
 tr.nb th{{background:#eee}}pre{{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}}</style></head><body>
 <h1>Feedback for {esc(result.student_id)}</h1>
 <p>Score: <b>{_fmt(result.score)} / {_fmt(result.max_score)}</b> ({esc(_hand_graded_note(result))}).</p>
-{f'<h2>Notes</h2><ul>{flags}</ul>' if flags else ''}
-<table>{''.join(rows)}</table></body></html>
+{f"<h2>Notes</h2><ul>{flags}</ul>" if flags else ""}
+<table>{"".join(rows)}</table></body></html>
 """

@@ -19,6 +19,7 @@ the students whose key changed (:func:`stale`). Reads the collected folder
 ``OUT/course/grading_keys.json`` (``{student id: key}``, the keys of the last run that graded each
 student without a failure).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,7 @@ from .grading_settings import GradingSettings
 
 KEYS_FILE = "grading_keys.json"
 #: Libraries whose version can change a score or a rendered page (kernel, execution, conversion, numerics, plots).
-LIBRARIES = ("numpy", "matplotlib", "nbgrader", "nbconvert", "nbclient", "nbformat", "ipykernel",
-             "jupyter_client")
+LIBRARIES = ("numpy", "matplotlib", "nbgrader", "nbconvert", "nbclient", "nbformat", "ipykernel", "jupyter_client")
 #: Settings that do not change a grade: how many run at once, the similarity report's threshold, and
 #: where the source notebooks are (their bytes are in the course part of the key).
 NOT_GRADING = ("jobs", "similarity_threshold", "source_root")
@@ -64,9 +64,12 @@ def software_files() -> dict[str, str]:
     roots = {package: _package_root(package) for package in ("autograder", "dnn_course")}
     if roots["dnn_course"] not in EMBEDDED_DIR.resolve().parents:  # a checkout keeps it apart
         roots["embedded"] = EMBEDDED_DIR
-    return {f"{label}/{path.relative_to(root).as_posix()}": hashlib.sha256(path.read_bytes()).hexdigest()
-            for label, root in roots.items() for path in sorted(root.rglob("*"))
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".md"}
+    return {
+        f"{label}/{path.relative_to(root).as_posix()}": hashlib.sha256(path.read_bytes()).hexdigest()
+        for label, root in roots.items()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".md"
+    }
 
 
 @lru_cache(maxsize=1)
@@ -108,19 +111,26 @@ def submission_digest(submitted_dir: Path, record: dict) -> str:
     return digest.hexdigest()
 
 
-def submission_keys(course: Path, settings: GradingSettings, manifest: dict[str, dict],
-                    isolation: str) -> dict[str, str]:
+def submission_keys(
+    course: Path, settings: GradingSettings, manifest: dict[str, dict], isolation: str
+) -> dict[str, str]:
     """``{student id: key}`` for every student of ``manifest`` (the collector's records).
 
     ``course`` is the run's nbgrader course folder (``release/`` and ``submitted/`` filled).
     """
-    shared = "".join([software_digest(),
-                      course_digest(Path(settings.source_root) / settings.assignment,
-                                    course / "release" / settings.assignment),
-                      settings_digest(settings, isolation)])
-    return {sid: hashlib.sha256((shared + submission_digest(
-                course / "submitted" / sid / settings.assignment, record)).encode()).hexdigest()
-            for sid, record in manifest.items()}
+    shared = "".join(
+        [
+            software_digest(),
+            course_digest(Path(settings.source_root) / settings.assignment, course / "release" / settings.assignment),
+            settings_digest(settings, isolation),
+        ]
+    )
+    return {
+        sid: hashlib.sha256(
+            (shared + submission_digest(course / "submitted" / sid / settings.assignment, record)).encode()
+        ).hexdigest()
+        for sid, record in manifest.items()
+    }
 
 
 def recorded(out: Path) -> dict[str, str]:
@@ -133,16 +143,18 @@ def stale(out: Path, keys: dict[str, str]) -> list[str]:
     """Students to grade again: new, changed (another key), or without a result file in ``out``."""
     previous = recorded(out)
     have_gradebook = (out / "course" / "gradebook.db").exists()
-    return sorted(sid for sid, key in keys.items()
-                  if not have_gradebook or previous.get(sid) != key
-                  or not (out / "results" / f"{sid}.json").exists())
+    return sorted(
+        sid
+        for sid, key in keys.items()
+        if not have_gradebook or previous.get(sid) != key or not (out / "results" / f"{sid}.json").exists()
+    )
 
 
 def record(out: Path, keys: dict[str, str], graded: set[str], failed: set[str]) -> None:
     """Write the keys after a run: ``graded`` students get their new key, unless they ``failed``
     (they are graded again next time); the others keep theirs; students no longer submitted go."""
     previous = recorded(out)
-    kept = {sid: (key if sid in graded else previous.get(sid)) for sid, key in keys.items()
-            if sid not in failed}
-    write_atomically(out / "course" / KEYS_FILE,
-                     json.dumps({sid: key for sid, key in sorted(kept.items()) if key}, indent=1))
+    kept = {sid: (key if sid in graded else previous.get(sid)) for sid, key in keys.items() if sid not in failed}
+    write_atomically(
+        out / "course" / KEYS_FILE, json.dumps({sid: key for sid, key in sorted(kept.items()) if key}, indent=1)
+    )

@@ -12,6 +12,7 @@ killed with its whole process group (and its sandbox). What crosses the fork is 
 merges each student's gradebook rows into a copy of the master gradebook,
 sequentially, and replaces the master only at the end.
 """
+
 from __future__ import annotations
 
 import faulthandler
@@ -32,15 +33,15 @@ from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from tqdm import tqdm
 
-from . import collect as collect_mod
-from . import job as job_module
-from . import fingerprint, isolation_report, kernel_environment, manual, report, sandbox, similarity_report
 from dnn_course.assignment import ASSIGNMENT, Assignment
 from dnn_course.atomic_write import write_atomically
 
+from . import collect as collect_mod
+from . import fingerprint, isolation_report, kernel_environment, manual, report, sandbox, similarity_report
+from . import job as job_module
 from .feedback import Redactor, book_links, site_url, write_summary
-from .grading_settings import GradingSettings, ensure_tools_on_path, nbgrader_config
 from .grading_records import Isolation, JobSpec, StudentResult
+from .grading_settings import GradingSettings, ensure_tools_on_path, nbgrader_config
 from .layout import CourseLayout, JobLayout, OutputLayout
 from .scores import change_score
 from .submission_processes import kill_marked_processes
@@ -53,8 +54,8 @@ class RunSummary:
     isolation: str
     seconds: float
     out: str
-    flagged: dict = None     # student id -> its flags (submission-level and per notebook)
-    similar: list = None     # "a & b: reasons" for each pair of submissions flagged as alike
+    flagged: dict = None  # student id -> its flags (submission-level and per notebook)
+    similar: list = None  # "a & b: reasons" for each pair of submissions flagged as alike
 
     def flag_lines(self, width: int = 160) -> list[str]:
         """One line per flagged student, for the end of a run."""
@@ -76,8 +77,11 @@ def prepare_master(course: Path, settings: GradingSettings, db: Path) -> list[st
     api = master_api(course, settings, db)
     outcome = api.generate_assignment(settings.assignment, force=True, create=True)
     if not outcome["success"]:
-        raise RuntimeError("nbgrader generate_assignment failed on the source notebooks:\n"
-                           + outcome.get("error", "") + outcome.get("log", ""))
+        raise RuntimeError(
+            "nbgrader generate_assignment failed on the source notebooks:\n"
+            + outcome.get("error", "")
+            + outcome.get("log", "")
+        )
     release = CourseLayout(course).release_dir(settings.assignment)
     return sorted(p.name for p in release.glob("*.ipynb"))
 
@@ -148,8 +152,9 @@ def _finish(pid: int, jobdir: Path, status: int | None) -> tuple[bool, str]:
     return True, ""
 
 
-def run_jobs(jobs: dict[str, Path], make_job, parallel: int, timeout: float,
-             progress: bool) -> dict[str, tuple[bool, str]]:
+def run_jobs(
+    jobs: dict[str, Path], make_job, parallel: int, timeout: float, progress: bool
+) -> dict[str, tuple[bool, str]]:
     """Grade every job, ``parallel`` at a time, each in a forked process of its own session.
 
     ``make_job(student_id, slot)`` returns the job (:class:`JobSpec`). A job still
@@ -203,8 +208,9 @@ def run_jobs(jobs: dict[str, Path], make_job, parallel: int, timeout: float,
     return results
 
 
-def merge_student(db: Path, job_db: Path | None, assignment: str, student_id: str,
-                  name: str, timestamp: str | None) -> None:
+def merge_student(
+    db: Path, job_db: Path | None, assignment: str, student_id: str, name: str, timestamp: str | None
+) -> None:
     """Replace ``student_id``'s submission in ``db`` by the one in ``job_db`` (None: all zero)."""
     first, _, last = name.replace("_", " ").partition(" ")
     with Gradebook(f"sqlite:///{db}") as dst:
@@ -230,17 +236,28 @@ def merge_student(db: Path, job_db: Path | None, assignment: str, student_id: st
                 target.flagged = nb.flagged
                 grades = {g.name: g for g in target.grades}
                 for grade in nb.grades:
-                    change_score(grades[grade.name], auto_score=grade.auto_score, manual_score=grade.manual_score,
-                                 needs_manual_grade=grade.needs_manual_grade)
+                    change_score(
+                        grades[grade.name],
+                        auto_score=grade.auto_score,
+                        manual_score=grade.manual_score,
+                        needs_manual_grade=grade.needs_manual_grade,
+                    )
                 comments = {c.name: c for c in target.comments}
                 for comment in nb.comments:
                     comments[comment.name].auto_comment = comment.auto_comment
         dst.db.commit()
 
 
-def grade(submissions: Path, out: Path, settings: GradingSettings,
-          only: list[str] | None = None, progress: bool = True, force: bool = False,
-          scheduler: str | None = None, description: Assignment = ASSIGNMENT) -> RunSummary:
+def grade(
+    submissions: Path,
+    out: Path,
+    settings: GradingSettings,
+    only: list[str] | None = None,
+    progress: bool = True,
+    force: bool = False,
+    scheduler: str | None = None,
+    description: Assignment = ASSIGNMENT,
+) -> RunSummary:
     """Grade the download folder ``submissions`` into ``out``; return a summary.
 
     Grades only the students whose grading key (:mod:`autograder.fingerprint`) changed since the
@@ -260,26 +277,42 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
         folder.mkdir(parents=True, exist_ok=True)
     level, why = sandbox.detect_isolation(settings.isolation, kernel_environment.readonly_paths())
     isolation = Isolation(level, isolation_report.explain_isolation(level, why))
-    master_db = layout.gradebook_db           # results of every run (merged)
-    assignment_db = layout.assignment_db      # only the assignment, rebuilt each run
-    work_db = layout.work_db                  # the next gradebook.db, until the end
+    master_db = layout.gradebook_db  # results of every run (merged)
+    assignment_db = layout.assignment_db  # only the assignment, rebuilt each run
+    work_db = layout.work_db  # the next gradebook.db, until the end
     for stale in (assignment_db, work_db):
         if stale.exists():
             stale.unlink()
     names = prepare_master(course, settings, assignment_db)
     unlisted, missing = sorted(set(names) - set(description.names)), sorted(set(description.names) - set(names))
     if unlisted or missing or description.name != settings.assignment:
-        raise ValueError(f"the source notebooks of {settings.assignment} in {settings.source_root} do not match the "
-                         f"assignment's description ({description.name}): " + "; ".join(filter(None, [
-                             unlisted and f"{', '.join(unlisted)} not listed (add to dnn_course/assignment.py)",
-                             missing and f"{', '.join(missing)} missing from the source folder"])))
+        raise ValueError(
+            f"the source notebooks of {settings.assignment} in {settings.source_root} do not match the "
+            f"assignment's description ({description.name}): "
+            + "; ".join(
+                filter(
+                    None,
+                    [
+                        unlisted and f"{', '.join(unlisted)} not listed (add to dnn_course/assignment.py)",
+                        missing and f"{', '.join(missing)} missing from the source folder",
+                    ],
+                )
+            )
+        )
     names = list(description.names)
-    redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
-                                       layout.course.release_dir(settings.assignment))
+    redactor = Redactor.from_notebooks(
+        Path(settings.source_root) / settings.assignment, layout.course.release_dir(settings.assignment)
+    )
     shutil.copy(assignment_db, work_db)
     api = master_api(course, settings, assignment_db)
-    manifest = collect_mod.collect(submissions, course, settings.assignment, settings.name_pattern,
-                                   released_ids(course, settings.assignment, names), api)
+    manifest = collect_mod.collect(
+        submissions,
+        course,
+        settings.assignment,
+        settings.name_pattern,
+        released_ids(course, settings.assignment, names),
+        api,
+    )
     students = sorted(manifest)
     keys = fingerprint.submission_keys(course, settings, manifest, isolation.level)
     if only:
@@ -299,18 +332,29 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
             jobdir.mkdir()
             os.chmod(jobdir, 0o711)
             jobs[sid] = jobdir
+
         def make_job(sid: str, slot: int) -> JobSpec:
-            return JobSpec(student_id=sid, notebooks=tuple(names), timestamp=manifest[sid].get("timestamp"),
-                           token=secrets.token_hex(8), slot=slot, isolation=isolation,
-                           submitted_dir=str(layout.course.submitted_dir(sid, settings.assignment)),
-                           release_dir=str(layout.course.release_dir(settings.assignment)), master_db=str(assignment_db),
-                           source_dir=str(Path(settings.source_root) / settings.assignment), settings=settings,
-                           description=description)
+            return JobSpec(
+                student_id=sid,
+                notebooks=tuple(names),
+                timestamp=manifest[sid].get("timestamp"),
+                token=secrets.token_hex(8),
+                slot=slot,
+                isolation=isolation,
+                submitted_dir=str(layout.course.submitted_dir(sid, settings.assignment)),
+                release_dir=str(layout.course.release_dir(settings.assignment)),
+                master_db=str(assignment_db),
+                source_dir=str(Path(settings.source_root) / settings.assignment),
+                settings=settings,
+                description=description,
+            )
 
         if scheduler:
             from .distributed import run_jobs_on_cluster
-            results = run_jobs_on_cluster(scheduler, jobs, make_job, settings.submission_timeout, progress,
-                                          keys, course / "cluster", isolation)
+
+            results = run_jobs_on_cluster(
+                scheduler, jobs, make_job, settings.submission_timeout, progress, keys, course / "cluster", isolation
+            )
         else:
             results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)
         previous = master_db if master_db.exists() else None
@@ -318,8 +362,9 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
             cand = manifest[sid]
             if sid not in results:  # not re-graded this time: keep the previous rows
                 if previous is not None and layout.result_file(sid).exists():
-                    merge_student(work_db, previous, settings.assignment, sid, cand["student_name"],
-                                  cand.get("timestamp"))
+                    merge_student(
+                        work_db, previous, settings.assignment, sid, cand["student_name"], cand.get("timestamp")
+                    )
                 continue
             ok, error = results[sid]
             job_folders = JobLayout(jobs[sid])
@@ -328,14 +373,19 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
                     raise RuntimeError(error)
                 result = StudentResult.from_json(json.loads(job_folders.result.read_text()))
                 result = replace(result, flags=tuple(cand["flags"]) + result.flags)
-                merge_student(work_db, job_folders.course.gradebook_db, settings.assignment, sid, cand["student_name"],
-                              cand.get("timestamp"))
+                merge_student(
+                    work_db,
+                    job_folders.course.gradebook_db,
+                    settings.assignment,
+                    sid,
+                    cand["student_name"],
+                    cand.get("timestamp"),
+                )
             except Exception as problem:
                 failed.append(sid)
                 message = error or f"the grader failed on this submission: {type(problem).__name__}: {problem}"
                 result = StudentResult.not_graded(sid, names, message, cand["flags"])
-                merge_student(work_db, None, settings.assignment, sid, cand["student_name"],
-                              cand.get("timestamp"))
+                merge_student(work_db, None, settings.assignment, sid, cand["student_name"], cand.get("timestamp"))
             result = replace(result, name=cand["student_name"], source=cand["source"])
             result = StudentResult.from_json(redactor.data(result.to_json()))
             publish_feedback(out, sid, settings.assignment, jobs[sid], result, redactor)
@@ -350,13 +400,16 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
         manual.refresh_results(out, work_db, settings.assignment)
     manual.write_manual_list(out, work_db, settings.assignment)
     try:  # evidence for the instructor, never a reason to lose the grades below
-        pairs = similarity_report.write(out, course, settings.assignment, sorted(manifest),
-                                        settings.similarity_threshold)
+        pairs = similarity_report.write(
+            out, course, settings.assignment, sorted(manifest), settings.similarity_threshold
+        )
     except Exception:  # noqa: BLE001 - whatever the submissions held
         for stale in (layout.similarity_html, layout.similarity_csv):
             stale.unlink(missing_ok=True)
-        print("The similarity report could not be made (the grades are not affected):\n"
-              + traceback.format_exc(limit=3), file=sys.stderr)
+        print(
+            "The similarity report could not be made (the grades are not affected):\n" + traceback.format_exc(limit=3),
+            file=sys.stderr,
+        )
         pairs = []
     report.write_all(out, work_db, settings, isolation, redactor)
     os.replace(work_db, master_db)
@@ -369,12 +422,14 @@ def grade(submissions: Path, out: Path, settings: GradingSettings,
             if flags:
                 flagged[sid] = flags
     similar = [f"{p.a} & {p.b}: {'; '.join(p.reasons)}" for p in pairs if p.flagged]
-    return RunSummary(len(students), failed, isolation.explanation, time.monotonic() - start, str(out), flagged,
-                      similar)
+    return RunSummary(
+        len(students), failed, isolation.explanation, time.monotonic() - start, str(out), flagged, similar
+    )
 
 
-def publish_feedback(out: Path, sid: str, assignment: str, jobdir: Path, result: StudentResult,
-                     redactor: Redactor | None = None) -> None:
+def publish_feedback(
+    out: Path, sid: str, assignment: str, jobdir: Path, result: StudentResult, redactor: Redactor | None = None
+) -> None:
     """Copy nbgrader's per-notebook feedback (hidden test lines redacted) and write the summary page.
 
     ``result`` is already redacted by the caller (it is also the result file).

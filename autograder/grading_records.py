@@ -14,6 +14,7 @@ key is missing or unknown: a record written by another version of the grader fai
 loudly instead of being half read. A field marked optional (``OPTIONAL`` metadata) is left
 out of the JSON while it is None, as the result files have always done.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,16 +45,22 @@ def _check_keys(cls, data) -> None:
     missing = sorted(required - set(data))
     unknown = sorted(set(data) - set(names))
     if missing or unknown:
-        problems = ([f"missing key(s) {', '.join(missing)}"] if missing else []) + \
-                   ([f"unknown key(s) {', '.join(unknown)}"] if unknown else [])
-        raise RecordError(f"{cls.__name__}: {'; '.join(problems)} (it has {', '.join(names)}); "
-                          "the file was written by another version of the grader: grade again")
+        problems = ([f"missing key(s) {', '.join(missing)}"] if missing else []) + (
+            [f"unknown key(s) {', '.join(unknown)}"] if unknown else []
+        )
+        raise RecordError(
+            f"{cls.__name__}: {'; '.join(problems)} (it has {', '.join(names)}); "
+            "the file was written by another version of the grader: grade again"
+        )
 
 
 def _plain(record) -> dict:
     """The record's fields as a dict, optional fields that are None left out (not recursive)."""
-    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)
-            if not (f.metadata.get("optional") and getattr(record, f.name) is None)}
+    return {
+        f.name: getattr(record, f.name)
+        for f in dataclasses.fields(record)
+        if not (f.metadata.get("optional") and getattr(record, f.name) is None)
+    }
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ class TestResult:
         return _plain(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "TestResult":
+    def from_json(cls, data: dict) -> TestResult:
         _check_keys(cls, data)
         return cls(**data)
 
@@ -86,7 +93,7 @@ class TestResult:
 class NotebookResult:
     """One notebook of a submission: its points (the gradebook's), its flags and its tests, in notebook order."""
 
-    name: str                  # file name, ``01_activations.ipynb``
+    name: str  # file name, ``01_activations.ipynb``
     score: float | None
     max_score: float | None
     flags: tuple[str, ...]
@@ -101,9 +108,11 @@ class NotebookResult:
         return dict(_plain(self), flags=list(self.flags), tests=[test.to_json() for test in self.tests])
 
     @classmethod
-    def from_json(cls, data: dict) -> "NotebookResult":
+    def from_json(cls, data: dict) -> NotebookResult:
         _check_keys(cls, data)
-        return cls(**dict(data, flags=tuple(data["flags"]), tests=tuple(TestResult.from_json(t) for t in data["tests"])))
+        return cls(
+            **dict(data, flags=tuple(data["flags"]), tests=tuple(TestResult.from_json(t) for t in data["tests"]))
+        )
 
 
 @dataclass(frozen=True)
@@ -116,9 +125,9 @@ class StudentResult:
     max_score: float | None
     flags: tuple[str, ...]
     notebooks: tuple[NotebookResult, ...]
-    isolation: str | None = field(default=None, metadata=OPTIONAL)   # the level in force (Isolation.level)
-    name: str | None = field(default=None, metadata=OPTIONAL)        # as in the archive's name
-    source: str | None = field(default=None, metadata=OPTIONAL)      # the archive or folder it came from
+    isolation: str | None = field(default=None, metadata=OPTIONAL)  # the level in force (Isolation.level)
+    name: str | None = field(default=None, metadata=OPTIONAL)  # as in the archive's name
+    source: str | None = field(default=None, metadata=OPTIONAL)  # the archive or folder it came from
 
     def all_flags(self) -> list[str]:
         """The submission's flags, then each notebook's, as ``<notebook>: <flag>``."""
@@ -132,17 +141,26 @@ class StudentResult:
         return dict(_plain(self), flags=list(self.flags), notebooks=[nb.to_json() for nb in self.notebooks])
 
     @classmethod
-    def from_json(cls, data: dict) -> "StudentResult":
+    def from_json(cls, data: dict) -> StudentResult:
         _check_keys(cls, data)
-        return cls(**dict(data, flags=tuple(data["flags"]),
-                          notebooks=tuple(NotebookResult.from_json(nb) for nb in data["notebooks"])))
+        return cls(
+            **dict(
+                data,
+                flags=tuple(data["flags"]),
+                notebooks=tuple(NotebookResult.from_json(nb) for nb in data["notebooks"]),
+            )
+        )
 
     @classmethod
-    def not_graded(cls, student_id: str, notebooks: list[str], message: str, flags: list[str]) -> "StudentResult":
+    def not_graded(cls, student_id: str, notebooks: list[str], message: str, flags: list[str]) -> StudentResult:
         """The result of a submission the grader failed on: every notebook 0, ``message`` the last flag."""
-        return cls(student_id=student_id, score=0.0, max_score=None, flags=tuple(flags) + (message,),
-                   notebooks=tuple(NotebookResult(name=n, score=0.0, max_score=None, flags=(), tests=())
-                                   for n in notebooks))
+        return cls(
+            student_id=student_id,
+            score=0.0,
+            max_score=None,
+            flags=tuple(flags) + (message,),
+            notebooks=tuple(NotebookResult(name=n, score=0.0, max_score=None, flags=(), tests=()) for n in notebooks),
+        )
 
 
 @dataclass(frozen=True)
@@ -156,7 +174,7 @@ class Isolation:
         return _plain(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Isolation":
+    def from_json(cls, data: dict) -> Isolation:
         _check_keys(cls, data)
         return cls(**data)
 
@@ -174,13 +192,17 @@ def settings_from_json(data: dict) -> GradingSettings:
     names = [f.name for f in dataclasses.fields(GradingSettings)]
     missing, unknown = sorted(set(names) - set(data)), sorted(set(data) - set(names))
     if missing or unknown:
-        raise RecordError(f"GradingSettings: missing key(s) {', '.join(missing) or 'none'}, unknown key(s) "
-                          f"{', '.join(unknown) or 'none'}; the file was written by another version of the grader")
+        raise RecordError(
+            f"GradingSettings: missing key(s) {', '.join(missing) or 'none'}, unknown key(s) "
+            f"{', '.join(unknown) or 'none'}; the file was written by another version of the grader"
+        )
     hints = typing.get_type_hints(GradingSettings)
     limit_names = [f.name for f in dataclasses.fields(Limits)]
     if not isinstance(data["limits"], dict) or sorted(data["limits"]) != sorted(limit_names):
-        raise RecordError(f"GradingSettings.limits: expected the keys {', '.join(limit_names)}, "
-                          f"got {', '.join(sorted(data['limits'])) if isinstance(data['limits'], dict) else data['limits']!r}")
+        raise RecordError(
+            f"GradingSettings.limits: expected the keys {', '.join(limit_names)}, "
+            f"got {', '.join(sorted(data['limits'])) if isinstance(data['limits'], dict) else data['limits']!r}"
+        )
     values = {key: Path(value) if hints[key] is Path else value for key, value in data.items()}
     return GradingSettings(**dict(values, limits=Limits(**data["limits"])))
 
@@ -194,32 +216,43 @@ class JobSpec:
     """
 
     student_id: str
-    notebooks: tuple[str, ...]         # released notebook file names, in order
-    timestamp: str | None              # the submission's time as the LMS gave it, if known
-    token: str                         # 16 hex digits: the probes' secret and the sandbox's process marker
-    slot: int                          # which of the parallel jobs (the sandbox's user id depends on it)
+    notebooks: tuple[str, ...]  # released notebook file names, in order
+    timestamp: str | None  # the submission's time as the LMS gave it, if known
+    token: str  # 16 hex digits: the probes' secret and the sandbox's process marker
+    slot: int  # which of the parallel jobs (the sandbox's user id depends on it)
     isolation: Isolation
     submitted_dir: str
     release_dir: str
     master_db: str
     source_dir: str
     settings: GradingSettings
-    description: Assignment            # the assignment graded: notebooks, tests, data files (dnn_course.assignment)
+    description: Assignment  # the assignment graded: notebooks, tests, data files (dnn_course.assignment)
 
     @property
     def assignment(self) -> str:
         return self.settings.assignment
 
     def to_json(self) -> dict:
-        return dict(_plain(self), notebooks=list(self.notebooks), isolation=self.isolation.to_json(),
-                    settings=settings_to_json(self.settings), description=self.description.to_json())
+        return dict(
+            _plain(self),
+            notebooks=list(self.notebooks),
+            isolation=self.isolation.to_json(),
+            settings=settings_to_json(self.settings),
+            description=self.description.to_json(),
+        )
 
     @classmethod
-    def from_json(cls, data: dict) -> "JobSpec":
+    def from_json(cls, data: dict) -> JobSpec:
         _check_keys(cls, data)
-        return cls(**dict(data, notebooks=tuple(data["notebooks"]), isolation=Isolation.from_json(data["isolation"]),
-                          settings=settings_from_json(data["settings"]),
-                          description=Assignment.from_json(data["description"])))
+        return cls(
+            **dict(
+                data,
+                notebooks=tuple(data["notebooks"]),
+                isolation=Isolation.from_json(data["isolation"]),
+                settings=settings_from_json(data["settings"]),
+                description=Assignment.from_json(data["description"]),
+            )
+        )
 
 
 @dataclass(frozen=True, order=True)
@@ -238,7 +271,7 @@ class ProbeKey:
         return f"{self.notebook}::{self.grade_id}/{self.part}"
 
     @classmethod
-    def parse(cls, key: str) -> "ProbeKey":
+    def parse(cls, key: str) -> ProbeKey:
         notebook, sep, rest = key.partition("::")
         grade_id, slash, part = rest.partition("/")
         if not (sep and slash and notebook and grade_id and part):

@@ -6,6 +6,7 @@ nbgrader at its private course folder inside the output folder and replaces
 the pieces that must be hardened (execution in the sandbox, restoring deleted
 cells, feedback without hidden tests).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,10 @@ MAX_NOTEBOOK_BYTES = ASSIGNMENT.max_notebook_bytes
 
 #: File names of an LMS download: ``DNN_HW2_<Name>_<StudentID>`` (zip stem or folder name), any homework
 #: number after the archive prefix's letters. A copy's suffix such as `` (1)`` or ``-2`` is allowed after the id.
-DEFAULT_NAME_PATTERN = (rf"^{re.escape(ASSIGNMENT.archive_prefix.rstrip('0123456789'))}\d*_(?P<name>.+?)_"
-                        rf"(?P<student_id>{STUDENT_ID})(?:\s*\(\d+\)|-\d+)?$")
+DEFAULT_NAME_PATTERN = (
+    rf"^{re.escape(ASSIGNMENT.archive_prefix.rstrip('0123456789'))}\d*_(?P<name>.+?)_"
+    rf"(?P<student_id>{STUDENT_ID})(?:\s*\(\d+\)|-\d+)?$"
+)
 
 
 def default_jobs() -> int:
@@ -58,16 +61,16 @@ class GradingSettings:
     """
 
     assignment: str = ASSIGNMENT.name
-    source_root: Path = REPO_ROOT / "solutions"      # holds <assignment>/*.ipynb (with hidden tests)
+    source_root: Path = REPO_ROOT / "solutions"  # holds <assignment>/*.ipynb (with hidden tests)
     name_pattern: str = DEFAULT_NAME_PATTERN
-    cell_timeout: int = ASSIGNMENT.timeouts.cell                # seconds per cell
-    notebook_timeout: int = ASSIGNMENT.timeouts.notebook        # seconds per notebook
-    submission_timeout: int = ASSIGNMENT.timeouts.submission    # seconds for all of one student's notebooks
+    cell_timeout: int = ASSIGNMENT.timeouts.cell  # seconds per cell
+    notebook_timeout: int = ASSIGNMENT.timeouts.notebook  # seconds per notebook
+    submission_timeout: int = ASSIGNMENT.timeouts.submission  # seconds for all of one student's notebooks
     limits: Limits = field(default_factory=Limits)
-    isolation: str = "auto"                           # auto | bubblewrap | process
-    jobs: int = field(default_factory=default_jobs)   # submissions graded at once
+    isolation: str = "auto"  # auto | bubblewrap | process
+    jobs: int = field(default_factory=default_jobs)  # submissions graded at once
     experiment_profile: str = ASSIGNMENT.profiles.default  # brief: the brief's settings; smoke: smoke-test runs
-    similarity_threshold: float = 0.5                 # pairs this alike are flagged (autograder/similarity.py)
+    similarity_threshold: float = 0.5  # pairs this alike are flagged (autograder/similarity.py)
 
 
 def course_config() -> Config:
@@ -87,8 +90,14 @@ def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Pat
     file of the source step over the submission, so it is empty while grading.
     """
     from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
-                                        IgnorePattern, LimitOutput, SaveAutoGrades)
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        GetGrades,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
 
     from .feedback import TEMPLATE_DIR, HideTestCode
     from .kernel import SandboxExecute
@@ -103,8 +112,13 @@ def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Pat
     cfg.CourseDirectory.db_url = f"sqlite:///{course_dir / 'gradebook.db'}"
     cfg.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
     cfg.Autograde.autograde_preprocessors = [
-        SandboxExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+        SandboxExecute,
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        SaveAutoGrades,
+        AssignLatePenalties,
+        CheckCellMetadata,
     ]
     # nbgrader leaves autograded notebooks read-only (444); the job rewrites them once more
     # (without the integrity probes), which only root could do to a read-only file.

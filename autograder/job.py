@@ -11,6 +11,7 @@ result file means the job did not finish. Every score it changes goes through
 :func:`autograder.scores.change_score`; the result (:class:`autograder.grading_records.StudentResult`)
 is built from the gradebook after the last change.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,7 +19,6 @@ import json
 import shutil
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import nbformat
@@ -27,31 +27,33 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
-from dnn_course.assignment import ASSIGNMENT
-from dnn_course.datasets import load_dataset
 from dnn_course import records
-from dnn_course.experiment_grades import Score, measure
+from dnn_course.assignment import ASSIGNMENT
 from dnn_course.atomic_write import write_atomically
+from dnn_course.datasets import load_dataset
+from dnn_course.experiment_grades import Score, measure
 from dnn_course.nbgrader_cells import is_graded_test, nbgrader_metadata
 from dnn_course.notebook_import import import_notebooks
 
-from . import crosscheck, crosscheck_probes, kernel, kernel_environment, manual, rebuild, tamper_probe, sandbox
+from . import crosscheck, crosscheck_probes, kernel, kernel_environment, manual, rebuild, sandbox, tamper_probe
 from .feedback import error_message
-from .grading_settings import ensure_tools_on_path, nbgrader_config
 from .grading_records import JobSpec, NotebookResult, StudentResult, TestResult
+from .grading_settings import ensure_tools_on_path, nbgrader_config
 from .layout import JobLayout
-from .scores import change_score
 from .memory_cap import MEMORY_CAP_FLAG, MemoryCap
+from .scores import change_score
 
 #: Errors of cells the kernel never really ran (not evidence of tampering).
 NOT_RUN = {"CellTimeoutError", "NotebookTimeLimit", "KernelDied", "KernelChannelBroken", "MemoryCapReached"}
-INCIDENTS = {"CellTimeoutError": "a cell hit the time limit",
-             "NotebookTimeLimit": "the notebook hit its time limit",
-             "KernelDied": "the kernel died (exit or memory limit) and was restarted",
-             "KernelChannelBroken": "the kernel broke its channel to the grader and was restarted",
-             "MemoryCapReached": MEMORY_CAP_FLAG + ": the submission's processes together held more than "
-                                 "its total memory cap, were stopped, and the kernel was restarted",
-             "MemoryError": "memory limit reached"}
+INCIDENTS = {
+    "CellTimeoutError": "a cell hit the time limit",
+    "NotebookTimeLimit": "the notebook hit its time limit",
+    "KernelDied": "the kernel died (exit or memory limit) and was restarted",
+    "KernelChannelBroken": "the kernel broke its channel to the grader and was restarted",
+    "MemoryCapReached": MEMORY_CAP_FLAG + ": the submission's processes together held more than "
+    "its total memory cap, were stopped, and the kernel was restarted",
+    "MemoryError": "memory limit reached",
+}
 
 
 #: Nesting allowed in a submitted results JSON (run_plan writes 5 levels).
@@ -74,8 +76,10 @@ def validate_data_file(path: Path, caps: dict[str, int] | None = None) -> str | 
         if path.suffix == ".json":
             value = json.loads(raw.decode("utf-8"))
             if not isinstance(value, dict) or not records._depth(value, MAX_JSON_DEPTH):
-                return f"{path.name} is not a results file of this course (not an object of at most " \
-                       f"{MAX_JSON_DEPTH} levels)"
+                return (
+                    f"{path.name} is not a results file of this course (not an object of at most "
+                    f"{MAX_JSON_DEPTH} levels)"
+                )
         else:
             records.check_npz(raw, path.name)
             with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
@@ -178,8 +182,11 @@ def inspect_autograded(job: JobSpec, jobdir: Path) -> dict[str, dict]:
         if not path.exists():
             continue
         nb = nbformat.read(path, as_version=4)
-        checks = [(tamper_probe.check_label(c.source), _stdout(c)) for c in nb.cells
-                  if c.cell_type == "code" and tamper_probe.is_check(c.source)]
+        checks = [
+            (tamper_probe.check_label(c.source), _stdout(c))
+            for c in nb.cells
+            if c.cell_type == "code" and tamper_probe.is_check(c.source)
+        ]
         tampering = tamper_probe.first_tampering(checks, job.token)
         incidents = []
         for cell in nb.cells:
@@ -188,10 +195,13 @@ def inspect_autograded(job: JobSpec, jobdir: Path) -> dict[str, dict]:
                     incidents.append(INCIDENTS[output["ename"]])
                 if "[output truncated by the grader]" in str(output.get("text", "")):
                     incidents.append("output truncated")
-        found[name] = {"clean": tampering is None, "reasons": tampering[2] if tampering else [],
-                       "cell": tampering[1] if tampering else None,
-                       "tainted": _tainted_tests(nb.cells, tampering[0]) if tampering else [],
-                       "incidents": sorted(set(incidents))}
+        found[name] = {
+            "clean": tampering is None,
+            "reasons": tampering[2] if tampering else [],
+            "cell": tampering[1] if tampering else None,
+            "tainted": _tainted_tests(nb.cells, tampering[0]) if tampering else [],
+            "incidents": sorted(set(incidents)),
+        }
         nbformat.write(rebuild.remove_probes(nb), path)
     return found
 
@@ -199,10 +209,12 @@ def inspect_autograded(job: JobSpec, jobdir: Path) -> dict[str, dict]:
 def integrity_note(check: dict) -> str:
     """The flag a notebook gets when its integrity check failed (what, where, which tests it cost)."""
     reasons = "; ".join(check["reasons"])
-    where = "before any cell ran" if check["cell"] in (None, "end") and not check["tainted"] \
+    where = (
+        "before any cell ran"
+        if check["cell"] in (None, "end") and not check["tainted"]
         else f"after cell '{check['cell']}'"
-    cost = (f"tests not counted: {', '.join(check['tainted'])}" if check["tainted"]
-            else "no graded test ran after it")
+    )
+    cost = f"tests not counted: {', '.join(check['tainted'])}" if check["tainted"] else "no graded test ran after it"
     return f"integrity check failed {where} ({reasons}); {cost}"
 
 
@@ -225,7 +237,9 @@ def measure_experiments(job: JobSpec, jobdir: Path, nb_flags: dict) -> dict[tupl
         try:
             scores[(notebook, grade_id)] = measure(test, JobLayout(jobdir).validated_dir, x_test, y_test, profile)
             # what the measurement found wrong with the files (e.g. 'claim not reached: ...'): the class report's flags
-            nb_flags.setdefault(notebook, []).extend(f"{grade_id}: {flag}" for flag in scores[(notebook, grade_id)].flags)
+            nb_flags.setdefault(notebook, []).extend(
+                f"{grade_id}: {flag}" for flag in scores[(notebook, grade_id)].flags
+            )
         except Exception as error:  # noqa: BLE001 - the submitted files' fault costs this test only
             why = f"the grader could not measure the submitted files ({type(error).__name__})"
             scores[(notebook, grade_id)] = Score(0, test.points, [why])
@@ -236,7 +250,7 @@ def measure_experiments(job: JobSpec, jobdir: Path, nb_flags: dict) -> dict[tupl
 def set_measured_scores(db_url: str, job: JobSpec, scores: dict) -> None:
     """Write the grader's own measurements into the gradebook (they replace the cell's output)."""
     for notebook, grade_id in scores:
-        set_auto_scores(db_url, job, notebook[:-len(".ipynb")], {grade_id: float(scores[(notebook, grade_id)].points)})
+        set_auto_scores(db_url, job, notebook[: -len(".ipynb")], {grade_id: float(scores[(notebook, grade_id)].points)})
 
 
 def apply_crosscheck(db_url: str, job: JobSpec, problems: dict) -> dict[str, dict[str, str]]:
@@ -244,7 +258,7 @@ def apply_crosscheck(db_url: str, job: JobSpec, problems: dict) -> dict[str, dic
     applied: dict[str, dict[str, str]] = {}
     for notebook in sorted({n for n, _ in problems}):
         ids = [gid for n, gid in problems if n == notebook]
-        for gid in zero_tests(db_url, job, notebook[:-len(".ipynb")], ids, only_passed=True):
+        for gid in zero_tests(db_url, job, notebook[: -len(".ipynb")], ids, only_passed=True):
             applied.setdefault(notebook, {})[gid] = problems[(notebook, gid)]
     return applied
 
@@ -254,8 +268,9 @@ def zero_tests(db_url: str, job: JobSpec, notebook: str, grade_ids: list[str], o
     return set_auto_scores(db_url, job, notebook, dict.fromkeys(grade_ids, 0.0), only_passed)
 
 
-def set_auto_scores(db_url: str, job: JobSpec, notebook: str, scores: dict[str, float],
-                    only_passed: bool = False) -> list[str]:
+def set_auto_scores(
+    db_url: str, job: JobSpec, notebook: str, scores: dict[str, float], only_passed: bool = False
+) -> list[str]:
     """Set the automatic score of the tests ``scores`` names (capped at their maximum); return their ids.
 
     ``only_passed``: only tests that have full marks now. Answers graded by hand are left as they are.
@@ -304,8 +319,15 @@ def _cell_texts(cells) -> tuple[dict[str, str], dict[str, str]]:
     return messages, answers
 
 
-def test_results(job: JobSpec, jobdir: Path, db_url: str, checks: dict, nb_flags: dict,
-                 measured: dict | None = None, disagreements: dict | None = None) -> list[NotebookResult]:
+def test_results(
+    job: JobSpec,
+    jobdir: Path,
+    db_url: str,
+    checks: dict,
+    nb_flags: dict,
+    measured: dict | None = None,
+    disagreements: dict | None = None,
+) -> list[NotebookResult]:
     """Every graded cell's result and message, in notebook order, from the gradebook after its last change.
 
     A test's status and message are, in turn: the gradebook's verdict and the cell's error; the
@@ -315,7 +337,7 @@ def test_results(job: JobSpec, jobdir: Path, db_url: str, checks: dict, nb_flags
     notebooks = []
     with Gradebook(db_url) as gb:
         for name in job.notebooks:
-            nb_id = name[:-len(".ipynb")]
+            nb_id = name[: -len(".ipynb")]
             sub = gb.find_submission_notebook(nb_id, job.assignment, job.student_id)
             grades = {g.name: g for g in sub.grades}
             path = folder / name
@@ -325,8 +347,12 @@ def test_results(job: JobSpec, jobdir: Path, db_url: str, checks: dict, nb_flags
             check = checks.get(name, {})
             disagree = (disagreements or {}).get(name, {})
             tests = []
-            master_order = [g.cell.name for g in sorted(sub.grades, key=lambda g: (
-                order.index(g.name) if g.name in order else len(order), g.name))]
+            master_order = [
+                g.cell.name
+                for g in sorted(
+                    sub.grades, key=lambda g: (order.index(g.name) if g.name in order else len(order), g.name)
+                )
+            ]
             for gid in master_order:
                 g = grades[gid]
                 if g.needs_manual_grade or g.cell.cell_type == "markdown":
@@ -343,24 +369,36 @@ def test_results(job: JobSpec, jobdir: Path, db_url: str, checks: dict, nb_flags
                         status = "partial credit"
                 if disagree.get(gid):
                     status = "failed"
-                    message = ("Not counted: the notebook's test passed, but the grader's own check of the "
-                               f"same code, run apart from the notebook, does not agree: {disagree[gid]}.")
+                    message = (
+                        "Not counted: the notebook's test passed, but the grader's own check of the "
+                        f"same code, run apart from the notebook, does not agree: {disagree[gid]}."
+                    )
                 if check and not check["clean"] and gid in check["tainted"]:
                     status = "failed"
-                    message = (f"Not counted: the integrity check after cell '{check['cell']}' "
-                               f"failed ({'; '.join(check['reasons'])}). "
-                               + (f"Its own result was: {message}" if message else "")).strip()
-                tests.append(TestResult(id=gid, status=status, score=g.score, max_score=g.max_score, message=message,
-                                        answer=answer))
+                    message = (
+                        f"Not counted: the integrity check after cell '{check['cell']}' "
+                        f"failed ({'; '.join(check['reasons'])}). "
+                        + (f"Its own result was: {message}" if message else "")
+                    ).strip()
+                tests.append(
+                    TestResult(
+                        id=gid, status=status, score=g.score, max_score=g.max_score, message=message, answer=answer
+                    )
+                )
             flags = list(nb_flags.get(name, []))
             if disagree:
-                flags.append("the grader's own check disagrees with the notebook's tests "
-                             f"({', '.join(sorted(disagree))}): not counted")
+                flags.append(
+                    "the grader's own check disagrees with the notebook's tests "
+                    f"({', '.join(sorted(disagree))}): not counted"
+                )
             if check and not check["clean"]:
                 flags.append(integrity_note(check))
             flags += check.get("incidents", [])
-            notebooks.append(NotebookResult(name=name, score=sub.score, max_score=sub.max_score,
-                                            flags=tuple(flags), tests=tuple(tests)))
+            notebooks.append(
+                NotebookResult(
+                    name=name, score=sub.score, max_score=sub.max_score, flags=tuple(flags), tests=tuple(tests)
+                )
+            )
     return notebooks
 
 
@@ -376,10 +414,16 @@ def run(jobdir: Path) -> StudentResult:
     timings["prepare"] = time.perf_counter() - clock
     course = folders.course.root
     spec = sandbox.SandboxSpec(
-        isolation=job.isolation.level, workdir=str(folders.work_dir), ipc_dir=str(folders.ipc_dir),
-        marker=job.token, limits=settings.limits, readonly=kernel_environment.readonly_paths(),
-        uid=sandbox.sandbox_uid(job.slot, job.isolation.level), parallel=job.settings.jobs,
-        environment=kernel_environment.course_variables(job.settings.experiment_profile))
+        isolation=job.isolation.level,
+        workdir=str(folders.work_dir),
+        ipc_dir=str(folders.ipc_dir),
+        marker=job.token,
+        limits=settings.limits,
+        readonly=kernel_environment.readonly_paths(),
+        uid=sandbox.sandbox_uid(job.slot, job.isolation.level),
+        parallel=job.settings.jobs,
+        environment=kernel_environment.course_variables(job.settings.experiment_profile),
+    )
     kernel.configure(spec)
     config = nbgrader_config(course, settings)
     coursedir = CourseDirectory(config=config)
@@ -395,15 +439,23 @@ def run(jobdir: Path) -> StudentResult:
         cap.stop()
     checks, measured, disagreements = found
     if cap.reached > cap.charged:  # stopped outside a notebook's cell (the grader's own check)
-        flags.append(f"{MEMORY_CAP_FLAG} while the grader's own check ran: its processes together held "
-                     f"more than {settings.limits.total_memory_mb} MB and were stopped")
-    timings["memory_peak_mb"] = cap.peak_bytes / 2 ** 20
+        flags.append(
+            f"{MEMORY_CAP_FLAG} while the grader's own check ran: its processes together held "
+            f"more than {settings.limits.total_memory_mb} MB and were stopped"
+        )
+    timings["memory_peak_mb"] = cap.peak_bytes / 2**20
     notebooks = test_results(job, jobdir, db_url, checks, nb_flags, measured, disagreements)
     with Gradebook(db_url) as gb:
         sub = gb.find_submission(job.assignment, job.student_id)
         score, max_score = sub.score, sub.max_score
-    result = StudentResult(student_id=job.student_id, score=score, max_score=max_score, flags=tuple(flags),
-                           notebooks=tuple(notebooks), isolation=job.isolation.level)
+    result = StudentResult(
+        student_id=job.student_id,
+        score=score,
+        max_score=max_score,
+        flags=tuple(flags),
+        notebooks=tuple(notebooks),
+        isolation=job.isolation.level,
+    )
     timings["total"] = time.perf_counter() - clock
     folders.timings.write_text(json.dumps({k: round(v, 2) for k, v in timings.items()}))
     write_atomically(folders.result, json.dumps(result.to_json(), indent=1, sort_keys=True))
@@ -416,8 +468,9 @@ def _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags,
     if any(submitted.glob("*.ipynb")):
         outcome = api.autograde(job.assignment, job.student_id, force=True, create=True)
         if not outcome["success"]:
-            raise RuntimeError("nbgrader autograde failed:\n" + outcome.get("error", "")[-3000:]
-                               + outcome.get("log", "")[-3000:])
+            raise RuntimeError(
+                "nbgrader autograde failed:\n" + outcome.get("error", "")[-3000:] + outcome.get("log", "")[-3000:]
+            )
         timings["autograde"] = time.perf_counter() - clock - sum(timings.values())
         checks = inspect_autograded(job, jobdir)
         measured = measure_experiments(job, jobdir, nb_flags)
@@ -433,7 +486,7 @@ def _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags,
         disagreements = apply_crosscheck(db_url, job, problems)
         for name, check in checks.items():
             if not check["clean"]:
-                zero_tests(db_url, job, name[:-len(".ipynb")], check["tainted"])
+                zero_tests(db_url, job, name[: -len(".ipynb")], check["tainted"])
         feedback = api.generate_feedback(job.assignment, job.student_id, force=True)
         if not feedback["success"]:
             flags.append("feedback could not be generated")
@@ -443,7 +496,7 @@ def _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags,
             gb.update_or_create_student(job.student_id)
             gb.add_submission(job.assignment, job.student_id)
         for name in job.notebooks:
-            zero_notebook(db_url, job, name[:-len(".ipynb")], "no readable notebook was submitted")
+            zero_notebook(db_url, job, name[: -len(".ipynb")], "no readable notebook was submitted")
     found[:] = [checks, measured, disagreements]
 
 

@@ -25,6 +25,7 @@ nbgrader executes notebooks with nbclient and a Jupyter kernel manager. Here:
 One grading process grades one student, so the sandbox of the current
 student is a module-level setting (:func:`configure`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,17 +37,16 @@ import sys
 import time
 
 import zmq
-from jupyter_core.utils import ensure_async, run_sync
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
-from traitlets import Bool, Float, Integer
-
 from nbgrader.preprocessors import Execute
+from traitlets import Bool, Float, Integer
 
 from dnn_course.nbgrader_cells import stderr_as_output
 
-from . import bubblewrap, memory_cap, tamper_probe, sandbox
+from . import bubblewrap, memory_cap, sandbox, tamper_probe
 from .submission_processes import kill_marked_processes
 
 _SPEC: sandbox.SandboxSpec | None = None
@@ -99,7 +99,6 @@ CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 class SandboxKernelManager(AsyncKernelManager):
     """Starts the kernel in the current submission's sandbox."""
 
-
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         spec = current_spec()
@@ -138,14 +137,28 @@ class SandboxKernelManager(AsyncKernelManager):
         # inside, the sockets are labelled /ipc/...: the kernel learns nothing of the host's paths
         inside_ip = bubblewrap.SANDBOX_IPC + "/kernel" if inside else self.ip
         listeners = self._listening_sockets(inside_ip)
-        info = {"transport": "ipc", "ip": inside_ip, "key": self.session.key.decode(),
-                "signature_scheme": self.session.signature_scheme, "kernel_name": "",
-                **{f"{channel}_port": getattr(self, f"{channel}_port") for channel in CHANNELS}}
-        argv = [python, "-P", "-c", KERNEL_BOOT, json.dumps(listeners),
-                "-f", sandbox.data_path(spec, "kernel-inside.json"), "--HistoryManager.hist_file=:memory:"]
+        info = {
+            "transport": "ipc",
+            "ip": inside_ip,
+            "key": self.session.key.decode(),
+            "signature_scheme": self.session.signature_scheme,
+            "kernel_name": "",
+            **{f"{channel}_port": getattr(self, f"{channel}_port") for channel in CHANNELS},
+        }
+        argv = [
+            python,
+            "-P",
+            "-c",
+            KERNEL_BOOT,
+            json.dumps(listeners),
+            "-f",
+            sandbox.data_path(spec, "kernel-inside.json"),
+            "--HistoryManager.hist_file=:memory:",
+        ]
         try:
-            command = sandbox.command(argv, spec, data={"kernel-inside.json": json.dumps(info).encode()},
-                                      keep_fds=tuple(listeners.values()))
+            command = sandbox.command(
+                argv, spec, data={"kernel-inside.json": json.dumps(info).encode()}, keep_fds=tuple(listeners.values())
+            )
         except BaseException:
             for fd in listeners.values():
                 os.close(fd)
@@ -196,8 +209,7 @@ class SandboxKernelManager(AsyncKernelManager):
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
-    return NotebookNode(output_type="error", ename=ename, evalue=evalue,
-                        traceback=[f"{ename}: {evalue}"])
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
 class SandboxExecute(Execute):
@@ -291,8 +303,11 @@ class SandboxExecute(Execute):
         for cell in self.nb.cells[: self._current_index]:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             setup = meta.get("locked") and not meta.get("grade") and not meta.get("solution")
-            if cell.cell_type == "code" and (setup or tamper_probe.is_probe(cell.source)) \
-                    and not tamper_probe.is_check(cell.source):
+            if (
+                cell.cell_type == "code"
+                and (setup or tamper_probe.is_probe(cell.source))
+                and not tamper_probe.is_check(cell.source)
+            ):
                 await self._run_quietly(cell.source, self.timeout or 60)
 
     async def _async_handle_timeout(self, timeout, cell=None):
@@ -305,13 +320,23 @@ class SandboxExecute(Execute):
             self.log.warning("The kernel ignored the interrupt; restarting it")
             await self._restart()
         if broken:  # not a slow cell: the kernel wrote over its own channels
-            return {"content": {"status": "error", "ename": "KernelChannelBroken",
-                                "evalue": "the kernel's channel to the grader broke while running this cell "
-                                          "(its code wrote over descriptors of the kernel's own)",
-                                "traceback": ["KernelChannelBroken: the kernel's channel to the grader broke"]}}
-        return {"content": {"status": "error", "ename": "CellTimeoutError",
-                            "evalue": f"the cell ran longer than {timeout} s and was stopped",
-                            "traceback": [f"CellTimeoutError: the cell ran longer than {timeout} s"]}}
+            return {
+                "content": {
+                    "status": "error",
+                    "ename": "KernelChannelBroken",
+                    "evalue": "the kernel's channel to the grader broke while running this cell "
+                    "(its code wrote over descriptors of the kernel's own)",
+                    "traceback": ["KernelChannelBroken: the kernel's channel to the grader broke"],
+                }
+            }
+        return {
+            "content": {
+                "status": "error",
+                "ename": "CellTimeoutError",
+                "evalue": f"the cell ran longer than {timeout} s and was stopped",
+                "traceback": [f"CellTimeoutError: the cell ran longer than {timeout} s"],
+            }
+        }
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
         if cell.cell_type != "code" or not cell.source.strip():
@@ -319,20 +344,27 @@ class SandboxExecute(Execute):
         self._current_index = cell_index
         cap = memory_cap.memory_cap(current_spec().marker)
         if time.monotonic() > self._deadline:
-            cell.outputs = [_error_output("NotebookTimeLimit",
-                                          f"not run: the notebook used up its {self.notebook_timeout} s")]
+            cell.outputs = [
+                _error_output("NotebookTimeLimit", f"not run: the notebook used up its {self.notebook_timeout} s")
+            ]
             return cell
-        limit = (self._get_timeout(cell) or self.notebook_timeout) + self.interrupt_grace \
-            + 2 * self.startup_timeout + 2 * self.iopub_timeout + 30
+        limit = (
+            (self._get_timeout(cell) or self.notebook_timeout)
+            + self.interrupt_grace
+            + 2 * self.startup_timeout
+            + 2 * self.iopub_timeout
+            + 30
+        )
         try:
             # the watchdog: whatever nbclient waits for, a cell ends
             try:
                 return await asyncio.wait_for(
-                    super().async_execute_cell(cell, cell_index, execution_count, store_history), limit)
+                    super().async_execute_cell(cell, cell_index, execution_count, store_history), limit
+                )
             except zmq.Again:  # the kernel broke its end of a channel: as dead as a kernel gets
                 self._channel_broken = True
                 raise ChannelBroken("a channel to the kernel takes no message") from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.log.warning("Cell %s exceeded the grader's watchdog; restarting the kernel", cell_index)
             cell.outputs.append(_error_output("CellTimeoutError", "the grader stopped this cell"))
             await self._restart()
@@ -341,17 +373,29 @@ class SandboxExecute(Execute):
             self.log.warning("The kernel died in cell %s; restarting it", cell_index)
             if cap is not None and (cap.check() or cap.reached > cap.charged):
                 cap.charged = cap.reached  # this cell's processes were stopped at the cap, not the kernel's fault alone
-                cell.outputs.append(_error_output(
-                    "MemoryCapReached", f"the processes of this submission together held more than "
-                    f"{cap.total_memory_mb} MB while this cell ran; all were stopped"))
+                cell.outputs.append(
+                    _error_output(
+                        "MemoryCapReached",
+                        f"the processes of this submission together held more than "
+                        f"{cap.total_memory_mb} MB while this cell ran; all were stopped",
+                    )
+                )
             elif isinstance(error, ChannelBroken):
-                cell.outputs.append(_error_output(
-                    "KernelChannelBroken", "the kernel's channel to the grader broke while running this cell "
-                    "(its code wrote over descriptors of the kernel's own)"))
+                cell.outputs.append(
+                    _error_output(
+                        "KernelChannelBroken",
+                        "the kernel's channel to the grader broke while running this cell "
+                        "(its code wrote over descriptors of the kernel's own)",
+                    )
+                )
             else:
-                cell.outputs.append(_error_output(
-                    "KernelDied", "the Python process stopped while running this cell "
-                    "(it exited, e.g. os._exit, or was killed at the memory limit)"))
+                cell.outputs.append(
+                    _error_output(
+                        "KernelDied",
+                        "the Python process stopped while running this cell "
+                        "(it exited, e.g. os._exit, or was killed at the memory limit)",
+                    )
+                )
             await self._restart()
             return cell
 
@@ -378,8 +422,7 @@ class SandboxExecute(Execute):
         self._output_bytes[cell_index] = used + size
         if used + size > self.max_output_bytes and msg["msg_type"] not in ("error", "execute_result"):
             if used <= self.max_output_bytes:
-                note = NotebookNode(output_type="stream", name="stdout",
-                                    text="\n[output truncated by the grader]\n")
+                note = NotebookNode(output_type="stream", name="stdout", text="\n[output truncated by the grader]\n")
                 outs.append(note)
                 return note
             return None

@@ -6,6 +6,7 @@ inputs (:attr:`autograder.sandbox.SandboxSpec.readonly` and
 itself knows nothing of the course. Reads where the ``dnn_course`` package and
 its embedded data are installed; writes nothing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -35,6 +35,7 @@ temporary scratch folder outside ``OUT``)::
     JOBDIR/validated/   the data files that passed validation, as the grader measures them
     JOBDIR/ipc/         the sandbox's channel to the grader
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -167,7 +168,7 @@ class JobLayout:
     root: Path
 
     @classmethod
-    def in_scratch(cls, scratch: Path, index: int) -> "JobLayout":
+    def in_scratch(cls, scratch: Path, index: int) -> JobLayout:
         """The folder of the ``index``-th job of a run in its scratch folder: ``SCRATCH/job0007``."""
         return cls(scratch / f"job{index:04d}")
 

@@ -12,6 +12,7 @@ summary page, and the class report (with the settings of the last ``grade``
 run, kept in ``OUT/course/report_settings.json``) are rewritten
 (:func:`autograder.manual_merge.merge`, which runs these steps and then the report's).
 """
+
 from __future__ import annotations
 
 import collections
@@ -38,8 +39,10 @@ class ScoreError(ValueError):
 
 def _results(out: Path):
     """``[(path, result)]`` of every ``OUT/results/<id>.json``."""
-    return [(path, StudentResult.from_json(json.loads(path.read_text(encoding="utf-8"))))
-            for path in OutputLayout(out).result_files()]
+    return [
+        (path, StudentResult.from_json(json.loads(path.read_text(encoding="utf-8"))))
+        for path in OutputLayout(out).result_files()
+    ]
 
 
 def _answers(out: Path) -> dict[tuple[str, str, str], str]:
@@ -59,9 +62,16 @@ def manual_cells(db: Path, assignment: str) -> list[dict]:
             for nb in sub.notebooks:
                 for grade in nb.grades:
                     if grade.cell.cell_type == "markdown" or grade.needs_manual_grade or grade.manual_score is not None:
-                        rows.append({"student_id": sub.student.id, "notebook": nb.name, "cell": grade.name,
-                                     "max_score": grade.max_score, "score": grade.manual_score,
-                                     "state": answer_status(grade)})
+                        rows.append(
+                            {
+                                "student_id": sub.student.id,
+                                "notebook": nb.name,
+                                "cell": grade.name,
+                                "max_score": grade.max_score,
+                                "score": grade.manual_score,
+                                "state": answer_status(grade),
+                            }
+                        )
     return sorted(rows, key=lambda r: (r["student_id"], r["notebook"], r["cell"]))
 
 
@@ -84,9 +94,11 @@ def describe(rows: list[dict]) -> str:
     """What ``manual-list`` says about the rows of :func:`manual_cells`, each answer counted once."""
     states = collections.Counter(row["state"] for row in rows)
     students = len({row["student_id"] for row in rows})
-    text = (f"{len(rows)} written answer{'s' if len(rows) != 1 else ''} of {students} "
-            f"student{'s' if students != 1 else ''} to grade by hand: {states[SCORED]} scored, "
-            f"{states[PENDING]} still to score")
+    text = (
+        f"{len(rows)} written answer{'s' if len(rows) != 1 else ''} of {students} "
+        f"student{'s' if students != 1 else ''} to grade by hand: {states[SCORED]} scored, "
+        f"{states[PENDING]} still to score"
+    )
     if states[BLANK]:
         text += f", {states[BLANK]} left blank (scored 0; enter a score to change that)"
     return text
@@ -104,9 +116,16 @@ def write_manual_list(out: Path, db: Path, assignment: str) -> Path:
     writer = csv.DictWriter(text, FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in manual_cells(db, assignment):
-        writer.writerow({"student_id": row["student_id"], "notebook": row["notebook"], "cell": row["cell"],
-                         "max_score": _number(row["max_score"]), "score": _number(row["score"]),
-                         "answer": answers.get((row["student_id"], row["notebook"], row["cell"]), "")})
+        writer.writerow(
+            {
+                "student_id": row["student_id"],
+                "notebook": row["notebook"],
+                "cell": row["cell"],
+                "max_score": _number(row["max_score"]),
+                "score": _number(row["score"]),
+                "answer": answers.get((row["student_id"], row["notebook"], row["cell"]), ""),
+            }
+        )
     return write_atomically(OutputLayout(out).manual_cells_csv, text.getvalue())
 
 
@@ -117,8 +136,10 @@ def read_scores(path: Path) -> dict[tuple[str, str, str], float]:
         reader = csv.DictReader(handle)
         missing = {"student_id", "notebook", "cell", "score"} - set(reader.fieldnames or [])
         if missing:
-            raise ScoreError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
-                             "start from manual_cells.csv written by the grade command")
+            raise ScoreError(
+                f"{path}: missing column(s) {', '.join(sorted(missing))}; "
+                "start from manual_cells.csv written by the grade command"
+            )
         for line, row in enumerate(reader, start=2):
             text = (row.get("score") or "").strip()
             if not text:
@@ -183,8 +204,12 @@ def refresh_results(out: Path, db: Path, assignment: str) -> int:
                     notebooks.append(nb)
                     continue
                 grades = {grade.name: grade for grade in notebook.grades}
-                tests = tuple(replace(test, score=grades[test.id].score, status=answer_status(grades[test.id]))
-                              if test.id in grades and test.status in ANSWER_STATUSES else test for test in nb.tests)
+                tests = tuple(
+                    replace(test, score=grades[test.id].score, status=answer_status(grades[test.id]))
+                    if test.id in grades and test.status in ANSWER_STATUSES
+                    else test
+                    for test in nb.tests
+                )
                 notebooks.append(replace(nb, tests=tests, score=notebook.score))
             updated = replace(result, notebooks=tuple(notebooks), score=submission.score)
             text = json.dumps(updated.to_json(), indent=1, sort_keys=True)

@@ -7,6 +7,7 @@ the gradebook and to ``OUT/manual_scores.csv``, then rewrites ``OUT/manual_cells
 ``OUT/report.html`` (:mod:`autograder.report`). A command of its own because it runs both modules' steps
 (the report reads the answers' statuses from :mod:`autograder.manual`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

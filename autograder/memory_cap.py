@@ -13,6 +13,7 @@ Reads ``/proc/self/cgroup``, the cgroup folder's ``cgroup.controllers``,
 the grader's own and removes it at :meth:`MemoryCap.stop`. The sentences the
 class report prints about the cap are in :mod:`autograder.isolation_report`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -60,8 +61,9 @@ def cgroup_base(root: Path = Path("/sys/fs/cgroup")) -> tuple[Path | None, str]:
         return None, f"cgroups v2 folder {base} unreadable ({error.strerror})"
     missing = sorted({"memory", "pids"} - have)
     if missing:
-        return None, f"cgroups v2 at {base} lacks the {' and '.join(missing)} controller" + \
-            ("s" if len(missing) > 1 else "")
+        return None, f"cgroups v2 at {base} lacks the {' and '.join(missing)} controller" + (
+            "s" if len(missing) > 1 else ""
+        )
     probe = base / f"autograder-probe-{os.getpid()}"
     try:
         enabled = set((base / "cgroup.subtree_control").read_text().split())
@@ -78,7 +80,7 @@ def cgroup_base(root: Path = Path("/sys/fs/cgroup")) -> tuple[Path | None, str]:
     return base, f"cgroups v2 at {base}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def memory_cap_method(root: str = "/sys/fs/cgroup") -> tuple[str, str]:
     """How this machine caps the total memory of a submission: ``(CAP_CGROUP | CAP_WATCHDOG, detail)``.
 
@@ -103,8 +105,15 @@ class MemoryCap:
     adds up their memory and kills them all at the cap. Either way :attr:`reached` counts the times.
     """
 
-    def __init__(self, marker: str, total_memory_mb: int, max_processes: int, method: str | None = None,
-                 cgroup_root: Path | None = None, interval: float = 0.25):
+    def __init__(
+        self,
+        marker: str,
+        total_memory_mb: int,
+        max_processes: int,
+        method: str | None = None,
+        cgroup_root: Path | None = None,
+        interval: float = 0.25,
+    ):
         self.marker = marker
         self.total_memory_mb = total_memory_mb
         self.max_processes = max_processes
@@ -242,7 +251,7 @@ class MemoryCap:
             except Exception:  # noqa: BLE001 - the watchdog never dies of a vanished process
                 continue
 
-    def start(self) -> "MemoryCap":
+    def start(self) -> MemoryCap:
         if self.method == CAP_CGROUP:
             self._make_group()
         self._stop = threading.Event()
@@ -270,7 +279,7 @@ class MemoryCap:
                     time.sleep(0.05)
         _MEMORY_CAPS.pop(self.marker, None)
 
-    def __enter__(self) -> "MemoryCap":
+    def __enter__(self) -> MemoryCap:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -18,8 +18,7 @@ c.CourseDirectory.course_id = "dnn-from-scratch"
 
 # What a student sees in place of each solution region.
 c.ClearSolutions.code_stub = {
-    "python": "# ============================== EDIT HERE ==============================\n"
-              "raise NotImplementedError()"
+    "python": "# ============================== EDIT HERE ==============================\nraise NotImplementedError()"
 }
 c.ClearSolutions.text_stub = "EDIT HERE: write your answer in this cell."
 c.ClearSolutions.begin_solution_delimeter = "BEGIN SOLUTION"

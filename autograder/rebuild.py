@@ -25,6 +25,7 @@ is not a notebook cell is dropped); each repair is reported as a flag. Whatever
 is wrong with a file, reading it either succeeds or raises
 :class:`UnreadableNotebook`, which costs that notebook only.
 """
+
 from __future__ import annotations
 
 import copy
@@ -74,8 +75,7 @@ def _clean_cells(raw: dict, flags: list[str]) -> None:
             if "nbgrader" in meta and not isinstance(meta["nbgrader"], dict):
                 del meta["nbgrader"]
                 stripped += 1
-            elif isinstance(meta.get("nbgrader"), dict) and not isinstance(
-                    meta["nbgrader"].get("grade_id", ""), str):
+            elif isinstance(meta.get("nbgrader"), dict) and not isinstance(meta["nbgrader"].get("grade_id", ""), str):
                 del meta["nbgrader"]
                 stripped += 1
             if cell["cell_type"] == "code":
@@ -175,14 +175,15 @@ def rebuild(student: NotebookNode, master: NotebookNode) -> tuple[NotebookNode, 
     except RecursionError:
         raise UnreadableNotebook("its structure is nested too deeply") from None
     except Exception as error:
-        raise UnreadableNotebook(f"its cells could not be matched to the released notebook "
-                                 f"({type(error).__name__}: {str(error)[:200]})") from None
+        raise UnreadableNotebook(
+            f"its cells could not be matched to the released notebook ({type(error).__name__}: {str(error)[:200]})"
+        ) from None
 
 
 def _rebuild(student: NotebookNode, master: NotebookNode) -> tuple[NotebookNode, list[str]]:
     flags: list[str] = []
     master_ids = {gid: i for i, c in enumerate(master.cells) if (gid := _grade_id(c))}
-    match: dict[int, int] = {}        # master index -> student index
+    match: dict[int, int] = {}  # master index -> student index
     used: set[int] = set()
     # 1. by grade_id, first occurrence wins
     duplicates = 0
@@ -249,9 +250,10 @@ def _rebuild(student: NotebookNode, master: NotebookNode) -> tuple[NotebookNode,
         if m_index in match and _is_solution(master_cell):
             new.source = student.cells[match[m_index]].source
         elif master_cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") and (
-                m_index not in match
-                or _norm(student.cells[match[m_index]].source) != _norm(master_cell.source)
-                or student.cells[match[m_index]].cell_type != master_cell.cell_type):
+            m_index not in match
+            or _norm(student.cells[match[m_index]].source) != _norm(master_cell.source)
+            or student.cells[match[m_index]].cell_type != master_cell.cell_type
+        ):
             restored += 1
         if new.cell_type == "code":
             new.outputs, new.execution_count = [], None
@@ -275,15 +277,19 @@ def cell_label(cell, index: int) -> str:
 def add_probes(nb: NotebookNode, token: str) -> NotebookNode:
     """A copy of ``nb`` with the snapshot cell first and a check after every code cell and at the end."""
     out = copy.deepcopy(nb)
-    setup = [c.source for c in nb.cells if c.cell_type == "code"
-             and c.get("metadata", {}).get("nbgrader", {}).get("locked") and not _is_solution(c)]
+    setup = [
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("locked") and not _is_solution(c)
+    ]
     bindings, roots = tamper_probe.module_bindings(setup), tamper_probe.trusted_roots()
     cells = [nbformat.v4.new_code_cell(tamper_probe.snapshot_source())]
     for index, cell in enumerate(nb.cells):
         cells.append(cell)
         if cell.cell_type == "code":
-            cells.append(nbformat.v4.new_code_cell(
-                tamper_probe.check_source(token, cell_label(cell, index), bindings, roots)))
+            cells.append(
+                nbformat.v4.new_code_cell(tamper_probe.check_source(token, cell_label(cell, index), bindings, roots))
+            )
     cells.append(nbformat.v4.new_code_cell(tamper_probe.check_source(token, "end", bindings, roots)))
     out.cells = cells
     return out

@@ -16,6 +16,7 @@ credit counts as the share it earned) and the most frequent failure messages, wi
 the plots embedded and the sorting done by a small inline script: the page loads
 nothing from the network.
 """
+
 from __future__ import annotations
 
 import base64
@@ -69,14 +70,13 @@ class GradesCsvExport(ExportPlugin):
     def export(self, gradebook: Gradebook) -> None:
         assignment = gradebook.find_assignment(self.assignment_id)
         notebooks = sorted(assignment.notebooks, key=lambda n: n.name)
-        columns = []   # (header, notebook name, cell name or None)
+        columns = []  # (header, notebook name, cell name or None)
         for nb in notebooks:
             order = self._cell_order(nb.name)
             for cell in sorted(nb.grade_cells, key=lambda c: (order.get(c.name, 10**6), c.name)):
                 columns.append((f"{nb.name}/{cell.name}", nb.name, cell.name))
             columns.append((f"{nb.name} total", nb.name, None))
-        header = ["student_id", "name"] + [c[0] for c in columns] + [
-            "to_grade_by_hand", "total", "max_total", "flags"]
+        header = ["student_id", "name"] + [c[0] for c in columns] + ["to_grade_by_hand", "total", "max_total", "flags"]
         rows = []
         for student in sorted(gradebook.students, key=lambda s: s.id):
             try:
@@ -193,9 +193,13 @@ def class_statistics(results: dict[str, StudentResult]) -> dict:
             entry["full" if fraction >= 1 else "partial" if fraction > 0 else "zero"] += 1
             if test.status == "failed" and test.message:
                 messages[test.message.splitlines()[0][:200]] += 1
-    tests = {key: {**tests[key], "share": tests[key]["points"] / (tests[key]["full"] + tests[key]["partial"]
-                                                                  + tests[key]["zero"])}
-             for key in sorted(tests)}
+    tests = {
+        key: {
+            **tests[key],
+            "share": tests[key]["points"] / (tests[key]["full"] + tests[key]["partial"] + tests[key]["zero"]),
+        }
+        for key in sorted(tests)
+    }
     return {"totals": totals, "tests": tests, "messages": messages.most_common(15)}
 
 
@@ -239,8 +243,9 @@ def _flag_cells(result: StudentResult, similar: list[tuple[str, str]]) -> list[s
     return [esc(f) for f in result.all_flags()] + [f"<a href='{esc(link)}'>{esc(text)}</a>" for text, link in similar]
 
 
-def student_table(results: dict[str, StudentResult], notebooks: list[str],
-                  similar: dict[str, list[tuple[str, str]]] | None = None) -> str:
+def student_table(
+    results: dict[str, StudentResult], notebooks: list[str], similar: dict[str, list[tuple[str, str]]] | None = None
+) -> str:
     """Every student in one sortable table: id, name, each notebook's points, total, hand points to come, flags
     (with ``similar``, :func:`similarity_flags`, a flag for each pair of submissions flagged as alike)."""
     esc = html.escape
@@ -251,27 +256,35 @@ def student_table(results: dict[str, StudentResult], notebooks: list[str],
         scores = {nb.name: nb.score for nb in result.notebooks}
         cells = "".join(f"<td class='num'>{number(scores.get(name))}</td>" for name in notebooks)
         flags = _flag_cells(result, similar.get(sid, []))
-        rows.append(f"<tr><td><a href='feedback/{esc(sid)}.html'>{esc(sid)}</a></td>"
-                    f"<td>{esc((result.name or '').replace('_', ' '))}</td>{cells}"
-                    f"<td class='num'><b>{number(result.score or 0.0)}</b></td>"
-                    f"<td class='num'>{number(pending_hand_points(result))}</td>"
-                    f"<td class='flags' data-sort='{len(flags)}'>{'<br>'.join(flags)}</td></tr>")
-    return (f"<table class='sortable students'><thead><tr><th>id</th><th>name</th>{head}<th>total</th>"
-            f"<th>by hand, to grade</th><th>flags</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+        rows.append(
+            f"<tr><td><a href='feedback/{esc(sid)}.html'>{esc(sid)}</a></td>"
+            f"<td>{esc((result.name or '').replace('_', ' '))}</td>{cells}"
+            f"<td class='num'><b>{number(result.score or 0.0)}</b></td>"
+            f"<td class='num'>{number(pending_hand_points(result))}</td>"
+            f"<td class='flags' data-sort='{len(flags)}'>{'<br>'.join(flags)}</td></tr>"
+        )
+    return (
+        f"<table class='sortable students'><thead><tr><th>id</th><th>name</th>{head}<th>total</th>"
+        f"<th>by hand, to grade</th><th>flags</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _points_chart(tests: dict[str, dict]) -> str:
     """Stacked bars per test: students with all, some and none of its points (PNG, base64)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(tests)
     fig, ax = plt.subplots(figsize=(7, 0.25 * len(names) + 1.2))
     left = [0.0] * len(names)
-    for part, colour, label in (("full", "#228833", "all points"), ("partial", "#ccbb44", "some points"),
-                                ("zero", "#ee6677", "no points")):
+    for part, colour, label in (
+        ("full", "#228833", "all points"),
+        ("partial", "#ccbb44", "some points"),
+        ("zero", "#ee6677", "no points"),
+    ):
         widths = [100 * tests[n][part] / (tests[n]["full"] + tests[n]["partial"] + tests[n]["zero"]) for n in names]
         ax.barh(range(len(names)), widths, left=left, color=colour, label=label)
         left = [a + b for a, b in zip(left, widths)]
@@ -289,16 +302,23 @@ def _points_chart(tests: dict[str, dict]) -> str:
     return image
 
 
-def write_report(out: Path, results: dict[str, StudentResult], isolation: Isolation, settings, redactor=None,
-                 kinds: dict[str, dict[str, float]] | None = None) -> Path:
+def write_report(
+    out: Path,
+    results: dict[str, StudentResult],
+    isolation: Isolation,
+    settings,
+    redactor=None,
+    kinds: dict[str, dict[str, float]] | None = None,
+) -> Path:
     """Write ``out/report.html``; ``redactor`` (:class:`autograder.feedback.Redactor`) scrubs hidden test lines.
 
     ``kinds`` (:func:`points_by_kind`) gives each notebook's automatic and hand-graded points;
     without it they are read from the results' tests.
     """
+    import matplotlib
+
     from .isolation_report import caps_in_force
 
-    import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -310,7 +330,8 @@ def write_report(out: Path, results: dict[str, StudentResult], isolation: Isolat
                 if nb.tests:
                     kinds[nb.name] = {
                         "automatic": sum(t.max_score or 0 for t in nb.tests if t.status in AUTOMATIC_STATUSES),
-                        "by hand": sum(t.max_score or 0 for t in nb.tests if t.status in HAND_STATUSES)}
+                        "by hand": sum(t.max_score or 0 for t in nb.tests if t.status in HAND_STATUSES),
+                    }
     notebooks = sorted(set(kinds) | {nb.name for r in results.values() for nb in r.notebooks})
     auto_total = sum(k["automatic"] for k in kinds.values())
     hand_total = sum(k["by hand"] for k in kinds.values())
@@ -325,20 +346,27 @@ def write_report(out: Path, results: dict[str, StudentResult], isolation: Isolat
     esc = html.escape
     msg_rows = "".join(f"<tr><td>{n}</td><td><code>{esc(m)}</code></td></tr>" for m, n in stats["messages"])
     from .similarity_report import flagged_pairs, report_section  # pairs of submissions alike: OUT/similarity.html
+
     similar = similarity_flags(flagged_pairs(out))
     flagged = "".join(
         f"<tr><td><a href='feedback/{esc(sid)}.html'>{esc(sid)}</a></td>"
         f"<td>{'<br>'.join(_flag_cells(r, similar.get(sid, [])))}</td></tr>"
-        for sid, r in sorted(results.items()) if _flag_cells(r, similar.get(sid, [])))
+        for sid, r in sorted(results.items())
+        if _flag_cells(r, similar.get(sid, []))
+    )
     profile = getattr(settings, "experiment_profile", "brief")
     if profile == "smoke":
-        profile_note = ("<p class='smoke'><b>smoke profile: not real grades.</b> The experiments (05, 06) were graded "
-                        "with <code>--experiment-profile smoke</code>: smoke-test results against the smoke test's low "
-                        "thresholds, as the course's own rehearsal does. Grade a real term with the brief's profile "
-                        "(the default).</p>")
+        profile_note = (
+            "<p class='smoke'><b>smoke profile: not real grades.</b> The experiments (05, 06) were graded "
+            "with <code>--experiment-profile smoke</code>: smoke-test results against the smoke test's low "
+            "thresholds, as the course's own rehearsal does. Grade a real term with the brief's profile "
+            "(the default).</p>"
+        )
     else:
-        profile_note = (f"<p><b>Experiment profile:</b> {esc(profile)} (05 and 06 graded against the brief's settings "
-                        "and thresholds; smoke-test results earn no points).</p>")
+        profile_note = (
+            f"<p><b>Experiment profile:</b> {esc(profile)} (05 and 06 graded against the brief's settings "
+            "and thresholds; smoke-test results earn no points).</p>"
+        )
     pending = sum(pending_hand_points(r) for r in results.values())
     waiting = sum(1 for r in results.values() if pending_hand_points(r))
     limits = settings.limits
@@ -354,9 +382,9 @@ table.sortable th[aria-sort=descending]::after{{content:" \\25BC"}}
 p.smoke{{background:#fde2e2;border:2px solid #cc3311;padding:.6em 1em;font-size:120%}}</style></head><body>
 <h1>Class report: {esc(settings.assignment)}</h1>
 {profile_note}
-<p>{len(results)} submission{'s' if len(results) != 1 else ''} graded. Mean automatic score {number(mean)} of {number(auto_total)}
+<p>{len(results)} submission{"s" if len(results) != 1 else ""} graded. Mean automatic score {number(mean)} of {number(auto_total)}
 (the tests; the written answers, {number(hand_total)} points, are graded by hand:
-{number(pending)} points of {waiting} student{'s' if waiting != 1 else ''} still to grade).</p>
+{number(pending)} points of {waiting} student{"s" if waiting != 1 else ""} still to grade).</p>
 <p><b>Isolation in force:</b> {esc(isolation.explanation)}.<br>
 Limits: {settings.cell_timeout} s per cell, {settings.notebook_timeout} s per notebook,
 {settings.submission_timeout} s per submission, {limits.memory_mb} MB address space per process,
@@ -374,7 +402,7 @@ the figure on the right is the mean share of its points.</p>
 <h2>Most frequent failure messages</h2><table><tr><th>count</th><th>message</th></tr>{msg_rows or '<tr><td colspan="2">none</td></tr>'}</table>
 <h2>Submissions with notes</h2>
 <p>Every flag of a submission or of one of its notebooks (a notebook not submitted, restored cells,
-failed integrity checks), and every pair of submissions flagged as alike.</p><table>{flagged or '<tr><td>none</td></tr>'}</table>
+failed integrity checks), and every pair of submissions flagged as alike.</p><table>{flagged or "<tr><td>none</td></tr>"}</table>
 {report_section(out)}
 {SORT_SCRIPT}
 </body></html>
@@ -387,9 +415,12 @@ failed integrity checks), and every pair of submissions flagged as alike.</p><ta
 def save_report_settings(out: Path, settings, isolation: Isolation) -> Path:
     """Write ``OUT/course/report_settings.json``: what the last ``grade`` run's report was made with (the grading
     settings and the isolation in force), so that ``manual-merge`` can make it again."""
-    return write_atomically(OutputLayout(out).report_settings,
-                            json.dumps({"isolation": isolation.to_json(), "settings": settings_to_json(settings)},
-                                       indent=1, sort_keys=True))
+    return write_atomically(
+        OutputLayout(out).report_settings,
+        json.dumps(
+            {"isolation": isolation.to_json(), "settings": settings_to_json(settings)}, indent=1, sort_keys=True
+        ),
+    )
 
 
 def load_report_settings(out: Path):
@@ -418,7 +449,8 @@ def rewrite_report(out: Path, db: Path) -> bool:
     if saved is None:
         return False
     settings, isolation = saved
-    redactor = Redactor.from_notebooks(Path(settings.source_root) / settings.assignment,
-                                       OutputLayout(out).course.release_dir(settings.assignment))
+    redactor = Redactor.from_notebooks(
+        Path(settings.source_root) / settings.assignment, OutputLayout(out).course.release_dir(settings.assignment)
+    )
     write_report(out, load_results(out), isolation, settings, redactor, points_by_kind(db, settings.assignment))
     return True

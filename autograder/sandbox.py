@@ -57,6 +57,7 @@ Reads: the files of :attr:`SandboxSpec.workdir` (through descriptors). Writes:
 with ``process`` isolation, the data files, home and temporary folder into
 :attr:`SandboxSpec.ipc_dir`; nothing otherwise.
 """
+
 from __future__ import annotations
 
 import functools
@@ -82,12 +83,12 @@ ISOLATION_PROCESS = "process"
 class Limits:
     """Resource limits of one submission's kernel (and all its children)."""
 
-    memory_mb: int = 2048          # RLIMIT_AS of every process
-    max_processes: int = 256       # RLIMIT_NPROC (tasks, threads count too)
-    file_size_mb: int = 64         # RLIMIT_FSIZE: largest file it can write
-    cpu_seconds: int = 900         # RLIMIT_CPU per process (backstop of the wall clock limits)
-    disk_mb: int = 512             # all a submission can write: working folder 3/4, /tmp and home 1/4
-    total_memory_mb: int = 2048    # all the processes of a submission together (memory_cap.MemoryCap)
+    memory_mb: int = 2048  # RLIMIT_AS of every process
+    max_processes: int = 256  # RLIMIT_NPROC (tasks, threads count too)
+    file_size_mb: int = 64  # RLIMIT_FSIZE: largest file it can write
+    cpu_seconds: int = 900  # RLIMIT_CPU per process (backstop of the wall clock limits)
+    disk_mb: int = 512  # all a submission can write: working folder 3/4, /tmp and home 1/4
+    total_memory_mb: int = 2048  # all the processes of a submission together (memory_cap.MemoryCap)
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,9 @@ def sandbox_environment(spec: SandboxSpec) -> dict[str, str]:
     own = set(env) | {MARKER_VARIABLE, "PYTHONPATH", "TMPDIR"}
     clash = sorted(name for name, _ in spec.environment if name in own)
     if clash:
-        raise ValueError(f"SandboxSpec.environment may not set the sandbox's own variables: {', '.join(clash)}; "
-                         "leave them out of it")
+        raise ValueError(
+            f"SandboxSpec.environment may not set the sandbox's own variables: {', '.join(clash)}; leave them out of it"
+        )
     env.update(spec.environment)
     env[MARKER_VARIABLE] = spec.marker
     if not inside:
@@ -221,6 +223,7 @@ def _apply_limits(limits: Limits, outer_nproc: int | None, cgroup_procs: str | N
     if sys.platform.startswith("linux"):
         try:  # kill the sandbox if the grader dies
             import ctypes
+
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
@@ -281,8 +284,9 @@ def data_path(spec: SandboxSpec, name: str) -> str:
     return os.path.join(spec.ipc_dir, name)
 
 
-def command(argv: list[str], spec: SandboxSpec, data: dict[str, bytes] | None = None,
-            keep_fds: tuple[int, ...] = ()) -> Command:
+def command(
+    argv: list[str], spec: SandboxSpec, data: dict[str, bytes] | None = None, keep_fds: tuple[int, ...] = ()
+) -> Command:
     """How to run ``argv`` (absolute executable) isolated by ``spec``.
 
     ``data`` are small read-only files for the process, found at
@@ -345,7 +349,7 @@ def working_directory(spec: SandboxSpec) -> str:
     return spec.ipc_dir if spec.isolation == ISOLATION_BWRAP else spec.workdir
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def detect_isolation(prefer: str = "auto", readonly: tuple[str, ...] = ()) -> tuple[str, str]:
     """The strongest isolation that works here: ``(level, why not bubblewrap)``.
 
@@ -363,14 +367,19 @@ def detect_isolation(prefer: str = "auto", readonly: tuple[str, ...] = ()) -> tu
     else:
         with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory() as ipc:
             binds = outermost_paths(python_paths() + [Path(p) for p in readonly])
-            spec = SandboxSpec(ISOLATION_BWRAP, work, ipc, "probe", readonly=binds,
-                               uid=sandbox_uid(0, ISOLATION_BWRAP))
+            spec = SandboxSpec(ISOLATION_BWRAP, work, ipc, "probe", readonly=binds, uid=sandbox_uid(0, ISOLATION_BWRAP))
             check = "import os, sys; print('ok' if all(map(os.path.isdir, sys.argv[1:])) else 'missing')"
             argv = wrap([sys.executable, "-c", check, *binds], spec)
             try:
-                result = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                                        env=sandbox_environment(spec), cwd=ipc,
-                                        preexec_fn=preexec_function(spec))
+                result = subprocess.run(
+                    argv,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    env=sandbox_environment(spec),
+                    cwd=ipc,
+                    preexec_fn=preexec_function(spec),
+                )
                 if result.returncode == 0 and result.stdout.strip() == "ok":
                     return ISOLATION_BWRAP, ""
                 reason = f"bwrap does not work here: {(result.stderr.strip() or result.stdout.strip())[:300]}"

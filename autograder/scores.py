@@ -11,14 +11,14 @@ so ``grades.csv`` (the gradebook) and ``OUT/results/<id>.json`` always agree.
 It reads and writes nothing but the ``grade`` object it is given (an ``nbgrader.api.Grade``);
 the caller commits the gradebook's session.
 """
+
 from __future__ import annotations
 
 #: Leave the field as it is.
 KEEP = object()
 
 
-def change_score(grade, *, auto_score=KEEP, manual_score=KEEP, needs_manual_grade=KEEP,
-                 cap: bool = False) -> None:
+def change_score(grade, *, auto_score=KEEP, manual_score=KEEP, needs_manual_grade=KEEP, cap: bool = False) -> None:
     """Set the given fields of ``grade``; with ``cap``, an automatic score above the cell's points is cut to them.
 
     ``auto_score`` is the score the grader gave (None: none yet), ``manual_score`` the instructor's

@@ -36,6 +36,7 @@ student's code and each written answer are cut at :data:`MAX_CODE_CHARS` and
 
 .. _copydetect: https://pypi.org/project/copydetect/
 """
+
 from __future__ import annotations
 
 import difflib
@@ -58,17 +59,17 @@ from . import rebuild
 from .grading_settings import DATA_FILES, MAX_NOTEBOOK_BYTES
 from .layout import CourseLayout
 
-CODE_NOTEBOOKS = ("01", "02", "03", "04")      # notebooks whose code is compared
-K = 25                   # k-gram length, in characters of tokenized code (copydetect's noise threshold)
-WINDOW = 6               # winnowing window: any match of K + WINDOW - 1 characters is always seen
-MIN_RUN = 8              # words in a row that count as shared text
-MIN_SHARED_CODE = 100    # characters of tokenized code (about four lines) a code flag needs at least
-MIN_SHARED_WORDS = 25    # shared words a written-answer flag needs at least
+CODE_NOTEBOOKS = ("01", "02", "03", "04")  # notebooks whose code is compared
+K = 25  # k-gram length, in characters of tokenized code (copydetect's noise threshold)
+WINDOW = 6  # winnowing window: any match of K + WINDOW - 1 characters is always seen
+MIN_RUN = 8  # words in a row that count as shared text
+MIN_SHARED_CODE = 100  # characters of tokenized code (about four lines) a code flag needs at least
+MIN_SHARED_WORDS = 25  # shared words a written-answer flag needs at least
 DEFAULT_THRESHOLD = 0.5  # see autograder/README.md: measured on the rehearsal cohort
 OWN_CONFIGURATION_MODELS = ("fashion_model.npz",)
-MAX_CODE_CHARS = 100_000   # a student's own code (the reference answers of 01-04: about 5,000)
+MAX_CODE_CHARS = 100_000  # a student's own code (the reference answers of 01-04: about 5,000)
 MAX_ANSWER_CHARS = 20_000  # one written answer
-MAX_GIVEN_LINE = 400       # a longer line is never one of the released notebooks'
+MAX_GIVEN_LINE = 400  # a longer line is never one of the released notebooks'
 
 
 def read_capped(path: Path, cap: int) -> bytes | None:
@@ -90,9 +91,9 @@ class Work:
     """One student's comparable work."""
 
     student_id: str
-    code: str = ""                                   # 01-04 answers joined, a comment before each
-    answers: dict = field(default_factory=dict)      # "notebook/grade_id" -> the written answer
-    models: dict = field(default_factory=dict)       # file name -> SHA-256 of its bytes
+    code: str = ""  # 01-04 answers joined, a comment before each
+    answers: dict = field(default_factory=dict)  # "notebook/grade_id" -> the written answer
+    models: dict = field(default_factory=dict)  # file name -> SHA-256 of its bytes
 
 
 @functools.lru_cache(maxsize=65536)
@@ -101,14 +102,19 @@ def _line_key(line: str) -> str:
     return tokens(line.strip())[0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _released(release: Path, name: str) -> tuple[nbformat.NotebookNode, frozenset[str], frozenset]:
     """The released notebook ``name`` (read once per run, not per student; ``rebuild.rebuild`` copies it),
     its cells' sources (the stubs) and the keys of its given code lines."""
     master = nbformat.read(release / name, as_version=4)
     stubs = frozenset(c.source for c in master.cells)
-    given = frozenset(_line_key(line) for c in master.cells if c.cell_type == "code"
-                      for line in c.source.splitlines() if len(line) <= MAX_GIVEN_LINE)
+    given = frozenset(
+        _line_key(line)
+        for c in master.cells
+        if c.cell_type == "code"
+        for line in c.source.splitlines()
+        if len(line) <= MAX_GIVEN_LINE
+    )
     return master, stubs, given
 
 
@@ -130,8 +136,11 @@ def read_work(student_id: str, folder: Path, release: Path, notebooks: list[str]
             is_answer = cell.get("metadata", {}).get("nbgrader", {}).get("solution")
             added = not cell.get("metadata", {}).get("nbgrader") and cell.source not in stubs
             if cell.cell_type == "code" and name[:2] in CODE_NOTEBOOKS and (is_answer or added):
-                own = [line for line in cell.source[:MAX_CODE_CHARS].splitlines()
-                       if len(line) > MAX_GIVEN_LINE or _line_key(line) not in given]
+                own = [
+                    line
+                    for line in cell.source[:MAX_CODE_CHARS].splitlines()
+                    if len(line) > MAX_GIVEN_LINE or _line_key(line) not in given
+                ]
                 if any(line.strip() for line in own):
                     pieces.append(f"# ---- {name}: {label}\n" + "\n".join(own).strip("\n") + "\n")
             elif cell.cell_type == "markdown" and is_answer and cell.source not in stubs:
@@ -148,8 +157,13 @@ def read_work(student_id: str, folder: Path, release: Path, notebooks: list[str]
 # ------------------------------------------------------------------------------------------ code
 def _kgram_hashes(text: str, k: int) -> np.ndarray:
     """A stable 63-bit hash of every k-gram (Python's ``hash`` changes between processes)."""
-    return np.array([int.from_bytes(hashlib.blake2b(text[i:i + k].encode(), digest_size=8).digest(), "big") >> 1
-                     for i in range(len(text) - k + 1)], dtype=np.int64)
+    return np.array(
+        [
+            int.from_bytes(hashlib.blake2b(text[i : i + k].encode(), digest_size=8).digest(), "big") >> 1
+            for i in range(len(text) - k + 1)
+        ],
+        dtype=np.int64,
+    )
 
 
 @dataclass
@@ -158,8 +172,8 @@ class Fingerprint:
     filtered: str
     offsets: np.ndarray
     hashes: set
-    where: dict          # hash -> positions in the filtered code
-    coverage: float      # characters of filtered code the fingerprints cover
+    where: dict  # hash -> positions in the filtered code
+    coverage: float  # characters of filtered code the fingerprints cover
 
 
 def tokens(code: str) -> tuple[str, np.ndarray]:
@@ -171,7 +185,7 @@ def tokens(code: str) -> tuple[str, np.ndarray]:
     chars = list(code)
     for index, kind, value in PythonLexer().get_tokens_unprocessed(code):
         if kind in Token.Literal.String.Doc:
-            chars[index:index + len(value)] = [c if c == "\n" else " " for c in value]
+            chars[index : index + len(value)] = [c if c == "\n" else " " for c in value]
     return filter_code("".join(chars), "answers.py", "python")
 
 
@@ -218,12 +232,17 @@ def compare_code(a: Fingerprint, b: Fingerprint) -> tuple[float, float, int, np.
     plain_a = get_copied_slices(np.asarray(pos_a, dtype=np.int64), K)
     plain_b = get_copied_slices(np.asarray(pos_b, dtype=np.int64), K)
     shared_a, shared_b = int(np.sum(plain_a[1] - plain_a[0])), int(np.sum(plain_b[1] - plain_b[0]))
-    return (min(shared_a / a.coverage, 1.0), min(shared_b / b.coverage, 1.0), min(shared_a, shared_b),
-            _raw_slices(a, pos_a), _raw_slices(b, pos_b))
+    return (
+        min(shared_a / a.coverage, 1.0),
+        min(shared_b / b.coverage, 1.0),
+        min(shared_a, shared_b),
+        _raw_slices(a, pos_a),
+        _raw_slices(b, pos_b),
+    )
 
 
 # ----------------------------------------------------------------------------------------- text
-WORD = re.compile(r"\w+(?:[.'’-]\w+)*")   # a word of a written answer (0.25, tanh's, zero-centred)
+WORD = re.compile(r"\w+(?:[.'’-]\w+)*")  # a word of a written answer (0.25, tanh's, zero-centred)
 
 
 def words(text: str) -> list[str]:
@@ -241,10 +260,10 @@ def shared_runs(a: list[str], b: list[str]) -> list[difflib.Match]:
     """
     first_in_b: dict[tuple[str, ...], int] = {}
     for j in range(len(b) - MIN_RUN + 1):
-        first_in_b.setdefault(tuple(b[j:j + MIN_RUN]), j)
+        first_in_b.setdefault(tuple(b[j : j + MIN_RUN]), j)
     runs, i = [], 0
     while i <= len(a) - MIN_RUN:
-        j = first_in_b.get(tuple(a[i:i + MIN_RUN]))
+        j = first_in_b.get(tuple(a[i : i + MIN_RUN]))
         if j is None:
             i += 1
             continue
@@ -277,12 +296,12 @@ def compare_text(a: dict, b: dict) -> tuple[float, int, dict]:
 class Pair:
     a: str
     b: str
-    code_a: float = 0.0        # share of a's fingerprinted code also in b's
+    code_a: float = 0.0  # share of a's fingerprinted code also in b's
     code_b: float = 0.0
-    code_shared: int = 0       # characters of tokenized code in shared regions
+    code_shared: int = 0  # characters of tokenized code in shared regions
     text: float = 0.0
-    text_shared: int = 0       # words in shared runs
-    models: list = field(default_factory=list)   # (a's file, b's file) with identical bytes
+    text_shared: int = 0  # words in shared runs
+    models: list = field(default_factory=list)  # (a's file, b's file) with identical bytes
     reasons: list = field(default_factory=list)
     threshold: float = DEFAULT_THRESHOLD
     detail: dict = field(default_factory=dict, repr=False)
@@ -298,19 +317,23 @@ class Pair:
     @property
     def score(self) -> float:
         """For ordering: the larger score, scaled down when less is shared than a flag needs."""
-        return max(self.code * min(1.0, self.code_shared / MIN_SHARED_CODE),
-                   self.text * min(1.0, self.text_shared / MIN_SHARED_WORDS))
+        return max(
+            self.code * min(1.0, self.code_shared / MIN_SHARED_CODE),
+            self.text * min(1.0, self.text_shared / MIN_SHARED_WORDS),
+        )
 
     def verdict(self) -> str:
         """Why the pair is flagged, or why not."""
         if self.reasons:
             return "; ".join(self.reasons)
-        short = [f"{what} alike but only {n} {unit} in common (a flag needs {need})"
-                 for what, score, n, unit, need in (("code", self.code, self.code_shared, "characters of code",
-                                                     MIN_SHARED_CODE),
-                                                    ("written answers", self.text, self.text_shared, "words",
-                                                     MIN_SHARED_WORDS))
-                 if score >= self.threshold and n < need]
+        short = [
+            f"{what} alike but only {n} {unit} in common (a flag needs {need})"
+            for what, score, n, unit, need in (
+                ("code", self.code, self.code_shared, "characters of code", MIN_SHARED_CODE),
+                ("written answers", self.text, self.text_shared, "words", MIN_SHARED_WORDS),
+            )
+            if score >= self.threshold and n < need
+        ]
         return "; ".join(short) or "below the threshold"
 
 
@@ -328,12 +351,19 @@ def compare(works: list[Work], boilerplate: set, threshold: float) -> list[Pair]
             pair.reasons.append(f"code {pair.code:.0%} alike")
         if pair.text >= threshold and pair.text_shared >= MIN_SHARED_WORDS:
             pair.reasons.append(f"written answers {pair.text:.0%} alike")
-        own = [f"{na}" + (f" = {nb}" if nb != na else "") for na, nb in pair.models
-               if na in OWN_CONFIGURATION_MODELS or nb in OWN_CONFIGURATION_MODELS]
+        own = [
+            f"{na}" + (f" = {nb}" if nb != na else "")
+            for na, nb in pair.models
+            if na in OWN_CONFIGURATION_MODELS or nb in OWN_CONFIGURATION_MODELS
+        ]
         if own:
             pair.reasons.append("identical saved model " + ", ".join(own))
-        pair.detail = {"slices": (slices_a, slices_b), "runs": runs,
-                       "code": (wa.code, wb.code), "answers": (wa.answers, wb.answers)}
+        pair.detail = {
+            "slices": (slices_a, slices_b),
+            "runs": runs,
+            "code": (wa.code, wb.code),
+            "answers": (wa.answers, wb.answers),
+        }
         pairs.append(pair)
     pairs.sort(key=lambda p: (not p.flagged, -p.score, -len(p.models), p.a, p.b))
     return pairs
@@ -343,5 +373,7 @@ def analyse(course: Path, assignment: str, students: list[str], threshold: float
     """Read every student's collected files under ``course`` and compare them."""
     release = CourseLayout(course).release_dir(assignment)
     notebooks = sorted(p.name for p in release.glob("*.ipynb"))
-    works = [read_work(sid, CourseLayout(course).submitted_dir(sid, assignment), release, notebooks) for sid in students]
+    works = [
+        read_work(sid, CourseLayout(course).submitted_dir(sid, assignment), release, notebooks) for sid in students
+    ]
     return compare(works, boilerplate_hashes(release, notebooks), threshold)

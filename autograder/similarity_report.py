@@ -5,6 +5,7 @@ the network): the flagged pairs first, then the most similar others, each with b
 written answers side by side and the shared regions marked; :func:`report_section` is the class
 report's paragraph that links to it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,11 +21,21 @@ from dnn_course.atomic_write import write_atomically
 from .layout import OutputLayout
 from .similarity import MIN_RUN, MIN_SHARED_CODE, MIN_SHARED_WORDS, WORD, Pair, analyse
 
-SHOWN_PAIRS = 20         # pairs shown side by side besides the flagged ones
+SHOWN_PAIRS = 20  # pairs shown side by side besides the flagged ones
 
 
-CSV_HEADER = ["student_a", "student_b", "code_a", "code_b", "code_shared_chars", "written_answers", "written_shared_words",
-              "identical_models", "flagged", "reasons"]
+CSV_HEADER = [
+    "student_a",
+    "student_b",
+    "code_a",
+    "code_b",
+    "code_shared_chars",
+    "written_answers",
+    "written_shared_words",
+    "identical_models",
+    "flagged",
+    "reasons",
+]
 
 
 def csv_text(pairs: list[Pair]) -> str:
@@ -32,9 +43,20 @@ def csv_text(pairs: list[Pair]) -> str:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(CSV_HEADER)
     for p in pairs:
-        writer.writerow([p.a, p.b, f"{p.code_a:.3f}", f"{p.code_b:.3f}", p.code_shared, f"{p.text:.3f}",
-                         p.text_shared, " ".join(f"{x}={y}" for x, y in p.models), "yes" if p.flagged else "",
-                         "; ".join(p.reasons)])
+        writer.writerow(
+            [
+                p.a,
+                p.b,
+                f"{p.code_a:.3f}",
+                f"{p.code_b:.3f}",
+                p.code_shared,
+                f"{p.text:.3f}",
+                p.text_shared,
+                " ".join(f"{x}={y}" for x, y in p.models),
+                "yes" if p.flagged else "",
+                "; ".join(p.reasons),
+            ]
+        )
     return text.getvalue()
 
 
@@ -54,7 +76,7 @@ def _marked_words(text: str, blocks: list, side: int) -> str:
     out, last, open_ = [], 0, False
     for index, span in enumerate(spans):
         inside = index in marked
-        gap = html.escape(text[last:span.start()])
+        gap = html.escape(text[last : span.start()])
         if open_ and not inside:
             out.append("</mark>")
             open_ = False
@@ -73,19 +95,29 @@ def _pair_section(p: Pair) -> str:
     esc = html.escape
     code_a, code_b = p.detail["code"]
     slices_a, slices_b = p.detail["slices"]
-    parts = [f"<h3 id='{esc(p.a)}-{esc(p.b)}'>{esc(p.a)} and {esc(p.b)}</h3>",
-             f"<p>{esc(p.verdict())}. Code: {p.code_a:.0%} of {esc(p.a)}'s "
-             f"in {esc(p.b)}'s, {p.code_b:.0%} of {esc(p.b)}'s in {esc(p.a)}'s. Written answers: {p.text:.0%}."
-             + (" Identical model files: " + esc(", ".join(f"{x} = {y}" if x != y else x for x, y in p.models))
-                if p.models else "") + "</p>"]
+    parts = [
+        f"<h3 id='{esc(p.a)}-{esc(p.b)}'>{esc(p.a)} and {esc(p.b)}</h3>",
+        f"<p>{esc(p.verdict())}. Code: {p.code_a:.0%} of {esc(p.a)}'s "
+        f"in {esc(p.b)}'s, {p.code_b:.0%} of {esc(p.b)}'s in {esc(p.a)}'s. Written answers: {p.text:.0%}."
+        + (
+            " Identical model files: " + esc(", ".join(f"{x} = {y}" if x != y else x for x, y in p.models))
+            if p.models
+            else ""
+        )
+        + "</p>",
+    ]
     if p.code_shared:
-        parts.append(f"<div class='side'><pre>{_marked_code(code_a, slices_a)}</pre>"
-                     f"<pre>{_marked_code(code_b, slices_b)}</pre></div>")
+        parts.append(
+            f"<div class='side'><pre>{_marked_code(code_a, slices_a)}</pre>"
+            f"<pre>{_marked_code(code_b, slices_b)}</pre></div>"
+        )
     answers_a, answers_b = p.detail["answers"]
     for key, blocks in p.detail["runs"].items():
-        parts.append(f"<p><b>{esc(key)}</b></p><div class='side'><div class='text'>"
-                     f"{_marked_words(answers_a[key], blocks, 0)}</div><div class='text'>"
-                     f"{_marked_words(answers_b[key], blocks, 1)}</div></div>")
+        parts.append(
+            f"<p><b>{esc(key)}</b></p><div class='side'><div class='text'>"
+            f"{_marked_words(answers_a[key], blocks, 0)}</div><div class='text'>"
+            f"{_marked_words(answers_b[key], blocks, 1)}</div></div>"
+        )
     return "\n".join(parts)
 
 
@@ -97,7 +129,9 @@ def page_html(pairs: list[Pair], threshold: float, students: int) -> str:
         f"<tr class='{'flag' if p.flagged else ''}'><td><a href='#{esc(p.a)}-{esc(p.b)}'>{esc(p.a)} &amp; {esc(p.b)}"
         f"</a></td><td>{p.code_a:.0%} / {p.code_b:.0%}</td><td>{p.code_shared}</td><td>{p.text:.0%}</td>"
         f"<td>{esc(', '.join(x if x == y else f'{x} = {y}' for x, y in p.models))}</td>"
-        f"<td>{esc(p.verdict() if p.flagged or p.score else '')}</td></tr>" for p in shown)
+        f"<td>{esc(p.verdict() if p.flagged or p.score else '')}</td></tr>"
+        for p in shown
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Similarity report</title>
 <style>body{{font-family:sans-serif;max-width:110em;margin:2em auto;padding:0 1em}}
@@ -150,7 +184,12 @@ def report_section(out: Path) -> str:
         return ""
     rows = flagged_pairs(out)
     esc = html.escape
-    items = "".join(f"<li><a href='similarity.html#{esc(r['student_a'])}-{esc(r['student_b'])}'>"
-                    f"{esc(r['student_a'])} and {esc(r['student_b'])}</a>: {esc(r['reasons'])}</li>" for r in rows)
-    return (f"<h2>Similarity</h2><p>{len(rows)} pair(s) of submissions flagged as alike; "
-            f"<a href='similarity.html'>the similarity report</a> shows them side by side.</p><ul>{items}</ul>")
+    items = "".join(
+        f"<li><a href='similarity.html#{esc(r['student_a'])}-{esc(r['student_b'])}'>"
+        f"{esc(r['student_a'])} and {esc(r['student_b'])}</a>: {esc(r['reasons'])}</li>"
+        for r in rows
+    )
+    return (
+        f"<h2>Similarity</h2><p>{len(rows)} pair(s) of submissions flagged as alike; "
+        f"<a href='similarity.html'>the similarity report</a> shows them side by side.</p><ul>{items}</ul>"
+    )

@@ -7,6 +7,7 @@ Reads ``/proc`` (each process's ``stat``, ``environ``, ``smaps_rollup``,
 sends ``SIGKILL``. Linux only: where ``/proc`` is missing the functions find
 nothing.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,7 +84,7 @@ def proc_table() -> dict[int, tuple[int, int]]:
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as handle:
                 stat = handle.read()
-            fields = stat[stat.rindex(b")") + 2:].split()
+            fields = stat[stat.rindex(b")") + 2 :].split()
             if fields[0] in (b"Z", b"X"):  # dead, holding no memory (not yet reaped)
                 continue
             table[int(entry.name)] = (int(fields[1]), entry.stat(follow_symlinks=False).st_uid)

@@ -41,6 +41,7 @@ snapshot) is outside what an in-process check can rule out; those attacks
 are the job of :mod:`autograder.sandbox` and of the grader's own
 re-measurement of results, not of this module.
 """
+
 from __future__ import annotations
 
 import ast
@@ -56,7 +57,7 @@ MARK = "# autograder-probe"
 KERNEL_CODE = Path(__file__).with_name("tamper_probe_in_kernel.py")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel_function(name: str) -> str:
     """The source of the function ``name`` of :data:`KERNEL_CODE`, as written there."""
     text = KERNEL_CODE.read_text(encoding="utf-8")
@@ -87,12 +88,13 @@ def trusted_roots() -> list[str]:
 
 def snapshot_source() -> str:
     """The snapshot cell, run before any cell of the course or the student."""
-    return (f"{MARK} snapshot (added by the grader)\n{kernel_function('__autograder_snapshot')}\n"
-            "__autograder_snapshot()\ndel __autograder_snapshot\n")
+    return (
+        f"{MARK} snapshot (added by the grader)\n{kernel_function('__autograder_snapshot')}\n"
+        "__autograder_snapshot()\ndel __autograder_snapshot\n"
+    )
 
 
-def check_source(token: str, label: str, bindings: list[tuple[str, str]] = (),
-                 roots: list[str] | None = None) -> str:
+def check_source(token: str, label: str, bindings: list[tuple[str, str]] = (), roots: list[str] | None = None) -> str:
     """The check cell run after the cell ``label``.
 
     ``bindings`` are ``(name, module)`` pairs the tests rely on; ``roots`` the
@@ -100,11 +102,13 @@ def check_source(token: str, label: str, bindings: list[tuple[str, str]] = (),
     """
     label = LABEL.sub("_", label) or "_"
     roots = sorted(roots if roots is not None else trusted_roots())
-    return (f"{MARK} check {token} {label} (added by the grader)\n{kernel_function('__autograder_check')}\n"
-            f"__autograder_reasons = __autograder_check({roots!r}, {sorted(bindings)!r})\n"
-            f"print(\"AUTOGRADER-PROBE {token} {label} \" + (\"TAMPERED \" + \"; \".join(__autograder_reasons) "
-            "if __autograder_reasons else \"CLEAN\"))\n"
-            "del __autograder_check, __autograder_reasons\n")
+    return (
+        f"{MARK} check {token} {label} (added by the grader)\n{kernel_function('__autograder_check')}\n"
+        f"__autograder_reasons = __autograder_check({roots!r}, {sorted(bindings)!r})\n"
+        f'print("AUTOGRADER-PROBE {token} {label} " + ("TAMPERED " + "; ".join(__autograder_reasons) '
+        'if __autograder_reasons else "CLEAN"))\n'
+        "del __autograder_check, __autograder_reasons\n"
+    )
 
 
 def module_bindings(sources: list[str]) -> list[tuple[str, str]]:
@@ -123,8 +127,12 @@ def module_bindings(sources: list[str]) -> list[tuple[str, str]]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    found.add((alias.asname or alias.name.split(".")[0],
-                               alias.name if alias.asname else alias.name.split(".")[0]))
+                    found.add(
+                        (
+                            alias.asname or alias.name.split(".")[0],
+                            alias.name if alias.asname else alias.name.split(".")[0],
+                        )
+                    )
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 for alias in node.names:
                     found.add((alias.asname or alias.name, f"{node.module}.{alias.name}"))
@@ -157,8 +165,9 @@ def first_tampering(checks: list[tuple[str, str | None]], token: str) -> tuple[i
     for position, (label, text) in enumerate(checks):
         if text is None:
             continue
-        line = re.compile(rf"^AUTOGRADER-PROBE {re.escape(token)} {re.escape(label)} (CLEAN|TAMPERED (.*))$",
-                          re.MULTILINE)
+        line = re.compile(
+            rf"^AUTOGRADER-PROBE {re.escape(token)} {re.escape(label)} (CLEAN|TAMPERED (.*))$", re.MULTILINE
+        )
         found = line.findall(text)
         if not found:
             return position, label, ["an integrity check produced no verdict"]

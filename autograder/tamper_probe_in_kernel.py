@@ -20,6 +20,7 @@ the course's check modules) and writes their identities to
 It reads that snapshot and the kernel's state and returns the reasons it saw
 tampering (a list of str, empty when clean); the cell prints the verdict.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -34,26 +35,80 @@ def __autograder_snapshot():
 
     import numpy
     import numpy.testing
+
     ip = get_ipython()
     watched = {}
-    for name in ("allclose", "isclose", "array_equal", "array_equiv", "all", "any", "abs",
-                 "max", "min", "sum", "mean", "exp", "log", "isfinite", "asarray", "array"):
+    for name in (
+        "allclose",
+        "isclose",
+        "array_equal",
+        "array_equiv",
+        "all",
+        "any",
+        "abs",
+        "max",
+        "min",
+        "sum",
+        "mean",
+        "exp",
+        "log",
+        "isfinite",
+        "asarray",
+        "array",
+    ):
         watched["numpy." + name] = getattr(numpy, name)
-    for name in ("assert_allclose", "assert_array_equal", "assert_array_almost_equal",
-                 "assert_equal", "assert_almost_equal"):
+    for name in (
+        "assert_allclose",
+        "assert_array_equal",
+        "assert_array_almost_equal",
+        "assert_equal",
+        "assert_almost_equal",
+    ):
         watched["numpy.testing." + name] = getattr(numpy.testing, name)
-    for name in ("isinstance", "len", "abs", "all", "any", "float", "int", "round", "print",
-                 "AssertionError", "Exception", "ValueError", "TypeError"):
+    for name in (
+        "isinstance",
+        "len",
+        "abs",
+        "all",
+        "any",
+        "float",
+        "int",
+        "round",
+        "print",
+        "AssertionError",
+        "Exception",
+        "ValueError",
+        "TypeError",
+    ):
         watched["builtins." + name] = getattr(builtins, name)
     cls = type(ip)
-    for name in ("run_cell", "run_ast_nodes", "run_code", "showtraceback", "_showtraceback",
-                 "run_cell_async", "transform_cell", "should_run_async"):
+    for name in (
+        "run_cell",
+        "run_ast_nodes",
+        "run_code",
+        "showtraceback",
+        "_showtraceback",
+        "run_cell_async",
+        "transform_cell",
+        "should_run_async",
+    ):
         watched["shell." + name] = getattr(cls, name, None)
     import dnn_course.checks
     import dnn_course.gradcheck
+
     course = {m.__name__: dict(vars(m)) for m in (dnn_course.checks, dnn_course.gradcheck)}
-    overrides = {name: vars(ip).get(name) for name in ("run_cell", "run_ast_nodes", "run_code", "showtraceback",
-                                                         "run_cell_async", "_showtraceback", "transform_cell")}
+    overrides = {
+        name: vars(ip).get(name)
+        for name in (
+            "run_cell",
+            "run_ast_nodes",
+            "run_code",
+            "showtraceback",
+            "run_cell_async",
+            "_showtraceback",
+            "transform_cell",
+        )
+    }
     state = {"watched": watched, "numpy": numpy, "course": course, "overrides": overrides}
     sys.modules["__autograder_state__"] = type(sys)("__autograder_state__")
     sys.modules["__autograder_state__"].state = state
@@ -63,6 +118,7 @@ def __autograder_check(trusted_roots, bindings):
     import builtins
     import os
     import sys
+
     reasons = []
     holder = sys.modules.get("__autograder_state__")
     state = getattr(holder, "state", None)
@@ -76,8 +132,11 @@ def __autograder_check(trusted_roots, bindings):
 
     def trusted_file(filename):
         path = os.path.realpath(filename or "")
-        return (os.path.isfile(path) and not path.startswith(work + os.sep)
-                and any(path.startswith(root + os.sep) for root in trusted_roots))
+        return (
+            os.path.isfile(path)
+            and not path.startswith(work + os.sep)
+            and any(path.startswith(root + os.sep) for root in trusted_roots)
+        )
 
     def trusted(obj):
         """Code of the course or of an installed library (not of a notebook cell or a shipped file)."""
@@ -85,8 +144,11 @@ def __autograder_check(trusted_roots, bindings):
         code = getattr(func, "__code__", None)
         if code is not None:
             return trusted_file(code.co_filename)
-        if callable(obj) and getattr(type(obj), "__call__", None) is not None \
-                and type(obj).__module__ not in ("builtins", "functools"):
+        if (
+            callable(obj)
+            and getattr(type(obj), "__call__", None) is not None
+            and type(obj).__module__ not in ("builtins", "functools")
+        ):
             module = sys.modules.get(type(obj).__module__)
             return trusted_file(getattr(module, "__file__", None))
         return False
@@ -98,8 +160,12 @@ def __autograder_check(trusted_roots, bindings):
     current = {}
     for key in state["watched"]:
         owner, _, name = key.rpartition(".")
-        obj = {"numpy": state["numpy"], "numpy.testing": state["numpy"].testing,
-               "builtins": builtins, "shell": type(ip)}[owner]
+        obj = {
+            "numpy": state["numpy"],
+            "numpy.testing": state["numpy"].testing,
+            "builtins": builtins,
+            "shell": type(ip),
+        }[owner]
         current[key] = getattr(obj, name, None)
         if current[key] is not state["watched"][key]:
             reasons.append(key + " was replaced")
@@ -121,9 +187,11 @@ def __autograder_check(trusted_roots, bindings):
             if not trusted(transformer):
                 reasons.append("an input or AST transformer (" + describe(transformer) + ") was added")
     for mime, formatter in ip.display_formatter.formatters.items():
-        printers = list(getattr(formatter, "type_printers", {}).values()) \
-            + list(getattr(formatter, "deferred_printers", {}).values()) \
+        printers = (
+            list(getattr(formatter, "type_printers", {}).values())
+            + list(getattr(formatter, "deferred_printers", {}).values())
             + list(getattr(formatter, "singleton_printers", {}).values())
+        )
         for printer in printers:
             if not trusted(printer):
                 reasons.append("a " + mime + " display formatter (" + describe(printer) + ") was registered")
@@ -149,7 +217,10 @@ def __autograder_check(trusted_roots, bindings):
         module = sys.modules.get(module_name)
         current_attributes = vars(module) if module is not None else {}
         for name, value in attributes.items():
-            if (callable(value) or type(value) is type(sys)) and not name.startswith("__") \
-                    and current_attributes.get(name) is not value:
+            if (
+                (callable(value) or type(value) is type(sys))
+                and not name.startswith("__")
+                and current_attributes.get(name) is not value
+            ):
                 reasons.append(module_name + "." + name + " was replaced")
     return list(dict.fromkeys(reasons))

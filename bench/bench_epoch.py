@@ -63,10 +63,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from flops import epoch_flops  # noqa: E402
-from harness import load_average, timed  # noqa: E402
-from profile_step import profile_steps  # noqa: E402
-from measure import (  # noqa: E402
+from flops import epoch_flops
+from harness import load_average, timed
+from measure import (
     CLOCKS,
     DoNothingModel,
     blas_description,
@@ -76,6 +75,7 @@ from measure import (  # noqa: E402
     seconds_of,
     square_gemm_gflops,
 )
+from profile_step import profile_steps
 
 LAYER_SIZES = [784, 500, 500, 10]
 ACTIVATION = "relu"
@@ -121,11 +121,12 @@ def _load_implementation(reference_dir):
         from dnn_course.reference import load_reference
 
         return load_reference()
-    from dnn_course.notebook_import import import_notebooks
     from dnn_course.assignment import ASSIGNMENT
+    from dnn_course.notebook_import import import_notebooks
 
-    return import_notebooks(*(Path(reference_dir) / name for name in ASSIGNMENT.reference_notebooks),
-                            module_name="bench_ref")
+    return import_notebooks(
+        *(Path(reference_dir) / name for name in ASSIGNMENT.reference_notebooks), module_name="bench_ref"
+    )
 
 
 def _reference_model(args, dtype):
@@ -148,8 +149,19 @@ def reference_worker(args) -> None:
     model = _reference_model(args, dtype)
 
     def train_one_epoch(trained=model):
-        return train(trained, x, y, epochs=1, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE,
-                     reg_lambda=REG_LAMBDA, seed=SEED, progress=False, dtype=dtype, threads=args.threads)
+        return train(
+            trained,
+            x,
+            y,
+            epochs=1,
+            learning_rate=LEARNING_RATE,
+            batch_size=BATCH_SIZE,
+            reg_lambda=REG_LAMBDA,
+            seed=SEED,
+            progress=False,
+            dtype=dtype,
+            threads=args.threads,
+        )
 
     first = train_one_epoch()  # epoch 1 from the initial weights; also the warm-up
     rss_mb = _peak_rss_mb()
@@ -167,12 +179,27 @@ def reference_worker(args) -> None:
     if args.profile:
         n_batches = min(20, n_train // BATCH_SIZE)
         shape = (n_batches, BATCH_SIZE, -1)
-        profile = profile_steps(model, x_shuffled[: n_batches * BATCH_SIZE].reshape(shape),
-                                y_shuffled[: n_batches * BATCH_SIZE].reshape(shape),
-                                learning_rate=LEARNING_RATE, reg_lambda=REG_LAMBDA, clock=clock)
-    _emit({"ready": True, "data": description, "n_train": n_train, "blas": blas_description(),
-           "first_epoch_loss": first.train_loss[0], "first_epoch_acc": first.train_acc[0],
-           "peak_rss_mb": rss_mb, "tracemalloc_peak_mb": traced_peak_mb, "profile": profile})
+        profile = profile_steps(
+            model,
+            x_shuffled[: n_batches * BATCH_SIZE].reshape(shape),
+            y_shuffled[: n_batches * BATCH_SIZE].reshape(shape),
+            learning_rate=LEARNING_RATE,
+            reg_lambda=REG_LAMBDA,
+            clock=clock,
+        )
+    _emit(
+        {
+            "ready": True,
+            "data": description,
+            "n_train": n_train,
+            "blas": blas_description(),
+            "first_epoch_loss": first.train_loss[0],
+            "first_epoch_acc": first.train_acc[0],
+            "peak_rss_mb": rss_mb,
+            "tracemalloc_peak_mb": traced_peak_mb,
+            "profile": profile,
+        }
+    )
 
     for command in sys.stdin:
         if command.strip() != "run":
@@ -180,18 +207,26 @@ def reference_worker(args) -> None:
         square = square_gemm_gflops(args.square_size, dtype, repeats=3, clock=clock)
         gemm_seconds = seconds_of(gemm_epoch, clock)
         _, timing = timed(train_one_epoch)  # as a whole: includes train()'s per-call label checks and one-hot encoding
-        model_seconds = model_only_epoch_seconds(model, x_shuffled, y_shuffled, BATCH_SIZE, LEARNING_RATE, REG_LAMBDA,
-                                                 clock)
+        model_seconds = model_only_epoch_seconds(
+            model, x_shuffled, y_shuffled, BATCH_SIZE, LEARNING_RATE, REG_LAMBDA, clock
+        )
         loop_seconds = seconds_of(lambda: train_one_epoch(DoNothingModel()), clock)
-        _emit({"square_gflops": square, "gemm_seconds": gemm_seconds, "loop_seconds": loop_seconds,
-               "epoch_seconds": timing.cpu_s if args.clock == "cpu" else timing.wall_s, "model_seconds": model_seconds,
-               "load": timing.load_before, "cpu_share": timing.cpu_share(args.threads)})
+        _emit(
+            {
+                "square_gflops": square,
+                "gemm_seconds": gemm_seconds,
+                "loop_seconds": loop_seconds,
+                "epoch_seconds": timing.cpu_s if args.clock == "cpu" else timing.wall_s,
+                "model_seconds": model_seconds,
+                "load": timing.load_before,
+                "cpu_share": timing.cpu_share(args.threads),
+            }
+        )
 
 
 def torch_worker(args) -> None:
     """Serve repetitions of the PyTorch epoch for one dtype, with the reference's initial weights."""
     import torch
-
     from torch_mlp import TORCH_DTYPES, describe_torch, mlp_from_reference, square_mm_gflops, torch_epoch
 
     threadpool_limits(limits=args.threads)
@@ -205,19 +240,34 @@ def torch_worker(args) -> None:
     order = torch.from_numpy(np.random.default_rng(SEED).permutation(len(y)))
 
     def one_epoch():
-        return torch_epoch(model, x_t, y_t, order, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE,
-                           reg_lambda=REG_LAMBDA)
+        return torch_epoch(
+            model, x_t, y_t, order, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, reg_lambda=REG_LAMBDA
+        )
 
     first_loss, first_acc = one_epoch()
-    _emit({"ready": True, "data": description, "torch": describe_torch(), "first_epoch_loss": first_loss,
-           "first_epoch_acc": first_acc, "peak_rss_mb": _peak_rss_mb()})
+    _emit(
+        {
+            "ready": True,
+            "data": description,
+            "torch": describe_torch(),
+            "first_epoch_loss": first_loss,
+            "first_epoch_acc": first_acc,
+            "peak_rss_mb": _peak_rss_mb(),
+        }
+    )
     for command in sys.stdin:
         if command.strip() != "run":
             break
         square = square_mm_gflops(args.square_size, TORCH_DTYPES[args.dtype], repeats=3, clock=clock)
         _, timing = timed(one_epoch)
-        _emit({"square_gflops": square, "epoch_seconds": timing.cpu_s if args.clock == "cpu" else timing.wall_s,
-               "load": timing.load_before, "cpu_share": timing.cpu_share(args.threads)})
+        _emit(
+            {
+                "square_gflops": square,
+                "epoch_seconds": timing.cpu_s if args.clock == "cpu" else timing.wall_s,
+                "load": timing.load_before,
+                "cpu_share": timing.cpu_share(args.threads),
+            }
+        )
 
 
 # ---------------------------------------------------------------------------- coordinator
@@ -228,10 +278,25 @@ class Worker:
 
     def __init__(self, kind: str, dtype: str, args):
         self.kind, self.dtype = kind, dtype
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--dtype", dtype,
-                   "--threads", str(args.threads), "--clock", args.clock, "--data", args.data,
-                   "--square-size", str(args.square_size), *(["--profile"] if args.profile else []),
-                   "--n-train", str(args.n_train or 0)]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            kind,
+            "--dtype",
+            dtype,
+            "--threads",
+            str(args.threads),
+            "--clock",
+            args.clock,
+            "--data",
+            args.data,
+            "--square-size",
+            str(args.square_size),
+            *(["--profile"] if args.profile else []),
+            "--n-train",
+            str(args.n_train or 0),
+        ]
         if args.data_dir:
             command += ["--data-dir", str(args.data_dir)]
         if args.reference_dir:
@@ -242,7 +307,7 @@ class Worker:
     def _read(self) -> dict:
         for line in self.process.stdout:
             if line.startswith(MARK):
-                return json.loads(line[len(MARK):])
+                return json.loads(line[len(MARK) :])
         code = self.process.wait()
         raise RuntimeError(f"the {self.kind} {self.dtype} worker stopped (exit code {code}); its error is above")
 
@@ -262,8 +327,9 @@ def _median(results: list[dict], key: str) -> float:
     return float(np.median([r[key] for r in results]))
 
 
-def _summarise(ref: Worker, ref_runs: list[dict], torch_worker: Worker | None, torch_runs: list[dict],
-               flops: int) -> dict:
+def _summarise(
+    ref: Worker, ref_runs: list[dict], torch_worker: Worker | None, torch_runs: list[dict], flops: int
+) -> dict:
     epoch = _median(ref_runs, "epoch_seconds")
     model = _median(ref_runs, "model_seconds")
     gemm = _median(ref_runs, "gemm_seconds")
@@ -292,24 +358,31 @@ def _summarise(ref: Worker, ref_runs: list[dict], torch_worker: Worker | None, t
         "reference_cpu_share": _median(ref_runs, "cpu_share"),
         "profile_per_step": ref.setup["profile"],
         "load_average": float(np.median([r["load"] for r in ref_runs + torch_runs])),
-        "torch_epoch_s": None, "torch_square_gflops": None, "ratio_reference_to_torch": None,
+        "torch_epoch_s": None,
+        "torch_square_gflops": None,
+        "ratio_reference_to_torch": None,
         "ratio_gemm_only_to_torch": None,
-        "torch_peak_rss_mb": None, "torch_first_epoch_loss": None, "torch_cpu_share": None,
+        "torch_peak_rss_mb": None,
+        "torch_first_epoch_loss": None,
+        "torch_cpu_share": None,
     }
     if torch_worker is not None:
         torch_seconds = _median(torch_runs, "epoch_seconds")
-        result.update({
-            "torch_epoch_s": torch_seconds,
-            "torch_square_gflops": _median(torch_runs, "square_gflops"),
-            "ratio_reference_to_torch": epoch / torch_seconds,
-            # The best ratio any NumPy epoch with these products could reach: everything else free.
-            "ratio_gemm_only_to_torch": gemm / torch_seconds,
-            "torch_peak_rss_mb": torch_worker.setup["peak_rss_mb"],
-            "torch_first_epoch_loss": torch_worker.setup["first_epoch_loss"],
-            "torch_cpu_share": _median(torch_runs, "cpu_share"),
-        })
+        result.update(
+            {
+                "torch_epoch_s": torch_seconds,
+                "torch_square_gflops": _median(torch_runs, "square_gflops"),
+                "ratio_reference_to_torch": epoch / torch_seconds,
+                # The best ratio any NumPy epoch with these products could reach: everything else free.
+                "ratio_gemm_only_to_torch": gemm / torch_seconds,
+                "torch_peak_rss_mb": torch_worker.setup["peak_rss_mb"],
+                "torch_first_epoch_loss": torch_worker.setup["first_epoch_loss"],
+                "torch_cpu_share": _median(torch_runs, "cpu_share"),
+            }
+        )
     result["goals_met"] = {
-        "ratio_to_torch": None if result["ratio_reference_to_torch"] is None
+        "ratio_to_torch": None
+        if result["ratio_reference_to_torch"] is None
         else result["ratio_reference_to_torch"] <= GOALS["max_ratio_to_torch"],
         "fraction_of_peak": result["fraction_of_peak"] >= GOALS["min_fraction_of_peak"],
         "loop_overhead": result["loop_overhead"] <= GOALS["max_loop_overhead"],
@@ -357,33 +430,48 @@ def _print_report(report: dict) -> None:
     results = report["results"]
     dtypes = list(results)
     machine, numpy_blas = report["machine"], report["blas"]["numpy"]
-    print(f"Epoch benchmark: {report['network']}, batch {report['batch_size']}, plain SGD "
-          f"(learning rate {report['learning_rate']}, lambda {report['reg_lambda']}), one epoch of "
-          f"{report['n_train']:,} images: {report['data']}")
-    print(f"Machine: {machine['cpu']}, {machine['cpus']} CPUs, {machine['platform']}; Python {machine['python']}, "
-          f"NumPy {machine['numpy']}; {report['threads']} thread(s); "
-          f"load average {machine['load_before']:.1f} before, {machine['load_after']:.1f} after")
+    print(
+        f"Epoch benchmark: {report['network']}, batch {report['batch_size']}, plain SGD "
+        f"(learning rate {report['learning_rate']}, lambda {report['reg_lambda']}), one epoch of "
+        f"{report['n_train']:,} images: {report['data']}"
+    )
+    print(
+        f"Machine: {machine['cpu']}, {machine['cpus']} CPUs, {machine['platform']}; Python {machine['python']}, "
+        f"NumPy {machine['numpy']}; {report['threads']} thread(s); "
+        f"load average {machine['load_before']:.1f} before, {machine['load_after']:.1f} after"
+    )
     for pool in numpy_blas["pools"]:
-        print(f"NumPy BLAS: {pool['internal_api']} {pool['version']}, kernel {pool['architecture']}, "
-              f"{pool['num_threads']} thread(s) ({pool['filepath']})")
+        print(
+            f"NumPy BLAS: {pool['internal_api']} {pool['version']}, kernel {pool['architecture']}, "
+            f"{pool['num_threads']} thread(s) ({pool['filepath']})"
+        )
     environment = ", ".join(f"{k}={'unset' if v is None else v}" for k, v in numpy_blas["environment"].items())
     print(f"  environment: {environment}")
     if report["blas"]["torch"] is None:
-        print("PyTorch left out (--no-torch)" if report["torch_left_out"] else
-              f"PyTorch not installed: skipped ({TORCH_HINT})")
+        print(
+            "PyTorch left out (--no-torch)"
+            if report["torch_left_out"]
+            else f"PyTorch not installed: skipped ({TORCH_HINT})"
+        )
     else:
         t = report["blas"]["torch"]
-        print(f"PyTorch {t['version']}: BLAS {t['blas']}, oneDNN {'on' if t['mkldnn'] else 'off'}, "
-              f"CPU kernels {t['cpu_capability']}, {t['num_threads']} thread(s)")
+        print(
+            f"PyTorch {t['version']}: BLAS {t['blas']}, oneDNN {'on' if t['mkldnn'] else 'off'}, "
+            f"CPU kernels {t['cpu_capability']}, {t['num_threads']} thread(s)"
+        )
     if report["machine_busy"]:
         busiest = max(machine["load_before"], machine["load_after"], *(r["load_average"] for r in results.values()))
-        print(f"WARNING: the machine was busy (load average up to {busiest:.1f} on {machine['cpus']} CPUs): other "
-              "jobs took CPU time from these runs. Wall-clock figures are unreliable, very much so with several "
-              "BLAS threads; prefer --threads 1 --clock cpu, or run again on an idle machine.")
+        print(
+            f"WARNING: the machine was busy (load average up to {busiest:.1f} on {machine['cpus']} CPUs): other "
+            "jobs took CPU time from these runs. Wall-clock figures are unreliable, very much so with several "
+            "BLAS threads; prefer --threads 1 --clock cpu, or run again on an idle machine."
+        )
     print(f"Useful FLOPs per epoch: {report['flops_per_epoch'] / 1e9:.2f} GFLOP ({report['flop_count']})")
-    print(f"Times: {'process CPU time' if report['clock'] == 'cpu' else 'wall-clock time'}, "
-          f"median of {report['repeats']} repetitions; peak memory is ru_maxrss of each worker process after "
-          "its first epoch (data, model, one epoch), tracemalloc counts NumPy allocations during one train() epoch.")
+    print(
+        f"Times: {'process CPU time' if report['clock'] == 'cpu' else 'wall-clock time'}, "
+        f"median of {report['repeats']} repetitions; peak memory is ru_maxrss of each worker process after "
+        "its first epoch (data, model, one epoch), tracemalloc counts NumPy allocations during one train() epoch."
+    )
     print()
     width = 46
     print(f"{'':{width}}" + "".join(f"{d:>12}" for d in dtypes))
@@ -401,10 +489,12 @@ def _print_report(report: dict) -> None:
         words = {True: "met", False: "NOT met", None: "not measured"}
         bound = results[dtype]["ratio_gemm_only_to_torch"]
         reachable = "" if bound is None else f" (the matrix products alone take {bound:.2f})"
-        print(f"Goals, {dtype}: reference/PyTorch <= {GOALS['max_ratio_to_torch']}: {words[met['ratio_to_torch']]}"
-              f"{reachable}; "
-              f"fraction of peak >= {GOALS['min_fraction_of_peak']:.0%}: {words[met['fraction_of_peak']]}; "
-              f"loop overhead <= {GOALS['max_loop_overhead']:.0%}: {words[met['loop_overhead']]}")
+        print(
+            f"Goals, {dtype}: reference/PyTorch <= {GOALS['max_ratio_to_torch']}: {words[met['ratio_to_torch']]}"
+            f"{reachable}; "
+            f"fraction of peak >= {GOALS['min_fraction_of_peak']:.0%}: {words[met['fraction_of_peak']]}; "
+            f"loop overhead <= {GOALS['max_loop_overhead']:.0%}: {words[met['loop_overhead']]}"
+        )
 
 
 def _print_profile(profiles: dict) -> None:
@@ -414,8 +504,10 @@ def _print_profile(profiles: dict) -> None:
     print("Reference, one training step of 128 examples [microseconds], from --profile:")
     labels = list(next(iter(profiles.values()))["parts"])
     rows = [(label, [p["parts"][label] * 1e6 for p in profiles.values()]) for label in labels]
-    rows += [("between the layers (model code, L2 term)", [p["between_layers"] * 1e6 for p in profiles.values()]),
-             ("whole step", [p["step"] * 1e6 for p in profiles.values()])]
+    rows += [
+        ("between the layers (model code, L2 term)", [p["between_layers"] * 1e6 for p in profiles.values()]),
+        ("whole step", [p["step"] * 1e6 for p in profiles.values()]),
+    ]
     print(f"{'':{width}}" + "".join(f"{d:>12}" for d in dtypes))
     for label, cells in rows:
         if max(cells) >= 5:  # leave out the activations' empty update()
@@ -455,26 +547,41 @@ def coordinate(args) -> dict:
     n_train = first["n_train"]
     flops = epoch_flops(LAYER_SIZES, n_train, BATCH_SIZE)
     results = {
-        dtype: _summarise(workers[("reference", dtype)], runs[("reference", dtype)],
-                          workers.get(("torch", dtype)), runs.get(("torch", dtype), []), flops)
+        dtype: _summarise(
+            workers[("reference", dtype)],
+            runs[("reference", dtype)],
+            workers.get(("torch", dtype)),
+            runs.get(("torch", dtype), []),
+            flops,
+        )
         for dtype in args.dtypes
     }
     torch_setup = next((w.setup["torch"] for k, w in workers.items() if k[0] == "torch"), None)
     report = {
         "benchmark": "dnn_course epoch",
         "network": "-".join(map(str, LAYER_SIZES)) + " ReLU",
-        "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE, "reg_lambda": REG_LAMBDA,
-        "n_train": n_train, "data": first["data"], "threads": args.threads, "clock": args.clock,
+        "batch_size": BATCH_SIZE,
+        "learning_rate": LEARNING_RATE,
+        "reg_lambda": REG_LAMBDA,
+        "n_train": n_train,
+        "data": first["data"],
+        "threads": args.threads,
+        "clock": args.clock,
         "repeats": args.repeats,
-        "quick": args.quick, "torch_left_out": args.no_torch,
+        "quick": args.quick,
+        "torch_left_out": args.no_torch,
         "flops_per_epoch": flops,
         "flop_count": "matrix products only, 2*m*k*n each: forward, weight gradients, and input gradients "
-                      "of every layer but the first (skipped by both implementations)",
+        "of every layer but the first (skipped by both implementations)",
         "peak_used_for_fraction": "epoch shapes (the epoch's own matrix products replayed alone)",
         "machine": {
-            "cpu": cpu_name(), "cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "load_before": load_before, "load_after": load_average(),
+            "cpu": cpu_name(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "load_before": load_before,
+            "load_after": load_average(),
         },
         "blas": {"numpy": first["blas"], "torch": torch_setup},
         "goals": GOALS,
@@ -488,28 +595,53 @@ def coordinate(args) -> dict:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per measurement (default 5)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS/PyTorch threads for every measurement (default: NumPy's BLAS default here)")
-    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
-                        help="wall: elapsed time (default); cpu: this process's CPU time, steadier on a busy "
-                             "machine with --threads 1 (with more threads it counts BLAS threads spinning)")
-    parser.add_argument("--data", choices=("full", "embedded"),
-                        help="full: the 60,000 official training images (default); embedded: the 10,000 in the "
-                             "repository (default with --quick)")
-    parser.add_argument("--data-dir", type=Path, help="directory with the official MNIST files (source full); "
-                        "default: dnn_course.datasets.load_dataset's search ($DNN_COURSE_DATA, the cache, ...)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a seconds-long smoke run: embedded data, 1,024 images, small square GEMMs, 1 repetition")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS/PyTorch threads for every measurement (default: NumPy's BLAS default here)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="wall: elapsed time (default); cpu: this process's CPU time, steadier on a busy "
+        "machine with --threads 1 (with more threads it counts BLAS threads spinning)",
+    )
+    parser.add_argument(
+        "--data",
+        choices=("full", "embedded"),
+        help="full: the 60,000 official training images (default); embedded: the 10,000 in the "
+        "repository (default with --quick)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="directory with the official MNIST files (source full); "
+        "default: dnn_course.datasets.load_dataset's search ($DNN_COURSE_DATA, the cache, ...)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a seconds-long smoke run: embedded data, 1,024 images, small square GEMMs, 1 repetition",
+    )
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
-    parser.add_argument("--profile", action="store_true",
-                        help="also time every layer method over 20 training steps (table of microseconds per step)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also time every layer method over 20 training steps (table of microseconds per step)",
+    )
     parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
-    parser.add_argument("--reference-dir", type=Path,
-                        help="folder with the four solution notebooks to benchmark instead of solutions/dnn_hw "
-                             "(to measure a proposed change before committing it)")
+    parser.add_argument(
+        "--reference-dir",
+        type=Path,
+        help="folder with the four solution notebooks to benchmark instead of solutions/dnn_hw "
+        "(to measure a proposed change before committing it)",
+    )
     parser.add_argument("--square-size", type=int, default=None, help="size of the square GEMMs (default 2048)")
     parser.add_argument("--n-train", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--worker", choices=("reference", "torch"), help=argparse.SUPPRESS)

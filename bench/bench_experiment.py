@@ -50,8 +50,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import COMPETITOR, competing_processes, load_average, timed  # noqa: E402
-from measure import blas_description, cpu_name  # noqa: E402
+from harness import COMPETITOR, competing_processes, load_average, timed
+from measure import blas_description, cpu_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_06 = REPO_ROOT / "solutions" / "dnn_hw" / "06_fashion_tuning.ipynb"
@@ -80,8 +80,8 @@ def _data(name: str, args):
     data = load_dataset(name, source="embedded", verbose=False)
     (x, y), (x_test, y_test) = data
     if args.quick:
-        x, y = x[:QUICK["n_train"]], y[:QUICK["n_train"]]
-        x_test, y_test = x_test[:QUICK["n_test"]], y_test[:QUICK["n_test"]]
+        x, y = x[: QUICK["n_train"]], y[: QUICK["n_train"]]
+        x_test, y_test = x_test[: QUICK["n_test"]], y_test[: QUICK["n_test"]]
     train_part, val_part = train_val_split(x, y, val_size=VAL_SIZE, seed=SEED)
     return train_part, val_part, (x_test, y_test), data.description
 
@@ -110,10 +110,23 @@ def _train_numpy(reference, sizes, activation, settings, splits, description, th
     model = build_classifier(reference, sizes, activation, seed=SEED, dtype=DTYPE)
     bar = io.StringIO()  # the notebook's progress bar, drawn as in a notebook but not shown here
     with contextlib.redirect_stdout(bar):
-        history = train(model, x_tr, y_tr, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
-                        epochs=settings["epochs"], learning_rate=settings["learning_rate"],
-                        batch_size=settings["batch_size"], reg_lambda=settings["reg_lambda"], seed=SEED,
-                        dtype=DTYPE, data_description=description, threads=threads)
+        history = train(
+            model,
+            x_tr,
+            y_tr,
+            x_val=x_val,
+            y_val=y_val,
+            x_test=x_test,
+            y_test=y_test,
+            epochs=settings["epochs"],
+            learning_rate=settings["learning_rate"],
+            batch_size=settings["batch_size"],
+            reg_lambda=settings["reg_lambda"],
+            seed=SEED,
+            dtype=DTYPE,
+            data_description=description,
+            threads=threads,
+        )
     return model, history
 
 
@@ -140,18 +153,24 @@ def numpy_worker(args) -> None:
     reference = load_reference()
     settings = dict(BRIEF, epochs=QUICK["epochs"] if args.quick else BRIEF["epochs"])
     *splits, description = _data("mnist", args)
-    warm_up = [(x[:2 * BRIEF["batch_size"]], y[:2 * BRIEF["batch_size"]]) for x, y in splits]
+    warm_up = [(x[: 2 * BRIEF["batch_size"]], y[: 2 * BRIEF["batch_size"]]) for x, y in splits]
     for activation in ACTIVATIONS:  # untimed: first calls of every kernel, as a notebook's earlier cells make them
         _train_numpy(reference, BRIEF["layer_sizes"], activation, dict(settings, epochs=1), warm_up, "", threads)
     runs = {}
     for activation in ACTIVATIONS:
-        (model, history), times = _timed(lambda: _train_numpy(reference, BRIEF["layer_sizes"], activation, settings,
-                                                               splits, description, threads))
-        runs[activation] = {**times, "epochs": history.epochs, "cpu_per_epoch_s": times["cpu_s"] / history.epochs,
-                            "wall_per_epoch_s": times["wall_s"] / history.epochs,
-                            "training_per_epoch_s": float(np.median(history.epoch_seconds)),
-                            "test_acc": history.test_acc, "first_epoch_loss": history.train_loss[0],
-                            "float64_arrays": _float64_arrays(model)}
+        (model, history), times = _timed(
+            lambda: _train_numpy(reference, BRIEF["layer_sizes"], activation, settings, splits, description, threads)
+        )
+        runs[activation] = {
+            **times,
+            "epochs": history.epochs,
+            "cpu_per_epoch_s": times["cpu_s"] / history.epochs,
+            "wall_per_epoch_s": times["wall_s"] / history.epochs,
+            "training_per_epoch_s": float(np.median(history.epoch_seconds)),
+            "test_acc": history.test_acc,
+            "first_epoch_loss": history.train_loss[0],
+            "float64_arrays": _float64_arrays(model),
+        }
     search = []
     if not args.no_search:
         *fashion_splits, fashion_description = _data("fashion-mnist", args)
@@ -159,25 +178,53 @@ def numpy_worker(args) -> None:
             epochs = min(config["epochs"], QUICK["search_epochs"]) if args.quick else config["epochs"]
             config_settings = dict(config, epochs=epochs, batch_size=BRIEF["batch_size"])
             sizes = [784, *config["hidden"], 10]
-            (_, history), times = _timed(lambda: _train_numpy(reference, sizes, config["activation"],
-                                                               config_settings, fashion_splits,
-                                                               fashion_description, threads))
-            search.append({**times, "network": "-".join(map(str, sizes)) + " " + config["activation"],
-                           "epochs": epochs, "learning_rate": config["learning_rate"], "test_acc": history.test_acc})
-    print(MARK + json.dumps({"data": description, "n_train": len(splits[0][1]), "n_val": len(splits[1][1]),
-                             "n_test": len(splits[2][1]), "threads": threads, "blas": blas_description(),
-                             "runs": runs, "search": search}), flush=True)
+            (_, history), times = _timed(
+                lambda: _train_numpy(
+                    reference,
+                    sizes,
+                    config["activation"],
+                    config_settings,
+                    fashion_splits,
+                    fashion_description,
+                    threads,
+                )
+            )
+            search.append(
+                {
+                    **times,
+                    "network": "-".join(map(str, sizes)) + " " + config["activation"],
+                    "epochs": epochs,
+                    "learning_rate": config["learning_rate"],
+                    "test_acc": history.test_acc,
+                }
+            )
+    print(
+        MARK
+        + json.dumps(
+            {
+                "data": description,
+                "n_train": len(splits[0][1]),
+                "n_val": len(splits[1][1]),
+                "n_test": len(splits[2][1]),
+                "threads": threads,
+                "blas": blas_description(),
+                "runs": runs,
+                "search": search,
+            }
+        ),
+        flush=True,
+    )
 
 
 def torch_worker(args) -> None:
     """Notebook 05's three networks in PyTorch: same weights, batches, evaluation and threads."""
     import torch
     from threadpoolctl import threadpool_limits
+    from torch_mlp import describe_torch, mlp_from_reference, torch_accuracy, torch_epoch
 
     from dnn_course.model_builder import build_classifier
     from dnn_course.reference import load_reference
     from dnn_course.training import blas_threads
-    from torch_mlp import describe_torch, mlp_from_reference, torch_accuracy, torch_epoch
 
     threads = blas_threads(args.threads)
     threadpool_limits(limits=threads)
@@ -185,20 +232,29 @@ def torch_worker(args) -> None:
     reference = load_reference()
     epochs = QUICK["epochs"] if args.quick else BRIEF["epochs"]
     (x_tr, y_tr), (x_val, y_val), (x_test, y_test), description = _data("mnist", args)
-    tensors = [torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1), dtype=DTYPE))
-               for x in (x_tr, x_val, x_test)]
+    tensors = [
+        torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1), dtype=DTYPE)) for x in (x_tr, x_val, x_test)
+    ]
     labels = [torch.from_numpy(y.astype(np.int64)) for y in (y_tr, y_val, y_test)]
 
     def run(activation, epochs=epochs, n=None):
-        model = mlp_from_reference(build_classifier(reference, BRIEF["layer_sizes"], activation, seed=SEED,
-                                                    dtype=DTYPE), torch.float32)
+        model = mlp_from_reference(
+            build_classifier(reference, BRIEF["layer_sizes"], activation, seed=SEED, dtype=DTYPE), torch.float32
+        )
         rng = np.random.default_rng(SEED)  # the batch order train(seed=SEED) uses
         losses, epoch_seconds = [], []
         for _ in range(epochs):
             order = torch.from_numpy(rng.permutation(len(y_tr) if n is None else n))
             started = time.perf_counter()
-            loss, _ = torch_epoch(model, tensors[0], labels[0], order, batch_size=BRIEF["batch_size"],
-                                  learning_rate=BRIEF["learning_rate"], reg_lambda=BRIEF["reg_lambda"])
+            loss, _ = torch_epoch(
+                model,
+                tensors[0],
+                labels[0],
+                order,
+                batch_size=BRIEF["batch_size"],
+                learning_rate=BRIEF["learning_rate"],
+                reg_lambda=BRIEF["reg_lambda"],
+            )
             epoch_seconds.append(time.perf_counter() - started)
             losses.append(loss)
             torch_accuracy(model, tensors[1], labels[1])  # validation after every epoch, as train() does
@@ -209,12 +265,19 @@ def torch_worker(args) -> None:
     runs = {}
     for activation in ACTIVATIONS:
         (losses, epoch_seconds, test_acc), times = _timed(lambda: run(activation))
-        runs[activation] = {**times, "epochs": epochs, "cpu_per_epoch_s": times["cpu_s"] / epochs,
-                            "wall_per_epoch_s": times["wall_s"] / epochs,
-                            "training_per_epoch_s": float(np.median(epoch_seconds)), "test_acc": test_acc,
-                            "first_epoch_loss": losses[0]}
-    print(MARK + json.dumps({"data": description, "threads": threads, "torch": describe_torch(), "runs": runs}),
-          flush=True)
+        runs[activation] = {
+            **times,
+            "epochs": epochs,
+            "cpu_per_epoch_s": times["cpu_s"] / epochs,
+            "wall_per_epoch_s": times["wall_s"] / epochs,
+            "training_per_epoch_s": float(np.median(epoch_seconds)),
+            "test_acc": test_acc,
+            "first_epoch_loss": losses[0],
+        }
+    print(
+        MARK + json.dumps({"data": description, "threads": threads, "torch": describe_torch(), "runs": runs}),
+        flush=True,
+    )
 
 
 # ---------------------------------------------------------------------------- coordinator
@@ -222,13 +285,19 @@ def torch_worker(args) -> None:
 
 def run_worker(kind: str, args) -> dict:
     """Run one worker process; its result line as a dict."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind,
-               *(["--threads", str(args.threads)] if args.threads else []),
-               *(["--quick"] if args.quick else []), *(["--no-search"] if args.no_search else [])]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        *(["--threads", str(args.threads)] if args.threads else []),
+        *(["--quick"] if args.quick else []),
+        *(["--no-search"] if args.no_search else []),
+    ]
     completed = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     for line in completed.stdout.splitlines():
         if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
+            return json.loads(line[len(MARK) :])
     raise RuntimeError(f"the {kind} worker stopped (exit code {completed.returncode}); its error is above")
 
 
@@ -239,16 +308,23 @@ def _sum(runs: dict, key: str) -> float:
 def summarise_pass(numpy_result: dict, torch_result: dict | None, loads: list[float]) -> dict:
     """The figures of one pass (idle or loaded) that the table and the goals use."""
     runs = numpy_result["runs"]
-    figures = {"load_average": float(np.mean(loads)), "load_max": float(max(loads)),
-               "notebook_05_wall_s": _sum(runs, "wall_s"), "notebook_05_cpu_s": _sum(runs, "cpu_s"),
-               "slowest_activation_to_relu": max(r["wall_s"] for r in runs.values()) / runs["relu"]["wall_s"],
-               "slowest_activation_to_relu_cpu": max(r["cpu_s"] for r in runs.values()) / runs["relu"]["cpu_s"],
-               "notebook_06_search_wall_s": _sum({i: r for i, r in enumerate(numpy_result["search"])}, "wall_s"),
-               "notebook_06_search_cpu_s": _sum({i: r for i, r in enumerate(numpy_result["search"])}, "cpu_s"),
-               "torch_05_wall_s": None, "torch_05_cpu_s": None, "numpy_to_torch_05": None}
+    figures = {
+        "load_average": float(np.mean(loads)),
+        "load_max": float(max(loads)),
+        "notebook_05_wall_s": _sum(runs, "wall_s"),
+        "notebook_05_cpu_s": _sum(runs, "cpu_s"),
+        "slowest_activation_to_relu": max(r["wall_s"] for r in runs.values()) / runs["relu"]["wall_s"],
+        "slowest_activation_to_relu_cpu": max(r["cpu_s"] for r in runs.values()) / runs["relu"]["cpu_s"],
+        "notebook_06_search_wall_s": _sum({i: r for i, r in enumerate(numpy_result["search"])}, "wall_s"),
+        "notebook_06_search_cpu_s": _sum({i: r for i, r in enumerate(numpy_result["search"])}, "cpu_s"),
+        "torch_05_wall_s": None,
+        "torch_05_cpu_s": None,
+        "numpy_to_torch_05": None,
+    }
     if torch_result is not None:
-        figures.update(torch_05_wall_s=_sum(torch_result["runs"], "wall_s"),
-                       torch_05_cpu_s=_sum(torch_result["runs"], "cpu_s"))
+        figures.update(
+            torch_05_wall_s=_sum(torch_result["runs"], "wall_s"), torch_05_cpu_s=_sum(torch_result["runs"], "cpu_s")
+        )
         figures["numpy_to_torch_05"] = figures["notebook_05_wall_s"] / figures["torch_05_wall_s"]
     return figures
 
@@ -266,10 +342,16 @@ def judge(passes: dict, full_settings: bool, threads: int = 1) -> dict:
     idle_seconds = idle[f"notebook_05_{clock}_s"]
     goals = {
         "notebook_05_idle_seconds": {"value": idle_seconds, "limit": GOALS["max_idle_seconds"], "clock": clock},
-        "slowest_activation_to_relu": {"value": idle["slowest_activation_to_relu" + ("_cpu" if threads == 1 else "")],
-                                       "limit": GOALS["max_activation_to_relu"], "clock": clock},
-        "loaded_to_idle": {"value": None if loaded is None else loaded["notebook_05_wall_s"] / idle_seconds,
-                           "limit": GOALS["max_loaded_to_idle"], "clock": f"loaded wall / idle {clock}"},
+        "slowest_activation_to_relu": {
+            "value": idle["slowest_activation_to_relu" + ("_cpu" if threads == 1 else "")],
+            "limit": GOALS["max_activation_to_relu"],
+            "clock": clock,
+        },
+        "loaded_to_idle": {
+            "value": None if loaded is None else loaded["notebook_05_wall_s"] / idle_seconds,
+            "limit": GOALS["max_loaded_to_idle"],
+            "clock": f"loaded wall / idle {clock}",
+        },
     }
     for goal in goals.values():
         judged = full_settings and goal["value"] is not None
@@ -301,17 +383,22 @@ def _table(report: dict) -> list[str]:
             row(f"  {activation}: wall [s]", [r["wall_s"] for r in runs])
             row(f"  {activation}: CPU [s]", [r["cpu_s"] for r in runs])
             row(f"  {activation}: per epoch, wall [s]", [r["wall_per_epoch_s"] for r in runs], "{:.3f}")
-        row("  all three: wall [s]", [p["summary"]["notebook_05_wall_s" if kind == "numpy" else "torch_05_wall_s"]
-                                      for p in passes])
-        row("  all three: CPU [s]", [p["summary"]["notebook_05_cpu_s" if kind == "numpy" else "torch_05_cpu_s"]
-                                     for p in passes])
+        row(
+            "  all three: wall [s]",
+            [p["summary"]["notebook_05_wall_s" if kind == "numpy" else "torch_05_wall_s"] for p in passes],
+        )
+        row(
+            "  all three: CPU [s]",
+            [p["summary"]["notebook_05_cpu_s" if kind == "numpy" else "torch_05_cpu_s"] for p in passes],
+        )
     summaries = [p["summary"] for p in passes]
     row("slowest activation / ReLU, wall", [s["slowest_activation_to_relu"] for s in summaries], "{:.2f}")
     row("slowest activation / ReLU, CPU", [s["slowest_activation_to_relu_cpu"] for s in summaries], "{:.2f}")
     row("notebook 05: NumPy / PyTorch, wall", [s["numpy_to_torch_05"] for s in summaries], "{:.2f}")
     if passes[0]["numpy"]["search"]:
-        lines.append(f"Notebook 06, default search ({len(passes[0]['numpy']['search'])} configurations of "
-                     f"{NOTEBOOK_06.name}):")
+        lines.append(
+            f"Notebook 06, default search ({len(passes[0]['numpy']['search'])} configurations of {NOTEBOOK_06.name}):"
+        )
         row("  wall [s]", [s["notebook_06_search_wall_s"] for s in summaries])
         row("  CPU [s]", [s["notebook_06_search_cpu_s"] for s in summaries])
     row("load average (1 min), mean of runs", [s["load_average"] for s in summaries])
@@ -321,29 +408,41 @@ def _table(report: dict) -> list[str]:
 def _print_report(report: dict) -> None:
     machine = report["machine"]
     first = next(iter(report["passes"].values()))["numpy"]
-    print(f"Experiment benchmark: notebook 05 ({'-'.join(map(str, BRIEF['layer_sizes']))}, learning rate "
-          f"{BRIEF['learning_rate']}, batch {BRIEF['batch_size']}, lambda {BRIEF['reg_lambda']}, float32) on "
-          f"{first['n_train']:,} training images, {first['n_val']:,} validation images after every epoch, "
-          f"{first['n_test']:,} test images at the end; data: {first['data']}")
-    print(f"Machine: {machine['cpu']}, {machine['cpus']} CPUs, {machine['platform']}; Python {machine['python']}, "
-          f"NumPy {machine['numpy']}; {report['threads']} BLAS thread(s) (train()'s threads setting)")
+    print(
+        f"Experiment benchmark: notebook 05 ({'-'.join(map(str, BRIEF['layer_sizes']))}, learning rate "
+        f"{BRIEF['learning_rate']}, batch {BRIEF['batch_size']}, lambda {BRIEF['reg_lambda']}, float32) on "
+        f"{first['n_train']:,} training images, {first['n_val']:,} validation images after every epoch, "
+        f"{first['n_test']:,} test images at the end; data: {first['data']}"
+    )
+    print(
+        f"Machine: {machine['cpu']}, {machine['cpus']} CPUs, {machine['platform']}; Python {machine['python']}, "
+        f"NumPy {machine['numpy']}; {report['threads']} BLAS thread(s) (train()'s threads setting)"
+    )
     for pool in first["blas"]["pools"]:
         print(f"NumPy BLAS: {pool['internal_api']} {pool['version']}, kernel {pool['architecture']}")
     if report["torch"] is None:
-        print("PyTorch left out (--no-torch)" if report["torch_left_out"] else
-              f"PyTorch not installed: skipped ({TORCH_HINT})")
+        print(
+            "PyTorch left out (--no-torch)"
+            if report["torch_left_out"]
+            else f"PyTorch not installed: skipped ({TORCH_HINT})"
+        )
     else:
         t = report["torch"]
-        print(f"PyTorch {t['version']}: BLAS {t['blas']}, CPU kernels {t['cpu_capability']}, "
-              f"{t['num_threads']} thread(s)")
+        print(
+            f"PyTorch {t['version']}: BLAS {t['blas']}, CPU kernels {t['cpu_capability']}, {t['num_threads']} thread(s)"
+        )
     if "loaded" in report["passes"]:
-        print(f"Passes: 'idle' as the machine was; 'loaded' with {COMPETING} competing CPU-bound processes "
-              f"(python -c \"{COMPETITOR}\") started by the benchmark.")
+        print(
+            f"Passes: 'idle' as the machine was; 'loaded' with {COMPETING} competing CPU-bound processes "
+            f'(python -c "{COMPETITOR}") started by the benchmark.'
+        )
     print(f"Load average (1 min) at start {machine['load_start']:.1f}, at end {machine['load_end']:.1f}.")
     if report["idle_pass_busy"]:
-        print(f"WARNING: the 'idle' pass was not idle (load average up to "
-              f"{report['passes']['idle']['summary']['load_max']:.1f} on {machine['cpus']} CPUs): other jobs took "
-              "CPU time from it. Its CPU times still say what the runs cost; its wall times are too long.")
+        print(
+            f"WARNING: the 'idle' pass was not idle (load average up to "
+            f"{report['passes']['idle']['summary']['load_max']:.1f} on {machine['cpus']} CPUs): other jobs took "
+            "CPU time from it. Its CPU times still say what the runs cost; its wall times are too long."
+        )
     print()
     for line in _table(report):
         print(line)
@@ -355,17 +454,29 @@ def _print_report(report: dict) -> None:
     goals = report["goals"]
     on_cpu = goals["notebook_05_idle_seconds"]["clock"] == "cpu"
     value = goals["notebook_05_idle_seconds"]["value"]
-    print(f"Goal: notebook 05 under {GOALS['max_idle_seconds']:.0f} s on an idle machine: {value:.0f} s"
-          + (" (CPU time: one thread's time on an idle core)" if on_cpu else
-             " (wall)" + (", the pass was not idle" if report["idle_pass_busy"] else ""))
-          + f", {words[goals['notebook_05_idle_seconds']['met']]}")
+    print(
+        f"Goal: notebook 05 under {GOALS['max_idle_seconds']:.0f} s on an idle machine: {value:.0f} s"
+        + (
+            " (CPU time: one thread's time on an idle core)"
+            if on_cpu
+            else " (wall)" + (", the pass was not idle" if report["idle_pass_busy"] else "")
+        )
+        + f", {words[goals['notebook_05_idle_seconds']['met']]}"
+    )
     value = goals["slowest_activation_to_relu"]["value"]
-    print(f"Goal: no activation over {GOALS['max_activation_to_relu']}x the ReLU run: {value:.2f}x"
-          f"{' (CPU time)' if on_cpu else ''}, {words[goals['slowest_activation_to_relu']['met']]}")
+    print(
+        f"Goal: no activation over {GOALS['max_activation_to_relu']}x the ReLU run: {value:.2f}x"
+        f"{' (CPU time)' if on_cpu else ''}, {words[goals['slowest_activation_to_relu']['met']]}"
+    )
     value = goals["loaded_to_idle"]["value"]
-    print(f"Goal: with {COMPETING} competing processes at most {GOALS['max_loaded_to_idle']}x the idle time: "
-          + ("not measured (add --under-load)" if value is None else
-             f"{value:.2f}x ({goals['loaded_to_idle']['clock']}), {words[goals['loaded_to_idle']['met']]}"))
+    print(
+        f"Goal: with {COMPETING} competing processes at most {GOALS['max_loaded_to_idle']}x the idle time: "
+        + (
+            "not measured (add --under-load)"
+            if value is None
+            else f"{value:.2f}x ({goals['loaded_to_idle']['clock']}), {words[goals['loaded_to_idle']['met']]}"
+        )
+    )
 
 
 def stated_figures(report: dict) -> dict[str, str]:
@@ -388,8 +499,9 @@ def stated_figures(report: dict) -> dict[str, str]:
         "05_loaded_wall": f"{loaded['summary']['notebook_05_wall_s'] / 60:.1f} min",
         "05_loaded_load": f"{loaded['summary']['load_average']:.1f}",
         "05_loaded_to_cpu": f"{loaded['summary']['notebook_05_wall_s'] / idle['summary']['notebook_05_cpu_s']:.1f}",
-        "05_loaded_epoch_wall": "{:.2f}-{:.2f} s".format(*sorted(
-            loaded["numpy"]["runs"][a]["wall_per_epoch_s"] for a in ACTIVATIONS)[::len(ACTIVATIONS) - 1]),
+        "05_loaded_epoch_wall": "{:.2f}-{:.2f} s".format(
+            *sorted(loaded["numpy"]["runs"][a]["wall_per_epoch_s"] for a in ACTIVATIONS)[:: len(ACTIVATIONS) - 1]
+        ),
         "06_cpu": f"{idle['summary']['notebook_06_search_cpu_s'] / 60:.1f} min",
         "06_wall": f"{idle['summary']['notebook_06_search_wall_s'] / 60:.1f} min",
         "06_loaded_wall": f"{loaded['summary']['notebook_06_search_wall_s'] / 60:.1f} min",
@@ -407,28 +519,50 @@ def coordinate(args) -> dict:
     passes = {}
     competitor_pids = []
     for label, count in [("idle", 0)] + ([("loaded", COMPETING)] if args.under_load else []):
-        print(f"Pass '{label}': notebook 05 (NumPy{', PyTorch' if torch_available else ''})"
-              f"{'' if args.no_search else ' and notebook 06'}, load average {load_average():.1f} ...",
-              flush=True)
+        print(
+            f"Pass '{label}': notebook 05 (NumPy{', PyTorch' if torch_available else ''})"
+            f"{'' if args.no_search else ' and notebook 06'}, load average {load_average():.1f} ...",
+            flush=True,
+        )
         with competing_processes(count) as pids:
             competitor_pids += pids
             numpy_result = run_worker("numpy", args)
             torch_result = run_worker("torch", args) if torch_available else None
-        loads = [r["load"] for result in (numpy_result, torch_result) if result
-                 for r in [*result["runs"].values(), *result.get("search", [])]]
-        passes[label] = {"competing_processes": count, "numpy": numpy_result, "torch": torch_result,
-                         "summary": summarise_pass(numpy_result, torch_result, loads)}
+        loads = [
+            r["load"]
+            for result in (numpy_result, torch_result)
+            if result
+            for r in [*result["runs"].values(), *result.get("search", [])]
+        ]
+        passes[label] = {
+            "competing_processes": count,
+            "numpy": numpy_result,
+            "torch": torch_result,
+            "summary": summarise_pass(numpy_result, torch_result, loads),
+        }
     cpus = os.cpu_count() or 1
     report = {
         "benchmark": "dnn_course experiments",
-        "settings": {**BRIEF, "epochs": passes["idle"]["numpy"]["runs"]["relu"]["epochs"], "dtype": "float32",
-                     "activations": ACTIVATIONS},
-        "quick": args.quick, "full_settings": not args.quick, "threads": passes["idle"]["numpy"]["threads"],
+        "settings": {
+            **BRIEF,
+            "epochs": passes["idle"]["numpy"]["runs"]["relu"]["epochs"],
+            "dtype": "float32",
+            "activations": ACTIVATIONS,
+        },
+        "quick": args.quick,
+        "full_settings": not args.quick,
+        "threads": passes["idle"]["numpy"]["threads"],
         "torch_left_out": args.no_torch,
         "torch": passes["idle"]["torch"]["torch"] if passes["idle"]["torch"] else None,
-        "machine": {"cpu": cpu_name(), "cpus": cpus, "platform": platform.platform(),
-                    "python": platform.python_version(), "numpy": np.__version__,
-                    "load_start": load_start, "load_end": load_average()},
+        "machine": {
+            "cpu": cpu_name(),
+            "cpus": cpus,
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "load_start": load_start,
+            "load_end": load_average(),
+        },
         "competitor_pids": competitor_pids,
         "idle_pass_busy": passes["idle"]["summary"]["load_max"] > cpus / 4,
         "passes": passes,
@@ -444,19 +578,34 @@ def coordinate(args) -> dict:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--under-load", action="store_true",
-                        help=f"run a second pass with {COMPETING} competing CPU-bound processes, side by side")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS (and PyTorch) threads; default: train()'s (DNN_COURSE_THREADS, else 1)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--under-load",
+        action="store_true",
+        help=f"run a second pass with {COMPETING} competing CPU-bound processes, side by side",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS (and PyTorch) threads; default: train()'s (DNN_COURSE_THREADS, else 1)",
+    )
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
     parser.add_argument("--no-search", action="store_true", help="leave notebook 06's search out")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK['n_train']} images, {QUICK['epochs']} epochs (06: {QUICK['search_epochs']}): "
-                             "seconds, checks the benchmark only")
-    parser.add_argument("--save", type=Path, help="also write the report (the JSON line) to this file, e.g. "
-                        "bench/results/experiments.json, the file the course's stated times come from")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK['n_train']} images, {QUICK['epochs']} epochs (06: {QUICK['search_epochs']}): "
+        "seconds, checks the benchmark only",
+    )
+    parser.add_argument(
+        "--save",
+        type=Path,
+        help="also write the report (the JSON line) to this file, e.g. "
+        "bench/results/experiments.json, the file the course's stated times come from",
+    )
     parser.add_argument("--worker", choices=("numpy", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:

@@ -21,7 +21,8 @@ were computed too).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 __all__ = ["Gemm", "batch_sizes", "epoch_flops", "epoch_gemms", "step_gemms"]
 
@@ -59,8 +60,10 @@ def step_gemms(layer_sizes: Sequence[int], batch: int, *, first_input_gradient: 
     if len(sizes) < 2:
         raise ValueError(f"layer_sizes needs an input and an output size, got {sizes}")
     layers = list(zip(sizes[:-1], sizes[1:]))
-    gemms = [Gemm(f"fc{i}.forward x@W", batch, fan_in, fan_out, False, False)
-             for i, (fan_in, fan_out) in enumerate(layers, start=1)]
+    gemms = [
+        Gemm(f"fc{i}.forward x@W", batch, fan_in, fan_out, False, False)
+        for i, (fan_in, fan_out) in enumerate(layers, start=1)
+    ]
     for i, (fan_in, fan_out) in reversed(list(enumerate(layers, start=1))):
         gemms.append(Gemm(f"fc{i}.dW x.T@d", fan_in, batch, fan_out, True, False))
         if i > 1 or first_input_gradient:

@@ -12,8 +12,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 __all__ = ["COMPETITOR", "Timing", "competing_processes", "load_average", "machine_busy_seconds", "timed"]
 
@@ -32,10 +33,10 @@ def load_average() -> float:
 class Timing:
     """How long one piece of work took, and how busy the machine was around it."""
 
-    wall_s: float       #: elapsed seconds (``time.perf_counter``)
-    cpu_s: float        #: CPU seconds of this process, all its threads (``time.process_time``)
+    wall_s: float  #: elapsed seconds (``time.perf_counter``)
+    cpu_s: float  #: CPU seconds of this process, all its threads (``time.process_time``)
     load_before: float  #: :func:`load_average` just before
-    load_after: float   #: :func:`load_average` just after
+    load_after: float  #: :func:`load_average` just after
 
     @property
     def mean_load(self) -> float:
@@ -59,8 +60,15 @@ def timed(run: Callable[[], T]) -> tuple[T, Timing]:
 @contextlib.contextmanager
 def competing_processes(count: int) -> Iterator[list[int]]:
     """``count`` CPU-bound Python processes (:data:`COMPETITOR`) for the duration of the block; their ids."""
-    processes = [subprocess.Popen([sys.executable, "-c", COMPETITOR], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", COMPETITOR],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
     try:
         yield [p.pid for p in processes]
     finally:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import platform
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_info
-
 from flops import Gemm, epoch_gemms
+from threadpoolctl import threadpool_info
 
 __all__ = [
     "CLOCKS",
@@ -107,8 +106,15 @@ def replay_epoch_gemms(layer_sizes: Sequence[int], n_examples: int, batch_size: 
     return run
 
 
-def model_only_epoch_seconds(model, x_shuffled: np.ndarray, y_shuffled_onehot: np.ndarray, batch_size: int,
-                             learning_rate: float, reg_lambda: float, clock=time.perf_counter) -> float:
+def model_only_epoch_seconds(
+    model,
+    x_shuffled: np.ndarray,
+    y_shuffled_onehot: np.ndarray,
+    batch_size: int,
+    learning_rate: float,
+    reg_lambda: float,
+    clock=time.perf_counter,
+) -> float:
     """Time one epoch of ``forward``/``backward``/``update`` alone, on pre-shuffled data.
 
     ``x_shuffled`` ``(n, d)`` and ``y_shuffled_onehot`` ``(n, C)`` are already in
@@ -118,7 +124,7 @@ def model_only_epoch_seconds(model, x_shuffled: np.ndarray, y_shuffled_onehot: n
     """
     start = clock()
     for first in range(0, len(x_shuffled), batch_size):
-        model.forward(x_shuffled[first:first + batch_size], y_shuffled_onehot[first:first + batch_size], reg_lambda)
+        model.forward(x_shuffled[first : first + batch_size], y_shuffled_onehot[first : first + batch_size], reg_lambda)
         model.backward(reg_lambda)
         model.update(learning_rate)
     return clock() - start
@@ -154,9 +160,12 @@ class DoNothingModel:
 def blas_description() -> dict:
     """Which BLAS NumPy uses here and which kernel it chose (threadpoolctl), plus the OpenBLAS variables."""
     pools = [
-        {key: pool.get(key) for key in ("internal_api", "version", "architecture", "num_threads",
-                                         "threading_layer", "filepath")}
-        for pool in threadpool_info() if pool.get("user_api") == "blas"
+        {
+            key: pool.get(key)
+            for key in ("internal_api", "version", "architecture", "num_threads", "threading_layer", "filepath")
+        }
+        for pool in threadpool_info()
+        if pool.get("user_api") == "blas"
     ]
     for pool in pools:
         pool["filepath"] = os.path.basename(pool["filepath"] or "")

@@ -31,8 +31,16 @@ def _timed(method, label: str, totals: dict, clock):
     return wrapper
 
 
-def profile_steps(model, x_batches: np.ndarray, y_batches: np.ndarray, *, learning_rate: float,
-                  reg_lambda: float, rounds: int = 5, clock=time.perf_counter) -> dict:
+def profile_steps(
+    model,
+    x_batches: np.ndarray,
+    y_batches: np.ndarray,
+    *,
+    learning_rate: float,
+    reg_lambda: float,
+    rounds: int = 5,
+    clock=time.perf_counter,
+) -> dict:
     """Mean seconds per training step of each layer method, over ``rounds`` passes over the batches.
 
     Args:
@@ -47,8 +55,11 @@ def profile_steps(model, x_batches: np.ndarray, y_batches: np.ndarray, *, learni
         ``{"step": s, "parts": {"fc1.forward": s, ...}, "between_layers": s, "minor_faults_per_step": f}``.
     """
     totals: dict[str, float] = defaultdict(float)
-    targets = [(f"{name}.{method}", layer, method) for name, layer in model.layers.items()
-               for method in ("forward", "backward", "update")]
+    targets = [
+        (f"{name}.{method}", layer, method)
+        for name, layer in model.layers.items()
+        for method in ("forward", "backward", "update")
+    ]
     targets += [(f"softmax.{method}", model.softmax_layer, method) for method in ("forward", "ce_loss", "backward")]
 
     def step(x, y):

@@ -21,13 +21,19 @@ import time
 
 import numpy as np
 import torch
+from measure import median_seconds
 from torch import nn
 from torch.nn import functional
 
-from measure import median_seconds
-
-__all__ = ["ACTIVATIONS", "TORCH_DTYPES", "describe_torch", "mlp_from_reference", "square_mm_gflops", "torch_accuracy",
-           "torch_epoch"]
+__all__ = [
+    "ACTIVATIONS",
+    "TORCH_DTYPES",
+    "describe_torch",
+    "mlp_from_reference",
+    "square_mm_gflops",
+    "torch_accuracy",
+    "torch_epoch",
+]
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -57,19 +63,28 @@ def mlp_from_reference(reference_model, dtype: torch.dtype) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-def torch_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor, *,
-                batch_size: int, learning_rate: float, reg_lambda: float) -> tuple[float, float]:
+def torch_epoch(
+    model: nn.Sequential,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    order: torch.Tensor,
+    *,
+    batch_size: int,
+    learning_rate: float,
+    reg_lambda: float,
+) -> tuple[float, float]:
     """One SGD epoch over ``x`` ``(n, d)``, ``y`` ``(n,)`` int64 in the order ``order`` ``(n,)``.
 
     Returns ``(mean loss, accuracy on the batches as trained)``; the caller times it.
     """
     weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
     biases = [p for name, p in model.named_parameters() if name.endswith("bias")]
-    optimizer = torch.optim.SGD([{"params": weights, "weight_decay": reg_lambda},
-                                 {"params": biases, "weight_decay": 0.0}], lr=learning_rate)
+    optimizer = torch.optim.SGD(
+        [{"params": weights, "weight_decay": reg_lambda}, {"params": biases, "weight_decay": 0.0}], lr=learning_rate
+    )
     loss_sum, n_correct = 0.0, 0
     for first in range(0, len(order), batch_size):
-        indices = order[first:first + batch_size]
+        indices = order[first : first + batch_size]
         x_batch, y_batch = x.index_select(0, indices), y.index_select(0, indices)
         optimizer.zero_grad(set_to_none=True)
         scores = model(x_batch)
@@ -86,8 +101,8 @@ def torch_accuracy(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, batch
     correct = 0
     with torch.no_grad():
         for first in range(0, len(y), batch_size):
-            scores = model(x[first:first + batch_size])
-            correct += int((scores.argmax(dim=1) == y[first:first + batch_size]).sum())
+            scores = model(x[first : first + batch_size])
+            correct += int((scores.argmax(dim=1) == y[first : first + batch_size]).sum())
     return correct / len(y)
 
 

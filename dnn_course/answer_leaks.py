@@ -36,10 +36,46 @@ _QUANTITY = re.compile(r"\d|\b(two|three|four|five|six|seven|eight|nine|ten|twic
 NUMBER_WINDOW = 60
 
 #: Words that say the same in a rubric and in an answer.
-_SYNONYMS = {"updates": "step", "update": "step", "steps": "step", "higher": "better", "larger": "better",
-             "many": "more", "smaller": "smaller", "narrower": "smaller", "gap": "gap", "gaps": "gap"}
-_STOP = {"a", "an", "the", "of", "to", "and", "or", "in", "on", "for", "as", "its", "it", "is", "are", "by",
-         "with", "at", "when", "not", "per", "be", "that", "this", "their", "than"}
+_SYNONYMS = {
+    "updates": "step",
+    "update": "step",
+    "steps": "step",
+    "higher": "better",
+    "larger": "better",
+    "many": "more",
+    "smaller": "smaller",
+    "narrower": "smaller",
+    "gap": "gap",
+    "gaps": "gap",
+}
+_STOP = {
+    "a",
+    "an",
+    "the",
+    "of",
+    "to",
+    "and",
+    "or",
+    "in",
+    "on",
+    "for",
+    "as",
+    "its",
+    "it",
+    "is",
+    "are",
+    "by",
+    "with",
+    "at",
+    "when",
+    "not",
+    "per",
+    "be",
+    "that",
+    "this",
+    "their",
+    "than",
+}
 
 
 def plain_words(text: str) -> str:
@@ -65,8 +101,10 @@ class WrittenAnswer:
         ``1024-1024``), each with the words beside it there (``tanh 0.933,`` gives {"tanh", "sigmoid"})."""
         found = {}
         for match in re.finditer(r"(?<![\d.])\d\.\d{3}(?!\d)|\b\d{3,4}(?:-\d{3,4})+\b", self.model):
-            before = [w for w in re.findall(r"[A-Za-z]{3,}", self.model[:match.start()]) if w.lower() not in _STOP][-1:]
-            after = [w for w in re.findall(r"[A-Za-z]{3,}", self.model[match.end():]) if w.lower() not in _STOP][:1]
+            before = [w for w in re.findall(r"[A-Za-z]{3,}", self.model[: match.start()]) if w.lower() not in _STOP][
+                -1:
+            ]
+            after = [w for w in re.findall(r"[A-Za-z]{3,}", self.model[match.end() :]) if w.lower() not in _STOP][:1]
             found.setdefault(match.group(), set()).update(word.lower() for word in before + after)
         return found
 
@@ -87,18 +125,21 @@ def written_answers(solutions_dir: Path) -> list[WrittenAnswer]:
     for path in nbgrader_regions.notebook_paths(solutions_dir):
         for cell, region in nbgrader_regions.answer_cells(nbgrader_regions.read_cells(path)):
             model, _, rubric = region.body.partition("**Rubric")
-            bullets = tuple(line.strip()[1:].strip() for line in rubric.splitlines()
-                            if line.strip().startswith(("*", "-")))
+            bullets = tuple(
+                line.strip()[1:].strip() for line in rubric.splitlines() if line.strip().startswith(("*", "-"))
+            )
             answers.append(WrittenAnswer(f"{cell.notebook}/{cell.nbgrader.get('grade_id')}", model, bullets))
     return answers
 
 
 def public_text(solutions_dir: Path) -> str:
     """Everything the notebooks show students: outside the regions of the sources, and the exercises."""
-    return "\n".join(nbgrader_regions.outside_regions(cell.source)
-                     for folder in (Path(solutions_dir), secret_lines.released_dir(solutions_dir))
-                     for path in nbgrader_regions.notebook_paths(folder)
-                     for cell in nbgrader_regions.read_cells(path))
+    return "\n".join(
+        nbgrader_regions.outside_regions(cell.source)
+        for folder in (Path(solutions_dir), secret_lines.released_dir(solutions_dir))
+        for path in nbgrader_regions.notebook_paths(folder)
+        for cell in nbgrader_regions.read_cells(path)
+    )
 
 
 def _sentences(text: str) -> list[str]:
@@ -112,7 +153,7 @@ def _content_grams(text: str) -> set[str]:
     steps" and "six times more updates" are both ``six times more step``)."""
     words = [word.strip(".,") for word in re.findall(r"[a-z0-9][a-z0-9'.,%-]*", re.sub(r"[*_`$]", "", text.lower()))]
     words = [_SYNONYMS.get(word, word) for word in words if word and word not in _STOP]
-    return {" ".join(words[i:i + CLAIM_WORDS]) for i in range(len(words) - CLAIM_WORDS + 1)}
+    return {" ".join(words[i : i + CLAIM_WORDS]) for i in range(len(words) - CLAIM_WORDS + 1)}
 
 
 _public_grams = functools.lru_cache(maxsize=2)(_content_grams)
@@ -126,8 +167,14 @@ def answer_leaks(text: str, answers: list[WrittenAnswer], public_text: str) -> l
     sentences = _sentences(text)
     for answer in answers:
         words = plain_words(answer.model).split()
-        shared = next((" ".join(words[i:i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)
-                       if f" {' '.join(words[i:i + SHINGLE_WORDS])} " in plain), None)
+        shared = next(
+            (
+                " ".join(words[i : i + SHINGLE_WORDS])
+                for i in range(len(words) - SHINGLE_WORDS + 1)
+                if f" {' '.join(words[i : i + SHINGLE_WORDS])} " in plain
+            ),
+            None,
+        )
         if shared:
             leaks.append(("model answer", answer.source, repr(shared)))
         claims = {gram for gram in _content_grams(answer.model) if _QUANTITY.search(gram)} - _public_grams(public_text)
@@ -137,7 +184,7 @@ def answer_leaks(text: str, answers: list[WrittenAnswer], public_text: str) -> l
             if number in public_text:
                 continue
             for match in re.finditer(rf"(?<![\d.]){re.escape(number)}", text):
-                window = text[max(0, match.start() - NUMBER_WINDOW):match.end() + NUMBER_WINDOW].lower()
+                window = text[max(0, match.start() - NUMBER_WINDOW) : match.end() + NUMBER_WINDOW].lower()
                 if any(re.search(rf"\b{word}\b", window) for word in beside):
                     leaks.append(("reference number of the model answer", answer.source, " ".join(window.split())))
                     break
@@ -146,8 +193,12 @@ def answer_leaks(text: str, answers: list[WrittenAnswer], public_text: str) -> l
                 words_here = _content_words(sentence)
                 matched = [p for p in phrases if p <= words_here]
                 if len(matched) >= RUBRIC_PHRASES:
-                    leaks.append(("rubric point", answer.source,
-                                  f"{bullet[:60]!r} answered by {' '.join(sentence.split())[:100]!r}"))
+                    leaks.append(
+                        (
+                            "rubric point",
+                            answer.source,
+                            f"{bullet[:60]!r} answered by {' '.join(sentence.split())[:100]!r}",
+                        )
+                    )
                     break
     return leaks
-

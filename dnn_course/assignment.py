@@ -32,14 +32,27 @@ environment variable, :data:`PROFILE_VARIABLE` (see
 :func:`profile_environment`); unset or empty, the notebooks are not being
 graded and train for real. It reads nothing and writes nothing.
 """
+
 from __future__ import annotations
 
 import enum
 import json
 from dataclasses import dataclass, field
 
-__all__ = ["ASSIGNMENT", "PROFILE_VARIABLE", "Assignment", "DataFile", "ExperimentProfiles", "GradedTest",
-           "Measurement", "Notebook", "Scoring", "Timeouts", "WrittenAnswer", "profile_environment"]
+__all__ = [
+    "ASSIGNMENT",
+    "PROFILE_VARIABLE",
+    "Assignment",
+    "DataFile",
+    "ExperimentProfiles",
+    "GradedTest",
+    "Measurement",
+    "Notebook",
+    "Scoring",
+    "Timeouts",
+    "WrittenAnswer",
+    "profile_environment",
+]
 
 #: The one environment variable that carries the experiment profile into a kernel: ``brief`` or ``smoke``
 #: while the grader (or the students' check) runs the notebooks; unset or empty while a student works.
@@ -151,7 +164,7 @@ class ExperimentProfiles:
 
     names: tuple[str, ...] = ("brief", "smoke")
     default: str = "brief"  # a real term: the brief's settings
-    smoke: str = "smoke"    # smoke-test runs, against low thresholds (the course's rehearsal of a term)
+    smoke: str = "smoke"  # smoke-test runs, against low thresholds (the course's rehearsal of a term)
 
     def check(self, profile: str) -> str:
         """``profile`` if it is one of :attr:`names`, else ``ValueError`` naming them."""
@@ -165,10 +178,10 @@ class Assignment:
     """The whole assignment. ``notebooks`` in the order students do them (and the grader lists them)."""
 
     name: str
-    archive_prefix: str                      # a submission is <archive_prefix>_<Name>_<StudentID>.zip
+    archive_prefix: str  # a submission is <archive_prefix>_<Name>_<StudentID>.zip
     notebooks: tuple[Notebook, ...]
-    data_files: tuple[DataFile, ...] = ()    # in the order a submission zip holds them
-    max_notebook_bytes: int = 20_000_000     # the largest notebook the grader accepts
+    data_files: tuple[DataFile, ...] = ()  # in the order a submission zip holds them
+    max_notebook_bytes: int = 20_000_000  # the largest notebook the grader accepts
     timeouts: Timeouts = field(default_factory=Timeouts)
     profiles: ExperimentProfiles = field(default_factory=ExperimentProfiles)
 
@@ -180,8 +193,11 @@ class Assignment:
             later = [name for name in notebook.imports if name not in names[:index]]
             if later:
                 raise ValueError(f"{notebook.name} imports {', '.join(later)}, which is not an earlier notebook")
-        ids = [gid for notebook in self.notebooks for gid in
-               [t.grade_id for t in notebook.tests] + [a.grade_id for a in notebook.written]]
+        ids = [
+            gid
+            for notebook in self.notebooks
+            for gid in [t.grade_id for t in notebook.tests] + [a.grade_id for a in notebook.written]
+        ]
         doubled = sorted({gid for gid in ids if ids.count(gid) > 1})
         if doubled:
             raise ValueError(f"{self.name}: grade ids used twice: {', '.join(doubled)}")
@@ -246,7 +262,7 @@ class Assignment:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Assignment":
+    def from_json(cls, text: str) -> Assignment:
         """The description :meth:`to_json` wrote; ``KeyError`` or ``TypeError`` on a missing or unknown key."""
         raw = json.loads(text)
 
@@ -254,12 +270,25 @@ class Assignment:
             measurement = Measurement(**t["measurement"]) if t["measurement"] is not None else None
             return GradedTest(t["grade_id"], t["points"], Scoring(t["scoring"]), measurement)
 
-        notebooks = tuple(Notebook(nb["name"], tuple(nb["imports"]), tuple(test(t) for t in nb["tests"]),
-                                   tuple(WrittenAnswer(**a) for a in nb["written"]), nb["results_file"])
-                          for nb in raw["notebooks"])
-        return cls(raw["name"], raw["archive_prefix"], notebooks, tuple(DataFile(**f) for f in raw["data_files"]),
-                   raw["max_notebook_bytes"], Timeouts(**raw["timeouts"]),
-                   ExperimentProfiles(**{k: tuple(v) if k == "names" else v for k, v in raw["profiles"].items()}))
+        notebooks = tuple(
+            Notebook(
+                nb["name"],
+                tuple(nb["imports"]),
+                tuple(test(t) for t in nb["tests"]),
+                tuple(WrittenAnswer(**a) for a in nb["written"]),
+                nb["results_file"],
+            )
+            for nb in raw["notebooks"]
+        )
+        return cls(
+            raw["name"],
+            raw["archive_prefix"],
+            notebooks,
+            tuple(DataFile(**f) for f in raw["data_files"]),
+            raw["max_notebook_bytes"],
+            Timeouts(**raw["timeouts"]),
+            ExperimentProfiles(**{k: tuple(v) if k == "names" else v for k, v in raw["profiles"].items()}),
+        )
 
 
 def profile_environment(profile: str) -> dict[str, str]:
@@ -283,25 +312,60 @@ ASSIGNMENT = Assignment(
     name="dnn_hw",
     archive_prefix="DNN_HW2",
     notebooks=(
-        Notebook("01_activations.ipynb", tests=_tests(
-            ("test_relu_forward", 1, _X), ("test_relu_backward", 1, _X), ("test_sigmoid_forward", 1, _X),
-            ("test_sigmoid_backward", 1, _X), ("test_tanh_forward", 1, _X), ("test_tanh_backward", 1, _X))),
-        Notebook("02_fc_layer.ipynb", tests=_tests(
-            ("test_fc_forward", 2, _X), ("test_fc_backward_input", 2, _X), ("test_fc_backward_params", 3, _X),
-            ("test_fc_update", 1, _X))),
-        Notebook("03_softmax_cross_entropy.ipynb", tests=_tests(
-            ("test_softmax", 2, _X), ("test_ce_loss", 2, _X), ("test_softmax_backward", 2, _X))),
-        Notebook("04_model_l2.ipynb", imports=_COMPONENTS, tests=_tests(
-            ("test_l2_loss", 3, _X), ("test_model_gradient_check", 4, _X), ("test_model_learns", 3, _X))),
-        Notebook("05_mnist_activations.ipynb", imports=(*_COMPONENTS, "04_model_l2.ipynb"), tests=(
-            GradedTest("test_mnist_runs_recorded", 2),
-            GradedTest("test_mnist_accuracies", 2, Scoring.MEASURED, Measurement("mnist", "mnist_model_points"))),
-            written=(WrittenAnswer("answer_mnist_activations", 6),), results_file="mnist_results.json"),
-        Notebook("06_fashion_tuning.ipynb", imports=(*_COMPONENTS, "04_model_l2.ipynb"), tests=(
-            GradedTest("test_fashion_search_recorded", 2),
-            GradedTest("test_fashion_model_accuracy", 4, Scoring.MEASURED,
-                       Measurement("fashion-mnist", "fashion_model_points"))),
-            written=(WrittenAnswer("answer_fashion_design", 4),), results_file="fashion_results.json"),
+        Notebook(
+            "01_activations.ipynb",
+            tests=_tests(
+                ("test_relu_forward", 1, _X),
+                ("test_relu_backward", 1, _X),
+                ("test_sigmoid_forward", 1, _X),
+                ("test_sigmoid_backward", 1, _X),
+                ("test_tanh_forward", 1, _X),
+                ("test_tanh_backward", 1, _X),
+            ),
+        ),
+        Notebook(
+            "02_fc_layer.ipynb",
+            tests=_tests(
+                ("test_fc_forward", 2, _X),
+                ("test_fc_backward_input", 2, _X),
+                ("test_fc_backward_params", 3, _X),
+                ("test_fc_update", 1, _X),
+            ),
+        ),
+        Notebook(
+            "03_softmax_cross_entropy.ipynb",
+            tests=_tests(("test_softmax", 2, _X), ("test_ce_loss", 2, _X), ("test_softmax_backward", 2, _X)),
+        ),
+        Notebook(
+            "04_model_l2.ipynb",
+            imports=_COMPONENTS,
+            tests=_tests(("test_l2_loss", 3, _X), ("test_model_gradient_check", 4, _X), ("test_model_learns", 3, _X)),
+        ),
+        Notebook(
+            "05_mnist_activations.ipynb",
+            imports=(*_COMPONENTS, "04_model_l2.ipynb"),
+            tests=(
+                GradedTest("test_mnist_runs_recorded", 2),
+                GradedTest("test_mnist_accuracies", 2, Scoring.MEASURED, Measurement("mnist", "mnist_model_points")),
+            ),
+            written=(WrittenAnswer("answer_mnist_activations", 6),),
+            results_file="mnist_results.json",
+        ),
+        Notebook(
+            "06_fashion_tuning.ipynb",
+            imports=(*_COMPONENTS, "04_model_l2.ipynb"),
+            tests=(
+                GradedTest("test_fashion_search_recorded", 2),
+                GradedTest(
+                    "test_fashion_model_accuracy",
+                    4,
+                    Scoring.MEASURED,
+                    Measurement("fashion-mnist", "fashion_model_points"),
+                ),
+            ),
+            written=(WrittenAnswer("answer_fashion_design", 4),),
+            results_file="fashion_results.json",
+        ),
     ),
     data_files=(
         DataFile("mnist_results.json", 1_000_000, "05_mnist_activations.ipynb"),

@@ -57,8 +57,7 @@ __all__ = [
 
 #: Run in the kernel before the notebook: the experiments are graded under the default profile, reading their
 #: saved results (unless the profile is set already: set to "" they train, as the course's own tests do).
-_GRADING_PROFILE = (f"import os; os.environ.setdefault({PROFILE_VARIABLE!r}, "
-                    f"{ASSIGNMENT.profiles.default!r})")
+_GRADING_PROFILE = f"import os; os.environ.setdefault({PROFILE_VARIABLE!r}, {ASSIGNMENT.profiles.default!r})"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 
@@ -83,7 +82,9 @@ def student_config(assignment: Assignment = ASSIGNMENT) -> str:
         f"They make validating behave like grading: each cell may run for {assignment.timeouts.cell} seconds, and the "
         f"experiment notebooks {_experiments(assignment)} are checked from the files they saved ({files}) instead "
         f"of training again. To check all {_count(len(assignment.notebooks))} notebooks, including whether a test "
-        "cell was deleted or changed, run `python -m dnn_course.check` here.", width=100)
+        "cell was deleted or changed, run `python -m dnn_course.check` here.",
+        width=100,
+    )
     return f'''"""Settings for `nbgrader validate` in this folder; nbgrader reads this file when you run it here.
 
 {text}
@@ -123,6 +124,7 @@ def write_student_config(folder: str | Path, assignment: Assignment = ASSIGNMENT
 # Comparing with the released notebooks
 # ---------------------------------------------------------------------------
 
+
 def _nbgrader(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
@@ -142,8 +144,14 @@ def protected_cells(released_notebook) -> list[dict]:
         if not grade_id or not (meta.get("locked") or meta.get("grade") or meta.get("solution")):
             continue
         kind = "answer" if meta.get("solution") else "test" if meta.get("grade") else "read-only"
-        cells.append({"grade_id": grade_id, "cell_type": cell.cell_type, "kind": kind,
-                      "checksum": None if kind == "answer" else meta.get("checksum")})
+        cells.append(
+            {
+                "grade_id": grade_id,
+                "cell_type": cell.cell_type,
+                "kind": kind,
+                "checksum": None if kind == "answer" else meta.get("checksum"),
+            }
+        )
     return cells
 
 
@@ -162,28 +170,36 @@ def _structure_problems(notebook, released, released_path: Path) -> list[str]:
         found = by_id.get(grade_id, [])
         if not found:
             if kind == "answer":
-                problems.append(f"your answer cell {grade_id} was deleted: the grader finds your code by that cell, "
-                                f"so {fresh} and put your answer in it.")
+                problems.append(
+                    f"your answer cell {grade_id} was deleted: the grader finds your code by that cell, "
+                    f"so {fresh} and put your answer in it."
+                )
             else:
-                problems.append(f"the {kind} cell {grade_id} was deleted. The grader runs it anyway, from the "
-                                f"released notebook: {fresh}.")
+                problems.append(
+                    f"the {kind} cell {grade_id} was deleted. The grader runs it anyway, from the "
+                    f"released notebook: {fresh}."
+                )
             continue
         if len(found) > 1:
             problems.append(f"the cell {grade_id} appears {len(found)} times (a copied cell): keep only one.")
         cell = found[0]
         if cell.cell_type != expected["cell_type"]:
-            problems.append(f"the cell {grade_id} was changed from {expected['cell_type']} to {cell.cell_type}: "
-                            "change it back.")
+            problems.append(
+                f"the cell {grade_id} was changed from {expected['cell_type']} to {cell.cell_type}: change it back."
+            )
             continue
         if expected["checksum"] and compute_checksum(cell) != expected["checksum"]:
-            problems.append(f"the {kind} cell {grade_id} was edited. The grader runs the released version, so "
-                            f"your change has no effect there: {fresh}.")
+            problems.append(
+                f"the {kind} cell {grade_id} was edited. The grader runs the released version, so "
+                f"your change has no effect there: {fresh}."
+            )
     return problems
 
 
 # ---------------------------------------------------------------------------
 # Running a notebook as nbgrader validate does
 # ---------------------------------------------------------------------------
+
 
 def _error_text(outputs) -> str | None:
     """The message of the first error (or stderr text) in a cell's outputs, one line."""
@@ -204,8 +220,11 @@ def _error_text(outputs) -> str | None:
 
 def _printed_lines(outputs) -> list[str]:
     """The non-empty lines a cell printed to stdout, in order."""
-    text = "".join(output.get("text", "") for output in outputs
-                   if output.get("output_type") == "stream" and output.get("name") == "stdout")
+    text = "".join(
+        output.get("text", "")
+        for output in outputs
+        if output.get("output_type") == "stream" and output.get("name") == "stdout"
+    )
     return [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
 
 
@@ -227,12 +246,12 @@ class NotebookReport:
     """What the check found in one notebook."""
 
     name: str
-    points: float = 0.0              # of the automatically graded visible tests that pass
+    points: float = 0.0  # of the automatically graded visible tests that pass
     max_points: float = 0.0
-    failures: list[str] = field(default_factory=list)   # one line per failing test or empty answer
-    partial: list[str] = field(default_factory=list)    # tests with some of their points: what the next needs
-    problems: list[str] = field(default_factory=list)   # deleted, edited or copied cells; a missing file
-    notes: list[str] = field(default_factory=list)      # things that do not fail the notebook
+    failures: list[str] = field(default_factory=list)  # one line per failing test or empty answer
+    partial: list[str] = field(default_factory=list)  # tests with some of their points: what the next needs
+    problems: list[str] = field(default_factory=list)  # deleted, edited or copied cells; a missing file
+    notes: list[str] = field(default_factory=list)  # things that do not fail the notebook
 
     @property
     def ok(self) -> bool:
@@ -255,8 +274,9 @@ def _run(path: Path):
     return notebook
 
 
-def check_notebook(path: str | Path, released: str | Path | None = None,
-                   assignment: Assignment = ASSIGNMENT) -> NotebookReport:
+def check_notebook(
+    path: str | Path, released: str | Path | None = None, assignment: Assignment = ASSIGNMENT
+) -> NotebookReport:
     """Check one notebook of ``assignment``: its cells against the ``released`` notebook (if given), then run it."""
     import nbformat
     from nbgrader import utils
@@ -264,14 +284,18 @@ def check_notebook(path: str | Path, released: str | Path | None = None,
     path = Path(path)
     report = NotebookReport(path.name)
     if not path.is_file():
-        report.problems.append(f"{path.name} is missing from {path.parent}: keep all "
-                               f"{_count(len(assignment.notebooks))} notebooks in one folder, with their original names.")
+        report.problems.append(
+            f"{path.name} is missing from {path.parent}: keep all "
+            f"{_count(len(assignment.notebooks))} notebooks in one folder, with their original names."
+        )
         return report
     try:
         original = nbformat.read(path, as_version=nbformat.NO_CONVERT)
     except Exception as error:  # noqa: BLE001 - any unreadable file is reported, not raised
-        report.problems.append(f"{path.name} is not a readable notebook ({type(error).__name__}: {error}). "
-                               "Download a fresh copy of the exercise and copy your code into it.")
+        report.problems.append(
+            f"{path.name} is not a readable notebook ({type(error).__name__}: {error}). "
+            "Download a fresh copy of the exercise and copy your code into it."
+        )
         return report
     if released is not None:
         released = Path(released)
@@ -279,8 +303,10 @@ def check_notebook(path: str | Path, released: str | Path | None = None,
     try:
         executed = _run(path)
     except Exception as error:  # noqa: BLE001 - a dead kernel, bad metadata...: say so and go on
-        report.problems.append(f"{path.name} could not be run to the end: {type(error).__name__}: "
-                               f"{_shorten(' '.join(str(error).split()), 300)}")
+        report.problems.append(
+            f"{path.name} could not be run to the end: {type(error).__name__}: "
+            f"{_shorten(' '.join(str(error).split()), 300)}"
+        )
         return report
 
     first_error, seen_error = None, False
@@ -308,8 +334,10 @@ def check_notebook(path: str | Path, released: str | Path | None = None,
         outputs = cell.get("outputs", [])
         error = _error_text(outputs)
         if score > 0 and error is None:  # partial credit, by design: not a failure
-            report.partial.append(f"{label} ({score:g}/{max_score:g} points, partial credit): "
-                                  f"{_shorten(_explanation(outputs) or 'no explanation printed')}")
+            report.partial.append(
+                f"{label} ({score:g}/{max_score:g} points, partial credit): "
+                f"{_shorten(_explanation(outputs) or 'no explanation printed')}"
+            )
             continue
         message = error or _explanation(outputs) or f"{score:g} of {max_score:g} points"
         report.failures.append(f"{label} ({score:g}/{max_score:g} points): {_shorten(message)}")
@@ -328,31 +356,42 @@ def _smoke_problems(path: Path, assignment: Assignment = ASSIGNMENT) -> list[str
     runs = smoke_results(path.parent, assignment).get(results, []) if results else []
     if not runs:
         return []
-    return [f"{results} holds SMOKE-TEST results ({len(runs)} run{'s' if len(runs) > 1 else ''} with SMOKE_TEST = "
-            f"True: {SMOKE['train_images']:,} images, at most {SMOKE['max_epochs']} epochs). They are not graded: "
-            f"the grader gives them no points. Set SMOKE_TEST = False in the first code cell of {path.name}, run "
-            "all its cells (minutes, not seconds: its introduction says how long), then check again."]
+    return [
+        f"{results} holds SMOKE-TEST results ({len(runs)} run{'s' if len(runs) > 1 else ''} with SMOKE_TEST = "
+        f"True: {SMOKE['train_images']:,} images, at most {SMOKE['max_epochs']} epochs). They are not graded: "
+        f"the grader gives them no points. Set SMOKE_TEST = False in the first code cell of {path.name}, run "
+        "all its cells (minutes, not seconds: its introduction says how long), then check again."
+    ]
 
 
 # ---------------------------------------------------------------------------
 # A whole folder
 # ---------------------------------------------------------------------------
 
+
 def _released_folder(folder: Path, released: str | Path | None, names: tuple[str, ...]) -> Path | None:
     """Where the released notebooks are: the given folder, else next to the course package or the work."""
     if released is not None:
         return Path(released)
     package_root = Path(__file__).resolve().parent.parent
-    candidates = [package_root / "exercises" / "dnn_hw", Path.cwd() / "exercises" / "dnn_hw",
-                  folder.resolve().parent.parent / "exercises" / "dnn_hw"]
+    candidates = [
+        package_root / "exercises" / "dnn_hw",
+        Path.cwd() / "exercises" / "dnn_hw",
+        folder.resolve().parent.parent / "exercises" / "dnn_hw",
+    ]
     for candidate in candidates:
         if all((candidate / name).is_file() for name in names) and candidate.resolve() != folder.resolve():
             return candidate
     return None
 
 
-def check_folder(folder: str | Path = ".", released: str | Path | None = None, notebooks=None,
-                 on_report=None, assignment: Assignment = ASSIGNMENT) -> list[NotebookReport]:
+def check_folder(
+    folder: str | Path = ".",
+    released: str | Path | None = None,
+    notebooks=None,
+    on_report=None,
+    assignment: Assignment = ASSIGNMENT,
+) -> list[NotebookReport]:
     """Check the notebooks of ``assignment`` in ``folder`` (only ``notebooks``, if given); ``released`` is the
     folder of the released ones (found if None).
 
@@ -363,11 +402,14 @@ def check_folder(folder: str | Path = ".", released: str | Path | None = None, n
     reports = []
     for name in notebooks or assignment.names:
         reference = released_folder / name if released_folder is not None else None
-        report = check_notebook(folder / name, reference if reference is not None and reference.is_file() else None,
-                                assignment)
+        report = check_notebook(
+            folder / name, reference if reference is not None and reference.is_file() else None, assignment
+        )
         if released_folder is None:
-            report.notes.append("the released notebooks were not found, so deleted or edited test cells are not "
-                                "checked (pass --released exercises/dnn_hw)")
+            report.notes.append(
+                "the released notebooks were not found, so deleted or edited test cells are not "
+                "checked (pass --released exercises/dnn_hw)"
+            )
         reports.append(report)
         if on_report is not None:
             on_report(report)
@@ -401,36 +443,60 @@ def format_summary(reports: list[NotebookReport]) -> str:
     passing = sum(report.ok for report in reports)
     partial = sum(len(report.partial) for report in reports if report.ok)
     if passing == len(reports):
-        credit = (f" {partial} test{'s earn' if partial > 1 else ' earns'} partial credit, which is no error: the "
-                  f"{PARTIAL_MARK} line{'s say' if partial > 1 else ' says'} what the next point needs.") if partial else ""
-        return (f"All {len(reports)} notebooks pass their visible tests.{credit} The grader's hidden tests check the "
-                "same code more thoroughly, so passing here is necessary, not sufficient.")
-    return (f"{passing} of {len(reports)} notebooks pass. Fix the \u2717 lines above (the first one of a notebook "
-            "is often the cause of the others), then run this check again.")
+        credit = (
+            (
+                f" {partial} test{'s earn' if partial > 1 else ' earns'} partial credit, which is no error: the "
+                f"{PARTIAL_MARK} line{'s say' if partial > 1 else ' says'} what the next point needs."
+            )
+            if partial
+            else ""
+        )
+        return (
+            f"All {len(reports)} notebooks pass their visible tests.{credit} The grader's hidden tests check the "
+            "same code more thoroughly, so passing here is necessary, not sufficient."
+        )
+    return (
+        f"{passing} of {len(reports)} notebooks pass. Fix the \u2717 lines above (the first one of a notebook "
+        "is often the cause of the others), then run this check again."
+    )
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dnn_course.check", description=(
-        f"Check the {_count(len(ASSIGNMENT.notebooks))} exercise notebooks the way the grader runs them."))
+    parser = argparse.ArgumentParser(
+        prog="python -m dnn_course.check",
+        description=(f"Check the {_count(len(ASSIGNMENT.notebooks))} exercise notebooks the way the grader runs them."),
+    )
     parser.add_argument("folder", nargs="?", default=".", help="the folder of your notebooks (default: here)")
-    parser.add_argument("--released", metavar="FOLDER",
-                        help="the folder of the released notebooks (default: exercises/dnn_hw of the course)")
+    parser.add_argument(
+        "--released",
+        metavar="FOLDER",
+        help="the folder of the released notebooks (default: exercises/dnn_hw of the course)",
+    )
     args = parser.parse_args(argv)
     folder = Path(args.folder)
     if not folder.is_dir():
-        print(f"{folder} is not a folder. Run this from the folder of your notebooks, or give it: "
-              "python -m dnn_course.check my-work/dnn_hw", file=sys.stderr)
+        print(
+            f"{folder} is not a folder. Run this from the folder of your notebooks, or give it: "
+            "python -m dnn_course.check my-work/dnn_hw",
+            file=sys.stderr,
+        )
         return 2
     if not any((folder / name).is_file() for name in ASSIGNMENT.names):
-        print(f"{folder.resolve()} holds none of the {_count(len(ASSIGNMENT.notebooks))} exercise notebooks "
-              f"({ASSIGNMENT.names[0]}, ...). Give the "
-              "folder of your notebooks: python -m dnn_course.check my-work/dnn_hw", file=sys.stderr)
+        print(
+            f"{folder.resolve()} holds none of the {_count(len(ASSIGNMENT.notebooks))} exercise notebooks "
+            f"({ASSIGNMENT.names[0]}, ...). Give the "
+            "folder of your notebooks: python -m dnn_course.check my-work/dnn_hw",
+            file=sys.stderr,
+        )
         return 2
     if args.released and not Path(args.released).is_dir():
         print(f"--released {args.released} is not a folder.", file=sys.stderr)
         return 2
-    print(f"Checking the notebooks in {folder.resolve()} as the grader runs them ({_experiments(ASSIGNMENT)} from "
-          "their saved results)...", flush=True)
+    print(
+        f"Checking the notebooks in {folder.resolve()} as the grader runs them ({_experiments(ASSIGNMENT)} from "
+        "their saved results)...",
+        flush=True,
+    )
     reports = check_folder(folder, args.released, on_report=lambda report: print(format_notebook(report), flush=True))
     print(f"\n{format_summary(reports)}")
     return 0 if all(report.ok for report in reports) else 1

@@ -56,9 +56,17 @@ _catch_warnings = warnings.catch_warnings
 _simplefilter = warnings.simplefilter
 # The instructors' full set of reference values if present, else the students' kit's subset
 # (only the values the visible tests use; see scripts/make_fixtures.py).
-_FIXTURE_FILE = next((path for path in (Path(__file__).resolve().parent / "fixtures" / name
-                                        for name in ("reference_values.npz", "visible_values.npz"))
-                      if path.is_file()), Path(__file__).resolve().parent / "fixtures" / "visible_values.npz")
+_FIXTURE_FILE = next(
+    (
+        path
+        for path in (
+            Path(__file__).resolve().parent / "fixtures" / name
+            for name in ("reference_values.npz", "visible_values.npz")
+        )
+        if path.is_file()
+    ),
+    Path(__file__).resolve().parent / "fixtures" / "visible_values.npz",
+)
 
 
 class CheckFailed(AssertionError):
@@ -81,12 +89,16 @@ def _fail(message: str) -> None:
 # Calling student code
 # ---------------------------------------------------------------------------
 
+
 def _student_frame(error: BaseException) -> str:
     """Where in the student's own code an exception came from, as 'cell In[3], line 12'."""
     frames = traceback.extract_tb(error.__traceback__)
     for frame in reversed(frames):
-        if "site-packages" not in frame.filename and not frame.filename.startswith(sys.prefix) \
-                and Path(frame.filename).name != Path(__file__).name:
+        if (
+            "site-packages" not in frame.filename
+            and not frame.filename.startswith(sys.prefix)
+            and Path(frame.filename).name != Path(__file__).name
+        ):
             return f" (in {frame.filename}, line {frame.lineno}: `{(frame.line or '').strip()}`)"
     return ""
 
@@ -103,9 +115,11 @@ def _not_written_yet(what: str, error: NotImplementedError) -> str:
     earlier = parse_cell_filename(code.co_filename)
     if earlier is not None:
         notebook, _ = earlier
-        return (f"{method} in {notebook} is not written yet (this notebook uses your code from {notebook}): "
-                f"fill in its EDIT HERE region there, save {notebook}, then restart this notebook's kernel "
-                "and run it again.")
+        return (
+            f"{method} in {notebook} is not written yet (this notebook uses your code from {notebook}): "
+            f"fill in its EDIT HERE region there, save {notebook}, then restart this notebook's kernel "
+            "and run it again."
+        )
     if method in ("<module>", "<lambda>"):
         method = what
     return f"{method} is not written yet: fill in its EDIT HERE region and run that cell again."
@@ -136,6 +150,7 @@ def call(what: str, function, *args, **kwargs):
 # ---------------------------------------------------------------------------
 # Checks on arrays
 # ---------------------------------------------------------------------------
+
 
 def _as_float_array(value, what: str) -> np.ndarray:
     if value is None:
@@ -174,7 +189,9 @@ def check_finite(value, what: str, hint: str = "") -> None:
     array = _as_float_array(value, what)
     if not _isfinite(array).all():
         kind = "NaN" if _isnan(array).any() else "infinity"
-        _fail(f"{what} contains {kind} for large inputs. {hint or 'Something overflows: use a numerically stable formula.'}")
+        _fail(
+            f"{what} contains {kind} for large inputs. {hint or 'Something overflows: use a numerically stable formula.'}"
+        )
 
 
 def is_finite(value) -> bool:
@@ -209,8 +226,9 @@ def _matches(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float)
     return bool((difference <= atol + rtol * _abs(expected64[finite])).all())
 
 
-def check_close(actual, expected, what: str, *, mistakes=(), rtol: float | None = None, atol: float | None = None,
-                hint: str = "") -> None:
+def check_close(
+    actual, expected, what: str, *, mistakes=(), rtol: float | None = None, atol: float | None = None, hint: str = ""
+) -> None:
     """Fail unless ``actual`` equals ``expected`` within tolerance.
 
     actual, expected: arrays of the same shape (a flattened ``actual`` of the
@@ -246,11 +264,17 @@ def check_close(actual, expected, what: str, *, mistakes=(), rtol: float | None 
 def check_probabilities(value, what: str) -> None:
     """Fail unless every row of ``value`` (n, k) is a probability distribution."""
     array = _as_float_array(value, what).astype(_float64)
-    check_finite(array, what, "Softmax overflowed: exp of a large score (1000, say) is inf, and inf / inf is NaN. "
-                 "Chapter 3's section 'Overflow, and the shift that prevents it' shows how to keep every exponent "
-                 "small without changing the result.")
+    check_finite(
+        array,
+        what,
+        "Softmax overflowed: exp of a large score (1000, say) is inf, and inf / inf is NaN. "
+        "Chapter 3's section 'Overflow, and the shift that prevents it' shows how to keep every exponent "
+        "small without changing the result.",
+    )
     if (array < 0).any() or (array > 1 + 1e-6).any():
-        _fail(f"{what} should hold probabilities in [0, 1], but has values from {array.min():.4g} to {array.max():.4g}.")
+        _fail(
+            f"{what} should hold probabilities in [0, 1], but has values from {array.min():.4g} to {array.max():.4g}."
+        )
     sums = array.reshape(array.shape[0], -1).sum(axis=1)
     if (_abs(sums - 1) > 1e-5).any():
         bad = int(_abs(sums - 1).argmax())
@@ -302,6 +326,7 @@ def check_gradient(analytic, numerical, what: str, *, tolerance: float = PASS_BE
 # Reference values
 # ---------------------------------------------------------------------------
 
+
 def fixture(name: str) -> dict[str, np.ndarray]:
     """Reference inputs and outputs for one component, e.g. ``fixture("relu")``.
 
@@ -312,7 +337,7 @@ def fixture(name: str) -> dict[str, np.ndarray]:
     """
     with _load(_FIXTURE_FILE, allow_pickle=False) as data:
         prefix = f"{name}/"
-        arrays = {key[len(prefix):]: data[key].copy() for key in data.files if key.startswith(prefix)}
+        arrays = {key[len(prefix) :]: data[key].copy() for key in data.files if key.startswith(prefix)}
     if not arrays:
         raise KeyError(f"No reference values named {name!r} in {_FIXTURE_FILE.name}.")
     return arrays

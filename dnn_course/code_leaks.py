@@ -36,8 +36,7 @@ from pathlib import Path
 from dnn_course import nbgrader_regions, secret_lines
 from dnn_course.nbgrader_regions import SOLUTION
 
-__all__ = ["normalise", "normalise_text", "fields_of", "Secrets", "solution_expressions", "code_snippets",
-           "code_leaks"]
+__all__ = ["normalise", "normalise_text", "fields_of", "Secrets", "solution_expressions", "code_snippets", "code_leaks"]
 
 #: A solution statement's right-hand side of at least this many nodes is an answer (``x.T @ d_prev``: 4).
 MIN_STATEMENT_SIZE = 4
@@ -60,8 +59,11 @@ def _is_np(node) -> bool:
 
 
 def _np(attr: str, args, keywords=()) -> ast.Call:
-    return ast.Call(func=ast.Attribute(value=ast.Name("np", ast.Load()), attr=attr, ctx=ast.Load()),
-                    args=list(args), keywords=list(keywords))
+    return ast.Call(
+        func=ast.Attribute(value=ast.Name("np", ast.Load()), attr=attr, ctx=ast.Load()),
+        args=list(args),
+        keywords=list(keywords),
+    )
 
 
 def _frobenius(node) -> bool:
@@ -74,8 +76,12 @@ def _frobenius(node) -> bool:
 
 
 def _np_call(node, *names) -> bool:
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
-            and _is_np(node.func.value))
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in names
+        and _is_np(node.func.value)
+    )
 
 
 def _same(a, b) -> bool:
@@ -88,9 +94,11 @@ def _square(node) -> ast.BinOp:
 
 def _shape_key(node) -> str:
     """The node's text with every variable written ``_``: orders operands independently of their names."""
+
     class Blank(ast.NodeTransformer):
         def visit_Name(self, name):
             return ast.Name("_" if name.id not in _KEEP else name.id, ast.Load())
+
     return ast.unparse(Blank().visit(copy.deepcopy(node)))
 
 
@@ -102,8 +110,9 @@ class _Canonical(ast.NodeTransformer):
 
     def visit_Attribute(self, node):
         self.generic_visit(node)
-        if isinstance(node.value, ast.Name) and (node.value.id == "self" or
-                                                 (node.attr in self.fields and node.value.id not in _KEEP)):
+        if isinstance(node.value, ast.Name) and (
+            node.value.id == "self" or (node.attr in self.fields and node.value.id not in _KEEP)
+        ):
             return ast.Name(node.attr, ast.Load())
         if isinstance(node.value, ast.Name) and node.value.id == "numpy":
             node.value = ast.Name("np", ast.Load())
@@ -114,8 +123,12 @@ class _Canonical(ast.NodeTransformer):
 
     def visit_Subscript(self, node):
         self.generic_visit(node)
-        if isinstance(node.value, ast.Attribute) and node.value.attr == "shape" \
-                and isinstance(node.slice, ast.Constant) and node.slice.value == 0:
+        if (
+            isinstance(node.value, ast.Attribute)
+            and node.value.attr == "shape"
+            and isinstance(node.slice, ast.Constant)
+            and node.slice.value == 0
+        ):
             return ast.Name(_BATCH, ast.Load())  # x.shape[0]: the batch size, whatever it is called
         return node
 
@@ -129,8 +142,12 @@ class _Canonical(ast.NodeTransformer):
         func = node.func
         if isinstance(func, ast.Name) and func.id == "len" and len(node.args) == 1:
             return ast.Name(_BATCH, ast.Load())
-        if isinstance(func, ast.Attribute) and not _is_np(func.value) and func.attr in _REDUCTIONS \
-                and not (isinstance(func.value, ast.Name) and func.value.id in ("np", "builtins")):
+        if (
+            isinstance(func, ast.Attribute)
+            and not _is_np(func.value)
+            and func.attr in _REDUCTIONS
+            and not (isinstance(func.value, ast.Name) and func.value.id in ("np", "builtins"))
+        ):
             node = _np(func.attr, [func.value, *node.args], node.keywords)
         if _np_call(node, "vdot") and len(node.args) == 2 and _same(*node.args):
             return _np("sum", [_square(node.args[0])])
@@ -146,15 +163,23 @@ class _Canonical(ast.NodeTransformer):
         self.generic_visit(node)
         if isinstance(node.op, ast.Mult) and _same(node.left, node.right):
             return _square(node.left)
-        if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant) and node.right.value == 2 \
-                and _frobenius(node.left):
+        if (
+            isinstance(node.op, ast.Pow)
+            and isinstance(node.right, ast.Constant)
+            and node.right.value == 2
+            and _frobenius(node.left)
+        ):
             return _np("sum", [_square(node.left.args[0])])  # np.linalg.norm(a) ** 2
         return node
 
     def visit_Compare(self, node):
         self.generic_visit(node)
-        if len(node.ops) == 1 and isinstance(node.left, ast.Constant) \
-                and not isinstance(node.comparators[0], ast.Constant) and type(node.ops[0]) in _MIRROR:
+        if (
+            len(node.ops) == 1
+            and isinstance(node.left, ast.Constant)
+            and not isinstance(node.comparators[0], ast.Constant)
+            and type(node.ops[0]) in _MIRROR
+        ):
             return ast.Compare(left=node.comparators[0], ops=[_MIRROR[type(node.ops[0])]()], comparators=[node.left])
         return node
 
@@ -191,6 +216,7 @@ class _Resort(ast.NodeTransformer):
                 flatten(part.right)
             else:
                 operands.append(part)
+
         flatten(node)
         operands.sort(key=lambda operand: (_shape_key(operand), ast.unparse(operand)))
         result = operands[0]
@@ -221,8 +247,13 @@ def _canonical(node, fields=frozenset(), rename: bool = True) -> ast.AST:
 
 
 def _code_cells(folders) -> list[nbgrader_regions.Cell]:
-    return [cell for folder in folders for path in nbgrader_regions.notebook_paths(folder)
-            for cell in nbgrader_regions.read_cells(path) if cell.cell_type == "code"]
+    return [
+        cell
+        for folder in folders
+        for path in nbgrader_regions.notebook_paths(folder)
+        for cell in nbgrader_regions.read_cells(path)
+        if cell.cell_type == "code"
+    ]
 
 
 def fields_of(solutions_dir: Path) -> frozenset[str]:
@@ -235,15 +266,20 @@ def fields_of(solutions_dir: Path) -> frozenset[str]:
 
 def _size(node) -> int:
     """Nodes of the canonical form that carry meaning (``np``, builtins, contexts and operators not counted)."""
-    return sum(1 for part in ast.walk(_canonical(node))
-               if isinstance(part, (ast.expr, ast.keyword, ast.comprehension, ast.AugAssign))
-               and not (isinstance(part, ast.Name) and part.id in _KEEP))
+    return sum(
+        1
+        for part in ast.walk(_canonical(node))
+        if isinstance(part, (ast.expr, ast.keyword, ast.comprehension, ast.AugAssign))
+        and not (isinstance(part, ast.Name) and part.id in _KEEP)
+    )
 
 
 def _computes(node) -> bool:
     """Whether an expression computes something (an operator or a call), not only reads (``y.shape[0]``)."""
-    return any(isinstance(part, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.BoolOp, ast.AugAssign))
-               for part in ast.walk(node))
+    return any(
+        isinstance(part, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.BoolOp, ast.AugAssign))
+        for part in ast.walk(node)
+    )
 
 
 def normalise(code: str, fields: frozenset[str] = frozenset()) -> str | None:
@@ -283,10 +319,12 @@ def _expressions(tree) -> list[ast.AST]:
 def _statement_values(tree) -> list[ast.expr]:
     values = []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.Expr)) and node.value is not None:
+        if (
+            isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.Expr))
+            and node.value is not None
+        ):
             values.append(node.value)
     return values
-
 
 
 def _parse_region(body: str) -> list[ast.AST]:
@@ -334,8 +372,9 @@ def solution_expressions(solutions_dir: Path) -> Secrets:
                         if ast.unparse(_canonical(node, fields, rename=False)) not in public_expressions:
                             expressions.setdefault(key, (cell.notebook, ast.unparse(node)))
     lines = {}
-    for line in secret_lines.secret_lines_of(source_cells, _code_cells([secret_lines.released_dir(solutions_dir)]),
-                                             kinds=(SOLUTION,)):
+    for line in secret_lines.secret_lines_of(
+        source_cells, _code_cells([secret_lines.released_dir(solutions_dir)]), kinds=(SOLUTION,)
+    ):
         code = line.text.split("#")[0].strip()
         text = normalise_text(code)
         if secret_lines.counts(code) and text not in public_flat and _parse(code) is None:
@@ -345,13 +384,19 @@ def solution_expressions(solutions_dir: Path) -> Secrets:
 
 # --- the code of a text --------------------------------------------------------------------------
 
-_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
-                    re.S | re.M)
+_FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
+    re.S | re.M,
+)
 #: Fences whose body is prose (MyST directives other than code), searched again for code.
-_PROSE_DIRECTIVE = re.compile(r"\{(admonition|note|warning|tip|important|caution|attention|hint|seealso|"
-                              r"dropdown|figure|margin|sidebar|epigraph|topic|div|card|tab-item)\}")
-_MATH_FENCE = re.compile(r"\{(math|eval-rst|glossary|bibliography|toctree|raw|list-table|csv-table)\}|^\s*(math|text|"
-                         r"console|bash|shell|yaml|json|html|latex)\b")
+_PROSE_DIRECTIVE = re.compile(
+    r"\{(admonition|note|warning|tip|important|caution|attention|hint|seealso|"
+    r"dropdown|figure|margin|sidebar|epigraph|topic|div|card|tab-item)\}"
+)
+_MATH_FENCE = re.compile(
+    r"\{(math|eval-rst|glossary|bibliography|toctree|raw|list-table|csv-table)\}|^\s*(math|text|"
+    r"console|bash|shell|yaml|json|html|latex)\b"
+)
 _INLINE = re.compile(r"(?<![`\\])(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
 _ROLE = re.compile(r"\{[\w:-]+\}$")
 _DIRECTIVE_OPTION = re.compile(r"^:[\w-]+:.*$", re.M)
@@ -364,7 +409,7 @@ def code_snippets(text: str) -> list[str]:
     prose = []
     position = 0
     for match in _FENCE.finditer(text):
-        prose.append(text[position:match.start()])
+        prose.append(text[position : match.start()])
         position = match.end()
         info = match["info"].strip()
         body = _DIRECTIVE_OPTION.sub("", match["body"])
@@ -376,11 +421,10 @@ def code_snippets(text: str) -> list[str]:
     prose_text = "".join(prose)
     prose_text = re.sub(r"\$\$.*?\$\$", " ", prose_text, flags=re.S)
     for match in _INLINE.finditer(prose_text):
-        if _ROLE.search(prose_text[max(0, match.start() - 40):match.start()]):
+        if _ROLE.search(prose_text[max(0, match.start() - 40) : match.start()]):
             continue
         snippets.append(match.group(2).strip())
     return snippets
-
 
 
 def code_leaks(text: str, secrets: Secrets) -> list[tuple[str, str, str]]:
@@ -388,14 +432,18 @@ def code_leaks(text: str, secrets: Secrets) -> list[tuple[str, str, str]]:
     kind "solution code" (an expression, normalised) or "solution line" (a line that does not parse alone)."""
     leaks = []
     for snippet in code_snippets(text):
-        trees = [tree for tree in [_parse(snippet)] if tree is not None] or \
-                [tree for tree in (_parse(line) for line in snippet.splitlines()) if tree is not None]
+        trees = [tree for tree in [_parse(snippet)] if tree is not None] or [
+            tree for tree in (_parse(line) for line in snippet.splitlines()) if tree is not None
+        ]
         found = set()
         for tree in trees:
             for node in _expressions(tree):
                 key = ast.unparse(_canonical(node, secrets.fields))
-                if key in secrets.expressions and key not in found \
-                        and ast.unparse(_canonical(node, secrets.fields, rename=False)) not in secrets.public:
+                if (
+                    key in secrets.expressions
+                    and key not in found
+                    and ast.unparse(_canonical(node, secrets.fields, rename=False)) not in secrets.public
+                ):
                     found.add(key)
                     notebook, original = secrets.expressions[key]
                     leaks.append(("solution code", notebook, f"{ast.unparse(node)!r} is {original!r}"))

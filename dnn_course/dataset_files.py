@@ -378,9 +378,7 @@ def read_full(name: str, data_dir, verbose: bool, mirrors) -> Found:
         say(f"reading the user cache {cache}")
         return _assemble(name, arrays, paths, f"read from the user cache {cache}", cache_fix)
     missing = [role for role in ROLES if role not in arrays]
-    tried.append(
-        f"the user cache {cache}: missing " + ", ".join(FILE_NAMES[role] + "[.gz]" for role in missing)
-    )
+    tried.append(f"the user cache {cache}: missing " + ", ".join(FILE_NAMES[role] + "[.gz]" for role in missing))
 
     # 4. A system package (Debian's dataset-fashion-mnist).
     for system_dir in SYSTEM_DIRS[name]:
@@ -427,9 +425,7 @@ def _discard_bad_cached_file(path: Path, error: DataFileError, fix: str) -> None
         path.unlink()
     except OSError as unlink_error:
         raise DataFileError(path, f"{error.problem}; it could not be removed ({unlink_error})", fix) from error
-    warnings.warn(
-        f"Removed the bad cached file {path} ({error.problem}); it will be downloaded again.", stacklevel=4
-    )
+    warnings.warn(f"Removed the bad cached file {path} ({error.problem}); it will be downloaded again.", stacklevel=4)
 
 
 def _not_found_message(name: str, tried: list[str], cache: Path) -> str:

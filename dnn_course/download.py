@@ -146,7 +146,7 @@ def _download_to(url: str, tmp_path: Path, *, timeout: float, verbose: bool, lab
                     bar.update(len(chunk))
     except (_TransientError, _MirrorError):
         raise
-    except Exception as error:  # noqa: BLE001 - every failure is classified, none is swallowed
+    except Exception as error:
         raise _classify(error) from error
     if expected is not None and received != expected:
         raise _TransientError(f"incomplete transfer: received {received:,} of {expected:,} bytes")

@@ -8,6 +8,7 @@ not on what its notebook printed or on the student's ``predict``. The forward pa
 layers; the predicted class is the argmax of the last layer's scores
 (softmax does not change the argmax).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 ACTIVATIONS = {"relu": lambda z: np.where(z > 0, z, 0), "sigmoid": _sigmoid, "tanh": np.tanh}
 
 
-def predict_classes(layers: list[tuple[np.ndarray, np.ndarray]], activation: str, x: np.ndarray,
-                    batch_size: int = 2000) -> np.ndarray:
+def predict_classes(
+    layers: list[tuple[np.ndarray, np.ndarray]], activation: str, x: np.ndarray, batch_size: int = 2000
+) -> np.ndarray:
     """Class predictions ``(n,)`` for images ``x`` ``(n, 28, 28)`` or ``(n, 784)``.
 
     ``layers``: ``[(W_1, b_1), ...]`` with ``W_l``: ``(d_{l-1}, d_l)``, ``b_l``: ``(d_l,)``.
@@ -39,10 +41,10 @@ def predict_classes(layers: list[tuple[np.ndarray, np.ndarray]], activation: str
     out = np.empty(len(x), dtype=np.int64)
     with np.errstate(over="ignore", under="ignore"):
         for start in range(0, len(x), batch_size):
-            a = x[start:start + batch_size].astype(dtype)
+            a = x[start : start + batch_size].astype(dtype)
             for index, (W, b) in enumerate(layers):
                 a = a @ W + b
                 if index < len(layers) - 1:
                     a = g(a)
-            out[start:start + batch_size] = np.argmax(a, axis=1)
+            out[start : start + batch_size] = np.argmax(a, axis=1)
     return out

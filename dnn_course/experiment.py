@@ -16,6 +16,7 @@ is *graded*: the grader sets the experiment profile in the kernel's environment
 (:func:`experiment_profile`), the notebook trains nothing and reads what the
 student submitted.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,18 @@ from .atomic_write import write_atomically
 from .records import RecordError, read_capped, save_model
 from .training import History, TrainingDivergedError
 
-__all__ = ["SMOKE", "Diverged", "Experiment", "experiment_profile", "grading_profile", "load_experiment", "run_id",
-           "run_plan", "smoke_notice", "smoke_runs"]
+__all__ = [
+    "SMOKE",
+    "Diverged",
+    "Experiment",
+    "experiment_profile",
+    "grading_profile",
+    "load_experiment",
+    "run_id",
+    "run_plan",
+    "smoke_notice",
+    "smoke_runs",
+]
 
 #: The smoke test: how much of the data and how many epochs a run gets (any plan).
 SMOKE = {"train_images": 2000, "max_epochs": 5, "learning_rate": 0.1}
@@ -59,13 +70,14 @@ def experiment_profile() -> str:
 grading_profile = experiment_profile
 
 
-def smoke_runs(experiment: "Experiment") -> list[str]:
+def smoke_runs(experiment: Experiment) -> list[str]:
     """The names of the runs of ``experiment`` that were smoke tests (``SMOKE_TEST = True``).
 
     A smoke run is the only kind whose settings cut the training images (``train_images``).
     """
-    return [name for name, settings in experiment.settings.items()
-            if settings.get("train_images") == SMOKE["train_images"]]
+    return [
+        name for name, settings in experiment.settings.items() if settings.get("train_images") == SMOKE["train_images"]
+    ]
 
 
 def smoke_notice(real_run: str) -> str:
@@ -73,10 +85,12 @@ def smoke_notice(real_run: str) -> str:
 
     ``real_run``: what the real run is and how long it takes, e.g. "three runs of 100 epochs".
     """
-    return (f"SMOKE RUN, NOT GRADED: SMOKE_TEST = True trains on {SMOKE['train_images']:,} images for at most "
-            f"{SMOKE['max_epochs']} epochs, only to check that your code runs end to end; the grader gives these "
-            f"results no points. For the graded run set SMOKE_TEST = False in the parameters cell (the first code "
-            f"cell) and run all cells again: {real_run}.")
+    return (
+        f"SMOKE RUN, NOT GRADED: SMOKE_TEST = True trains on {SMOKE['train_images']:,} images for at most "
+        f"{SMOKE['max_epochs']} epochs, only to check that your code runs end to end; the grader gives these "
+        f"results no points. For the graded run set SMOKE_TEST = False in the parameters cell (the first code "
+        f"cell) and run all cells again: {real_run}."
+    )
 
 
 def run_id(name: str, settings: dict, data_description: str) -> str:
@@ -88,6 +102,7 @@ def run_id(name: str, settings: dict, data_description: str) -> str:
 @dataclass
 class Diverged:
     """A run whose loss became NaN or infinite."""
+
     name: str
     settings: dict
     message: str
@@ -97,6 +112,7 @@ class Diverged:
 @dataclass
 class Experiment:
     """What a results file holds: finished runs, diverged runs, and each run's settings and id."""
+
     runs: dict[str, History]
     diverged: dict[str, Diverged]
     settings: dict[str, dict]
@@ -114,13 +130,16 @@ def load_experiment(path: str | Path) -> Experiment:
     try:
         payload = json.loads(raw.decode("utf-8"))
         runs = {str(n): History.from_dict(d) for n, d in payload["runs"].items()}
-        diverged = {str(n): Diverged(str(n), dict(d["settings"]), str(d["message"]), str(d.get("data", "")))
-                    for n, d in payload.get("diverged", {}).items()}
+        diverged = {
+            str(n): Diverged(str(n), dict(d["settings"]), str(d["message"]), str(d.get("data", "")))
+            for n, d in payload.get("diverged", {}).items()
+        }
         settings = {str(n): dict(s) for n, s in payload.get("settings", {}).items()}
         ids = {str(n): str(i) for n, i in payload.get("ids", {}).items()}
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
-        raise RecordError(f"{Path(path).name} is not a results file of this course ({error}). "
-                          "Delete it and run the experiment again.") from None
+        raise RecordError(
+            f"{Path(path).name} is not a results file of this course ({error}). Delete it and run the experiment again."
+        ) from None
     for name, history in runs.items():
         values = history.train_loss + history.train_acc + history.val_acc + [history.test_acc or 0.0]
         if not all(math.isfinite(v) for v in values):
@@ -129,16 +148,29 @@ def load_experiment(path: str | Path) -> Experiment:
 
 
 def _save(path: Path, experiment: Experiment) -> None:
-    payload = {"format": FORMAT,
-               "runs": {n: h.to_dict() for n, h in experiment.runs.items()},
-               "diverged": {n: {"settings": d.settings, "message": d.message, "data": d.data_description}
-                            for n, d in experiment.diverged.items()},
-               "settings": experiment.settings, "ids": experiment.ids}
+    payload = {
+        "format": FORMAT,
+        "runs": {n: h.to_dict() for n, h in experiment.runs.items()},
+        "diverged": {
+            n: {"settings": d.settings, "message": d.message, "data": d.data_description}
+            for n, d in experiment.diverged.items()
+        },
+        "settings": experiment.settings,
+        "ids": experiment.ids,
+    }
     write_atomically(path, json.dumps(payload, indent=1, allow_nan=False, default=str))
 
 
-def run_plan(plan: dict[str, dict], train_run, results_file: str | Path, model_file,
-             data_description: str, *, start_over: bool = False, log=print) -> Experiment:
+def run_plan(
+    plan: dict[str, dict],
+    train_run,
+    results_file: str | Path,
+    model_file,
+    data_description: str,
+    *,
+    start_over: bool = False,
+    log=print,
+) -> Experiment:
     """Train every run of ``plan`` not yet in ``results_file``; save each one as soon as it ends.
 
     ``train_run(name, settings)`` trains one run and returns ``(history, model, layer_sizes,
@@ -175,13 +207,24 @@ def run_plan(plan: dict[str, dict], train_run, results_file: str | Path, model_f
             except KeyboardInterrupt:
                 missing = [n for n in plan if n not in experiment.runs and n not in experiment.diverged]
                 _save(results_file, experiment)
-                log(f"Interrupted: {experiment.summary()} and saved to {results_file.name}; "
-                    f"not run yet: {', '.join(missing)}. Run the cell again to continue.")
+                log(
+                    f"Interrupted: {experiment.summary()} and saved to {results_file.name}; "
+                    f"not run yet: {', '.join(missing)}. Run the cell again to continue."
+                )
                 raise
             else:
-                save_model(model_file(name, rid), model, sizes, activation,
-                           info={"name": name, "run_id": rid, "claimed_test_accuracy": history.test_acc,
-                                 "epoch": history.epochs})
+                save_model(
+                    model_file(name, rid),
+                    model,
+                    sizes,
+                    activation,
+                    info={
+                        "name": name,
+                        "run_id": rid,
+                        "claimed_test_accuracy": history.test_acc,
+                        "epoch": history.epochs,
+                    },
+                )
                 experiment.runs[name] = history
         experiment.settings[name], experiment.ids[name] = dict(settings), rid
         _save(results_file, experiment)

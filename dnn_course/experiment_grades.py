@@ -12,6 +12,7 @@ Thresholds depend on the experiment profile (``dnn_course.assignment.ExperimentP
 epochs on 2,000 images, which the course's own rehearsal of a term grades). Each
 test's maximum points are the assignment's (:data:`dnn_course.assignment.ASSIGNMENT`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,15 +25,25 @@ from .evaluate import ACTIVATIONS, predict_classes
 from .experiment import SMOKE, load_experiment, smoke_runs
 from .records import RecordError, read_weights
 
-__all__ = ["CLAIM_NOT_REACHED", "FASHION_THRESHOLDS", "MNIST_LAYER_SIZES", "MNIST_MINIMUM", "Score",
-           "fashion_model_points", "measure", "mnist_model_points"]
+__all__ = [
+    "CLAIM_NOT_REACHED",
+    "FASHION_THRESHOLDS",
+    "MNIST_LAYER_SIZES",
+    "MNIST_MINIMUM",
+    "Score",
+    "fashion_model_points",
+    "measure",
+    "mnist_model_points",
+]
 
 #: Experiment A's network, the brief's (the smoke test keeps it and cuts only images, epochs and learning rate).
 MNIST_LAYER_SIZES = [784, 500, 500, 10]
 
 #: Experiment A: the test accuracy each activation's network must reach.
-MNIST_MINIMUM = {"brief": {"sigmoid": 0.40, "relu": 0.85, "tanh": 0.85},
-                 "smoke": {"sigmoid": 0.05, "relu": 0.60, "tanh": 0.60}}
+MNIST_MINIMUM = {
+    "brief": {"sigmoid": 0.40, "relu": 0.85, "tanh": 0.85},
+    "smoke": {"sigmoid": 0.05, "relu": 0.60, "tanh": 0.60},
+}
 #: Experiment B: one point at each of these test accuracies (as many as the test's points).
 FASHION_THRESHOLDS = {"brief": [0.80, 0.83, 0.85, 0.87], "smoke": [0.40, 0.50, 0.55, 0.60]}
 TOLERANCE = 0.005  # a claimed accuracy further than this from the measured one is flagged
@@ -47,13 +58,16 @@ SMOKE_SUBMITTED = "smoke-test results submitted: run with SMOKE_TEST = False"
 
 
 def _smoke_submitted(names: list[str]) -> str:
-    return (f"{SMOKE_SUBMITTED} ({', '.join(names)}: made with SMOKE_TEST = True, {SMOKE['train_images']:,} images "
-            f"and at most {SMOKE['max_epochs']} epochs); smoke-test results earn no points.")
+    return (
+        f"{SMOKE_SUBMITTED} ({', '.join(names)}: made with SMOKE_TEST = True, {SMOKE['train_images']:,} images "
+        f"and at most {SMOKE['max_epochs']} epochs); smoke-test results earn no points."
+    )
 
 
 @dataclass
 class Score:
     """Points earned, out of ``max_points``, and one line per fact measured (for the feedback)."""
+
     points: float
     max_points: float
     lines: list[str] = field(default_factory=list)
@@ -64,8 +78,13 @@ class Score:
         """The lines and the points; after a student's smoke run (``smoke_notice``, see
         :func:`dnn_course.experiment.smoke_notice`) the smoke thresholds reached instead, and the notice."""
         if smoke_notice:
-            return "\n".join(self.lines + [f"{self.points:g} of {self.max_points:g} of the smoke test's low thresholds "
-                                           "reached (not points)", smoke_notice])
+            return "\n".join(
+                self.lines
+                + [
+                    f"{self.points:g} of {self.max_points:g} of the smoke test's low thresholds reached (not points)",
+                    smoke_notice,
+                ]
+            )
         return "\n".join(self.lines + [f"{self.points:g} of {self.max_points:g} points"])
 
 
@@ -82,12 +101,19 @@ def _accuracy(layers, activation: str, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _claim_flag(what: str, claimed, measured: float) -> str:
-    return (f"{CLAIM_NOT_REACHED}: the results file records {claimed} test accuracy for {what}; its saved "
-            f"weights measure {measured:.4f}")
+    return (
+        f"{CLAIM_NOT_REACHED}: the results file records {claimed} test accuracy for {what}; its saved "
+        f"weights measure {measured:.4f}"
+    )
 
 
-def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarray,
-                       profile: str = ASSIGNMENT.profiles.default, layer_sizes: list[int] | None = None) -> Score:
+def mnist_model_points(
+    folder: str | Path,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    profile: str = ASSIGNMENT.profiles.default,
+    layer_sizes: list[int] | None = None,
+) -> Score:
     """2 points if the three saved networks all reach their minimum, 1 if two do, else 0.
 
     ``folder`` holds ``mnist_results.json`` and ``mnist_model_<activation>.npz``; ``x_test``
@@ -115,7 +141,9 @@ def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarra
     reached = 0
     for name, needed in minimum.items():
         if name not in experiment.runs:
-            why = f"diverged ({experiment.diverged[name].message})" if name in experiment.diverged else "no finished run"
+            why = (
+                f"diverged ({experiment.diverged[name].message})" if name in experiment.diverged else "no finished run"
+            )
             score.lines.append(f"{name}: {why}; the network must reach {needed:.2f}.")
             continue
         file = f"mnist_model_{name}.npz"
@@ -125,12 +153,14 @@ def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarra
             score.lines.append(f"{name}: {error}")
             continue
         if description.get("info", {}).get("run_id") != experiment.ids.get(name):
-            score.lines.append(f"{name}: {file} is not the model of the {name} run in "
-                               "mnist_results.json (a stale file): run the experiment cell again.")
+            score.lines.append(
+                f"{name}: {file} is not the model of the {name} run in "
+                "mnist_results.json (a stale file): run the experiment cell again."
+            )
             continue
         sizes = _sizes(layers)
         if sizes != expected_sizes:
-            why = (f"{file} holds a {_structure(sizes)} network, not the brief's {_structure(expected_sizes)}")
+            why = f"{file} holds a {_structure(sizes)} network, not the brief's {_structure(expected_sizes)}"
             score.lines.append(f"{name}: {why}; not counted.")
             score.flags.append(f"network not as the brief asks: {why}")
             continue
@@ -141,8 +171,10 @@ def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarra
             continue
         measured = _accuracy(layers, name, x_test, y_test)
         claimed = experiment.runs[name].test_acc
-        line = (f"{name}: {measured:.3f} test accuracy measured on the saved weights "
-                f"({len(y_test):,} test images; needed: {needed:.2f})")
+        line = (
+            f"{name}: {measured:.3f} test accuracy measured on the saved weights "
+            f"({len(y_test):,} test images; needed: {needed:.2f})"
+        )
         if claimed is None or abs(float(claimed) - measured) > TOLERANCE:
             others = {a: _accuracy(layers, a, x_test, y_test) for a in ACTIVATIONS if a != name}
             flag = _claim_flag(f"the {name} run", claimed, measured)
@@ -150,8 +182,9 @@ def mnist_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarra
                 own = experiment.runs[other].test_acc if other in experiment.runs else None
                 for what, value in (("it", claimed), (f"the {other} run's {own}", own)):
                     if value is not None and abs(float(value) - accuracy) <= TOLERANCE and "(measured as" not in flag:
-                        flag += (f" (measured as a {other} network they reproduce {what}: a {other} network "
-                                 f"saved as {name})")
+                        flag += (
+                            f" (measured as a {other} network they reproduce {what}: a {other} network saved as {name})"
+                        )
             score.lines.append(f"{line}; FLAG: {flag}; not counted.")
             score.flags.append(flag)
             continue
@@ -177,7 +210,7 @@ def unseen_training_images(dataset: str, settings: dict) -> tuple[np.ndarray, np
     # only the smoke settings' own cut: any other value is the student's word, and a model trained on
     # everything could name a cut that makes seen images look unseen
     if settings.get("train_images") == SMOKE["train_images"]:
-        return x_train[SMOKE["train_images"]:], y_train[SMOKE["train_images"]:]
+        return x_train[SMOKE["train_images"] :], y_train[SMOKE["train_images"] :]
     _, (x_val, y_val) = train_val_split(x_train, y_train, val_size=0.1, seed=0)
     return x_val, y_val
 
@@ -194,8 +227,13 @@ def _differs_from_settings(sizes: list[int], activation: str, settings: dict) ->
     return ""
 
 
-def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndarray,
-                         profile: str = ASSIGNMENT.profiles.default, unseen: tuple[np.ndarray, np.ndarray] | None = None) -> Score:
+def fashion_model_points(
+    folder: str | Path,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    profile: str = ASSIGNMENT.profiles.default,
+    unseen: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Score:
     """One point at each threshold of :data:`FASHION_THRESHOLDS` reached by ``fashion_model.npz``.
 
     The model must be the one of a run recorded in ``fashion_results.json``: tied by its run id, with
@@ -215,8 +253,10 @@ def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndar
     info = description.get("info", {})
     name = info.get("name")
     if name not in experiment.runs or info.get("run_id") != experiment.ids.get(name):
-        score.lines.append("fashion_model.npz is not the model of any run in fashion_results.json (a stale "
-                           "file): run the search cell again; it saves the best run's model.")
+        score.lines.append(
+            "fashion_model.npz is not the model of any run in fashion_results.json (a stale "
+            "file): run the search cell again; it saves the best run's model."
+        )
         return score
     if profile == ASSIGNMENT.profiles.default and name in smoke_runs(experiment):
         score.lines.append(_smoke_submitted([name]))
@@ -233,19 +273,21 @@ def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndar
         return score
     measured = _accuracy(layers, activation, x_test, y_test)
     claimed = experiment.runs[name].test_acc
-    line = (f"{measured:.3f} test accuracy measured on the saved weights of {name} "
-            f"({len(y_test):,} test images)")
+    line = f"{measured:.3f} test accuracy measured on the saved weights of {name} ({len(y_test):,} test images)"
     if claimed is None or abs(float(claimed) - measured) > TOLERANCE:
         flag = _claim_flag(f"run {name}", claimed, measured)
         score.lines.append(f"{line}; FLAG: {flag}; not counted.")
         score.flags.append(flag)
         return score
-    x_unseen, y_unseen = unseen if unseen is not None else unseen_training_images(
-        "fashion-mnist", experiment.settings.get(name, {}))
+    x_unseen, y_unseen = (
+        unseen if unseen is not None else unseen_training_images("fashion-mnist", experiment.settings.get(name, {}))
+    )
     on_unseen = _accuracy(layers, activation, x_unseen, y_unseen)
     if measured > on_unseen + TEST_FIT_MARGIN:
-        flag = (f"fitted to the test images: {measured:.3f} on the test set but {on_unseen:.3f} on "
-                f"{len(y_unseen):,} training images it was not trained on")
+        flag = (
+            f"fitted to the test images: {measured:.3f} on the test set but {on_unseen:.3f} on "
+            f"{len(y_unseen):,} training images it was not trained on"
+        )
         score.lines.append(f"{line}; FLAG: {flag}; not counted.")
         score.flags.append(flag)
         return score
@@ -253,8 +295,10 @@ def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndar
     score.lines.append(line)
     upcoming = [t for t in thresholds if measured < t]
     if upcoming:
-        score.lines.append(f"{upcoming[0]:.2f} earns the next point (one point at each of "
-                           f"{', '.join(f'{t:.2f}' for t in thresholds)}).")
+        score.lines.append(
+            f"{upcoming[0]:.2f} earns the next point (one point at each of "
+            f"{', '.join(f'{t:.2f}' for t in thresholds)})."
+        )
     return score
 
 
@@ -262,8 +306,13 @@ def fashion_model_points(folder: str | Path, x_test: np.ndarray, y_test: np.ndar
 _SCORERS = {"mnist_model_points": mnist_model_points, "fashion_model_points": fashion_model_points}
 
 
-def measure(test: GradedTest, folder: str | Path, x_test: np.ndarray, y_test: np.ndarray,
-            profile: str = ASSIGNMENT.profiles.default) -> Score:
+def measure(
+    test: GradedTest,
+    folder: str | Path,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    profile: str = ASSIGNMENT.profiles.default,
+) -> Score:
     """Score the measured ``test`` on the data files in ``folder`` with its measurement's function.
 
     ``x_test`` ``(n, 28, 28)``, ``y_test`` ``(n,)``: the test images of the measurement's dataset.

@@ -26,7 +26,7 @@ correct gradient agrees to 1e-9 or better.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -245,8 +245,9 @@ def check_model_gradients(
     return errors
 
 
-def _partials(f: Callable[[np.ndarray], float], x: np.ndarray, flat_indices: np.ndarray, h: float,
-              guard: bool = False) -> np.ndarray:
+def _partials(
+    f: Callable[[np.ndarray], float], x: np.ndarray, flat_indices: np.ndarray, h: float, guard: bool = False
+) -> np.ndarray:
     """Centred differences of ``f`` for the entries ``flat_indices`` of ``x`` (C order).
 
     Returns float64 of shape ``(len(flat_indices),)``; ``x`` is restored exactly.

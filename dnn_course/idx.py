@@ -184,9 +184,7 @@ def encode_idx(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
 
 
-def read_idx(
-    path: os.PathLike | str, *, expected_sha256: str | None = None, fix: str = DEFAULT_FIX
-) -> np.ndarray:
+def read_idx(path: os.PathLike | str, *, expected_sha256: str | None = None, fix: str = DEFAULT_FIX) -> np.ndarray:
     """Read an IDX file (gzip or raw) into a native array of the file's shape and dtype.
 
     If ``expected_sha256`` is given, the SHA-256 of the *decompressed* bytes must
@@ -216,16 +214,12 @@ def _read_uint8(path, ndim: int, kind: str, expected_sha256: str | None, fix: st
     return array
 
 
-def read_images(
-    path: os.PathLike | str, *, expected_sha256: str | None = None, fix: str = DEFAULT_FIX
-) -> np.ndarray:
+def read_images(path: os.PathLike | str, *, expected_sha256: str | None = None, fix: str = DEFAULT_FIX) -> np.ndarray:
     """Read an IDX image file: uint8 array of shape ``(n, rows, cols)``."""
     return _read_uint8(path, 3, "images", expected_sha256, fix)
 
 
-def read_labels(
-    path: os.PathLike | str, *, expected_sha256: str | None = None, fix: str = DEFAULT_FIX
-) -> np.ndarray:
+def read_labels(path: os.PathLike | str, *, expected_sha256: str | None = None, fix: str = DEFAULT_FIX) -> np.ndarray:
     """Read an IDX label file: uint8 array of shape ``(n,)``."""
     return _read_uint8(path, 1, "labels", expected_sha256, fix)
 

@@ -43,23 +43,30 @@ def page_text(path: Path) -> str:
     """The text a page is made from: a notebook's cells joined (code cells fenced), any other file as it is."""
     path = Path(path)
     if path.suffix == ".ipynb":
-        return "\n\n".join(f"```\n{cell.source}\n```" if cell.cell_type == "code" else cell.source
-                           for cell in nbgrader_regions.read_cells(path))
+        return "\n\n".join(
+            f"```\n{cell.source}\n```" if cell.cell_type == "code" else cell.source
+            for cell in nbgrader_regions.read_cells(path)
+        )
     return path.read_text(encoding="utf-8", errors="replace")
 
 
 def _state(solutions_dir: Path) -> tuple[str, tuple]:
     """The folder and its notebooks' modification times (with the exercises'): what the cache depends on."""
     folder = Path(solutions_dir).resolve()
-    notebooks = [*nbgrader_regions.notebook_paths(folder),
-                 *nbgrader_regions.notebook_paths(secret_lines.released_dir(folder))]
+    notebooks = [
+        *nbgrader_regions.notebook_paths(folder),
+        *nbgrader_regions.notebook_paths(secret_lines.released_dir(folder)),
+    ]
     return str(folder), tuple((str(path), path.stat().st_mtime_ns) for path in sorted(notebooks))
 
 
 @functools.lru_cache(maxsize=4)
 def _policy(folder: str, _mtimes: tuple) -> tuple[code_leaks.Secrets, list[answer_leaks.WrittenAnswer], str]:
-    return (code_leaks.solution_expressions(Path(folder)), answer_leaks.written_answers(Path(folder)),
-            answer_leaks.public_text(Path(folder)))
+    return (
+        code_leaks.solution_expressions(Path(folder)),
+        answer_leaks.written_answers(Path(folder)),
+        answer_leaks.public_text(Path(folder)),
+    )
 
 
 def find_leaks(texts: dict[str, str], solutions_dir: Path, *, code: bool = True, answers: bool = True) -> list[Leak]:

@@ -10,7 +10,7 @@ network from either, so their results can be compared.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -23,8 +23,19 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SOLUTION", "HIDDEN_TEST", "KINDS", "MARKERS", "Cell", "Region", "read_cells", "notebook_paths",
-           "regions", "outside_regions", "answer_cells"]
+__all__ = [
+    "SOLUTION",
+    "HIDDEN_TEST",
+    "KINDS",
+    "MARKERS",
+    "Cell",
+    "Region",
+    "read_cells",
+    "notebook_paths",
+    "regions",
+    "outside_regions",
+    "answer_cells",
+]
 
 #: The two kinds of region, as the leak checks name them.
 SOLUTION = "solution"
@@ -73,8 +84,16 @@ def read_cells(notebook: Path) -> list[Cell]:
     """The cells of the notebook file ``notebook``, in order."""
     notebook = Path(notebook)
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    return [Cell(notebook.name, index, cell["cell_type"], _source_text(cell.get("source", "")),
-                 cell.get("metadata", {}) or {}) for index, cell in enumerate(cells)]
+    return [
+        Cell(
+            notebook.name,
+            index,
+            cell["cell_type"],
+            _source_text(cell.get("source", "")),
+            cell.get("metadata", {}) or {},
+        )
+        for index, cell in enumerate(cells)
+    ]
 
 
 def notebook_paths(folder: Path | None) -> list[Path]:
@@ -140,6 +159,10 @@ def outside_regions(source: str, kinds=KINDS, note: str | None = None) -> str:
 def answer_cells(cells) -> list[tuple[Cell, Region]]:
     """The graded written answers among ``cells``: each markdown cell that nbgrader marks ``solution``
     and ``grade``, with its solution region (model answer, then ``**Rubric``)."""
-    return [(cell, region) for cell in cells
-            if cell.cell_type == "markdown" and cell.nbgrader.get("solution") and cell.nbgrader.get("grade")
-            for region in regions(cell.source) if region.kind == SOLUTION]
+    return [
+        (cell, region)
+        for cell in cells
+        if cell.cell_type == "markdown" and cell.nbgrader.get("solution") and cell.nbgrader.get("grade")
+        for region in regions(cell.source)
+        if region.kind == SOLUTION
+    ]

@@ -108,8 +108,11 @@ def _global_names(statements: list[ast.stmt]) -> set[str]:
     while scopes:
         scope = scopes.pop()
         scopes.extend(scope.get_children())
-        found.update(symbol.get_name() for symbol in scope.get_symbols()
-                     if symbol.is_referenced() and (symbol.is_global() or symbol.is_free()))
+        found.update(
+            symbol.get_name()
+            for symbol in scope.get_symbols()
+            if symbol.is_referenced() and (symbol.is_global() or symbol.is_free())
+        )
     return found
 
 
@@ -156,8 +159,10 @@ def _read_cells(path: Path) -> list:
             "Open it in Jupyter and save it again, or download a fresh copy."
         ) from None
     if not isinstance(cells, list):
-        raise NotebookImportError(f"{path.name}: not a readable Jupyter notebook (its cells are not a list). "
-                                  "Download a fresh copy and copy your code into it.")
+        raise NotebookImportError(
+            f"{path.name}: not a readable Jupyter notebook (its cells are not a list). "
+            "Download a fresh copy and copy your code into it."
+        )
     return cells
 
 
@@ -219,8 +224,9 @@ def _failing_line(error: BaseException, filename: str, source: str) -> str:
     return f", line {frame.tb_lineno} (`{line}`)" if line else f", line {frame.tb_lineno}"
 
 
-def import_notebooks(*notebook_paths: str | Path, module_name: str = "notebook_definitions",
-                     tolerant: bool = False) -> types.ModuleType:
+def import_notebooks(
+    *notebook_paths: str | Path, module_name: str = "notebook_definitions", tolerant: bool = False
+) -> types.ModuleType:
     """Run the definitions of the given notebooks, in order, in one new module.
 
     Later notebooks see the names defined by earlier ones, so

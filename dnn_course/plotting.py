@@ -23,7 +23,7 @@ cannot distort it), so that they stay sharp on high-density screens.
 from __future__ import annotations
 
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -36,8 +36,16 @@ from matplotlib.ticker import MaxNLocator
 from .training import History
 
 __all__ = [
-    "BOOK_DPI", "BOOK_PIXEL_RATIO", "MAX_WIDTH_IN", "MIN_FONT_PT", "plot_class_examples", "plot_image_grid", "plot_learning_curves",
-    "plot_loss_curves", "smallest_font_pt", "use_book_style",
+    "BOOK_DPI",
+    "BOOK_PIXEL_RATIO",
+    "MAX_WIDTH_IN",
+    "MIN_FONT_PT",
+    "plot_class_examples",
+    "plot_image_grid",
+    "plot_learning_curves",
+    "plot_loss_curves",
+    "smallest_font_pt",
+    "use_book_style",
 ]
 
 #: Resolution (pixels per inch) of the book's figures; 1 pt of text is BOOK_DPI / 72 pixels.
@@ -97,8 +105,11 @@ def smallest_font_pt(fig: Figure) -> float:
     canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
     canvas.draw()  # tick labels exist only once drawn
     renderer = canvas.get_renderer()
-    sizes = [text.get_fontsize() for text in fig.findobj(Text)
-             if text.get_visible() and text.get_text().strip() and _really_shown(text, renderer)]
+    sizes = [
+        text.get_fontsize()
+        for text in fig.findobj(Text)
+        if text.get_visible() and text.get_text().strip() and _really_shown(text, renderer)
+    ]
     return min(sizes, default=float("inf"))
 
 
@@ -106,8 +117,14 @@ def _really_shown(text: Text, renderer) -> bool:
     """False for texts that are drawn nowhere (e.g. tick labels outside the axes' view)."""
     extent = text.get_window_extent(renderer)
     figure_box = text.figure.bbox
-    return (extent.width > 0 and extent.height > 0 and extent.x1 > figure_box.x0 and extent.x0 < figure_box.x1
-            and extent.y1 > figure_box.y0 and extent.y0 < figure_box.y1)
+    return (
+        extent.width > 0
+        and extent.height > 0
+        and extent.x1 > figure_box.x0
+        and extent.x0 < figure_box.x1
+        and extent.y1 > figure_box.y0
+        and extent.y0 < figure_box.y1
+    )
 
 
 def plot_learning_curves(
@@ -132,8 +149,13 @@ def plot_learning_curves(
         epochs = np.arange(1, len(history.train_acc) + 1)
         ax.plot(epochs, history.train_acc, color=colour, linestyle="-", label=f"{label} (train)")
         if history.val_acc:
-            ax.plot(np.arange(1, len(history.val_acc) + 1), history.val_acc, color=colour,
-                    linestyle="--", label=f"{label} (validation)")
+            ax.plot(
+                np.arange(1, len(history.val_acc) + 1),
+                history.val_acc,
+                color=colour,
+                linestyle="--",
+                label=f"{label} (validation)",
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     _finish(ax, title, histories)
@@ -141,7 +163,10 @@ def plot_learning_curves(
 
 
 def plot_loss_curves(
-    histories: Mapping[str, History], *, title: str | None = None, ax: Axes | None = None,
+    histories: Mapping[str, History],
+    *,
+    title: str | None = None,
+    ax: Axes | None = None,
     log_scale: bool = False,
 ) -> Figure:
     """Mean training loss per epoch of several runs, one coloured line per run.

@@ -87,28 +87,38 @@ def check_npz(raw: bytes, name: str, max_bytes: int = MAX_ARRAY_BYTES) -> None:
                 raise RecordError(f"{name} holds {len(members)} arrays; a saved model holds a few.")
             declared = sum(member.file_size for member in members)
             if declared > max_bytes:
-                raise RecordError(f"{name} declares {declared:,} bytes of arrays, more than the "
-                                  f"{max_bytes:,} a saved model of this course may hold.")
+                raise RecordError(
+                    f"{name} declares {declared:,} bytes of arrays, more than the "
+                    f"{max_bytes:,} a saved model of this course may hold."
+                )
             for member in members:
                 with archive.open(member) as handle:
                     version = np.lib.format.read_magic(handle)
                     if version not in ((1, 0), (2, 0)):
-                        raise RecordError(f"{name}: the array {member.filename} has a format this course "
-                                          "does not write.")
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
+                        raise RecordError(
+                            f"{name}: the array {member.filename} has a format this course does not write."
+                        )
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
                     shape, _, dtype = read_header(handle)
                     count = 1
                     for dimension in shape:
                         count *= int(dimension)
                     if dtype.hasobject or count * dtype.itemsize > member.file_size:
-                        raise RecordError(f"{name}: the array {member.filename} declares {shape} of {dtype}, "
-                                          "which its size does not hold.")
+                        raise RecordError(
+                            f"{name}: the array {member.filename} declares {shape} of {dtype}, "
+                            "which its size does not hold."
+                        )
     except RecordError:
         raise
     except Exception as error:  # noqa: BLE001 - untrusted bytes: any failure is a malformed file
-        raise RecordError(f"{name} is not a model file written by save_model ({type(error).__name__}: "
-                          f"{str(error)[:200]}). Run the cell that saves your chosen model again.") from None
+        raise RecordError(
+            f"{name} is not a model file written by save_model ({type(error).__name__}: "
+            f"{str(error)[:200]}). Run the cell that saves your chosen model again."
+        ) from None
 
 
 def _depth(value, limit: int) -> bool:
@@ -129,6 +139,7 @@ def parse_description(text: str, name: str) -> dict:
     ``{"layer_sizes": [int, ...], "activation": str, "info": {...}}``; ``info``'s ``name`` and
     ``run_id``, when present, are strings. Raises :class:`RecordError` otherwise.
     """
+
     def bad(why):
         return RecordError(f"{name}: its description {why}. Run the cell that saves your chosen model again.")
 
@@ -178,8 +189,10 @@ def read_weights(path: str | Path, *, dtype=np.float32) -> tuple[list[tuple[np.n
     except RecordError:
         raise
     except Exception as error:  # noqa: BLE001 - a corrupt member (bad CRC, truncated data) and the like
-        raise RecordError(f"{path.name} is not a model file written by save_model ({type(error).__name__}: "
-                          f"{str(error)[:200]}). Run the cell that saves your chosen model again.") from None
+        raise RecordError(
+            f"{path.name} is not a model file written by save_model ({type(error).__name__}: "
+            f"{str(error)[:200]}). Run the cell that saves your chosen model again."
+        ) from None
     sizes = description["layer_sizes"]
     if not 2 <= len(sizes) <= 12 or any(not 1 <= s <= 4096 for s in sizes):
         raise RecordError(f"{path.name}: layer sizes {sizes} are outside what this course trains.")
@@ -188,8 +201,10 @@ def read_weights(path: str | Path, *, dtype=np.float32) -> tuple[list[tuple[np.n
         for name, expected in ((f"W{j}", (sizes[j - 1], sizes[j])), (f"b{j}", (sizes[j],))):
             array = weights.get(name)
             if array is None or array.shape != expected or array.dtype.kind != "f":
-                raise RecordError(f"{path.name}: {name} should be a float array of shape {expected}, "
-                                  f"found {None if array is None else (array.shape, str(array.dtype))}.")
+                raise RecordError(
+                    f"{path.name}: {name} should be a float array of shape {expected}, "
+                    f"found {None if array is None else (array.shape, str(array.dtype))}."
+                )
             if not np.isfinite(array).all():
                 raise RecordError(f"{path.name}: {name} holds NaN or infinite values.")
         layers.append((weights[f"W{j}"].astype(dtype), weights[f"b{j}"].astype(dtype)))

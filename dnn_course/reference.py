@@ -26,7 +26,7 @@ def solutions_dir(assignment: Assignment = ASSIGNMENT) -> Path:
     return REPO_ROOT / "solutions" / assignment.name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_reference(folder: Path | None = None, assignment: Assignment = ASSIGNMENT) -> types.ModuleType:
     """Return a module with the reference ``softmax``, ``ReLU``, ``Sigmoid``, ``Tanh``,
     ``FCLayer``, ``SoftmaxLayer`` and ``ClassifierModel``: the definitions of ``assignment``'s

@@ -31,15 +31,26 @@ from pathlib import Path
 from dnn_course import nbgrader_regions
 from dnn_course.nbgrader_regions import KINDS, Cell
 
-__all__ = ["MIN_LINE_CHARS", "SecretLine", "normalise_line", "counts", "is_generic", "secret_lines", "secret_lines_of",
-           "found_in", "released_dir"]
+__all__ = [
+    "MIN_LINE_CHARS",
+    "SecretLine",
+    "normalise_line",
+    "counts",
+    "is_generic",
+    "secret_lines",
+    "secret_lines_of",
+    "found_in",
+    "released_dir",
+]
 
 #: A region line counts from this many characters once normalised (``t32 = Tanh()`` is 12); shorter
 #: lines (``pass``, ``x = z``) say nothing and would be found in any text.
 MIN_LINE_CHARS = 12
 #: Lines that are syntax more than content, in any program: never a secret.
-_GENERIC = re.compile(r"(?:(?:except|try|else|elif|finally|return|pass|break|continue|raise)\b[\w. ]*:?"
-                      r"|import [\w.]+(?: as \w+)?|from [\w.]+ import [\w, ]+)")
+_GENERIC = re.compile(
+    r"(?:(?:except|try|else|elif|finally|return|pass|break|continue|raise)\b[\w. ]*:?"
+    r"|import [\w.]+(?: as \w+)?|from [\w.]+ import [\w, ]+)"
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,11 @@ def secret_lines_of(cells, shown_cells=(), kinds=KINDS) -> list[SecretLine]:
     """The secret lines of the regions of ``kinds`` in ``cells`` (:class:`~dnn_course.nbgrader_regions.Cell`),
     each once, in order; ``shown_cells``: cells students are given, whose lines are public as well."""
     cells = list(cells)
-    public = "\n".join(normalise_line(line) for cell in [*cells, *shown_cells]
-                       for line in nbgrader_regions.outside_regions(cell.source).splitlines())
+    public = "\n".join(
+        normalise_line(line)
+        for cell in [*cells, *shown_cells]
+        for line in nbgrader_regions.outside_regions(cell.source).splitlines()
+    )
     found, seen = [], set()
     for cell in cells:
         for region in nbgrader_regions.regions(cell.source):
@@ -101,10 +115,12 @@ def secret_lines(solutions_dir: Path, shown_dir: Path | None = None, kinds=KINDS
     exists); ``kinds``: which regions (default both).
     """
     shown_dir = released_dir(solutions_dir) if shown_dir is None else Path(shown_dir)
-    cells = [cell for path in nbgrader_regions.notebook_paths(solutions_dir)
-             for cell in nbgrader_regions.read_cells(path)]
-    shown: list[Cell] = [cell for path in nbgrader_regions.notebook_paths(shown_dir)
-                         for cell in nbgrader_regions.read_cells(path)]
+    cells = [
+        cell for path in nbgrader_regions.notebook_paths(solutions_dir) for cell in nbgrader_regions.read_cells(path)
+    ]
+    shown: list[Cell] = [
+        cell for path in nbgrader_regions.notebook_paths(shown_dir) for cell in nbgrader_regions.read_cells(path)
+    ]
     return secret_lines_of(cells, shown, kinds)
 
 

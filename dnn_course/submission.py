@@ -15,6 +15,7 @@ the grader accepts, and it says plainly when 05 or 06 saved smoke-test results
 (``SMOKE_TEST = True``), which earn no points. Exit status: 0 written (perhaps
 with warnings), 1 a file is missing or too large, 2 a bad name or id.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,15 @@ from pathlib import Path
 
 from .assignment import ASSIGNMENT, Assignment
 
-__all__ = ["STUDENT_ID", "archive_name", "main", "missing_files", "smoke_results", "submitted_files",
-           "write_submission"]
+__all__ = [
+    "STUDENT_ID",
+    "archive_name",
+    "main",
+    "missing_files",
+    "smoke_results",
+    "submitted_files",
+    "write_submission",
+]
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*")
 #: A student id: the one rule, shared with the grader, whose collector reads the id from the archive's name
@@ -42,13 +50,17 @@ def archive_name(name: str, student_id: str, assignment: Assignment = ASSIGNMENT
     if not name or not student_id:
         raise ValueError(f"Give your name and your student id, for example: {_EXAMPLE}")
     if not _NAME.fullmatch(name):
-        raise ValueError(f"NAME={name!r} cannot go into the file name: use the letters A-Z and a-z, digits and "
-                         "hyphens, with _ between the parts of your name and no spaces (write accented or "
-                         f"non-Latin letters in Latin letters), for example: {_EXAMPLE}")
+        raise ValueError(
+            f"NAME={name!r} cannot go into the file name: use the letters A-Z and a-z, digits and "
+            "hyphens, with _ between the parts of your name and no spaces (write accented or "
+            f"non-Latin letters in Latin letters), for example: {_EXAMPLE}"
+        )
     if not _ID.fullmatch(student_id):
-        raise ValueError(f"ID={student_id!r} is not a student id the grader can read from the file name: a "
-                         "student id is ASCII letters and digits only (A-Z, a-z, 0-9), with no spaces, hyphens or "
-                         f"other punctuation. Write it as your course lists it, for example: {_EXAMPLE}")
+        raise ValueError(
+            f"ID={student_id!r} is not a student id the grader can read from the file name: a "
+            "student id is ASCII letters and digits only (A-Z, a-z, 0-9), with no spaces, hyphens or "
+            f"other punctuation. Write it as your course lists it, for example: {_EXAMPLE}"
+        )
     return f"{assignment.archive_prefix}_{name}_{student_id}.zip"
 
 
@@ -97,13 +109,17 @@ def write_submission(folder: str | Path, name: str, student_id: str, out: str | 
 
 def _too_large(folder: Path) -> list[str]:
     caps = {**dict.fromkeys(ASSIGNMENT.names, ASSIGNMENT.max_notebook_bytes), **ASSIGNMENT.data_file_caps}
-    return [f"{name} is {(folder / name).stat().st_size / 1e6:.1f} MB; the grader takes at most {cap / 1e6:g} MB"
-            for name, cap in caps.items() if (folder / name).is_file() and (folder / name).stat().st_size > cap]
+    return [
+        f"{name} is {(folder / name).stat().st_size / 1e6:.1f} MB; the grader takes at most {cap / 1e6:g} MB"
+        for name, cap in caps.items()
+        if (folder / name).is_file() and (folder / name).stat().st_size > cap
+    ]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dnn_course.submission",
-                                     description="Check your work and pack it as the zip file to upload.")
+    parser = argparse.ArgumentParser(
+        prog="python -m dnn_course.submission", description="Check your work and pack it as the zip file to upload."
+    )
     parser.add_argument("folder", nargs="?", default=".", help="the folder of your notebooks (default: here)")
     parser.add_argument("--name", default="", help="your name, parts joined by _ (Ada_Lovelace)")
     parser.add_argument("--id", default="", dest="student_id", help="your student id (12345678)")
@@ -120,9 +136,11 @@ def main(argv=None) -> int:
         return 2
     missing = missing_files(folder)
     if missing:
-        print(f"Not packed: {folder} lacks {', '.join(missing)}.\nThe six notebooks keep their names; the other "
-              "files are written by notebooks 05 and 06 when you run their experiments (with SMOKE_TEST = False).",
-              file=sys.stderr)
+        print(
+            f"Not packed: {folder} lacks {', '.join(missing)}.\nThe six notebooks keep their names; the other "
+            "files are written by notebooks 05 and 06 when you run their experiments (with SMOKE_TEST = False).",
+            file=sys.stderr,
+        )
         return 1
     too_large = _too_large(folder)
     if too_large:
@@ -131,11 +149,15 @@ def main(argv=None) -> int:
     path = write_submission(folder, args.name, args.student_id, args.out)
     print(f"Wrote {path.resolve()}: the six notebooks and {', '.join(ASSIGNMENT.data_file_caps)}.")
     for results, runs in smoke_results(folder).items():
-        print(f"WARNING: {results} holds smoke-test results ({', '.join(runs)}), made with SMOKE_TEST = True. They "
-              "earn no points: set SMOKE_TEST = False in the notebook's first code cell, run it again to the end, "
-              "then run make submit again.")
-    print(f"Upload {archive} to your course's learning platform. Run `make check` first if you have not: it runs "
-          "your notebooks as the grader does.")
+        print(
+            f"WARNING: {results} holds smoke-test results ({', '.join(runs)}), made with SMOKE_TEST = True. They "
+            "earn no points: set SMOKE_TEST = False in the notebook's first code cell, run it again to the end, "
+            "then run make submit again."
+        )
+    print(
+        f"Upload {archive} to your course's learning platform. Run `make check` first if you have not: it runs "
+        "your notebooks as the grader does."
+    )
     return 0
 
 

@@ -31,8 +31,15 @@ from tqdm import tqdm
 
 from .datasets import one_hot
 
-__all__ = ["DEFAULT_THREADS", "THREADS_VARIABLE", "History", "TrainingDivergedError", "accuracy", "blas_threads",
-           "train"]
+__all__ = [
+    "DEFAULT_THREADS",
+    "THREADS_VARIABLE",
+    "History",
+    "TrainingDivergedError",
+    "accuracy",
+    "blas_threads",
+    "train",
+]
 
 #: BLAS threads of :func:`train` when neither ``threads=`` nor ``DNN_COURSE_THREADS`` says otherwise.
 #: One, because the course's mini-batch products (128 x 784 by 784 x 500) are too small to
@@ -63,8 +70,9 @@ def blas_threads(threads: int | None = None) -> int:
     except (TypeError, ValueError):
         valid = False
     if not valid:
-        raise ValueError(f"{source} must be a positive whole number of BLAS threads (1 or 2 on a laptop), "
-                         f"got {threads!r}")
+        raise ValueError(
+            f"{source} must be a positive whole number of BLAS threads (1 or 2 on a laptop), got {threads!r}"
+        )
     return number
 
 
@@ -131,14 +139,13 @@ class History:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "History":
+    def from_dict(cls, data: dict[str, Any]) -> History:
         """Rebuild a History from :meth:`to_dict`'s output (e.g. loaded from JSON)."""
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:
             raise ValueError(
-                f"History.from_dict got unknown keys {sorted(unknown)}; "
-                f"expected a subset of {sorted(known)}"
+                f"History.from_dict got unknown keys {sorted(unknown)}; expected a subset of {sorted(known)}"
             )
         test_acc = data.get("test_acc")
         return cls(
@@ -296,8 +303,15 @@ def train(
     with threadpool_limits(limits=n_threads, user_api="blas"):
         # A text bar on stdout, not a widget: it renders the same in JupyterLab, in the saved
         # notebook and in the grader's feedback (a widget's saved state shows "0/100").
-        with tqdm(range(epochs), desc="epochs", unit="epoch", disable=not progress, file=sys.stdout,
-                  mininterval=1.0, ncols=100) as bar:
+        with tqdm(
+            range(epochs),
+            desc="epochs",
+            unit="epoch",
+            disable=not progress,
+            file=sys.stdout,
+            mininterval=1.0,
+            ncols=100,
+        ) as bar:
             for epoch in bar:
                 order = rng.permutation(n_train)
                 loss_sum = 0.0

@@ -25,6 +25,7 @@ machine's busy CPU time per submission (every process on the machine, so run it
 on an otherwise idle machine; the sandboxed kernels' time cannot be counted
 per process).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,28 +69,38 @@ def make_class(folder: Path, count: int, seed: int = 0) -> None:
         if roll > 0.9:
             name = rng.choice([st.NB2, st.NB3])
             notebooks[name] = blank[name]
-        st.write_zip(folder, f"DNN_HW2_Student_{5000 + index}",
-                     {name: st.dumps(nb) for name, nb in notebooks.items()})
+        st.write_zip(folder, f"DNN_HW2_Student_{5000 + index}", {name: st.dumps(nb) for name, nb in notebooks.items()})
 
 
 def stated_figures(report: dict) -> dict[str, str]:
     """The figures README and the instructor guide state, as they write them, from a ``--save``d report."""
     per = report["seconds_per_submission"]
-    return {"submissions": str(report["submissions"]), "jobs": str(report["jobs"]),
-            "wall": f"{report['wall_s']:.0f} s", "per_submission": f"{per:.0f} s",
-            "load": f"load average {report['machine']['load_start']:.0f} at the start and "
-                    f"{report['machine']['load_end']:.0f} at the end",
-            "class_of_100": f"{100 * per / 60:.0f} min"}
+    return {
+        "submissions": str(report["submissions"]),
+        "jobs": str(report["jobs"]),
+        "wall": f"{report['wall_s']:.0f} s",
+        "per_submission": f"{per:.0f} s",
+        "load": f"load average {report['machine']['load_start']:.0f} at the start and "
+        f"{report['machine']['load_end']:.0f} at the end",
+        "class_of_100": f"{100 * per / 60:.0f} min",
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", type=int, default=100)
-    parser.add_argument("--jobs", type=int, default=default_jobs(),
-                        help="submissions graded at once (default: the grader's, CPUs + 1 = %(default)s)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=default_jobs(),
+        help="submissions graded at once (default: the grader's, CPUs + 1 = %(default)s)",
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: a temporary one, removed)")
-    parser.add_argument("--complete", action="store_true",
-                        help="grade the rehearsal cohort (complete submissions, 05/06 files included)")
+    parser.add_argument(
+        "--complete",
+        action="store_true",
+        help="grade the rehearsal cohort (complete submissions, 05/06 files included)",
+    )
     parser.add_argument("--save", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-autograder-"))
@@ -99,8 +110,10 @@ def main() -> int:
         settings = replace(GradingSettings(), jobs=args.jobs)
         if args.complete:
             from tests.rehearsal import cohort
-            submissions = cohort.build_cohort(scratch / "cohort", REPO / "exercises" / st.ASSIGNMENT,
-                                              REPO / "solutions" / st.ASSIGNMENT)
+
+            submissions = cohort.build_cohort(
+                scratch / "cohort", REPO / "exercises" / st.ASSIGNMENT, REPO / "solutions" / st.ASSIGNMENT
+            )
             settings = replace(settings, experiment_profile="smoke")
         else:
             make_class(submissions, args.students)
@@ -115,25 +128,34 @@ def main() -> int:
     count = summary.graded
     cores = min(args.jobs, os.cpu_count() or 1)
     print(f"isolation: {summary.isolation}")
-    print(f"{count} submissions (6 notebooks each) in {wall:.1f} s with {args.jobs} jobs "
-          f"on {os.cpu_count()} cores")
+    print(f"{count} submissions (6 notebooks each) in {wall:.1f} s with {args.jobs} jobs on {os.cpu_count()} cores")
     print(f"seconds per submission: {wall / count:.2f}")
     print(f"core-seconds per submission: {wall * cores / count:.2f}")
-    print(f"CPU seconds per submission (the whole machine's busy time, /proc/stat): "
-          f"{machine_cpu / count:.2f}")
+    print(f"CPU seconds per submission (the whole machine's busy time, /proc/stat): {machine_cpu / count:.2f}")
     print(f"load average at the start: {load_start:.1f}, at the end: {load_end:.1f}")
     if summary.failed:
         print(f"not graded: {len(summary.failed)}")
     if args.save:
         import json
         import platform
-        report = {"benchmark": "autograder", "class": "rehearsal cohort" if args.complete else "generated",
-                  "submissions": count, "jobs": args.jobs, "isolation": summary.isolation,
-                  "wall_s": round(wall, 1), "seconds_per_submission": round(wall / count, 2),
-                  "machine_cpu_s_per_submission": round(machine_cpu / count, 2),
-                  "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                              "load_start": round(load_start, 2), "load_end": round(load_end, 2)},
-                  "failed": summary.failed}
+
+        report = {
+            "benchmark": "autograder",
+            "class": "rehearsal cohort" if args.complete else "generated",
+            "submissions": count,
+            "jobs": args.jobs,
+            "isolation": summary.isolation,
+            "wall_s": round(wall, 1),
+            "seconds_per_submission": round(wall / count, 2),
+            "machine_cpu_s_per_submission": round(machine_cpu / count, 2),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "load_start": round(load_start, 2),
+                "load_end": round(load_end, 2),
+            },
+            "failed": summary.failed,
+        }
         args.save.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         print(f"saved: {args.save}")
     return 0

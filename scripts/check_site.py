@@ -53,8 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--site", type=Path, default=REPO_ROOT / "_build" / "html", help="the built site")
     parser.add_argument("--toc", type=Path, default=REPO_ROOT / "_toc.yml", help="the book's _toc.yml")
-    parser.add_argument("--solutions", type=Path, default=REPO_ROOT / "solutions" / "dnn_hw",
-                        help="nbgrader source notebooks whose solutions must not be published")
+    parser.add_argument(
+        "--solutions",
+        type=Path,
+        default=REPO_ROOT / "solutions" / "dnn_hw",
+        help="nbgrader source notebooks whose solutions must not be published",
+    )
     args = parser.parse_args(argv)
     chromium = find_chromium()
     if chromium is None:
@@ -71,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for path, report in reports.items():
         status = "ok" if not report.problems else "FAIL"
-        print(f"{status:4} {path}: {report.typeset}/{report.math} math typeset, {len(report.images)} images, "
-              f"{len(report.links)} links")
+        print(
+            f"{status:4} {path}: {report.typeset}/{report.math} math typeset, {len(report.images)} images, "
+            f"{len(report.links)} links"
+        )
         for problem in report.problems:
             print(f"     - {problem}")
         failed += bool(report.problems)

@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dnn_course.check import write_student_config
 from dnn_course.assignment import ASSIGNMENT as COURSE
+from dnn_course.check import write_student_config
 from dnn_course.reference import solutions_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +37,15 @@ def generate(course_root: Path) -> Path:
     for notebook in sorted(SOLUTIONS.glob("*.ipynb")):
         shutil.copy2(notebook, source / notebook.name)
     command = [
-        sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--no-db", "--force",
-        f"--CourseDirectory.root={course_root}", "--log-level=WARN",
+        sys.executable,
+        "-m",
+        "nbgrader",
+        "generate_assignment",
+        ASSIGNMENT,
+        "--no-db",
+        "--force",
+        f"--CourseDirectory.root={course_root}",
+        "--log-level=WARN",
     ]
     # nbgrader reads nbgrader_config.py from the working directory: the course configuration.
     result = subprocess.run(command, cwd=CONFIG_DIR, capture_output=True, text=True)
@@ -52,9 +59,13 @@ def generate(course_root: Path) -> Path:
 def differences(generated: Path, committed: Path) -> list[str]:
     """Names of files that differ between two folders (missing on either side included)."""
     names = sorted({p.name for p in generated.iterdir()} | {p.name for p in committed.glob("*")})
-    return [name for name in names
-            if not (generated / name).exists() or not (committed / name).exists()
-            or not filecmp.cmp(generated / name, committed / name, shallow=False)]
+    return [
+        name
+        for name in names
+        if not (generated / name).exists()
+        or not (committed / name).exists()
+        or not filecmp.cmp(generated / name, committed / name, shallow=False)
+    ]
 
 
 def main(argv=None) -> int:
@@ -66,8 +77,11 @@ def main(argv=None) -> int:
         if args.check:
             stale = differences(generated, EXERCISES) if EXERCISES.exists() else ["(exercises/ is missing)"]
             if stale:
-                print("exercises/ is out of date with solutions/ for: " + ", ".join(stale)
-                      + ". Run `make regenerate-exercises` (never edit exercises/ by hand).")
+                print(
+                    "exercises/ is out of date with solutions/ for: "
+                    + ", ".join(stale)
+                    + ". Run `make regenerate-exercises` (never edit exercises/ by hand)."
+                )
                 return 1
             print(f"exercises/{ASSIGNMENT} matches what nbgrader generates from solutions/{ASSIGNMENT}.")
             return 0

@@ -64,8 +64,10 @@ def chapter_01(nn) -> dict:
         warnings.simplefilter("error")
         for dtype in (np.float64, np.float32):
             zz = z.astype(dtype)
-            stable[np.dtype(dtype).name] = {"sigmoid": _floats(nn.Sigmoid().forward(zz)),
-                                            "tanh": _floats(nn.Tanh().forward(zz))}
+            stable[np.dtype(dtype).name] = {
+                "sigmoid": _floats(nn.Sigmoid().forward(zz)),
+                "tanh": _floats(nn.Tanh().forward(zz)),
+            }
     return {"stable_forward": {"z": _floats(z), **stable}}
 
 
@@ -77,9 +79,15 @@ def chapter_02(nn) -> dict:
     layer = nn.FCLayer(20, 6, rng=np.random.default_rng(0), dtype=np.float64)
     x = np.random.default_rng(1).standard_normal((3, 4, 5))
     errors = check_layer_gradients(layer, x, reg_lambda=0.1)
-    return {"fc_gradient_check": {"layer": "FCLayer(20, 6), float64", "x_shape": [3, 4, 5], "reg_lambda": 0.1,
-                                  "errors": errors},
-            "input_centring": input_centring(nn)}
+    return {
+        "fc_gradient_check": {
+            "layer": "FCLayer(20, 6), float64",
+            "x_shape": [3, 4, 5],
+            "reg_lambda": 0.1,
+            "errors": errors,
+        },
+        "input_centring": input_centring(nn),
+    }
 
 
 def input_centring(nn) -> dict:
@@ -94,20 +102,43 @@ def input_centring(nn) -> dict:
     mean = x_tr.mean(axis=0)
     flat = x_tr.reshape(len(x_tr), -1).astype(np.float64)
     inputs = {"raw": 0.0, "centred": mean}
-    moments = {name: _floats(np.linalg.eigvalsh((flat - np.ravel(shift)).T @ (flat - np.ravel(shift))
-                                                / len(flat))[::-1][:3])
-               for name, shift in inputs.items()}
+    moments = {
+        name: _floats(np.linalg.eigvalsh((flat - np.ravel(shift)).T @ (flat - np.ravel(shift)) / len(flat))[::-1][:3])
+        for name, shift in inputs.items()
+    }
     runs = []
     for rate in [0.1, 0.5, 1.0]:
         for name, shift in inputs.items():
             model = build_classifier(nn, [784, 64, 10], "relu", seed=0, dtype=np.float32)
-            h = train(model, x_tr - shift, y_tr, epochs=5, learning_rate=rate, x_val=x_val - shift, y_val=y_val,
-                      seed=0, progress=False)
-            runs.append({"inputs": name, "learning_rate": rate, "train_loss": [float(v) for v in h.train_loss],
-                         "val_acc": [float(a) for a in h.val_acc]})
-    return {"network": "784-64-10 ReLU, float32", "train_images": len(x_tr), "val_images": len(x_val), "epochs": 5,
-            "mean_pixel": float(flat.mean()), "mean_squared_norm": float(np.sum(np.ravel(mean) ** 2)),
-            "top_eigenvalues": moments, "runs": runs}
+            h = train(
+                model,
+                x_tr - shift,
+                y_tr,
+                epochs=5,
+                learning_rate=rate,
+                x_val=x_val - shift,
+                y_val=y_val,
+                seed=0,
+                progress=False,
+            )
+            runs.append(
+                {
+                    "inputs": name,
+                    "learning_rate": rate,
+                    "train_loss": [float(v) for v in h.train_loss],
+                    "val_acc": [float(a) for a in h.val_acc],
+                }
+            )
+    return {
+        "network": "784-64-10 ReLU, float32",
+        "train_images": len(x_tr),
+        "val_images": len(x_val),
+        "epochs": 5,
+        "mean_pixel": float(flat.mean()),
+        "mean_squared_norm": float(np.sum(np.ravel(mean) ** 2)),
+        "top_eigenvalues": moments,
+        "runs": runs,
+    }
 
 
 # --- chapter 3: softmax and cross-entropy --------------------------------------------------
@@ -119,13 +150,16 @@ def chapter_03(nn) -> dict:
     z2 = np.array([[0.0, 1.0], [-1000.0, -999.0]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        softmax = {"z": {"scores": _floats(z), "softmax": _floats(nn.softmax(z))},
-                   "z2": {"scores": _floats(z2), "softmax": _floats(nn.softmax(z2))}}
+        softmax = {
+            "z": {"scores": _floats(z), "softmax": _floats(nn.softmax(z))},
+            "z2": {"scores": _floats(z2), "softmax": _floats(nn.softmax(z2))},
+        }
     scores = np.random.default_rng(0).standard_normal((6, 10))
     errors = check_layer_gradients(nn.SoftmaxLayer(), scores)
-    return {"softmax": softmax,
-            "softmax_gradient_check": {"scores": "np.random.default_rng(0).standard_normal((6, 10))",
-                                       "errors": errors}}
+    return {
+        "softmax": softmax,
+        "softmax_gradient_check": {"scores": "np.random.default_rng(0).standard_normal((6, 10))", "errors": errors},
+    }
 
 
 # --- chapter 4: L2 regularization ----------------------------------------------------------
@@ -165,16 +199,43 @@ def l2_toy(nn) -> dict:
     runs = []
     for lam in [0.0, 1e-2, 1e-1]:
         model = build_classifier(nn, [2, 64, 64, 2], "relu", seed=0, dtype=np.float64)
-        h = train(model, x, y, epochs=1000, learning_rate=0.1, batch_size=16, reg_lambda=lam,
-                  x_test=x_test, y_test=y_test, seed=0, progress=False, dtype=np.float64, num_classes=2)
+        h = train(
+            model,
+            x,
+            y,
+            epochs=1000,
+            learning_rate=0.1,
+            batch_size=16,
+            reg_lambda=lam,
+            x_test=x_test,
+            y_test=y_test,
+            seed=0,
+            progress=False,
+            dtype=np.float64,
+            num_classes=2,
+        )
         model.forward(grid, np.zeros((len(grid), 2)), 0.0)
         p_one = model.softmax_layer.y_hat[:, 1].reshape(len(grid_y), len(grid_x))
-        runs.append({"reg_lambda": lam, "train_acc": float(h.train_acc[-1]), "test_acc": float(h.test_acc),
-                     "p_class_1": _floats(np.round(p_one, 3))})
-    return {"network": "2-64-64-2 ReLU, float64", "data": "two moons, noise 0.3: 80 training points (seed 0), "
-            "2,000 test points (seed 1)", "epochs": 1000, "learning_rate": 0.1, "batch_size": 16,
-            "x": _floats(np.round(x, 3)), "y": y.tolist(), "grid_x": _floats(grid_x), "grid_y": _floats(grid_y),
-            "runs": runs}
+        runs.append(
+            {
+                "reg_lambda": lam,
+                "train_acc": float(h.train_acc[-1]),
+                "test_acc": float(h.test_acc),
+                "p_class_1": _floats(np.round(p_one, 3)),
+            }
+        )
+    return {
+        "network": "2-64-64-2 ReLU, float64",
+        "data": "two moons, noise 0.3: 80 training points (seed 0), 2,000 test points (seed 1)",
+        "epochs": 1000,
+        "learning_rate": 0.1,
+        "batch_size": 16,
+        "x": _floats(np.round(x, 3)),
+        "y": y.tolist(),
+        "grid_x": _floats(grid_x),
+        "grid_y": _floats(grid_y),
+        "runs": runs,
+    }
 
 
 def chapter_04(nn) -> dict:
@@ -188,10 +249,25 @@ def chapter_04(nn) -> dict:
         model = build_classifier(nn, [784, 64, 10], "relu", seed=0, dtype=np.float32)
         norms, train_acc, val_acc = [], [], []
         for epoch in range(epochs):
-            h = train(model, x_tr, y_tr, epochs=1, learning_rate=0.1, reg_lambda=lam, x_val=x_val, y_val=y_val,
-                      seed=epoch, progress=False)
-            norms.append(sum(float(np.sum(layer.W.astype(np.float64) ** 2))
-                             for layer in model.layers.values() if hasattr(layer, "W")))
+            h = train(
+                model,
+                x_tr,
+                y_tr,
+                epochs=1,
+                learning_rate=0.1,
+                reg_lambda=lam,
+                x_val=x_val,
+                y_val=y_val,
+                seed=epoch,
+                progress=False,
+            )
+            norms.append(
+                sum(
+                    float(np.sum(layer.W.astype(np.float64) ** 2))
+                    for layer in model.layers.values()
+                    if hasattr(layer, "W")
+                )
+            )
             train_acc.append(float(h.train_acc[0]))
             val_acc.append(float(h.val_acc[0]))
         curves.append({"reg_lambda": lam, "sum_squared_weights": norms, "train_acc": train_acc, "val_acc": val_acc})
@@ -203,14 +279,24 @@ def chapter_04(nn) -> dict:
     def small_model():
         return build_classifier(nn, [12, 7, 5, 3], "tanh", seed=0, dtype=np.float64)
 
-    checks = {name: check_model_gradients(model, x_check, y_check, reg_lambda=0.1)
-              for name, model in [("sum of squares", small_model()),
-                                  ("spectral norm", SpectralPenaltyModel(small_model()))]}
+    checks = {
+        name: check_model_gradients(model, x_check, y_check, reg_lambda=0.1)
+        for name, model in [("sum of squares", small_model()), ("spectral norm", SpectralPenaltyModel(small_model()))]
+    }
     return {
-        "l2_training": {"network": "784-64-10 ReLU, float32", "train_images": 2000, "val_images": 2000,
-                        "epochs": epochs, "learning_rate": 0.1, "runs": curves},
-        "spectral_gradient_check": {"network": "12-7-5-3 tanh, float64, 8 examples", "reg_lambda": 0.1,
-                                    "errors": checks},
+        "l2_training": {
+            "network": "784-64-10 ReLU, float32",
+            "train_images": 2000,
+            "val_images": 2000,
+            "epochs": epochs,
+            "learning_rate": 0.1,
+            "runs": curves,
+        },
+        "spectral_gradient_check": {
+            "network": "12-7-5-3 tanh, float64, 8 examples",
+            "reg_lambda": 0.1,
+            "errors": checks,
+        },
         "l2_toy": l2_toy(nn),
     }
 
@@ -241,8 +327,20 @@ def _worked_example(nn) -> dict:
     d_a1 = fc2.backward(g2, 0.0)
     g1 = relu.backward(d_a1, 0.0)
     fc1.backward(g1, 0.0)
-    arrays = {"Z1": z1, "A1": a1, "Z2": z2, "Y_hat": y_hat, "E": loss, "G2": g2, "dW2": fc2.dW, "db2": fc2.db,
-              "dA1": d_a1, "G1": g1, "dW1": fc1.dW, "db1": fc1.db}
+    arrays = {
+        "Z1": z1,
+        "A1": a1,
+        "Z2": z2,
+        "Y_hat": y_hat,
+        "E": loss,
+        "G2": g2,
+        "dW2": fc2.dW,
+        "db2": fc2.db,
+        "dA1": d_a1,
+        "G1": g1,
+        "dW1": fc1.dW,
+        "db1": fc1.db,
+    }
     return {"inputs": WORKED_INPUTS, "arrays": {name: _floats(value) for name, value in arrays.items()}}
 
 
@@ -264,9 +362,14 @@ def chapter_05(nn) -> dict:
     (x_train, y_train), (x_test, y_test) = load_dataset("mnist", verbose=False)
 
     model = build_classifier(nn, [784, 500, 500, 10], "relu", seed=0)
-    layers = [{"name": name, "kind": layer.summary(),
-               "parameters": int(layer.W.size + layer.b.size) if hasattr(layer, "W") else 0}
-              for name, layer in model.layers.items()]
+    layers = [
+        {
+            "name": name,
+            "kind": layer.summary(),
+            "parameters": int(layer.W.size + layer.b.size) if hasattr(layer, "W") else 0,
+        }
+        for name, layer in model.layers.items()
+    ]
     layers.append({"name": "softmax", "kind": model.softmax_layer.summary(), "parameters": 0})
 
     y_probe_onehot = one_hot(y_train[:512], 10, dtype=np.float32)
@@ -289,9 +392,12 @@ def chapter_05(nn) -> dict:
 
     small = build_classifier(nn, [20, 8, 6, 4], "relu", seed=0, dtype=np.float64)
     a1 = small.layers["relu1"].forward(small.layers["fc1"].forward(x_small))  # (16, 8)
-    z2 = small.layers["fc2"].forward(a1)                                       # (16, 6)
-    kink = {"examples": len(a1), "all_off": int(np.sum(~a1.any(axis=1))),
-            "smallest_abs_relu2_input": float(np.abs(z2).min())}
+    z2 = small.layers["fc2"].forward(a1)  # (16, 6)
+    kink = {
+        "examples": len(a1),
+        "all_off": int(np.sum(~a1.any(axis=1))),
+        "smallest_abs_relu2_input": float(np.abs(z2).min()),
+    }
 
     depth_sizes = [784] + [128] * 5 + [10]
     x_probe, y_probe = x_train[:512], one_hot(y_train[:512], 10, dtype=np.float32)
@@ -299,8 +405,11 @@ def chapter_05(nn) -> dict:
     def weight_gradient_rms(net):
         net.forward(x_probe, y_probe, 0.0)
         net.backward(0.0)
-        return [float(np.sqrt(np.mean(layer.dW.astype(np.float64) ** 2)))
-                for layer in net.layers.values() if hasattr(layer, "dW")]
+        return [
+            float(np.sqrt(np.mean(layer.dW.astype(np.float64) ** 2)))
+            for layer in net.layers.values()
+            if hasattr(layer, "dW")
+        ]
 
     n_epochs = 4
     vanishing = {}
@@ -308,8 +417,17 @@ def chapter_05(nn) -> dict:
         net = build_classifier(nn, depth_sizes, activation, seed=0, dtype=np.float32)
         rms, val_acc, spread = [weight_gradient_rms(net)], [], [_spread_over_examples(net, x_probe)]
         for epoch in range(n_epochs):
-            h = train(net, x_train[:3000], y_train[:3000], epochs=1, learning_rate=0.05,
-                      x_val=x_test[:2000], y_val=y_test[:2000], seed=epoch, progress=False)
+            h = train(
+                net,
+                x_train[:3000],
+                y_train[:3000],
+                epochs=1,
+                learning_rate=0.05,
+                x_val=x_test[:2000],
+                y_val=y_test[:2000],
+                seed=epoch,
+                progress=False,
+            )
             rms.append(weight_gradient_rms(net))
             val_acc.append(float(h.val_acc[0]))
             spread.append(_spread_over_examples(net, x_probe))
@@ -318,14 +436,21 @@ def chapter_05(nn) -> dict:
     return {
         "layers": layers,
         "worked_example": _worked_example(nn),
-        "before_you_train": {"initial_loss_512": initial_loss,
-                             "tiny_train_acc": [float(a) for a in history.train_acc],
-                             "tiny_train_loss": [float(v) for v in history.train_loss]},
-        "model_gradient_check": {"network": "20-8-6-4, float64, 16 examples", "reg_lambda": 0.1,
-                                 "errors": errors},
+        "before_you_train": {
+            "initial_loss_512": initial_loss,
+            "tiny_train_acc": [float(a) for a in history.train_acc],
+            "tiny_train_loss": [float(v) for v in history.train_loss],
+        },
+        "model_gradient_check": {"network": "20-8-6-4, float64, 16 examples", "reg_lambda": 0.1, "errors": errors},
         "relu_kink": kink,
-        "vanishing_gradients": {"layer_sizes": depth_sizes, "train_images": 3000, "val_images": 2000,
-                                "learning_rate": 0.05, "epochs": n_epochs, "runs": vanishing},
+        "vanishing_gradients": {
+            "layer_sizes": depth_sizes,
+            "train_images": 3000,
+            "val_images": 2000,
+            "learning_rate": 0.05,
+            "epochs": n_epochs,
+            "runs": vanishing,
+        },
         "saturation": saturation(nn),
     }
 
@@ -388,15 +513,27 @@ def saturation(nn) -> dict:
         moments, trained = [], 0
         for epochs in SATURATION_EPOCHS:
             while trained < epochs:
-                train(model, x_train, y_train, epochs=1, learning_rate=0.001, batch_size=128, reg_lambda=1e-8,
-                      seed=trained, progress=False)
+                train(
+                    model,
+                    x_train,
+                    y_train,
+                    epochs=1,
+                    learning_rate=0.001,
+                    batch_size=128,
+                    reg_lambda=1e-8,
+                    seed=trained,
+                    progress=False,
+                )
                 trained += 1
             layers = []
             for z in _pre_activations(model, probe)[:2]:
                 counts, _ = np.histogram(np.clip(z, Z_BINS[0], Z_BINS[-1]), bins=Z_BINS)
-                row = {"std": float(z.std()), "spread_over_examples": _spread(z),
-                       "fraction_abs_above_2": float(np.mean(np.abs(z) > 2)),
-                       "histogram": _floats(counts / z.size)}
+                row = {
+                    "std": float(z.std()),
+                    "spread_over_examples": _spread(z),
+                    "fraction_abs_above_2": float(np.mean(np.abs(z) > 2)),
+                    "histogram": _floats(counts / z.size),
+                }
                 if activation == "relu":
                     row["fraction_active"] = float(np.mean(z > 0))
                     row["dead_units"] = int(np.sum(~(z > 0).any(axis=0)))
@@ -407,9 +544,17 @@ def saturation(nn) -> dict:
                 layers.append(row)
             moments.append({"epochs": epochs, "layers": layers})
         runs[activation] = moments
-    return {"network": "784-500-500-10, float32", "train_images": len(x_train), "probe_images": len(probe),
-            "learning_rate": 0.001, "batch_size": 128, "reg_lambda": 1e-8, "saturated_below": SATURATED_BELOW,
-            "bin_edges": _floats(Z_BINS), "runs": runs}
+    return {
+        "network": "784-500-500-10, float32",
+        "train_images": len(x_train),
+        "probe_images": len(probe),
+        "learning_rate": 0.001,
+        "batch_size": 128,
+        "reg_lambda": 1e-8,
+        "saturated_below": SATURATED_BELOW,
+        "bin_edges": _floats(Z_BINS),
+        "runs": runs,
+    }
 
 
 # --- chapter 6: what the networks learned ---------------------------------------------------
@@ -423,12 +568,28 @@ def chapter_06(nn) -> dict:
     """Small one-hidden-layer networks (not the tuned ones): first-layer weights on MNIST, confusions on Fashion-MNIST."""
     (x_train, y_train), (x_test, y_test) = load_dataset("mnist", verbose=False)
     mnist = build_classifier(nn, [784, 16, 10], "relu", seed=0)
-    h = train(mnist, x_train, y_train, epochs=10, learning_rate=0.1, reg_lambda=1e-2, x_test=x_test, y_test=y_test,
-              seed=0, progress=False)
+    h = train(
+        mnist,
+        x_train,
+        y_train,
+        epochs=10,
+        learning_rate=0.1,
+        reg_lambda=1e-2,
+        x_test=x_test,
+        y_test=y_test,
+        seed=0,
+        progress=False,
+    )
     W1 = _weights_and_biases(mnist)[0][0]
-    first_layer = {"network": "784-16-10 ReLU, float32", "train_images": len(x_train), "epochs": 10,
-                   "learning_rate": 0.1, "reg_lambda": 1e-2, "test_acc": float(h.test_acc),
-                   "W1_columns": _floats(np.round(W1.T.astype(np.float64), 3))}  # (16, 784): row k is unit k's 28 x 28 image
+    first_layer = {
+        "network": "784-16-10 ReLU, float32",
+        "train_images": len(x_train),
+        "epochs": 10,
+        "learning_rate": 0.1,
+        "reg_lambda": 1e-2,
+        "test_acc": float(h.test_acc),
+        "W1_columns": _floats(np.round(W1.T.astype(np.float64), 3)),
+    }  # (16, 784): row k is unit k's 28 x 28 image
 
     (x_train, y_train), (x_test, y_test) = load_dataset("fashion-mnist", verbose=False)
     fashion = build_classifier(nn, [784, 100, 10], "relu", seed=0)
@@ -449,12 +610,20 @@ def chapter_06(nn) -> dict:
     chosen = wrong[np.argsort(-gap[wrong], kind="stable")[:8]]
     return {
         "mnist_first_layer": first_layer,
-        "fashion_confusion": {"network": "784-100-10 ReLU, float32", "train_images": len(x_train), "epochs": 15,
-                              "learning_rate": 0.02, "reg_lambda": 0.0, "test_images": len(x_test),
-                              "train_acc": float(h.train_acc[-1]), "test_acc": float(np.mean(predicted == y_test)),
-                              "counts": confusion.tolist(),
-                              "mistakes": [{"test_index": int(i), "true": int(y_test[i]),
-                                            "predicted": int(predicted[i])} for i in chosen]},
+        "fashion_confusion": {
+            "network": "784-100-10 ReLU, float32",
+            "train_images": len(x_train),
+            "epochs": 15,
+            "learning_rate": 0.02,
+            "reg_lambda": 0.0,
+            "test_images": len(x_test),
+            "train_acc": float(h.train_acc[-1]),
+            "test_acc": float(np.mean(predicted == y_test)),
+            "counts": confusion.tolist(),
+            "mistakes": [
+                {"test_index": int(i), "true": int(y_test[i]), "predicted": int(predicted[i])} for i in chosen
+            ],
+        },
     }
 
 
@@ -560,18 +729,21 @@ def check(results: dict[str, dict], folder: Path) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="compare with the files instead of writing them; exit 1 on a difference")
+    parser.add_argument(
+        "--check", action="store_true", help="compare with the files instead of writing them; exit 1 on a difference"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder of the result files (default {RESULTS})")
-    parser.add_argument("--only", choices=sorted(CHAPTERS), action="append",
-                        help="only this chapter (repeatable)")
+    parser.add_argument("--only", choices=sorted(CHAPTERS), action="append", help="only this chapter (repeatable)")
     args = parser.parse_args(argv)
     results = compute(args.only)
     if args.check:
         problems = check(results, args.out)
         if problems:
-            print(f"The book's results differ from what the reference gives now ({len(problems)} values); "
-                  f"run `{COMMAND}` and commit book/results/:", file=sys.stderr)
+            print(
+                f"The book's results differ from what the reference gives now ({len(problems)} values); "
+                f"run `{COMMAND}` and commit book/results/:",
+                file=sys.stderr,
+            )
             print("\n".join(problems[:40]), file=sys.stderr)
             return 1
         print(f"{len(results)} result files agree with the reference.")

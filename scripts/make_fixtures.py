@@ -66,8 +66,17 @@ def fc_values(nn, rng) -> dict[str, np.ndarray]:
     reg_lambda = 0.1
     out = layer.forward(x.copy())
     dx = layer.backward(d_prev.copy(), reg_lambda)
-    return {"fc/x": x, "fc/W": layer.W, "fc/b": layer.b, "fc/d_prev": d_prev, "fc/reg_lambda": np.array(reg_lambda),
-            "fc/out": out, "fc/dx": dx, "fc/dW": layer.dW, "fc/db": layer.db}
+    return {
+        "fc/x": x,
+        "fc/W": layer.W,
+        "fc/b": layer.b,
+        "fc/d_prev": d_prev,
+        "fc/reg_lambda": np.array(reg_lambda),
+        "fc/out": out,
+        "fc/dx": dx,
+        "fc/dW": layer.dW,
+        "fc/db": layer.db,
+    }
 
 
 def softmax_values(nn, rng) -> dict[str, np.ndarray]:
@@ -79,9 +88,16 @@ def softmax_values(nn, rng) -> dict[str, np.ndarray]:
     y_hat = layer.forward(z.copy())
     loss = layer.ce_loss(y_hat, y)
     dx = layer.backward(1, 0.0)
-    return {"softmax/z": z, "softmax/y": y, "softmax/y_hat": y_hat, "softmax/loss": np.array(loss),
-            "softmax/dx": dx, "softmax/z_extreme": z_extreme, "softmax/y_extreme": y_extreme,
-            "softmax/y_hat_extreme": nn.softmax(z_extreme.copy())}
+    return {
+        "softmax/z": z,
+        "softmax/y": y,
+        "softmax/y_hat": y_hat,
+        "softmax/loss": np.array(loss),
+        "softmax/dx": dx,
+        "softmax/z_extreme": z_extreme,
+        "softmax/y_extreme": y_extreme,
+        "softmax/y_hat_extreme": nn.softmax(z_extreme.copy()),
+    }
 
 
 def model_values(nn, rng) -> dict[str, np.ndarray]:
@@ -103,8 +119,9 @@ def model_values(nn, rng) -> dict[str, np.ndarray]:
     values = {"model/x": x, "model/y": y, "model/reg_lambda": np.array(reg_lambda), "model/loss": np.array(loss)}
     for i in range(3):
         fc = model.layers[f"fc{i + 1}"]
-        values.update({f"model/W{i + 1}": fc.W, f"model/b{i + 1}": fc.b,
-                       f"model/dW{i + 1}": fc.dW, f"model/db{i + 1}": fc.db})
+        values.update(
+            {f"model/W{i + 1}": fc.W, f"model/b{i + 1}": fc.b, f"model/dW{i + 1}": fc.dW, f"model/db{i + 1}": fc.db}
+        )
     return values
 
 
@@ -120,8 +137,11 @@ def reference_values() -> dict[str, np.ndarray]:
 def visible_code(notebook: Path) -> str:
     """The code of a source notebook as students receive it: hidden tests and solutions removed
     (:func:`dnn_course.nbgrader_regions.outside_regions`)."""
-    return "\n".join(nbgrader_regions.outside_regions(cell.source) for cell in nbgrader_regions.read_cells(notebook)
-                     if cell.cell_type == "code")
+    return "\n".join(
+        nbgrader_regions.outside_regions(cell.source)
+        for cell in nbgrader_regions.read_cells(notebook)
+        if cell.cell_type == "code"
+    )
 
 
 def _string_patterns(code: str) -> list[re.Pattern]:
@@ -132,7 +152,7 @@ def _string_patterns(code: str) -> list[re.Pattern]:
             continue
         text = token.string
         prefix = text[: len(text) - len(text.lstrip("rRbBfFuU"))].lower()
-        body = text[len(prefix):].strip("\"'")
+        body = text[len(prefix) :].strip("\"'")
         if "f" in prefix:
             parts = re.split(r"\{[^{}]*\}", body)
             if any(parts):  # f"{x}" alone names nothing in particular
@@ -181,8 +201,10 @@ def main(argv=None) -> int:
         for path, expected in files.items():
             with np.load(path, allow_pickle=False) as committed:
                 stale = sorted(set(expected) ^ set(committed.files)) + [
-                    key for key in expected if key in committed.files
-                    and not np.allclose(committed[key], expected[key], rtol=1e-12, atol=1e-14)]
+                    key
+                    for key in expected
+                    if key in committed.files and not np.allclose(committed[key], expected[key], rtol=1e-12, atol=1e-14)
+                ]
             if stale:
                 print(f"{path} is out of date ({', '.join(stale[:5])}); run python scripts/make_fixtures.py")
                 status = 1

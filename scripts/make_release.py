@@ -59,8 +59,14 @@ FIXTURES = REPO / "dnn_course" / "fixtures"
 #: and its Makefile (copied as it is).
 TEMPLATES = Path(__file__).resolve().parent / "release_templates"
 #: Modules of dnn_course that stay with the instructors (they read solutions/).
-INSTRUCTOR_MODULES = {"reference.py", "leak_policy.py", "code_leaks.py", "answer_leaks.py", "secret_lines.py",
-                      "nbgrader_regions.py"}
+INSTRUCTOR_MODULES = {
+    "reference.py",
+    "leak_policy.py",
+    "code_leaks.py",
+    "answer_leaks.py",
+    "secret_lines.py",
+    "nbgrader_regions.py",
+}
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 #: A "Read first" link of a notebook: a chapter of the book, relative to exercises/dnn_hw/.
@@ -93,8 +99,10 @@ def _cell_sources(notebook: Path) -> list[tuple[str, str]]:
 
 def hidden_only_values(fixtures_dir: Path = FIXTURES) -> dict[str, np.ndarray]:
     """The reference values that only the instructors' set has (the hidden tests' own)."""
-    with np.load(fixtures_dir / "reference_values.npz", allow_pickle=False) as full, \
-            np.load(fixtures_dir / "visible_values.npz", allow_pickle=False) as visible:
+    with (
+        np.load(fixtures_dir / "reference_values.npz", allow_pickle=False) as full,
+        np.load(fixtures_dir / "visible_values.npz", allow_pickle=False) as visible,
+    ):
         return {key: full[key] for key in full.files if key not in visible.files}
 
 
@@ -156,8 +164,9 @@ def _generic(snippet: str) -> bool:
     nodes = [node for node in ast.walk(tree) if isinstance(node, ast.expr)]
     if "np." not in (code_leaks.normalise(snippet) or snippet) and len(nodes) < MIN_LIBRARY_MATCH_NODES:
         return True
-    names = {node.attr for node in nodes if isinstance(node, ast.Attribute)} | \
-        {node.func.id for node in nodes if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    names = {node.attr for node in nodes if isinstance(node, ast.Attribute)} | {
+        node.func.id for node in nodes if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
     arithmetic = any(isinstance(node, (ast.BinOp, ast.Compare, ast.BoolOp)) for node in nodes)
     return names <= PLUMBING and not arithmetic
 
@@ -171,8 +180,9 @@ def library_code_leaks(modules: dict[str, str], solutions_dir: Path = SOLUTIONS)
     import ast
 
     found = []
-    for leak in leak_policy.find_leaks({name: f"```python\n{source}\n```" for name, source in modules.items()},
-                                       solutions_dir, answers=False):
+    for leak in leak_policy.find_leaks(
+        {name: f"```python\n{source}\n```" for name, source in modules.items()}, solutions_dir, answers=False
+    ):
         snippet = leak.detail.split(" is ", 1)[0] if leak.kind == "solution code" else ""
         try:
             snippet = ast.literal_eval(snippet) if snippet else ""
@@ -195,23 +205,31 @@ def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path =
     leaks = []
     files = _kit_files(Path(root))
     tuned = tuned_configuration_pattern()
-    leaks += library_code_leaks({name: _text(data) for name, data in files.items()
-                                 if name.endswith(".py") and _text(data) is not None}, solutions_dir)
+    leaks += library_code_leaks(
+        {name: _text(data) for name, data in files.items() if name.endswith(".py") and _text(data) is not None},
+        solutions_dir,
+    )
     lines = secret_lines.secret_lines(solutions_dir)
     hidden = hidden_only_values(fixtures_dir)
     hidden_bytes = {key: value.tobytes() for key, value in hidden.items() if value.size >= 4}
     for name, data in files.items():
         lowered = name.lower()
-        if "solutions/" in lowered or "autograder" in lowered or "reference_values" in lowered \
-                or lowered.endswith("reference.py"):
+        if (
+            "solutions/" in lowered
+            or "autograder" in lowered
+            or "reference_values" in lowered
+            or lowered.endswith("reference.py")
+        ):
             leaks.append(f"{name}: an instructors' file")
         if name.endswith(".npz"):
             with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
                 for key in arrays.files:
                     if key in hidden:
                         leaks.append(f"{name}: holds the hidden tests' reference value {key}")
-                    elif any(arrays[key].shape == value.shape and np.array_equal(arrays[key], value)
-                             for value in hidden.values()):
+                    elif any(
+                        arrays[key].shape == value.shape and np.array_equal(arrays[key], value)
+                        for value in hidden.values()
+                    ):
                         leaks.append(f"{name}: {key} equals a value only the hidden tests use")
         for key, raw in hidden_bytes.items():
             if raw in data:
@@ -221,8 +239,11 @@ def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path =
             if any(marker in text for text in texts):
                 leaks.append(f"{name}: nbgrader marker {marker!r}")
         # a secret line can be read only in a text file (searching 12 MB of compressed data for each line is slow)
-        found_lines = {line: None for text in (texts if _text(data) is not None else [])
-                       for line in secret_lines.found_in(text, lines)}
+        found_lines = {
+            line: None
+            for text in (texts if _text(data) is not None else [])
+            for line in secret_lines.found_in(text, lines)
+        }
         leaks += [f"{name}: a {line.kind} line of {line.notebook}: {line.key[:70]!r}" for line in found_lines]
         found = tuned.search(_text(data) or "")
         if found:
@@ -234,8 +255,12 @@ def find_leaks(root: Path, solutions_dir: Path = SOLUTIONS, fixtures_dir: Path =
 # What must never be on the default site (the answers of the written questions)
 
 #: Headings of the answers' sections (book/answers/), which the default site must not have.
-ANSWER_HEADINGS = ("What the curves show", "10,000 or 60,000 training images", "Reading the results",
-                   "How the design was chosen")
+ANSWER_HEADINGS = (
+    "What the curves show",
+    "10,000 or 60,000 training images",
+    "Reading the results",
+    "How the design was chosen",
+)
 
 
 def model_answers(solutions_dir: Path = SOLUTIONS) -> dict[str, str]:
@@ -267,7 +292,7 @@ def model_answer_leaks(texts: dict[str, str], solutions_dir: Path = SOLUTIONS) -
     for answer, body in model_answers(solutions_dir).items():
         words = answer_leaks.plain_words(body).split()
         for i in range(len(words) - answer_leaks.SHINGLE_WORDS + 1):
-            shingles.setdefault(" ".join(words[i:i + answer_leaks.SHINGLE_WORDS]), answer)
+            shingles.setdefault(" ".join(words[i : i + answer_leaks.SHINGLE_WORDS]), answer)
     tuned = tuned_configuration()
     leaks = []
     for name, text in texts.items():
@@ -317,11 +342,16 @@ def _book_section(site: str) -> str:
 
 
 def _kit_readme(url: str, site: str = "") -> str:
-    return template("README.md", book_section=_book_section(site), url=url, name=url.rsplit("/", 1)[-1],
-                    binder=url.replace("https://github.com/", "https://mybinder.org/v2/gh/")
-                    + "/main?urlpath=lab/tree/exercises/dnn_hw",
-                    data_files=", ".join(f"`{file}`" for file in DATA_FILES),
-                    example=f"{ARCHIVE_PREFIX}_Ada_Lovelace_12345678.zip")
+    return template(
+        "README.md",
+        book_section=_book_section(site),
+        url=url,
+        name=url.rsplit("/", 1)[-1],
+        binder=url.replace("https://github.com/", "https://mybinder.org/v2/gh/")
+        + "/main?urlpath=lab/tree/exercises/dnn_hw",
+        data_files=", ".join(f"`{file}`" for file in DATA_FILES),
+        example=f"{ARCHIVE_PREFIX}_Ada_Lovelace_12345678.zip",
+    )
 
 
 def _environment_yml() -> str:
@@ -394,13 +424,19 @@ def main(argv=None) -> int:
         return 1
     files = [p for p in kit.rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files)
-    print(f"wrote {kit} ({len(files)} files, {size / 1e6:.1f} MB) and {zip_path} "
-          f"({zip_path.stat().st_size / 1e6:.1f} MB); no answers found in either")
-    print(f"Hand it out: push {kit} to {students_repository_url()} (repository.url in _config.yml), "
-          f"or upload {zip_path.name} to the learning platform.")
+    print(
+        f"wrote {kit} ({len(files)} files, {size / 1e6:.1f} MB) and {zip_path} "
+        f"({zip_path.stat().st_size / 1e6:.1f} MB); no answers found in either"
+    )
+    print(
+        f"Hand it out: push {kit} to {students_repository_url()} (repository.url in _config.yml), "
+        f"or upload {zip_path.name} to the learning platform."
+    )
     if not site_url():
-        print("Note: html.baseurl in _config.yml is empty, so the kit cannot link to the course book; its README "
-              "and book/ pages say so. Set it to the website's address and run make release again.")
+        print(
+            "Note: html.baseurl in _config.yml is empty, so the kit cannot link to the course book; its README "
+            "and book/ pages say so. Set it to the website's address and run make release again."
+        )
     return 0
 
 

@@ -18,6 +18,7 @@ marker (``/proc/<pid>/stat``; the sandboxed kernels are reaped inside their PID 
 ``getrusage(RUSAGE_CHILDREN)`` never sees them) and charges the increase to the phase then
 running. A process that ends between two samples loses at most its last 0.1 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from autograder import collect, crosscheck, grade as grade_mod, job, kernel, tamper_probe, report, sandbox  # noqa: E402
-from autograder import similarity_report  # noqa: E402
-from autograder.grading_settings import GradingSettings  # noqa: E402
 from nbgrader.apps.api import NbGraderAPI  # noqa: E402
+
+from autograder import (  # noqa: E402
+    collect,
+    crosscheck,
+    job,
+    kernel,
+    report,
+    sandbox,
+    similarity_report,
+    tamper_probe,
+)
+from autograder import grade as grade_mod
+from autograder.grading_settings import GradingSettings  # noqa: E402
 from scripts.bench_autograder import make_class  # noqa: E402
 
 TICK = 0.1
@@ -56,7 +67,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.needle = f"{sandbox.MARKER_VARIABLE}={marker}".encode()
         self.marked: dict[int, bool] = {}
-        self.seen: dict[int, float] = {}       # pid -> its CPU seconds at the last tick
+        self.seen: dict[int, float] = {}  # pid -> its CPU seconds at the last tick
         self.kind: dict[int, str] = {}
         self.by_phase: dict[str, float] = {}
         self.by_kind: dict[str, float] = {}
@@ -74,8 +85,13 @@ class Sampler(threading.Thread):
                     self.marked[pid] = self.needle in Path(f"/proc/{pid}/environ").read_bytes()
                     if self.marked[pid]:
                         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                        self.kind[pid] = ("kernel" if "ipykernel" in cmd else
-                                          "cross-check" if "crosscheck" in cmd else "sandbox (bwrap)")
+                        self.kind[pid] = (
+                            "kernel"
+                            if "ipykernel" in cmd
+                            else "cross-check"
+                            if "crosscheck" in cmd
+                            else "sandbox (bwrap)"
+                        )
                 if not self.marked[pid]:
                     continue
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -123,7 +139,9 @@ class Sampler(threading.Thread):
 def in_phase(name: str, function):
     """``function`` with the job's phase set to ``name`` while it runs (sync or async)."""
     import inspect
+
     if inspect.iscoroutinefunction(function):
+
         @functools.wraps(function)
         async def wrapped(*args, **kwargs):
             previous, PHASE[0] = PHASE[0], name
@@ -131,6 +149,7 @@ def in_phase(name: str, function):
                 return await function(*args, **kwargs)
             finally:
                 PHASE[0] = previous
+
         return wrapped
 
     @functools.wraps(function)
@@ -140,6 +159,7 @@ def in_phase(name: str, function):
             return function(*args, **kwargs)
         finally:
             PHASE[0] = previous
+
     return wrapped
 
 
@@ -148,17 +168,24 @@ def instrument_job(with_cprofile: bool) -> None:
     original_cell = kernel.SandboxExecute.async_execute_cell
 
     async def execute_cell(self, cell, cell_index, *args, **kwargs):
-        name = ("kernel: probe's after-cell check" if tamper_probe.is_check(cell.source) else
-                "kernel: probe's snapshot" if tamper_probe.is_probe(cell.source) else "kernel: the notebook's cells")
+        name = (
+            "kernel: probe's after-cell check"
+            if tamper_probe.is_check(cell.source)
+            else "kernel: probe's snapshot"
+            if tamper_probe.is_probe(cell.source)
+            else "kernel: the notebook's cells"
+        )
         previous, PHASE[0] = PHASE[0], name
         try:
             return await original_cell(self, cell, cell_index, *args, **kwargs)
         finally:
             PHASE[0] = previous
+
     kernel.SandboxExecute.async_execute_cell = execute_cell
     kernel.SandboxExecute.execute_cell = kernel.run_sync(execute_cell)  # nbconvert calls the sync name
     kernel.SandboxExecute.async_start_new_kernel_client = in_phase(
-        "kernel start-up", kernel.SandboxExecute.async_start_new_kernel_client)
+        "kernel start-up", kernel.SandboxExecute.async_start_new_kernel_client
+    )
     kernel.SandboxExecute.start_new_kernel_client = kernel.run_sync(kernel.SandboxExecute.async_start_new_kernel_client)
     NbGraderAPI.autograde = in_phase("nbgrader autograde (converters, gradebook)", NbGraderAPI.autograde)
     NbGraderAPI.generate_feedback = in_phase("nbgrader generate_feedback", NbGraderAPI.generate_feedback)
@@ -178,10 +205,12 @@ def instrument_job(with_cprofile: bool) -> None:
             sampler.stop.set()
             sampler.join()
             profile.dump_stats(jobdir / "job.prof")  # empty without cProfile
-            (jobdir / "phases.json").write_text(json.dumps(
-                {"by_phase": sampler.by_phase, "by_kind": sampler.by_kind, "sampler_own": sampler.own}))
+            (jobdir / "phases.json").write_text(
+                json.dumps({"by_phase": sampler.by_phase, "by_kind": sampler.by_kind, "sampler_own": sampler.own})
+            )
             shutil.copy(jobdir / "phases.json", os.environ["PROFILE_GRADING_OUT"] + "/phases.json")
             shutil.copy(jobdir / "job.prof", os.environ["PROFILE_GRADING_OUT"] + "/job.prof")
+
     grade_mod.job_module.run = run
 
 
@@ -199,8 +228,11 @@ HOST_PHASES = [  # (label, function in the host process): its cumulative CPU tim
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="folder for the profiles and the grading output")
-    parser.add_argument("--phases-only", action="store_true",
-                        help="no cProfile in the job: its CPU time per phase as without the profiler")
+    parser.add_argument(
+        "--phases-only",
+        action="store_true",
+        help="no cProfile in the job: its CPU time per phase as without the profiler",
+    )
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="profile-grading-"))
     out = args.keep or scratch
@@ -234,8 +266,10 @@ def main() -> int:
             counted += stats[key][3]
     rows["host: the rest (imports, waiting, reports)"] = host_total - counted
     total = sum(rows.values())
-    print(f"one submission, 1 job, wall {wall:.1f} s; load average at the start {load[0]:.1f} {load[1]:.1f} "
-          f"{load[2]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"one submission, 1 job, wall {wall:.1f} s; load average at the start {load[0]:.1f} {load[1]:.1f} "
+        f"{load[2]:.1f} on {os.cpu_count()} cores"
+    )
     print(f"{'phase':62s} {'CPU s':>7s} {'share':>6s}")
     for label, seconds in sorted(rows.items(), key=lambda item: -item[1]):
         print(f"{label:62s} {seconds:7.2f} {100 * seconds / total:5.1f}%")

@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 import os
-import sys
 import socket
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -206,8 +206,7 @@ TEST_TIERS = {
     # headless Chromium opens the pages (a process): integration, the rest of the module is unit
     "test_autograder_hostile.py::test_the_sandbox_sees_copies_and_the_host_folder_is_never_mounted": "integration",
     "test_autograder_hostile.py::test_a_sandboxed_process_holds_only_the_descriptors_it_is_given": "integration",
-    "test_autograder_hostile.py::test_the_watchdog_stops_a_submission_whose_processes_together_pass_the_cap":
-        "integration",
+    "test_autograder_hostile.py::test_the_watchdog_stops_a_submission_whose_processes_together_pass_the_cap": "integration",
     "test_autograder_hostile.py::test_the_memory_cap_is_decided_in_one_place_and_reported": "integration",
     # the table of contents, the configuration and the checkers' constants and leak finder: no build, no browser
     "test_book_site.py::test_toc_lists_the_course_pages_in_order": "unit",
@@ -241,14 +240,19 @@ def tier_of(item) -> str:
 
 def _has_unit_tests(module: str) -> bool:
     return MODULE_TIERS.get(module, "unit") == "unit" or any(
-        key.startswith(f"{module}::") and tier == "unit" for key, tier in TEST_TIERS.items())
+        key.startswith(f"{module}::") and tier == "unit" for key, tier in TEST_TIERS.items()
+    )
 
 
 def pytest_ignore_collect(collection_path, config):
     """With ``-m unit`` (make test-fast), modules without a unit test are not even imported (each xdist worker
     collects on its own: this saves each a few seconds of imports)."""
-    if (config.getoption("markexpr", "") or "").strip() == "unit" and collection_path.name.startswith("test_") \
-            and collection_path.suffix == ".py" and not _has_unit_tests(collection_path.name):
+    if (
+        (config.getoption("markexpr", "") or "").strip() == "unit"
+        and collection_path.name.startswith("test_")
+        and collection_path.suffix == ".py"
+        and not _has_unit_tests(collection_path.name)
+    ):
         return True
     return None
 
@@ -270,8 +274,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 # Audit events of starting a process (https://docs.python.org/3/library/audit_events.html).
-_SPAWN_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.posix_spawn",
-                           "os.fork", "os.forkpty"})
+_SPAWN_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork", "os.forkpty"}
+)
 _unit_test_running = None
 
 
@@ -284,8 +289,10 @@ def _guard_unit_tier(event: str, args: tuple) -> None:
     if item is not None and event in _SPAWN_EVENTS:
         what = f"{event} {args[0] if args else ''}".strip()
         item.stash.setdefault(_spawned_key, []).append(what)
-        raise UnitTierError(f"{item.nodeid} is a unit test but started a process ({what}): "
-                            "give it the integration tier in tests/conftest.py")
+        raise UnitTierError(
+            f"{item.nodeid} is a unit test but started a process ({what}): "
+            "give it the integration tier in tests/conftest.py"
+        )
 
 
 _spawned_key = pytest.StashKey[list]()
@@ -310,6 +317,8 @@ def pytest_runtest_teardown(item, nextitem):
     result = yield
     spawned = item.stash.get(_spawned_key, [])
     if spawned:  # in case the code under test caught UnitTierError
-        pytest.fail(f"a unit test started a process ({'; '.join(spawned)}): give it the integration tier "
-                    "in tests/conftest.py", pytrace=False)
+        pytest.fail(
+            f"a unit test started a process ({'; '.join(spawned)}): give it the integration tier in tests/conftest.py",
+            pytrace=False,
+        )
     return result

@@ -5,6 +5,7 @@ exercises and the modules that used to spell its facts. The last test builds a c
 notebook (one edit to the description plus the notebook) and runs the students' check and a full
 grading run of it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,16 @@ import nbformat
 import pytest
 
 from dnn_course import check, experiment_grades
-from dnn_course.assignment import (ASSIGNMENT, Assignment, GradedTest, Measurement, Notebook, Scoring,
-                                   WrittenAnswer, profile_environment)
+from dnn_course.assignment import (
+    ASSIGNMENT,
+    Assignment,
+    GradedTest,
+    Measurement,
+    Notebook,
+    Scoring,
+    WrittenAnswer,
+    profile_environment,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions" / ASSIGNMENT.name
@@ -71,7 +80,10 @@ def test_the_scoring_of_each_test_has_its_implementation():
     cross_checked = [t.grade_id for nb in ASSIGNMENT.notebooks for t in nb.tests_scored(Scoring.CROSS_CHECKED)]
     assert sorted(crosscheck_probes.PROBES) == sorted(cross_checked)
     assert [name for name, _ in crosscheck_probes.components(None, "04_model_l2.ipynb")] == [
-        "test_l2_loss", "test_model_gradient_check", "test_model_learns"]
+        "test_l2_loss",
+        "test_model_gradient_check",
+        "test_model_learns",
+    ]
     assert crosscheck_probes.GROUPS["04_model_l2.ipynb"] == ASSIGNMENT.notebook("04_model_l2.ipynb").group
     assert set(crosscheck_probes.GROUPS) == set(ASSIGNMENT.reference_notebooks) == set(ASSIGNMENT.names[:4])
     measured = {test.grade_id: test for _, test in ASSIGNMENT.measured()}
@@ -87,17 +99,35 @@ def test_the_scoring_of_each_test_has_its_implementation():
 def test_the_former_copies_of_the_facts_read_the_description():
     from autograder import grading_settings
 
-    assert grading_settings.DATA_FILES == ASSIGNMENT.data_file_caps == {
-        "mnist_results.json": 1_000_000, "fashion_results.json": 1_000_000, "fashion_model.npz": 64_000_000,
-        "mnist_model_sigmoid.npz": 16_000_000, "mnist_model_relu.npz": 16_000_000, "mnist_model_tanh.npz": 16_000_000}
+    assert (
+        grading_settings.DATA_FILES
+        == ASSIGNMENT.data_file_caps
+        == {
+            "mnist_results.json": 1_000_000,
+            "fashion_results.json": 1_000_000,
+            "fashion_model.npz": 64_000_000,
+            "mnist_model_sigmoid.npz": 16_000_000,
+            "mnist_model_relu.npz": 16_000_000,
+            "mnist_model_tanh.npz": 16_000_000,
+        }
+    )
     assert grading_settings.MAX_NOTEBOOK_BYTES == 20_000_000
-    assert grading_settings.DEFAULT_NAME_PATTERN == (r"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>[A-Za-z0-9]+)"
-                                                   r"(?:\s*\(\d+\)|-\d+)?$")
+    assert grading_settings.DEFAULT_NAME_PATTERN == (
+        r"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>[A-Za-z0-9]+)"
+        r"(?:\s*\(\d+\)|-\d+)?$"
+    )
     settings = grading_settings.GradingSettings()
-    assert (settings.assignment, settings.cell_timeout, settings.notebook_timeout, settings.submission_timeout,
-            settings.experiment_profile) == ("dnn_hw", 120, 600, 1800, "brief")
-    assert ASSIGNMENT.results_files == {"05_mnist_activations.ipynb": "mnist_results.json",
-                                        "06_fashion_tuning.ipynb": "fashion_results.json"}
+    assert (
+        settings.assignment,
+        settings.cell_timeout,
+        settings.notebook_timeout,
+        settings.submission_timeout,
+        settings.experiment_profile,
+    ) == ("dnn_hw", 120, 600, 1800, "brief")
+    assert ASSIGNMENT.results_files == {
+        "05_mnist_activations.ipynb": "mnist_results.json",
+        "06_fashion_tuning.ipynb": "fashion_results.json",
+    }
     assert profile_environment("smoke") == {"DNN_COURSE_EXPERIMENT_PROFILE": "smoke"}
 
 
@@ -112,11 +142,14 @@ def test_the_description_travels_as_json_and_a_missing_key_fails_loudly():
 def test_a_description_that_contradicts_itself_is_refused():
     first, *rest = ASSIGNMENT.notebooks
     with pytest.raises(ValueError, match="02_fc_layer.ipynb imports 04_model_l2.ipynb, which is not an earlier"):
-        dataclasses.replace(ASSIGNMENT, notebooks=(first, dataclasses.replace(rest[0], imports=(rest[2].name,)),
-                                                   *rest[1:]))
+        dataclasses.replace(
+            ASSIGNMENT, notebooks=(first, dataclasses.replace(rest[0], imports=(rest[2].name,)), *rest[1:])
+        )
     with pytest.raises(ValueError, match="grade ids used twice: test_relu_forward"):
-        dataclasses.replace(ASSIGNMENT, notebooks=(*ASSIGNMENT.notebooks, Notebook(
-            "07_more.ipynb", tests=(GradedTest("test_relu_forward", 1),))))
+        dataclasses.replace(
+            ASSIGNMENT,
+            notebooks=(*ASSIGNMENT.notebooks, Notebook("07_more.ipynb", tests=(GradedTest("test_relu_forward", 1),))),
+        )
     with pytest.raises(ValueError, match="test_x: a measured test, and only one, names its measurement"):
         GradedTest("test_x", 1, Scoring.KERNEL, Measurement("mnist", "mnist_model_points"))
 
@@ -125,35 +158,71 @@ def test_a_description_that_contradicts_itself_is_refused():
 
 SEVENTH = "07_leaky_relu.ipynb"
 #: The one edit to the description: the seventh notebook, which imports 01's ReLU.
-SEVEN = dataclasses.replace(ASSIGNMENT, notebooks=(*ASSIGNMENT.notebooks, Notebook(
-    SEVENTH, imports=("01_activations.ipynb",), tests=(GradedTest("test_leaky_relu", 3),),
-    written=(WrittenAnswer("answer_leaky_relu", 1),))))
+SEVEN = dataclasses.replace(
+    ASSIGNMENT,
+    notebooks=(
+        *ASSIGNMENT.notebooks,
+        Notebook(
+            SEVENTH,
+            imports=("01_activations.ipynb",),
+            tests=(GradedTest("test_leaky_relu", 3),),
+            written=(WrittenAnswer("answer_leaky_relu", 1),),
+        ),
+    ),
+)
 
 
 def _seventh_notebook() -> nbformat.NotebookNode:
     """The seventh notebook's source: an answer cell, a 3-point test (using 01's ReLU) and a written answer."""
+
     def cell(kind, source, **meta):
         made = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
         if meta:
-            made.metadata["nbgrader"] = {"schema_version": 3, "locked": False, "solution": False, "grade": False,
-                                         "task": False, **meta}
+            made.metadata["nbgrader"] = {
+                "schema_version": 3,
+                "locked": False,
+                "solution": False,
+                "grade": False,
+                "task": False,
+                **meta,
+            }
         return made
 
-    return nbformat.v4.new_notebook(metadata={"kernelspec": {"display_name": "Python 3 (ipykernel)",
-                                                             "language": "python", "name": "python3"}}, cells=[
-        cell("markdown", "# Exercise 7: the leaky ReLU"),
-        cell("code", "import numpy as np\nfrom dnn_course.notebook_import import import_notebooks\n\n"
-                     'ReLU = import_notebooks("01_activations.ipynb").ReLU'),
-        cell("code", "def leaky_relu(z, slope=0.01):\n    ### BEGIN SOLUTION\n"
-                     "    return np.where(z > 0, z, slope * z)\n    ### END SOLUTION",
-             grade_id="leaky_relu", solution=True),
-        cell("code", "z = np.array([-1.0, 2.0])\nassert np.allclose(leaky_relu(z), [-0.01, 2.0])\n"
-                     "assert np.allclose(ReLU().forward(z), [0.0, 2.0])",
-             grade_id="test_leaky_relu", grade=True, locked=True, points=3),
-        cell("markdown", "=== BEGIN MARK SCHEME ===\nIt keeps a gradient for negative inputs.\n"
-                         "=== END MARK SCHEME ===", grade_id="answer_leaky_relu", grade=True, solution=True,
-             points=1),
-    ])
+    return nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
+        cells=[
+            cell("markdown", "# Exercise 7: the leaky ReLU"),
+            cell(
+                "code",
+                "import numpy as np\nfrom dnn_course.notebook_import import import_notebooks\n\n"
+                'ReLU = import_notebooks("01_activations.ipynb").ReLU',
+            ),
+            cell(
+                "code",
+                "def leaky_relu(z, slope=0.01):\n    ### BEGIN SOLUTION\n"
+                "    return np.where(z > 0, z, slope * z)\n    ### END SOLUTION",
+                grade_id="leaky_relu",
+                solution=True,
+            ),
+            cell(
+                "code",
+                "z = np.array([-1.0, 2.0])\nassert np.allclose(leaky_relu(z), [-0.01, 2.0])\n"
+                "assert np.allclose(ReLU().forward(z), [0.0, 2.0])",
+                grade_id="test_leaky_relu",
+                grade=True,
+                locked=True,
+                points=3,
+            ),
+            cell(
+                "markdown",
+                "=== BEGIN MARK SCHEME ===\nIt keeps a gradient for negative inputs.\n=== END MARK SCHEME ===",
+                grade_id="answer_leaky_relu",
+                grade=True,
+                solution=True,
+                points=1,
+            ),
+        ],
+    )
 
 
 @pytest.mark.slow
@@ -180,8 +249,11 @@ def test_a_seventh_notebook_is_one_edit_to_the_description(tmp_path):
     good = st.perfect(EXERCISES, SOLUTIONS)["01_activations.ipynb"]
     submissions = tmp_path / "downloads"
     submissions.mkdir()
-    st.write_zip(submissions, "DNN_HW2_Ada_Lovelace_7000", {
-        "01_activations.ipynb": st.dumps(good), SEVENTH: st.dumps(_seventh_notebook())})
+    st.write_zip(
+        submissions,
+        "DNN_HW2_Ada_Lovelace_7000",
+        {"01_activations.ipynb": st.dumps(good), SEVENTH: st.dumps(_seventh_notebook())},
+    )
     settings = dataclasses.replace(GradingSettings(), source_root=source.parent, jobs=1)
 
     with pytest.raises(ValueError, match=f"description \\(dnn_hw\\): {SEVENTH} not listed"):
@@ -191,7 +263,7 @@ def test_a_seventh_notebook_is_one_edit_to_the_description(tmp_path):
     summary = grade(submissions, out, settings, progress=False, description=SEVEN)
     assert summary.graded == 1 and not summary.failed
     with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
-        row, = list(csv.DictReader(handle))
+        (row,) = list(csv.DictReader(handle))
     assert float(row[f"{SEVENTH[:-6]}/test_leaky_relu"]) == 3
     assert float(row[f"{SEVENTH[:-6]} total"]) == 3
     assert float(row["01_activations total"]) == 6
@@ -209,5 +281,6 @@ def test_a_seventh_notebook_is_one_edit_to_the_description(tmp_path):
     seventh = reports[-1]
     assert (seventh.points, seventh.max_points, seventh.ok) == (3, 3, True), seventh
     assert seventh.notes == ["answer_leaky_relu: a written answer, graded by hand (1 points)"]
-    assert reports[1].problems == [f"02_fc_layer.ipynb is missing from {work}: keep all seven notebooks in one "
-                                   "folder, with their original names."]
+    assert reports[1].problems == [
+        f"02_fc_layer.ipynb is missing from {work}: keep all seven notebooks in one folder, with their original names."
+    ]

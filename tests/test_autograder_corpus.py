@@ -4,26 +4,26 @@ The class (about 50 submissions, most with one notebook) is graded by one
 ``grade`` run, two at a time, with a 20 s cell time limit so the infinite
 loops end quickly. Minutes, hence ``slow``.
 """
+
 from __future__ import annotations
 
 import csv
-import json
 import html
+import json
 import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from nbgrader.api import Gradebook
 
 from autograder import manual, manual_merge
 from autograder.grade import grade
 from autograder.grading_settings import GradingSettings
 from dnn_course import secret_lines
 from dnn_course.nbgrader_regions import HIDDEN_TEST
-from nbgrader.api import Gradebook
 from tests.autograder_corpus import students as st
-
 
 # The expected grades assume the bubblewrap sandbox (what a submission can see;
 # a fork bomb capped by its own process limit): every test here needs it.
@@ -119,8 +119,11 @@ def test_no_page_loads_anything_from_the_network(graded):
     for page in [out / "report.html", *sorted((out / "feedback").glob("*.html")), *notebook_pages]:
         text = page.read_text(encoding="utf-8")
         assert not NETWORK_LOAD.search(text), (page, NETWORK_LOAD.search(text))
-    scripts = {src for page in notebook_pages
-               for src in re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", page.read_text(encoding="utf-8"))}
+    scripts = {
+        src
+        for page in notebook_pages
+        for src in re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", page.read_text(encoding="utf-8"))
+    }
     assert scripts == {"../mathjax/tex-chtml-full.js"}
 
 
@@ -171,8 +174,9 @@ def test_manual_scores_are_listed_validated_and_merged(graded, tmp_path):
     assert f"including the answers graded by hand; {left} written answer{'s' if left != 1 else ''} left blank" in text
     assert {k: v for k, v in after.items() if k != "1003"} == {k: v for k, v in rows.items() if k != "1003"}
     # the class report is made again: 1003's row has the new total
-    row = re.search(r"<tr><td><a href='feedback/1003.html'>1003</a></td>.*?</tr>",
-                    (out / "report.html").read_text(encoding="utf-8")).group(0)
+    row = re.search(
+        r"<tr><td><a href='feedback/1003.html'>1003</a></td>.*?</tr>", (out / "report.html").read_text(encoding="utf-8")
+    ).group(0)
     assert f"<b>{after['1003']['total']}</b>" in row and after["1003"]["total"] != rows["1003"]["total"]
     with open(filled, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, manual.FIELDS)

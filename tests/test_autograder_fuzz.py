@@ -8,6 +8,7 @@ of file (:func:`autograder.job.validate_data_file`, :func:`autograder.job.measur
 ``rebuild``, :func:`autograder.crosscheck.compare`), and the test that does not depend on the
 mutated file keeps its points. A few mutated submissions go through a whole grading run.
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,8 +27,8 @@ import numpy as np
 import pytest
 
 from autograder import crosscheck, job, rebuild, sandbox
-from autograder.grading_settings import GradingSettings
 from autograder.grading_records import Isolation, JobSpec
+from autograder.grading_settings import GradingSettings
 from autograder.layout import JobLayout
 from dnn_course import records
 from dnn_course.datasets import load_dataset, train_val_split
@@ -42,8 +43,10 @@ SEED = 2026
 MUTATIONS = 25  # per kind of file
 MNIST_FILES = ["mnist_results.json", "mnist_model_sigmoid.npz", "mnist_model_relu.npz", "mnist_model_tanh.npz"]
 FASHION_FILES = ["fashion_results.json", "fashion_model.npz"]
-MEASURED = {"mnist": ("05_mnist_activations.ipynb", "test_mnist_accuracies"),
-            "fashion": ("06_fashion_tuning.ipynb", "test_fashion_model_accuracy")}
+MEASURED = {
+    "mnist": ("05_mnist_activations.ipynb", "test_mnist_accuracies"),
+    "fashion": ("06_fashion_tuning.ipynb", "test_fashion_model_accuracy"),
+}
 
 
 # ----------------------------------------------------------------------------- the sound files
@@ -55,9 +58,22 @@ def _runs(folder: Path, reference, dataset: str, plan: dict, model_file, results
     def train_run(name, settings):
         sizes = [784, *settings["hidden"], 10]
         model = build_classifier(reference, sizes, settings["activation"], seed=0, dtype=np.float32)
-        history = train(model, x_tr, y_tr, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
-                        epochs=2, learning_rate=settings["learning_rate"], batch_size=64, seed=0,
-                        dtype=np.float32, progress=False, data_description=data.description)
+        history = train(
+            model,
+            x_tr,
+            y_tr,
+            x_val=x_val,
+            y_val=y_val,
+            x_test=x_test,
+            y_test=y_test,
+            epochs=2,
+            learning_rate=settings["learning_rate"],
+            batch_size=64,
+            seed=0,
+            dtype=np.float32,
+            progress=False,
+            data_description=data.description,
+        )
         history.config.update(hidden=settings["hidden"], activation=settings["activation"])
         return history, model, sizes, settings["activation"]
 
@@ -69,18 +85,25 @@ def sound(tmp_path_factory, reference):
     """A folder of sound experiment files (small smoke-profile runs) and the points they earn."""
     folder = tmp_path_factory.mktemp("sound")
     # 05's networks count only with the brief's layers (experiment_grades.MNIST_LAYER_SIZES)
-    plan = {a: dict(hidden=list(MNIST_LAYER_SIZES[1:-1]), activation=a, learning_rate=lr)
-            for a, lr in (("sigmoid", 0.5), ("relu", 0.1), ("tanh", 0.1))}
-    _runs(folder, reference, "mnist", plan, lambda name, rid: folder / f"mnist_model_{name}.npz",
-          "mnist_results.json")
-    _runs(folder, reference, "fashion-mnist", {"run 0": dict(hidden=[16], activation="relu", learning_rate=0.1)},
-          lambda name, rid: folder / "fashion_model.npz", "fashion_results.json")
+    plan = {
+        a: dict(hidden=list(MNIST_LAYER_SIZES[1:-1]), activation=a, learning_rate=lr)
+        for a, lr in (("sigmoid", 0.5), ("relu", 0.1), ("tanh", 0.1))
+    }
+    _runs(folder, reference, "mnist", plan, lambda name, rid: folder / f"mnist_model_{name}.npz", "mnist_results.json")
+    _runs(
+        folder,
+        reference,
+        "fashion-mnist",
+        {"run 0": dict(hidden=[16], activation="relu", learning_rate=0.1)},
+        lambda name, rid: folder / "fashion_model.npz",
+        "fashion_results.json",
+    )
     scores = _measure(folder, folder.parent / "baseline")
     assert scores == {"mnist": 2, "fashion": scores["fashion"]} and scores["fashion"] >= 2  # the points to keep
     return folder, scores
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dataset(name: str, verbose: bool = False):
     return load_dataset(name, verbose=verbose)
 
@@ -97,10 +120,19 @@ def _measure(origin: Path, jobdir: Path) -> dict[str, float]:
         if problem is None:
             shutil.copy(origin / name, validated / name)
     nb_flags: dict = {}
-    spec = JobSpec(student_id="fuzz", notebooks=tuple(nb for nb, _ in MEASURED.values()), timestamp=None,
-                   token="0" * 16, slot=0, isolation=Isolation("process", "not used"), submitted_dir=str(origin),
-                   release_dir="", master_db="", source_dir="",
-                   settings=replace(GradingSettings(), experiment_profile="smoke"))
+    spec = JobSpec(
+        student_id="fuzz",
+        notebooks=tuple(nb for nb, _ in MEASURED.values()),
+        timestamp=None,
+        token="0" * 16,
+        slot=0,
+        isolation=Isolation("process", "not used"),
+        submitted_dir=str(origin),
+        release_dir="",
+        master_db="",
+        source_dir="",
+        settings=replace(GradingSettings(), experiment_profile="smoke"),
+    )
     with pytest.MonkeyPatch.context() as patch:  # the test images once, not twice per mutation
         patch.setattr(job, "load_dataset", _dataset)
         found = job.measure_experiments(spec, jobdir, nb_flags)
@@ -115,13 +147,13 @@ def _mutate_bytes(rng: random.Random, data: bytes) -> bytes:
         for _ in range(rng.randint(1, 8)):
             data[rng.randrange(len(data))] = rng.randrange(256)
     elif how == 1:  # truncate
-        del data[rng.randrange(len(data)):]
+        del data[rng.randrange(len(data)) :]
     elif how == 2:  # insert
         at = rng.randrange(len(data))
         data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
     else:  # repeat a stretch
         at = rng.randrange(len(data))
-        data[at:at] = data[at:at + rng.randint(1, 4096)] * rng.randint(2, 50)
+        data[at:at] = data[at : at + rng.randint(1, 4096)] * rng.randint(2, 50)
     return bytes(data)
 
 
@@ -129,9 +161,28 @@ def _odd_value(rng: random.Random):
     deep = "x"
     for _ in range(rng.choice([3, 50, 2000])):
         deep = [deep]
-    return rng.choice([None, True, -1, 0, 2 ** 70, 1e308, float("nan"), "", "x" * rng.choice([10, 200_000]),
-                       [], {}, ["run 0"], {"a": {"b": [1, 2]}}, deep, [784, "10"], [784, 10.5], [784, -3, 10],
-                       [784] + [4096] * 11 + [10]])
+    return rng.choice(
+        [
+            None,
+            True,
+            -1,
+            0,
+            2**70,
+            1e308,
+            float("nan"),
+            "",
+            "x" * rng.choice([10, 200_000]),
+            [],
+            {},
+            ["run 0"],
+            {"a": {"b": [1, 2]}},
+            deep,
+            [784, "10"],
+            [784, 10.5],
+            [784, -3, 10],
+            [784] + [4096] * 11 + [10],
+        ]
+    )
 
 
 def _mutate_json(rng: random.Random, value):
@@ -174,9 +225,18 @@ def _mutate_npz(rng: random.Random, data: bytes) -> bytes:
         arrays["description"] = np.array(_dump(_mutate_json(rng, json.loads(str(arrays["description"])))).decode())
     elif how == 2:  # an array of another kind or shape
         key = rng.choice(weights + ["description"])
-        arrays[key] = rng.choice([np.array(["a", "b"]), np.zeros((3, 3), dtype=bool), np.ones(5, dtype=np.int8),
-                                  np.ones((2, 2), dtype=complex), np.zeros((1, 2, 3)), np.array(3.0),
-                                  np.array([{"evil": 1}], dtype=object), np.full(arrays[key].shape, np.nan)])
+        arrays[key] = rng.choice(
+            [
+                np.array(["a", "b"]),
+                np.zeros((3, 3), dtype=bool),
+                np.ones(5, dtype=np.int8),
+                np.ones((2, 2), dtype=complex),
+                np.zeros((1, 2, 3)),
+                np.array(3.0),
+                np.array([{"evil": 1}], dtype=object),
+                np.full(arrays[key].shape, np.nan),
+            ]
+        )
     elif how == 3:  # a member dropped, or many added
         if rng.random() < 0.5:
             del arrays[rng.choice(weights)]
@@ -201,7 +261,7 @@ def _mutate_npz(rng: random.Random, data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bomb(data: bytes, key: str) -> bytes:
     """The model ``data`` with the array ``key`` replaced by 200 MB of zeros (made once per file and key)."""
     with np.load(io.BytesIO(data)) as archive:
@@ -283,10 +343,23 @@ def test_mutated_crosscheck_values_are_disagreements_never_errors():
     rng = random.Random(f"{SEED}-values")
     expected = {f"{st.NB1}::test_{n}_forward/out": np.zeros((6, 5)) for n in ("relu", "sigmoid", "tanh")}
     for _ in range(3 * MUTATIONS):
-        actual = {key: rng.choice([np.array(["x"] * 30).reshape(6, 5), np.zeros((6, 5), dtype=bool), np.zeros(30),
-                                   np.array(b"bytes"), np.zeros((6, 5)), np.full((6, 5), np.nan), "text", None,
-                                   np.array(object(), dtype=object)])
-                  for key in expected if rng.random() < 0.9}
+        actual = {
+            key: rng.choice(
+                [
+                    np.array(["x"] * 30).reshape(6, 5),
+                    np.zeros((6, 5), dtype=bool),
+                    np.zeros(30),
+                    np.array(b"bytes"),
+                    np.zeros((6, 5)),
+                    np.full((6, 5), np.nan),
+                    "text",
+                    None,
+                    np.array(object(), dtype=object),
+                ]
+            )
+            for key in expected
+            if rng.random() < 0.9
+        }
         problems = crosscheck.compare(expected, actual, [st.NB1])
         assert all(isinstance(why, str) for why in problems.values())
         frame = _mutate_bytes(rng, crosscheck_frame())
@@ -319,8 +392,9 @@ def test_a_whole_grading_run_keeps_the_points_a_mutation_did_not_touch(sound, tm
         for name in MNIST_FILES + FASHION_FILES:
             files[name] = _mutate(rng, name, (folder / name).read_bytes())
         st.write_zip(submissions, f"DNN_HW2_Fuzz_{3100 + number}", files)
-    settings = replace(GradingSettings(), cell_timeout=20, jobs=2, isolation="bubblewrap",
-                       limits=sandbox.Limits(disk_mb=128))
+    settings = replace(
+        GradingSettings(), cell_timeout=20, jobs=2, isolation="bubblewrap", limits=sandbox.Limits(disk_mb=128)
+    )
     summary = grade(submissions, tmp_path / "out", settings, progress=False)
     assert summary.failed == []
     with open(tmp_path / "out" / "grades.csv", newline="", encoding="utf-8") as handle:

@@ -15,6 +15,7 @@ before the rule held:
 
 The fast tests at the end check single pieces without a grading run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,9 @@ REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "exercises" / st.ASSIGNMENT
 SOURCE = REPO / "solutions" / st.ASSIGNMENT
 # bubblewrap or nothing: the escape payloads must never run unsandboxed (they act only in /submission)
-SETTINGS = replace(GradingSettings(), cell_timeout=20, jobs=2, isolation="bubblewrap",
-                   limits=sandbox.Limits(disk_mb=128))
+SETTINGS = replace(
+    GradingSettings(), cell_timeout=20, jobs=2, isolation="bubblewrap", limits=sandbox.Limits(disk_mb=128)
+)
 
 
 def read_rows(out: Path) -> dict[str, dict]:
@@ -67,9 +69,16 @@ def _run_sandboxed(argv: list[str], spec, **command_options) -> subprocess.Compl
     """Run ``argv`` in the sandbox ``spec`` describes (as the grader starts its processes), output captured."""
     command = sandbox.command(argv, spec, **command_options)
     try:
-        return subprocess.run(command.argv, capture_output=True, text=True, pass_fds=command.pass_fds,
-                              env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
-                              preexec_fn=sandbox.preexec_function(spec), timeout=120)
+        return subprocess.run(
+            command.argv,
+            capture_output=True,
+            text=True,
+            pass_fds=command.pass_fds,
+            env=sandbox.sandbox_environment(spec),
+            cwd=sandbox.working_directory(spec),
+            preexec_fn=sandbox.preexec_function(spec),
+            timeout=120,
+        )
     finally:
         command.close()
 
@@ -111,8 +120,11 @@ def test_no_hidden_test_line_in_any_page_result_or_report(graded):
     _, out, _, _, _ = graded
     hidden = _hidden_lines()
     assert len(hidden) > 50
-    written = sorted((out / "feedback").rglob("*.html")) + sorted((out / "results").glob("*.json")) \
+    written = (
+        sorted((out / "feedback").rglob("*.html"))
+        + sorted((out / "results").glob("*.json"))
         + [out / "report.html", out / "grades.csv"]
+    )
     leaked = {}
     for path in written:
         text = path.read_text(encoding="utf-8")
@@ -152,15 +164,21 @@ def test_the_report_names_the_caps_in_force(graded):
     assert "Caps in force" in page
     assert "128 MB of writable space per kernel in total (size-limited tmpfs" in page
     # the total memory cap, and how this machine enforces it (cgroup or watchdog)
-    assert "2048 MB of memory for all the processes of a submission together: " \
-           f"{isolation_report.memory_cap_sentence()}" in page
+    assert (
+        "2048 MB of memory for all the processes of a submission together: "
+        f"{isolation_report.memory_cap_sentence()}" in page
+    )
 
 
 # ----------------------------------------------------------------------------- fast pieces
 def test_every_bad_archive_member_costs_only_itself(tmp_path):
     one = b'{"nbformat": 4}'
-    for number, patch, reason in ((1, None, "BadZipFile"), (2, {"size": 3}, "BadZipFile"),
-                                  (3, {"flags": 1}, "RuntimeError"), (4, {"method": 99}, "NotImplementedError")):
+    for number, patch, reason in (
+        (1, None, "BadZipFile"),
+        (2, {"size": 3}, "BadZipFile"),
+        (3, {"flags": 1}, "RuntimeError"),
+        (4, {"method": 99}, "NotImplementedError"),
+    ):
         path = hostile._stored_zip(tmp_path, f"a{number}", {st.NB1: one * 3, st.NB2: one})
         if patch is None:
             hostile._corrupt_crc(path, st.NB1)
@@ -179,11 +197,14 @@ def test_an_entry_that_is_not_a_zip_or_folder_is_flagged_not_skipped(tmp_path):
     assert collect.entry_stem("DNN_HW2_A_1.tar.gz") == "DNN_HW2_A_1"
 
 
-@pytest.mark.parametrize("stem, expected", [
-    ("final homework", "final_homework"),
-    (hostile.IVAN, hostile.non_latin_id(hostile.IVAN)),
-    ("Иван", hostile.non_latin_id("Иван")),
-])
+@pytest.mark.parametrize(
+    "stem, expected",
+    [
+        ("final homework", "final_homework"),
+        (hostile.IVAN, hostile.non_latin_id(hostile.IVAN)),
+        ("Иван", hostile.non_latin_id("Иван")),
+    ],
+)
 def test_ids_of_names_outside_the_pattern_never_collide(stem, expected):
     assert collect.sanitize_id(stem) == expected
     assert collect.sanitize_id(hostile.IVAN) != collect.sanitize_id(hostile.PETR)
@@ -194,27 +215,48 @@ def test_copy_numbers(stem, number):
     assert collect.copy_number(stem) == number
 
 
-@pytest.mark.parametrize("data, message", [
-    (hostile.DEEP, "nested too deeply"),
-    (b'{"nbformat": 4, "cells": {"a": 1}}', "'cells' field is not a list"),
-    (b'{"nbformat": [4], "cells": []}', "not a readable notebook"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (hostile.DEEP, "nested too deeply"),
+        (b'{"nbformat": 4, "cells": {"a": 1}}', "'cells' field is not a list"),
+        (b'{"nbformat": [4], "cells": []}', "not a readable notebook"),
+    ],
+)
 def test_malformed_notebooks_raise_only_unreadable(data, message):
     with pytest.raises(rebuild.UnreadableNotebook, match=message):
         rebuild.read_submitted(data)
 
 
 def test_cells_and_metadata_of_the_wrong_type_are_dropped_and_the_rest_is_read():
-    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": [],
-          "cells": [1, "x", None, {"cell_type": "spreadsheet"},
-                    {"cell_type": "code", "source": ["a = ", "1"], "metadata": {"nbgrader": "oops"},
-                     "outputs": 5, "execution_count": "x"},
-                    {"cell_type": "markdown", "source": 7, "metadata": []}]}
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": [],
+        "cells": [
+            1,
+            "x",
+            None,
+            {"cell_type": "spreadsheet"},
+            {
+                "cell_type": "code",
+                "source": ["a = ", "1"],
+                "metadata": {"nbgrader": "oops"},
+                "outputs": 5,
+                "execution_count": "x",
+            },
+            {"cell_type": "markdown", "source": 7, "metadata": []},
+        ],
+    }
     read, flags = rebuild.read_submitted(json.dumps(nb).encode())
-    assert [(c.cell_type, c.source, dict(c.metadata)) for c in read.cells] == [("code", "a = 1", {}),
-                                                                              ("markdown", "", {})]
-    assert flags == ["4 entries of its cell list not a notebook cell; ignored",
-                     "2 cell(s) with a source or nbgrader metadata of the wrong type; ignored"]
+    assert [(c.cell_type, c.source, dict(c.metadata)) for c in read.cells] == [
+        ("code", "a = 1", {}),
+        ("markdown", "", {}),
+    ]
+    assert flags == [
+        "4 entries of its cell list not a notebook cell; ignored",
+        "2 cell(s) with a source or nbgrader metadata of the wrong type; ignored",
+    ]
 
 
 def test_redactor_replaces_hidden_lines_in_every_form():
@@ -232,9 +274,12 @@ def test_redactor_replaces_hidden_lines_in_every_form():
 def test_feedback_outputs_lose_hidden_lines():
     source = "x = 1\n### BEGIN HIDDEN TESTS\nassert secret_value_of_the_test == 42\n### END HIDDEN TESTS"
     cell = nbformat.v4.new_code_cell(source)
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="['assert secret_value_of_the_test == 42']"),
-                    nbformat.v4.new_output("error", ename="ValueError",
-                                           evalue="caller: assert secret_value_of_the_test == 42", traceback=[])]
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="['assert secret_value_of_the_test == 42']"),
+        nbformat.v4.new_output(
+            "error", ename="ValueError", evalue="caller: assert secret_value_of_the_test == 42", traceback=[]
+        ),
+    ]
     nb = nbformat.v4.new_notebook(cells=[cell])
     out, _ = HideTestCode().preprocess(nb, {})
     assert "secret_value" not in json.dumps(out)
@@ -247,20 +292,28 @@ def test_the_sandbox_sees_copies_and_the_host_folder_is_never_mounted(tmp_path):
     ipc.mkdir()
     (work / "01_activations.ipynb").write_text("{}")
     os.symlink("/etc/passwd", work / "link.ipynb")  # a link in the host folder is not followed
-    spec = sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(work), str(ipc), "unit-copy",
-                               limits=sandbox.Limits(disk_mb=8), readonly=kernel_environment.readonly_paths(),
-                               uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
-    code = ("import os, json\n"
-            "names = sorted(os.listdir('.'))\n"
-            "os.remove('01_activations.ipynb'); os.symlink('/etc/shadow', '01_activations.ipynb')\n"
-            "written = 0\n"
-            "try:\n"
-            "    with open('big.bin', 'wb') as f:\n"
-            "        for _ in range(64):\n"
-            "            f.write(b'x' * (1 << 20)); f.flush(); written += 1\n"
-            "except OSError as e:\n"
-            "    pass\n"
-            "print(json.dumps({'names': names, 'written': written, 'data': open('/ipc/info').read()}))\n")
+    spec = sandbox.SandboxSpec(
+        sandbox.ISOLATION_BWRAP,
+        str(work),
+        str(ipc),
+        "unit-copy",
+        limits=sandbox.Limits(disk_mb=8),
+        readonly=kernel_environment.readonly_paths(),
+        uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP),
+    )
+    code = (
+        "import os, json\n"
+        "names = sorted(os.listdir('.'))\n"
+        "os.remove('01_activations.ipynb'); os.symlink('/etc/shadow', '01_activations.ipynb')\n"
+        "written = 0\n"
+        "try:\n"
+        "    with open('big.bin', 'wb') as f:\n"
+        "        for _ in range(64):\n"
+        "            f.write(b'x' * (1 << 20)); f.flush(); written += 1\n"
+        "except OSError as e:\n"
+        "    pass\n"
+        "print(json.dumps({'names': names, 'written': written, 'data': open('/ipc/info').read()}))\n"
+    )
     result = _run_sandboxed([sys.executable, "-c", code], spec, data={"info": b"from the host"})
     facts = json.loads(result.stdout.strip().splitlines()[-1])
     assert facts["names"] == ["01_activations.ipynb"] and facts["data"] == "from the host"
@@ -270,8 +323,10 @@ def test_the_sandbox_sees_copies_and_the_host_folder_is_never_mounted(tmp_path):
 
 def test_zip_member_dates_never_choose_the_attempt(tmp_path):
     """Two attempts of one student: the one newer on the instructor's disk wins, whatever the dates inside."""
-    for name, body, inside, disk in (("DNN_HW2_A_7 (1).zip", b"blank", (2035, 1, 1, 0, 0, 0), 1_700_000_000),
-                                     ("DNN_HW2_A_7.zip", b"good", (2020, 1, 1, 0, 0, 0), 1_800_000_000)):
+    for name, body, inside, disk in (
+        ("DNN_HW2_A_7 (1).zip", b"blank", (2035, 1, 1, 0, 0, 0), 1_700_000_000),
+        ("DNN_HW2_A_7.zip", b"good", (2020, 1, 1, 0, 0, 0), 1_800_000_000),
+    ):
         with zipfile.ZipFile(tmp_path / name, "w") as zf:
             zf.writestr(zipfile.ZipInfo(st.NB1, inside), body)
         os.utime(tmp_path / name, (disk, disk))
@@ -280,7 +335,8 @@ def test_zip_member_dates_never_choose_the_attempt(tmp_path):
     for entry in sorted(tmp_path.glob("*.zip")):
         flags = collect.unpack_entry(entry, extracted / entry.name)
         (extracted / entry.name / collect.ENTRY_INFO).write_text(
-            json.dumps({"flags": flags, "mtime": int(entry.stat().st_mtime)}))
+            json.dumps({"flags": flags, "mtime": int(entry.stat().st_mtime)})
+        )
     plugin = collect.SubmissionCollectorPlugin()
     plugin.pattern = r"^DNN_HW\d*_(?P<name>.+?)_(?P<student_id>[A-Za-z0-9]+)(?:\s*\(\d+\)|-\d+)?$"
     plugin.released = {st.NB1: []}
@@ -307,9 +363,10 @@ def test_files_that_crashed_or_swelled_the_grader_are_flags_of_their_own(tmp_pat
     assert flags == {
         "mnist_results.json": "mnist_results.json is not a valid json file (nested too deeply)",
         "fashion_model.npz": "fashion_model.npz is not a valid npz file (is not a model file written by save_model "
-                             "(error: Error -3 while decompressing data: invalid distance too far back))",
+        "(error: Error -3 while decompressing data: invalid distance too far back))",
         "mnist_model_relu.npz": "mnist_model_relu.npz is not a valid npz file (declares 620,757,128 bytes of arrays, "
-                                "more than the 134,217,728 a saved model of this course may hold.)"}
+        "more than the 134,217,728 a saved model of this course may hold.)",
+    }
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: nothing was decompressed
 
 
@@ -320,8 +377,10 @@ def test_a_model_description_of_the_wrong_types_is_refused_by_name(tmp_path):
 
     from dnn_course.records import RecordError, read_weights
 
-    for info, why in (({"name": ["run 0"]}, "has a 'name' that is not a string"),
-                      ({"run_id": {"a": 1}}, "has a 'run_id' that is not a string")):
+    for info, why in (
+        ({"name": ["run 0"]}, "has a 'name' that is not a string"),
+        ({"run_id": {"a": 1}}, "has a 'run_id' that is not a string"),
+    ):
         description = {"layer_sizes": [784, 10], "activation": "relu", "info": info}
         buffer = io.BytesIO()
         np.savez(buffer, W1=np.zeros((784, 10)), b1=np.zeros(10), description=np.array(json.dumps(description)))
@@ -338,13 +397,20 @@ def test_a_sandboxed_process_holds_only_the_descriptors_it_is_given(tmp_path):
     work.mkdir()
     ipc.mkdir()
     (work / "01_activations.ipynb").write_text("{}")
-    spec = sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(work), str(ipc), "unit-fds",
-                               readonly=kernel_environment.readonly_paths(),
-                               uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
+    spec = sandbox.SandboxSpec(
+        sandbox.ISOLATION_BWRAP,
+        str(work),
+        str(ipc),
+        "unit-fds",
+        readonly=kernel_environment.readonly_paths(),
+        uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP),
+    )
     read, write = os.pipe()
-    code = ("import os, json\n"
-            "print(json.dumps(sorted(int(f) for f in os.listdir('/proc/self/fd')"
-            " if os.path.exists('/proc/self/fd/' + f))))\n")
+    code = (
+        "import os, json\n"
+        "print(json.dumps(sorted(int(f) for f in os.listdir('/proc/self/fd')"
+        " if os.path.exists('/proc/self/fd/' + f))))\n"
+    )
     try:
         result = _run_sandboxed([sys.executable, "-c", code], spec, data={"info": b"x"}, keep_fds=(write,))
     finally:
@@ -379,13 +445,20 @@ def test_the_watchdog_stops_a_submission_whose_processes_together_pass_the_cap(t
     work, ipc = tmp_path / "work", tmp_path / "ipc"
     work.mkdir()
     ipc.mkdir()
-    spec = sandbox.SandboxSpec(isolation, str(work), str(ipc), f"unit-memcap-{isolation}",
-                               limits=sandbox.Limits(total_memory_mb=600),
-                               readonly=kernel_environment.readonly_paths(), uid=sandbox.sandbox_uid(1, isolation))
+    spec = sandbox.SandboxSpec(
+        isolation,
+        str(work),
+        str(ipc),
+        f"unit-memcap-{isolation}",
+        limits=sandbox.Limits(total_memory_mb=600),
+        readonly=kernel_environment.readonly_paths(),
+        uid=sandbox.sandbox_uid(1, isolation),
+    )
     # under the sandbox's uid when there is one (another grading run on this machine uses the same uids)
     bystander = subprocess.Popen(["sleep", "60"], user=spec.uid, cwd="/")
-    cap = memory_cap.MemoryCap(spec.marker, 600, spec.limits.max_processes, method=memory_cap.CAP_WATCHDOG,
-                               interval=0.1).start()
+    cap = memory_cap.MemoryCap(
+        spec.marker, 600, spec.limits.max_processes, method=memory_cap.CAP_WATCHDOG, interval=0.1
+    ).start()
     try:
         clock = time.monotonic()
         result = _run_sandboxed([sys.executable, "-c", FORK_AND_FILL.format(mb=300)], spec)
@@ -396,7 +469,7 @@ def test_the_watchdog_stops_a_submission_whose_processes_together_pass_the_cap(t
         assert "all children ended on their own" not in result.stdout
         assert result.returncode != 0 and took < 30
         assert cap.reached >= 1
-        assert 600 * 2 ** 20 <= cap.peak_bytes < 1100 * 2 ** 20  # stopped near the cap, before all 900 MB
+        assert 600 * 2**20 <= cap.peak_bytes < 1100 * 2**20  # stopped near the cap, before all 900 MB
         assert bystander.poll() is None  # not one of the submission's processes
         deadline = time.monotonic() + 10
         while cap.processes() and time.monotonic() < deadline:  # a killed sandbox's init takes a moment to go
@@ -411,8 +484,13 @@ def test_a_cgroup_cap_is_set_joined_read_and_removed(tmp_path):
     """The cgroup path on a stand-in folder (this machine's cgroups v2 has no memory controller): the group
     gets memory.max, pids.max and memory.oom.group; a started process joins it before exec; an OOM group
     kill counts as the cap reached; at the end the group is killed."""
-    spec = sandbox.SandboxSpec(sandbox.ISOLATION_PROCESS, str(tmp_path), str(tmp_path), "unit-cgroup",
-                               limits=sandbox.Limits(total_memory_mb=700, max_processes=99))
+    spec = sandbox.SandboxSpec(
+        sandbox.ISOLATION_PROCESS,
+        str(tmp_path),
+        str(tmp_path),
+        "unit-cgroup",
+        limits=sandbox.Limits(total_memory_mb=700, max_processes=99),
+    )
     group = tmp_path / "autograder-unit-cgroup"
     group.mkdir()
     for name in ("memory.oom.group", "memory.events", "cgroup.kill", "cgroup.procs"):
@@ -420,7 +498,7 @@ def test_a_cgroup_cap_is_set_joined_read_and_removed(tmp_path):
     (group / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\noom_group_kill 0\n")
     cap = memory_cap.MemoryCap(spec.marker, 700, 99, method=memory_cap.CAP_CGROUP, cgroup_root=tmp_path).start()
     try:
-        assert (group / "memory.max").read_text() == str(700 * 2 ** 20)
+        assert (group / "memory.max").read_text() == str(700 * 2**20)
         assert (group / "pids.max").read_text() == "99"
         assert (group / "memory.oom.group").read_text() == "1"
         assert memory_cap.memory_cap("unit-cgroup") is cap

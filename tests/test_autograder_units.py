@@ -1,4 +1,5 @@
 """Fast tests of the autograder's parts: collection, notebook rebuild, probes, feedback, sandbox."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,8 +15,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import (collect, isolation_report, kernel_environment, rebuild, tamper_probe, report, sandbox,
-                        submission_processes)
+from autograder import (
+    collect,
+    isolation_report,
+    kernel_environment,
+    rebuild,
+    report,
+    sandbox,
+    submission_processes,
+    tamper_probe,
+)
 from autograder.bubblewrap import SANDBOX_HOME, SANDBOX_WORKDIR
 from autograder.feedback import HideTestCode, strip_hidden
 from autograder.grading_settings import DEFAULT_NAME_PATTERN
@@ -25,21 +34,25 @@ PATTERN = re.compile(DEFAULT_NAME_PATTERN)
 
 
 # ----------------------------------------------------------------------------- collection
-@pytest.mark.parametrize("stem, expected", [
-    ("DNN_HW2_Ann_Lee_1001", ("1001", "Ann_Lee", 0)),
-    ("DNN_HW2_Zed_1506 (1)", ("1506", "Zed", 0)),
-    ("DNN_HW2_Zed_1506-2", ("1506", "Zed", 0)),
-    ("DNN_HW_Bob_x9", ("x9", "Bob", 0)),
-    ("final homework", ("final_homework", "", 1)),
-    ("../../etc", ("etc", "", 1)),
-])
+@pytest.mark.parametrize(
+    "stem, expected",
+    [
+        ("DNN_HW2_Ann_Lee_1001", ("1001", "Ann_Lee", 0)),
+        ("DNN_HW2_Zed_1506 (1)", ("1506", "Zed", 0)),
+        ("DNN_HW2_Zed_1506-2", ("1506", "Zed", 0)),
+        ("DNN_HW_Bob_x9", ("x9", "Bob", 0)),
+        ("final homework", ("final_homework", "", 1)),
+        ("../../etc", ("etc", "", 1)),
+    ],
+)
 def test_identify_reads_student_id_from_lms_names(stem, expected):
     student_id, name, flags = collect.identify(stem, PATTERN)
     assert (student_id, name, len(flags)) == expected
 
 
-@pytest.mark.parametrize("student_id", ["12345678", "12ab", "S0042", "x9", "12-34", "12 34", "12.34", "12_34",
-                                        "١٢٣", "12345678é", "-", ""])
+@pytest.mark.parametrize(
+    "student_id", ["12345678", "12ab", "S0042", "x9", "12-34", "12 34", "12.34", "12_34", "١٢٣", "12345678é", "-", ""]
+)
 def test_make_submit_and_the_collector_apply_one_student_id_rule(student_id):
     """`make submit` (dnn_course.submission) accepts an id exactly when the grader's collector reads that same id
     back from the archive's name: both use dnn_course.submission.STUDENT_ID, so they cannot drift apart."""
@@ -52,8 +65,10 @@ def test_make_submit_and_the_collector_apply_one_student_id_rule(student_id):
     except ValueError as error:
         assert read[0] != student_id or read[2], (student_id, read)  # the collector would not read it back
         if student_id:
-            assert str(error).startswith(f"ID={student_id!r} is not a student id the grader can read from the file "
-                                         "name: a student id is ASCII letters and digits only (A-Z, a-z, 0-9)")
+            assert str(error).startswith(
+                f"ID={student_id!r} is not a student id the grader can read from the file "
+                "name: a student id is ASCII letters and digits only (A-Z, a-z, 0-9)"
+            )
     else:
         assert archive == f"{stem}.zip" and read == (student_id, "Ada_Lovelace", [])
     assert bool(re.fullmatch(submission.STUDENT_ID, student_id)) == (read == (student_id, "Ada_Lovelace", []))
@@ -66,17 +81,26 @@ def _zip(path: Path, members: dict[str, bytes], links: tuple[str, ...] = ()) -> 
             zf.writestr(zipfile.ZipInfo(name, (2026, 11, 20, 12, 0, 0)), data)
         for name in links:
             info = zipfile.ZipInfo(name, (2026, 11, 20, 12, 0, 0))
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, "/etc/passwd")
     return path
 
 
 def test_extract_zip_refuses_unsafe_paths_and_keeps_only_known_files(tmp_path):
-    archive = _zip(tmp_path / "a.zip", {
-        "../../evil.ipynb": b"{}", "/abs/evil2.ipynb": b"{}", "C:/win.ipynb": b"{}",
-        "sub/dir/01_activations.ipynb": b'{"nbformat": 4}', "numpy.py": b"x", "__MACOSX/._01.ipynb": b"",
-        "sub/mnist_results.json": b"{}", "sub/.ipynb_checkpoints/02_fc_layer.ipynb": b"{}",
-    }, links=("link.ipynb",))
+    archive = _zip(
+        tmp_path / "a.zip",
+        {
+            "../../evil.ipynb": b"{}",
+            "/abs/evil2.ipynb": b"{}",
+            "C:/win.ipynb": b"{}",
+            "sub/dir/01_activations.ipynb": b'{"nbformat": 4}',
+            "numpy.py": b"x",
+            "__MACOSX/._01.ipynb": b"",
+            "sub/mnist_results.json": b"{}",
+            "sub/.ipynb_checkpoints/02_fc_layer.ipynb": b"{}",
+        },
+        links=("link.ipynb",),
+    )
     out = tmp_path / "out"
     flags = collect.extract_zip(archive, out)
     assert sorted(p.name for p in out.iterdir()) == ["01_activations.ipynb", "mnist_results.json"]
@@ -129,7 +153,6 @@ def test_assign_notebooks_finds_renamed_notebooks_by_cells_then_by_name(tmp_path
     assert "unrecognised notebook 'scratch.ipynb' ignored" in flags
 
 
-
 def _nbgrader_student(root: Path, student: str, assignment: str = "dnn_hw", stamp: str | None = None) -> Path:
     """``root/<student>/<assignment>/`` as ``nbgrader collect`` writes it."""
     folder = root / student / assignment
@@ -148,7 +171,10 @@ def test_detect_layout_reads_an_lms_download_and_nbgrader_course_and_submitted_f
     (lms / "DNN_HW2_Ben_1002").mkdir()
     (lms / ".DS_Store").write_bytes(b"")
     layout = collect.detect_layout(lms, "dnn_hw")
-    assert layout.kind == collect.LMS and [e.name for e in layout.entries] == ["DNN_HW2_Ada_1001.zip", "DNN_HW2_Ben_1002"]
+    assert layout.kind == collect.LMS and [e.name for e in layout.entries] == [
+        "DNN_HW2_Ada_1001.zip",
+        "DNN_HW2_Ben_1002",
+    ]
     assert layout.describe().startswith("LMS download")
 
     course = tmp_path / "course"
@@ -161,7 +187,7 @@ def test_detect_layout_reads_an_lms_download_and_nbgrader_course_and_submitted_f
     assert layout.kind == collect.NBGRADER and layout.folder == course / "submitted"
     alice, bob = layout.entries
     assert (alice.name, alice.path, alice.flags) == ("alice", course / "submitted" / "alice" / "dnn_hw", ())
-    assert alice.mtime == int(dt.datetime(2026, 12, 2, 12, 40, 19, tzinfo=dt.timezone.utc).timestamp())
+    assert alice.mtime == int(dt.datetime(2026, 12, 2, 12, 40, 19, tzinfo=dt.UTC).timestamp())
     assert bob.flags and "no readable timestamp.txt" in bob.flags[0]
     assert layout.skipped == ("cy",) and "1 student folder(s) without 'dnn_hw' skipped: cy" in layout.describe()
     # given the submitted/ folder itself, a student folder is recognised by nbgrader's timestamp.txt:
@@ -197,7 +223,7 @@ def test_detect_layout_refuses_a_mixed_folder_and_says_what_to_do(tmp_path):
 def test_an_nbgrader_submission_is_copied_without_a_flag_for_nbgraders_own_files(tmp_path):
     folder = _nbgrader_student(tmp_path / "submitted", "alice", stamp="2026-12-02 12:40:19.531048 UTC")
     (folder / "notes.txt").write_text("mine")
-    entry, = collect.detect_layout(tmp_path / "submitted", "dnn_hw").entries
+    (entry,) = collect.detect_layout(tmp_path / "submitted", "dnn_hw").entries
     flags = collect.unpack_entry(entry.path, tmp_path / "out", entry.expected)
     assert flags == ["dropped 1 other file(s)"]  # notes.txt; not timestamp.txt or submission_secret.txt
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["01_activations.ipynb"]
@@ -210,7 +236,7 @@ def test_read_submitted_copes_with_broken_files():
     with pytest.raises(rebuild.UnreadableNotebook, match="not valid JSON"):
         rebuild.read_submitted(b'{"cells": [')
     with pytest.raises(rebuild.UnreadableNotebook, match="not a notebook"):
-        rebuild.read_submitted(b'[1, 2]')
+        rebuild.read_submitted(b"[1, 2]")
     nb = _notebook([_cell("code", "x = 'caf\u00e9'")])
     latin = nbformat.writes(nb).encode().replace("caf\u00e9".encode(), b"caf\xe9")
     read, flags = rebuild.read_submitted(b"\xef\xbb\xbf" + latin)
@@ -221,13 +247,15 @@ def test_read_submitted_copes_with_broken_files():
 
 
 def _master():
-    return _notebook([
-        _cell("markdown", "# Intro", "intro", locked=True),
-        _cell("code", "import numpy as np", "imports", locked=True),
-        _cell("code", "raise NotImplementedError()", "answer", solution=True),
-        _cell("code", "assert f(2) == 4", "test_f", grade=True, locked=True, points=2),
-        _cell("markdown", "EDIT HERE", "written", solution=True, grade=True, points=3),
-    ])
+    return _notebook(
+        [
+            _cell("markdown", "# Intro", "intro", locked=True),
+            _cell("code", "import numpy as np", "imports", locked=True),
+            _cell("code", "raise NotImplementedError()", "answer", solution=True),
+            _cell("code", "assert f(2) == 4", "test_f", grade=True, locked=True, points=2),
+            _cell("markdown", "EDIT HERE", "written", solution=True, grade=True, points=3),
+        ]
+    )
 
 
 def _student(master=None):
@@ -241,9 +269,13 @@ def _sources(nb):
     return [(c.cell_type, c.source) for c in nb.cells]
 
 
-EXPECTED_REBUILD = [("markdown", "# Intro"), ("code", "import numpy as np"),
-                    ("code", "def f(x):\n    return x * x"), ("code", "assert f(2) == 4"),
-                    ("markdown", "Because squares.")]
+EXPECTED_REBUILD = [
+    ("markdown", "# Intro"),
+    ("code", "import numpy as np"),
+    ("code", "def f(x):\n    return x * x"),
+    ("code", "assert f(2) == 4"),
+    ("markdown", "Because squares."),
+]
 
 
 def test_rebuild_of_an_untouched_submission_changes_nothing():
@@ -251,20 +283,30 @@ def test_rebuild_of_an_untouched_submission_changes_nothing():
     assert _sources(rebuilt) == EXPECTED_REBUILD and flags == []
 
 
-@pytest.mark.parametrize("tamper, flag", [
-    (lambda nb: setattr(nb.cells[3], "source", "pass"), "1 read-only or test cell(s) missing or changed"),
-    (lambda nb: nb.cells.pop(3), "1 read-only or test cell(s) missing or changed"),
-    (lambda nb: nb.cells.insert(4, nbformat.from_dict(json.loads(json.dumps(nb.cells[3])))),
-     "1 duplicated cell(s) ignored"),
-    (lambda nb: nb.cells.__setitem__(3, nbformat.v4.new_markdown_cell("assert f(2) == 4",
-                                                                     metadata=nb.cells[3].metadata)),
-     "1 read-only or test cell(s) missing or changed"),
-    (lambda nb: nb.cells[3].metadata["nbgrader"].update(points=100), None),
-    (lambda nb: [c.metadata.clear() for c in nb.cells], "2 answer cell(s) found without their nbgrader metadata"),
-    (lambda nb: nb.cells[2].metadata["nbgrader"].update(grade_id="renamed"),
-     "1 answer cell(s) found without their nbgrader metadata"),
-    (lambda nb: nb.cells.insert(3, nb.cells.pop(2)), None),  # answer moved below its test
-])
+@pytest.mark.parametrize(
+    "tamper, flag",
+    [
+        (lambda nb: setattr(nb.cells[3], "source", "pass"), "1 read-only or test cell(s) missing or changed"),
+        (lambda nb: nb.cells.pop(3), "1 read-only or test cell(s) missing or changed"),
+        (
+            lambda nb: nb.cells.insert(4, nbformat.from_dict(json.loads(json.dumps(nb.cells[3])))),
+            "1 duplicated cell(s) ignored",
+        ),
+        (
+            lambda nb: nb.cells.__setitem__(
+                3, nbformat.v4.new_markdown_cell("assert f(2) == 4", metadata=nb.cells[3].metadata)
+            ),
+            "1 read-only or test cell(s) missing or changed",
+        ),
+        (lambda nb: nb.cells[3].metadata["nbgrader"].update(points=100), None),
+        (lambda nb: [c.metadata.clear() for c in nb.cells], "2 answer cell(s) found without their nbgrader metadata"),
+        (
+            lambda nb: nb.cells[2].metadata["nbgrader"].update(grade_id="renamed"),
+            "1 answer cell(s) found without their nbgrader metadata",
+        ),
+        (lambda nb: nb.cells.insert(3, nb.cells.pop(2)), None),  # answer moved below its test
+    ],
+)
 def test_rebuild_restores_the_master_around_the_students_answers(tamper, flag):
     student = _student()
     tamper(student)
@@ -283,19 +325,37 @@ def test_rebuild_keeps_added_code_cells_after_the_first_code_cell():
     sources = [c.source for c in rebuilt.cells]
     assert sources.index("np.allclose = None") > sources.index("import numpy as np")
     # the helper came after the imports cell and before the answer in the student's notebook
-    assert sources.index("import numpy as np") < sources.index("def helper():\n    return 1") \
+    assert (
+        sources.index("import numpy as np")
+        < sources.index("def helper():\n    return 1")
         < sources.index("def f(x):\n    return x * x")
+    )
     assert "2 added code cell(s) kept" in flags
 
 
 def test_probes_follow_every_code_cell_and_are_removed_again():
     rebuilt, _ = rebuild.rebuild(_student(), _master())
     probed = rebuild.add_probes(rebuilt, "tok")
-    kinds = [f"check {tamper_probe.check_label(c.source)}" if tamper_probe.is_check(c.source)
-             else "snapshot" if tamper_probe.is_probe(c.source)
-             else c.metadata.get("nbgrader", {}).get("grade_id") for c in probed.cells]
-    assert kinds == ["snapshot", "intro", "imports", "check imports", "answer", "check answer",
-                     "test_f", "check test_f", "written", "check end"]
+    kinds = [
+        f"check {tamper_probe.check_label(c.source)}"
+        if tamper_probe.is_check(c.source)
+        else "snapshot"
+        if tamper_probe.is_probe(c.source)
+        else c.metadata.get("nbgrader", {}).get("grade_id")
+        for c in probed.cells
+    ]
+    assert kinds == [
+        "snapshot",
+        "intro",
+        "imports",
+        "check imports",
+        "answer",
+        "check answer",
+        "test_f",
+        "check test_f",
+        "written",
+        "check end",
+    ]
     assert "('np', 'numpy')" in probed.cells[3].source
     assert _sources(rebuild.remove_probes(probed)) == _sources(rebuilt)
 
@@ -303,12 +363,22 @@ def test_probes_follow_every_code_cell_and_are_removed_again():
 def test_probe_verdicts_name_the_first_cell_and_fail_closed():
     ok = "AUTOGRADER-PROBE t {} CLEAN\n"
     assert tamper_probe.first_tampering([("a", ok.format("a")), ("b", None)], "t") is None
-    assert tamper_probe.first_tampering([("a", ok.format("a")), ("b", "AUTOGRADER-PROBE t b TAMPERED x; y\n"),
-                                  ("c", "AUTOGRADER-PROBE t c TAMPERED z\n")], "t") == (1, "b", ["x", "y"])
+    assert tamper_probe.first_tampering(
+        [
+            ("a", ok.format("a")),
+            ("b", "AUTOGRADER-PROBE t b TAMPERED x; y\n"),
+            ("c", "AUTOGRADER-PROBE t c TAMPERED z\n"),
+        ],
+        "t",
+    ) == (1, "b", ["x", "y"])
     assert tamper_probe.first_tampering([("a", "")], "t") == (0, "a", ["an integrity check produced no verdict"])
     assert tamper_probe.first_tampering([("a", ok.format("a").replace(" t ", " other "))], "t")[0] == 0
     # a verdict printed for another cell (forged by earlier output) does not count for this one
-    assert tamper_probe.first_tampering([("b", ok.format("a"))], "t") == (0, "b", ["an integrity check produced no verdict"])
+    assert tamper_probe.first_tampering([("b", ok.format("a"))], "t") == (
+        0,
+        "b",
+        ["an integrity check produced no verdict"],
+    )
 
 
 def test_probe_cells_define_and_call_the_functions_of_the_probe_file():
@@ -322,7 +392,11 @@ def test_probe_cells_define_and_call_the_functions_of_the_probe_file():
         compile(cell, "<probe cell>", "exec")
     assert snapshot.endswith("__autograder_snapshot()\ndel __autograder_snapshot\n")
     assert "__autograder_check(['/lib/python'], [('np', 'numpy')])" in check
-    assert tamper_probe.is_check(check) and tamper_probe.check_label(check) == "cell_1" and not tamper_probe.is_check(snapshot)
+    assert (
+        tamper_probe.is_check(check)
+        and tamper_probe.check_label(check) == "cell_1"
+        and not tamper_probe.is_check(snapshot)
+    )
     with pytest.raises(LookupError, match="defines no function"):
         tamper_probe.kernel_function("__no_such_function")
 
@@ -337,15 +411,22 @@ def test_hidden_tests_and_tracebacks_never_reach_feedback():
     source = "x = 1\n### BEGIN HIDDEN TESTS\nassert secret_value == 42\n### END HIDDEN TESTS\ny = 2"
     assert strip_hidden(source) == "x = 1\n# (hidden tests run here; their code is not shown)\ny = 2"
     cell = nbformat.v4.new_code_cell(source)
-    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="wrong",
-                                           traceback=["\x1b[31m---> 3 assert secret_value == 42", "AssertionError"])]
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "error",
+            ename="AssertionError",
+            evalue="wrong",
+            traceback=["\x1b[31m---> 3 assert secret_value == 42", "AssertionError"],
+        )
+    ]
     out, _ = HideTestCode().preprocess_cell(cell, {}, 0)
     assert "secret_value" not in json.dumps(out)
     assert out.outputs[0]["traceback"] == ["AssertionError: wrong"]
 
 
-@pytest.mark.parametrize("value, text", [(2.0, "2"), (0.5, "0.5"), (1.255, "1.25"), (1 / 3, "0.33"),
-                                         (None, ""), (-0.0, "0"), (10, "10")])
+@pytest.mark.parametrize(
+    "value, text", [(2.0, "2"), (0.5, "0.5"), (1.255, "1.25"), (1 / 3, "0.33"), (None, ""), (-0.0, "0"), (10, "10")]
+)
 def test_scores_are_written_the_same_way_every_time(value, text):
     assert report.number(value) == text
 
@@ -355,17 +436,29 @@ def _run_sandboxed(code: str, tmp_path: Path, isolation: str, marker: str, **lim
     work, ipc = tmp_path / "work", tmp_path / "ipc"
     work.mkdir(exist_ok=True)
     ipc.mkdir(exist_ok=True)
-    spec = sandbox.SandboxSpec(isolation, str(work), str(ipc), marker,
-                               limits=sandbox.Limits(**limits) if limits else sandbox.Limits(),
-                               readonly=kernel_environment.readonly_paths(), uid=sandbox.sandbox_uid(0, isolation))
+    spec = sandbox.SandboxSpec(
+        isolation,
+        str(work),
+        str(ipc),
+        marker,
+        limits=sandbox.Limits(**limits) if limits else sandbox.Limits(),
+        readonly=kernel_environment.readonly_paths(),
+        uid=sandbox.sandbox_uid(0, isolation),
+    )
     command = sandbox.command([sys.executable, "-c", code], spec)
     try:
-        return subprocess.run(command.argv, capture_output=True, text=True, pass_fds=command.pass_fds,
-                              env=sandbox.sandbox_environment(spec), cwd=sandbox.working_directory(spec),
-                              preexec_fn=sandbox.preexec_function(spec), timeout=120)
+        return subprocess.run(
+            command.argv,
+            capture_output=True,
+            text=True,
+            pass_fds=command.pass_fds,
+            env=sandbox.sandbox_environment(spec),
+            cwd=sandbox.working_directory(spec),
+            preexec_fn=sandbox.preexec_function(spec),
+            timeout=120,
+        )
     finally:
         command.close()
-
 
 
 PROBE_CODE = r"""
@@ -401,16 +494,24 @@ print(json.dumps(facts))
 
 @pytest.mark.usefixtures("bubblewrap")
 def test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs(tmp_path):
-    result = _run_sandboxed(PROBE_CODE, tmp_path, sandbox.ISOLATION_BWRAP, "unit-bwrap",
-                            memory_mb=1024, max_processes=64)
+    result = _run_sandboxed(
+        PROBE_CODE, tmp_path, sandbox.ISOLATION_BWRAP, "unit-bwrap", memory_mb=1024, max_processes=64
+    )
     facts = json.loads(result.stdout.strip().splitlines()[-1])
     # /tmp is empty, except for the first folder on the way to the read-only course mounts when the
     # repository itself lives under /tmp (as in a CI clone)
     repo = Path(__file__).resolve().parent.parent
     allowed_tmp = [repo.parts[2]] if repo.parts[:2] == ("/", "tmp") else []
-    assert facts == {"network": False, "sees_solutions": False, "sees_tests": False, "sees_autograder": False,
-                     "cwd": SANDBOX_WORKDIR, "tmp": allowed_tmp, "memory": "refused",
-                     "children": facts["children"]}
+    assert facts == {
+        "network": False,
+        "sees_solutions": False,
+        "sees_tests": False,
+        "sees_autograder": False,
+        "cwd": SANDBOX_WORKDIR,
+        "tmp": allowed_tmp,
+        "memory": "refused",
+        "children": facts["children"],
+    }
     assert 0 < facts["children"] < 64
     # every process of the sandbox died with it (the pid namespace ended)
     assert submission_processes.kill_marked_processes("unit-bwrap") == 0
@@ -424,20 +525,24 @@ def test_matplotlib_in_the_bubblewrap_sandbox_prints_no_fontconfig_error(tmp_pat
     root: fontconfig could not read /etc/fonts and every feedback page of a notebook importing matplotlib
     showed "Fontconfig error: Cannot load default config file".
     """
-    code = ("import os, matplotlib.pyplot as plt\n"
-            "figure, axes = plt.subplots(); axes.plot([0, 1]); axes.set_title('loss'); figure.savefig('f.png')\n"
-            "print([os.access(p, os.R_OK) for p in ('/etc/fonts/fonts.conf', '/etc/passwd', '/etc/ld.so.cache')],"
-            " os.path.getsize('f.png') > 0)\n")
+    code = (
+        "import os, matplotlib.pyplot as plt\n"
+        "figure, axes = plt.subplots(); axes.plot([0, 1]); axes.set_title('loss'); figure.savefig('f.png')\n"
+        "print([os.access(p, os.R_OK) for p in ('/etc/fonts/fonts.conf', '/etc/passwd', '/etc/ld.so.cache')],"
+        " os.path.getsize('f.png') > 0)\n"
+    )
     result = _run_sandboxed(code, tmp_path, sandbox.ISOLATION_BWRAP, "unit-fonts")
     assert result.stdout.strip() == "[True, True, True] True", (result.stdout, result.stderr)
     assert "Fontconfig" not in result.stderr and result.stderr == "", result.stderr
 
 
 def test_process_isolation_refuses_sockets_and_kills_detached_children(tmp_path):
-    code = ("import socket, subprocess, sys\n"
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True,\n"
-            "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-            "try:\n    socket.socket()\n    print('network')\nexcept PermissionError:\n    print('no network')\n")
+    code = (
+        "import socket, subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True,\n"
+        "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "try:\n    socket.socket()\n    print('network')\nexcept PermissionError:\n    print('no network')\n"
+    )
     result = _run_sandboxed(code, tmp_path, sandbox.ISOLATION_PROCESS, "unit-process")
     assert result.stdout.strip() == "no network"
     time.sleep(0.2)
@@ -456,31 +561,45 @@ def test_detect_isolation_names_what_is_in_force():
 
 def test_isolation_sentences_name_the_level_the_uid_and_why_not_bubblewrap():
     as_root = isolation_report.explain_isolation(sandbox.ISOLATION_BWRAP, "", as_root=True)
-    assert as_root.startswith(f"{sandbox.ISOLATION_BWRAP}: pid, mount, network, IPC and UTS namespaces; code runs "
-                              f"as unprivileged uid {sandbox.FIRST_SANDBOX_UID}+slot; the total memory")
+    assert as_root.startswith(
+        f"{sandbox.ISOLATION_BWRAP}: pid, mount, network, IPC and UTS namespaces; code runs "
+        f"as unprivileged uid {sandbox.FIRST_SANDBOX_UID}+slot; the total memory"
+    )
     assert isolation_report.explain_isolation(sandbox.ISOLATION_BWRAP, "", as_root=False).startswith(
-        f"{sandbox.ISOLATION_BWRAP}: user, pid, mount, network, IPC and UTS namespaces; the total memory")
+        f"{sandbox.ISOLATION_BWRAP}: user, pid, mount, network, IPC and UTS namespaces; the total memory"
+    )
     assert isolation_report.explain_isolation(sandbox.ISOLATION_PROCESS, "bwrap not found").startswith(
-        "process (no namespaces): bwrap not found; the total memory")
+        "process (no namespaces): bwrap not found; the total memory"
+    )
     caps = isolation_report.caps_in_force(sandbox.Limits(disk_mb=400), sandbox.ISOLATION_PROCESS, as_root=False)
     assert "no cap on the total disk space written (process isolation)" in caps
     caps = isolation_report.caps_in_force(sandbox.Limits(disk_mb=400), sandbox.ISOLATION_BWRAP, as_root=True)
     assert "at most 256 processes and threads per submission (its own user id)" in caps
-    assert any(cap.startswith("400 MB of writable space per kernel") and "working folder 300 MB" in cap
-               for cap in caps)
+    assert any(cap.startswith("400 MB of writable space per kernel") and "working folder 300 MB" in cap for cap in caps)
 
 
 def test_the_sandbox_environment_is_clean_plus_what_the_caller_passes(tmp_path):
-    spec = sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(tmp_path), str(tmp_path), "unit-env",
-                               environment=kernel_environment.course_variables("smoke"))
+    spec = sandbox.SandboxSpec(
+        sandbox.ISOLATION_BWRAP,
+        str(tmp_path),
+        str(tmp_path),
+        "unit-env",
+        environment=kernel_environment.course_variables("smoke"),
+    )
     env = sandbox.sandbox_environment(spec)
     assert env[PROFILE_VARIABLE] == "smoke"
     assert env[submission_processes.MARKER_VARIABLE] == "unit-env" and env["HOME"] == SANDBOX_HOME
-    bare = sandbox.sandbox_environment(sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(tmp_path), str(tmp_path),
-                                                           "unit-env"))
+    bare = sandbox.sandbox_environment(
+        sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(tmp_path), str(tmp_path), "unit-env")
+    )
     assert not any(name.startswith("DNN_COURSE") for name in bare)
-    clash = sandbox.SandboxSpec(sandbox.ISOLATION_BWRAP, str(tmp_path), str(tmp_path), "unit-env",
-                                environment=(("HOME", "/x"), (submission_processes.MARKER_VARIABLE, "other")))
+    clash = sandbox.SandboxSpec(
+        sandbox.ISOLATION_BWRAP,
+        str(tmp_path),
+        str(tmp_path),
+        "unit-env",
+        environment=(("HOME", "/x"), (submission_processes.MARKER_VARIABLE, "other")),
+    )
     with pytest.raises(ValueError, match="AUTOGRADER_SANDBOX_ID, HOME"):
         sandbox.sandbox_environment(clash)
 

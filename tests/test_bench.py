@@ -31,12 +31,30 @@ pytestmark = pytest.mark.skipif(
 )
 
 RESULT_KEYS = {
-    "reference_epoch_s", "reference_model_only_s", "gemm_only_s", "loop_only_s", "reference_gflops",
-    "gemm_peak_epoch_shapes_gflops", "gemm_peak_square_gflops", "fraction_of_peak", "fraction_of_square_peak",
-    "share_outside_gemm", "share_model_outside_gemm", "share_loop", "loop_overhead",
-    "reference_peak_rss_mb", "reference_tracemalloc_peak_mb", "reference_first_epoch_loss",
-    "torch_epoch_s", "torch_square_gflops", "ratio_reference_to_torch", "torch_peak_rss_mb",
-    "torch_first_epoch_loss", "goals_met", "load_average", "ratio_gemm_only_to_torch",
+    "reference_epoch_s",
+    "reference_model_only_s",
+    "gemm_only_s",
+    "loop_only_s",
+    "reference_gflops",
+    "gemm_peak_epoch_shapes_gflops",
+    "gemm_peak_square_gflops",
+    "fraction_of_peak",
+    "fraction_of_square_peak",
+    "share_outside_gemm",
+    "share_model_outside_gemm",
+    "share_loop",
+    "loop_overhead",
+    "reference_peak_rss_mb",
+    "reference_tracemalloc_peak_mb",
+    "reference_first_epoch_loss",
+    "torch_epoch_s",
+    "torch_square_gflops",
+    "ratio_reference_to_torch",
+    "torch_peak_rss_mb",
+    "torch_first_epoch_loss",
+    "goals_met",
+    "load_average",
+    "ratio_gemm_only_to_torch",
 }
 
 
@@ -57,17 +75,37 @@ def test_flop_count_of_the_brief_network():
     assert with_first == 60_000 * (per_example + 2 * 784 * 500)
     assert flops.batch_sizes(300, 128) == [128, 128, 44]
     names = [g.name for g in flops.step_gemms([784, 500, 500, 10], 128)]
-    assert names == ["fc1.forward x@W", "fc2.forward x@W", "fc3.forward x@W", "fc3.dW x.T@d", "fc3.dx d@W.T",
-                     "fc2.dW x.T@d", "fc2.dx d@W.T", "fc1.dW x.T@d"]
+    assert names == [
+        "fc1.forward x@W",
+        "fc2.forward x@W",
+        "fc3.forward x@W",
+        "fc3.dW x.T@d",
+        "fc3.dx d@W.T",
+        "fc2.dW x.T@d",
+        "fc2.dx d@W.T",
+        "fc1.dW x.T@d",
+    ]
 
 
 @pytest.fixture(scope="module")
 def quick_run():
     """One quick run (embedded data, 256 images, float32 and float64, one thread, with the step profile)."""
     completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--n-train", "256", "--threads", "1", "--square-size", "128",
-         "--profile"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--quick",
+            "--n-train",
+            "256",
+            "--threads",
+            "1",
+            "--square-size",
+            "128",
+            "--profile",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr
     return completed.stdout
@@ -95,16 +133,19 @@ def test_prints_a_table_then_one_json_line(quick_run):
         assert RESULT_KEYS <= set(result), f"{dtype}: missing {RESULT_KEYS - set(result)}"
         assert result["reference_epoch_s"] > 0 and result["gemm_only_s"] > 0
         assert result["fraction_of_peak"] == pytest.approx(
-            report["flops_per_epoch"] / result["reference_epoch_s"] / 1e9 / result["gemm_peak_epoch_shapes_gflops"])
-        assert result["share_outside_gemm"] == pytest.approx(
-            result["share_model_outside_gemm"] + result["share_loop"])
+            report["flops_per_epoch"] / result["reference_epoch_s"] / 1e9 / result["gemm_peak_epoch_shapes_gflops"]
+        )
+        assert result["share_outside_gemm"] == pytest.approx(result["share_model_outside_gemm"] + result["share_loop"])
         assert result["reference_peak_rss_mb"] > 10
         profile = result["profile_per_step"]
-        assert {"fc1.forward", "fc1.backward", "fc1.update", "relu1.forward", "softmax.ce_loss"} <= set(profile["parts"])
+        assert {"fc1.forward", "fc1.backward", "fc1.update", "relu1.forward", "softmax.ce_loss"} <= set(
+            profile["parts"]
+        )
         assert profile["step"] == pytest.approx(sum(profile["parts"].values()) + profile["between_layers"])
         if HAS_TORCH:
             assert result["ratio_reference_to_torch"] == pytest.approx(
-                result["reference_epoch_s"] / result["torch_epoch_s"])
+                result["reference_epoch_s"] / result["torch_epoch_s"]
+            )
             assert result["ratio_gemm_only_to_torch"] == pytest.approx(result["gemm_only_s"] / result["torch_epoch_s"])
             # same initial weights, batch order and SGD: the first epoch's losses agree (L2 term ~1e-5 apart)
             assert result["torch_first_epoch_loss"] == pytest.approx(result["reference_first_epoch_loss"], abs=1e-4)
@@ -129,8 +170,9 @@ def load_experiment_bench():
 @pytest.fixture(scope="module")
 def experiment_run():
     """One quick run, idle and with two competing processes (600 images, 2 epochs; 06 with 1 epoch)."""
-    completed = subprocess.run([sys.executable, str(EXPERIMENT), "--quick", "--under-load"],
-                               capture_output=True, text=True, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, str(EXPERIMENT), "--quick", "--under-load"], capture_output=True, text=True, timeout=600
+    )
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.strip().splitlines()
     return lines, json.loads(lines[-1])
@@ -138,15 +180,19 @@ def experiment_run():
 
 def test_the_benchmark_runs_notebook_05_as_the_notebook_does():
     bench = load_experiment_bench()
-    cell = next(c for c in nbformat.read(solutions_dir() / "05_mnist_activations.ipynb", as_version=4).cells
-                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "settings")
+    cell = next(
+        c
+        for c in nbformat.read(solutions_dir() / "05_mnist_activations.ipynb", as_version=4).cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "settings"
+    )
     brief = re.search(r"^BRIEF = (dict\(.*\))$", cell.source, re.MULTILINE).group(1)
     assert eval(brief, {"dict": dict}) == bench.BRIEF  # noqa: S307 (the course's own notebook)
     activations = re.search(r"^ACTIVATIONS = (\[.*\])$", cell.source, re.MULTILINE).group(1)
     assert eval(activations) == bench.ACTIVATIONS  # noqa: S307
     configurations = bench.search_configurations()
-    assert len(configurations) >= 3 and all({"hidden", "activation", "epochs", "learning_rate", "reg_lambda"}
-                                            <= set(c) for c in configurations)
+    assert len(configurations) >= 3 and all(
+        {"hidden", "activation", "epochs", "learning_rate", "reg_lambda"} <= set(c) for c in configurations
+    )
 
 
 def test_goals_are_judged_against_the_issue_s_limits():
@@ -155,16 +201,27 @@ def test_goals_are_judged_against_the_issue_s_limits():
     def passes(idle_05, relu, loaded_05=None, idle_wall=None):
         """A pass whose CPU times are given; its wall times are twice as long unless given (a busy 'idle' pass)."""
         idle_wall = 2 * idle_05 if idle_wall is None else idle_wall
-        result = {"idle": {"summary": {"notebook_05_cpu_s": idle_05, "slowest_activation_to_relu_cpu": relu,
-                                       "notebook_05_wall_s": idle_wall, "slowest_activation_to_relu": 2 * relu}}}
+        result = {
+            "idle": {
+                "summary": {
+                    "notebook_05_cpu_s": idle_05,
+                    "slowest_activation_to_relu_cpu": relu,
+                    "notebook_05_wall_s": idle_wall,
+                    "slowest_activation_to_relu": 2 * relu,
+                }
+            }
+        }
         if loaded_05 is not None:
             result["loaded"] = {"summary": {"notebook_05_wall_s": loaded_05}}
         return result
 
     # one thread: the idle pass's CPU time is the idle time, whatever else ran during its wall time
     goals = bench.judge(passes(170.0, 1.2, 500.0), full_settings=True, threads=1)
-    assert [goals[k]["met"] for k in ("notebook_05_idle_seconds", "slowest_activation_to_relu", "loaded_to_idle")] \
-        == [True, True, True]
+    assert [goals[k]["met"] for k in ("notebook_05_idle_seconds", "slowest_activation_to_relu", "loaded_to_idle")] == [
+        True,
+        True,
+        True,
+    ]
     assert goals["notebook_05_idle_seconds"]["value"] == 170.0
     assert goals["loaded_to_idle"]["value"] == pytest.approx(500 / 170)
     goals = bench.judge(passes(181.0, 1.6, 560.0), full_settings=True, threads=1)
@@ -207,13 +264,15 @@ def test_experiment_benchmark_reports_idle_and_loaded_side_by_side(experiment_ru
             assert result["float64_arrays"] == [], f"{label} {activation}: float64 in a float32 run"
         assert summary["notebook_05_wall_s"] == pytest.approx(sum(r["wall_s"] for r in numpy_result["runs"].values()))
         assert summary["slowest_activation_to_relu"] == pytest.approx(
-            max(r["wall_s"] for r in numpy_result["runs"].values()) / numpy_result["runs"]["relu"]["wall_s"])
+            max(r["wall_s"] for r in numpy_result["runs"].values()) / numpy_result["runs"]["relu"]["wall_s"]
+        )
         assert [s["epochs"] for s in numpy_result["search"]] == [1] * len(numpy_result["search"]) != []
         assert summary["notebook_06_search_wall_s"] == pytest.approx(sum(s["wall_s"] for s in numpy_result["search"]))
         if HAS_TORCH:
             torch_runs = run["torch"]["runs"]
             assert summary["numpy_to_torch_05"] == pytest.approx(
-                summary["notebook_05_wall_s"] / sum(r["wall_s"] for r in torch_runs.values()))
+                summary["notebook_05_wall_s"] / sum(r["wall_s"] for r in torch_runs.values())
+            )
             for activation, result in numpy_result["runs"].items():
                 # same initial weights, batch order and SGD: the same first epoch (L2 term ~1e-5 apart)
                 assert torch_runs[activation]["first_epoch_loss"] == pytest.approx(result["first_epoch_loss"], abs=1e-4)
@@ -240,13 +299,37 @@ def test_stated_times_come_from_the_recorded_benchmark():
     figures = load_experiment_bench().stated_figures(report)
     root = BENCH.parent
     stated = {
-        root / "README.md": ["05_cpu", "05_activations_cpu", "05_wall", "05_load", "05_loaded_wall",
-                             "05_loaded_load", "05_loaded_to_cpu", "torch_05_cpu", "06_cpu", "06_wall"],
-        root / "book" / "student_guide.md": ["05_cpu", "05_epoch_cpu", "05_loaded_wall", "05_loaded_load",
-                                             "05_loaded_epoch_wall", "05_loaded_to_cpu", "06_cpu", "06_loaded_wall"],
+        root / "README.md": [
+            "05_cpu",
+            "05_activations_cpu",
+            "05_wall",
+            "05_load",
+            "05_loaded_wall",
+            "05_loaded_load",
+            "05_loaded_to_cpu",
+            "torch_05_cpu",
+            "06_cpu",
+            "06_wall",
+        ],
+        root / "book" / "student_guide.md": [
+            "05_cpu",
+            "05_epoch_cpu",
+            "05_loaded_wall",
+            "05_loaded_load",
+            "05_loaded_epoch_wall",
+            "05_loaded_to_cpu",
+            "06_cpu",
+            "06_loaded_wall",
+        ],
         root / "book" / "06_experiments.md": ["05_cpu", "05_activations_cpu", "06_cpu"],
-        solutions_dir() / "05_mnist_activations.ipynb": ["05_cpu", "05_activations_cpu", "05_epoch_cpu",
-                                                         "05_loaded_wall", "05_loaded_load", "05_loaded_epoch_wall"],
+        solutions_dir() / "05_mnist_activations.ipynb": [
+            "05_cpu",
+            "05_activations_cpu",
+            "05_epoch_cpu",
+            "05_loaded_wall",
+            "05_loaded_load",
+            "05_loaded_epoch_wall",
+        ],
         solutions_dir() / "06_fashion_tuning.ipynb": ["06_cpu", "06_loaded_wall"],
     }
     for path, keys in stated.items():
@@ -271,8 +354,9 @@ def test_stated_grading_times_come_from_the_recorded_benchmark():
             assert figures[key] in text, f"{path.name} does not state {key} = {figures[key]!r} (from {recorded.name})"
     # every grading time README states comes from that file: no row of an unsaved run (an earlier row gave
     # "7.6 s per submission, 13.8 CPU-seconds" for a generated class that no results file holds)
-    rows = [line for line in (root / "README.md").read_text(encoding="utf-8").splitlines()
-            if "bench_autograder.py" in line]
+    rows = [
+        line for line in (root / "README.md").read_text(encoding="utf-8").splitlines() if "bench_autograder.py" in line
+    ]
     assert rows and all("bench/results/autograder.json" in row for row in rows), rows
     for stale in ("7.6 s per submission", "13.8 CPU-seconds", "5.2 s per submission", "4.8 s per submission"):
         assert stale not in " ".join((root / "autograder" / "README.md").read_text(encoding="utf-8").split())

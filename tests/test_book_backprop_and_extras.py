@@ -24,13 +24,13 @@ import yaml
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyArrowPatch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch
 
-from dnn_course import secret_lines  # noqa: E402
-from dnn_course.gradcheck import BUG_ABOVE, PASS_BELOW  # noqa: E402
-from dnn_course.nbgrader_regions import SOLUTION  # noqa: E402
-from dnn_course.plotting import MIN_FONT_PT, smallest_font_pt  # noqa: E402
+from dnn_course import secret_lines
+from dnn_course.gradcheck import BUG_ABOVE, PASS_BELOW
+from dnn_course.nbgrader_regions import SOLUTION
+from dnn_course.plotting import MIN_FONT_PT, smallest_font_pt
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
@@ -115,16 +115,27 @@ def test_overview_graph_is_drawn_by_a_code_cell_not_an_image_file():
 
 def test_overview_graph_shows_the_network_with_values_down_and_gradients_up(overview_graph):
     texts = {text.get_text() for text in overview_graph.findobj(matplotlib.text.Text)}
-    for needed in ("input $X$", "softmax + cross-entropy", "$Y$", "loss $E$", r"$\partial E/\partial E = 1$",
-                   "$G^{(1)}$", "$G^{(2)}$", "$G^{(3)}$", r"$\partial E/\partial A^{(1)}$", "$Z^{(3)}$", "$A^{(2)}$",
-                   r"$\lambda W^{(l)}$"):
+    for needed in (
+        "input $X$",
+        "softmax + cross-entropy",
+        "$Y$",
+        "loss $E$",
+        r"$\partial E/\partial E = 1$",
+        "$G^{(1)}$",
+        "$G^{(2)}$",
+        "$G^{(3)}$",
+        r"$\partial E/\partial A^{(1)}$",
+        "$Z^{(3)}$",
+        "$A^{(2)}$",
+        r"$\lambda W^{(l)}$",
+    ):
         assert needed in texts, needed
     assert sum(text.startswith("FC ") for text in texts) == 3
     assert any("L2 penalty" in text and r"\Vert W^{(l)}\Vert^2" in text for text in texts)
     arrows = [patch for patch in overview_graph.findobj(FancyArrowPatch)]
     forward = backward = 0
     for arrow in arrows:
-        (x0, y0), (x1, y1) = arrow._posA_posB  # noqa: SLF001 - where the arrow starts and ends
+        (x0, y0), (x1, y1) = arrow._posA_posB
         colour = matplotlib.colors.to_hex(arrow.get_edgecolor())
         if colour == matplotlib.colors.to_hex("C3"):
             backward += 1
@@ -146,8 +157,10 @@ def test_overview_graph_is_legible_on_a_phone(overview_graph, tmp_path):
 
 def test_local_rules_numbers_are_the_derivatives():
     def centred(f, alpha, beta, h=1e-6):
-        return ((1.5 * f(alpha + h, beta) - 1.5 * f(alpha - h, beta)) / (2 * h),
-                (1.5 * f(alpha, beta + h) - 1.5 * f(alpha, beta - h)) / (2 * h))
+        return (
+            (1.5 * f(alpha + h, beta) - 1.5 * f(alpha - h, beta)) / (2 * h),
+            (1.5 * f(alpha, beta + h) - 1.5 * f(alpha, beta - h)) / (2 * h),
+        )
 
     text = _text(OVERVIEW)
     assert r"$\alpha = 2$ and $\beta = 3$" in text and r"$\partial E / \partial f = 1.5$" in text
@@ -167,7 +180,7 @@ def test_local_rules_numbers_are_the_derivatives():
 def test_chapter_1_states_the_d_prev_convention_and_glues_the_gradient_check_rule():
     text = (BOOK / "01_activations.md").read_text(encoding="utf-8")
     assert ":::{admonition} The convention of `d_prev`" in text
-    section = text[text.index("(sec-activations-gradcheck)="):text.index("(sec-activations-saturation)=")]
+    section = text[text.index("(sec-activations-gradcheck)=") : text.index("(sec-activations-saturation)=")]
     for key in ("pass_below", "bug_above", "gradcheck_h"):
         assert f"{{glue:md}}`{key}:myst`" in section
     assert 'glue("pass_below", power_of_ten(PASS_BELOW)' in section
@@ -199,7 +212,9 @@ def test_input_centring_prose_matches_the_results():
     raw, centred = runs["raw", 1.0], runs["centred", 1.0]
     assert f"{raw[0]:.3f} after the first epoch and {raw[-1]:.3f} after the fifth" in text
     assert f"reaches {centred[0]:.3f} after one epoch and {centred[-1]:.3f} after five" in text
-    assert centred[0] > raw[0] + 0.2 and centred[-1] > raw[-1] + 0.03, "centring lets gradient descent take larger steps"
+    assert centred[0] > raw[0] + 0.2 and centred[-1] > raw[-1] + 0.03, (
+        "centring lets gradient descent take larger steps"
+    )
     assert centring["epochs"] == 5 and "trained for 5 epochs" in text
     assert centring["train_images"] == 4000 and "4,000 MNIST" in text
     assert centring["val_images"] == 2000 and "2,000 other images" in text
@@ -210,7 +225,7 @@ def test_input_centring_prose_matches_the_results():
 
 def test_random_search_section_draws_its_figure_and_cites_bergstra_and_bengio():
     text = (BOOK / "06_experiments.md").read_text(encoding="utf-8")
-    section = text[text.index("(sec-experiments-random-search)="):text.index("(sec-experiments-confusion)=")]
+    section = text[text.index("(sec-experiments-random-search)=") : text.index("(sec-experiments-confusion)=")]
     assert "{cite}`bergstra2012random`" in section
     assert "def draw_search" in section and '"grid: 9 trials, 3 values"' in section
     assert "```{code-cell} ipython3\n:tags: [hide-input]" in section
@@ -218,10 +233,14 @@ def test_random_search_section_draws_its_figure_and_cites_bergstra_and_bengio():
 
 def test_where_next_has_one_paragraph_and_reference_per_idea():
     text = (BOOK / "where_next.md").read_text(encoding="utf-8")
-    for heading, key in [("Momentum", "sutskever2013importance"), ("Learning-rate schedules", "loshchilov2017sgdr"),
-                         ("Dropout", "srivastava2014dropout"), ("Batch normalisation", "ioffe2015batch")]:
+    for heading, key in [
+        ("Momentum", "sutskever2013importance"),
+        ("Learning-rate schedules", "loshchilov2017sgdr"),
+        ("Dropout", "srivastava2014dropout"),
+        ("Batch normalisation", "ioffe2015batch"),
+    ]:
         start = text.index(f"## {heading}\n")
-        section = text[start:text.index("\n## ", start + 1)]
+        section = text[start : text.index("\n## ", start + 1)]
         assert f"{{cite}}`{key}`" in section, heading
 
 
@@ -240,16 +259,26 @@ def test_practice_problems_cover_every_chapter_and_publish_no_answer():
         assert forbidden not in text, forbidden
     sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
     linked = [re.search(r"\{doc\}`([^`]+)`", section).group(1) for section in sections]
-    assert linked == ["backpropagation", "01_activations", "02_fully_connected", "03_softmax_cross_entropy",
-                      "04_l2_regularization", "05_putting_it_together", "06_experiments"]
+    assert linked == [
+        "backpropagation",
+        "01_activations",
+        "02_fully_connected",
+        "03_softmax_cross_entropy",
+        "04_l2_regularization",
+        "05_putting_it_together",
+        "06_experiments",
+    ]
     for section in sections:
         assert 3 <= len(re.findall(r"^\d+\. ", section, flags=re.MULTILINE)) <= 5, section[:40]
 
 
 def _solution_lines() -> list[secret_lines.SecretLine]:
     """The secret lines of the graded stubs' answers (notebooks 01-04), by the one line policy."""
-    return [line for line in secret_lines.secret_lines(REPO / "solutions" / "dnn_hw", kinds=(SOLUTION,))
-            if line.notebook.startswith(("01_", "02_", "03_", "04_"))]
+    return [
+        line
+        for line in secret_lines.secret_lines(REPO / "solutions" / "dnn_hw", kinds=(SOLUTION,))
+        if line.notebook.startswith(("01_", "02_", "03_", "04_"))
+    ]
 
 
 @pytest.mark.parametrize("name", NEW_PAGES)

@@ -50,13 +50,18 @@ def test_final_fashion_model_schedule_and_accuracy_match_the_results():
     final = fashion["final"]
     (high_epochs, high_rate), (low_epochs, low_rate) = final["schedule"]
     text = _experiments_text()
-    stated = (f"for {high_epochs + low_epochs} epochs, {high_epochs} at a learning rate of {high_rate:g} "
-              f"and {low_epochs} at {low_rate:g}")
+    stated = (
+        f"for {high_epochs + low_epochs} epochs, {high_epochs} at a learning rate of {high_rate:g} "
+        f"and {low_epochs} at {low_rate:g}"
+    )
     assert stated in text, f"chapter 6 should say the final model trained {stated!r}"
     assert f"**{final['test_acc']:.4f}** on the test set" in text
     # the epoch count is the best validation epoch of the candidate it retrains
-    candidate = next(entry for entry in fashion["search"] if entry.get("schedule")
-                     and entry["schedule"][0] == [high_epochs, high_rate])
+    candidate = next(
+        entry
+        for entry in fashion["search"]
+        if entry.get("schedule") and entry["schedule"][0] == [high_epochs, high_rate]
+    )
     assert candidate["best_epoch"] == high_epochs + low_epochs
     assert f"Its best validation accuracy came after epoch {candidate['best_epoch']}" in text
 
@@ -64,8 +69,11 @@ def test_final_fashion_model_schedule_and_accuracy_match_the_results():
 def test_training_accuracy_range_at_epoch_30_matches_the_results():
     fashion = _result("fashion_tuning_full")
     strong = max(entry["reg_lambda"] for entry in fashion["search"])
-    at_30 = [entry["history"]["train_acc"][29] for entry in fashion["search"]
-             if entry["learning_rate"] == 0.1 and entry["reg_lambda"] < strong]
+    at_30 = [
+        entry["history"]["train_acc"][29]
+        for entry in fashion["search"]
+        if entry["learning_rate"] == 0.1 and entry["reg_lambda"] < strong
+    ]
     assert len(at_30) == 5
     stated = f"between {100 * min(at_30):.1f}% and {100 * max(at_30):.1f}% (the strongly penalised one aside)"
     assert stated in _experiments_text()
@@ -75,8 +83,7 @@ def test_sigmoid_subset_curve_is_described_as_it_is():
     run = _result("mnist_activations_embedded")["runs"]["sigmoid"]
     curve = run["history"]["val_acc"]
     best = max(curve)
-    stated = (f"reaches its best, {best:.3f}, after epoch {curve.index(best) + 1}, "
-              f"and ends at {curve[-1]:.3f}")
+    stated = f"reaches its best, {best:.3f}, after epoch {curve.index(best) + 1}, and ends at {curve[-1]:.3f}"
     text = _experiments_text()
     assert stated in text
     assert curve[-1] < best, "the text says the sigmoid curve ends below its best"
@@ -201,8 +208,11 @@ def test_vanishing_gradients_are_described_as_measured():
         assert runs[activation]["val_acc"][0] > 0.5
     assert max(runs["sigmoid"]["val_acc"]) < 0.2
     text = _text(BOOK / "05_putting_it_together.md")
-    for claim in ("nearly 30 times smaller than layer 5's, a ratio just under 0.04",
-                  "about three times smaller than the one above it", "still just under 0.04 after epoch 4"):
+    for claim in (
+        "nearly 30 times smaller than layer 5's, a ratio just under 0.04",
+        "about three times smaller than the one above it",
+        "still just under 0.04 after epoch 4",
+    ):
         assert claim in text, claim
 
 
@@ -245,15 +255,17 @@ def test_saturation_is_described_as_measured():
     import numpy as np
 
     sigmoid_edge = np.log((1 + np.sqrt(0.9)) / (1 - np.sqrt(0.9)))  # sigma'(z) = 0.025
-    tanh_edge = np.arctanh(np.sqrt(0.9))                               # tanh'(z) = 0.1
+    tanh_edge = np.arctanh(np.sqrt(0.9))  # tanh'(z) = 0.1
     assert f"$|z| > {sigmoid_edge:.2f}$" in text and f"$|z| > {tanh_edge:.2f}$" in text
     first = {activation: moments[0]["layers"] for activation, moments in runs.items()}
     last = {activation: moments[-1]["layers"] for activation, moments in runs.items()}
     std1 = {round(layers[0]["std"], 2) for layers in first.values()}
     assert len(std1) == 1, "the first hidden layer is the same in the three networks at initialisation"
-    stated = (f"standard deviation is {std1.pop():.2f} in the first hidden layer (the same for the three networks: "
-              f"same images, same weights) and {first['sigmoid'][1]['std']:.2f} (sigmoid), "
-              f"{first['tanh'][1]['std']:.2f} (tanh) and {first['relu'][1]['std']:.2f} (ReLU) in the second")
+    stated = (
+        f"standard deviation is {std1.pop():.2f} in the first hidden layer (the same for the three networks: "
+        f"same images, same weights) and {first['sigmoid'][1]['std']:.2f} (sigmoid), "
+        f"{first['tanh'][1]['std']:.2f} (tanh) and {first['relu'][1]['std']:.2f} (ReLU) in the second"
+    )
     assert stated in text
     above_2_layer1 = {f"{layers[0]['fraction_abs_above_2']:.2%}" for layers in first.values()}
     above_2_layer2 = max(layers[1]["fraction_abs_above_2"] for layers in first.values())
@@ -263,8 +275,10 @@ def test_saturation_is_described_as_measured():
     for moments in (first, last):
         assert moments["sigmoid"][0]["fraction_saturated"] == moments["sigmoid"][1]["fraction_saturated"] == 0.0
     assert f"for tanh, {first['tanh'][1]['fraction_saturated']:.2%} of the unit-image pairs of layer 2 are" in text
-    assert (f"the sigmoid's slope is {first['sigmoid'][0]['mean_slope_ratio']:.2f} (layer 1) and "
-            f"{first['sigmoid'][1]['mean_slope_ratio']:.2f} (layer 2) of its maximum") in text
+    assert (
+        f"the sigmoid's slope is {first['sigmoid'][0]['mean_slope_ratio']:.2f} (layer 1) and "
+        f"{first['sigmoid'][1]['mean_slope_ratio']:.2f} (layer 2) of its maximum"
+    ) in text
     assert first["relu"][0]["dead_units"] == first["relu"][1]["dead_units"] == 0 and "No ReLU unit is dead" in text
     # "after epoch 10 the ReLU network has 1 dead unit of 500 in layer 2"
     assert last["relu"][0]["dead_units"] == 0
@@ -276,8 +290,10 @@ def test_saturation_is_described_as_measured():
             assert abs(before.get("fraction_saturated", 0) - after.get("fraction_saturated", 0)) < 1e-3
     # "a sigmoid unit's Z varies over the images by 0.12 on average, against 0.43 for tanh and 0.32 for ReLU"
     spread = {activation: layers[1]["spread_over_examples"] for activation, layers in first.items()}
-    assert (f"varies over the images by {spread['sigmoid']:.2f} on average, against {spread['tanh']:.2f} for tanh "
-            f"and {spread['relu']:.2f} for ReLU; most of its standard deviation of {first['sigmoid'][1]['std']:.2f}") in text
+    assert (
+        f"varies over the images by {spread['sigmoid']:.2f} on average, against {spread['tanh']:.2f} for tanh "
+        f"and {spread['relu']:.2f} for ReLU; most of its standard deviation of {first['sigmoid'][1]['std']:.2f}"
+    ) in text
     assert spread["sigmoid"] < first["sigmoid"][1]["std"] / 2
     assert "saturation is not why the sigmoid network learns slowly at this learning rate" in text
 
@@ -331,10 +347,21 @@ def test_page_uses_only_the_notation_of_the_table(page):
 
 def test_notation_table_defines_every_per_layer_symbol():
     intro = (BOOK / "00_introduction.md").read_text(encoding="utf-8")
-    table = intro[intro.index("```{list-table} Notation"):]
-    table = table[:table.index("\n```\n")]
-    for symbol in (r"$Z^{(l)}$", r"$A^{(l)}$", r"$W^{(l)}$", r"$b^{(l)}$", r"$G^{(l)}$", r"$d_l$", r"$L$, $l$",
-                   r"$g$, $\sigma$", r"$C$, $c$, $t$", r"$\ell_i$", r"$v$"):
+    table = intro[intro.index("```{list-table} Notation") :]
+    table = table[: table.index("\n```\n")]
+    for symbol in (
+        r"$Z^{(l)}$",
+        r"$A^{(l)}$",
+        r"$W^{(l)}$",
+        r"$b^{(l)}$",
+        r"$G^{(l)}$",
+        r"$d_l$",
+        r"$L$, $l$",
+        r"$g$, $\sigma$",
+        r"$C$, $c$, $t$",
+        r"$\ell_i$",
+        r"$v$",
+    ):
         assert f"* - {symbol}" in table, f"the notation table has no row for {symbol}"
 
 
@@ -345,7 +372,7 @@ def test_notation_table_defines_every_per_layer_symbol():
 def test_chapter_ends_with_three_to_five_self_check_questions(chapter):
     text = chapter.read_text(encoding="utf-8")
     assert "## Check your understanding" in text, chapter.name
-    section = text[text.index("## Check your understanding"):text.index("## Your turn")]
+    section = text[text.index("## Check your understanding") : text.index("## Your turn")]
     questions = re.findall(r"^\d+\. ", section, flags=re.MULTILINE)
     answers = re.findall(r"```\{admonition\} Answer\n\s*:class: dropdown\n", section)
     assert 3 <= len(questions) <= 5 and len(answers) == len(questions), (chapter.name, len(questions), len(answers))
@@ -364,10 +391,13 @@ def test_figures_use_the_book_style_and_no_small_text(page):
     for match in _FONTSIZE.finditer(text):
         value = match.group(1).strip("\"'")
         small = value in ("xx-small", "x-small", "small", "smaller") or (
-            value[0].isdigit() and float(value) < MIN_FONT_PT)
+            value[0].isdigit() and float(value) < MIN_FONT_PT
+        )
         assert not small, f"{page.name}: {match.group(0)} is below the {MIN_FONT_PT} pt of the book's figures"
     for match in re.finditer(r"figsize=\(([0-9.]+)", text):
-        assert float(match.group(1)) <= MAX_WIDTH_IN, f"{page.name}: a figure {match.group(1)} inches wide does not fit the column"
+        assert float(match.group(1)) <= MAX_WIDTH_IN, (
+            f"{page.name}: a figure {match.group(1)} inches wide does not fit the column"
+        )
 
 
 # --- figures of what the networks learned (scripts/make_book_results.py) ----------------------
@@ -397,7 +427,10 @@ def test_first_layer_weights_are_sixteen_images():
     assert len(first["W1_columns"]) == 16 and {len(column) for column in first["W1_columns"]} == {784}
     assert first["network"].startswith("784-16-10")
     text = _text(BOOK / "06_experiments.md")
-    assert f"784-16-10 with ReLU, trained on the {first['train_images']:,} embedded images for {first['epochs']} epochs" in text
+    assert (
+        f"784-16-10 with ReLU, trained on the {first['train_images']:,} embedded images for {first['epochs']} epochs"
+        in text
+    )
     assert f"($\\eta = {first['learning_rate']:g}$, $\\lambda = {first['reg_lambda']:g}$)" in text
 
 
@@ -412,7 +445,10 @@ def test_fashion_confusion_matrix_and_the_prose_agree():
     upper, shoes = [0, 2, 4, 6], [5, 7, 9]  # T-shirt, pullover, coat, shirt; sandal, sneaker, ankle boot
     within = sum(counts[t][c] for group in (upper, shoes) for t in group for c in group if t != c)
     text = _text(BOOK / "06_experiments.md")
-    assert f"test accuracy {confusion['test_acc']:.3f}. Of its {errors:,} errors, {within / errors:.0%} stay within" in text
+    assert (
+        f"test accuracy {confusion['test_acc']:.3f}. Of its {errors:,} errors, {within / errors:.0%} stay within"
+        in text
+    )
     assert f"only {counts[6][6]} of its 1,000 test images are called a shirt" in text
     assert min(range(10), key=lambda c: counts[c][c]) == 6, "the shirt should be the worst class"
     # not the tuned configuration of the course's search (its answers are published after the deadline)
@@ -470,17 +506,24 @@ def test_notebook_6_rubric_accepts_the_random_search_chapter_6_teaches():
 def test_third_search_round_is_justified_from_validation_and_its_history_told():
     """Rounds are decided on validation accuracy; the answers page says the recorded third round followed a test number."""
     fashion = _result("fashion_tuning_full")
-    swings = [max(entry["history"]["val_acc"][20:30]) - min(entry["history"]["val_acc"][20:30])
-              for candidate, entry in zip(fashion["candidates"], fashion["search"])
-              if candidate["learning_rate"] == 0.1 and not candidate.get("schedule")]
+    swings = [
+        max(entry["history"]["val_acc"][20:30]) - min(entry["history"]["val_acc"][20:30])
+        for candidate, entry in zip(fashion["candidates"], fashion["search"])
+        if candidate["learning_rate"] == 0.1 and not candidate.get("schedule")
+    ]
     assert len(swings) == 5 and min(swings) > 3 * 0.003  # several times the 0.3-point standard error
     text = _experiments_text()
     assert f"swings by {100 * min(swings):.1f} to {100 * max(swings):.1f} points over its last ten epochs of 30" in text
     earlier = fashion["earlier_finals"][0]
-    assert earlier["test_acc"] < 0.89 and f"scored {earlier['test_acc']:.4f} on the test set, short of a target of 89%" in text
+    assert (
+        earlier["test_acc"] < 0.89
+        and f"scored {earlier['test_acc']:.4f} on the test set, short of a target of 89%" in text
+    )
     assert "decide every round from the validation curves only" in text
     script = (REPO / "scripts" / "run_reference_experiments.py").read_text()
-    assert f"swings by {100 * min(swings):.1f} to {100 * max(swings):.1f}" in script and "validation curves only" in script
+    assert (
+        f"swings by {100 * min(swings):.1f} to {100 * max(swings):.1f}" in script and "validation curves only" in script
+    )
 
 
 def test_one_spelling_of_regularization_in_the_book():
@@ -505,5 +548,7 @@ def test_chapter_6_points_to_the_saturation_measurement():
     assert all(layer["fraction_saturated"] < 0.005 for a in ("sigmoid", "tanh") for layer in last[a]["layers"])
     assert all(sum(layer["dead_units"] for layer in moment["layers"]) <= 1 for moment in runs["relu"])  # of 1,000
     text = _text(BOOK / "06_experiments.md")
-    assert ("{ref}`sec-saturation-measured`: the same three networks, at these settings, at initialisation and after "
-            "10 epochs, have almost no saturated or dead units, so saturation is not why") in text
+    assert (
+        "{ref}`sec-saturation-measured`: the same three networks, at these settings, at initialisation and after "
+        "10 epochs, have almost no saturated or dead units, so saturation is not why"
+    ) in text

@@ -27,8 +27,8 @@ import nbformat
 import pytest
 import yaml
 
-from scripts import check_site
 from dnn_course import secret_lines
+from scripts import check_site
 from scripts.website import layout, pages, toc
 from scripts.website.browser import INSTALL_HINT, BrowserError, find_chromium, headless_chromium, open_tab
 from scripts.website.leaks import downloadable_text
@@ -79,7 +79,8 @@ def test_every_toc_page_has_its_source_file(docname):
     suffix = ".ipynb" if docname.startswith("exercises/") else ".md"
     assert (REPO / f"{docname}{suffix}").is_file(), (
         f"_toc.yml lists {docname}{suffix}, which does not exist: `make book` cannot build the site"
-        + (" (run `make exercises` to generate the student notebooks)" if suffix == ".ipynb" else ""))
+        + (" (run `make exercises` to generate the student notebooks)" if suffix == ".ipynb" else "")
+    )
 
 
 def test_repository_url_is_written_once_in_the_config():
@@ -146,7 +147,8 @@ def built_site() -> Path:
             output = (result.stdout + result.stderr)[-6000:]
             assert result.returncode == 0, (
                 f"building the site ({reason}) failed: `{' '.join(command)}` exited with "
-                f"{result.returncode}; the end of its output:\n{output}")
+                f"{result.returncode}; the end of its output:\n{output}"
+            )
             _FIXTURE_STAMP.touch()
     return SITE
 
@@ -210,7 +212,8 @@ def test_exercise_page_is_unexecuted_with_download_and_launch_buttons(reports, e
 
     source_url = f"_sources/{exercise}.ipynb"
     assert any(url.endswith(source_url) for url in report.downloads), (
-        f"no download button for {source_url} on {exercise}.html: {report.downloads}")
+        f"no download button for {source_url} on {exercise}.html: {report.downloads}"
+    )
     downloaded = nbformat.read(SITE / source_url, as_version=4)
     committed = nbformat.read(REPO / f"{exercise}.ipynb", as_version=4)
     assert [cell.source for cell in downloaded.cells] == [cell.source for cell in committed.cells]
@@ -226,7 +229,9 @@ def test_exercise_page_is_unexecuted_with_download_and_launch_buttons(reports, e
         expected.append(f"{hub_url}/hub/user-redirect/git-pull?repo={REPOSITORY_URL.replace('https://', 'https%3A//')}")
     assert len(report.launches) == len(expected), report.launches
     for start in expected:
-        assert any(url.startswith(start) for url in report.launches), f"no {start} on {exercise}.html: {report.launches}"
+        assert any(url.startswith(start) for url in report.launches), (
+            f"no {start} on {exercise}.html: {report.launches}"
+        )
 
 
 def test_only_exercise_pages_have_launch_buttons(reports):
@@ -254,7 +259,9 @@ def test_introduction_works_opened_as_a_file(chromium, built_site):
         math = tab.page.locator(".math").count()
         typeset = tab.page.locator(".math mjx-container").count()
         fonts = tab.page.evaluate("Array.from(document.fonts).filter(f => f.family === 'MJXTEX').map(f => f.status)")
-        broken = tab.page.locator("img").evaluate_all("images => images.filter(i => i.naturalWidth === 0).map(i => i.src)")
+        broken = tab.page.locator("img").evaluate_all(
+            "images => images.filter(i => i.naturalWidth === 0).map(i => i.src)"
+        )
     assert events.failures == []
     assert math >= 20 and typeset == math
     assert fonts == ["loaded"]
@@ -265,11 +272,17 @@ def test_introduction_works_opened_as_a_file(chromium, built_site):
 
 
 def test_only_the_toc_pages_are_published(built_site):
-    pages = {path.relative_to(built_site).as_posix() for path in built_site.rglob("*.html")
-             if "_static" not in path.relative_to(built_site).parts}
+    pages = {
+        path.relative_to(built_site).as_posix()
+        for path in built_site.rglob("*.html")
+        if "_static" not in path.relative_to(built_site).parts
+    }
     assert pages == {name + ".html" for name in DOCNAMES} | {"index.html", "search.html", "genindex.html"}
-    sources = {path.relative_to(built_site / "_sources").as_posix().split(".")[0]
-               for path in (built_site / "_sources").rglob("*") if path.is_file()}
+    sources = {
+        path.relative_to(built_site / "_sources").as_posix().split(".")[0]
+        for path in (built_site / "_sources").rglob("*")
+        if path.is_file()
+    }
     assert sources == set(DOCNAMES)
 
 
@@ -280,9 +293,15 @@ def test_default_site_gives_no_answer(reports, built_site):
     from scripts import make_release
 
     texts = {page: report.text for page, report in reports.items()}
-    texts.update({path.relative_to(built_site).as_posix(): downloadable_text(path)
-                  for path in built_site.rglob("*") if path.is_file() and path.suffix in (".ipynb", ".md", ".txt")
-                  and "_static" not in path.relative_to(built_site).parts})
+    texts.update(
+        {
+            path.relative_to(built_site).as_posix(): downloadable_text(path)
+            for path in built_site.rglob("*")
+            if path.is_file()
+            and path.suffix in (".ipynb", ".md", ".txt")
+            and "_static" not in path.relative_to(built_site).parts
+        }
+    )
     assert not any("answers" in name for name in texts), "an answers page is in the default site"
     assert make_release.model_answer_leaks(texts) == []
 
@@ -341,7 +360,8 @@ def test_checker_reports_each_kind_of_problem(tmp_path, chromium):
         "good.html#no-such-id (no element with id 'no-such-id')",
         "HTTP 404 for",
         "JavaScript exception: ReferenceError: notDefinedAnywhere is not defined",
-        "raw LaTeX command in the visible text:", "Its gradient: \\\\lambda W",
+        "raw LaTeX command in the visible text:",
+        "Its gradient: \\\\lambda W",
     ]:
         assert expected in problems, f"expected {expected!r} among:\n{problems}"
     assert "good.html#here" not in problems
@@ -352,8 +372,10 @@ def test_checker_reports_each_kind_of_problem(tmp_path, chromium):
 def test_leak_finder_reports_published_solution_code(tmp_path):
     solutions = tmp_path / "solutions"
     solutions.mkdir()
-    source = ("def relu(z):\n    ### BEGIN SOLUTION\n    positive = z > 0\n    return np.where(positive, z, 0.0)\n"
-              "    ### END SOLUTION\n")
+    source = (
+        "def relu(z):\n    ### BEGIN SOLUTION\n    positive = z > 0\n    return np.where(positive, z, 0.0)\n"
+        "    ### END SOLUTION\n"
+    )
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
     nbformat.write(notebook, solutions / "01_activations.ipynb")
     site = tmp_path / "site"
@@ -363,10 +385,12 @@ def test_leak_finder_reports_published_solution_code(tmp_path):
     assert check_site.find_solution_leaks(site, solutions, {"page.html": "Nothing to see."}) == []
 
     leaks = check_site.find_solution_leaks(
-        site, solutions, {"page.html": "Copy this:  positive = z > 0\n return   np.where(positive, z, 0.0)"})
-    assert leaks == ["solution line of 01_activations.ipynb published in page.html: 'positive = z > 0'",
-                     "solution line of 01_activations.ipynb published in page.html: "
-                     "'return np.where(positive, z, 0.0)'"]
+        site, solutions, {"page.html": "Copy this:  positive = z > 0\n return   np.where(positive, z, 0.0)"}
+    )
+    assert leaks == [
+        "solution line of 01_activations.ipynb published in page.html: 'positive = z > 0'",
+        "solution line of 01_activations.ipynb published in page.html: 'return np.where(positive, z, 0.0)'",
+    ]
 
     (site / "solutions").mkdir()
     nbformat.write(notebook, site / "solutions" / "01_activations.ipynb")
@@ -399,7 +423,10 @@ def test_layout_constants_follow_the_figure_style():
     from dnn_course import plotting
 
     assert (layout.BOOK_DPI, layout.MIN_FONT_PT, layout.BOOK_PIXEL_RATIO) == (
-        plotting.BOOK_DPI, plotting.MIN_FONT_PT, plotting.BOOK_PIXEL_RATIO)
+        plotting.BOOK_DPI,
+        plotting.MIN_FONT_PT,
+        plotting.BOOK_PIXEL_RATIO,
+    )
     # a figure MAX_WIDTH_IN wide fits the desktop column (measured: 740 px at 1280 px)
     assert plotting.MAX_WIDTH_IN * plotting.BOOK_DPI <= 740
 
@@ -434,9 +461,11 @@ def test_layout_checker_finds_shrunk_figures_cut_off_outputs_and_two_search_boxe
     long_line = "x" * 400
     _wide_png(tmp_path / "retina.png", 600, dpi=200)  # shown at 300 px: twice the pixels, as the book's figures
     (tmp_path / "bad.html").write_text(_LAYOUT_PAGE.format(column=600, image="wide.png", size="", long=long_line))
-    (tmp_path / "good.html").write_text(_LAYOUT_PAGE.format(column=600, image="retina.png", size="width: 300px; ",
-                                                            long="short")
-                                        .replace('<input type="search"><input type="search">', ""))
+    (tmp_path / "good.html").write_text(
+        _LAYOUT_PAGE.format(column=600, image="retina.png", size="width: 300px; ", long="short").replace(
+            '<input type="search"><input type="search">', ""
+        )
+    )
     with serve_directory(tmp_path) as base_url, headless_chromium(chromium) as browser:
         with open_tab(browser, width=1280, height=800) as desktop:
             bad, measured = layout.check_layout(desktop, base_url, "bad.html", desktop=True)
@@ -461,8 +490,12 @@ def test_a_page_that_never_settles_fails_within_the_timeout(tmp_path, chromium):
     (tmp_path / "stuck.html").write_text(
         "<!DOCTYPE html><html><head><title>stuck</title><link rel='icon' href='data:,'>"
         "<script>window.MathJax = {startup: {promise: new Promise(() => {})}};</script></head>"
-        "<body><h1>Stuck</h1></body></html>")
-    with serve_directory(tmp_path) as base_url, headless_chromium(chromium) as browser, \
-            open_tab(browser, timeout=2) as tab:
+        "<body><h1>Stuck</h1></body></html>"
+    )
+    with (
+        serve_directory(tmp_path) as base_url,
+        headless_chromium(chromium) as browser,
+        open_tab(browser, timeout=2) as tab,
+    ):
         with pytest.raises(BrowserError, match="did not settle .* within 2 s"):
             tab.open(base_url + "stuck.html")

@@ -39,8 +39,19 @@ JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
 FORBIDDEN = re.compile(r"load_reference|dnn_course\.reference|dnn_course import reference|solutions/")
 
 #: Not copied: the instructors' answers, version control, the environment, build output.
-NOT_COPIED = {"solutions", ".git", ".venv", "venv", "_build", "release", "my-work", "grading-out",
-              ".pytest_cache", ".jupyter_cache", "node_modules"}
+NOT_COPIED = {
+    "solutions",
+    ".git",
+    ".venv",
+    "venv",
+    "_build",
+    "release",
+    "my-work",
+    "grading-out",
+    ".pytest_cache",
+    ".jupyter_cache",
+    "node_modules",
+}
 
 
 def test_every_chapter_is_checked():
@@ -49,11 +60,15 @@ def test_every_chapter_is_checked():
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.stem)
 def test_chapter_source_does_not_use_the_reference_solution(chapter):
-    found = [(number, line.strip()) for number, line in enumerate(chapter.read_text().splitlines(), 1)
-             if FORBIDDEN.search(line)]
+    found = [
+        (number, line.strip())
+        for number, line in enumerate(chapter.read_text().splitlines(), 1)
+        if FORBIDDEN.search(line)
+    ]
     assert found == [], (
         f"{chapter.name} needs the reference solution, which students and the public site do not have: "
-        f"{found}. Record what the chapter shows with scripts/make_book_results.py and read it from book/results/.")
+        f"{found}. Record what the chapter shows with scripts/make_book_results.py and read it from book/results/."
+    )
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS[1:7], ids=lambda path: path.stem)
@@ -63,8 +78,11 @@ def test_chapter_reads_its_own_results_file(chapter):
 
 
 def test_the_check_finds_a_forbidden_line():
-    for line in ("nn = load_reference()", "from dnn_course.reference import load_reference",
-                 "see solutions/dnn_hw/02_fc_layer.ipynb"):
+    for line in (
+        "nn = load_reference()",
+        "from dnn_course.reference import load_reference",
+        "see solutions/dnn_hw/02_fc_layer.ipynb",
+    ):
         assert FORBIDDEN.search(line), line
     assert not FORBIDDEN.search("python scripts/run_reference_experiments.py")
 
@@ -76,15 +94,21 @@ def test_no_chapter_code_repeats_a_line_of_a_solution():
     """By the line policy feedback, the kit and the site share (:mod:`dnn_course.secret_lines`)."""
     lines = secret_lines.secret_lines(REPO / "solutions" / "dnn_hw")
     assert len(lines) > 100, "found no solution regions to compare with"
-    found = {chapter.name: [line.key for line in secret_lines.found_in("\n".join(_CODE.findall(chapter.read_text())),
-                                                                       lines)]
-             for chapter in CHAPTERS}
+    found = {
+        chapter.name: [line.key for line in secret_lines.found_in("\n".join(_CODE.findall(chapter.read_text())), lines)]
+        for chapter in CHAPTERS
+    }
     assert {name: lines for name, lines in found.items() if lines} == {}
 
 
 def test_recorded_results_match_the_reference():
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "make_book_results.py"), "--check"],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_book_results.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "6 result files agree with the reference." in done.stdout
 
@@ -96,27 +120,31 @@ def test_the_results_check_detects_a_changed_number(tmp_path):
     script.write(recorded, tmp_path)
     assert script.check(recorded, tmp_path) == []
     # rounding noise of a passing gradient check and a float32 curve on another BLAS agree ...
-    assert script.check({"a": {"errors": {"W": 9e-10}, "acc": [0.9015, 0.95], "kind": "ReLU", "count": 3}},
-                        tmp_path) == []
+    assert (
+        script.check({"a": {"errors": {"W": 9e-10}, "acc": [0.9015, 0.95], "kind": "ReLU", "count": 3}}, tmp_path) == []
+    )
     # ... a real change does not
     changed = {"a": {"errors": {"W": 0.1}, "acc": [0.85, 0.95], "kind": "Tanh", "count": 4}}
     assert script.check(changed, tmp_path) == [
-        "a.json.errors.W: 3e-11 != 0.1", "a.json.acc[0]: 0.901 != 0.85",
-        "a.json.kind: 'ReLU' != 'Tanh'", "a.json.count: 3 != 4"]
+        "a.json.errors.W: 3e-11 != 0.1",
+        "a.json.acc[0]: 0.901 != 0.85",
+        "a.json.kind: 'ReLU' != 'Tanh'",
+        "a.json.count: 3 != 4",
+    ]
     assert script.check({"b": {}}, tmp_path) == [f"{tmp_path / 'b.json'} is missing"]
     # a confusion-matrix cell (images counted) may move by COUNT_TOL on another BLAS kernel, no more
     script.write({"c": {"counts": [[90, 813], [4, 5]], "epochs": 15}}, tmp_path)
     assert script.check({"c": {"counts": [[92, 812], [4, 5]], "epochs": 15}}, tmp_path) == []
-    assert script.check({"c": {"counts": [[90, 813 + script.COUNT_TOL + 1], [4, 5]], "epochs": 16}},
-                        tmp_path) == [f"c.json.counts[0][1]: 813 != {814 + script.COUNT_TOL}",
-                                      "c.json.epochs: 15 != 16"]
+    assert script.check({"c": {"counts": [[90, 813 + script.COUNT_TOL + 1], [4, 5]], "epochs": 16}}, tmp_path) == [
+        f"c.json.counts[0][1]: 813 != {814 + script.COUNT_TOL}",
+        "c.json.epochs: 15 != 16",
+    ]
 
 
 def _copy_without_solutions(destination: Path) -> Path:
     def ignore(folder, names):
         top = Path(folder) == REPO
-        return {name for name in names if (top and name in NOT_COPIED) or name in ("__pycache__",
-                                                                                   ".ipynb_checkpoints")}
+        return {name for name in names if (top and name in NOT_COPIED) or name in ("__pycache__", ".ipynb_checkpoints")}
 
     copy = destination / "course"
     shutil.copytree(REPO, copy, ignore=ignore, symlinks=True)
@@ -137,16 +165,26 @@ def test_book_builds_from_a_copy_without_solutions(tmp_path):
     (shim / "sitecustomize.py").write_text(
         "import sys\n"
         "sys.meta_path[:] = [finder for finder in sys.meta_path\n"
-        "                    if not getattr(finder, '__module__', '').startswith('__editable__')]\n")
+        "                    if not getattr(finder, '__module__', '').startswith('__editable__')]\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(copy), str(shim)])}
-    probe = ("import dnn_course, importlib.util; print(dnn_course.__file__); "
-             "print(importlib.util.find_spec('dnn_course.reference'))")
-    where, reference = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                                      cwd=tmp_path, check=True).stdout.split()
+    probe = (
+        "import dnn_course, importlib.util; print(dnn_course.__file__); "
+        "print(importlib.util.find_spec('dnn_course.reference'))"
+    )
+    where, reference = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, check=True
+    ).stdout.split()
     assert Path(where).is_relative_to(copy) and reference == "None", (where, reference)
 
-    done = subprocess.run([str(JUPYTER_BOOK), "build", str(copy), "--warningiserror", "--keep-going"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1800)
+    done = subprocess.run(
+        [str(JUPYTER_BOOK), "build", str(copy), "--warningiserror", "--keep-going"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=1800,
+    )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-5000:]
 
@@ -160,14 +198,18 @@ def test_book_builds_from_a_copy_without_solutions(tmp_path):
         assert "Traceback" not in page, chapter.stem
         assert not FORBIDDEN.search(page), chapter.stem
     # the numbers the chapters read from book/results/ are on the pages
-    executed = {chapter.stem: (copy / "_build" / "jupyter_execute" / "book" / f"{chapter.stem}.ipynb").read_text()
-                for chapter in CHAPTERS}
+    executed = {
+        chapter.stem: (copy / "_build" / "jupyter_execute" / "book" / f"{chapter.stem}.ipynb").read_text()
+        for chapter in CHAPTERS
+    }
     kink = _result("05_putting_it_together")["relu_kink"]
     assert f"all off: {kink['all_off']} of {kink['examples']}" in executed["05_putting_it_together"]
     assert "648,010" in executed["05_putting_it_together"]
     last = _result("04_l2_regularization")["l2_training"]["runs"][-1]
-    row = (f"{last['reg_lambda']:6g} {last['sum_squared_weights'][-1]:10.1f} {last['train_acc'][-1]:10.3f} "
-           f"{last['val_acc'][-1]:10.3f}")
+    row = (
+        f"{last['reg_lambda']:6g} {last['sum_squared_weights'][-1]:10.1f} {last['train_acc'][-1]:10.3f} "
+        f"{last['val_acc'][-1]:10.3f}"
+    )
     assert row in executed["04_l2_regularization"]
     errors = _result("02_fully_connected")["fc_gradient_check"]["errors"]
     assert str({name: f"{error:.1e}" for name, error in errors.items()}) in executed["02_fully_connected"]

@@ -271,7 +271,9 @@ def test_embedded_subset_is_cut_from_the_full_files(full):
 def test_wrong_dataset_in_a_directory_is_named(full_data_dir, isolated_data_env, monkeypatch):
     """MNIST files where Fashion-MNIST is expected: the error says what the file really is."""
     monkeypatch.setenv("DNN_COURSE_DATA", str(full_data_dir / "mnist"))
-    with pytest.raises(ChecksumError, match="This file holds the official MNIST (training|test) (images|labels), not the Fashion-MNIST"):
+    with pytest.raises(
+        ChecksumError, match="This file holds the official MNIST (training|test) (images|labels), not the Fashion-MNIST"
+    ):
         load_dataset("fashion-mnist", source="full", verbose=False)
 
 
@@ -313,7 +315,9 @@ def test_explicit_data_dir_is_the_only_place_looked(isolated_data_env, fake_offi
     monkeypatch.setenv("DNN_COURSE_DATA", str(fake.dir))  # would work, but data_dir wins
     (tmp_path / "partial").mkdir()
     shutil.copy(fake.dir / "train-images-idx3-ubyte.gz", tmp_path / "partial")
-    with pytest.raises(DataNotFoundError, match=r"data_dir='.*partial' does not hold the full MNIST dataset: no complete set"):
+    with pytest.raises(
+        DataNotFoundError, match=r"data_dir='.*partial' does not hold the full MNIST dataset: no complete set"
+    ):
         load_dataset("mnist", source="full", data_dir=tmp_path / "partial")
 
 
@@ -338,7 +342,9 @@ def test_bad_file_under_environment_variable_names_the_fix(isolated_data_env, fa
     assert "point DNN_COURSE_DATA elsewhere" in message
 
 
-def test_user_cache_when_environment_variable_has_nothing(isolated_data_env, fake_official, tmp_path, monkeypatch, capsys):
+def test_user_cache_when_environment_variable_has_nothing(
+    isolated_data_env, fake_official, tmp_path, monkeypatch, capsys
+):
     fake = fake_official("mnist")
     shutil.copytree(fake.dir, isolated_data_env.cache / "mnist")
     monkeypatch.setenv("DNN_COURSE_DATA", str(tmp_path / "empty"))
@@ -348,7 +354,9 @@ def test_user_cache_when_environment_variable_has_nothing(isolated_data_env, fak
     assert out[0].startswith(f"MNIST (full): DNN_COURSE_DATA={tmp_path / 'empty'} holds no copy (")
     assert out[0].endswith("; looking further")
     assert out[1] == f"MNIST (full): reading the user cache {isolated_data_env.cache / 'mnist'}"
-    assert dataset.description.endswith(f"read from the user cache {isolated_data_env.cache / 'mnist'}; SHA-256 of every file verified")
+    assert dataset.description.endswith(
+        f"read from the user cache {isolated_data_env.cache / 'mnist'}; SHA-256 of every file verified"
+    )
 
 
 def test_debian_package_directory_for_fashion_mnist(isolated_data_env, fake_official, monkeypatch, capsys):
@@ -356,7 +364,10 @@ def test_debian_package_directory_for_fashion_mnist(isolated_data_env, fake_offi
     monkeypatch.setitem(dataset_files.SYSTEM_DIRS, "fashion-mnist", (fake.dir,))
     dataset = load_dataset("fashion-mnist", source="full")  # the mirrors are unreachable: no download tried
     assert_is(dataset, fake)
-    assert capsys.readouterr().out == f"Fashion-MNIST (full): reading Debian's dataset-fashion-mnist package in {fake.dir}\n"
+    assert (
+        capsys.readouterr().out
+        == f"Fashion-MNIST (full): reading Debian's dataset-fashion-mnist package in {fake.dir}\n"
+    )
     assert dataset_files.SYSTEM_DIRS["fashion-mnist"] == (fake.dir,) and dataset_files.SYSTEM_DIRS["mnist"] == ()
 
 
@@ -364,7 +375,9 @@ def test_nothing_found_offline_lists_the_options(isolated_data_env):
     with pytest.raises(DataNotFoundError) as caught:
         load_dataset("fashion-mnist", source="full", verbose=False)
     message = str(caught.value)
-    assert message.startswith("The full Fashion-MNIST dataset is not available: no local copy, and the download failed.")
+    assert message.startswith(
+        "The full Fashion-MNIST dataset is not available: no local copy, and the download failed."
+    )
     for expected in (
         "DNN_COURSE_DATA: not set",
         f"the user cache {isolated_data_env.cache / 'fashion-mnist'}: missing train-images-idx3-ubyte[.gz]",

@@ -7,6 +7,7 @@ student must have exactly one row and grades.csv must be the local run's, byte f
 tests check the pieces a cluster needs: the worker's refusal message, the sandbox slots of a
 machine and the files that travel.
 """
+
 from __future__ import annotations
 
 import csv
@@ -64,8 +65,13 @@ def _free_port() -> int:
 def _dask(*args: str, log: Path) -> subprocess.Popen:
     """``dask ARGS`` from the repository (so the workers import this autograder), output to ``log``."""
     with open(log, "wb") as handle:
-        return subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=REPO, stdout=handle,
-                                stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        return subprocess.Popen(
+            [sys.executable, "-m", "dask", *args],
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
 
 
 @pytest.fixture
@@ -74,13 +80,33 @@ def cluster(tmp_path):
     from distributed import Client
 
     address = f"tcp://127.0.0.1:{_free_port()}"
-    processes = [_dask("scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard",
-                       log=tmp_path / "scheduler.log")]
+    processes = [
+        _dask(
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            address.rsplit(":", 1)[1],
+            "--no-dashboard",
+            log=tmp_path / "scheduler.log",
+        )
+    ]
     workers = {}
     try:
         for name in ("w1", "w2"):
-            workers[name] = _dask("worker", address, "--name", name, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                                  "--local-directory", str(tmp_path / name), log=tmp_path / f"{name}.log")
+            workers[name] = _dask(
+                "worker",
+                address,
+                "--name",
+                name,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--local-directory",
+                str(tmp_path / name),
+                log=tmp_path / f"{name}.log",
+            )
             processes.append(workers[name])
         with Client(address, timeout=120, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=300)
@@ -108,15 +134,34 @@ def test_the_cohort_graded_on_two_workers_one_killed_mid_run_matches_the_local_r
     download = cohort.build_cohort(tmp_path / "cohort", RELEASE, SOURCE)
     grade(download, tmp_path / "local", SETTINGS, progress=False)
     out = tmp_path / "cluster"
-    run = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(download), "--out", str(out),
-                            "--scheduler", address, "--experiment-profile", SETTINGS.experiment_profile, "--quiet"],
-                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "grade",
+            str(download),
+            "--out",
+            str(out),
+            "--scheduler",
+            address,
+            "--experiment-profile",
+            SETTINGS.experiment_profile,
+            "--quiet",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     # SIGKILL w1 while it grades a submission, once another one is done (the run is well under way)
     with Client(address, timeout=120, set_as_default=False) as client:
         victim = _worker_address(client, "w1")
         deadline = time.monotonic() + 1800
-        while not (list((out / "course" / "cluster").glob("*.zip"))
-                   and any(str(key).startswith("autograde-") for key in client.processing().get(victim, ()))):
+        while not (
+            list((out / "course" / "cluster").glob("*.zip"))
+            and any(str(key).startswith("autograde-") for key in client.processing().get(victim, ()))
+        ):
             assert run.poll() is None and time.monotonic() < deadline, "the run ended before w1 could be killed"
             time.sleep(0.5)
         os.kill(workers["w1"].pid, signal.SIGKILL)
@@ -130,5 +175,6 @@ def test_the_cohort_graded_on_two_workers_one_killed_mid_run_matches_the_local_r
     assert sorted(ids) == sorted(cohort.EXPECTED) and len(ids) == len(set(ids))  # every student exactly once
     assert (out / "grades.csv").read_bytes() == (tmp_path / "local" / "grades.csv").read_bytes()
     for sid in ids:
-        assert (out / "results" / f"{sid}.json").read_bytes() == \
-            (tmp_path / "local" / "results" / f"{sid}.json").read_bytes(), sid
+        assert (out / "results" / f"{sid}.json").read_bytes() == (
+            tmp_path / "local" / "results" / f"{sid}.json"
+        ).read_bytes(), sid

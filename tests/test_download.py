@@ -222,9 +222,13 @@ def test_arguments_are_checked(tmp_path):
 def test_official_mirrors():
     for name in datasets.DATASET_NAMES:
         assert len(download.OFFICIAL_MIRRORS[name]) >= 2
-        assert all(url.startswith(("https://", "http://")) and url.endswith("/") for url in download.OFFICIAL_MIRRORS[name])
+        assert all(
+            url.startswith(("https://", "http://")) and url.endswith("/") for url in download.OFFICIAL_MIRRORS[name]
+        )
     assert download.OFFICIAL_MIRRORS["mnist"][0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
-    assert download.OFFICIAL_MIRRORS["fashion-mnist"][0] == "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    assert (
+        download.OFFICIAL_MIRRORS["fashion-mnist"][0] == "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    )
 
 
 def test_mirror_overrides(monkeypatch):
@@ -296,7 +300,9 @@ def test_bad_cached_file_is_reported_removed_and_downloaded_again(server, served
         {"truncated": good[: len(good) // 2], "other contents": (served_fake.dir / "t10k-images-idx3-ubyte.gz").read_bytes(),
          "not IDX": b"garbage"}[damage]
     )  # fmt: skip
-    with pytest.warns(UserWarning, match=r"Removed the bad cached file .*train-images-idx3-ubyte\.gz .*downloaded again"):
+    with pytest.warns(
+        UserWarning, match=r"Removed the bad cached file .*train-images-idx3-ubyte\.gz .*downloaded again"
+    ):
         dataset = load_dataset("mnist", source="full", verbose=False)
     assert cached.read_bytes() == good
     assert server.count("/m2/train-images-idx3-ubyte.gz") == 1 and len(set(server.requests)) == 2

@@ -24,7 +24,9 @@ def _pins(path: Path) -> dict[str, str]:
 def test_every_top_level_dependency_is_pinned_in_the_lock_file():
     top_level, locked = _pins(REPO / "requirements.in"), _pins(REPO / "requirements.txt")
     for name, version in top_level.items():
-        assert locked.get(name) == version, f"{name}: requirements.in says {version}, requirements.txt {locked.get(name)}"
+        assert locked.get(name) == version, (
+            f"{name}: requirements.in says {version}, requirements.txt {locked.get(name)}"
+        )
 
 
 def test_environment_yml_lists_the_same_versions():
@@ -53,12 +55,16 @@ def test_the_package_ships_every_data_file_it_reads():
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     package_data = config.get("package-data", {})
-    data_files = [p for p in (REPO / "dnn_course").rglob("*")
-                  if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    data_files = [
+        p
+        for p in (REPO / "dnn_course").rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    ]
     assert data_files, "dnn_course has no data files: the fixtures are missing"
     for path in data_files:
         package = ".".join(path.parent.relative_to(REPO).parts)
         assert package in config["packages"], f"{package} is not in [tool.setuptools] packages"
         patterns = package_data.get(package, [])
-        assert any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns), \
+        assert any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns), (
             f"{path.relative_to(REPO)} matches no [tool.setuptools.package-data] pattern of {package}"
+        )

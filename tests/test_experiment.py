@@ -1,4 +1,5 @@
 """run_plan keeps every finished run: interrupt and resume, divergence mid-search, settings changes."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,15 @@ class Trainer:
             raise TrainingDivergedError(f"loss became nan in epoch 2 of {name}", epoch=2, batch=3, loss=float("nan"))
         model = build_classifier(self.impl, [784, 8, 10], "relu", seed=0, dtype=np.float32)
         acc = settings["learning_rate"]
-        history = History(train_loss=[1.0], train_acc=[acc], val_acc=[acc], test_acc=acc, epoch_seconds=[0.1],
-                          config=dict(settings), data_description=DATA)
+        history = History(
+            train_loss=[1.0],
+            train_acc=[acc],
+            val_acc=[acc],
+            test_acc=acc,
+            epoch_seconds=[0.1],
+            config=dict(settings),
+            data_description=DATA,
+        )
         return history, model, [784, 8, 10], "relu"
 
 
@@ -55,8 +63,9 @@ def test_a_divergence_mid_search_is_recorded_and_the_search_goes_on(tmp_path, re
 def test_an_interrupted_search_keeps_what_finished_and_resumes_where_it_stopped(tmp_path, reference):
     said = []
     with pytest.raises(KeyboardInterrupt):
-        run_plan(PLAN, Trainer(reference, interrupt={"b"}), tmp_path / "r.json", _model_file(tmp_path), DATA,
-                 log=said.append)
+        run_plan(
+            PLAN, Trainer(reference, interrupt={"b"}), tmp_path / "r.json", _model_file(tmp_path), DATA, log=said.append
+        )
     assert list(load_experiment(tmp_path / "r.json").runs) == ["a"]
     assert "not run yet: b, c" in said[-1]
     trainer = Trainer(reference)
@@ -115,6 +124,7 @@ def test_the_experiment_profile_comes_only_from_the_graders_environment(monkeypa
 def test_set_parameters_edits_the_parameters_cell_only(tmp_path):
     import shutil
     from pathlib import Path
+
     notebook = tmp_path / "05.ipynb"
     shutil.copy(Path(__file__).resolve().parents[1] / "exercises/dnn_hw/05_mnist_activations.ipynb", notebook)
     set_parameters(notebook, SMOKE_TEST=True, START_OVER=True)

@@ -103,8 +103,14 @@ class Model:
 
 
 def small_model(dtype=np.float64, l2="sum of squares", bug=None):
-    return Model([("fc1", Linear(6, 5, seed=1, dtype=dtype, bug=bug)), ("tanh1", Tanh()),
-                  ("fc2", Linear(5, 4, seed=2, dtype=dtype))], l2=l2)
+    return Model(
+        [
+            ("fc1", Linear(6, 5, seed=1, dtype=dtype, bug=bug)),
+            ("tanh1", Tanh()),
+            ("fc2", Linear(5, 4, seed=2, dtype=dtype)),
+        ],
+        l2=l2,
+    )
 
 
 def batch(n=7, d=6, c=4, seed=0):
@@ -127,8 +133,9 @@ def test_numerical_gradient_of_known_functions():
     c = np.array([2.0, -3.0, 0.5])
     np.testing.assert_allclose(numerical_gradient(lambda v: c @ v, x), c, atol=1e-9)
     # product of entries: d/dx_i = product of the others
-    np.testing.assert_allclose(numerical_gradient(lambda v: np.prod(v), x),
-                               [-1.2 * 2.0, 0.3 * 2.0, 0.3 * -1.2], atol=1e-9)
+    np.testing.assert_allclose(
+        numerical_gradient(lambda v: np.prod(v), x), [-1.2 * 2.0, 0.3 * 2.0, 0.3 * -1.2], atol=1e-9
+    )
 
 
 def test_numerical_gradient_restores_input_exactly_even_when_f_fails():
@@ -162,8 +169,9 @@ def test_numerical_gradient_refuses_a_function_that_changes_its_input_and_restor
     np.testing.assert_array_equal(x, original)
     # the same loss on a copy is fine, and equals softmax's gradient (y_hat - y) summed over the rows
     y_hat = np.exp(original) / np.exp(original).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(numerical_gradient(lambda v: in_place_softmax_loss(v.copy()), x),
-                               y_hat - np.eye(3)[[0, 0]], atol=1e-8)
+    np.testing.assert_allclose(
+        numerical_gradient(lambda v: in_place_softmax_loss(v.copy()), x), y_hat - np.eye(3)[[0, 0]], atol=1e-8
+    )
 
 
 def test_numerical_gradient_refuses_float32():
@@ -185,7 +193,16 @@ def test_relative_error_known_values():
 def test_one_rule_reads_a_relative_error():
     assert (PASS_BELOW, BUG_ABOVE) == (1e-7, 1e-4)
     assert [verdict(e) for e in (0.0, 3e-10, 9.9e-8, 1e-7, 3e-6, 1e-4, 2e-4, 1.0, float("nan"))] == [
-        "pass", "pass", "pass", "look closer", "look closer", "look closer", "bug", "bug", "bug"]
+        "pass",
+        "pass",
+        "pass",
+        "look closer",
+        "look closer",
+        "look closer",
+        "bug",
+        "bug",
+        "bug",
+    ]
 
 
 def test_the_exercises_checks_use_the_same_rule():
@@ -284,8 +301,7 @@ def test_sampling_entries_and_selecting_params():
     forward = model.forward
     model.forward = lambda *args: calls.append(1) or forward(*args)
     W = model.layers["fc1"].W.copy()
-    errors = check_model_gradients(model, x, y, reg_lambda=0.1, params=["fc1.W", "fc2"],
-                                   max_entries_per_param=3)
+    errors = check_model_gradients(model, x, y, reg_lambda=0.1, params=["fc1.W", "fc2"], max_entries_per_param=3)
     assert list(errors) == ["fc1.W", "fc2.W", "fc2.b"]
     assert max(errors.values()) < 1e-7
     assert len(calls) == 1 + 3 * 3 * 2  # one analytic pass, then 2 per sampled entry
@@ -301,8 +317,6 @@ def test_model_check_errors_are_explained():
 
 
 # --- the reference implementation -----------------------------------------------------
-
-
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])

@@ -4,6 +4,7 @@ A record goes to JSON and back unchanged, and a JSON record with a key missing o
 is refused with an error naming the record and the key. The layout test pins every path of the output
 folder that the instructor, the students' pages and the tests rely on.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,30 +14,57 @@ from types import SimpleNamespace
 
 import pytest
 
-from dnn_course.assignment import ASSIGNMENT
+from autograder.grading_records import (
+    Isolation,
+    JobSpec,
+    NotebookResult,
+    ProbeKey,
+    RecordError,
+    StudentResult,
+    TestResult,
+    settings_from_json,
+)
 from autograder.grading_settings import GradingSettings
-from autograder.grading_records import (Isolation, JobSpec, NotebookResult, ProbeKey, RecordError, StudentResult,
-                                        TestResult, settings_from_json)
 from autograder.layout import CourseLayout, JobLayout, OutputLayout
 from autograder.sandbox import Limits
 from autograder.scores import change_score
+from dnn_course.assignment import ASSIGNMENT
 
 ANSWER = TestResult(id="answer_design", status="manual", score=None, max_score=4.0, message="", answer="Wider.")
 PASSED = TestResult(id="test_relu_forward", status="passed", score=1.0, max_score=1.0, message="")
 RESULT = StudentResult(
-    student_id="3001", score=1.0, max_score=5.0, flags=("late",), isolation="process",
-    notebooks=(NotebookResult(name="01_activations.ipynb", score=1.0, max_score=5.0, flags=("restored 1 cell",),
-                              tests=(PASSED, ANSWER)),), name="Ada_Lovelace", source="DNN_HW2_Ada_Lovelace_3001.zip")
-JOB = JobSpec(student_id="3001", notebooks=("01_activations.ipynb", "02_fc_layer.ipynb"), timestamp=None,
-              token="0123456789abcdef", slot=1, isolation=Isolation("bubblewrap", "bubblewrap: a test"),
-              submitted_dir="/o/course/submitted/3001/dnn_hw", release_dir="/o/course/release/dnn_hw",
-              master_db="/o/course/assignment.db", source_dir="/s/dnn_hw",
-              settings=replace(GradingSettings(), cell_timeout=33, jobs=5, limits=Limits(memory_mb=1234)),
-              description=ASSIGNMENT)
+    student_id="3001",
+    score=1.0,
+    max_score=5.0,
+    flags=("late",),
+    isolation="process",
+    notebooks=(
+        NotebookResult(
+            name="01_activations.ipynb", score=1.0, max_score=5.0, flags=("restored 1 cell",), tests=(PASSED, ANSWER)
+        ),
+    ),
+    name="Ada_Lovelace",
+    source="DNN_HW2_Ada_Lovelace_3001.zip",
+)
+JOB = JobSpec(
+    student_id="3001",
+    notebooks=("01_activations.ipynb", "02_fc_layer.ipynb"),
+    timestamp=None,
+    token="0123456789abcdef",
+    slot=1,
+    isolation=Isolation("bubblewrap", "bubblewrap: a test"),
+    submitted_dir="/o/course/submitted/3001/dnn_hw",
+    release_dir="/o/course/release/dnn_hw",
+    master_db="/o/course/assignment.db",
+    source_dir="/s/dnn_hw",
+    settings=replace(GradingSettings(), cell_timeout=33, jobs=5, limits=Limits(memory_mb=1234)),
+    description=ASSIGNMENT,
+)
 
 
-@pytest.mark.parametrize("record", [RESULT, RESULT.notebooks[0], PASSED, ANSWER, JOB, JOB.isolation],
-                         ids=lambda r: type(r).__name__)
+@pytest.mark.parametrize(
+    "record", [RESULT, RESULT.notebooks[0], PASSED, ANSWER, JOB, JOB.isolation], ids=lambda r: type(r).__name__
+)
 def test_a_record_survives_json_unchanged(record):
     text = json.dumps(record.to_json(), sort_keys=True)
     assert type(record).from_json(json.loads(text)) == record
@@ -48,15 +76,27 @@ def test_optional_keys_are_left_out_while_empty_as_the_result_files_always_had_t
     from_job = replace(RESULT, name=None, source=None).to_json()
     assert sorted(from_job) == ["flags", "isolation", "max_score", "notebooks", "score", "student_id"]
     failed = StudentResult.not_graded("3002", ["01_activations.ipynb"], "timed out", ["late"])
-    assert failed.to_json() == {"student_id": "3002", "score": 0.0, "max_score": None, "flags": ["late", "timed out"],
-                                "notebooks": [{"name": "01_activations.ipynb", "score": 0.0, "max_score": None,
-                                               "flags": [], "tests": []}]}
+    assert failed.to_json() == {
+        "student_id": "3002",
+        "score": 0.0,
+        "max_score": None,
+        "flags": ["late", "timed out"],
+        "notebooks": [{"name": "01_activations.ipynb", "score": 0.0, "max_score": None, "flags": [], "tests": []}],
+    }
 
 
-@pytest.mark.parametrize("record, path", [
-    (RESULT, ["student_id"]), (RESULT, ["notebooks", 0, "tests"]), (RESULT, ["notebooks", 0, "tests", 0, "status"]),
-    (JOB, ["token"]), (JOB, ["isolation", "level"]), (JOB, ["settings", "cell_timeout"]),
-    (JOB, ["settings", "limits", "memory_mb"])])
+@pytest.mark.parametrize(
+    "record, path",
+    [
+        (RESULT, ["student_id"]),
+        (RESULT, ["notebooks", 0, "tests"]),
+        (RESULT, ["notebooks", 0, "tests", 0, "status"]),
+        (JOB, ["token"]),
+        (JOB, ["isolation", "level"]),
+        (JOB, ["settings", "cell_timeout"]),
+        (JOB, ["settings", "limits", "memory_mb"]),
+    ],
+)
 def test_a_missing_key_is_refused_by_name(record, path):
     data = record.to_json()
     holder = data
@@ -67,9 +107,16 @@ def test_a_missing_key_is_refused_by_name(record, path):
         type(record).from_json(data)
 
 
-@pytest.mark.parametrize("record, path", [
-    (RESULT, ["scores"]), (RESULT, ["notebooks", 0, "points"]), (RESULT, ["notebooks", 0, "tests", 1, "hint"]),
-    (JOB, ["assignment"]), (JOB, ["settings", "parallel"])])
+@pytest.mark.parametrize(
+    "record, path",
+    [
+        (RESULT, ["scores"]),
+        (RESULT, ["notebooks", 0, "points"]),
+        (RESULT, ["notebooks", 0, "tests", 1, "hint"]),
+        (JOB, ["assignment"]),
+        (JOB, ["settings", "parallel"]),
+    ],
+)
 def test_an_unknown_key_is_refused_by_name(record, path):
     data = record.to_json()
     holder = data
@@ -112,25 +159,64 @@ def test_change_score_sets_only_what_it_is_given_and_caps_when_asked():
 
 def test_the_output_folder_layout():
     out = OutputLayout(Path("OUT"))
-    assert [str(p) for p in (out.grades_csv, out.report_html, out.manual_cells_csv, out.manual_scores_csv,
-                             out.similarity_html, out.similarity_csv, out.summary_page("3001"),
-                             out.notebook_pages("3001"), out.mathjax_dir, out.result_file("3001"), out.gradebook_db,
-                             out.assignment_db, out.work_db, out.report_settings)] == [
-        "OUT/grades.csv", "OUT/report.html", "OUT/manual_cells.csv", "OUT/manual_scores.csv", "OUT/similarity.html",
-        "OUT/similarity.csv", "OUT/feedback/3001.html", "OUT/feedback/3001", "OUT/feedback/mathjax",
-        "OUT/results/3001.json", "OUT/course/gradebook.db", "OUT/course/assignment.db",
-        "OUT/course/gradebook.work.db", "OUT/course/report_settings.json"]
+    assert [
+        str(p)
+        for p in (
+            out.grades_csv,
+            out.report_html,
+            out.manual_cells_csv,
+            out.manual_scores_csv,
+            out.similarity_html,
+            out.similarity_csv,
+            out.summary_page("3001"),
+            out.notebook_pages("3001"),
+            out.mathjax_dir,
+            out.result_file("3001"),
+            out.gradebook_db,
+            out.assignment_db,
+            out.work_db,
+            out.report_settings,
+        )
+    ] == [
+        "OUT/grades.csv",
+        "OUT/report.html",
+        "OUT/manual_cells.csv",
+        "OUT/manual_scores.csv",
+        "OUT/similarity.html",
+        "OUT/similarity.csv",
+        "OUT/feedback/3001.html",
+        "OUT/feedback/3001",
+        "OUT/feedback/mathjax",
+        "OUT/results/3001.json",
+        "OUT/course/gradebook.db",
+        "OUT/course/assignment.db",
+        "OUT/course/gradebook.work.db",
+        "OUT/course/report_settings.json",
+    ]
     assert out.course == CourseLayout(Path("OUT/course")) == CourseLayout(out.course_dir)
     assert out.folders() == [Path("OUT/course"), Path("OUT/feedback"), Path("OUT/results")]
 
 
 def test_the_course_folder_layout_is_nbgraders():
     course = CourseLayout(Path("C"))
-    assert [str(p) for p in (course.gradebook_db, course.source_dir("dnn_hw"), course.release_dir("dnn_hw"),
-                             course.submitted_dir("3001", "dnn_hw"), course.autograded_dir("3001", "dnn_hw"),
-                             course.feedback_dir("3001", "dnn_hw"))] == [
-        "C/gradebook.db", "C/source/dnn_hw", "C/release/dnn_hw", "C/submitted/3001/dnn_hw",
-        "C/autograded/3001/dnn_hw", "C/feedback/3001/dnn_hw"]
+    assert [
+        str(p)
+        for p in (
+            course.gradebook_db,
+            course.source_dir("dnn_hw"),
+            course.release_dir("dnn_hw"),
+            course.submitted_dir("3001", "dnn_hw"),
+            course.autograded_dir("3001", "dnn_hw"),
+            course.feedback_dir("3001", "dnn_hw"),
+        )
+    ] == [
+        "C/gradebook.db",
+        "C/source/dnn_hw",
+        "C/release/dnn_hw",
+        "C/submitted/3001/dnn_hw",
+        "C/autograded/3001/dnn_hw",
+        "C/feedback/3001/dnn_hw",
+    ]
 
 
 def test_the_course_folder_is_where_nbgrader_is_told_it_is(tmp_path):
@@ -157,8 +243,8 @@ def test_result_files_are_listed_by_student_id(tmp_path):
 
 def test_the_job_folder_layout():
     job = JobLayout(Path("J"))
-    assert [str(p) for p in (job.spec, job.log, job.result, job.timings, job.work_dir, job.validated_dir,
-                             job.ipc_dir)] == [
-        "J/job.json", "J/job.log", "J/result.json", "J/timings.json", "J/work", "J/validated", "J/ipc"]
+    assert [
+        str(p) for p in (job.spec, job.log, job.result, job.timings, job.work_dir, job.validated_dir, job.ipc_dir)
+    ] == ["J/job.json", "J/job.log", "J/result.json", "J/timings.json", "J/work", "J/validated", "J/ipc"]
     assert job.course == CourseLayout(Path("J/course"))
     assert JobLayout.in_scratch(Path("S"), 7) == JobLayout(Path("S/job0007"))

@@ -134,7 +134,9 @@ def test_images_and_labels_readers_check_the_kind(tmp_path):
     images_path.write_bytes(IMAGES)
     np.testing.assert_array_equal(idx.read_labels(labels_path), [1, 2, 3])
     assert idx.read_images(images_path).shape == (3, 2, 2)
-    with pytest.raises(DataFileError, match=r"expected images \(3 dimensions of unsigned bytes\), found 1 dimensions of uint8"):
+    with pytest.raises(
+        DataFileError, match=r"expected images \(3 dimensions of unsigned bytes\), found 1 dimensions of uint8"
+    ):
         idx.read_images(labels_path)
     with pytest.raises(DataFileError, match=r"expected labels \(1 dimension of unsigned bytes\), found 3 dimensions"):
         idx.read_labels(images_path)

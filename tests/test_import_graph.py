@@ -39,7 +39,7 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base_parts = package.split(".")
-                base_parts = base_parts[:len(base_parts) - (node.level - 1)]
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
                 base = ".".join(base_parts + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
@@ -122,13 +122,16 @@ def test_the_graph_sees_relative_lazy_and_package_imports(tmp_path):
 @pytest.mark.parametrize("package", PACKAGES)
 def test_each_package_is_read(package):
     assert any(name == package or name.startswith(package + ".") for name in module_files()), (
-        f"no module of {package} found: the import-graph test would check nothing there")
+        f"no module of {package} found: the import-graph test would check nothing there"
+    )
 
 
 def test_the_course_packages_import_without_a_circle():
     graph = import_graph()
     assert graph["dnn_course.experiment"] >= {"dnn_course.records"}  # the graph sees real edges
     found = cycles(graph)
-    assert not found, ("import circles (each module of a group imports the others, directly or through "
-                       "each other; move what both need into a module of its own): "
-                       + "; ".join(" <-> ".join(group) for group in found))
+    assert not found, (
+        "import circles (each module of a group imports the others, directly or through "
+        "each other; move what both need into a module of its own): "
+        + "; ".join(" <-> ".join(group) for group in found)
+    )

@@ -42,8 +42,14 @@ class ClassifierModel:
 
 def fake_impl(**without):
     """The stand-in classes as a namespace, leaving out those named as keywords."""
-    classes = dict(FCLayer=FCLayer, ReLU=ReLU, Sigmoid=Sigmoid, Tanh=Tanh,
-                   SoftmaxLayer=SoftmaxLayer, ClassifierModel=ClassifierModel)
+    classes = dict(
+        FCLayer=FCLayer,
+        ReLU=ReLU,
+        Sigmoid=Sigmoid,
+        Tanh=Tanh,
+        SoftmaxLayer=SoftmaxLayer,
+        ClassifierModel=ClassifierModel,
+    )
     return SimpleNamespace(**{k: v for k, v in classes.items() if k not in without})
 
 

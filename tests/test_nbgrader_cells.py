@@ -6,8 +6,8 @@ from pathlib import Path
 
 import nbformat
 
-from dnn_course.nbgrader_cells import is_graded_test, nbgrader_metadata
 from dnn_course.assignment import ASSIGNMENT
+from dnn_course.nbgrader_cells import is_graded_test, nbgrader_metadata
 
 NOTEBOOKS = ASSIGNMENT.names
 
@@ -21,10 +21,10 @@ def _cell(cell_type: str, **nbgrader):
 
 def test_only_a_code_cell_with_points_and_no_answer_region_is_a_graded_test():
     assert is_graded_test(_cell("code", grade=True, solution=False, grade_id="t", points=1))
-    assert not is_graded_test(_cell("code", grade=True, solution=True, grade_id="a"))       # an autograded answer
-    assert not is_graded_test(_cell("markdown", grade=True, solution=True, grade_id="w"))   # a written answer
+    assert not is_graded_test(_cell("code", grade=True, solution=True, grade_id="a"))  # an autograded answer
+    assert not is_graded_test(_cell("markdown", grade=True, solution=True, grade_id="w"))  # a written answer
     assert not is_graded_test(_cell("markdown", grade=True, solution=False, grade_id="m"))  # not code
-    assert not is_graded_test(_cell("code", locked=True, grade_id="setup"))                 # read-only setup
+    assert not is_graded_test(_cell("code", locked=True, grade_id="setup"))  # read-only setup
     assert not is_graded_test(_cell("code"))
     assert is_graded_test({"cell_type": "code", "metadata": {"nbgrader": {"grade": True}}})  # plain notebook JSON
     assert nbgrader_metadata({"cell_type": "code", "metadata": {}}) == {}

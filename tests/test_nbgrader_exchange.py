@@ -7,6 +7,7 @@ their own, named with ``--student``); the instructor's ``collect``; a late resub
 submits the blank notebooks and later resubmits with 01-04 answered from the solutions (she
 deletes 05 and 06, which she did not do); Bob submits 01-04 blank. Minutes, hence ``slow``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,10 +19,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from nbgrader.api import Gradebook
 
 from autograder import __main__ as cli
 from autograder import collect
-from nbgrader.api import Gradebook
 from tests.autograder_corpus import students as st
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bubblewrap")]
@@ -35,8 +36,14 @@ NOT_DONE = ("05_mnist_activations.ipynb", "06_fashion_tuning.ipynb")
 def nbgrader(folder: Path, *args: str) -> str:
     """Run ``nbgrader ARGS`` in ``folder`` (it reads the nbgrader_config.py there); its log."""
     tools = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # collect runs alembic
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=folder, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "PATH": tools})
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PATH": tools},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 
@@ -67,8 +74,9 @@ def exchange_class(tmp_path_factory):
     root = tmp_path_factory.mktemp("exchange")
     exchange, course = root / "exchange", root / "course"
     write_config(course, exchange, course)
-    shutil.copytree(RELEASE, course / "release" / st.ASSIGNMENT,
-                    ignore=shutil.ignore_patterns("nbgrader_config.py"))  # exercises/ is generate_assignment's output
+    shutil.copytree(
+        RELEASE, course / "release" / st.ASSIGNMENT, ignore=shutil.ignore_patterns("nbgrader_config.py")
+    )  # exercises/ is generate_assignment's output
     nbgrader(course, "release_assignment", st.ASSIGNMENT)
     alice, bob = root / "alice", root / "bob"
     for home in (alice, bob):
@@ -98,7 +106,7 @@ def test_the_course_folder_is_graded_as_nbgrader_wrote_it(exchange_class, capsys
     with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
         rows = {row["student_id"]: row for row in csv.DictReader(handle)}
     assert sorted(rows) == ["alice", "bob"]
-    assert rows["alice"]["total"] == "30"   # 01-04 right, as the sample class's complete student (1001)
+    assert rows["alice"]["total"] == "30"  # 01-04 right, as the sample class's complete student (1001)
     assert rows["bob"]["total"] == "0"
     for row in rows.values():  # nbgrader's own files are not "other files" of the submission
         assert "dropped" not in row["flags"] and "timestamp" not in row["flags"], row["flags"]

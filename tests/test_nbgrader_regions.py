@@ -38,9 +38,11 @@ SOLUTIONS = REPO / "solutions" / "dnn_hw"
 
 
 def test_regions_are_read_line_by_line_whatever_the_indentation():
-    source = ("def relu(z):\n    ### BEGIN SOLUTION\n    out = np.maximum(z, 0)\n    return out\n    ### END SOLUTION\n"
-              "x = 1\n#   ### BEGIN HIDDEN TESTS\nassert secret == 42\n### END HIDDEN TESTS\n"
-              "### BEGIN HIDDEN TESTS\nleft_open = True")
+    source = (
+        "def relu(z):\n    ### BEGIN SOLUTION\n    out = np.maximum(z, 0)\n    return out\n    ### END SOLUTION\n"
+        "x = 1\n#   ### BEGIN HIDDEN TESTS\nassert secret == 42\n### END HIDDEN TESTS\n"
+        "### BEGIN HIDDEN TESTS\nleft_open = True"
+    )
     assert nbgrader_regions.regions(source) == [
         nbgrader_regions.Region(SOLUTION, ("    out = np.maximum(z, 0)", "    return out")),
         nbgrader_regions.Region(HIDDEN_TEST, ("assert secret == 42",)),
@@ -49,29 +51,44 @@ def test_regions_are_read_line_by_line_whatever_the_indentation():
     assert nbgrader_regions.outside_regions(source) == "def relu(z):\nx = 1"
     assert nbgrader_regions.outside_regions(source, kinds=(HIDDEN_TEST,), note="# hidden") == (
         "def relu(z):\n    ### BEGIN SOLUTION\n    out = np.maximum(z, 0)\n    return out\n    ### END SOLUTION\n"
-        "x = 1\n# hidden\n# hidden")
-    assert strip_hidden("a = 1\n  ### BEGIN HIDDEN TESTS\n  b = 2\n  ### END HIDDEN TESTS") == \
-        "a = 1\n  # (hidden tests run here; their code is not shown)"
+        "x = 1\n# hidden\n# hidden"
+    )
+    assert (
+        strip_hidden("a = 1\n  ### BEGIN HIDDEN TESTS\n  b = 2\n  ### END HIDDEN TESTS")
+        == "a = 1\n  # (hidden tests run here; their code is not shown)"
+    )
 
 
 def test_answer_cells_are_the_graded_markdown_solutions(tmp_path):
-    answer = ("### BEGIN SOLUTION\nModel answer: more steps.\n\n**Rubric** (1 point)\n* (more steps, better)\n"
-              "### END SOLUTION")
-    cells = [nbformat.v4.new_markdown_cell(answer, metadata={"nbgrader": {"solution": True, "grade": True,
-                                                                          "grade_id": "why", "points": 1}}),
-             nbformat.v4.new_markdown_cell(answer, metadata={"nbgrader": {"solution": True, "grade": False}}),
-             nbformat.v4.new_code_cell(answer, metadata={"nbgrader": {"solution": True, "grade": True}})]
+    answer = (
+        "### BEGIN SOLUTION\nModel answer: more steps.\n\n**Rubric** (1 point)\n* (more steps, better)\n"
+        "### END SOLUTION"
+    )
+    cells = [
+        nbformat.v4.new_markdown_cell(
+            answer, metadata={"nbgrader": {"solution": True, "grade": True, "grade_id": "why", "points": 1}}
+        ),
+        nbformat.v4.new_markdown_cell(answer, metadata={"nbgrader": {"solution": True, "grade": False}}),
+        nbformat.v4.new_code_cell(answer, metadata={"nbgrader": {"solution": True, "grade": True}}),
+    ]
     nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "05.ipynb")
     found = nbgrader_regions.answer_cells(nbgrader_regions.read_cells(tmp_path / "05.ipynb"))
-    assert [(cell.index, cell.nbgrader["grade_id"], region.lines[0]) for cell, region in found] == \
-        [(0, "why", "Model answer: more steps.")]
+    assert [(cell.index, cell.nbgrader["grade_id"], region.lines[0]) for cell, region in found] == [
+        (0, "why", "Model answer: more steps.")
+    ]
 
 
 # --- one policy: the same notebook judged the same by feedback, the release scan and the site check ---
 
 
-def _course(tmp_path: Path, hidden_lines: list[str], *, solution: str = "    return np.maximum(z, 0)",
-            begin=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS"), end=("END SOLUTION", "END HIDDEN TESTS")) -> Path:
+def _course(
+    tmp_path: Path,
+    hidden_lines: list[str],
+    *,
+    solution: str = "    return np.maximum(z, 0)",
+    begin=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS"),
+    end=("END SOLUTION", "END HIDDEN TESTS"),
+) -> Path:
     """``tmp_path/solutions/dnn_hw``: one source notebook with a solution, a hidden test and a written
     answer, marked with ``begin``/``end`` (solution's, hidden test's); its released copy in ``exercises``."""
     solutions = tmp_path / "solutions" / "dnn_hw"
@@ -80,15 +97,23 @@ def _course(tmp_path: Path, hidden_lines: list[str], *, solution: str = "    ret
     released.mkdir(parents=True)
     code = f"def relu(z):\n    ### {begin[0]}\n{solution}\n    ### {end[0]}\n"
     test = "from checks import check\n### " + begin[1] + "\n" + "\n".join(hidden_lines) + "\n### " + end[1] + "\n"
-    answer = (f"### {begin[0]}\nThe full data gives six times more updates per epoch, so every run improves a lot.\n"
-              f"**Rubric** (2 points)\n* more updates (more updates per epoch, better accuracy)\n### {end[0]}")
-    cells = [nbformat.v4.new_code_cell(code, metadata={"nbgrader": {"solution": True, "grade": False}}),
-             nbformat.v4.new_code_cell(test, metadata={"nbgrader": {"grade": True, "grade_id": "t", "points": 1}}),
-             nbformat.v4.new_markdown_cell(answer, metadata={"nbgrader": {"solution": True, "grade": True,
-                                                                          "grade_id": "why", "points": 2}})]
+    answer = (
+        f"### {begin[0]}\nThe full data gives six times more updates per epoch, so every run improves a lot.\n"
+        f"**Rubric** (2 points)\n* more updates (more updates per epoch, better accuracy)\n### {end[0]}"
+    )
+    cells = [
+        nbformat.v4.new_code_cell(code, metadata={"nbgrader": {"solution": True, "grade": False}}),
+        nbformat.v4.new_code_cell(test, metadata={"nbgrader": {"grade": True, "grade_id": "t", "points": 1}}),
+        nbformat.v4.new_markdown_cell(
+            answer, metadata={"nbgrader": {"solution": True, "grade": True, "grade_id": "why", "points": 2}}
+        ),
+    ]
     nbformat.write(nbformat.v4.new_notebook(cells=cells), solutions / "01_activations.ipynb")
-    shown = [nbformat.v4.new_code_cell("def relu(z):\n    # YOUR CODE HERE\n    raise NotImplementedError()"),
-             nbformat.v4.new_code_cell("from checks import check"), nbformat.v4.new_markdown_cell("YOUR ANSWER HERE")]
+    shown = [
+        nbformat.v4.new_code_cell("def relu(z):\n    # YOUR CODE HERE\n    raise NotImplementedError()"),
+        nbformat.v4.new_code_cell("from checks import check"),
+        nbformat.v4.new_markdown_cell("YOUR ANSWER HERE"),
+    ]
     nbformat.write(nbformat.v4.new_notebook(cells=shown), released / "01_activations.ipynb")
     return solutions
 
@@ -104,12 +129,15 @@ def _judged(tmp_path: Path, solutions: Path, lines: list[str]) -> dict[str, set[
     release = [leak for leak in make_release.find_leaks(kit, solutions_dir=solutions) if " line of " in leak]
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
-    page = [leak for leak in check_site.find_solution_leaks(site, solutions, {"page.html": text})
-            if " line of " in leak]
+    page = [
+        leak for leak in check_site.find_solution_leaks(site, solutions, {"page.html": text}) if " line of " in leak
+    ]
     # the release scan quotes a line's first 70 characters, the site check its first 80
-    return {"feedback": {line for line in lines if line not in redactor.text(text)},
-            "release": {line for line in lines if any(line[:70] in leak for leak in release)},
-            "site": {line for line in lines if any(line[:80] in leak for leak in page)}}
+    return {
+        "feedback": {line for line in lines if line not in redactor.text(text)},
+        "release": {line for line in lines if any(line[:70] in leak for leak in release)},
+        "site": {line for line in lines if any(line[:80] in leak for leak in page)},
+    }
 
 
 def test_a_hidden_line_of_the_boundary_length_is_caught_by_all_three_and_a_shorter_one_by_none(tmp_path):
@@ -145,22 +173,35 @@ def test_syntax_alone_and_lines_students_see_are_caught_by_none(tmp_path):
 def test_every_check_reads_the_regions_through_the_one_parser(tmp_path, monkeypatch):
     """Markers the parser is told to use are what every check sees: a check with a parser of its own
     would find no region in this notebook (and report its markers as nothing)."""
-    monkeypatch.setattr(nbgrader_regions, "_DELIMITERS", {SOLUTION: ("START ANSWER", "STOP ANSWER"),
-                                                           HIDDEN_TEST: ("START SECRET CHECKS", "STOP SECRET CHECKS")})
-    monkeypatch.setattr(nbgrader_regions, "MARKERS", ("START ANSWER", "STOP ANSWER", "START SECRET CHECKS",
-                                                      "STOP SECRET CHECKS"))
+    monkeypatch.setattr(
+        nbgrader_regions,
+        "_DELIMITERS",
+        {SOLUTION: ("START ANSWER", "STOP ANSWER"), HIDDEN_TEST: ("START SECRET CHECKS", "STOP SECRET CHECKS")},
+    )
+    monkeypatch.setattr(
+        nbgrader_regions, "MARKERS", ("START ANSWER", "STOP ANSWER", "START SECRET CHECKS", "STOP SECRET CHECKS")
+    )
     hidden = "check(secret_value_of_the_test)"
-    solutions = _course(tmp_path, [hidden], solution="    return np.maximum(z, 0)  # the answer line",
-                        begin=("START ANSWER", "START SECRET CHECKS"), end=("STOP ANSWER", "STOP SECRET CHECKS"))
+    solutions = _course(
+        tmp_path,
+        [hidden],
+        solution="    return np.maximum(z, 0)  # the answer line",
+        begin=("START ANSWER", "START SECRET CHECKS"),
+        end=("STOP ANSWER", "STOP SECRET CHECKS"),
+    )
     notebook = solutions / "01_activations.ipynb"
     answer_line = "return np.maximum(z, 0) # the answer line"
-    assert _judged(tmp_path, solutions, [hidden, answer_line]) == \
-        {"feedback": {hidden}, "release": {hidden, answer_line}, "site": {hidden, answer_line}}
+    assert _judged(tmp_path, solutions, [hidden, answer_line]) == {
+        "feedback": {hidden},
+        "release": {hidden, answer_line},
+        "site": {hidden, answer_line},
+    }
     assert hidden not in strip_hidden(nbformat.read(notebook, as_version=4).cells[1].source)
     visible = make_fixtures.visible_code(notebook)
     assert "from checks import check" in visible and hidden not in visible and "np.maximum" not in visible
-    assert [leak.kind for leak in leak_policy.find_leaks({"page": "Write `np.maximum(0, x)`."}, solutions)] == \
-        ["solution code"]
+    assert [leak.kind for leak in leak_policy.find_leaks({"page": "Write `np.maximum(0, x)`."}, solutions)] == [
+        "solution code"
+    ]
     assert [answer.source for answer in answer_leaks.written_answers(solutions)] == ["01_activations.ipynb/why"]
     kit = tmp_path / "kit"
     (kit / "marker.md").write_text("### START SECRET CHECKS\n")

@@ -80,20 +80,35 @@ def test_answer_cell_with_a_stray_print_still_gives_its_class(tmp_path):
     with contextlib.redirect_stdout(output):
         module = import_notebooks(*(folder / name for name in EARLIER))
     assert output.getvalue() == ""  # the print is skipped ...
-    np.testing.assert_array_equal(module.ReLU().forward(np.array([-1.0, 0.0, 2.0])), [0.0, 0.0, 2.0])  # ... the class is not
+    np.testing.assert_array_equal(
+        module.ReLU().forward(np.array([-1.0, 0.0, 2.0])), [0.0, 0.0, 2.0]
+    )  # ... the class is not
     results = _run_notebook_04(folder)
-    assert results == {"imports": None, "import_earlier": None, "classifier_model": None, "small_model": None,
-                       "test_l2_loss": None, "test_model_gradient_check": None}, results
+    assert results == {
+        "imports": None,
+        "import_earlier": None,
+        "classifier_model": None,
+        "small_model": None,
+        "test_l2_loss": None,
+        "test_model_gradient_check": None,
+    }, results
 
 
 def test_non_literal_constants_after_a_class_are_imported_and_demos_are_skipped(tmp_path):
     folder = _folder(tmp_path)
     # the student's own constant, computed by a call, used by ce_loss; a lower-case helper value
     # the class uses; and a demo that would fail if it ran (z is not defined here)
-    _edit(folder, "03_softmax_cross_entropy.ipynb", "softmax", lambda s: (
-        s.replace("EPS = 1e-10", "EPS = np.float64(1e-10)")
-         .replace("np.log(y_hat + EPS)", "np.log(y_hat + EPS) * one")
-        + "\none = np.float64(1.0)\ndemo = softmax(z)\nprint(demo)\nLIMIT = len(EPS_TABLE) if False else 3\n"))
+    _edit(
+        folder,
+        "03_softmax_cross_entropy.ipynb",
+        "softmax",
+        lambda s: (
+            s.replace("EPS = 1e-10", "EPS = np.float64(1e-10)").replace(
+                "np.log(y_hat + EPS)", "np.log(y_hat + EPS) * one"
+            )
+            + "\none = np.float64(1.0)\ndemo = softmax(z)\nprint(demo)\nLIMIT = len(EPS_TABLE) if False else 3\n"
+        ),
+    )
     module = import_notebooks(*(folder / name for name in EARLIER))
     assert isinstance(module.EPS, np.float64) and module.one == 1.0 and module.LIMIT == 3
     assert not hasattr(module, "demo")
@@ -109,9 +124,18 @@ def test_non_literal_constants_after_a_class_are_imported_and_demos_are_skipped(
 
 def test_a_method_attached_after_the_class_is_imported_and_a_patch_of_numpy_is_not(tmp_path):
     folder = _folder(tmp_path)
-    _edit(folder, "01_activations.ipynb", "tanh", lambda s: s + (
-        "\n\ndef tanh_backward(self, d_prev, reg_lambda=0.0):\n    return d_prev * (1 - self.out ** 2) * one\n\n"
-        "Tanh.backward = tanh_backward\none = 1.0\nnp.course_test_marker = None\n"))
+    _edit(
+        folder,
+        "01_activations.ipynb",
+        "tanh",
+        lambda s: (
+            s
+            + (
+                "\n\ndef tanh_backward(self, d_prev, reg_lambda=0.0):\n    return d_prev * (1 - self.out ** 2) * one\n\n"
+                "Tanh.backward = tanh_backward\none = 1.0\nnp.course_test_marker = None\n"
+            )
+        ),
+    )
     try:
         module = import_notebooks(folder / "01_activations.ipynb")
         assert not hasattr(np, "course_test_marker")  # only the cell's own classes and functions get attributes
@@ -125,13 +149,15 @@ def test_a_method_attached_after_the_class_is_imported_and_a_patch_of_numpy_is_n
 
 def test_a_broken_definition_names_the_notebook_the_cell_and_the_line(tmp_path):
     folder = _folder(tmp_path)
-    cell = _edit(folder, "01_activations.ipynb", "tanh",
-                 lambda s: s.replace("class Tanh:", "class Tanh(Sigmod):") + STRAY_PRINT)
+    cell = _edit(
+        folder, "01_activations.ipynb", "tanh", lambda s: s.replace("class Tanh:", "class Tanh(Sigmod):") + STRAY_PRINT
+    )
     with pytest.raises(NotebookImportError) as raised:
         import_notebooks(*(folder / name for name in EARLIER))
     assert str(raised.value).startswith(
         f"01_activations.ipynb, cell {cell}, line 1 (`class Tanh(Sigmod):`): NameError: name 'Sigmod' is not defined. "
-        "Run 01_activations.ipynb from the top and fix that cell first."), raised.value
+        "Run 01_activations.ipynb from the top and fix that cell first."
+    ), raised.value
     results = _run_notebook_04(folder)
     assert isinstance(results["import_earlier"], NotebookImportError)
     assert f"01_activations.ipynb, cell {cell}, line 1" in str(results["import_earlier"])
@@ -149,15 +175,21 @@ def test_a_constant_computed_from_a_demo_variable_is_reported_with_its_line(tmp_
 
 def test_a_syntax_error_in_a_definition_cell_is_reported(tmp_path):
     folder = _folder(tmp_path)
-    cell = _edit(folder, "02_fc_layer.ipynb", "fc_layer", lambda s: s.replace("def update(self, learning_rate):",
-                                                                             "def update(self, learning_rate)"))
+    cell = _edit(
+        folder,
+        "02_fc_layer.ipynb",
+        "fc_layer",
+        lambda s: s.replace("def update(self, learning_rate):", "def update(self, learning_rate)"),
+    )
     with pytest.raises(NotebookImportError, match=rf"02_fc_layer.ipynb, cell {cell}: syntax error on line \d+"):
         import_notebooks(*(folder / name for name in EARLIER))
 
 
 def test_missing_or_unreadable_notebooks_are_explained(tmp_path):
-    with pytest.raises(NotebookImportError, match="01_activations.ipynb: notebook not found in .*Keep all the "
-                                                  "exercise notebooks together"):
+    with pytest.raises(
+        NotebookImportError,
+        match="01_activations.ipynb: notebook not found in .*Keep all the exercise notebooks together",
+    ):
         import_notebooks(tmp_path / "01_activations.ipynb")
     (tmp_path / "broken.ipynb").write_text("{not json")
     with pytest.raises(NotebookImportError, match="broken.ipynb: not a readable Jupyter notebook"):
@@ -166,7 +198,17 @@ def test_missing_or_unreadable_notebooks_are_explained(tmp_path):
 
 def test_the_reference_notebooks_import_only_their_definitions():
     module = import_notebooks(*(SOLUTIONS / name for name in (*EARLIER, "04_model_l2.ipynb")))
-    for name in ("ReLU", "Sigmoid", "Tanh", "FCLayer", "softmax", "SoftmaxLayer", "ClassifierModel", "small_model", "EPS"):
+    for name in (
+        "ReLU",
+        "Sigmoid",
+        "Tanh",
+        "FCLayer",
+        "softmax",
+        "SoftmaxLayer",
+        "ClassifierModel",
+        "small_model",
+        "EPS",
+    ):
         assert hasattr(module, name), name
     for test_variable in ("fx", "expected", "z", "model", "history", "results"):
         assert not hasattr(module, test_variable), test_variable
@@ -183,8 +225,11 @@ def test_a_stub_of_an_earlier_notebook_is_named_with_its_notebook(tmp_path):
     message = str(raised.value)
     assert message.startswith("softmax in 03_softmax_cross_entropy.ipynb is not written yet"), message
     assert "model.forward" not in message
-    with pytest.raises(checks.CheckFailed, match=r"^SoftmaxLayer.ce_loss in 03_softmax_cross_entropy.ipynb is not "
-                                                 r"written yet .*save 03_softmax_cross_entropy.ipynb"):
+    with pytest.raises(
+        checks.CheckFailed,
+        match=r"^SoftmaxLayer.ce_loss in 03_softmax_cross_entropy.ipynb is not "
+        r"written yet .*save 03_softmax_cross_entropy.ipynb",
+    ):
         checks.call("model.forward(x, y, reg_lambda)", layer.ce_loss, np.ones((1, 2)) / 2, np.eye(2)[:1])
     results = _run_notebook_04(folder)
     assert str(results["test_l2_loss"]).startswith("softmax in 03_softmax_cross_entropy.ipynb is not written yet")

@@ -40,9 +40,15 @@ def _nbgrader_validate(folder: Path, notebooks: list[str], *extra: str) -> str:
     # per notebook below rely on the two arriving in order
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     env.pop(PROFILE_VARIABLE, None)
-    result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", *extra, *notebooks],
-                            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            timeout=1200)
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "validate", *extra, *notebooks],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=1200,
+    )
     return result.stdout
 
 
@@ -53,13 +59,22 @@ def _per_notebook(output: str) -> dict[str, str]:
 
 
 def test_there_are_six_notebooks_with_the_brief_points():
-    assert NOTEBOOKS == ["01_activations.ipynb", "02_fc_layer.ipynb", "03_softmax_cross_entropy.ipynb",
-                         "04_model_l2.ipynb", "05_mnist_activations.ipynb", "06_fashion_tuning.ipynb"]
+    assert NOTEBOOKS == [
+        "01_activations.ipynb",
+        "02_fc_layer.ipynb",
+        "03_softmax_cross_entropy.ipynb",
+        "04_model_l2.ipynb",
+        "05_mnist_activations.ipynb",
+        "06_fashion_tuning.ipynb",
+    ]
     points = {}
     for name in NOTEBOOKS:
         cells = json.loads((SOLUTIONS / name).read_text())["cells"]
-        points[name] = sum(c["metadata"].get("nbgrader", {}).get("points", 0) for c in cells
-                           if c["metadata"].get("nbgrader", {}).get("grade"))
+        points[name] = sum(
+            c["metadata"].get("nbgrader", {}).get("points", 0)
+            for c in cells
+            if c["metadata"].get("nbgrader", {}).get("grade")
+        )
     assert sum(points[n] for n in NOTEBOOKS[:4]) == 30, points  # the components
     assert sum(points[n] for n in NOTEBOOKS[4:]) == 20, points  # the experiments
 
@@ -76,23 +91,39 @@ def test_grade_ids_are_unique_and_descriptive():
 
 
 def test_exercises_are_exactly_what_nbgrader_generates():
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "generate_exercises.py"), "--check"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "generate_exercises.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_exercises_contain_no_solution_or_hidden_test():
     for name in NOTEBOOKS:
         text = (EXERCISES / name).read_text()
-        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "np.maximum(z, 0)",
-                       "np.exp(-2 * np.abs(z))", "z.max(axis=1, keepdims=True)", "Model answer", "Rubric"):
+        for marker in (
+            "BEGIN SOLUTION",
+            "END SOLUTION",
+            "BEGIN HIDDEN TESTS",
+            "np.maximum(z, 0)",
+            "np.exp(-2 * np.abs(z))",
+            "z.max(axis=1, keepdims=True)",
+            "Model answer",
+            "Rubric",
+        ):
             assert marker not in text, f"{name} leaks {marker!r}"
         assert "EDIT HERE" in text, f"{name} has no EDIT HERE region"
 
 
 def test_reference_fixtures_are_up_to_date():
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "make_fixtures.py"), "--check"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_fixtures.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -126,8 +157,10 @@ def test_a_smoke_run_says_in_every_test_that_it_is_not_graded(tmp_path, monkeypa
     for variable in (PROFILE_VARIABLE,):  # the kernel inherits it
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    for name, tests in (("05_mnist_activations.ipynb", ("test_mnist_runs_recorded", "test_mnist_accuracies")),
-                        ("06_fashion_tuning.ipynb", ("test_fashion_search_recorded", "test_fashion_model_accuracy"))):
+    for name, tests in (
+        ("05_mnist_activations.ipynb", ("test_mnist_runs_recorded", "test_mnist_accuracies")),
+        ("06_fashion_tuning.ipynb", ("test_fashion_search_recorded", "test_fashion_model_accuracy")),
+    ):
         notebook = nbformat.read(tmp_path / name, as_version=4)
         NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
         for cell in notebook.cells:

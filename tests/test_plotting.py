@@ -4,19 +4,19 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.colors import to_rgba  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
 
-from dnn_course.plotting import (  # noqa: E402
+from dnn_course.plotting import (
     plot_class_examples,
     plot_image_grid,
     plot_learning_curves,
     plot_loss_curves,
 )
-from dnn_course.training import History  # noqa: E402
+from dnn_course.training import History
 
 NAMES = [f"class {i}" for i in range(10)]
 
@@ -40,8 +40,13 @@ def test_learning_curves_one_colour_per_run_solid_train_dashed_validation():
     assert isinstance(fig, Figure) and plt.get_fignums() == open_before  # not left open in pyplot
     (ax,) = fig.axes
     lines = {line.get_label(): line for line in ax.get_lines()}
-    assert list(lines) == ["ReLU (train)", "ReLU (validation)", "tanh (train)", "tanh (validation)",
-                           "no validation (train)"]
+    assert list(lines) == [
+        "ReLU (train)",
+        "ReLU (validation)",
+        "tanh (train)",
+        "tanh (validation)",
+        "no validation (train)",
+    ]
     assert lines["ReLU (train)"].get_linestyle() == "-" and lines["ReLU (validation)"].get_linestyle() == "--"
     assert to_rgba(lines["ReLU (train)"].get_color()) == to_rgba(lines["ReLU (validation)"].get_color())
     assert to_rgba(lines["ReLU (train)"].get_color()) != to_rgba(lines["tanh (train)"].get_color())
@@ -126,8 +131,11 @@ def test_book_style_figures_have_no_text_below_the_minimum():
     try:
         use_book_style()
         x, y = images(10)
-        figures = [plot_learning_curves(histories(), title="MNIST"), plot_loss_curves(histories()),
-                   plot_image_grid(x, y, NAMES, n_rows=2, n_cols=5)]
+        figures = [
+            plot_learning_curves(histories(), title="MNIST"),
+            plot_loss_curves(histories()),
+            plot_image_grid(x, y, NAMES, n_rows=2, n_cols=5),
+        ]
         for fig in figures:
             assert smallest_font_pt(fig) >= MIN_FONT_PT
             assert fig.get_figwidth() <= MAX_WIDTH_IN

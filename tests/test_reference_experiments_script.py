@@ -101,8 +101,14 @@ def test_runs_from_separate_invocations_are_merged_into_one_file(tmp_path):
 
 def test_a_file_from_other_settings_is_replaced_not_merged(tmp_path):
     path = tmp_path / "mnist_activations_embedded.json"
-    stale = {"settings": {"epochs": 1}, "data": "other", "quick": True, "dtype": "float32", "seed": 0,
-             "runs": {"sigmoid": {"seconds": 1.0}}}
+    stale = {
+        "settings": {"epochs": 1},
+        "data": "other",
+        "quick": True,
+        "dtype": "float32",
+        "seed": 0,
+        "runs": {"sigmoid": {"seconds": 1.0}},
+    }
     path.write_text(json.dumps(stale))
     script.main(["--quick", "--only", "mnist", "--data", "embedded", "--out", str(tmp_path), "--activation", "relu"])
     result = json.loads(path.read_text())
@@ -123,7 +129,10 @@ def test_fashion_final_only_refuses_to_rank_an_incomplete_search(tmp_path):
 def test_learning_rate_stages_continue_one_model_and_one_history(tmp_path):
     candidate = {"learning_rate": 0.1, "schedule": [[3, 0.1], [2, 0.01]]}
     assert script.learning_rate_stages(candidate, 30) == [(3, 0.1), (2, 0.01)]
-    assert script.learning_rate_stages(candidate, 30, limit=4) == [(3, 0.1), (1, 0.01)]  # the final run stops at the best epoch
+    assert script.learning_rate_stages(candidate, 30, limit=4) == [
+        (3, 0.1),
+        (1, 0.01),
+    ]  # the final run stops at the best epoch
     assert script.learning_rate_stages(candidate, 30, limit=2) == [(2, 0.1)]
     assert script.learning_rate_stages({"learning_rate": 0.05}, 30) == [(30, 0.05)]
     assert script.learning_rate_stages({"learning_rate": 0.05, "epochs": 60}, 30, limit=7) == [(7, 0.05)]

@@ -5,6 +5,7 @@ grades a small class, changes one submission and adds a late one, grades the fol
 that only those two were graded and every other student's row, result file and feedback pages are
 byte for byte the same (and were not even rewritten); ``force`` grades all of them again, alike.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,8 +39,9 @@ def _course(root: Path, files: dict[str, bytes]) -> Path:
     return root
 
 
-def _keys(course: Path, settings: GradingSettings = SETTINGS, records: dict | None = None,
-          isolation: str = ISOLATION_BWRAP) -> dict[str, str]:
+def _keys(
+    course: Path, settings: GradingSettings = SETTINGS, records: dict | None = None, isolation: str = ISOLATION_BWRAP
+) -> dict[str, str]:
     manifest = records or {sid.name: {"student_name": "A B", "flags": []} for sid in (course / "submitted").iterdir()}
     return fingerprint.submission_keys(course, settings, manifest, isolation)
 
@@ -50,8 +52,13 @@ def test_a_key_changes_with_the_submission_and_only_its_own(tmp_path):
     (course / "submitted" / "2002" / st.ASSIGNMENT / st.NB1).write_bytes(b"two, fixed")
     after = _keys(course)
     assert after["2001"] == before["2001"] and after["2002"] != before["2002"]
-    flagged = _keys(course, records={"2001": {"student_name": "A B", "flags": ["duplicate submission"]},
-                                     "2002": {"student_name": "A B", "flags": []}})
+    flagged = _keys(
+        course,
+        records={
+            "2001": {"student_name": "A B", "flags": ["duplicate submission"]},
+            "2002": {"student_name": "A B", "flags": []},
+        },
+    )
     assert flagged["2001"] != after["2001"]  # the collector's record is part of the submission
 
 
@@ -88,8 +95,11 @@ def test_stale_and_record_keep_the_keys_of_the_last_good_grading(tmp_path):
 
 def _snapshot(out: Path, sid: str) -> dict[str, tuple[bytes, int]]:
     """Bytes and modification time (ns) of a student's result file and feedback pages."""
-    paths = [out / "results" / f"{sid}.json", out / "feedback" / f"{sid}.html",
-             *sorted((out / "feedback" / sid).glob("*.html"))]
+    paths = [
+        out / "results" / f"{sid}.json",
+        out / "feedback" / f"{sid}.html",
+        *sorted((out / "feedback" / sid).glob("*.html")),
+    ]
     return {str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns) for p in paths}
 
 
@@ -114,8 +124,11 @@ def test_a_second_run_grades_only_the_changed_and_the_late_submission(tmp_path):
     assert grade(submissions, out, SETTINGS, progress=False).graded == 3
     rows = _rows(out)
     kept = {sid: _snapshot(out, sid) for sid in ("2001", "2003")}
-    assert [json.loads((out / "results" / f"{s}.json").read_text())["score"] for s in ("2001", "2002", "2003")] \
-        == [6, 5, 0]
+    assert [json.loads((out / "results" / f"{s}.json").read_text())["score"] for s in ("2001", "2002", "2003")] == [
+        6,
+        5,
+        0,
+    ]
 
     st.write_zip(submissions, "DNN_HW2_Wrong_2002", {st.NB1: st.dumps(good)})  # fixed and handed in again
     st.write_zip(submissions, "DNN_HW2_Late_2004", {st.NB1: st.dumps(wrong)})  # after the deadline

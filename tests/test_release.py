@@ -47,8 +47,12 @@ from tests.autograder_corpus.students import perfect
 def release(tmp_path_factory) -> tuple[Path, Path]:
     """(kit folder, zip) written by scripts/make_release.py into a temporary folder."""
     out = tmp_path_factory.mktemp("release")
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "make_release.py"), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_release.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return out / make_release.KIT_NAME, out / f"{make_release.KIT_NAME}.zip"
 
@@ -65,22 +69,49 @@ def test_kit_holds_what_a_student_needs_and_nothing_of_the_instructors(release):
     files = _files(kit)
     for name in make_release.NOTEBOOKS:
         assert (kit / "exercises/dnn_hw" / name).read_bytes() == (REPO / "exercises/dnn_hw" / name).read_bytes()
-    expected = {"README.md", "LICENSE", "Makefile", "pyproject.toml", "requirements.txt", "environment.yml",
-                "binder/postBuild", "binder/requirements.txt", "binder/runtime.txt",
-                "data/embedded/MANIFEST.json", "dnn_course/fixtures/visible_values.npz",
-                "dnn_course/datasets.py", "dnn_course/training.py", "dnn_course/checks.py",
-                "dnn_course/plotting.py", "dnn_course/notebook_import.py"}
+    expected = {
+        "README.md",
+        "LICENSE",
+        "Makefile",
+        "pyproject.toml",
+        "requirements.txt",
+        "environment.yml",
+        "binder/postBuild",
+        "binder/requirements.txt",
+        "binder/runtime.txt",
+        "data/embedded/MANIFEST.json",
+        "dnn_course/fixtures/visible_values.npz",
+        "dnn_course/datasets.py",
+        "dnn_course/training.py",
+        "dnn_course/checks.py",
+        "dnn_course/plotting.py",
+        "dnn_course/notebook_import.py",
+    }
     assert expected <= files, expected - files
-    assert {f for f in files if f.startswith("data/embedded/")} == \
-        {"data/embedded/" + p for p in _files(REPO / "data" / "embedded")}
-    assert not any(part in f for f in files for part in ("solutions", "autograder", "reference", "tests/",
-                                                          "leak_policy", "code_leaks", "answer_leaks",
-                                                          "secret_lines", "nbgrader_regions"))
+    assert {f for f in files if f.startswith("data/embedded/")} == {
+        "data/embedded/" + p for p in _files(REPO / "data" / "embedded")
+    }
+    assert not any(
+        part in f
+        for f in files
+        for part in (
+            "solutions",
+            "autograder",
+            "reference",
+            "tests/",
+            "leak_policy",
+            "code_leaks",
+            "answer_leaks",
+            "secret_lines",
+            "nbgrader_regions",
+        )
+    )
     # the package names no module the kit lacks (an error message once sent students to load_reference())
     for module in (kit / "dnn_course").glob("*.py"):
         text = module.read_text()
-        assert not any(word in text for word in ("load_reference", "dnn_course.reference", "reference.py",
-                                                 "solutions/")), module.name
+        assert not any(
+            word in text for word in ("load_reference", "dnn_course.reference", "reference.py", "solutions/")
+        ), module.name
     # of the book, only the pages the notebooks' "Read first" links land on, each a pointer to the website
     chapters = make_release.chapter_links()
     assert {f for f in files if f.startswith("book/")} == {f"book/{stem}.md" for stem in chapters}
@@ -101,8 +132,14 @@ def test_kit_lab_serves_the_kit_root_so_the_read_first_links_open(release):
     was), every notebook's ../../book/<chapter>.md link lay outside the server's root (a 404 in JupyterLab)."""
     kit, _ = release
     student_env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}  # not under our make
-    dry = subprocess.run(["make", "-n", "-o", ".venv/.installed", "-o", "my-work/dnn_hw", "lab"],
-                         cwd=kit, env=student_env, capture_output=True, text=True, timeout=60)
+    dry = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "-o", "my-work/dnn_hw", "lab"],
+        cwd=kit,
+        env=student_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert dry.returncode == 0, dry.stdout + dry.stderr
     command = shlex.split(dry.stdout.strip().splitlines()[-1])
     assert command[:3] == [".venv/bin/python", "-m", "jupyterlab"], command
@@ -193,8 +230,10 @@ def test_a_kit_made_without_the_websites_address_says_so(tmp_path, monkeypatch):
 
 
 def test_visible_fixtures_are_exactly_what_the_visible_tests_name():
-    with np.load(REPO / "dnn_course/fixtures/visible_values.npz") as visible, \
-            np.load(REPO / "dnn_course/fixtures/reference_values.npz") as full:
+    with (
+        np.load(REPO / "dnn_course/fixtures/visible_values.npz") as visible,
+        np.load(REPO / "dnn_course/fixtures/reference_values.npz") as full,
+    ):
         assert set(visible.files) < set(full.files)
         for key in visible.files:
             assert np.array_equal(visible[key], full[key]), key
@@ -264,14 +303,19 @@ def test_leak_scan_finds_an_answer_in_library_code_and_the_tuned_configuration_i
     (planted / "dnn_course").mkdir(parents=True)
     (planted / "dnn_course" / "helpers.py").write_text(
         "import numpy\n\n\ndef squash(values):\n    q = numpy.exp( -numpy.abs(values) )\n"
-        "    return numpy.where(values >= 0, 1/(1 + q), q/(1 + q))\n")
+        "    return numpy.where(values >= 0, 1/(1 + q), q/(1 + q))\n"
+    )
     (planted / "dnn_course" / "limits.py").write_text("LIMIT = 10  # a [1024, 1024] hidden network fits\n")
     (planted / "notes.md").write_text("The search settled on 784-1024-1024-10.\n")
-    (planted / "plain.py").write_text("def total(loss_sum, loss, m):\n    loss_sum += loss * m\n    return x.reshape(len(x), -1)\n")
+    (planted / "plain.py").write_text(
+        "def total(loss_sum, loss, m):\n    loss_sum += loss * m\n    return x.reshape(len(x), -1)\n"
+    )
     leaks = make_release.find_leaks(planted)
     text = "\n".join(leaks)
-    assert "dnn_course/helpers.py: solution code of 01_activations.ipynb, in other words: " \
-           "'numpy.where(values >= 0, 1 / (1 + q), q / (1 + q))' is 'np.where(z >= 0, 1 / (1 + e), e / (1 + e))'" in text
+    assert (
+        "dnn_course/helpers.py: solution code of 01_activations.ipynb, in other words: "
+        "'numpy.where(values >= 0, 1 / (1 + q), q / (1 + q))' is 'np.where(z >= 0, 1 / (1 + e), e / (1 + e))'" in text
+    )
     assert "dnn_course/limits.py: names the tuned configuration of the reference search ('1024, 1024')" in text
     assert "notes.md: names the tuned configuration of the reference search ('784-1024-1024-10')" in text
     assert not any(leak.startswith("plain.py") for leak in leaks), leaks  # plain algebra, array plumbing
@@ -364,8 +408,12 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     subprocess.run(["cp", "-r", str(kit_source), str(kit)], check=True)
     base_python = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     subprocess.run([str(base_python), "-m", "venv", "--without-pip", str(kit / ".venv")], check=True)
-    purelib = subprocess.run([str(kit / ".venv/bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(kit / ".venv/bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(purelib) / "repo-packages.pth").write_text(str(_linked_site_packages(tmp_path)) + "\n")
     wheel = build_wheel(kit, tmp_path)
     _fill(kit, kit / "my-work" / "dnn_hw")
@@ -375,10 +423,15 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON", "MAKE", "MFLAGS"))}
     # the experiment profile set empty: `make check` runs 05/06 (in their SMOKE_TEST mode, set by
     # _fill) instead of grading saved results
-    env.update(PIP_NO_INDEX="1", **{PROFILE_VARIABLE: ""}, OPENBLAS_NUM_THREADS="1",
-               PATH=f"{kit / '.venv/bin'}:{env.get('PATH', '')}")
-    result = subprocess.run(["make", "check", f"PACKAGE={wheel}"], cwd=kit, env=env, capture_output=True,
-                            text=True, timeout=900)
+    env.update(
+        PIP_NO_INDEX="1",
+        **{PROFILE_VARIABLE: ""},
+        OPENBLAS_NUM_THREADS="1",
+        PATH=f"{kit / '.venv/bin'}:{env.get('PATH', '')}",
+    )
+    result = subprocess.run(
+        ["make", "check", f"PACKAGE={wheel}"], cwd=kit, env=env, capture_output=True, text=True, timeout=900
+    )
     output = result.stdout + result.stderr
     assert (kit / ".venv/.installed").exists()
     # 01-04 pass; 05 and 06 ran and passed their tests in their smoke mode, and the check says that such
@@ -390,21 +443,46 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     for name, results, runs in (("05", "mnist_results.json", 3), ("06", "fashion_results.json", 4)):
         line = next(line for line in lines if line.startswith(name))
         assert line.split(None, 1)[1].startswith("\u2717 "), line
-        assert f"    \u2717 {results} holds SMOKE-TEST results ({runs} runs with SMOKE_TEST = True" in output.split(line)[1]
+        assert (
+            f"    \u2717 {results} holds SMOKE-TEST results ({runs} runs with SMOKE_TEST = True"
+            in output.split(line)[1]
+        )
     assert "They are not graded: the grader gives them no points. Set SMOKE_TEST = False" in output
     assert "4 of 6 notebooks pass." in result.stdout.splitlines()[-1], result.stdout[-500:]
     work = kit / "my-work" / "dnn_hw"
 
     # make submit: a name and an id are required; the zip holds what the grader's collector takes
-    result = subprocess.run(["make", "submit", f"PACKAGE={wheel}"], cwd=kit, env=env, capture_output=True,
-                            text=True, timeout=300, stdin=subprocess.DEVNULL)
-    assert result.returncode != 0 and "Give your name and your student id, for example: make submit " \
-        "NAME=Ada_Lovelace ID=12345678" in result.stderr, result.stdout + result.stderr
-    result = subprocess.run(["make", "submit", "NAME=Ada Lovelace", "ID=12345678"], cwd=kit, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["make", "submit", f"PACKAGE={wheel}"],
+        cwd=kit,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert (
+        result.returncode != 0
+        and "Give your name and your student id, for example: make submit NAME=Ada_Lovelace ID=12345678"
+        in result.stderr
+    ), result.stdout + result.stderr
+    result = subprocess.run(
+        ["make", "submit", "NAME=Ada Lovelace", "ID=12345678"],
+        cwd=kit,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0 and "cannot go into the file name" in result.stderr, result.stderr
-    result = subprocess.run(["make", "submit", "NAME=Ada_Lovelace", "ID=12345678"], cwd=kit, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["make", "submit", "NAME=Ada_Lovelace", "ID=12345678"],
+        cwd=kit,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNING: mnist_results.json holds smoke-test results (sigmoid, relu, tanh)" in result.stdout
     assert "WARNING: fashion_results.json holds smoke-test results" in result.stdout
@@ -418,8 +496,10 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
         assert (submitted / "12345678" / "dnn_hw" / name).read_bytes() == (work / name).read_bytes(), name
 
     # partial credit by design (06 at 2 of 4) is shown as such, with what the next point needs, not as a failure
-    from tests.test_student_check import PARTIAL_PLAN, _fashion_results
     import shutil
+
+    from tests.test_student_check import PARTIAL_PLAN, _fashion_results
+
     for stale in ("fashion_results.json", "fashion_model.npz", "fashion_runs"):
         shutil.rmtree(work / stale) if (work / stale).is_dir() else (work / stale).unlink()
     _fashion_results(work, reference, PARTIAL_PLAN)
@@ -433,11 +513,14 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     assert result.returncode == 2 and "mnist_results.json holds SMOKE-TEST results" in output  # 05 still a smoke run
 
     # The package came from the wheel, with the data inside it; the instructors' files are absent.
-    probe = ("import dnn_course, dnn_course.checks as c; from dnn_course.datasets import load_dataset; "
-             "print(dnn_course.__file__); print(load_dataset('fashion-mnist', verbose=False).description); "
-             "print(c._FIXTURE_FILE.name); import importlib.util; print(importlib.util.find_spec('dnn_course.reference'))")
-    lines = subprocess.run([str(kit / ".venv/bin/python"), "-c", probe], cwd=tmp_path, env=env, capture_output=True,
-                           text=True, check=True).stdout.splitlines()
+    probe = (
+        "import dnn_course, dnn_course.checks as c; from dnn_course.datasets import load_dataset; "
+        "print(dnn_course.__file__); print(load_dataset('fashion-mnist', verbose=False).description); "
+        "print(c._FIXTURE_FILE.name); import importlib.util; print(importlib.util.find_spec('dnn_course.reference'))"
+    )
+    lines = subprocess.run(
+        [str(kit / ".venv/bin/python"), "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert lines[0].startswith(purelib)
     assert "dnn_course/embedded/fashion-mnist in the installed package" in lines[1]
     assert lines[2:] == ["visible_values.npz", "None"]
@@ -446,8 +529,14 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
     blank = kit / "blank"
     blank.mkdir()
     (blank / "01_activations.ipynb").write_bytes((kit / "exercises/dnn_hw/01_activations.ipynb").read_bytes())
-    result = subprocess.run([str(kit / ".venv/bin/python"), "-m", "nbgrader", "validate", "01_activations.ipynb"], cwd=blank,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(kit / ".venv/bin/python"), "-m", "nbgrader", "validate", "01_activations.ipynb"],
+        cwd=blank,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "ReLU.forward is not written yet" in result.stdout + result.stderr
 
 
@@ -490,8 +579,11 @@ def test_default_site_sources_hold_no_model_answer():
 
 
 def test_answer_check_finds_the_answers_and_the_tuned_configuration():
-    answers = {name: _page_source(name) for name in _toc_docnames(REPO / "_toc_answers.yml")
-               if name.startswith("book/answers/")}
+    answers = {
+        name: _page_source(name)
+        for name in _toc_docnames(REPO / "_toc_answers.yml")
+        if name.startswith("book/answers/")
+    }
     leaks = "\n".join(make_release.model_answer_leaks(answers))
     assert "the answers' section 'How the design was chosen'" in leaks
     assert "the answers' section 'What the curves show'" in leaks
@@ -501,7 +593,8 @@ def test_answer_check_finds_the_answers_and_the_tuned_configuration():
     assert "Rubric" not in model
     paraphrase = "In short: " + " ".join(model.split()[20:32]) + ", as I wrote."
     assert make_release.model_answer_leaks({"page": paraphrase}) == [
-        "page: text of the model answer 06_fashion_tuning.ipynb/answer_fashion_design"]
+        "page: text of the model answer 06_fashion_tuning.ipynb/answer_fashion_design"
+    ]
 
 
 # --- make submit -------------------------------------------------------------------------------
@@ -519,17 +612,23 @@ def _collected(submissions: Path, course: Path) -> tuple[dict, Path]:
     try:
         names = grade.prepare_master(course, settings, course / "assignment.db")
         api = grade.master_api(course, settings, course / "assignment.db")
-        manifest = collect.collect(submissions, course, settings.assignment, settings.name_pattern,
-                                   grade.released_ids(course, settings.assignment, names), api)
+        manifest = collect.collect(
+            submissions,
+            course,
+            settings.assignment,
+            settings.name_pattern,
+            grade.released_ids(course, settings.assignment, names),
+            api,
+        )
     finally:
         os.environ["PATH"] = env_path
     return manifest, course / "submitted"
 
 
 def test_submit_checks_the_files_and_writes_the_zip_the_grader_collects(tmp_path, capsys):
+    from autograder.grading_settings import DATA_FILES, DEFAULT_NAME_PATTERN
     from dnn_course import submission
     from dnn_course.experiment import SMOKE, Experiment, _save
-    from autograder.grading_settings import DATA_FILES, DEFAULT_NAME_PATTERN
 
     assert DATA_FILES == ASSIGNMENT.data_file_caps  # one list, the grader's and the student's
     work, out = tmp_path / "work", tmp_path / "uploads"
@@ -549,10 +648,12 @@ def test_submit_checks_the_files_and_writes_the_zip_the_grader_collects(tmp_path
     assert code == 1 and "Not packed: " in text and "lacks mnist_results.json, fashion_results.json" in text, text
     for name in DATA_FILES:
         (work / name).write_bytes(b"{}")
-    for args, message in [((), "Give your name and your student id, for example: make submit NAME=Ada_Lovelace ID=12345678"),
-                          (("--name", "Ada Lovelace", "--id", "12345678"), "NAME='Ada Lovelace' cannot go into the file name"),
-                          (("--name", "Ada_Lovelace", "--id", "123-456"), "ID='123-456' is not a student id"),
-                          (("--name", "Ada_Lovelace"), "Give your name and your student id")]:
+    for args, message in [
+        ((), "Give your name and your student id, for example: make submit NAME=Ada_Lovelace ID=12345678"),
+        (("--name", "Ada Lovelace", "--id", "12345678"), "NAME='Ada Lovelace' cannot go into the file name"),
+        (("--name", "Ada_Lovelace", "--id", "123-456"), "ID='123-456' is not a student id"),
+        (("--name", "Ada_Lovelace"), "Give your name and your student id"),
+    ]:
         code, text = submit(*args)
         assert code == 2 and message in text, (args, text)
     assert not list(out.iterdir())
@@ -561,13 +662,16 @@ def test_submit_checks_the_files_and_writes_the_zip_the_grader_collects(tmp_path
     _save(work / "mnist_results.json", Experiment({}, {}, {"relu": smoke, "tanh": smoke}, {}))
     code, text = submit("--name", "Ada_Lovelace", "--id", "12345678")
     assert code == 0, text
-    assert "WARNING: mnist_results.json holds smoke-test results (relu, tanh), made with SMOKE_TEST = True. " \
-           "They earn no points" in text
+    assert (
+        "WARNING: mnist_results.json holds smoke-test results (relu, tanh), made with SMOKE_TEST = True. "
+        "They earn no points" in text
+    )
     archive = out / "DNN_HW2_Ada_Lovelace_12345678.zip"
     assert f"Wrote {archive}" in text
     with zipfile.ZipFile(archive) as zipped:
         assert zipped.namelist() == [*make_release.NOTEBOOKS, *DATA_FILES]
     import re
+
     assert re.match(DEFAULT_NAME_PATTERN, archive.name.removesuffix(".zip"))
     manifest, submitted = _collected(out, tmp_path / "course")
     assert list(manifest) == ["12345678"]

@@ -13,6 +13,7 @@ Notebook 05's saved networks come from the brief's fixed settings and seed, so h
 code that computes the same numbers hand in identical files (the cohort's 2001-2003 do): listed, never
 a flag on their own.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,16 +35,35 @@ REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "exercises" / "dnn_hw"
 SOURCE = REPO / "solutions" / "dnn_hw"
 
-RENAMES = {"z": "inputs", "out": "cache", "d_prev": "upstream", "magnitude": "size", "generator": "gen",
-           "scale": "std", "exps": "ex", "count": "n_rows", "grad": "g", "data_loss": "ce", "penalty": "l2",
-           "per_example": "rows", "stable_sigmoid": "safe_sig", "inputs": "flat",
-           "shape_in": "orig_shape", "layer": "lyr", "name": "key", "x": "batch", "EPS": "TINY"}
+RENAMES = {
+    "z": "inputs",
+    "out": "cache",
+    "d_prev": "upstream",
+    "magnitude": "size",
+    "generator": "gen",
+    "scale": "std",
+    "exps": "ex",
+    "count": "n_rows",
+    "grad": "g",
+    "data_loss": "ce",
+    "penalty": "l2",
+    "per_example": "rows",
+    "stable_sigmoid": "safe_sig",
+    "inputs": "flat",
+    "shape_in": "orig_shape",
+    "layer": "lyr",
+    "name": "key",
+    "x": "batch",
+    "EPS": "TINY",
+}
 
 
 def disguise(source: str) -> str:
     """``source`` with names renamed, every token spaced differently and a comment in each function."""
-    tokens = [(t.type, RENAMES.get(t.string, t.string) if t.type == tokenize.NAME else t.string)
-              for t in tokenize.generate_tokens(io.StringIO(source).readline)]
+    tokens = [
+        (t.type, RENAMES.get(t.string, t.string) if t.type == tokenize.NAME else t.string)
+        for t in tokenize.generate_tokens(io.StringIO(source).readline)
+    ]
     lines = []
     for line in tokenize.untokenize(tokens).splitlines():
         lines.append(line.rstrip())
@@ -61,8 +81,11 @@ def _model(seed: int) -> bytes:
 
 def _reworded(text: str) -> str:
     """A copied answer with a few words changed."""
-    return (text.replace("Ranking:", "My ranking:").replace("so learning is fastest", "which is why it wins")
-            .replace("big |z|", "large |z|"))
+    return (
+        text.replace("Ranking:", "My ranking:")
+        .replace("so learning is fastest", "which is why it wins")
+        .replace("big |z|", "large |z|")
+    )
 
 
 def class_notebooks() -> dict[str, dict[str, nbformat.NotebookNode]]:
@@ -72,34 +95,67 @@ def class_notebooks() -> dict[str, dict[str, nbformat.NotebookNode]]:
     alvarez = {n: cohort._answers(copy.deepcopy(nb), cohort.ALVAREZ) for n, nb in good.items()}
     bao = {n: cohort._answers(copy.deepcopy(nb), cohort.BAO) for n, nb in good.items()}
     copied_code = {gid: disguise(text) for gid, text in cohort.ALVAREZ.items() if not gid.startswith("answer_")}
-    copier = {n: cohort._answers(copy.deepcopy(nb), {**copied_code, **{
-        "answer_mnist_activations": "Sigmoid trained slowest in my runs. Its slope is small everywhere, "
-                                    "so the first layer barely learns; ReLU and tanh did much better.",
-        "answer_fashion_design": "I picked two ReLU layers after comparing validation accuracy."}})
-        for n, nb in alvarez.items()}
-    answers_copied = {n: cohort._answers(copy.deepcopy(nb), {
-        key: _reworded(cohort.BAO[key]) for key in ("answer_mnist_activations", "answer_fashion_design")})
-        for n, nb in blank.items()}
-    short = {"relu": st.answer(blank[cohort.NB["01"]], "relu")
-             .replace("# ============================== EDIT HERE ==============================\n"
-                      "        raise NotImplementedError()\n        return self.out",
-                      "self.out = np.maximum(0, z)\n        return self.out", 1)
-             .replace("# ============================== EDIT HERE ==============================\n"
-                      "        raise NotImplementedError()\n        return d_z",
-                      "return d_prev * (self.out > 0)", 1)}
+    copier = {
+        n: cohort._answers(
+            copy.deepcopy(nb),
+            {
+                **copied_code,
+                **{
+                    "answer_mnist_activations": "Sigmoid trained slowest in my runs. Its slope is small everywhere, "
+                    "so the first layer barely learns; ReLU and tanh did much better.",
+                    "answer_fashion_design": "I picked two ReLU layers after comparing validation accuracy.",
+                },
+            },
+        )
+        for n, nb in alvarez.items()
+    }
+    answers_copied = {
+        n: cohort._answers(
+            copy.deepcopy(nb),
+            {key: _reworded(cohort.BAO[key]) for key in ("answer_mnist_activations", "answer_fashion_design")},
+        )
+        for n, nb in blank.items()
+    }
+    short = {
+        "relu": st.answer(blank[cohort.NB["01"]], "relu")
+        .replace(
+            "# ============================== EDIT HERE ==============================\n"
+            "        raise NotImplementedError()\n        return self.out",
+            "self.out = np.maximum(0, z)\n        return self.out",
+            1,
+        )
+        .replace(
+            "# ============================== EDIT HERE ==============================\n"
+            "        raise NotImplementedError()\n        return d_z",
+            "return d_prev * (self.out > 0)",
+            1,
+        )
+    }
     assert "np.maximum(0, z)" in short["relu"] and "NotImplementedError" not in short["relu"]
     shorts = {n: cohort._answers(copy.deepcopy(nb), short) for n, nb in blank.items()}
-    return {"2001": good, "2002": alvarez, "2003": bao, "2009": copier, "2010": answers_copied,
-            "2011": copy.deepcopy(blank), "2012": shorts, "2013": copy.deepcopy(shorts)}
+    return {
+        "2001": good,
+        "2002": alvarez,
+        "2003": bao,
+        "2009": copier,
+        "2010": answers_copied,
+        "2011": copy.deepcopy(blank),
+        "2012": shorts,
+        "2013": copy.deepcopy(shorts),
+    }
 
 
 def class_models() -> dict[str, dict[str, bytes]]:
     """Student id -> {file name: bytes}: 05's relu network the same for the honest three (fixed seed)."""
     relu = _model(0)
-    models = {sid: {"mnist_model_relu.npz": relu, "mnist_model_tanh.npz": _model(10 + i),
-                    "fashion_model.npz": _model(20 + i)} for i, sid in enumerate(("2001", "2002", "2003"))}
-    models["2011"] = {"fashion_model.npz": models["2002"]["fashion_model.npz"],
-                      "mnist_model_sigmoid.npz": models["2001"]["mnist_model_tanh.npz"]}
+    models = {
+        sid: {"mnist_model_relu.npz": relu, "mnist_model_tanh.npz": _model(10 + i), "fashion_model.npz": _model(20 + i)}
+        for i, sid in enumerate(("2001", "2002", "2003"))
+    }
+    models["2011"] = {
+        "fashion_model.npz": models["2002"]["fashion_model.npz"],
+        "mnist_model_sigmoid.npz": models["2001"]["mnist_model_tanh.npz"],
+    }
     return models
 
 
@@ -129,7 +185,7 @@ def test_the_independent_correct_students_are_not_flagged(pairs):
         p = pairs[pair]
         assert not p.flagged, (pair, p.reasons)
         assert p.code < 0.3 and p.text == 0, (pair, p.code_a, p.code_b, p.text)
-        assert ("mnist_model_relu.npz", "mnist_model_relu.npz") in p.models   # listed, not a flag
+        assert ("mnist_model_relu.npz", "mnist_model_relu.npz") in p.models  # listed, not a flag
 
 
 def test_a_renamed_and_reformatted_copy_of_the_code_is_flagged_with_its_source_only(pairs):
@@ -173,10 +229,18 @@ def test_scores_do_not_depend_on_the_process(pairs, tmp_path):
     course = write_course(tmp_path)
     students = sorted(p.name for p in (course / "submitted").iterdir())
     here = similarity_report.csv_text(similarity.analyse(course, "dnn_hw", students, 0.5))
-    code = ("import sys; from pathlib import Path; from autograder import similarity as s, similarity_report as r; "
-            "c = Path(sys.argv[1]); sys.stdout.write(r.csv_text(s.analyse(c, 'dnn_hw', sys.argv[2:], 0.5)))")
-    there = subprocess.run([sys.executable, "-c", code, str(course), *students], cwd=REPO, check=True,
-                           capture_output=True, text=True, env={"PYTHONHASHSEED": "12345", "PATH": ""}).stdout
+    code = (
+        "import sys; from pathlib import Path; from autograder import similarity as s, similarity_report as r; "
+        "c = Path(sys.argv[1]); sys.stdout.write(r.csv_text(s.analyse(c, 'dnn_hw', sys.argv[2:], 0.5)))"
+    )
+    there = subprocess.run(
+        [sys.executable, "-c", code, str(course), *students],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PYTHONHASHSEED": "12345", "PATH": ""},
+    ).stdout
     assert here == there
 
 
@@ -189,13 +253,12 @@ def test_the_page_shows_the_pairs_side_by_side_with_the_shared_regions_marked(tm
     page = (out / "similarity.html").read_text()
     assert "<h3 id='2002-2009'>2002 and 2009</h3>" in page and "<mark>" in page
     assert "http" not in page.replace("https://pypi.org", "")  # offline: nothing loaded from the network
-    section = page[page.index("<h3 id='2002-2009'>"):]
-    assert "safe_sig" in section and "stable_sigmoid" in section   # the copy and its source, side by side
+    section = page[page.index("<h3 id='2002-2009'>") :]
+    assert "safe_sig" in section and "stable_sigmoid" in section  # the copy and its source, side by side
     with open(out / "similarity.csv", newline="") as handle:
         rows = {(r["student_a"], r["student_b"]): r for r in csv.DictReader(handle)}
     assert len(rows) == len(students) * (len(students) - 1) // 2
-    assert sorted(k for k, r in rows.items() if r["flagged"]) == [("2002", "2009"), ("2002", "2011"),
-                                                                  ("2003", "2010")]
+    assert sorted(k for k, r in rows.items() if r["flagged"]) == [("2002", "2009"), ("2002", "2011"), ("2003", "2010")]
     assert "2002 and 2009" in similarity_report.report_section(out)
     # a higher threshold flags fewer pairs: the instructor decides
     similarity_report.write(out, course, "dnn_hw", students, 0.99)
@@ -230,12 +293,15 @@ def test_the_grade_command_flags_exactly_the_copied_pair(tmp_path):
     download.mkdir()
     notebooks = class_notebooks()
     for sid, name in (("2001", "Ada_Lovelace"), ("2002", "Ana_Alvarez"), ("2009", "Max_Copy")):
-        folder = cohort.write_notebooks(tmp_path / "students" / sid,
-                                        {n: nb for n, nb in notebooks[sid].items() if n[:2] in "01 02 03 04"})
+        folder = cohort.write_notebooks(
+            tmp_path / "students" / sid, {n: nb for n, nb in notebooks[sid].items() if n[:2] in "01 02 03 04"}
+        )
         cohort.zip_folder(folder, download / f"DNN_HW2_{name}_{sid}.zip", 1_790_000_000)
     out = tmp_path / "out"
-    assert main(["grade", str(download), "--out", str(out), "--quiet", "--jobs", "2",
-                 "--experiment-profile", "smoke"]) == 0
+    assert (
+        main(["grade", str(download), "--out", str(out), "--quiet", "--jobs", "2", "--experiment-profile", "smoke"])
+        == 0
+    )
     with open(out / "similarity.csv", newline="") as handle:
         flagged = [(r["student_a"], r["student_b"]) for r in csv.DictReader(handle) if r["flagged"]]
     assert flagged == [("2002", "2009")]
@@ -255,6 +321,7 @@ def test_the_readme_states_the_measured_scores(pairs):
     assert f"respaced shares {100 * copied:.0f} %" in text
     assert f"(default {similarity.DEFAULT_THRESHOLD:g})" in text and honest < similarity.DEFAULT_THRESHOLD < copied
     from autograder.grading_settings import GradingSettings
+
     assert GradingSettings().similarity_threshold == similarity.DEFAULT_THRESHOLD
 
 
@@ -264,11 +331,15 @@ def test_the_instructor_guide_states_the_measured_scores_and_the_rules(pairs):
     honest = max(pairs[p].code for p in [("2001", "2002"), ("2001", "2003"), ("2002", "2003")])
     copied = min(pairs[("2002", "2009")].code_a, pairs[("2002", "2009")].code_b)
     assert max(pairs[p].text for p in [("2001", "2002"), ("2001", "2003"), ("2002", "2003")]) == 0
-    assert (f"share at most {100 * honest:.0f} % of their code and none of their written words; a copy of one of "
-            f"them with every variable renamed and every line respaced shares {100 * copied:.0f} %") in text
+    assert (
+        f"share at most {100 * honest:.0f} % of their code and none of their written words; a copy of one of "
+        f"them with every variable renamed and every line respaced shares {100 * copied:.0f} %"
+    ) in text
     assert f"`--similarity-threshold` alike (0 to 1, default {similarity.DEFAULT_THRESHOLD:g})" in text
-    assert (f"at least {similarity.MIN_SHARED_CODE} characters of tokenized code (about four lines) or "
-            f"{similarity.MIN_SHARED_WORDS} words") in text
+    assert (
+        f"at least {similarity.MIN_SHARED_CODE} characters of tokenized code (about four lines) or "
+        f"{similarity.MIN_SHARED_WORDS} words"
+    ) in text
     assert f"runs of {similarity.MIN_RUN} or more words" in text
     assert similarity.CODE_NOTEBOOKS == ("01", "02", "03", "04") and "answer cells of notebooks 01-04" in text
     assert similarity.OWN_CONFIGURATION_MODELS == ("fashion_model.npz",)
@@ -285,9 +356,9 @@ def test_shared_runs_of_hostile_repetitive_answers_are_found_in_one_pass():
     assert shared_runs(same, same) == [(0, 0, 10_000)]
     assert shared_runs(same, ["the", "x"] * 5_000) == []
     answer = "a model fitted with a smaller learning rate converged more slowly but further".split()
-    copied = ["in", "short"] + answer[:MIN_RUN + 1] + ["however"]
+    copied = ["in", "short"] + answer[: MIN_RUN + 1] + ["however"]
     assert shared_runs(answer, copied) == [(0, 2, MIN_RUN + 1)]
-    assert shared_runs(answer, answer[:MIN_RUN - 1]) == []
+    assert shared_runs(answer, answer[: MIN_RUN - 1]) == []
 
 
 def test_the_similarity_step_is_guarded_before_the_grades_are_written():
@@ -300,6 +371,7 @@ def test_the_similarity_step_is_guarded_before_the_grades_are_written():
     source = inspect.getsource(grade)
     call = source.index("similarity_report.write(")
     guard = source.rindex("try:", 0, call)
-    assert source.index("except Exception", call) < source.index("report.write_all(", call), \
+    assert source.index("except Exception", call) < source.index("report.write_all(", call), (
         "the similarity step must be guarded before the grades are written"
+    )
     assert guard > source.rindex("manual.write_manual_list(", 0, call)

@@ -23,12 +23,23 @@ BASE = "http://127.0.0.1:8000/"
 
 def test_network_problems_name_what_left_the_machine_failed_or_threw():
     events = LoadEvents(
-        requests=[BASE + "book/a.html", "http://localhost:9/x.js", "data:,", "file:///tmp/a.css",
-                  "https://cdn.example.org/mathjax.js", "wss://example.org/socket"],
-        responses=[(200, BASE + "book/a.html"), (404, BASE + "missing.png"), (404, BASE + "favicon.ico"),
-                   (500, BASE + "book/b.html")],
+        requests=[
+            BASE + "book/a.html",
+            "http://localhost:9/x.js",
+            "data:,",
+            "file:///tmp/a.css",
+            "https://cdn.example.org/mathjax.js",
+            "wss://example.org/socket",
+        ],
+        responses=[
+            (200, BASE + "book/a.html"),
+            (404, BASE + "missing.png"),
+            (404, BASE + "favicon.ico"),
+            (500, BASE + "book/b.html"),
+        ],
         failures=[("net::ERR_CONNECTION_REFUSED", "http://127.0.0.2:9/cdn.js")],
-        exceptions=["ReferenceError: f is not defined"])
+        exceptions=["ReferenceError: f is not defined"],
+    )
     assert pages.network_problems(events) == [
         "request leaves the machine (the site must work offline): https://cdn.example.org/mathjax.js",
         "request leaves the machine (the site must work offline): wss://example.org/socket",
@@ -45,8 +56,14 @@ def test_network_problems_name_what_left_the_machine_failed_or_threw():
 
 def _seen(**changes) -> dict:
     """What js/inspect.js reads of a page with nothing wrong, with `changes`."""
-    seen = {"heading": "1. Activations", "untypeset": [], "mathErrors": [], "prose": "Costs $5 and $6.",
-            "images": [{"src": BASE + "_images/a.png", "width": 640}], "links": []}
+    seen = {
+        "heading": "1. Activations",
+        "untypeset": [],
+        "mathErrors": [],
+        "prose": "Costs $5 and $6.",
+        "images": [{"src": BASE + "_images/a.png", "width": 640}],
+        "links": [],
+    }
     return {**seen, **changes}
 
 
@@ -63,17 +80,20 @@ def test_a_clean_page_has_no_problem(site):
     assert pages.page_problems(_seen(links=links), site, BASE) == []
 
 
-@pytest.mark.parametrize(("changes", "problem"), [
-    ({"heading": ""}, "the page has no <h1> title"),
-    ({"untypeset": ["\\(x^2\\)"]}, "math not typeset by MathJax: '\\\\(x^2\\\\)'"),
-    ({"mathErrors": ["Undefined control sequence"]}, "MathJax error: 'Undefined control sequence'"),
-    ({"prose": "Display: $$ E = mc^2 $$"}, "raw $$ in the visible text: 'Display: $$ E = mc^2 $$'"),
-    ({"prose": "inline $x^2_i$ here"}, "raw TeX between $ signs in the visible text: '$x^2_i$'"),
-    ({"prose": "Its gradient: \\lambda W"}, "raw LaTeX command in the visible text: 'Its gradient: \\\\lambda W'"),
-    ({"images": [{"src": BASE + "missing.png", "width": 0}]}, f"image did not load: {BASE}missing.png"),
-    ({"links": [BASE + "book/nowhere.html"]}, f"broken link: {BASE}book/nowhere.html (no file book/nowhere.html)"),
-    ({"links": [BASE + "book/a.html#gone"]}, f"broken link: {BASE}book/a.html#gone (no element with id 'gone')"),
-])
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"heading": ""}, "the page has no <h1> title"),
+        ({"untypeset": ["\\(x^2\\)"]}, "math not typeset by MathJax: '\\\\(x^2\\\\)'"),
+        ({"mathErrors": ["Undefined control sequence"]}, "MathJax error: 'Undefined control sequence'"),
+        ({"prose": "Display: $$ E = mc^2 $$"}, "raw $$ in the visible text: 'Display: $$ E = mc^2 $$'"),
+        ({"prose": "inline $x^2_i$ here"}, "raw TeX between $ signs in the visible text: '$x^2_i$'"),
+        ({"prose": "Its gradient: \\lambda W"}, "raw LaTeX command in the visible text: 'Its gradient: \\\\lambda W'"),
+        ({"images": [{"src": BASE + "missing.png", "width": 0}]}, f"image did not load: {BASE}missing.png"),
+        ({"links": [BASE + "book/nowhere.html"]}, f"broken link: {BASE}book/nowhere.html (no file book/nowhere.html)"),
+        ({"links": [BASE + "book/a.html#gone"]}, f"broken link: {BASE}book/a.html#gone (no element with id 'gone')"),
+    ],
+)
 def test_each_page_problem_is_reported(site, changes, problem):
     assert pages.page_problems(_seen(**changes), site, BASE) == [problem]
 
@@ -114,7 +134,8 @@ def test_figure_text_must_not_be_smaller_than_the_footnotes():
     shrunk = _measured(figures=[_figure(textPx=9.2, scale=0.6)])
     assert layout.layout_problems(shrunk, desktop=False) == [
         "figure text drawn at 9.2 px, smaller than the footnotes' 14.0 px (the figure is shrunk to 60%): "
-        "../_images/fig.png"]
+        "../_images/fig.png"
+    ]
 
 
 def test_figures_must_be_stored_at_twice_their_shown_pixels():
@@ -126,14 +147,17 @@ def test_figures_must_be_stored_at_twice_their_shown_pixels():
 def test_a_figure_wider_than_the_column_fails_on_the_desktop_only():
     wide = _measured(figures=[_figure(width=900, fits=False)])
     assert layout.layout_problems(wide, desktop=True) == [
-        "figure 900 px wide, wider than the 740 px text column: ../_images/fig.png"]
+        "figure 900 px wide, wider than the 740 px text column: ../_images/fig.png"
+    ]
     assert layout.layout_problems(wide, desktop=False) == []
 
 
 def test_the_page_problems_come_first_then_two_search_boxes():
     measured = _measured(problems=["the page scrolls sideways: 500 px wide in a 390 px window"], searches=2)
     assert layout.layout_problems(measured, desktop=False) == [
-        "the page scrolls sideways: 500 px wide in a 390 px window", "2 search boxes visible at once"]
+        "the page scrolls sideways: 500 px wide in a 390 px window",
+        "2 search boxes visible at once",
+    ]
 
 
 def test_the_layout_is_checked_at_a_desktop_and_a_phone_width():
@@ -147,7 +171,8 @@ def test_toc_docnames_lists_the_root_then_every_file_in_order(tmp_path):
     (tmp_path / "_toc.yml").write_text(
         "format: jb-book\nroot: book/intro\nparts:\n  - caption: Chapters\n    chapters:\n"
         "      - file: book/01_a.md\n        sections:\n          - file: book/01_b\n"
-        "  - chapters:\n      - file: exercises/ex.ipynb\n")
+        "  - chapters:\n      - file: exercises/ex.ipynb\n"
+    )
     assert toc.toc_docnames(tmp_path / "_toc.yml") == ["book/intro", "book/01_a", "book/01_b", "exercises/ex"]
 
 
@@ -160,7 +185,8 @@ def test_every_page_script_is_a_function_the_checks_run():
         assert re.search(rf"""(run|page_script)\("{name}"[,)]""", code), f"js/{name}.js is run by no check"
         body = re.sub(r"^\s*//.*\n", "", browser.page_script(name), flags=re.MULTILINE).strip()
         assert re.match(r"^(async\s*)?\([^)]*\)\s*=>\s*\{", body) and body.endswith("}"), (
-            f"js/{name}.js must hold one arrow function after its comments")
+            f"js/{name}.js must hold one arrow function after its comments"
+        )
 
 
 def test_find_chromium_prefers_the_chromium_variable(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ cell that plots with matplotlib and shows a tqdm bar, a student's answer cell,
 a graded test) with the grader's probe cells, in an ordinary kernel, and reads
 the verdicts the way the grader does.
 """
+
 from __future__ import annotations
 
 import nbformat
@@ -17,8 +18,14 @@ TOKEN = "t0k3n"
 
 
 def _cell(source: str, grade_id: str, *, locked=True, solution=False, grade=False, points=0):
-    meta = {"grade_id": grade_id, "locked": locked, "solution": solution, "grade": grade,
-            "schema_version": 3, "task": False}
+    meta = {
+        "grade_id": grade_id,
+        "locked": locked,
+        "solution": solution,
+        "grade": grade,
+        "schema_version": 3,
+        "task": False,
+    }
     if grade:
         meta["points"] = points
     return nbformat.v4.new_code_cell(source, metadata={"nbgrader": meta})
@@ -50,11 +57,17 @@ def run_with_probes(answer: str, folder) -> tuple[tuple | None, list[str]]:
     ]
     probed = rebuild.add_probes(nb, TOKEN)
     # the grader's kernels run in a working folder of their own (the rule distrusts code from there)
-    NotebookClient(probed, timeout=120, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(folder)}}).execute()
-    checks = [(tamper_probe.check_label(c.source), "".join(o.get("text", "") for o in c.outputs
-                                                    if o.get("output_type") == "stream"))
-              for c in probed.cells if tamper_probe.is_check(c.source)]
+    NotebookClient(
+        probed, timeout=120, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(folder)}}
+    ).execute()
+    checks = [
+        (
+            tamper_probe.check_label(c.source),
+            "".join(o.get("text", "") for o in c.outputs if o.get("output_type") == "stream"),
+        )
+        for c in probed.cells
+        if tamper_probe.is_check(c.source)
+    ]
     labels = [label for label, _ in checks]
     return tamper_probe.first_tampering(checks, TOKEN), labels
 
@@ -67,37 +80,48 @@ CLEAN = {
         "def double(x):\n    return _helper(x)\n"
         "print('checking', double(1.0))\nprint('a note', file=sys.stderr)\n"
         "logging.warning('careful')\nwarnings.warn('a harmless warning')\n"
-        "plt.figure(); plt.plot([1, 2, 3]); plt.title('mine'); plt.show()"),
+        "plt.figure(); plt.plot([1, 2, 3]); plt.title('mine'); plt.show()"
+    ),
     "own tqdm bar and display": (
         "from tqdm.auto import tqdm\nfrom IPython.display import display\n"
         "for _ in tqdm(range(2)):\n    pass\ndisplay({'a': 1})\n"
-        "def double(x):\n    return 2 * x"),
+        "def double(x):\n    return 2 * x"
+    ),
 }
 
 TAMPERED = {
-    "event callback": ("get_ipython().events.register('post_run_cell', lambda *a: None)",
-                       "IPython post_run_cell callback (<lambda>) was registered"),
+    "event callback": (
+        "get_ipython().events.register('post_run_cell', lambda *a: None)",
+        "IPython post_run_cell callback (<lambda>) was registered",
+    ),
     "event callback from a library function (partial)": (
         "import functools\nget_ipython().events.register('pre_run_cell', functools.partial(print, 'x'))",
-        "IPython pre_run_cell callback"),
-    "display formatter": ("get_ipython().display_formatter.formatters['text/plain'].for_type("
-                          "float, lambda x, p, c: p.text('4.0'))",
-                          "text/plain display formatter (<lambda>) was registered"),
-    "showtraceback": ("type(get_ipython()).showtraceback = lambda *a, **k: None",
-                      "shell.showtraceback was replaced"),
-    "custom exception handler": ("get_ipython().set_custom_exc((AssertionError,), lambda *a, **k: None)",
-                                 "a custom exception handler was installed"),
+        "IPython pre_run_cell callback",
+    ),
+    "display formatter": (
+        "get_ipython().display_formatter.formatters['text/plain'].for_type(float, lambda x, p, c: p.text('4.0'))",
+        "text/plain display formatter (<lambda>) was registered",
+    ),
+    "showtraceback": ("type(get_ipython()).showtraceback = lambda *a, **k: None", "shell.showtraceback was replaced"),
+    "custom exception handler": (
+        "get_ipython().set_custom_exc((AssertionError,), lambda *a, **k: None)",
+        "a custom exception handler was installed",
+    ),
     "numpy function": ("np.allclose = lambda *a, **k: True", "numpy.allclose was replaced"),
-    "replaced module": ("import sys, types\nsys.modules['numpy'] = types.ModuleType('numpy')",
-                        "the numpy module was replaced"),
+    "replaced module": (
+        "import sys, types\nsys.modules['numpy'] = types.ModuleType('numpy')",
+        "the numpy module was replaced",
+    ),
     "callback from a file the student wrote": (
         "open('helper_mod.py', 'w').write('def cb(*args):\\n    pass\\n')\nimport importlib, sys\n"
         "sys.path.insert(0, '.')\nimportlib.invalidate_caches()\nimport helper_mod\n"
         "get_ipython().events.register('post_run_cell', helper_mod.cb)",
-        "IPython post_run_cell callback (cb) was registered"),
-    "ast transformer": ("import ast\nclass Quiet(ast.NodeTransformer):\n    pass\n"
-                        "get_ipython().ast_transformers.append(Quiet())",
-                        "an input or AST transformer (Quiet) was added"),
+        "IPython post_run_cell callback (cb) was registered",
+    ),
+    "ast transformer": (
+        "import ast\nclass Quiet(ast.NodeTransformer):\n    pass\nget_ipython().ast_transformers.append(Quiet())",
+        "an input or AST transformer (Quiet) was added",
+    ),
 }
 
 
@@ -118,8 +142,6 @@ def test_what_a_students_cell_installs_is_tampering_and_named_at_that_cell(attac
 
 
 def test_tampering_installed_later_by_the_students_function_is_found_at_the_test(tmp_path):
-    lazy = ("def double(x):\n"
-            "    get_ipython().events.register('post_run_cell', lambda *a: None)\n"
-            "    return 2 * x")
+    lazy = "def double(x):\n    get_ipython().events.register('post_run_cell', lambda *a: None)\n    return 2 * x"
     found, _ = run_with_probes(lazy, tmp_path)
     assert found is not None and found[:2] == (3, "test_double")

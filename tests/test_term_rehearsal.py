@@ -9,6 +9,7 @@ smoke-test profile; every student's total, per-notebook score, grades.csv row
 and feedback page is asserted, a second run must give identical grades, and
 the perfect student must score the same through plain nbgrader ``autograde``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,10 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from dnn_course.assignment import profile_environment
-
 from autograder.grade import grade
 from autograder.grading_settings import GradingSettings
+from dnn_course.assignment import profile_environment
 from tests.rehearsal import cohort
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bubblewrap")]
@@ -93,7 +93,7 @@ def test_feedback_pages_say_what_was_measured_and_what_was_lost(term):
     feedback = root / "out1" / "feedback"
     ada = (feedback / "2001.html").read_text()
     assert "Score: <b>40 / 50</b>" in ada and "2 answers still to be graded by hand" in ada
-    assert "test accuracy measured on the saved weights" in ada   # 05 and 06, measured by the grader
+    assert "test accuracy measured on the saved weights" in ada  # 05 and 06, measured by the grader
     cruz = (feedback / "2004.html").read_text()
     assert "ReLU" in cruz and "test_relu_backward" in cruz and "test_ce_loss" in cruz
     dara = (feedback / "2005.html").read_text()
@@ -128,14 +128,24 @@ def test_plain_nbgrader_gives_the_perfect_student_the_same_scores(term, tmp_path
         f"c.CourseDirectory.root = {str(course)!r}\n"
         "c.CourseDirectory.source_directory = 'source'\n"
         "c.CourseDirectory.release_directory = 'release'\n"
-        f"c.Execute.timeout = {SETTINGS.cell_timeout}\n")
+        f"c.Execute.timeout = {SETTINGS.cell_timeout}\n"
+    )
     env = dict(os.environ, **profile_environment("smoke"), MPLBACKEND="Agg")
-    for command in (["generate_assignment", "dnn_hw", "--force"],
-                    ["autograde", "dnn_hw", "--force", "--student", "2001"]):
-        done = subprocess.run([sys.executable, "-m", "nbgrader", *command, "--log-level=WARN"], cwd=course,
-                              env=env, capture_output=True, text=True, timeout=900)
+    for command in (
+        ["generate_assignment", "dnn_hw", "--force"],
+        ["autograde", "dnn_hw", "--force", "--student", "2001"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "nbgrader", *command, "--log-level=WARN"],
+            cwd=course,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         plain = {nb.name[:2]: round(nb.score) for nb in gb.find_submission("dnn_hw", "2001").notebooks}
     row = read_rows(root / "out1")["2001"]
@@ -151,10 +161,10 @@ def test_the_similarity_report_flags_the_copies_and_not_the_independent_students
     with open(root / "out1" / "similarity.csv", newline="", encoding="utf-8") as handle:
         rows = {(r["student_a"], r["student_b"]): r for r in csv.DictReader(handle)}
     ids = sorted(cohort.EXPECTED)
-    assert sorted(rows) == [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+    assert sorted(rows) == [(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :]]
     copies = ["2001", "2004", "2005", "2006", "2007", "2008"]
     flagged = sorted(pair for pair, row in rows.items() if row["flagged"])
-    assert flagged == [(a, b) for i, a in enumerate(copies) for b in copies[i + 1:]]
+    assert flagged == [(a, b) for i, a in enumerate(copies) for b in copies[i + 1 :]]
     for pair in [("2001", "2002"), ("2001", "2003"), ("2002", "2003")]:
         assert float(rows[pair]["code_a"]) < 0.3 and float(rows[pair]["code_b"]) < 0.3, rows[pair]
         assert float(rows[pair]["written_answers"]) == 0, rows[pair]

@@ -11,9 +11,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-import pytest
-
 import conftest
+import pytest
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -30,8 +29,11 @@ def _functions(module: Path) -> dict[str, tuple[ast.FunctionDef, str]]:
     """The module's top-level functions: name -> (node, source)."""
     text = module.read_text(encoding="utf-8")
     tree = ast.parse(text)
-    return {node.name: (node, ast.get_source_segment(text, node) or "")
-            for node in tree.body if isinstance(node, ast.FunctionDef)}
+    return {
+        node.name: (node, ast.get_source_segment(text, node) or "")
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+    }
 
 
 def _fixture_names(function: ast.FunctionDef) -> list[str]:
@@ -86,8 +88,10 @@ def test_the_tiers_are_declared_and_make_test_fast_runs_the_unit_tier_in_paralle
 
 
 # The first starts a process on purpose (the guard stops it); the second only writes such code to a file.
-DELIBERATE = {"test_tiers.py::test_a_unit_test_that_starts_a_process_fails",
-              "test_tiers.py::test_the_scan_follows_fixtures_and_helpers_of_the_module"}
+DELIBERATE = {
+    "test_tiers.py::test_a_unit_test_that_starts_a_process_fails",
+    "test_tiers.py::test_the_scan_follows_fixtures_and_helpers_of_the_module",
+}
 
 
 def test_every_collected_test_has_one_tier_and_no_unit_test_starts_a_process(request):

@@ -5,6 +5,7 @@ ZeroMQ over Unix-domain sockets and is not affected. This is a courtesy
 barrier, not a security boundary: the class report says that no namespaces
 were in force.
 """
+
 import socket as _socket
 
 _BLOCKED = {getattr(_socket, name) for name in ("AF_INET", "AF_INET6") if hasattr(_socket, name)}

@@ -18,9 +18,10 @@ import functools
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 try:
     from playwright.sync_api import Browser, Page, sync_playwright
@@ -89,12 +90,18 @@ def headless_chromium(executable: str, timeout: float = 30.0) -> Iterator[Browse
     """Start the Chromium at `executable` headless through Playwright; closed on exit."""
     with sync_playwright() as playwright:
         try:
-            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=list(CHROMIUM_ARGS),
-                                                 ignore_default_args=list(PLAYWRIGHT_ARGS_LEFT_OUT),
-                                                 timeout=timeout * 1000)
+            browser = playwright.chromium.launch(
+                executable_path=executable,
+                headless=True,
+                args=list(CHROMIUM_ARGS),
+                ignore_default_args=list(PLAYWRIGHT_ARGS_LEFT_OUT),
+                timeout=timeout * 1000,
+            )
         except PlaywrightError as error:
-            raise BrowserError(f"Chromium ({executable}) did not start: {error.message}\n"
-                               f"Is it a working Chromium? If not, {INSTALL_HINT}, or set CHROMIUM") from None
+            raise BrowserError(
+                f"Chromium ({executable}) did not start: {error.message}\n"
+                f"Is it a working Chromium? If not, {INSTALL_HINT}, or set CHROMIUM"
+            ) from None
         try:
             yield browser
         finally:
@@ -106,8 +113,9 @@ class Tab:
 
     def __init__(self, browser: Browser, *, width: int, height: int, mobile: bool, timeout: float):
         self.timeout = timeout
-        self._context = browser.new_context(viewport={"width": width, "height": height},
-                                            device_scale_factor=1, is_mobile=mobile)
+        self._context = browser.new_context(
+            viewport={"width": width, "height": height}, device_scale_factor=1, is_mobile=mobile
+        )
         self.page: Page = self._context.new_page()
         self.page.set_default_timeout(timeout * 1000)
         self._events = LoadEvents()
@@ -161,8 +169,14 @@ class Tab:
 
 
 @contextlib.contextmanager
-def open_tab(browser: Browser, *, width: int = DEFAULT_WINDOW[0], height: int = DEFAULT_WINDOW[1],
-             mobile: bool = False, timeout: float = 30.0) -> Iterator[Tab]:
+def open_tab(
+    browser: Browser,
+    *,
+    width: int = DEFAULT_WINDOW[0],
+    height: int = DEFAULT_WINDOW[1],
+    mobile: bool = False,
+    timeout: float = 30.0,
+) -> Iterator[Tab]:
     """A tab with a window of `width` x `height` CSS pixels (`mobile`: as a phone shows pages); closed on exit."""
     tab = Tab(browser, width=width, height=height, mobile=mobile, timeout=timeout)
     try:

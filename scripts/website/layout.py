@@ -39,17 +39,23 @@ def layout_problems(measured: dict, *, desktop: bool) -> list[str]:
     problems = list(measured["problems"])
     for figure in measured["figures"]:
         if figure["textPx"] + 0.05 < measured["footnotePx"]:
-            problems.append(f"figure text drawn at {figure['textPx']:.1f} px, smaller than the footnotes' "
-                            f"{measured['footnotePx']:.1f} px (the figure is shrunk to {figure['scale']:.0%}): "
-                            f"{figure['src'][:80]}")
+            problems.append(
+                f"figure text drawn at {figure['textPx']:.1f} px, smaller than the footnotes' "
+                f"{measured['footnotePx']:.1f} px (the figure is shrunk to {figure['scale']:.0%}): "
+                f"{figure['src'][:80]}"
+            )
         if figure["density"] < BOOK_PIXEL_RATIO - 0.05:
-            problems.append(f"figure stored at {figure['density']:.1f}x the pixels it is shown at, not "
-                            f"{BOOK_PIXEL_RATIO}x: blurry on high-density screens (draw it after "
-                            f"dnn_course.plotting.use_book_style(); a cached output may predate it): "
-                            f"{figure['src'][:80]}")
+            problems.append(
+                f"figure stored at {figure['density']:.1f}x the pixels it is shown at, not "
+                f"{BOOK_PIXEL_RATIO}x: blurry on high-density screens (draw it after "
+                f"dnn_course.plotting.use_book_style(); a cached output may predate it): "
+                f"{figure['src'][:80]}"
+            )
         if desktop and not figure["fits"]:
-            problems.append(f"figure {figure['width']:.0f} px wide, wider than the {measured['column']:.0f} px "
-                            f"text column: {figure['src'][:80]}")
+            problems.append(
+                f"figure {figure['width']:.0f} px wide, wider than the {measured['column']:.0f} px "
+                f"text column: {figure['src'][:80]}"
+            )
     if measured["searches"] > 1:
         problems.append(f"{measured['searches']} search boxes visible at once")
     return problems

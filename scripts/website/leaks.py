@@ -31,21 +31,29 @@ def find_solution_leaks(site_dir: Path, solutions_dir: Path, page_texts: dict[st
         relative = path.relative_to(site_dir).as_posix()
         if "solutions/" in relative or relative.startswith("solutions"):
             leaks.append(f"a solution file is published: {relative}")
-    texts = {p.relative_to(site_dir).as_posix(): downloadable_text(p) for p in files
-             if p.suffix in (".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py")
-             and "_static/" not in p.relative_to(site_dir).as_posix()}
+    texts = {
+        p.relative_to(site_dir).as_posix(): downloadable_text(p)
+        for p in files
+        if p.suffix in (".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py")
+        and "_static/" not in p.relative_to(site_dir).as_posix()
+    }
     for relative, text in texts.items():
         for marker in nbgrader_regions.MARKERS:
             if marker in text:
                 leaks.append(f"nbgrader marker {marker!r} published in {relative}")
     lines = secret_lines.secret_lines(solutions_dir)
     for name, text in {**texts, **page_texts}.items():
-        leaks += [f"{line.kind} line of {line.notebook} published in {name}: {line.key[:80]!r}"
-                  for line in secret_lines.found_in(text, lines)]
+        leaks += [
+            f"{line.kind} line of {line.notebook} published in {name}: {line.key[:80]!r}"
+            for line in secret_lines.found_in(text, lines)
+        ]
     # The leak policy reads the sources (Markdown, notebooks: their code spans are marked) for code
     # and written answers, and the pages' visible text (numbers computed at build time) for answers.
-    sources = {path.relative_to(site_dir).as_posix(): leak_policy.page_text(path) for path in files
-               if path.suffix in (".md", ".ipynb") and "_static/" not in path.relative_to(site_dir).as_posix()}
+    sources = {
+        path.relative_to(site_dir).as_posix(): leak_policy.page_text(path)
+        for path in files
+        if path.suffix in (".md", ".ipynb") and "_static/" not in path.relative_to(site_dir).as_posix()
+    }
     leaks += [f"leak policy: {leak}" for leak in leak_policy.find_leaks(sources, solutions_dir)]
     leaks += [f"leak policy: {leak}" for leak in leak_policy.find_leaks(page_texts, solutions_dir, code=False)]
     return leaks

@@ -34,7 +34,8 @@ _RAW_INLINE_TEX = re.compile(r"\$[^$\s][^$\n]{0,200}?[\\^_][^$\n]{0,200}?\$")
 # A TeX command outside math, e.g. the "\lambda W" of a section title quoted in a link.
 _RAW_TEX_COMMAND = re.compile(
     r"\\(?:lambda|partial|frac|hat|mathbf|mathbb|top|sum|log|odot|varepsilon|sigma|eta|ell|text|operatorname|"
-    r"lVert|rVert|Vert|cdot|le|ge|infty|sqrt)\b")
+    r"lVert|rVert|Vert|cdot|le|ge|infty|sqrt)\b"
+)
 _LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
@@ -62,14 +63,14 @@ def local_target(site_dir: Path, base_url: str, url: str) -> tuple[Path, str] | 
     if not url.startswith(base_url):
         return None
     parts = urlsplit(url)
-    relative = unquote(parts.path)[len(urlsplit(base_url).path):]
+    relative = unquote(parts.path)[len(urlsplit(base_url).path) :]
     target = site_dir / relative
     if relative == "" or relative.endswith("/"):
         target = target / "index.html"
     return target, unquote(parts.fragment)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _anchors(path: Path, mtime: float) -> frozenset[str]:
     html = path.read_text(encoding="utf-8", errors="replace")
     return frozenset(re.findall(r"""\b(?:id|name)=["']([^"']+)["']""", html))
@@ -106,12 +107,12 @@ def page_problems(seen: dict, site_dir: Path, base_url: str) -> list[str]:
     prose = seen["prose"]
     if "$$" in prose:
         at = prose.index("$$")
-        problems.append(f"raw $$ in the visible text: {prose[max(0, at - 40):at + 60]!r}")
+        problems.append(f"raw $$ in the visible text: {prose[max(0, at - 40) : at + 60]!r}")
     for match in _RAW_INLINE_TEX.finditer(prose):
         problems.append(f"raw TeX between $ signs in the visible text: {match.group(0)[:80]!r}")
     for match in _RAW_TEX_COMMAND.finditer(prose):
         at = match.start()
-        problems.append(f"raw LaTeX command in the visible text: {prose[max(0, at - 30):at + 40]!r}")
+        problems.append(f"raw LaTeX command in the visible text: {prose[max(0, at - 30) : at + 40]!r}")
     for image in seen["images"]:
         if image["width"] <= 0:
             problems.append(f"image did not load: {image['src'][:200]}")

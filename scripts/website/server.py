@@ -11,7 +11,7 @@ import http.server
 import os
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -24,6 +24,7 @@ with the reference answers). Each group targets one rule of the grader:
 :func:`build_class` writes the class; :data:`EXPECTED` is each student's
 total and a piece of a flag it must carry.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,21 +38,34 @@ from pathlib import Path
 import nbformat
 
 from .students import NB1, NB2, _cheat_if, _with_tail, dumps, grade_id, perfect, released, write_zip
+
 NB6 = "06_fashion_tuning.ipynb"
 NB5 = "05_mnist_activations.ipynb"
 
 #: Names of the link targets the escape cases create; a canary folder holds none of them afterwards.
-CANARY_FILES = ("kernel.json", "kernel-inside.json", "kernel-1", "kernel-2", "kernel-3", "kernel-4",
-                "kernel-5", "01_activations.ipynb", "mnist_results.json")
+CANARY_FILES = (
+    "kernel.json",
+    "kernel-inside.json",
+    "kernel-1",
+    "kernel-2",
+    "kernel-3",
+    "kernel-4",
+    "kernel-5",
+    "01_activations.ipynb",
+    "mnist_results.json",
+)
 
 #: The payloads act only inside the bubblewrap sandbox (working folder /submission): run without it,
 #: they would replace the host's own files in /tmp.
 INSIDE = 'os.getcwd() == "/submission"'
 
-ESCAPE = """
+ESCAPE = (
+    """
 import os, signal
 _canary = {canary!r}
-for _folder in ("/ipc", "/submission", os.path.expanduser("~"), "/tmp") if """ + INSIDE + """ else ():
+for _folder in ("/ipc", "/submission", os.path.expanduser("~"), "/tmp") if """
+    + INSIDE
+    + """ else ():
     try:
         _names = set(os.listdir(_folder))
     except OSError:
@@ -68,6 +82,7 @@ for _folder in ("/ipc", "/submission", os.path.expanduser("~"), "/tmp") if """ +
             pass
 os.kill(os.getpid(), signal.SIGKILL)
 """
+)
 
 QUOTE_CALLER = """
 import linecache, sys
@@ -107,10 +122,13 @@ def _chatty(self, z):
 ReLU.forward = _chatty
 """
 
-FILL_DISK = """
+FILL_DISK = (
+    """
 import os, tempfile
 _written = 0
-for _folder in (os.getcwd(), tempfile.gettempdir(), os.path.expanduser("~")) if """ + INSIDE + """ else ():
+for _folder in (os.getcwd(), tempfile.gettempdir(), os.path.expanduser("~")) if """
+    + INSIDE
+    + """ else ():
     for _i in range(4):
         try:
             with open(os.path.join(_folder, f"fill{_i}.bin"), "wb") as _f:
@@ -121,6 +139,7 @@ for _folder in (os.getcwd(), tempfile.gettempdir(), os.path.expanduser("~")) if 
             pass
 _all_written = _written >= 360
 """
+)
 
 DEEP = b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [' + b"[" * 200_000 + b"]" * 200_000 + b"]}"
 
@@ -142,7 +161,7 @@ def _corrupt_crc(path: Path, member: str) -> None:
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(member)
     header = info.header_offset
-    name_len, extra_len = struct.unpack("<HH", data[header + 26: header + 30])
+    name_len, extra_len = struct.unpack("<HH", data[header + 26 : header + 30])
     start = header + 30 + name_len + extra_len
     data[start + 10] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -155,22 +174,24 @@ def _patch_headers(path: Path, member: str, **fields) -> None:
         info = zf.getinfo(member)
     central = data.index(b"PK\x01\x02")
     while True:  # find the central record of this member
-        name_len = struct.unpack("<H", data[central + 28: central + 30])[0]
-        if data[central + 46: central + 46 + name_len].decode() == member:
+        name_len = struct.unpack("<H", data[central + 28 : central + 30])[0]
+        if data[central + 46 : central + 46 + name_len].decode() == member:
             break
-        extra, comment = struct.unpack("<HH", data[central + 30: central + 34])
+        extra, comment = struct.unpack("<HH", data[central + 30 : central + 34])
         central = central + 46 + name_len + extra + comment
     local = info.header_offset
-    for base, offsets in ((local, {"flags": 6, "method": 8, "size": 22}),
-                          (central, {"flags": 8, "method": 10, "size": 24})):
+    for base, offsets in (
+        (local, {"flags": 6, "method": 8, "size": 22}),
+        (central, {"flags": 8, "method": 10, "size": 24}),
+    ):
         for key, value in fields.items():
             if key == "flags":
-                old = struct.unpack("<H", data[base + offsets[key]: base + offsets[key] + 2])[0]
-                data[base + offsets[key]: base + offsets[key] + 2] = struct.pack("<H", old | value)
+                old = struct.unpack("<H", data[base + offsets[key] : base + offsets[key] + 2])[0]
+                data[base + offsets[key] : base + offsets[key] + 2] = struct.pack("<H", old | value)
             elif key == "method":
-                data[base + offsets[key]: base + offsets[key] + 2] = struct.pack("<H", value)
+                data[base + offsets[key] : base + offsets[key] + 2] = struct.pack("<H", value)
             else:
-                data[base + offsets[key]: base + offsets[key] + 4] = struct.pack("<I", value)
+                data[base + offsets[key] : base + offsets[key] + 4] = struct.pack("<I", value)
     path.write_bytes(bytes(data))
 
 
@@ -190,12 +211,10 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path, canary: Path)
     one, two = good[NB1], good[NB2]
 
     def z(stem, files, **kw):
-        return write_zip(folder, stem, {n: (v if isinstance(v, bytes) else dumps(v)) for n, v in files.items()},
-                         **kw)
+        return write_zip(folder, stem, {n: (v if isinstance(v, bytes) else dumps(v)) for n, v in files.items()}, **kw)
 
     # 16xx escape: every visible file becomes a link to the host, then the kernel is killed (restart)
-    z("DNN_HW2_E_1601", {NB1: _with_tail(one, "relu", ESCAPE.format(canary=str(canary), names=CANARY_FILES)),
-                         NB2: two})
+    z("DNN_HW2_E_1601", {NB1: _with_tail(one, "relu", ESCAPE.format(canary=str(canary), names=CANARY_FILES)), NB2: two})
 
     # 17xx one bad file never stops the class
     crc = _stored_zip(folder, "DNN_HW2_B_1701", {NB1: dumps(one), NB2: dumps(two)})
@@ -211,8 +230,8 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path, canary: Path)
         source.write_bytes(dumps(one))
         tar.add(source, arcname=NB1)
         source.unlink()
-    z("DNN_HW2_B_1706", {NB1: DEEP, NB2: two})                       # deep JSON, exact name
-    z("DNN_HW2_B_1707", {"my copy.ipynb": DEEP, NB1: one})           # deep JSON, renamed (read by collect)
+    z("DNN_HW2_B_1706", {NB1: DEEP, NB2: two})  # deep JSON, exact name
+    z("DNN_HW2_B_1707", {"my copy.ipynb": DEEP, NB1: one})  # deep JSON, renamed (read by collect)
     bad_meta = copy.deepcopy(one)
     for cell in bad_meta.cells:
         if grade_id(cell) == "relu":
@@ -254,18 +273,48 @@ def build_class(folder: Path, release_dir: Path, source_dir: Path, canary: Path)
 
     # 21xx a fault costs only what it touched: code that kills, hangs or exits the grader's own check
     # (only outside the notebook's kernel, so the notebook's tests pass), and files that crashed the grader
-    z("DNN_HW2_F_2101", {NB1: _replace_answer(one, "sigmoid", "d_z = d_prev * self.out",
-                                              OUTSIDE_KERNEL.format("_os._exit(0)") + "d_z = d_prev * self.out"),
-                         NB2: two})
-    z("DNN_HW2_F_2102", {NB1: _replace_answer(one, "tanh", "d_z = d_prev * (1",
-                                              OUTSIDE_KERNEL.format(HANG) + "d_z = d_prev * (1"), NB2: two})
-    z("DNN_HW2_F_2103", {NB1: one, NB2: _replace_answer(two, "fc_layer", "self.W -= learning_rate",
-                                                        OUTSIDE_KERNEL.format("raise SystemExit(0)")
-                                                        + "self.W -= learning_rate")})
+    z(
+        "DNN_HW2_F_2101",
+        {
+            NB1: _replace_answer(
+                one,
+                "sigmoid",
+                "d_z = d_prev * self.out",
+                OUTSIDE_KERNEL.format("_os._exit(0)") + "d_z = d_prev * self.out",
+            ),
+            NB2: two,
+        },
+    )
+    z(
+        "DNN_HW2_F_2102",
+        {
+            NB1: _replace_answer(one, "tanh", "d_z = d_prev * (1", OUTSIDE_KERNEL.format(HANG) + "d_z = d_prev * (1"),
+            NB2: two,
+        },
+    )
+    z(
+        "DNN_HW2_F_2103",
+        {
+            NB1: one,
+            NB2: _replace_answer(
+                two,
+                "fc_layer",
+                "self.W -= learning_rate",
+                OUTSIDE_KERNEL.format("raise SystemExit(0)") + "self.W -= learning_rate",
+            ),
+        },
+    )
     z("DNN_HW2_F_2104", {NB1: one, **bad_data_files()})
     z("DNN_HW2_F_2105", {NB1: one, NB6: good[NB6], **untrained_fashion(folder, info={"name": ["run 0"]})})
-    z("DNN_HW2_F_2106", {NB1: _replace_answer(one, "relu", "self.out = np.maximum(z, 0)",
-                                              WRITE_EVERY_FD + "self.out = np.maximum(z, 0)"), NB2: two})
+    z(
+        "DNN_HW2_F_2106",
+        {
+            NB1: _replace_answer(
+                one, "relu", "self.out = np.maximum(z, 0)", WRITE_EVERY_FD + "self.out = np.maximum(z, 0)"
+            ),
+            NB2: two,
+        },
+    )
 
     # 23xx the grader measures the network the brief asks for, not the one a file claims to be (issue 21)
     z("DNN_HW2_N_2301", {NB5: good[NB5], **swapped_networks(folder, "2301", [784, 500, 500, 10], "relu")})
@@ -300,19 +349,23 @@ get_ipython().display_formatter.formatters["text/plain"].for_type(float, lambda 
 
 def _replace_answer(nb, gid, old, new):
     from .students import replace_in_answer
+
     return replace_in_answer(nb, gid, old, new)
 
 
-OUTSIDE_KERNEL = ("import sys as _sys, os as _os\n        if 'ipykernel' not in _sys.modules:\n"
-                  "            {}\n        ")
-HANG = "while True:\n                try:\n                    pass\n                except BaseException:\n" \
-       "                    pass"
+OUTSIDE_KERNEL = "import sys as _sys, os as _os\n        if 'ipykernel' not in _sys.modules:\n            {}\n        "
+HANG = (
+    "while True:\n                try:\n                    pass\n                except BaseException:\n"
+    "                    pass"
+)
 
 
 #: Garbage written to every descriptor the process holds (the kernel's own sockets and pipes included).
-WRITE_EVERY_FD = ("import os as _os\n        for _fd in range(3, 1024):\n            try:\n"
-                  "                _os.write(_fd, b'\\xff' * 4096)\n            except OSError:\n"
-                  "                pass\n        ")
+WRITE_EVERY_FD = (
+    "import os as _os\n        for _fd in range(3, 1024):\n            try:\n"
+    "                _os.write(_fd, b'\\xff' * 4096)\n            except OSError:\n"
+    "                pass\n        "
+)
 
 
 #: Three forked children that each fill 1 GB (touched: resident) and hold it 8 s; only in the notebook's kernel.
@@ -341,8 +394,12 @@ def bad_data_files() -> dict[str, bytes]:
 
     deep = b'{"runs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, W1=np.arange(7840.0).reshape(784, 10), b1=np.zeros(10),
-                        description=np.array('{"layer_sizes": [784, 10], "activation": "relu", "info": {}}'))
+    np.savez_compressed(
+        buffer,
+        W1=np.arange(7840.0).reshape(784, 10),
+        b1=np.zeros(10),
+        description=np.array('{"layer_sizes": [784, 10], "activation": "relu", "info": {}}'),
+    )
     corrupt = bytearray(buffer.getvalue())
     corrupt[200:260] = b"\xff" * 60  # inside W1's deflated data
     bomb = io.BytesIO()
@@ -350,8 +407,9 @@ def bad_data_files() -> dict[str, bytes]:
         with archive.open("W1.npy", "w", force_zip64=True) as member:
             member.write(np.lib.format.magic(1, 0))
             header = io.BytesIO()
-            np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
-                                                          "shape": (784, 100_000)})
+            np.lib.format.write_array_header_1_0(
+                header, {"descr": "<f8", "fortran_order": False, "shape": (784, 100_000)}
+            )
             member.write(header.getvalue())
             zeros = bytes(1 << 24)
             for _ in range(37):  # 37 x 16 MiB = 620 MB of zeros, about 0.6 MB deflated
@@ -376,15 +434,28 @@ def untrained_fashion(folder: Path, info: dict | None = None) -> dict[str, bytes
 
     def untrained(name, settings):
         model = build_classifier(reference, [784, 16, 10], "relu", seed=0, dtype=np.float32)
-        history = History(train_loss=[0.1], train_acc=[0.95], val_acc=[0.95], test_acc=0.95, epoch_seconds=[1.0],
-                          config=dict(settings, batch_size=128, hidden=[16], activation="relu"),
-                          data_description="Fashion-MNIST (forged)")
+        history = History(
+            train_loss=[0.1],
+            train_acc=[0.95],
+            val_acc=[0.95],
+            test_acc=0.95,
+            epoch_seconds=[1.0],
+            config=dict(settings, batch_size=128, hidden=[16], activation="relu"),
+            data_description="Fashion-MNIST (forged)",
+        )
         return history, model, [784, 16, 10], "relu"
 
-    plan = {f"run {i}": dict(hidden=[16], activation="relu", epochs=1, learning_rate=0.1, reg_lambda=0.0)
-            for i in range(3)}
-    experiment = run_plan(plan, untrained, scratch / "fashion_results.json",
-                          lambda name, rid: scratch / f"{rid}.npz", "forged", log=lambda *_: None)
+    plan = {
+        f"run {i}": dict(hidden=[16], activation="relu", epochs=1, learning_rate=0.1, reg_lambda=0.0) for i in range(3)
+    }
+    experiment = run_plan(
+        plan,
+        untrained,
+        scratch / "fashion_results.json",
+        lambda name, rid: scratch / f"{rid}.npz",
+        "forged",
+        log=lambda *_: None,
+    )
     model = (scratch / f"{experiment.ids['run 0']}.npz").read_bytes()
     if info:
         import io
@@ -401,8 +472,9 @@ def untrained_fashion(folder: Path, info: dict | None = None) -> dict[str, bytes
     return {"fashion_results.json": (scratch / "fashion_results.json").read_bytes(), "fashion_model.npz": model}
 
 
-def _forged_experiment(folder: Path, stem: str, dataset: str, plan: dict, networks: dict,
-                       results: str, model_file) -> Path:
+def _forged_experiment(
+    folder: Path, stem: str, dataset: str, plan: dict, networks: dict, results: str, model_file
+) -> Path:
     """A results file whose runs record what ``networks`` measure (honest claims, the plan's settings).
 
     ``networks``: ``{run name: (layer sizes, activation the weights are trained with, activation the
@@ -420,23 +492,35 @@ def _forged_experiment(folder: Path, stem: str, dataset: str, plan: dict, networ
     reference, scratch = load_reference(), folder.parent / f"forged-{stem}"
     scratch.mkdir(exist_ok=True)
     from dnn_course.datasets import load_dataset
+
     (_, _), (x_test, y_test) = load_dataset(dataset, verbose=False)
 
     def forged(name, settings):
         sizes, trained_as, named, x, y, epochs, rate = networks[name]
         model = build_classifier(reference, sizes, trained_as, seed=0, dtype=np.float32)
-        train(model, x, y, epochs=epochs, learning_rate=rate, batch_size=128, seed=0, dtype=np.float32,
-              progress=False)
+        train(model, x, y, epochs=epochs, learning_rate=rate, batch_size=128, seed=0, dtype=np.float32, progress=False)
         layers = [(layer.W, layer.b) for layer in model.layers.values() if hasattr(layer, "W")]
         measured = float(np.mean(predict_classes(layers, named, x_test) == y_test))
         n = int(settings["epochs"])
-        history = History(train_loss=[0.1] * n, train_acc=[measured] * n, val_acc=[measured] * n,
-                          test_acc=measured, epoch_seconds=[1.0] * n, config=dict(settings),
-                          data_description=f"{dataset} (forged)")
+        history = History(
+            train_loss=[0.1] * n,
+            train_acc=[measured] * n,
+            val_acc=[measured] * n,
+            test_acc=measured,
+            epoch_seconds=[1.0] * n,
+            config=dict(settings),
+            data_description=f"{dataset} (forged)",
+        )
         return history, model, sizes, named
 
-    run_plan(plan, forged, scratch / results, lambda name, rid: scratch / model_file(name, rid), "forged",
-             log=lambda *_: None)
+    run_plan(
+        plan,
+        forged,
+        scratch / results,
+        lambda name, rid: scratch / model_file(name, rid),
+        "forged",
+        log=lambda *_: None,
+    )
     return scratch
 
 
@@ -451,12 +535,24 @@ def swapped_networks(folder: Path, stem: str, sizes: list[int], sigmoid_as: str)
     (x_train, y_train), _ = load_dataset("mnist", verbose=False)
     brief = dict(layer_sizes=[784, 500, 500, 10], epochs=100, learning_rate=0.001, batch_size=128, reg_lambda=1e-8)
     x, y = x_train[:8000], y_train[:8000]
-    networks = {"sigmoid": (sizes, sigmoid_as, sigmoid_as, x, y, 3, 0.5 if sigmoid_as == "sigmoid" else 0.05),
-                "relu": (sizes, "relu", "relu", x, y, 3, 0.05), "tanh": (sizes, "tanh", "tanh", x, y, 3, 0.05)}
-    scratch = _forged_experiment(folder, stem, "mnist", dict.fromkeys(networks, brief), networks,
-                                 "mnist_results.json", lambda name, rid: f"mnist_model_{name}.npz")
-    return {name: (scratch / name).read_bytes() for name in ("mnist_results.json", "mnist_model_sigmoid.npz",
-                                                             "mnist_model_relu.npz", "mnist_model_tanh.npz")}
+    networks = {
+        "sigmoid": (sizes, sigmoid_as, sigmoid_as, x, y, 3, 0.5 if sigmoid_as == "sigmoid" else 0.05),
+        "relu": (sizes, "relu", "relu", x, y, 3, 0.05),
+        "tanh": (sizes, "tanh", "tanh", x, y, 3, 0.05),
+    }
+    scratch = _forged_experiment(
+        folder,
+        stem,
+        "mnist",
+        dict.fromkeys(networks, brief),
+        networks,
+        "mnist_results.json",
+        lambda name, rid: f"mnist_model_{name}.npz",
+    )
+    return {
+        name: (scratch / name).read_bytes()
+        for name in ("mnist_results.json", "mnist_model_sigmoid.npz", "mnist_model_relu.npz", "mnist_model_tanh.npz")
+    }
 
 
 def fashion_not_recorded(folder: Path, stem: str, fitted_to_test: bool) -> dict[str, bytes]:
@@ -469,8 +565,10 @@ def fashion_not_recorded(folder: Path, stem: str, fitted_to_test: bool) -> dict[
     from dnn_course.datasets import load_dataset
 
     (x_train, y_train), (x_test, y_test) = load_dataset("fashion-mnist", verbose=False)
-    settings = {f"run {i}": dict(hidden=[16], activation="relu", epochs=3, learning_rate=0.1, reg_lambda=0.0,
-                                 batch_size=128) for i in range(3)}
+    settings = {
+        f"run {i}": dict(hidden=[16], activation="relu", epochs=3, learning_rate=0.1, reg_lambda=0.0, batch_size=128)
+        for i in range(3)
+    }
     small = ([784, 16, 10], "relu", "relu", x_train[:4000], y_train[:4000], 1, 0.1)
     networks = dict.fromkeys(settings, small)
     if fitted_to_test:
@@ -478,12 +576,16 @@ def fashion_not_recorded(folder: Path, stem: str, fitted_to_test: bool) -> dict[
         networks["run 0"] = ([784, 256, 10], "relu", "relu", x_test, y_test, 40, 0.2)
     else:
         networks["run 0"] = ([784, 100, 10], "relu", "relu", x_train[:9000], y_train[:9000], 10, 0.1)
-    scratch = _forged_experiment(folder, stem, "fashion-mnist", settings, networks, "fashion_results.json",
-                                 lambda name, rid: f"{rid}.npz")
+    scratch = _forged_experiment(
+        folder, stem, "fashion-mnist", settings, networks, "fashion_results.json", lambda name, rid: f"{rid}.npz"
+    )
     from dnn_course.experiment import load_experiment
+
     run0 = load_experiment(scratch / "fashion_results.json").ids["run 0"]
-    return {"fashion_results.json": (scratch / "fashion_results.json").read_bytes(),
-            "fashion_model.npz": (scratch / f"{run0}.npz").read_bytes()}
+    return {
+        "fashion_results.json": (scratch / "fashion_results.json").read_bytes(),
+        "fashion_model.npz": (scratch / f"{run0}.npz").read_bytes(),
+    }
 
 
 #: Expected total and a piece of a flag. Maximum: 01 = 6, 02 = 8.

@@ -12,6 +12,7 @@ running the same notebooks (the late duplicate, the one who tampered with a
 test cell of 01) copy that student's executed 05/06 folder instead of
 training again: the files are identical either way (seeded, same code).
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,10 +27,25 @@ from nbclient import NotebookClient
 from dnn_course.experiment import set_parameters
 from tests.autograder_corpus import students as st
 
-NB = {n[:2]: n for n in ("01_activations.ipynb", "02_fc_layer.ipynb", "03_softmax_cross_entropy.ipynb",
-                         "04_model_l2.ipynb", "05_mnist_activations.ipynb", "06_fashion_tuning.ipynb")}
-RESULT_FILES = ("mnist_results.json", "mnist_model_sigmoid.npz", "mnist_model_relu.npz", "mnist_model_tanh.npz",
-                "fashion_results.json", "fashion_model.npz")
+NB = {
+    n[:2]: n
+    for n in (
+        "01_activations.ipynb",
+        "02_fc_layer.ipynb",
+        "03_softmax_cross_entropy.ipynb",
+        "04_model_l2.ipynb",
+        "05_mnist_activations.ipynb",
+        "06_fashion_tuning.ipynb",
+    )
+}
+RESULT_FILES = (
+    "mnist_results.json",
+    "mnist_model_sigmoid.npz",
+    "mnist_model_relu.npz",
+    "mnist_model_tanh.npz",
+    "fashion_results.json",
+    "fashion_model.npz",
+)
 
 # ----------------------------------------------------------------- two correct students, other forms
 ALVAREZ = {
@@ -81,7 +97,7 @@ class Sigmoid:
     def summary(self):
         return "Sigmoid"
 ''',
-    "tanh": '''\
+    "tanh": """\
 class Tanh:
     def __init__(self):
         self.out = None
@@ -99,8 +115,8 @@ class Tanh:
 
     def summary(self):
         return "Tanh"
-''',
-    "fc_layer": '''\
+""",
+    "fc_layer": """\
 class FCLayer:
     def __init__(self, input_dim, output_dim, *, rng=None, dtype=np.float64):
         generator = rng if rng is not None else np.random.default_rng()
@@ -126,8 +142,8 @@ class FCLayer:
 
     def summary(self):
         return "FCLayer(%d, %d)" % self.W.shape
-''',
-    "softmax": '''\
+""",
+    "softmax": """\
 EPS = 1e-10
 
 def softmax(z):
@@ -157,8 +173,8 @@ class SoftmaxLayer:
 
     def summary(self):
         return "Softmax + cross-entropy"
-''',
-    "classifier_model": '''\
+""",
+    "classifier_model": """\
 class ClassifierModel:
     def __init__(self):
         self.layers = {}
@@ -201,14 +217,14 @@ class ClassifierModel:
             print(name, layer.summary())
 
 print("model class ready")
-''',
-    "configurations": '''\
+""",
+    "configurations": """\
 CONFIGURATIONS = [
     dict(hidden=[128], activation="relu", epochs=5, learning_rate=0.1, reg_lambda=0.0),
     dict(hidden=[64], activation="tanh", epochs=5, learning_rate=0.1, reg_lambda=1e-4),
     dict(hidden=[128, 64], activation="relu", epochs=5, learning_rate=0.05, reg_lambda=0.0),
 ]
-''',
+""",
     # written answers in her own words (graded by hand; the similarity report must not pair them)
     "answer_mnist_activations": """\
 In my runs ReLU came out on top, tanh was close behind and sigmoid lagged well below both. I think the
@@ -225,7 +241,7 @@ highest and whose gap to the training curve stayed small; the test set was only 
 }
 
 BAO = {
-    "relu": '''\
+    "relu": """\
 class ReLU:
     def __init__(self):
         self.out = None
@@ -243,8 +259,8 @@ class ReLU:
 
     def summary(self):
         return "ReLU"
-''',
-    "sigmoid": '''\
+""",
+    "sigmoid": """\
 class Sigmoid:
     def __init__(self):
         self.out = None
@@ -262,8 +278,8 @@ class Sigmoid:
 
     def summary(self):
         return "Sigmoid"
-''',
-    "tanh": '''\
+""",
+    "tanh": """\
 class Tanh:
     def __init__(self):
         self.out = None
@@ -286,8 +302,8 @@ class Tanh:
 
     def summary(self):
         return "Tanh"
-''',
-    "fc_layer": '''\
+""",
+    "fc_layer": """\
 def flatten(batch):
     return batch.reshape(batch.shape[0], -1)
 
@@ -313,8 +329,8 @@ class FCLayer:
 
     def summary(self):
         return f"FCLayer({self.W.shape[0]}, {self.W.shape[1]})"
-''',
-    "softmax": '''\
+""",
+    "softmax": """\
 EPS = 1e-10
 
 def softmax(z):
@@ -343,8 +359,8 @@ class SoftmaxLayer:
 
     def summary(self):
         return "Softmax + cross-entropy"
-''',
-    "classifier_model": '''\
+""",
+    "classifier_model": """\
 from collections import OrderedDict
 
 class ClassifierModel:
@@ -386,11 +402,11 @@ class ClassifierModel:
     def summary(self):
         for name, layer in self.layers.items():
             print(f"{name}: {layer.summary()}")
-''',
-    "configurations": '''\
+""",
+    "configurations": """\
 CONFIGURATIONS = [dict(hidden=[h], activation=a, epochs=4, learning_rate=0.1, reg_lambda=0.0)
                   for h, a in [(64, "relu"), (128, "relu"), (64, "tanh")]]
-''',
+""",
     "answer_mnist_activations": """\
 Ranking: relu > tanh > sigmoid. Sigmoid saturates at both ends and its gradient is at most 0.25, so
 backpropagating through two layers multiplies the gradient by a small number twice (vanishing
@@ -426,8 +442,9 @@ def run_experiments(folder: Path, names=("05", "06"), extra_source: dict | None 
         path = folder / NB[key]
         set_parameters(path, SMOKE_TEST=True)
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": str(folder)}})
+        client = NotebookClient(
+            nb, timeout=900, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(folder)}}
+        )
         client.execute(env={**os.environ, "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1"})
         nbformat.write(nb, path)
 
@@ -467,8 +484,9 @@ def build_cohort(root: Path, release_dir: Path, source_dir: Path) -> Path:
     # one classic bug in each of two notebooks: ReLU backward at 0 (01), cross-entropy summed (03)
     buggy = copy.deepcopy(good)
     buggy[NB["01"]] = st.replace_in_answer(buggy[NB["01"]], "relu", "(self.out > 0)", "(self.out >= 0)")
-    buggy[NB["03"]] = st.replace_in_answer(buggy[NB["03"]], "softmax", "np.log(y_hat + EPS)) / y.shape[0]",
-                                           "np.log(y_hat + EPS))")
+    buggy[NB["03"]] = st.replace_in_answer(
+        buggy[NB["03"]], "softmax", "np.log(y_hat + EPS)) / y.shape[0]", "np.log(y_hat + EPS))"
+    )
     cruz = write_notebooks(work / "cruz", buggy)
     run_experiments(cruz)
     # 05 diverged: the learning rate edited in the (locked) settings cell, "to train faster"
@@ -503,11 +521,17 @@ def build_cohort(root: Path, release_dir: Path, source_dir: Path) -> Path:
     for key in ("05", "06"):
         shutil.copy2(ada / NB[key], gus / NB[key])
 
-    for stem, folder, offset in [("DNN_HW2_Ada_Lovelace_2001", ada, 0), ("DNN_HW2_Ana_Alvarez_2002", alvarez, 0),
-                                 ("DNN_HW2_Bao_Tran_2003", bao, 0), ("DNN_HW2_Cruz_Diaz_2004", cruz, 0),
-                                 ("DNN_HW2_Dara_Okafor_2005", dara, 0), ("DNN_HW2_Eli_Cohen_2006", eli, 0),
-                                 ("DNN_HW2_Fay_Wong_2007", fay, 0), ("DNN_HW2_Gus_Berg_2008", gus_early, 0),
-                                 ("DNN_HW2_Gus_Berg_2008 (1)", gus, 3600)]:
+    for stem, folder, offset in [
+        ("DNN_HW2_Ada_Lovelace_2001", ada, 0),
+        ("DNN_HW2_Ana_Alvarez_2002", alvarez, 0),
+        ("DNN_HW2_Bao_Tran_2003", bao, 0),
+        ("DNN_HW2_Cruz_Diaz_2004", cruz, 0),
+        ("DNN_HW2_Dara_Okafor_2005", dara, 0),
+        ("DNN_HW2_Eli_Cohen_2006", eli, 0),
+        ("DNN_HW2_Fay_Wong_2007", fay, 0),
+        ("DNN_HW2_Gus_Berg_2008", gus_early, 0),
+        ("DNN_HW2_Gus_Berg_2008 (1)", gus, 3600),
+    ]:
         zip_folder(folder, download / f"{stem}.zip", t0 + offset)
     return download
 
@@ -516,17 +540,17 @@ def build_cohort(root: Path, release_dir: Path, source_dir: Path) -> Path:
 #: flag each student must carry ("" for none).
 FULL = {"01": 6, "02": 8, "03": 6, "04": 10, "05": 4, "06": 6}
 EXPECTED = {
-    "2001": (FULL, ""),                                              # the perfect student
-    "2002": (FULL, ""),                                              # correct, other forms, prints, plots
-    "2003": (FULL, ""),                                              # correct, other forms, helpers
+    "2001": (FULL, ""),  # the perfect student
+    "2002": (FULL, ""),  # correct, other forms, prints, plots
+    "2003": (FULL, ""),  # correct, other forms, helpers
     # ReLU backward from out >= 0 (01: test_relu_backward) and cross-entropy summed, not averaged (03:
     # test_ce_loss); 04 builds its models from the student's own 01-03, so both also cost there
     # (test_l2_loss 3, test_model_gradient_check 4)
     "2004": (dict(FULL, **{"01": 5, "03": 4, "04": 3}), ""),
-    "2005": (dict(FULL, **{"05": 0}), ""),                           # 05 diverged (learning rate edited)
-    "2006": (dict(FULL, **{"06": 0}), ""),                           # never ran 06
+    "2005": (dict(FULL, **{"05": 0}), ""),  # 05 diverged (learning rate edited)
+    "2006": (dict(FULL, **{"06": 0}), ""),  # never ran 06
     # its test cell edited to pass a wrong ReLU backward: restored, so 01 loses test_relu_backward and
     # 04's gradient check of a ReLU network fails as well
     "2007": (dict(FULL, **{"01": 5, "04": 6}), "restored from the master"),
-    "2008": (FULL, "duplicate submission"),                          # the later attempt counts
+    "2008": (FULL, "duplicate submission"),  # the later attempt counts
 }
