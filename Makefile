@@ -5,13 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv book test test-fast lab regenerate-exercises exercises fixtures book-results \
+.PHONY: help venv book lint format test test-fast lab regenerate-exercises exercises fixtures book-results \
         reference-experiments bench clean release
 
 help:
 	@echo "make book       build the course website into _build/html (offline, warnings are errors)"
 	@echo "                ANSWERS=1: with the model answers, after the deadline (_build/answers/_build/html)"
-	@echo "make test       run the whole test suite (before a commit; what CI runs)"
+	@echo "make test       lint, then run the whole test suite (before a commit; what CI runs)"
+	@echo "make lint       ruff: the lint rules and the format of pyproject.toml (make format rewrites)"
 	@echo "make test-fast  the unit tests only, in parallel: the edit loop (under a minute)"
 	@echo "make lab        copy the exercises to my-work/ (once) and open them in JupyterLab"
 	@echo "make regenerate-exercises"
@@ -47,7 +48,16 @@ book: $(STAMP)
 # Every test has a tier (tests/conftest.py): unit (pure functions, seconds), integration (one kernel,
 # notebook, subprocess or sandbox run), e2e (book build, browser check, benchmark, rehearsal, classes).
 # `make test` runs them all; `make test-fast` runs the unit tier on every core (pytest-xdist).
-test: $(STAMP)
+# ruff's rules and line length are in pyproject.toml; `make format` applies the formatter and the safe fixes.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
 	$(BIN)/python -m pytest
 
 PYTEST_ARGS ?=

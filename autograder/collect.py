@@ -160,7 +160,7 @@ def extract_zip(archive: Path, destination: Path) -> list[str]:
     destination.mkdir(parents=True, exist_ok=True)
     try:
         zf = zipfile.ZipFile(archive)
-    except Exception as error:  # BadZipFile, OSError, NotImplementedError, ValueError, ...
+    except Exception as error:  # noqa: BLE001 - BadZipFile, OSError, NotImplementedError, ValueError, ...
         return [f"unreadable archive: {_why(error)}"]
     with zf:
         members = zf.infolist()
@@ -196,7 +196,7 @@ def extract_zip(archive: Path, destination: Path) -> list[str]:
             try:
                 with zf.open(info) as src, open(target, "wb") as dst:
                     copied = _copy_limited(src, dst, _cap_for(name))
-            except Exception as error:  # bad CRC, lying size, encrypted, unsupported compression
+            except Exception as error:  # noqa: BLE001 - bad CRC, lying size, encrypted, unsupported compression
                 target.unlink(missing_ok=True)
                 flags.append(f"{info.filename!r} could not be unpacked ({_why(error)}); not graded")
                 continue
@@ -269,7 +269,7 @@ def notebook_grade_ids(path: Path) -> set[str]:
             if isinstance(gid, str):
                 ids.add(gid)
         return ids
-    except Exception:  # invalid or too deeply nested JSON, wrong types: no ids
+    except Exception:  # noqa: BLE001 - invalid or too deeply nested JSON, wrong types: no ids
         return set()
 
 
@@ -327,7 +327,7 @@ def unpack_entry(entry: Path, target: Path, expected: frozenset[str] = frozenset
             return copy_folder(entry, target, expected)
         kind = entry.name[len(entry_stem(entry.name)) :] or "a file without extension"
         return [f"not a zip file or folder ({kind}); not graded: ask for a .zip"]
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - one bad entry costs that entry only, never the class
         return [f"could not be unpacked ({_why(error)}); not graded"]
 
 
@@ -580,7 +580,7 @@ def collect(
     if not manifest.exists():
         return {}
     data = json.loads(manifest.read_text())
-    for student_id, cand in data.items():
+    for student_id, _cand in data.items():
         # a student whose archive held nothing usable still gets a row (all zero)
         (course_dir / "submitted" / student_id / assignment).mkdir(parents=True, exist_ok=True)
     return data

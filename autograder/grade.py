@@ -128,7 +128,7 @@ def _child(jobdir: Path) -> None:
         signal.signal(signal.SIGUSR2, _dump_tasks)  # `kill -USR2 <pid>`: its asyncio tasks
         job_module.run(jobdir)
         code = 0
-    except BaseException:  # everything goes to job.log; the parent reads the exit code
+    except BaseException:  # noqa: BLE001 - everything goes to job.log; the parent reads the exit code
         traceback.print_exc()
     finally:
         sys.stdout.flush()
@@ -182,7 +182,7 @@ def run_jobs(
             finished = []
             if pid and pid in running:
                 finished.append((pid, status))
-            for other, (sid, deadline, _) in list(running.items()):
+            for other, (_, deadline, _) in list(running.items()):
                 if other != pid and time.monotonic() > deadline:
                     finished.append((other, None))
             for done, status in finished:
@@ -381,7 +381,7 @@ def grade(
                     cand["student_name"],
                     cand.get("timestamp"),
                 )
-            except Exception as problem:
+            except Exception as problem:  # noqa: BLE001 - one student's failure is that student's row, never the class's
                 failed.append(sid)
                 message = error or f"the grader failed on this submission: {type(problem).__name__}: {problem}"
                 result = StudentResult.not_graded(sid, names, message, cand["flags"])

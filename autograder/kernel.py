@@ -260,7 +260,7 @@ class SandboxExecute(Execute):
         while (left := deadline - time.monotonic()) > 0:
             try:  # wait_for: a receive can block after a poll said "ready"
                 msg = await asyncio.wait_for(self.kc.shell_channel.get_msg(timeout=left), left + 0.5)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a kernel that breaks its channel: no reply
                 return False
             if msg["parent_header"].get("msg_id") == msg_id:
                 return True
@@ -276,7 +276,7 @@ class SandboxExecute(Execute):
         while (left := deadline - time.monotonic()) > 0:
             try:
                 msg = await asyncio.wait_for(self.kc.shell_channel.get_msg(timeout=left), left + 0.5)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a kernel that breaks its channel: nothing to drain
                 return
             if msg["parent_header"].get("msg_id") == msg_id:
                 return

@@ -104,7 +104,7 @@ def read_submitted(data: bytes) -> tuple[NotebookNode, list[str]]:
         raise
     except RecursionError:
         raise UnreadableNotebook("its JSON is nested too deeply") from None
-    except Exception as error:  # whatever else a hostile file triggers costs this notebook only
+    except Exception as error:  # noqa: BLE001 - whatever else a hostile file triggers costs this notebook only
         raise UnreadableNotebook(f"not a readable notebook ({type(error).__name__}: {str(error)[:200]})") from None
 
 
@@ -131,7 +131,7 @@ def _read_submitted(data: bytes) -> tuple[NotebookNode, list[str]]:
     _clean_cells(raw, flags)
     try:
         nb = nbformat.reads(json.dumps(raw), as_version=4)
-    except Exception as error:  # nbformat raises many kinds for broken structures
+    except Exception as error:  # noqa: BLE001 - nbformat raises many kinds for broken structures
         raise UnreadableNotebook(f"not a readable notebook ({type(error).__name__}: {error})") from None
     if major != 4:
         flags.append(f"converted from nbformat {major}")
@@ -174,7 +174,7 @@ def rebuild(student: NotebookNode, master: NotebookNode) -> tuple[NotebookNode, 
         return _rebuild(student, master)
     except RecursionError:
         raise UnreadableNotebook("its structure is nested too deeply") from None
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - whatever a hostile file triggers costs this notebook only
         raise UnreadableNotebook(
             f"its cells could not be matched to the released notebook ({type(error).__name__}: {str(error)[:200]})"
         ) from None

@@ -81,7 +81,7 @@ class GradesCsvExport(ExportPlugin):
         for student in sorted(gradebook.students, key=lambda s: s.id):
             try:
                 sub = gradebook.find_submission(self.assignment_id, student.id)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a student without a submission of this assignment has no row
                 continue
             by_nb = {nb.name: nb for nb in sub.notebooks}
             row = [student.id, " ".join(x for x in (student.first_name, student.last_name) if x)]
@@ -287,7 +287,7 @@ def _points_chart(tests: dict[str, dict]) -> str:
     ):
         widths = [100 * tests[n][part] / (tests[n]["full"] + tests[n]["partial"] + tests[n]["zero"]) for n in names]
         ax.barh(range(len(names)), widths, left=left, color=colour, label=label)
-        left = [a + b for a, b in zip(left, widths)]
+        left = [a + b for a, b in zip(left, widths, strict=False)]
     for row, name in enumerate(names):
         ax.text(101, row, f"{100 * tests[name]['share']:.0f} %", va="center", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)

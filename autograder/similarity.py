@@ -194,7 +194,7 @@ def fingerprint(code: str, boilerplate: set) -> Fingerprint:
     hashes, where = set(), {}
     if len(filtered) >= K:
         selected, positions = winnow(_kgram_hashes(filtered, K), WINDOW, remove_duplicates=False)
-        for value, position in zip(selected.tolist(), positions.tolist()):
+        for value, position in zip(selected.tolist(), positions.tolist(), strict=False):
             if value not in boilerplate:
                 hashes.add(value)
                 where.setdefault(value, []).append(position)

@@ -146,7 +146,7 @@ def __autograder_check(trusted_roots, bindings):
             return trusted_file(code.co_filename)
         if (
             callable(obj)
-            and getattr(type(obj), "__call__", None) is not None
+            and getattr(type(obj), "__call__", None) is not None  # noqa: B004 - the type's own __call__, not callable()
             and type(obj).__module__ not in ("builtins", "functools")
         ):
             module = sys.modules.get(type(obj).__module__)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import io
 import json
@@ -137,7 +138,7 @@ def search_configurations(notebook: Path = NOTEBOOK_06) -> list[dict]:
     nb = nbformat.read(notebook, as_version=4)
     cell = next(c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "configurations")
     namespace: dict = {}
-    exec(compile(cell.source, f"{notebook.name}:configurations", "exec"), namespace)  # the course's own notebook
+    exec(compile(cell.source, f"{notebook.name}:configurations", "exec"), namespace)  # noqa: S102 - the course's own notebook
     return [dict(config) for config in namespace["CONFIGURATIONS"]]
 
 
@@ -159,7 +160,9 @@ def numpy_worker(args) -> None:
     runs = {}
     for activation in ACTIVATIONS:
         (model, history), times = _timed(
-            lambda: _train_numpy(reference, BRIEF["layer_sizes"], activation, settings, splits, description, threads)
+            functools.partial(
+                _train_numpy, reference, BRIEF["layer_sizes"], activation, settings, splits, description, threads
+            )
         )
         runs[activation] = {
             **times,
@@ -179,7 +182,8 @@ def numpy_worker(args) -> None:
             config_settings = dict(config, epochs=epochs, batch_size=BRIEF["batch_size"])
             sizes = [784, *config["hidden"], 10]
             (_, history), times = _timed(
-                lambda: _train_numpy(
+                functools.partial(
+                    _train_numpy,
                     reference,
                     sizes,
                     config["activation"],
@@ -264,7 +268,7 @@ def torch_worker(args) -> None:
         run(activation, epochs=1, n=2 * BRIEF["batch_size"])
     runs = {}
     for activation in ACTIVATIONS:
-        (losses, epoch_seconds, test_acc), times = _timed(lambda: run(activation))
+        (losses, epoch_seconds, test_acc), times = _timed(functools.partial(run, activation))
         runs[activation] = {
             **times,
             "epochs": epochs,

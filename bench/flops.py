@@ -59,7 +59,7 @@ def step_gemms(layer_sizes: Sequence[int], batch: int, *, first_input_gradient: 
     sizes = list(layer_sizes)
     if len(sizes) < 2:
         raise ValueError(f"layer_sizes needs an input and an output size, got {sizes}")
-    layers = list(zip(sizes[:-1], sizes[1:]))
+    layers = list(zip(sizes[:-1], sizes[1:], strict=False))
     gemms = [
         Gemm(f"fc{i}.forward x@W", batch, fan_in, fan_out, False, False)
         for i, (fan_in, fan_out) in enumerate(layers, start=1)

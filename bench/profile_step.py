@@ -67,7 +67,7 @@ def profile_steps(
         model.backward(reg_lambda)
         model.update(learning_rate)
 
-    for x, y in zip(x_batches, y_batches):  # warm-up, untimed
+    for x, y in zip(x_batches, y_batches, strict=False):  # warm-up, untimed
         step(x, y)
     for label, layer, method in targets:  # instance attributes shadow the class's methods
         setattr(layer, method, _timed(getattr(layer, method), label, totals, clock))
@@ -75,7 +75,7 @@ def profile_steps(
         faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = clock()
         for _ in range(rounds):
-            for x, y in zip(x_batches, y_batches):
+            for x, y in zip(x_batches, y_batches, strict=False):
                 step(x, y)
         total = clock() - start
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before

@@ -188,7 +188,7 @@ def answer_leaks(text: str, answers: list[WrittenAnswer], public_text: str) -> l
                 if any(re.search(rf"\b{word}\b", window) for word in beside):
                     leaks.append(("reference number of the model answer", answer.source, " ".join(window.split())))
                     break
-        for bullet, phrases in zip(answer.rubric, answer.key_phrases()):
+        for bullet, phrases in zip(answer.rubric, answer.key_phrases(), strict=False):
             for sentence in sentences:
                 words_here = _content_words(sentence)
                 matched = [p for p in phrases if p <= words_here]

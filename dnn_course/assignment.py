@@ -59,7 +59,7 @@ __all__ = [
 PROFILE_VARIABLE = "DNN_COURSE_EXPERIMENT_PROFILE"
 
 
-class Scoring(str, enum.Enum):
+class Scoring(enum.StrEnum):
     """Who decides a graded test's points (see the module's docstring)."""
 
     KERNEL = "kernel"

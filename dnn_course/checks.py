@@ -142,7 +142,7 @@ def call(what: str, function, *args, **kwargs):
             _fail(_not_written_yet(what, error))
         except CheckFailed:
             raise
-        except Exception as error:  # the student's code failed; say where, briefly
+        except Exception as error:  # noqa: BLE001 - the student's code failed; say where, briefly
             _fail(f"{what} raised {type(error).__name__}: {error}{_student_frame(error)}.")
     return result, [str(w.message) for w in caught]
 

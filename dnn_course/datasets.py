@@ -202,7 +202,7 @@ def train_val_split(x, y, *, val_size: float | int = 0.1, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     is_val = np.zeros(n, dtype=bool)
-    for label, k in zip(classes, quota):
+    for label, k in zip(classes, quota, strict=False):
         members = np.flatnonzero(y == label)
         is_val[rng.choice(members, size=int(k), replace=False)] = True
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)

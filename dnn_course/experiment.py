@@ -250,5 +250,7 @@ def set_parameters(notebook: str | Path, **values) -> None:
         pattern = re.compile(rf"^{re.escape(name)}\s*=\s*[^#\n]*?(\s*#.*)?$", re.MULTILINE)
         if not pattern.search(cell.source):
             raise ValueError(f"{path.name}: the parameters cell does not assign {name}")
-        cell.source = pattern.sub(lambda m: f"{name} = {value!r}" + (m.group(1) or ""), cell.source, count=1)
+        cell.source = pattern.sub(
+            lambda m, name=name, value=value: f"{name} = {value!r}" + (m.group(1) or ""), cell.source, count=1
+        )
     nbformat.write(nb, path)

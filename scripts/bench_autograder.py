@@ -40,10 +40,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from autograder.grade import grade  # noqa: E402
-from autograder.grading_settings import GradingSettings, default_jobs  # noqa: E402
-from bench.harness import machine_busy_seconds, timed  # noqa: E402
-from tests.autograder_corpus import students as st  # noqa: E402
+from autograder.grade import grade  # noqa: E402 - importable once the repository is on sys.path (above)
+from autograder.grading_settings import GradingSettings, default_jobs  # noqa: E402 - importable once the repository is on sys.path (above)
+from bench.harness import machine_busy_seconds, timed  # noqa: E402 - importable once the repository is on sys.path (above)
+from tests.autograder_corpus import students as st  # noqa: E402 - importable once the repository is on sys.path (above)
 
 MISTAKES = [
     (st.NB1, "relu", "(self.out > 0)", "(self.out >= 0)"),

@@ -671,7 +671,7 @@ def same(old, new, where: str = "") -> list[str]:
     if isinstance(old, list) and isinstance(new, list):
         if len(old) != len(new):
             return [f"{where}: length {len(old)} != {len(new)}"]
-        return [line for k, (a, b) in enumerate(zip(old, new)) for line in same(a, b, f"{where}[{k}]")]
+        return [line for k, (a, b) in enumerate(zip(old, new, strict=False)) for line in same(a, b, f"{where}[{k}]")]
     if isinstance(old, float) or isinstance(new, float):
         if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
             return [f"{where}: {old!r} != {new!r}"]

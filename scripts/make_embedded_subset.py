@@ -31,8 +31,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from dnn_course import idx  # noqa: E402
-from dnn_course.datasets import (  # noqa: E402
+from dnn_course import idx  # noqa: E402 - importable once the repository is on sys.path (above)
+from dnn_course.datasets import (  # noqa: E402 - importable once the repository is on sys.path (above)
     DATASET_NAMES,
     FILE_NAMES,
     OFFICIAL_SHA256,

@@ -38,9 +38,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nbgrader.apps.api import NbGraderAPI  # noqa: E402
+from nbgrader.apps.api import NbGraderAPI  # noqa: E402 - importable once the repository is on sys.path (above)
 
-from autograder import (  # noqa: E402
+from autograder import (  # noqa: E402 - importable once the repository is on sys.path (above)
     collect,
     crosscheck,
     job,
@@ -50,9 +50,9 @@ from autograder import (  # noqa: E402
     similarity_report,
     tamper_probe,
 )
-from autograder import grade as grade_mod
-from autograder.grading_settings import GradingSettings  # noqa: E402
-from scripts.bench_autograder import make_class  # noqa: E402
+from autograder import grade as grade_mod  # noqa: E402 - importable once the repository is on sys.path (above)
+from autograder.grading_settings import GradingSettings  # noqa: E402 - importable once the repository is on sys.path (above)
+from scripts.bench_autograder import make_class  # noqa: E402 - importable once the repository is on sys.path (above)
 
 TICK = 0.1
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")

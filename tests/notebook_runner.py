@@ -64,7 +64,7 @@ def run_notebook(notebook: str, replacements=(), *, hidden_tests: bool = True) -
                 # like IPython, keep the cell's source where inspect.getsource can find it
                 linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
                 try:
-                    exec(compile(source, filename, "exec"), namespace)  # noqa: S102
+                    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - the course's own notebook cells, as nbgrader runs them
                 except Exception as exception:  # noqa: BLE001 - recorded per cell, as a notebook shows it
                     error = exception
             if cell["grade"]:

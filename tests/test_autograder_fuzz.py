@@ -324,7 +324,7 @@ def test_mutated_notebooks_are_read_or_unreadable_never_an_error():
     good = st.perfect(REPO / "exercises" / st.ASSIGNMENT, REPO / "solutions" / st.ASSIGNMENT)
     rng = random.Random(f"{SEED}-notebooks")
     outcomes = {"read": 0, "unreadable": 0}
-    for number in range(3 * MUTATIONS):
+    for _number in range(3 * MUTATIONS):
         name = rng.choice([st.NB1, st.NB2])
         data = st.dumps(good[name])
         data = _mutate_bytes(rng, data) if rng.random() < 0.3 else _dump(_mutate_json(rng, json.loads(data)))

@@ -186,9 +186,9 @@ def test_the_benchmark_runs_notebook_05_as_the_notebook_does():
         if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "settings"
     )
     brief = re.search(r"^BRIEF = (dict\(.*\))$", cell.source, re.MULTILINE).group(1)
-    assert eval(brief, {"dict": dict}) == bench.BRIEF  # noqa: S307 (the course's own notebook)
+    assert eval(brief, {"dict": dict}) == bench.BRIEF  # noqa: S307 - the course's own notebook's literal
     activations = re.search(r"^ACTIVATIONS = (\[.*\])$", cell.source, re.MULTILINE).group(1)
-    assert eval(activations) == bench.ACTIVATIONS  # noqa: S307
+    assert eval(activations) == bench.ACTIVATIONS  # noqa: S307 - the course's own notebook's literal
     configurations = bench.search_configurations()
     assert len(configurations) >= 3 and all(
         {"hidden", "activation", "epochs", "learning_rate", "reg_lambda"} <= set(c) for c in configurations

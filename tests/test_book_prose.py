@@ -198,7 +198,7 @@ def test_vanishing_gradients_are_described_as_measured():
     # "layer 2's weight gradient is nearly 30 times smaller than layer 5's, a ratio just under 0.04"
     assert 0.03 < sigmoid_init[1] / sigmoid_init[4] < 0.04 and 25 < sigmoid_init[4] / sigmoid_init[1] < 30
     # "each layer down the stack receives a gradient about three times smaller than the one above it"
-    assert all(2.5 < sigmoid_init[l + 1] / sigmoid_init[l] < 3.5 for l in (1, 2, 3))
+    assert all(2.5 < sigmoid_init[layer + 1] / sigmoid_init[layer] < 3.5 for layer in (1, 2, 3))
     # "the ratio is still just under 0.04 after epoch 4"
     assert 0.03 < sigmoid_last[1] / sigmoid_last[4] < 0.04
     # tanh and ReLU: "ratios near 1", and "both learn within the first epoch"; sigmoid "has hardly started"
@@ -227,7 +227,7 @@ def test_deep_sigmoid_network_is_at_chance_and_its_forward_signal_collapses():
     spread = {activation: run["z_spread_over_examples"][0][:-1] for activation, run in runs.items()}  # hidden layers
     sigmoid = spread["sigmoid"]
     # "this spread shrinks about threefold per layer, from 0.354 in layer 1 to 0.0037 in layer 5"
-    assert all(2.5 < sigmoid[l] / sigmoid[l + 1] < 3.5 for l in range(4))
+    assert all(2.5 < sigmoid[layer] / sigmoid[layer + 1] < 3.5 for layer in range(4))
     assert f"threefold per layer, from {sigmoid[0]:.3f} in layer 1 to {sigmoid[4]:.4f} in layer 5" in text
     # "keep the images apart in every layer (spreads between 0.20 and 0.60)"
     others = spread["tanh"] + spread["relu"]
@@ -285,7 +285,7 @@ def test_saturation_is_described_as_measured():
     assert f"has {last['relu'][1]['dead_units']} dead unit of 500 in layer 2" in text
     # "Ten epochs at learning rate 0.001 change none of this": std within 0.06, saturation within 0.1 points
     for activation in runs:
-        for before, after in zip(first[activation], last[activation]):
+        for before, after in zip(first[activation], last[activation], strict=False):
             assert abs(before["std"] - after["std"]) < 0.06
             assert abs(before.get("fraction_saturated", 0) - after.get("fraction_saturated", 0)) < 1e-3
     # "a sigmoid unit's Z varies over the images by 0.12 on average, against 0.43 for tanh and 0.32 for ReLU"
@@ -508,7 +508,7 @@ def test_third_search_round_is_justified_from_validation_and_its_history_told():
     fashion = _result("fashion_tuning_full")
     swings = [
         max(entry["history"]["val_acc"][20:30]) - min(entry["history"]["val_acc"][20:30])
-        for candidate, entry in zip(fashion["candidates"], fashion["search"])
+        for candidate, entry in zip(fashion["candidates"], fashion["search"], strict=False)
         if candidate["learning_rate"] == 0.1 and not candidate.get("schedule")
     ]
     assert len(swings) == 5 and min(swings) > 3 * 0.003  # several times the 0.3-point standard error

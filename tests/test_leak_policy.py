@@ -73,7 +73,9 @@ def test_answers_pages_hold_what_the_default_site_must_not():
     found = find_leaks(answers, SOLUTIONS)
     code = {(leak.name, leak.source) for leak in found if leak.kind.startswith("solution")}
     for chapter, notebook in zip(
-        ["01_activations", "02_fully_connected", "03_softmax_cross_entropy", "04_l2_regularization"], STUB_NOTEBOOKS
+        ["01_activations", "02_fully_connected", "03_softmax_cross_entropy", "04_l2_regularization"],
+        STUB_NOTEBOOKS,
+        strict=False,
     ):
         assert (f"book/answers/{chapter}_answers", notebook) in code, chapter
     numbers = [leak for leak in found if leak.kind == "reference number of the model answer"]
@@ -156,7 +158,7 @@ def test_a_rubric_answer_sentence_is_found():
     assert any("rubric point of 05_mnist_activations.ipynb/answer_mnist_activations" in leak for leak in leaks), leaks
     # ... and every bullet with key phrases, its phrases in another order inside one sentence
     for answer in written_answers(SOLUTIONS):
-        for bullet, phrases in zip(answer.rubric, answer.key_phrases()):
+        for bullet, phrases in zip(answer.rubric, answer.key_phrases(), strict=False):
             if len(phrases) >= 2:
                 details = [
                     part.strip()

@@ -75,7 +75,7 @@ def test_one_generator_shared_and_seed_determines_weights():
     assert all(fc.dtype is np.float64 and fc.W.dtype == np.float64 for fc in fcs)
     # the layers draw in order from np.random.default_rng(seed)
     rng = np.random.default_rng(11)
-    for fc, (i, o) in zip(fcs, [(5, 4), (4, 3), (3, 2)]):
+    for fc, (i, o) in zip(fcs, [(5, 4), (4, 3), (3, 2)], strict=False):
         np.testing.assert_array_equal(fc.W, rng.standard_normal((i, o)) / np.sqrt(i / 2))
     other = build_classifier(fake_impl(), [5, 4, 3, 2], "tanh", seed=12)
     assert not np.allclose(other.layers["fc1"].W, fcs[0].W)

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import nbformat
@@ -24,12 +23,9 @@ import pytest
 from autograder.feedback import REDACTED, HideTestCode, Redactor, strip_hidden
 from dnn_course import answer_leaks, leak_policy, nbgrader_regions, secret_lines
 from dnn_course.nbgrader_regions import HIDDEN_TEST, SOLUTION, Cell
+from scripts import check_site, make_fixtures, make_release
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import check_site  # noqa: E402
-import make_fixtures  # noqa: E402
-import make_release  # noqa: E402
 
 SOLUTIONS = REPO / "solutions" / "dnn_hw"
 

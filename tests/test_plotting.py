@@ -116,7 +116,7 @@ def test_image_grid_with_chosen_indices_in_order():
     fig = plot_image_grid(x, y, NAMES, n_rows=2, n_cols=3, indices=[5, 0, 13, 7])
     drawn = [ax for ax in fig.axes if ax.get_images()]
     assert len(fig.axes) == 6 and len(drawn) == 4
-    for ax, i in zip(drawn, [5, 0, 13, 7]):
+    for ax, i in zip(drawn, [5, 0, 13, 7], strict=False):
         np.testing.assert_array_equal(ax.get_images()[0].get_array(), x[i])
         assert ax.get_title() == NAMES[y[i]]
     assert not fig.axes[4].axison and not fig.axes[5].axison

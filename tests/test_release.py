@@ -36,11 +36,12 @@ import nbformat
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
 from dnn_course import secret_lines
 from dnn_course.assignment import ASSIGNMENT, PROFILE_VARIABLE
 from scripts import make_release
 from tests.autograder_corpus.students import perfect
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

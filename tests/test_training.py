@@ -149,7 +149,10 @@ def test_shuffling_is_determined_by_seed():
     a, _ = scripted_train(n=30, epochs=2, batch_size=7, seed=3)
     b, _ = scripted_train(n=30, epochs=2, batch_size=7, seed=3)
     c, _ = scripted_train(n=30, epochs=2, batch_size=7, seed=4)
-    flat = lambda m: np.concatenate([np.concatenate(e) for e in m.batches])
+
+    def flat(m):
+        return np.concatenate([np.concatenate(e) for e in m.batches])
+
     np.testing.assert_array_equal(flat(a), flat(b))
     assert not np.array_equal(flat(a), flat(c))
 
@@ -258,7 +261,9 @@ def test_linear_stand_in_learns_separable_blobs():
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_loss_stops_with_epoch_and_batch(bad):
-    loss_fn = lambda epoch, batch, m: bad if (epoch, batch) == (2, 3) else 1.0
+    def loss_fn(epoch, batch, m):
+        return bad if (epoch, batch) == (2, 3) else 1.0
+
     with pytest.raises(TrainingDivergedError) as info:
         scripted_train(n=40, epochs=3, batch_size=8, loss_fn=loss_fn)
     err = info.value

@@ -12,7 +12,7 @@ _BLOCKED = {getattr(_socket, name) for name in ("AF_INET", "AF_INET6") if hasatt
 _original_init = _socket.socket.__init__
 
 
-def _guarded_init(self, family=-1, type=-1, proto=-1, fileno=None):
+def _guarded_init(self, family=-1, type=-1, proto=-1, fileno=None):  # noqa: A002 - socket.socket's own parameter names
     if fileno is None and (family in _BLOCKED or family == -1):
         raise PermissionError("network access is disabled while grading")
     _original_init(self, family, type, proto, fileno)
