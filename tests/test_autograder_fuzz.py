@@ -31,6 +31,7 @@ from autograder.grading_records import Isolation, JobSpec
 from autograder.grading_settings import GradingSettings
 from autograder.layout import JobLayout
 from dnn_course import records
+from dnn_course.assignment import ASSIGNMENT
 from dnn_course.datasets import load_dataset, train_val_split
 from dnn_course.experiment import run_plan
 from dnn_course.experiment_grades import MNIST_LAYER_SIZES
@@ -132,6 +133,7 @@ def _measure(origin: Path, jobdir: Path) -> dict[str, float]:
         master_db="",
         source_dir="",
         settings=replace(GradingSettings(), experiment_profile="smoke"),
+        description=ASSIGNMENT,
     )
     with pytest.MonkeyPatch.context() as patch:  # the test images once, not twice per mutation
         patch.setattr(job, "load_dataset", _dataset)
