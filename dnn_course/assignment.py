@@ -2,7 +2,7 @@
 
 Everything that needs a fact of the assignment reads it here: the students'
 check (:mod:`dnn_course.check`), the submission command
-(:mod:`dnn_course.submission`), the reference (:mod:`dnn_course.reference`),
+(:mod:`dnn_course.submission`), the instructors' reference implementation,
 the experiments' scoring (:mod:`dnn_course.experiment_grades`) and the grader
 (``autograder/``). Those that act on a whole course take an
 :class:`Assignment` as a parameter, :data:`ASSIGNMENT` by default, so a course
