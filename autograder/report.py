@@ -354,7 +354,7 @@ def write_report(
         for sid, r in sorted(results.items())
         if _flag_cells(r, similar.get(sid, []))
     )
-    profile = getattr(settings, "experiment_profile", "brief")
+    profile = settings.experiment_profile
     if profile == "smoke":
         profile_note = (
             "<p class='smoke'><b>smoke profile: not real grades.</b> The experiments (05, 06) were graded "

@@ -55,11 +55,14 @@ from copydetect.utils import filter_code, find_fingerprint_overlap, get_copied_s
 from pygments.lexers import PythonLexer
 from pygments.token import Token
 
+from dnn_course.assignment import ASSIGNMENT
+
 from . import rebuild
 from .grading_settings import DATA_FILES, MAX_NOTEBOOK_BYTES
 from .layout import CourseLayout
 
-CODE_NOTEBOOKS = ("01", "02", "03", "04")  # notebooks whose code is compared
+#: Notebooks whose code is compared: those the reference implementation is made of (their numbers).
+CODE_NOTEBOOKS = tuple(name[:2] for name in ASSIGNMENT.reference_notebooks)
 K = 25  # k-gram length, in characters of tokenized code (copydetect's noise threshold)
 WINDOW = 6  # winnowing window: any match of K + WINDOW - 1 characters is always seen
 MIN_RUN = 8  # words in a row that count as shared text
