@@ -132,6 +132,24 @@ def test_the_results_check_detects_a_changed_number(tmp_path):
         "a.json.count: 3 != 4",
     ]
     assert script.check({"b": {}}, tmp_path) == [f"{tmp_path / 'b.json'} is missing"]
+
+
+def test_a_run_at_the_edge_of_stability_agrees_in_its_first_epoch_and_roughly_after(tmp_path):
+    from scripts import make_book_results as script
+
+    run = {"inputs": "raw", "learning_rate": 1.0, "val_acc": [0.495, 0.6685, 0.844, 0.866]}
+    script.write({"c": {"runs": [run]}}, tmp_path)
+    rounded_elsewhere = dict(run, val_acc=[0.495, 0.678, 0.7835, 0.8615])  # seen on another BLAS kernel
+    assert script.check({"c": {"runs": [rounded_elsewhere]}}, tmp_path) == []
+    assert script.check({"c": {"runs": [dict(run, val_acc=[0.52, 0.6685, 0.844, 0.866])]}}, tmp_path) == [
+        "c.json.runs[0].val_acc[0]: 0.495 != 0.52"
+    ]
+    assert script.check({"c": {"runs": [dict(run, val_acc=[0.495, 0.6685, 0.844, 0.70])]}}, tmp_path) == [
+        "c.json.runs[0].val_acc[3]: 0.866 != 0.7"
+    ]
+    stable = dict(run, learning_rate=0.1)  # any other run keeps the usual tolerance
+    script.write({"c": {"runs": [stable]}}, tmp_path)
+    assert script.check({"c": {"runs": [dict(stable, val_acc=[0.495, 0.678, 0.7835, 0.8615])]}}, tmp_path) != []
     # a confusion-matrix cell (images counted) may move by COUNT_TOL on another BLAS kernel, no more
     script.write({"c": {"counts": [[90, 813], [4, 5]], "epochs": 15}}, tmp_path)
     assert script.check({"c": {"counts": [[92, 812], [4, 5]], "epochs": 15}}, tmp_path) == []
