@@ -62,23 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     g.add_argument("--jobs", type=int, default=defaults.jobs, help="submissions graded at once (default: %(default)s)")
     g.add_argument("--isolation", choices=["auto", "bubblewrap", "process"], default="auto")
-    g.add_argument(
-        "--cell-timeout", type=int, help="seconds (default: %(default)s)", default=defaults.cell_timeout, metavar="S"
-    )
-    g.add_argument(
-        "--notebook-timeout",
-        type=int,
-        help="seconds (default: %(default)s)",
-        default=defaults.notebook_timeout,
-        metavar="S",
-    )
-    g.add_argument(
-        "--submission-timeout",
-        type=int,
-        help="seconds (default: %(default)s)",
-        default=defaults.submission_timeout,
-        metavar="S",
-    )
+    for timeout in ("cell_timeout", "notebook_timeout", "submission_timeout"):
+        g.add_argument(
+            "--" + timeout.replace("_", "-"),
+            type=int,
+            help="seconds (default: %(default)s)",
+            default=getattr(defaults, timeout),
+            metavar="S",
+        )
     g.add_argument(
         "--memory-mb",
         type=int,
