@@ -37,7 +37,17 @@ from dnn_course.assignment import ASSIGNMENT, Assignment
 from dnn_course.atomic_write import write_atomically
 
 from . import collect as collect_mod
-from . import fingerprint, isolation_report, kernel_environment, manual, report, sandbox, similarity_report
+from . import (
+    feedback_exporter,
+    fingerprint,
+    isolation_report,
+    kernel_environment,
+    manual,
+    nbgrader_caches,
+    report,
+    sandbox,
+    similarity_report,
+)
 from . import job as job_module
 from .feedback import Redactor, book_links, site_url, write_summary
 from .grading_records import Isolation, JobSpec, StudentResult
@@ -268,6 +278,7 @@ def grade(
     """
     start = time.monotonic()
     ensure_tools_on_path()
+    nbgrader_caches.install()
     submissions, out = submissions.resolve(), out.resolve()
     if not submissions.is_dir():
         raise FileNotFoundError(f"submissions folder not found: {submissions}")
@@ -356,6 +367,13 @@ def grade(
                 scheduler, jobs, make_job, settings.submission_timeout, progress, keys, course / "cluster", isolation
             )
         else:
+            if students:  # the jobs are forked from here: they inherit compiled templates and highlighted cells
+                feedback_exporter.warm(
+                    feedback_exporter.course_notebooks(
+                        layout.course.release_dir(settings.assignment), Path(settings.source_root) / settings.assignment
+                    ),
+                    nbgrader_config(course, settings),
+                )
             results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)
         previous = master_db if master_db.exists() else None
         for sid in sorted(manifest):  # merge sequentially, in a fixed order

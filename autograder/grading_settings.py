@@ -100,6 +100,7 @@ def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Pat
     )
 
     from .feedback import TEMPLATE_DIR, HideTestCode
+    from .feedback_exporter import FeedbackExporter
     from .kernel import SandboxExecute
 
     cfg = course_config()
@@ -131,6 +132,7 @@ def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Pat
     cfg.LimitOutput.max_lines = 200
     cfg.LimitOutput.max_traceback = 40
     cfg.GenerateFeedback.preprocessors = [GetGrades, HideTestCode, CSSHTMLHeaderPreprocessor]
+    cfg.GenerateFeedback.exporter_class = FeedbackExporter  # nbconvert's HTMLExporter, cheap per student
     # nbgrader's feedback template (the name nbgrader's API forces), with MathJax from
     # OUT/feedback/mathjax instead of a CDN: autograder/templates/feedback/mathjax.html.j2 comes first
     cfg.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR), str(NBGRADER_TEMPLATES)]

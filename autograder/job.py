@@ -35,7 +35,17 @@ from dnn_course.experiment_grades import Score, measure
 from dnn_course.nbgrader_cells import is_graded_test, nbgrader_metadata
 from dnn_course.notebook_import import import_notebooks
 
-from . import crosscheck, crosscheck_probes, kernel, kernel_environment, manual, rebuild, sandbox, tamper_probe
+from . import (
+    crosscheck,
+    crosscheck_probes,
+    kernel,
+    kernel_environment,
+    manual,
+    nbgrader_caches,
+    rebuild,
+    sandbox,
+    tamper_probe,
+)
 from .feedback import error_message
 from .grading_records import JobSpec, NotebookResult, StudentResult, TestResult
 from .grading_settings import ensure_tools_on_path, nbgrader_config
@@ -405,6 +415,7 @@ def test_results(
 def run(jobdir: Path) -> StudentResult:
     """Grade the job of ``jobdir`` (:class:`JobSpec` in ``job.json``); write and return its result."""
     ensure_tools_on_path()
+    nbgrader_caches.install()
     folders = JobLayout(jobdir)
     job = JobSpec.from_json(json.loads(folders.spec.read_text()))
     settings = job.settings

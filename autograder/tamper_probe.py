@@ -52,6 +52,11 @@ import sysconfig
 from pathlib import Path
 
 MARK = "# autograder-probe"
+#: The module the snapshot cell leaves in the kernel's ``sys.modules``: the identities it recorded
+#: (``state``) and the check function (``check``), defined once per kernel so each check cell is one call.
+STATE_MODULE = "__autograder_state__"
+#: The check's reason when the snapshot is gone (said by the check function too).
+SNAPSHOT_REMOVED = "the grader's snapshot was removed"
 
 #: The file whose functions the probe cells define and call in the kernel.
 KERNEL_CODE = Path(__file__).with_name("tamper_probe_in_kernel.py")
@@ -90,7 +95,10 @@ def snapshot_source() -> str:
     """The snapshot cell, run before any cell of the course or the student."""
     return (
         f"{MARK} snapshot (added by the grader)\n{kernel_function('__autograder_snapshot')}\n"
-        "__autograder_snapshot()\ndel __autograder_snapshot\n"
+        f"{kernel_function('__autograder_check')}\n"
+        "__autograder_snapshot()\n"
+        f'__import__("sys").modules["{STATE_MODULE}"].check = __autograder_check\n'
+        "del __autograder_snapshot, __autograder_check\n"
     )
 
 
@@ -103,11 +111,12 @@ def check_source(token: str, label: str, bindings: list[tuple[str, str]] = (), r
     label = LABEL.sub("_", label) or "_"
     roots = sorted(roots if roots is not None else trusted_roots())
     return (
-        f"{MARK} check {token} {label} (added by the grader)\n{kernel_function('__autograder_check')}\n"
-        f"__autograder_reasons = __autograder_check({roots!r}, {sorted(bindings)!r})\n"
+        f"{MARK} check {token} {label} (added by the grader)\n"
+        f'__autograder_reasons = getattr(__import__("sys").modules.get("{STATE_MODULE}"), "check", '
+        f"lambda *_: [{SNAPSHOT_REMOVED!r}])({roots!r}, {sorted(bindings)!r})\n"
         f'print("AUTOGRADER-PROBE {token} {label} " + ("TAMPERED " + "; ".join(__autograder_reasons) '
         'if __autograder_reasons else "CLEAN"))\n'
-        "del __autograder_check, __autograder_reasons\n"
+        "del __autograder_reasons\n"
     )
 
 

@@ -6,7 +6,10 @@ into the cells they add to every notebook, the way :mod:`autograder.crosscheck`
 ships :mod:`autograder.crosscheck_probes` into its sandbox as a file: so the
 code that runs in the kernel is Python that linters and tests read. Defined in
 a notebook cell, a function's globals are the notebook's namespace (the
-kernel's ``get_ipython``); the cell calls it once and deletes it.
+kernel's ``get_ipython``). The snapshot cell defines both functions, calls the
+snapshot, keeps the check as ``sys.modules["__autograder_state__"].check`` and
+deletes both names; each check cell is then one call of that function (a check cell
+that carried the function's source cost the kernel four times as much to read).
 
 ``__autograder_snapshot()`` runs before any cell of the course or the student.
 It reads the objects a verdict depends on (numpy's comparison functions,

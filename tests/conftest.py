@@ -169,6 +169,7 @@ MODULE_TIERS = {
     "test_exercise_checks.py": "integration",
     "test_experiment.py": "unit",
     "test_experiment_grading.py": "integration",
+    "test_feedback_exporter.py": "unit",
     "test_feedback_pages.py": "unit",
     "test_gradcheck.py": "unit",
     "test_grading_records.py": "unit",
@@ -198,6 +199,7 @@ MODULE_TIERS = {
 TEST_TIERS = {
     "test_autograder_fuzz.py::test_mutated_notebooks_are_read_or_unreadable_never_an_error": "unit",
     "test_autograder_fuzz.py::test_mutated_crosscheck_values_are_disagreements_never_errors": "unit",
+    "test_feedback_exporter.py::test_gradebook_openings_share_an_engine_and_read_what_is_on_disk": "integration",
     "test_autograder_units.py::test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs": "integration",
     "test_autograder_units.py::test_process_isolation_refuses_sockets_and_kills_detached_children": "integration",
     "test_autograder_units.py::test_detect_isolation_names_what_is_in_force": "integration",

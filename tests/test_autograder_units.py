@@ -382,16 +382,20 @@ def test_probe_verdicts_name_the_first_cell_and_fail_closed():
 
 
 def test_probe_cells_define_and_call_the_functions_of_the_probe_file():
-    """The code the probe runs in the kernel is the real file autograder/tamper_probe_in_kernel.py, copied into the cells."""
+    """The code the probe runs in the kernel is the real file autograder/tamper_probe_in_kernel.py: the snapshot
+    cell defines both of its functions and keeps the check; each check cell is one call of it."""
     text = tamper_probe.KERNEL_CODE.read_text(encoding="utf-8")
     snapshot = tamper_probe.snapshot_source()
     check = tamper_probe.check_source("tok", "cell 1", [("np", "numpy")], ["/lib/python"])
-    for name, cell in (("__autograder_snapshot", snapshot), ("__autograder_check", check)):
+    for name in ("__autograder_snapshot", "__autograder_check"):
         source = tamper_probe.kernel_function(name)
-        assert source.startswith(f"def {name}(") and source in text and source in cell
+        assert source.startswith(f"def {name}(") and source in text and source in snapshot and source not in check
+    for cell in (snapshot, check):
         compile(cell, "<probe cell>", "exec")
-    assert snapshot.endswith("__autograder_snapshot()\ndel __autograder_snapshot\n")
-    assert "__autograder_check(['/lib/python'], [('np', 'numpy')])" in check
+    assert snapshot.endswith(
+        'modules["__autograder_state__"].check = __autograder_check\ndel __autograder_snapshot, __autograder_check\n'
+    )
+    assert "(['/lib/python'], [('np', 'numpy')])" in check and len(check) < len(snapshot) / 8
     assert (
         tamper_probe.is_check(check)
         and tamper_probe.check_label(check) == "cell_1"
@@ -399,6 +403,39 @@ def test_probe_cells_define_and_call_the_functions_of_the_probe_file():
     )
     with pytest.raises(LookupError, match="defines no function"):
         tamper_probe.kernel_function("__no_such_function")
+
+
+def test_probe_cells_in_an_ipython_shell(capsys, monkeypatch, tmp_path):
+    """Run in a real IPython shell, the check cell says CLEAN, then names what a cell tampered with, then
+    says the snapshot is gone once the state module is removed, and leaves no name of its own behind."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.chdir(
+        tmp_path
+    )  # the kernel's working folder (code there is the student's); the venv is in the repository
+
+    shell = InteractiveShell.instance()
+    try:
+        roots = tamper_probe.trusted_roots()
+
+        def verdict(label):
+            shell.run_cell(tamper_probe.check_source("tok", label, [("np", "numpy")], roots), store_history=False)
+            return capsys.readouterr().out.strip()
+
+        shell.run_cell("import numpy as np")
+        shell.run_cell(tamper_probe.snapshot_source(), store_history=False)
+        assert verdict("a") == "AUTOGRADER-PROBE tok a CLEAN"
+        assert not [name for name in shell.user_ns if name.startswith("__autograder")]
+        shell.run_cell("import numpy as np\n_saved = np.allclose\nnp.allclose = lambda *a, **k: True")
+        assert (
+            verdict("b")
+            == "AUTOGRADER-PROBE tok b TAMPERED numpy.allclose was replaced; numpy.allclose is not numpy's own"
+        )
+        shell.run_cell("np.allclose = _saved\nimport sys\ndel sys.modules['__autograder_state__']")
+        assert verdict("c") == f"AUTOGRADER-PROBE tok c TAMPERED {tamper_probe.SNAPSHOT_REMOVED}"
+    finally:
+        sys.modules.pop(tamper_probe.STATE_MODULE, None)
+        InteractiveShell.clear_instance()
 
 
 def test_module_bindings_of_setup_cells():

@@ -280,7 +280,8 @@ def test_manual_list_says_each_answer_once():
 def render_feedback(out: Path, sid: str = "3001") -> Path:
     """05's source notebook through the grader's feedback template, where the grader puts it."""
     import nbgrader
-    from nbconvert import HTMLExporter
+
+    from autograder.feedback_exporter import FeedbackExporter
 
     config = nbgrader_config(out / "course", GradingSettings())
     config.HTMLExporter.template_name = "feedback"  # what nbgrader's API sets (NbGraderAPI.generate_feedback)
@@ -308,7 +309,7 @@ def render_feedback(out: Path, sid: str = "3001") -> Path:
             "\n\n$$\\frac{\\partial L}{\\partial z} = \\hat y - y$$"
         ),
     )
-    body, _ = HTMLExporter(config=config).from_notebook_node(
+    body, _ = FeedbackExporter(config=config).from_notebook_node(
         nb, resources={"nbgrader": {"notebook": "05_mnist_activations", "score": 1, "max_score": 2, "late_penalty": 0}}
     )
     page = out / "feedback" / sid / "05_mnist_activations.html"
@@ -442,11 +443,11 @@ def test_read_first_links_on_feedback_pages_open_the_published_chapters(tmp_path
 
 
 def test_notebook_feedback_pages_sanitise_the_students_html(tmp_path):
-    """The grading configuration sanitises what a student wrote or displayed: a script in a markdown cell
+    """The grading configuration (with the grader's exporter) sanitises what a student wrote or displayed: a script in a markdown cell
     or an HTML output does not reach the page; the text, the math and a plot do."""
     import nbformat
-    from nbconvert import HTMLExporter
 
+    from autograder.feedback_exporter import FeedbackExporter
     from autograder.grading_settings import GradingSettings, nbgrader_config
 
     cfg = nbgrader_config(tmp_path, GradingSettings())
@@ -463,7 +464,7 @@ def test_notebook_feedback_pages_sanitise_the_students_html(tmp_path):
             ],
         ),
     ]
-    body, _ = HTMLExporter(config=cfg, template_name="classic").from_notebook_node(nb)
+    body, _ = FeedbackExporter(config=cfg, template_name="classic").from_notebook_node(nb)
     assert "<script>alert" not in body and not re.search(r"<img[^>]*onerror", body)  # escaped or dropped
     assert "My answer:" in body and "$\\lambda$" in body and "<b>bold</b>" in body
     assert "data:image/png;base64,iVBORw0KGgo=" in body
