@@ -44,7 +44,9 @@ MISSING_ALT = "No description has been provided for this image"
 IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)(?=[\s>/])", re.IGNORECASE)
 #: JupyterLab templates' input and output areas, which nbconvert makes focusable (``tabindex="0"``) for
 #: keyboard users: the start tag of such a ``div``, up to its closing ``>``.
-FOCUSABLE_DIV = re.compile(r'<div class="(?:[^"]*\s)?(?:jp-Cell-inputWrapper|jp-OutputArea-output)(?:\s[^"]*)?"[^>]*(?=>)')
+FOCUSABLE_DIV = re.compile(
+    r'<div class="(?:[^"]*\s)?(?:jp-Cell-inputWrapper|jp-OutputArea-output)(?:\s[^"]*)?"[^>]*(?=>)'
+)
 
 
 class MemoryBytecodeCache(jinja2.BytecodeCache):
