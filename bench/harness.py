@@ -83,9 +83,11 @@ def machine_busy_seconds() -> float:
 
     A sandboxed grading kernel is reaped inside its PID namespace, so its CPU time never reaches
     ``getrusage`` of the process that started it; the machine's busy time includes it. On an
-    otherwise idle machine, the difference over a run is the run's CPU time.
+    otherwise idle machine, the difference over a run is the run's CPU time. Time stolen by the
+    hypervisor (``steal``) is not counted: no process of this machine ran then.
     """
     with open("/proc/stat", encoding="ascii") as stat:
         fields = [int(value) for value in stat.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user..steal; guest is already in user
+    # user, nice, system, (idle, iowait), irq, softirq; not steal (a virtual machine's time another
+    # machine ran), and guest is already in user
+    return (sum(fields[:7]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
