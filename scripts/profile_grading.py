@@ -28,6 +28,7 @@ import json
 import os
 import pstats
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -223,6 +224,10 @@ HOST_PHASES = [  # (label, function in the host process): its cumulative CPU tim
     ("host: similarity", similarity_report.write),
     ("host: hand-graded list", grade_mod.manual.write_manual_list),
 ]
+if hasattr(grade_mod, "feedback_exporter"):  # a grader before the warm-up (an older checkout) has none
+    HOST_PHASES.append(
+        ("host: feedback templates compiled, course cells highlighted", grade_mod.feedback_exporter.warm)
+    )
 
 
 def main() -> int:
@@ -233,6 +238,7 @@ def main() -> int:
         action="store_true",
         help="no cProfile in the job: its CPU time per phase as without the profiler",
     )
+    parser.add_argument("--save", type=Path, help="write the table (and the machine's load) to this JSON file")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="profile-grading-"))
     out = args.keep or scratch
@@ -276,6 +282,19 @@ def main() -> int:
     print(f"{'total':62s} {total:7.2f}")
     print("by process: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(phases["by_kind"].items())))
     print(f"the sampler's own CPU (left out): {phases['sampler_own']:.2f} s")
+    if args.save:
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        record = {
+            "revision": revision.stdout.strip(),
+            "phases_only": args.phases_only,
+            "wall_s": round(wall, 1),
+            "load_start": [round(value, 2) for value in load],
+            "cpus": os.cpu_count(),
+            "cpu_s": {label: round(seconds, 2) for label, seconds in rows.items()},
+            "by_process": {kind: round(seconds, 2) for kind, seconds in phases["by_kind"].items()},
+        }
+        args.save.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        print(f"saved: {args.save}")
     return 0
 
 
