@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv book lint format test test-fast lab regenerate-exercises exercises fixtures book-results \
-        reference-experiments bench clean release
+        reference-experiments bench clean release students-requirements
 
 help:
 	@echo "make book       build the course website into _build/html (offline, warnings are errors)"
@@ -25,6 +25,9 @@ help:
 	@echo "                rerun chapter 6's reference experiments into book/results/ (hours of CPU;"
 	@echo "                REFERENCE_ARGS='--only mnist --data embedded' runs a part, --quick a test in seconds)"
 	@echo "make release    write the students' kit to release/ (folder and zip), checked for answers"
+	@echo "make students-requirements"
+	@echo "                rewrite requirements-students.txt (the kit's pins) from requirements-students.in"
+	@echo "                and requirements.txt (STUDENTS_ARGS=--check compares instead of writing)"
 	@echo "make bench      benchmark one training epoch against PyTorch and the matmul peak, then notebooks"
 	@echo "                05 and 06 as a student runs them, idle and with two competing processes"
 
@@ -98,6 +101,12 @@ reference-experiments: $(STAMP)
 # in _config.yml) and release/dnn-course-kit.zip (for a learning platform). It stops if it finds an answer.
 release: $(STAMP)
 	$(BIN)/python scripts/make_release.py
+
+# The kit's requirements.txt: what requirements-students.in needs, pinned as requirements.txt pins it,
+# read from the installed packages' metadata (so after `make venv`). Run it when either file changes.
+STUDENTS_ARGS ?=
+students-requirements: $(STAMP)
+	$(BIN)/python scripts/students_requirements.py $(STUDENTS_ARGS)
 
 # The benchmark runs with OpenBLAS's own kernel choice (some machines set OPENBLAS_CORETYPE and
 # OPENBLAS_L2_SIZE to force an older one); it reports which kernel ran. PyTorch is optional:

@@ -12,7 +12,9 @@ launch buttons point), and the same folder as a zip for a learning platform:
   visible tests' reference values only (``fixtures/visible_values.npz``);
 * ``data/embedded/``: the embedded data subset (12 MB);
 * ``pyproject.toml``, ``requirements.txt``, ``environment.yml``, ``binder/``: the
-  pinned environment; ``pip install .`` builds a wheel that carries the data;
+  pinned environment, the students' part of the course's (``requirements.txt`` is the
+  repository's ``requirements-students.txt``; ``environment.yml`` lists only the packages of
+  ``requirements-students.in``); ``pip install .`` builds a wheel that carries the data;
 * ``book/``: one page per chapter the notebooks link to ("Read first"), which
   opens that chapter on the course website (``html.baseurl`` in ``_config.yml``,
   the one setting that names it; without it, the page and the README say so);
@@ -46,6 +48,10 @@ import yaml
 
 from dnn_course import answer_leaks, code_leaks, leak_policy, nbgrader_regions, secret_lines
 from dnn_course.assignment import ASSIGNMENT as COURSE  # the notebooks and data files, named once
+
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script: `scripts` importable too
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts import students_requirements
 
 NOTEBOOKS, DATA_FILES, ARCHIVE_PREFIX = COURSE.names, COURSE.data_file_caps, COURSE.archive_prefix
 
@@ -354,10 +360,24 @@ def _kit_readme(url: str, site: str = "") -> str:
     )
 
 
+#: A package line of environment.yml: ``  - numpy=2.4.6`` (conda) or ``      - nbgrader==0.9.6`` (pip).
+_ENVIRONMENT_PACKAGE = re.compile(r"^\s*- ([A-Za-z0-9._-]+)==?[^=]")
+
+
 def _environment_yml() -> str:
-    """The repository's environment.yml with a header for students."""
-    lines = (REPO / "environment.yml").read_text(encoding="utf-8").splitlines()
-    body = [line for line in lines if not line.startswith("#")]
+    """The repository's environment.yml with a header for students, its packages those of
+    requirements-students.in (python, pip and the course package stay)."""
+    students = set(students_requirements.read_names(students_requirements.STUDENTS_IN))
+    body = []
+    for line in (REPO / "environment.yml").read_text(encoding="utf-8").splitlines():
+        package = _ENVIRONMENT_PACKAGE.match(line)
+        if line.startswith("#") or (
+            package
+            and package.group(1) != "python"
+            and students_requirements.canonicalize_name(package.group(1)) not in students
+        ):
+            continue
+        body.append(line)
     return template("environment_header.yml") + "\n".join(body) + "\n"
 
 
@@ -380,8 +400,10 @@ def build_kit(out_dir: Path) -> Path:
             shutil.copy2(module, package / module.name)
     shutil.copy2(FIXTURES / "visible_values.npz", package / "fixtures" / "visible_values.npz")
     shutil.copytree(REPO / "data" / "embedded", kit / "data" / "embedded")
-    for name in ("pyproject.toml", "requirements.txt", "LICENSE"):
+    for name in ("pyproject.toml", "LICENSE"):
         shutil.copy2(REPO / name, kit / name)
+    # The students' pins only (make students-requirements), under the name the kit's Makefile, README and binder/ use.
+    shutil.copy2(students_requirements.STUDENTS_TXT, kit / "requirements.txt")
     shutil.copytree(REPO / "binder", kit / "binder")
     (kit / "environment.yml").write_text(_environment_yml(), encoding="utf-8")
     (kit / "book").mkdir()

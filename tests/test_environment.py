@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,3 +69,36 @@ def test_the_package_ships_every_data_file_it_reads():
         assert any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns), (
             f"{path.relative_to(REPO)} matches no [tool.setuptools.package-data] pattern of {package}"
         )
+
+
+def test_the_students_pins_are_regenerated_from_their_list_and_the_course_pins():
+    """requirements-students.txt (the kit's requirements.txt) is what `make students-requirements` writes now:
+    it fails when requirements.txt or requirements-students.in changed and the file was not regenerated."""
+    from scripts import students_requirements
+
+    assert students_requirements.render() == (REPO / "requirements-students.txt").read_text(), (
+        "requirements-students.txt is stale: run `make students-requirements` and commit it"
+    )
+    course, students = _pins(REPO / "requirements.txt"), _pins(REPO / "requirements-students.txt")
+    assert {name: version for name, version in students.items() if course.get(name) != version} == {}
+    top_level = students_requirements.read_names(REPO / "requirements-students.in")
+    assert set(top_level) <= set(_pins(REPO / "requirements.in")) and set(top_level) <= set(students)
+
+
+def test_the_students_pins_follow_markers_and_extras_and_notice_a_changed_list_or_pin(tmp_path):
+    from scripts import students_requirements
+
+    pins = students_requirements.read_pins(REPO / "requirements.txt")
+    # jupyter-events asks for jsonschema[format-nongpl] (whose extra brings fqdn); its `cli` extra (click) is not asked for
+    needed = students_requirements.closure(["jupyter-events"], pins)
+    assert {"jsonschema", "fqdn", "rfc3339-validator"} <= set(needed) and "click" not in needed
+    # a package added to the students' list changes the pinned file
+    longer = tmp_path / "requirements-students.in"
+    longer.write_text((REPO / "requirements-students.in").read_text() + "pytest\n")
+    rendered = students_requirements.render(longer)
+    assert "\npytest==" in rendered and "\npytest==" not in (REPO / "requirements-students.txt").read_text()
+    # a pin of requirements.txt that the installed packages do not match says what to run
+    changed = tmp_path / "requirements.txt"
+    changed.write_text(re.sub(r"(?m)^numpy==.*$", "numpy==1.0.0", (REPO / "requirements.txt").read_text()))
+    with pytest.raises(SystemExit, match="numpy: requirements.txt pins 1.0.0 but .* is installed; run `make venv`"):
+        students_requirements.render(lock=changed)

@@ -8,8 +8,10 @@ grader's collector takes), and `make check` again with 06's results at partial c
 from a student's run:
 
 * the kit's `.venv` is created by the test, without pip, and sees the repository venv's installed
-  packages through a `.pth` file (every pin of the kit's requirements.txt is installed there;
-  the kit's `pip install -r requirements.txt` then finds them all satisfied, with `PIP_NO_INDEX=1`);
+  packages through a `.pth` file, only those the kit's requirements.txt pins (and pip and setuptools,
+  which a student's venv has or pip adds): every one is installed there at its pin, so the kit's
+  `pip install -r requirements.txt` finds them all satisfied with `PIP_NO_INDEX=1`, and the run
+  proves the students' subset enough for `make check`;
 * the course package's wheel is zipped by the test (:func:`build_wheel`, the layout
   pyproject.toml gives) instead of by setuptools, which pip would download; the Makefile installs
   it with `pip install --no-deps` as it installs `.` for a student (`PACKAGE=<wheel>`).
@@ -35,10 +37,11 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+import yaml
 
 from dnn_course import secret_lines
 from dnn_course.assignment import ASSIGNMENT, PROFILE_VARIABLE
-from scripts import make_release
+from scripts import make_release, students_requirements
 from tests.autograder_corpus.students import perfect
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,7 +120,7 @@ def test_kit_holds_what_a_student_needs_and_nothing_of_the_instructors(release):
     chapters = make_release.chapter_links()
     assert {f for f in files if f.startswith("book/")} == {f"book/{stem}.md" for stem in chapters}
     assert {"01_activations", "02_fully_connected", "06_experiments"} <= set(chapters)
-    assert (kit / "requirements.txt").read_text() == (REPO / "requirements.txt").read_text()
+    assert (kit / "requirements.txt").read_text() == (REPO / "requirements-students.txt").read_text()
     makefile = (kit / "Makefile").read_text()
     assert "\nlab:" in makefile and "\ncheck:" in makefile and "\nsubmit: $(STAMP)\n" in makefile
     assert "DNN_HW2_*.zip" in (kit / ".gitignore").read_text().splitlines()  # the submission stays out of git
@@ -126,6 +129,27 @@ def test_kit_holds_what_a_student_needs_and_nothing_of_the_instructors(release):
     assert members == files
     size = sum((kit / f).stat().st_size for f in files)
     assert 11e6 < size < 14e6, f"the kit is {size / 1e6:.1f} MB"
+
+
+def test_the_kits_environment_is_the_students_subset_of_the_course_pins(release):
+    """The kit pins only what students need, at the course's versions, and its conda file lists the same set."""
+    kit, _ = release
+    course = students_requirements.read_pins(REPO / "requirements.txt")
+    kit_pins = students_requirements.read_pins(kit / "requirements.txt")
+    assert {name: pin for name, pin in kit_pins.items() if course.get(name) != pin} == {}
+    for instructors_tool in ("jupyter-book", "playwright", "dask", "distributed", "ruff", "copydetect", "pytest-xdist"):
+        assert instructors_tool in course and instructors_tool not in kit_pins, instructors_tool
+    assert {"numpy", "matplotlib", "jupyterlab", "nbgrader", "ipykernel", "threadpoolctl"} <= set(kit_pins)
+    assert (kit / "binder" / "requirements.txt").read_text().splitlines() == ["-r ../requirements.txt"]
+    environment = yaml.safe_load((kit / "environment.yml").read_text())
+    listed = {}
+    for entry in environment["dependencies"]:
+        for line in entry["pip"] if isinstance(entry, dict) else [entry]:
+            name, _, version = line.replace("==", "=").partition("=")
+            listed[students_requirements.canonicalize_name(name)] = version
+    students = students_requirements.read_names(REPO / "requirements-students.in")
+    assert {name for name, version in listed.items() if version} == {"python", *students}
+    assert all(listed[name] == kit_pins[name][1] for name in students)
 
 
 def test_kit_lab_serves_the_kit_root_so_the_read_first_links_open(release):
@@ -378,15 +402,22 @@ def build_wheel(kit: Path, dest: Path) -> Path:
     return wheel
 
 
-def _linked_site_packages(tmp_path: Path) -> Path:
-    """The repository venv's installed packages, except the course package, as symlinks."""
+def _linked_site_packages(tmp_path: Path, kit: Path) -> Path:
+    """The repository venv's installed packages that the kit's requirements.txt pins, and pip and setuptools,
+    as symlinks to their files' top-level entries (modules, packages, .dist-info folders)."""
+    from importlib import metadata
+
     linked = tmp_path / "repo-site-packages"
     linked.mkdir()
     source = Path(sysconfig.get_paths()["purelib"])
-    for entry in source.iterdir():
-        if "dnn_course" in entry.name or entry.suffix == ".pth":
-            continue
-        (linked / entry.name).symlink_to(entry)
+    names = [*students_requirements.read_pins(kit / "requirements.txt"), "pip", "setuptools"]
+    for name in names:
+        distribution = metadata.distribution(name)
+        assert distribution.files, f"{name} lists no files (no RECORD)"
+        assert Path(distribution.locate_file("")).resolve() == source.resolve(), name
+        for top in {file.parts[0] for file in distribution.files} - {"..", "__pycache__"}:
+            if (source / top).exists() and not (linked / top).exists() and not top.endswith(".pth"):
+                (linked / top).symlink_to(source / top)
     return linked
 
 
@@ -415,7 +446,7 @@ def test_kit_installs_offline_and_a_correct_student_checks_and_submits(release, 
         text=True,
         check=True,
     ).stdout.strip()
-    (Path(purelib) / "repo-packages.pth").write_text(str(_linked_site_packages(tmp_path)) + "\n")
+    (Path(purelib) / "repo-packages.pth").write_text(str(_linked_site_packages(tmp_path, kit)) + "\n")
     wheel = build_wheel(kit, tmp_path)
     _fill(kit, kit / "my-work" / "dnn_hw")
 
