@@ -233,6 +233,23 @@ if hasattr(grade_mod, "feedback_exporter"):  # a grader before the warm-up (an o
     )
 
 
+def comparison_rows(saved: dict) -> list[str]:
+    """The Markdown rows comparing the per-submission phases of ``saved`` (``bench/results/grading_phases.json``:
+    ``before`` and ``after``, each a list of ``--save``d runs): the mean CPU seconds of each phase in
+    the grading job and its sandboxed processes, before and after, and the total per submission."""
+
+    def mean(runs: list[dict], label: str) -> float:
+        return sum(run["cpu_s"].get(label, 0.0) for run in runs) / len(runs)
+
+    before, after = saved["before"], saved["after"]
+    labels = [label for label in before[0]["cpu_s"] if not label.startswith("host:")]
+    labels.sort(key=lambda label: -mean(before, label))
+    rows = [f"| {label} | {mean(before, label):.1f} | {mean(after, label):.1f} |" for label in labels]
+    totals = [sum(mean(runs, label) for label in labels) for runs in (before, after)]
+    rows.append(f"| **total per submission** | **{totals[0]:.1f}** | **{totals[1]:.1f}** |")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="folder for the profiles and the grading output")

@@ -360,3 +360,46 @@ def test_stated_grading_times_come_from_the_recorded_benchmark():
     assert rows and all("bench/results/autograder.json" in row for row in rows), rows
     for stale in ("7.6 s per submission", "13.8 CPU-seconds", "5.2 s per submission", "4.8 s per submission"):
         assert stale not in " ".join((root / "autograder" / "README.md").read_text(encoding="utf-8").split())
+
+
+def test_stated_grading_cpu_comes_from_the_recorded_comparisons():
+    """The autograder README's "Where grading time goes" prints the saved comparisons of the benchmark
+    (idle and with competing processes) and the phase table of the saved profiles, line for line."""
+    from scripts import bench_autograder, profile_grading
+
+    text = (BENCH.parent / "autograder" / "README.md").read_text(encoding="utf-8")
+    for name, competing in (("autograder_cpu.json", 0), ("autograder_cpu_competing.json", 2)):
+        comparison = json.loads((BENCH / "results" / name).read_text())
+        assert comparison["competing"] == competing and comparison["students"] >= 12
+        assert all(run["failed"] == [] for runs in comparison["runs"].values() for run in runs)
+        for line in bench_autograder.comparison_table(comparison):
+            assert line in text, f"autograder/README.md does not print {line!r} (from {name})"
+    phases = json.loads((BENCH / "results" / "grading_phases.json").read_text())
+    assert {run["revision"] for run in phases["before"]} == {"231a274"} and len(phases["after"]) >= 2
+    for row in profile_grading.comparison_rows(phases):
+        assert row in text, f"autograder/README.md does not hold the phase row {row!r}"
+
+
+def test_a_comparison_table_says_each_graders_runs_and_the_ratio_of_their_means():
+    from scripts import bench_autograder
+
+    def run(wall, machine, tree, load):
+        return {
+            "seconds_per_submission": wall,
+            "machine_cpu_s_per_submission": machine,
+            "tree_cpu_s_per_submission": tree,
+            "machine": {"load_start": load},
+        }
+
+    comparison = {
+        "students": 12,
+        "jobs": 3,
+        "competing": 0,
+        "repeat": 2,
+        "runs": {"abc1234": [run(10, 20, 8, 1.0), run(12, 22, 10, 2.0)], "this checkout": [run(5, 10, 4, 1.5)] * 2},
+    }
+    lines = bench_autograder.comparison_table(comparison)
+    assert lines[0] == "12 generated submissions, 3 jobs, 0 competing processes, 2 runs each (in turn)"
+    assert lines[2].split() == ["wall", "seconds", "10.00", "12.00", "5.00", "5.00", "0.45"]
+    assert lines[3].split()[-1] == "0.48" and lines[4].split()[-1] == "0.44"
+    assert lines[-1].startswith("load average at the start of the runs: 1.0 to 2.0")
