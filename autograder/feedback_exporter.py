@@ -16,9 +16,10 @@ Three of that exporter's costs are the same work for every student, and
   and output areas of JupyterLab templates; here two regular expressions add the same
   attributes to the page as rendered (the same document, spelled as the template spells it).
 
-The grading run calls :func:`warm` before it forks its jobs: the release notebooks are
-rendered once, so every job starts with the templates compiled, the lexers built and the
-course's cells highlighted. The cache is in memory only: what a job adds dies with it, and
+The grading run calls :func:`warm` before it forks its jobs: the course's notebooks (the
+released ones, and the source ones as their feedback pages show them, hidden tests replaced by
+the note) are rendered once, so every job starts with the templates compiled, the lexers built
+and the course's cells highlighted. The cache is in memory only: what a job adds dies with it, and
 a student's cell never reaches another student's page by any route but its own source.
 Pages are the same, byte for byte, with and without the caches (``tests/test_feedback_exporter.py``).
 """
