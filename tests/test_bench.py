@@ -403,3 +403,20 @@ def test_a_comparison_table_says_each_graders_runs_and_the_ratio_of_their_means(
     assert lines[2].split() == ["wall", "seconds", "10.00", "12.00", "5.00", "5.00", "0.45"]
     assert lines[3].split()[-1] == "0.48" and lines[4].split()[-1] == "0.44"
     assert lines[-1].startswith("load average at the start of the runs: 1.0 to 2.0")
+
+
+def test_stated_kernel_start_comes_from_the_recorded_measurement():
+    """The fork-server lever of the autograder README states bench/results/kernel_start.json's means."""
+    record = json.loads((BENCH / "results" / "kernel_start.json").read_text())
+    assert len(record["fresh_cpu_s"]) == len(record["forked_cpu_s"]) >= 3
+
+    def mean(values):
+        return sum(values) / len(values)
+
+    text = " ".join((BENCH.parent / "autograder" / "README.md").read_text(encoding="utf-8").split())
+    stated = (
+        f"a kernel started as now costs {mean(record['fresh_cpu_s']):.2f} CPU-seconds, a forked one "
+        f"{mean(record['forked_cpu_s']):.2f}, and the warmed interpreter "
+        f"{record['fork_server_warm_up_cpu_s']:.2f} once"
+    )
+    assert stated in text
