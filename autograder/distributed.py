@@ -17,7 +17,8 @@ worker it writes them into a private temporary folder, claims a sandbox slot of 
 (:func:`claim_slot`, one per running task, whatever the number of worker processes), and grades
 there with ``python -m autograder.job`` in a session of its own, under the same wall-clock limit and
 kill discipline as a local job (the session and every process carrying the job's token are killed
-when it ends). It returns the bytes of what the job wrote.
+when it ends). It returns the bytes of what the job wrote; once the client has saved them, it
+releases the task, so the cluster keeps no finished task it would run again after losing a worker.
 
 **Which workers grade.** The client registers :class:`GradingCheck` on the cluster: at its start
 every worker, and every worker that joins later, compares itself with the client (the grading
@@ -418,6 +419,10 @@ def run_jobs_on_cluster(
                 results[sid] = (outcome["ok"], outcome["error"])
                 if outcome["ok"]:
                     write_atomically(done / f"{keys[sid]}.zip", _pack(outcome))
+            # its files are saved (and its zip kept for a restart): the cluster may forget it, so a worker
+            # lost later does not make the scheduler grade this submission again for nobody
+            del futures[future]
+            future.release()
             bar.update(1)
     finally:
         bar.close()

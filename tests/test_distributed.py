@@ -164,8 +164,16 @@ def test_the_cohort_graded_on_two_workers_one_killed_mid_run_matches_the_local_r
         ):
             assert run.poll() is None and time.monotonic() < deadline, "the run ended before w1 could be killed"
             time.sleep(0.5)
+        saved = [archive.stem[:16] for archive in (out / "course" / "cluster").glob("*.zip")]
         os.kill(workers["w1"].pid, signal.SIGKILL)
         workers["w1"].wait()
+        # a task whose files the client saved is released: the scheduler holds it no more (so losing a
+        # worker never makes it grade that submission again); the key of a task names the student's key
+        time.sleep(2)
+        held = client.run_on_scheduler(
+            lambda dask_scheduler: [str(key) for key in dask_scheduler.tasks if str(key).startswith("autograde-")]
+        )
+        assert saved and not [key for key in held if any(prefix in key for prefix in saved)], (saved, held)
     output, _ = run.communicate(timeout=1800)
     assert run.returncode == 0, output
     assert "not graded" not in output, output
