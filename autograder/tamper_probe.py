@@ -37,9 +37,10 @@ tampering (fail closed).
 
 Limits: these checks run inside the student's kernel, so code written to
 defeat this very probe (rewriting the kernel's output stream, editing the
-snapshot or replacing the check function it keeps) is outside what an in-process check can rule out; those attacks
-are the job of :mod:`autograder.sandbox` and of the grader's own
-re-measurement of results, not of this module.
+snapshot or replacing the check function it keeps) is outside what an
+in-process check can rule out; those attacks are the job of
+:mod:`autograder.sandbox` and of the grader's own re-measurement of results,
+not of this module.
 """
 
 from __future__ import annotations
