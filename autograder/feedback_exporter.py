@@ -138,12 +138,19 @@ def warm(notebooks: list, config) -> None:
     converter = GenerateFeedback(coursedir=CourseDirectory(config=config), config=config)  # its template settings
     exporter = FeedbackExporter(parent=converter, config=converter.config)
     for notebook in notebooks:
-        notebook = copy.deepcopy(notebook)
-        # an executed notebook's language, as the kernel reports it (and its pages highlight with)
-        notebook.metadata["language_info"] = {"name": "python", "pygments_lexer": KERNEL_LEXER}
-        for cell in notebook.cells:  # what nbgrader's GetGrades adds, so the template renders every part
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("grade") or meta.get("task"):
-                meta.update(score=0.0, points=meta.get("points", 0), comment="")
         resources = {"nbgrader": {"notebook": "warm-up", "score": 0.0, "max_score": 0.0, "late_penalty": 0.0}}
-        exporter.from_notebook_node(notebook, resources)
+        exporter.from_notebook_node(as_graded(notebook), resources)
+
+
+def as_graded(notebook, full_marks: bool = False):
+    """A copy of ``notebook`` as its feedback page receives it: executed by the kernel (its language
+    :data:`KERNEL_LEXER`) and annotated as nbgrader's GetGrades does (each graded cell's score, 0 or
+    its points, and an empty comment), so the template renders every part."""
+    notebook = copy.deepcopy(notebook)
+    notebook.metadata["language_info"] = {"name": "python", "pygments_lexer": KERNEL_LEXER}
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") or meta.get("task"):
+            points = meta.get("points", 0)
+            meta.update(score=points if full_marks else 0.0, points=points, comment="")
+    return notebook

@@ -27,20 +27,12 @@ REPO = Path(__file__).resolve().parent.parent
 RESOURCES = {"nbgrader": {"notebook": "01_activations", "score": 3.0, "max_score": 5.0, "late_penalty": 0.0}}
 
 
-def as_graded(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """``nb`` as executed by an IPython 3 kernel and annotated by nbgrader's GetGrades (full marks)."""
-    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": feedback_exporter.KERNEL_LEXER}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") or meta.get("task"):
-            meta.update(score=meta.get("points", 0), points=meta.get("points", 0), comment="")
-    return nb
-
-
 def graded_notebook() -> nbformat.NotebookNode:
     """01's source notebook as nbgrader's GetGrades leaves it, executed by an IPython 3 kernel, with
     images (one without an alt text) and a cell magic."""
-    nb = as_graded(nbformat.read(REPO / "solutions" / "dnn_hw" / "01_activations.ipynb", as_version=4))
+    nb = feedback_exporter.as_graded(
+        nbformat.read(REPO / "solutions" / "dnn_hw" / "01_activations.ipynb", as_version=4), full_marks=True
+    )
     nb.cells.append(
         nbformat.v4.new_code_cell(
             "plot()",
@@ -122,7 +114,9 @@ def test_warming_up_renders_the_course_cells_so_a_jobs_pages_hit_the_cache(tmp_p
     misses = feedback_exporter.highlighted.cache_info().misses
     compiled = dict(feedback_exporter.TEMPLATE_BYTECODE.compiled)
     converter = GenerateFeedback(coursedir=CourseDirectory(config=config), config=config)
-    released = as_graded(nbformat.read(REPO / "exercises" / "dnn_hw" / "03_softmax_cross_entropy.ipynb", as_version=4))
+    released = feedback_exporter.as_graded(
+        nbformat.read(REPO / "exercises" / "dnn_hw" / "03_softmax_cross_entropy.ipynb", as_version=4)
+    )
     exporter(converter).from_notebook_node(released, copy.deepcopy(RESOURCES))
     assert feedback_exporter.highlighted.cache_info().misses == misses
     assert feedback_exporter.TEMPLATE_BYTECODE.compiled == compiled  # no template compiled again
