@@ -54,6 +54,7 @@ def bwrap_command(
     files: list[tuple[int, str]] = (),
     data: list[tuple[int, str]] = (),
     initial_bytes: int = 0,
+    as_pid_1: bool = False,
 ) -> list[str]:
     """``argv`` wrapped in a bubblewrap sandbox.
 
@@ -65,13 +66,16 @@ def bwrap_command(
     inside. The working folder's ``tmpfs`` holds ``initial_bytes`` of copies
     plus its share of ``disk_mb``. As root, bubblewrap needs no user namespace
     (the launcher then drops to ``uid``); otherwise a user namespace maps the
-    instructor to uid 1000.
+    instructor to uid 1000. ``as_pid_1``: ``argv`` itself is the pid namespace's process 1
+    (no reaper of bubblewrap's): it then receives no signal from inside it has no handler for,
+    and must reap the sandbox's orphans (:mod:`autograder.kernel_forkserver`).
     """
     cmd = [
         shutil.which("bwrap") or "bwrap",
         "--die-with-parent",
         "--new-session",
         "--unshare-pid",
+        *(["--as-pid-1"] if as_pid_1 else []),
         "--unshare-net",
         "--unshare-ipc",
         "--unshare-uts",

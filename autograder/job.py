@@ -45,6 +45,7 @@ from . import (
     rebuild,
     sandbox,
     tamper_probe,
+    warm_kernels,
 )
 from .feedback import error_message
 from .grading_records import JobSpec, NotebookResult, StudentResult, TestResult
@@ -477,7 +478,10 @@ def _grade_submitted(job, jobdir, api, db_url, spec, submitted, flags, nb_flags,
     """Autograde, measure, cross-check and write the feedback (all the submission's processes run here)."""
     checks, measured, disagreements = found
     if any(submitted.glob("*.ipynb")):
-        outcome = api.autograde(job.assignment, job.student_id, force=True, create=True)
+        try:
+            outcome = api.autograde(job.assignment, job.student_id, force=True, create=True)
+        finally:
+            warm_kernels.stop()  # the notebooks' fork server, before the grader's own check starts
         if not outcome["success"]:
             raise RuntimeError(
                 "nbgrader autograde failed:\n" + outcome.get("error", "")[-3000:] + outcome.get("log", "")[-3000:]

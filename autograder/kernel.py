@@ -46,7 +46,7 @@ from traitlets import Bool, Float, Integer
 
 from dnn_course.nbgrader_cells import stderr_as_output
 
-from . import bubblewrap, memory_cap, sandbox, tamper_probe
+from . import bubblewrap, memory_cap, sandbox, tamper_probe, warm_kernels
 from .submission_processes import kill_marked_processes
 
 _SPEC: sandbox.SandboxSpec | None = None
@@ -61,8 +61,9 @@ class ChannelBroken(DeadKernelError):
 
 
 def configure(spec: sandbox.SandboxSpec) -> None:
-    """Set the sandbox used by every kernel started in this process."""
+    """Set the sandbox used by every kernel started in this process (a previous one's fork server stops)."""
     global _SPEC
+    warm_kernels.stop()
     _SPEC = spec
 
 
@@ -97,6 +98,8 @@ KERNEL_BOOT = (
     "launch_new_instance()\n"
 )
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+#: The kernel's options after its connection file.
+KERNEL_OPTIONS = ("--HistoryManager.hist_file=:memory:",)
 
 
 class SandboxKernelManager(AsyncKernelManager):
@@ -148,6 +151,25 @@ class SandboxKernelManager(AsyncKernelManager):
             "kernel_name": "",
             **{f"{channel}_port": getattr(self, f"{channel}_port") for channel in CHANNELS},
         }
+        log_path = os.path.join(os.path.dirname(spec.ipc_dir), "kernel.log")
+        if warm_kernels.enabled(spec):
+            try:
+                server = warm_kernels.server_for(spec, log_path, KERNEL_BOOT)
+                process = server.start_kernel(listeners, info, list(KERNEL_OPTIONS))
+            except warm_kernels.ForkServerFailed as error:  # its sandbox is gone: the kernel starts on its own
+                self.log.warning("No kernel from the fork server (%s); starting one on its own", error)
+                warm_kernels.stop()
+            except BaseException:
+                for fd in listeners.values():
+                    os.close(fd)
+                raise
+            else:
+                for fd in listeners.values():
+                    os.close(fd)
+                self.provisioner.process = process  # jupyter_client's provisioner polls and kills it
+                self.provisioner.pgid = None  # never signalled by the host: through the fork server
+                self._reconcile_connection_info(self.provisioner.connection_info)
+                return
         argv = [
             python,
             "-P",
@@ -156,7 +178,7 @@ class SandboxKernelManager(AsyncKernelManager):
             json.dumps(listeners),
             "-f",
             sandbox.data_path(spec, "kernel-inside.json"),
-            "--HistoryManager.hist_file=:memory:",
+            *KERNEL_OPTIONS,
         ]
         try:
             command = sandbox.command(
@@ -166,7 +188,7 @@ class SandboxKernelManager(AsyncKernelManager):
             for fd in listeners.values():
                 os.close(fd)
             raise
-        log = open(os.path.join(os.path.dirname(spec.ipc_dir), "kernel.log"), "ab")
+        log = open(log_path, "ab")
         kw.update(
             env=sandbox.sandbox_environment(spec),
             cwd=sandbox.working_directory(spec),
@@ -204,10 +226,20 @@ class SandboxKernelManager(AsyncKernelManager):
 
     async def _async_kill_kernel(self, restart: bool = False) -> None:
         await super()._async_kill_kernel(restart=restart)
-        kill_marked_processes(current_spec().marker)
+        _kill_leftovers()
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
+        _kill_leftovers()
+
+
+def _kill_leftovers() -> None:
+    """Every process the stopped kernel left: the fork server kills them (it stays for the next
+    kernel); without one, every process carrying the submission's marker."""
+    server = warm_kernels.current()
+    if server is not None and server.spec == current_spec():
+        server.kill_all()
+    else:
         kill_marked_processes(current_spec().marker)
 
 

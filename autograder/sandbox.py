@@ -285,7 +285,11 @@ def data_path(spec: SandboxSpec, name: str) -> str:
 
 
 def command(
-    argv: list[str], spec: SandboxSpec, data: dict[str, bytes] | None = None, keep_fds: tuple[int, ...] = ()
+    argv: list[str],
+    spec: SandboxSpec,
+    data: dict[str, bytes] | None = None,
+    keep_fds: tuple[int, ...] = (),
+    as_pid_1: bool = False,
 ) -> Command:
     """How to run ``argv`` (absolute executable) isolated by ``spec``.
 
@@ -331,7 +335,7 @@ def command(
     except BaseException:
         Command([], tuple(fds)).close()
         raise
-    argv = bwrap_command(launched, spec.readonly, spec.limits.disk_mb, spec.uid, files, pipes, initial)
+    argv = bwrap_command(launched, spec.readonly, spec.limits.disk_mb, spec.uid, files, pipes, initial, as_pid_1)
     return Command(argv, tuple(fds) + tuple(keep_fds))
 
 

@@ -191,6 +191,7 @@ MODULE_TIERS = {
     "test_site_checks.py": "unit",
     "test_student_check.py": "integration",
     "test_tamper_probe.py": "integration",
+    "test_warm_kernels.py": "integration",
     "test_term_rehearsal.py": "e2e",
     "test_tiers.py": "unit",
     "test_training.py": "unit",

@@ -1,0 +1,249 @@
+"""Kernels forked from one warmed interpreter per submission (autograder/warm_kernels.py,
+autograder/kernel_forkserver.py): each kernel starts as a fresh sandbox would, and no kernel
+can bend the fork server that the next notebook's kernel comes from.
+
+The "kernels" here run a small boot code instead of ipykernel: it reports what it sees on a
+socket the test hands in, the way the real boot code gets its listening sockets. The grading
+runs of the hostile class and the rehearsal cohort start real ipykernel kernels this way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import time
+
+import pytest
+
+from autograder import kernel_environment, sandbox, warm_kernels
+from autograder.bubblewrap import SANDBOX_HOME, SANDBOX_WORKDIR
+from autograder.submission_processes import kill_marked_processes
+
+#: The test kernels' boot code: ``report(obj)`` sends its findings to the test, then it runs the
+#: code given after ``-c`` in its arguments (``sys.argv``: the sockets, ``-f`` and the connection
+#: file, then those), as the real boot code runs ipykernel.
+BOOT = """
+import json, os, socket, sys
+_fds = json.loads(sys.argv[1])
+_channel = socket.socket(fileno=_fds["report"])
+def report(found):
+    _channel.sendall(json.dumps(found).encode())
+    _channel.close()
+exec(sys.argv[sys.argv.index("-c", 1) + 1])
+"""
+
+
+@pytest.fixture
+def server(tmp_path):
+    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
+        pytest.skip("the fork server runs in bubblewrap only")
+    work, ipc = tmp_path / "work", tmp_path / "ipc"
+    work.mkdir()
+    ipc.mkdir()
+    (work / "01_activations.ipynb").write_text('{"submitted": true}')
+    (work / "mnist_results.json").write_text("[1, 2, 3]")
+    spec = sandbox.SandboxSpec(
+        sandbox.ISOLATION_BWRAP,
+        str(work),
+        str(ipc),
+        f"unit-fork-{os.getpid()}",
+        readonly=kernel_environment.readonly_paths(),
+        uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP),
+    )
+    started = warm_kernels.server_for(spec, str(tmp_path / "kernel.log"), BOOT)
+    yield started
+    warm_kernels.stop()
+    assert not kill_marked_processes(spec.marker), "a process of the sandbox outlived the fork server"
+
+
+def run_kernel(server: warm_kernels.ForkServer, code: str, timeout: float = 60) -> tuple[dict, int]:
+    """Fork a kernel running ``BOOT`` then ``code``; what it reported, and its exit status."""
+    here, there = socket.socketpair()
+    try:
+        kernel = server.start_kernel({"report": there.fileno()}, {"unused": True}, ["-c", code])
+    finally:
+        there.close()
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([here], [], [], 0.5)[0]:
+            chunk = here.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    here.close()
+    return json.loads(data or b"null"), kernel.wait(timeout=timeout)
+
+
+LOOK_AROUND = f"""
+preloaded = all(name in sys.modules for name in ("numpy.random", "matplotlib.pyplot", "ipykernel.kernelapp"))
+import linecache, numpy
+def stack_of(frame):
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
+def listing(folder):
+    return sorted(os.listdir(folder))
+report({{
+    "work": {{name: open(name).read() for name in listing("{SANDBOX_WORKDIR}")}},
+    "tmp": listing("/tmp"),
+    "home": listing("{SANDBOX_HOME}"),
+    "others": sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid())),
+    "parent": os.getppid(),
+    "draw": int(numpy.random.randint(2**31)),
+    "preloaded": preloaded,
+    "stack": [(frame.f_code.co_filename, len(linecache.getlines(frame.f_code.co_filename)))
+              for frame in stack_of(sys._getframe())],
+}})
+"""
+
+MAKE_A_MESS = f"""
+import subprocess, stat
+with open("01_activations.ipynb", "w") as handle:
+    handle.write("overwritten")
+open("forged_results.json", "w").write("{{}}")
+os.makedirs("/tmp/locked/inner")
+open("/tmp/locked/inner/file", "w").write("x")
+os.chmod("/tmp/locked/inner", 0)
+os.chmod("/tmp/locked", 0)
+open("{SANDBOX_HOME}/.hidden", "w").write("x")
+daemon = subprocess.Popen(["sleep", "600"], start_new_session=True)
+report({{"daemon": daemon.pid}})
+if os.fork() == 0:  # a grandchild left behind, in a session of its own
+    os.setsid()
+    import time
+    time.sleep(600)
+"""
+
+
+def test_every_kernel_starts_with_the_submitted_files_only_and_no_process_left(server):
+    first, status = run_kernel(server, LOOK_AROUND)
+    assert status == 0
+    assert first["work"] == {"01_activations.ipynb": '{"submitted": true}', "mnist_results.json": "[1, 2, 3]"}
+    assert first["tmp"] == [] and first["home"] == []
+    assert first["others"] == [] and first["parent"] == 1
+    assert first["preloaded"], "the kernel's modules are imported once, in the fork server"
+    # the boot code runs at the top level, as in `python -c`: no frame of the fork server, no source to quote
+    assert first["stack"] == [["<string>", 0], ["<string>", 0]]
+
+    mess, status = run_kernel(server, MAKE_A_MESS)
+    assert status == 0 and mess["daemon"] > 1
+
+    second, status = run_kernel(server, LOOK_AROUND)
+    assert status == 0
+    assert second["work"] == first["work"]
+    assert second["tmp"] == [] and second["home"] == []
+    assert second["others"] == [], "a process of the previous kernel survived into the next one"
+    assert second["draw"] != first["draw"], "forked kernels must not share NumPy's random stream"
+
+
+BEND_THE_SERVER = """
+import ctypes, signal
+sent = {}
+for signum in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGSEGV):
+    try:
+        os.kill(1, signum)
+        sent[signal.Signals(signum).name] = "sent"
+    except OSError as error:
+        sent[signal.Signals(signum).name] = type(error).__name__
+readable = {}
+for name in ("mem", "environ", "maps", "fd", "cmdline"):
+    try:
+        if name == "fd":
+            os.listdir("/proc/1/fd")
+        else:
+            with open("/proc/1/" + name, "rb") as handle:
+                handle.read(16)
+        readable[name] = True
+    except OSError:
+        readable[name] = False
+for target in ("/proc/1/mem", "/proc/1/fd/0"):
+    try:
+        with open(target, "wb") as handle:
+            handle.write(b"x")
+        readable[target + " written"] = True
+    except OSError:
+        readable[target + " written"] = False
+libc = ctypes.CDLL(None, use_errno=True)
+attached = libc.ptrace(16, 1, 0, 0)  # PTRACE_ATTACH
+report({"sent": sent, "readable": readable, "ptrace": attached})
+"""
+
+
+def test_a_kernel_can_neither_stop_read_nor_trace_the_fork_server(server):
+    found, status = run_kernel(server, BEND_THE_SERVER)
+    assert status == 0
+    assert found["ptrace"] == -1
+    assert not any(value for name, value in found["readable"].items() if name != "cmdline"), found["readable"]
+    time.sleep(0.3)  # a signal that acted would have acted by now
+    assert server.alive()
+    after, status = run_kernel(server, LOOK_AROUND)
+    assert status == 0 and after["others"] == [] and after["parent"] == 1
+
+
+def test_a_kernels_exit_status_and_the_loss_of_the_server_reach_the_grader(server):
+    found, status = run_kernel(server, "report({}); os._exit(3)")
+    assert status == 3
+
+    here, there = socket.socketpair()
+    try:
+        kernel = server.start_kernel({"report": there.fileno()}, {}, ["-c", "report({}); import time; time.sleep(600)"])
+    finally:
+        there.close()
+    assert kernel.poll() is None
+    kill_marked_processes(server.spec.marker)  # as the memory cap stops every process of a submission
+    deadline = time.monotonic() + 20
+    while kernel.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    here.close()
+    assert kernel.poll() == -9
+    replacement = warm_kernels.server_for(server.spec, os.devnull, BOOT)
+    assert replacement is not server and replacement.alive()
+    again, status = run_kernel(replacement, LOOK_AROUND)
+    assert status == 0 and again["others"] == []
+
+
+def test_the_fork_server_preloads_every_module_the_course_notebooks_import():
+    """A module the notebooks import and the fork server does not is imported again by every kernel."""
+    import ast
+    import json as json_module
+    from pathlib import Path
+
+    from autograder import kernel_forkserver
+
+    imported = set()
+    for path in sorted((Path(__file__).resolve().parents[1] / "solutions" / "dnn_hw").glob("*.ipynb")):
+        for cell in json_module.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            try:
+                tree = ast.parse(
+                    "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+                )
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    imported.add(node.module)
+                elif isinstance(node, ast.Import):
+                    imported.update(alias.name for alias in node.names)
+    third_party = {name for name in imported if name.split(".")[0] in ("dnn_course", "numpy", "matplotlib", "IPython")}
+    missing = sorted(name for name in third_party if name not in kernel_forkserver.PRELOAD and name != "dnn_course")
+    assert not missing, f"add to kernel_forkserver.PRELOAD: {missing}"
+
+
+def test_a_request_the_fork_server_cannot_carry_out_is_refused_with_its_reason_and_it_serves_on(server):
+    here, there = socket.socketpair()
+    try:
+        server._send({"op": "start", "addresses": ["report", "extra"], "argv": [], "connection": {}}, (there.fileno(),))
+        with pytest.raises(warm_kernels.ForkServerFailed, match="2 addresses but 1 sockets"):
+            server._answer("started", warm_kernels.ANSWER_TIMEOUT)
+    finally:
+        there.close()
+        here.close()
+    assert server.alive()
+    found, status = run_kernel(server, LOOK_AROUND)
+    assert status == 0 and found["others"] == []
