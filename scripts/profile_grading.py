@@ -86,8 +86,12 @@ class Sampler(threading.Thread):
                     self.marked[pid] = self.needle in Path(f"/proc/{pid}/environ").read_bytes()
                     if self.marked[pid]:
                         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                        parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+                        parent_name = Path(f"/proc/{parent}/comm").read_text().strip()
                         self.kind[pid] = (
-                            "kernel"
+                            "fork server"  # process 1 of the sandbox; its kernels have its command line
+                            if "FRESH_KERNEL_PID" in cmd and parent_name == "bwrap"
+                            else "kernel"
                             if "ipykernel" in cmd
                             else "cross-check"
                             if "crosscheck" in cmd
