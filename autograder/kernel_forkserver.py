@@ -9,7 +9,8 @@ per notebook), reads the submitted files into memory, and makes itself non-dumpa
 every kernel the grader asks for:
 
 1. it kills every other process of the sandbox (``kill(-1, SIGKILL)`` from process 1 reaches all
-   of them) and reaps them;
+   of them), reaps them, and removes the System V IPC objects they left (POSIX message queues,
+   which it could not list, no kernel may create);
 2. it empties the working folder, ``/tmp`` and the home folder, and writes the submitted files
    back: each kernel starts, as a freshly started sandbox would, with the submitted files only;
 3. it forks; the child becomes an ordinary dumpable process again, reseeds NumPy's global
@@ -37,6 +38,7 @@ import ctypes
 import gc
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -72,6 +74,7 @@ PRELOAD = (
 WORKDIR = "/submission"
 SCRATCH = ("/tmp", os.environ.get("HOME", "/home/student"))
 PR_SET_DUMPABLE = 4
+IPC_RMID = 0
 #: A kernel started in a sandbox of its own is its process 2 (after bubblewrap's init), and names the
 #: folder of its cells' files after it: forked kernels use the same name, so a message that quotes a
 #: cell's file name does not depend on how many kernels ran before it.
@@ -138,6 +141,28 @@ def reset_folders(files: dict[str, bytes]) -> None:
             os.close(fd)
 
 
+def remove_ipc_objects() -> int:
+    """Remove every System V shared memory segment, semaphore set and message queue of the sandbox's
+    IPC namespace (they outlive the process that made them); how many."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    removers = {
+        "shm": lambda ipc_id: libc.shmctl(ipc_id, IPC_RMID, None),
+        "sem": lambda ipc_id: libc.semctl(ipc_id, 0, IPC_RMID),
+        "msg": lambda ipc_id: libc.msgctl(ipc_id, IPC_RMID, None),
+    }
+    removed = 0
+    for kind, remove in removers.items():
+        try:
+            with open(f"/proc/sysvipc/{kind}") as table:
+                rows = table.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            if remove(int(row.split()[1])) == 0:
+                removed += 1
+    return removed
+
+
 def others() -> list[int]:
     """Pids of the sandbox's processes other than this one."""
     return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != os.getpid()]
@@ -167,8 +192,11 @@ class Server:
                 self.send({"exited": pid, "status": os.waitstatus_to_exitcode(status), "cpu_s": cpu})
 
     def kill_others(self) -> int:
-        """Kill and reap every other process of the sandbox; how many rounds it took."""
-        for rounds in range(1, 200):
+        """Kill and reap every other process of the sandbox, then remove the IPC objects they left;
+        how many rounds it took."""
+        rounds = 0
+        while rounds < 200:
+            rounds += 1
             try:
                 os.kill(-1, signal.SIGKILL)
             except ProcessLookupError:
@@ -176,7 +204,8 @@ class Server:
             time.sleep(0.002)
             self.reap()
             if not others():
-                return rounds
+                break
+        remove_ipc_objects()
         return rounds
 
     def start(self, request: dict, fds: list[int]) -> bool:
@@ -267,6 +296,8 @@ def main() -> None:
     failed = warm()
     files = read_submission()
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    # POSIX message queues outlive their maker and cannot be listed from here: kernels may make none
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
     server = Server(channel, files)
     server.send({"ready": failed})
     server.serve()

@@ -247,3 +247,30 @@ def test_a_request_the_fork_server_cannot_carry_out_is_refused_with_its_reason_a
     assert server.alive()
     found, status = run_kernel(server, LOOK_AROUND)
     assert status == 0 and found["others"] == []
+
+
+LEAVE_IPC_OBJECTS = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+made = {"shm": libc.shmget(4242, 4096, 0o1666), "sem": libc.semget(4243, 1, 0o1666), "msg": libc.msgget(4244, 0o1666)}
+mq = libc.mq_open(b"/channel", 0o100 | 0o2, 0o666, None)  # O_CREAT | O_RDWR
+report({"made": made, "mq": mq, "mq_errno": ctypes.get_errno()})
+"""
+
+FIND_IPC_OBJECTS = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+report({"shm": libc.shmget(4242, 0, 0), "sem": libc.semget(4243, 0, 0), "msg": libc.msgget(4244, 0),
+        "tables": [len(open("/proc/sysvipc/" + kind).read().splitlines()) - 1 for kind in ("shm", "sem", "msg")]})
+"""
+
+
+def test_no_ipc_object_of_a_kernel_reaches_the_next_one(server):
+    """System V objects outlive their maker in the sandbox's IPC namespace: removed before each kernel;
+    POSIX message queues cannot be listed: none may be made."""
+    made, status = run_kernel(server, LEAVE_IPC_OBJECTS)
+    assert status == 0 and all(ipc_id >= 0 for ipc_id in made["made"].values()), made
+    assert made["mq"] == -1, "a kernel made a POSIX message queue, which the next kernel could open"
+    found, status = run_kernel(server, FIND_IPC_OBJECTS)
+    assert status == 0
+    assert found == {"shm": -1, "sem": -1, "msg": -1, "tables": [0, 0, 0]}, found
