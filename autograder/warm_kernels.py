@@ -94,9 +94,14 @@ class ForkServer:
             raise ForkServerFailed(f"the fork server's socket failed: {error}") from None
         if not data:
             raise ForkServerFailed("the fork server ended")
-        message = json.loads(data)
-        if "exited" in message:
-            self.exits[int(message["exited"])] = int(message["status"])
+        try:
+            message = json.loads(data)
+            if "exited" in message:
+                self.exits[int(message["exited"])] = int(message["status"])
+        except (ValueError, TypeError, KeyError) as error:
+            raise ForkServerFailed(f"the fork server sent something unexpected ({error})") from None
+        if not isinstance(message, dict):
+            raise ForkServerFailed("the fork server sent something unexpected")
         return message
 
     def _answer(self, key: str, timeout: float) -> dict:

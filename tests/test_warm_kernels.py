@@ -274,3 +274,52 @@ def test_no_ipc_object_of_a_kernel_reaches_the_next_one(server):
     found, status = run_kernel(server, FIND_IPC_OBJECTS)
     assert status == 0
     assert found == {"shm": -1, "sem": -1, "msg": -1, "tables": [0, 0, 0]}, found
+
+
+def test_a_kernel_starts_on_its_own_when_the_fork_server_fails(tmp_path, monkeypatch):
+    """The grader's kernel manager: a fork server that dies while warming up costs nothing but time."""
+    import asyncio
+
+    from autograder import kernel
+
+    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
+        pytest.skip("the fork server runs in bubblewrap only")
+    broken = tmp_path / "broken_forkserver.py"
+    broken.write_text("import os\nos._exit(3)\n")
+    monkeypatch.setattr(warm_kernels, "SOURCE", broken)
+    work, ipc = tmp_path / "work", tmp_path / "ipc"
+    work.mkdir()
+    ipc.mkdir()
+    spec = sandbox.SandboxSpec(
+        sandbox.ISOLATION_BWRAP,
+        str(work),
+        str(ipc),
+        f"unit-cold-{os.getpid()}",
+        readonly=kernel_environment.readonly_paths(),
+        uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP),
+    )
+    kernel.configure(spec)
+
+    async def run() -> str:
+        manager = kernel.SandboxKernelManager(kernel_name="python3")
+        await manager.start_kernel()
+        client = manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=60)
+            outputs = []
+            await client.execute_interactive(
+                "import os, sys; print(os.getppid(), 'matplotlib.pyplot' in sys.modules, 6 * 7)",
+                timeout=30,
+                output_hook=lambda msg: outputs.append(msg),
+            )
+            return "".join(msg["content"].get("text", "") for msg in outputs)
+        finally:
+            client.stop_channels()
+            await manager.shutdown_kernel(now=True)
+
+    printed = asyncio.run(run())
+    # a kernel of its own (nothing preloaded), child of bubblewrap's init, and it works
+    assert printed.split() == ["1", "False", "42"]
+    assert warm_kernels.current() is None
+    assert not kill_marked_processes(spec.marker)
