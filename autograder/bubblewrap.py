@@ -6,7 +6,9 @@ file system inside is empty except read-only binds of the system folders
 (:data:`SYSTEM_READONLY`) and of the host paths the caller names (the Python
 installation, the virtual environment, ...), and three size-limited ``tmpfs``
 (RAM-backed) folders: the working folder :data:`SANDBOX_WORKDIR` (a fresh copy
-of the submitted files, made for every start), ``/tmp`` and the home folder.
+of the submitted files, made for every start), ``/tmp`` and the home folder. Everything
+else is read-only, the root folder bubblewrap builds and ``/dev`` included (in a user
+namespace the sandbox's user owns them).
 When the sandbox's first process dies, the kernel kills every process of the
 pid namespace and the ``tmpfs`` folders are gone.
 
@@ -100,7 +102,7 @@ def bwrap_command(
         "--size",
         str(HOME_MB * mb),
         "--tmpfs",
-        "/home",
+        SANDBOX_HOME,
     ]
     # /etc is made by bubblewrap for the binds below, 0700 root unless told: the sandbox
     # user (as root, an unprivileged uid) could then read none of them (fontconfig printed
@@ -117,12 +119,14 @@ def bwrap_command(
         cmd += ["--perms", "0755", "--dir", parent]
     for path in readonly:
         cmd += ["--ro-bind", path, path]
-    cmd += ["--dir", SANDBOX_HOME, "--size", str(work_bytes), "--tmpfs", SANDBOX_WORKDIR]
+    cmd += ["--size", str(work_bytes), "--tmpfs", SANDBOX_WORKDIR]
     for fd, name in files:
         cmd += ["--perms", "0666", "--file", str(fd), f"{SANDBOX_WORKDIR}/{name}"]
     for fd, path in data:
         cmd += ["--perms", "0444", "--ro-bind-data", str(fd), path]
-    cmd += ["--chdir", SANDBOX_WORKDIR]
+    # the root folder bubblewrap builds (a tmpfs: /etc, /home, the mount points) and /dev are owned by the
+    # sandbox's user in a user namespace: read-only, so the only writable places are the three tmpfs above
+    cmd += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SANDBOX_WORKDIR]
     if uid is not None:
         cmd += ["--chmod", "1777", "/tmp", "--chmod", "0777", SANDBOX_HOME, "--chmod", "0777", SANDBOX_WORKDIR]
     return cmd + ["--"] + list(argv)

@@ -10,7 +10,8 @@ every kernel the grader asks for:
 
 1. it kills every other process of the sandbox (``kill(-1, SIGKILL)`` from process 1 reaches all
    of them), reaps them, and removes the System V IPC objects they left (POSIX message queues,
-   which it could not list, no kernel may create);
+   which it could not list, no kernel may create); it refuses to go on if a kernel changed what
+   every later kernel would inherit from it (its resource limits, priority, CPUs, scheduling);
 2. it empties the working folder, ``/tmp`` and the home folder, and writes the submitted files
    back: each kernel starts, as a freshly started sandbox would, with the submitted files only;
 3. it forks; the child becomes an ordinary dumpable process again, reseeds NumPy's global
@@ -163,6 +164,18 @@ def remove_ipc_objects() -> int:
     return removed
 
 
+def own_settings() -> dict:
+    """What this process passes on to every kernel it forks and a kernel of the same user can change
+    from outside (``prlimit``, ``setpriority``, ``sched_setaffinity``, ``sched_setscheduler``)."""
+    limits = {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource) if name.startswith("RLIMIT_")}
+    return {
+        "limits": limits,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "cpus": sorted(os.sched_getaffinity(0)),
+        "policy": os.sched_getscheduler(0),
+    }
+
+
 def others() -> list[int]:
     """Pids of the sandbox's processes other than this one."""
     return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != os.getpid()]
@@ -173,6 +186,7 @@ class Server:
         self.channel = channel
         self.files = files
         self.kernel: int | None = None
+        self.settings = own_settings()
 
     def send(self, message: dict) -> None:
         self.channel.send(json.dumps(message).encode())
@@ -213,6 +227,9 @@ class Server:
         if len(request["addresses"]) != len(fds):
             raise ValueError(f"{len(request['addresses'])} addresses but {len(fds)} sockets")
         self.kill_others()
+        changed = [name for name, value in own_settings().items() if value != self.settings[name]]
+        if changed:  # an earlier kernel lowered them for every later one: the grader starts kernels on their own
+            raise RuntimeError(f"a kernel changed the fork server's {', '.join(changed)}")
         reset_folders(self.files)
         listeners = dict(zip(request["addresses"], fds, strict=True))
         connection = os.memfd_create("kernel.json", 0)
@@ -293,6 +310,9 @@ def main() -> None:
     """Warm up and serve; returns only in a forked kernel, which then runs the boot code after this file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = socket.socket(fileno=int(sys.argv[1]))
+    persistent = [path for path in ("/", "/etc", "/home", "/dev", "/dev/shm") if os.access(path, os.W_OK)]
+    if persistent:  # what a kernel wrote there would reach the next one: no kernel from here
+        sys.exit(f"the fork server refuses to start: {', '.join(persistent)} can be written in the sandbox")
     failed = warm()
     files = read_submission()
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)

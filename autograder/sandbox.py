@@ -136,13 +136,26 @@ def sandbox_uid(slot: int, isolation: str) -> int | None:
     return None
 
 
-#: Runs first inside the sandbox: drop to the sandbox user (if root), cap the
-#: number of processes of this submission, then exec the real command.
+#: The ``keyctl`` system call's number, by machine (the launcher empties the slot user's keyrings).
+KEYCTL_SYSCALL = {"x86_64": 250, "aarch64": 219}
+
+#: Runs first inside the sandbox: drop to the sandbox user (if root), empty that user's keyrings (the
+#: kernel keeps a user's keyrings across its processes: the submission graded before in the same
+#: slot could have left keys there for this one), cap the number of processes of this submission,
+#: then exec the real command.
 LAUNCHER = (
     "import os, resource, sys\n"
     "uid, nproc = int(sys.argv[1]), int(sys.argv[2])\n"
     "if uid and os.getuid() == 0:\n"
     "    os.setgroups([]); os.setgid(uid); os.setuid(uid)\n"
+    "    import ctypes, platform\n"
+    f"    keyctl = {KEYCTL_SYSCALL!r}.get(platform.machine())\n"
+    "    if keyctl:\n"
+    "        libc = ctypes.CDLL(None, use_errno=True)\n"
+    "        persistent = libc.syscall(keyctl, 22, -1, -4)  # KEYCTL_GET_PERSISTENT (linked into @u)\n"
+    "        for keyring in (persistent, -4, -5):  # KEYCTL_CLEAR: persistent, user, user-session\n"
+    "            if keyring != -1:\n"
+    "                libc.syscall(keyctl, 7, keyring)\n"
     "resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))\n"
     "os.environ.pop('JPY_PARENT_PID', None)  # its parent is the sandbox's init\n"
     "os.execv(sys.argv[3], sys.argv[3:])\n"

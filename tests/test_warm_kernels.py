@@ -323,3 +323,146 @@ def test_a_kernel_starts_on_its_own_when_the_fork_server_fails(tmp_path, monkeyp
     assert printed.split() == ["1", "False", "42"]
     assert warm_kernels.current() is None
     assert not kill_marked_processes(spec.marker)
+
+
+PLANT = """
+planted = {}
+for folder in ("/", "/etc", "/home", "/dev", "/dev/shm", "/home/student", "/tmp", "/submission"):
+    try:
+        with open(os.path.join(folder, "planted"), "w") as handle:
+            handle.write("x")
+        planted[folder] = True
+    except OSError:
+        planted[folder] = False
+report(planted)
+"""
+
+
+@pytest.mark.parametrize("grader", ["root", "not root"])
+def test_a_kernel_can_write_only_the_three_folders_the_fork_server_empties(tmp_path, monkeypatch, grader):
+    """As root the sandbox's user is an unprivileged uid; otherwise a user namespace makes it the owner
+    of the root folder bubblewrap builds: either way only the working folder, /tmp and home are writable."""
+    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
+        pytest.skip("bubblewrap only")
+    from autograder import bubblewrap
+
+    if grader == "not root":
+        monkeypatch.setattr(bubblewrap.os, "geteuid", lambda: 1000)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "ipc").mkdir()
+    spec = sandbox.SandboxSpec(
+        sandbox.ISOLATION_BWRAP,
+        str(tmp_path / "work"),
+        str(tmp_path / "ipc"),
+        f"unit-plant-{os.getpid()}",
+        readonly=kernel_environment.readonly_paths(),
+        uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP) if grader == "root" else None,
+    )
+    try:
+        server = warm_kernels.server_for(spec, str(tmp_path / "kernel.log"), BOOT)
+        planted, status = run_kernel(server, PLANT)
+    finally:
+        warm_kernels.stop()
+    assert status == 0
+    assert [folder for folder, written in planted.items() if written] == ["/home/student", "/tmp", "/submission"]
+
+
+def test_the_fork_server_refuses_a_sandbox_where_a_kernel_could_leave_files_elsewhere(tmp_path, monkeypatch):
+    """Its backstop: were the root folder writable (a sandbox built without --remount-ro), no kernel is forked."""
+    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
+        pytest.skip("bubblewrap only")
+    from autograder import bubblewrap
+
+    monkeypatch.setattr(bubblewrap.os, "geteuid", lambda: 1000)
+    original = bubblewrap.bwrap_command
+
+    def without_read_only_root(*args, **kwargs):
+        command = original(*args, **kwargs)
+        at = command.index("--remount-ro")
+        return command[:at] + command[at + 4 :]
+
+    monkeypatch.setattr(sandbox, "bwrap_command", without_read_only_root)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "ipc").mkdir()
+    spec = sandbox.SandboxSpec(
+        sandbox.ISOLATION_BWRAP,
+        str(tmp_path / "work"),
+        str(tmp_path / "ipc"),
+        f"unit-rw-{os.getpid()}",
+        readonly=kernel_environment.readonly_paths(),
+    )
+    log = tmp_path / "kernel.log"
+    with pytest.raises(warm_kernels.ForkServerFailed, match="ended"):
+        warm_kernels.server_for(spec, str(log), BOOT)
+    assert "the fork server refuses to start: /, /etc, /home, /dev" in log.read_text()
+    assert warm_kernels.current() is None
+
+
+LOWER_THE_SERVERS_LIMITS = """
+import resource
+resource.prlimit(1, resource.RLIMIT_NOFILE, (12, 12))
+os.setpriority(os.PRIO_PROCESS, 1, 19)
+report({})
+"""
+
+
+def test_a_kernel_that_lowers_the_fork_servers_limits_gets_no_successor_from_it(server):
+    """Limits and priority a kernel set on process 1 would be every later kernel's: the fork server
+    refuses, and the grader starts the next kernels on their own (see the test above)."""
+    found, status = run_kernel(server, LOWER_THE_SERVERS_LIMITS)
+    assert status == 0
+    with pytest.raises(warm_kernels.ForkServerFailed, match="changed the fork server's limits, nice"):
+        run_kernel(server, LOOK_AROUND)
+
+
+ADD_KEYS = """
+import ctypes, platform
+libc = ctypes.CDLL(None, use_errno=True)
+add_key = {"x86_64": 248, "aarch64": 217}[platform.machine()]
+keyctl = {"x86_64": 250, "aarch64": 219}[platform.machine()]
+persistent = libc.syscall(keyctl, 22, -1, -4)
+added = [libc.syscall(add_key, b"user", b"note-" + str(ring).encode(), b"hidden test", 11, ring)
+         for ring in (-4, -5, persistent)]
+report({"added": added})
+"""
+
+FIND_KEYS = """
+import ctypes, platform
+libc = ctypes.CDLL(None, use_errno=True)
+keyctl = {"x86_64": 250, "aarch64": 219}[platform.machine()]
+persistent = libc.syscall(keyctl, 22, -1, -4)
+found = [libc.syscall(keyctl, 10, ring, b"user", b"note-" + str(ring).encode(), 0) for ring in (-4, -5, persistent)]
+report({"found": found})
+"""
+
+
+def test_keys_a_submission_leaves_in_its_slot_users_keyrings_never_reach_the_next_one(tmp_path):
+    """As root, the submissions graded one after another in a slot run as the same uid, whose keyrings
+    the kernel keeps across processes: the launcher of every sandbox empties them (KEYCTL_SEARCH of
+    each key then fails)."""
+    import platform
+
+    if os.geteuid() != 0 or platform.machine() not in sandbox.KEYCTL_SYSCALL:
+        pytest.skip("a uid of its own per slot only when the grader is root")
+    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
+        pytest.skip("bubblewrap only")
+    found = {}
+    for student, code in (("first", ADD_KEYS), ("next", FIND_KEYS)):
+        (tmp_path / student / "work").mkdir(parents=True)
+        (tmp_path / student / "ipc").mkdir()
+        spec = sandbox.SandboxSpec(
+            sandbox.ISOLATION_BWRAP,
+            str(tmp_path / student / "work"),
+            str(tmp_path / student / "ipc"),
+            f"unit-keys-{student}-{os.getpid()}",
+            readonly=kernel_environment.readonly_paths(),
+            uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP),
+        )
+        try:
+            found[student], status = run_kernel(warm_kernels.server_for(spec, os.devnull, BOOT), code)
+        finally:
+            warm_kernels.stop()
+        assert status == 0
+    user, session, persistent = found["first"]["added"]
+    assert user > 0 and session > 0, found  # the persistent keyring exists only where the kernel has it
+    assert found["next"]["found"] == [-1, -1, -1], found
