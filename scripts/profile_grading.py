@@ -254,6 +254,17 @@ def comparison_rows(saved: dict) -> list[str]:
     return rows
 
 
+def process_rows(saved: dict) -> list[str]:
+    """The Markdown rows of the same runs' CPU seconds by process (the job, the kernels, the fork server, ...)."""
+
+    def mean(runs: list[dict], kind: str) -> float:
+        return sum(run["by_process"].get(kind, 0.0) for run in runs) / len(runs)
+
+    before, after = saved["before"], saved["after"]
+    kinds = sorted({kind for run in before + after for kind in run["by_process"]}, key=lambda k: -mean(before, k))
+    return [f"| {kind} | {mean(before, kind):.1f} | {mean(after, kind):.1f} |" for kind in kinds]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="folder for the profiles and the grading output")
