@@ -406,7 +406,7 @@ def test_a_comparison_table_says_each_graders_runs_and_the_ratio_of_their_means(
 
 
 def test_stated_kernel_start_comes_from_the_recorded_measurement():
-    """The fork-server lever of the autograder README states bench/results/kernel_start.json's means."""
+    """The autograder README's reason for the fork server states bench/results/kernel_start.json's means."""
     record = json.loads((BENCH / "results" / "kernel_start.json").read_text())
     assert len(record["fresh_cpu_s"]) == len(record["forked_cpu_s"]) >= 3
 
@@ -415,7 +415,7 @@ def test_stated_kernel_start_comes_from_the_recorded_measurement():
 
     text = " ".join((BENCH.parent / "autograder" / "README.md").read_text(encoding="utf-8").split())
     stated = (
-        f"a kernel started as now costs {mean(record['fresh_cpu_s']):.2f} CPU-seconds, a forked one "
+        f"a kernel started on its own costs {mean(record['fresh_cpu_s']):.2f} CPU-seconds, a forked one "
         f"{mean(record['forked_cpu_s']):.2f}, and the warmed interpreter "
         f"{record['fork_server_warm_up_cpu_s']:.2f} once"
     )
