@@ -246,7 +246,9 @@ def comparison_rows(saved: dict) -> list[str]:
         return sum(run["cpu_s"].get(label, 0.0) for run in runs) / len(runs)
 
     before, after = saved["before"], saved["after"]
-    labels = list(dict.fromkeys(label for run in before + after for label in run["cpu_s"] if not label.startswith("host:")))
+    labels = list(
+        dict.fromkeys(label for run in before + after for label in run["cpu_s"] if not label.startswith("host:"))
+    )
     labels.sort(key=lambda label: -mean(before, label))
     rows = [f"| {label} | {mean(before, label):.1f} | {mean(after, label):.1f} |" for label in labels]
     totals = [sum(mean(runs, label) for label in labels) for runs in (before, after)]
