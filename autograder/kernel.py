@@ -32,7 +32,6 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 
@@ -195,15 +194,7 @@ class SandboxKernelManager(AsyncKernelManager):
                 os.close(fd)
             raise
         log = open(log_path, "ab")
-        kw.update(
-            env=sandbox.sandbox_environment(spec),
-            cwd=sandbox.working_directory(spec),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            pass_fds=command.pass_fds,
-            preexec_fn=sandbox.preexec_function(spec),
-        )
+        kw.update(sandbox.popen_options(spec, command, log))
         try:
             await super()._async_launch_kernel(command.argv, **kw)
         finally:

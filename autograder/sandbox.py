@@ -366,6 +366,21 @@ def working_directory(spec: SandboxSpec) -> str:
     return spec.ipc_dir if spec.isolation == ISOLATION_BWRAP else spec.workdir
 
 
+def popen_options(spec: SandboxSpec, cmd: Command, log) -> dict:
+    """``subprocess.Popen``'s keywords for :func:`command`'s ``cmd`` of a long-lived process (a
+    kernel, a fork server): the sandbox's environment, no input, its output appended to ``log``
+    (an open binary file)."""
+    return {
+        "env": sandbox_environment(spec),
+        "cwd": working_directory(spec),
+        "stdin": subprocess.DEVNULL,
+        "stdout": log,
+        "stderr": log,
+        "pass_fds": cmd.pass_fds,
+        "preexec_fn": preexec_function(spec),
+    }
+
+
 @functools.cache
 def detect_isolation(prefer: str = "auto", readonly: tuple[str, ...] = ()) -> tuple[str, str]:
     """The strongest isolation that works here: ``(level, why not bubblewrap)``.

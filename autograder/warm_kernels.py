@@ -59,16 +59,7 @@ class ForkServer:
         )
         try:
             with open(log_path, "ab") as log:
-                self.process = subprocess.Popen(
-                    command.argv,
-                    env=sandbox.sandbox_environment(spec),
-                    cwd=sandbox.working_directory(spec),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    pass_fds=command.pass_fds,
-                    preexec_fn=sandbox.preexec_function(spec),
-                )
+                self.process = subprocess.Popen(command.argv, **sandbox.popen_options(spec, command, log))
         finally:
             inside.detach()  # closed with the other descriptors the sandbox holds its own copies of
             command.close()

@@ -35,23 +35,28 @@ exec(sys.argv[sys.argv.index("-c", 1) + 1])
 """
 
 
+def bubblewrap_spec(folder, marker: str, uid: int | None = None, files: dict[str, str] | None = None):
+    """A bubblewrap sandbox for the submitted ``files`` (``{name: text}``), its folders under ``folder``."""
+    (folder / "work").mkdir(parents=True)
+    (folder / "ipc").mkdir()
+    for name, text in (files or {}).items():
+        (folder / "work" / name).write_text(text)
+    return sandbox.SandboxSpec(
+        sandbox.ISOLATION_BWRAP,
+        str(folder / "work"),
+        str(folder / "ipc"),
+        f"{marker}-{os.getpid()}",
+        readonly=kernel_environment.readonly_paths(),
+        uid=uid,
+    )
+
+
 @pytest.fixture
 def server(tmp_path):
     if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
         pytest.skip("the fork server runs in bubblewrap only")
-    work, ipc = tmp_path / "work", tmp_path / "ipc"
-    work.mkdir()
-    ipc.mkdir()
-    (work / "01_activations.ipynb").write_text('{"submitted": true}')
-    (work / "mnist_results.json").write_text("[1, 2, 3]")
-    spec = sandbox.SandboxSpec(
-        sandbox.ISOLATION_BWRAP,
-        str(work),
-        str(ipc),
-        f"unit-fork-{os.getpid()}",
-        readonly=kernel_environment.readonly_paths(),
-        uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP),
-    )
+    files = {"01_activations.ipynb": '{"submitted": true}', "mnist_results.json": "[1, 2, 3]"}
+    spec = bubblewrap_spec(tmp_path, "unit-fork", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP), files)
     started = warm_kernels.server_for(spec, str(tmp_path / "kernel.log"), BOOT)
     yield started
     warm_kernels.stop()
@@ -287,17 +292,7 @@ def test_a_kernel_starts_on_its_own_when_the_fork_server_fails(tmp_path, monkeyp
     broken = tmp_path / "broken_forkserver.py"
     broken.write_text("import os\nos._exit(3)\n")
     monkeypatch.setattr(warm_kernels, "SOURCE", broken)
-    work, ipc = tmp_path / "work", tmp_path / "ipc"
-    work.mkdir()
-    ipc.mkdir()
-    spec = sandbox.SandboxSpec(
-        sandbox.ISOLATION_BWRAP,
-        str(work),
-        str(ipc),
-        f"unit-cold-{os.getpid()}",
-        readonly=kernel_environment.readonly_paths(),
-        uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP),
-    )
+    spec = bubblewrap_spec(tmp_path, "unit-cold", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
     kernel.configure(spec)
 
     async def run() -> str:
@@ -348,15 +343,8 @@ def test_a_kernel_can_write_only_the_three_folders_the_fork_server_empties(tmp_p
 
     if grader == "not root":
         monkeypatch.setattr(bubblewrap.os, "geteuid", lambda: 1000)
-    (tmp_path / "work").mkdir()
-    (tmp_path / "ipc").mkdir()
-    spec = sandbox.SandboxSpec(
-        sandbox.ISOLATION_BWRAP,
-        str(tmp_path / "work"),
-        str(tmp_path / "ipc"),
-        f"unit-plant-{os.getpid()}",
-        readonly=kernel_environment.readonly_paths(),
-        uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP) if grader == "root" else None,
+    spec = bubblewrap_spec(
+        tmp_path, "unit-plant", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP) if grader == "root" else None
     )
     try:
         server = warm_kernels.server_for(spec, str(tmp_path / "kernel.log"), BOOT)
@@ -382,15 +370,7 @@ def test_the_fork_server_refuses_a_sandbox_where_a_kernel_could_leave_files_else
         return command[:at] + command[at + 4 :]
 
     monkeypatch.setattr(sandbox, "bwrap_command", without_read_only_root)
-    (tmp_path / "work").mkdir()
-    (tmp_path / "ipc").mkdir()
-    spec = sandbox.SandboxSpec(
-        sandbox.ISOLATION_BWRAP,
-        str(tmp_path / "work"),
-        str(tmp_path / "ipc"),
-        f"unit-rw-{os.getpid()}",
-        readonly=kernel_environment.readonly_paths(),
-    )
+    spec = bubblewrap_spec(tmp_path, "unit-rw")
     log = tmp_path / "kernel.log"
     with pytest.raises(warm_kernels.ForkServerFailed, match="ended"):
         warm_kernels.server_for(spec, str(log), BOOT)
@@ -448,15 +428,8 @@ def test_keys_a_submission_leaves_in_its_slot_users_keyrings_never_reach_the_nex
         pytest.skip("bubblewrap only")
     found = {}
     for student, code in (("first", ADD_KEYS), ("next", FIND_KEYS)):
-        (tmp_path / student / "work").mkdir(parents=True)
-        (tmp_path / student / "ipc").mkdir()
-        spec = sandbox.SandboxSpec(
-            sandbox.ISOLATION_BWRAP,
-            str(tmp_path / student / "work"),
-            str(tmp_path / student / "ipc"),
-            f"unit-keys-{student}-{os.getpid()}",
-            readonly=kernel_environment.readonly_paths(),
-            uid=sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP),
+        spec = bubblewrap_spec(
+            tmp_path / student, f"unit-keys-{student}", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP)
         )
         try:
             found[student], status = run_kernel(warm_kernels.server_for(spec, os.devnull, BOOT), code)
