@@ -135,11 +135,9 @@ def reset_folders(files: dict[str, bytes]) -> None:
         _empty(folder)
     for name, content in files.items():
         fd = os.open(os.path.join(WORKDIR, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            os.write(fd, content)
+        with open(fd, "wb") as handle:  # writes it all, or raises (the grader then starts the kernel on its own)
+            handle.write(content)
             os.fchmod(fd, 0o666)
-        finally:
-            os.close(fd)
 
 
 def remove_ipc_objects() -> int:
