@@ -108,9 +108,13 @@ def read_submission() -> dict[str, bytes]:
     return files
 
 
-def _empty(folder: str) -> None:
-    """Remove everything inside ``folder`` (entries a kernel made unreadable are made readable first)."""
+def _empty(folder: str, device: int | None = None) -> None:
+    """Remove everything inside ``folder`` that lies on its own file system (entries a kernel made
+    unreadable are made readable first). Read-only binds of the host's paths can sit inside ``/tmp``
+    (a course checked out under the host's ``/tmp``): they and the folders leading to them stay."""
     try:
+        if device is None:
+            device = os.stat(folder).st_dev
         entries = list(os.scandir(folder))
     except FileNotFoundError:
         return
@@ -118,15 +122,30 @@ def _empty(folder: str) -> None:
         os.chmod(folder, 0o700)
         entries = list(os.scandir(folder))
     for entry in entries:
+        if entry.stat(follow_symlinks=False).st_dev != device:
+            continue  # a mount point: not the kernel's
         if entry.is_dir(follow_symlinks=False):
             try:
                 os.chmod(entry.path, 0o700)
             except OSError:
                 pass
-            _empty(entry.path)
-            os.rmdir(entry.path)
+            _empty(entry.path, device)
+            try:
+                os.rmdir(entry.path)
+            except OSError:
+                if not _holds_a_mount(entry.path, device):
+                    raise
         else:
             os.unlink(entry.path)
+
+
+def _holds_a_mount(folder: str, device: int) -> bool:
+    """Whether a file system other than ``device`` is mounted somewhere inside ``folder``."""
+    for root, dirs, _files in os.walk(folder):
+        for name in dirs:
+            if os.lstat(os.path.join(root, name)).st_dev != device:
+                return True
+    return False
 
 
 def reset_folders(files: dict[str, bytes]) -> None:

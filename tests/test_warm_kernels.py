@@ -9,6 +9,7 @@ runs of the hostile class and the rehearsal cohort start real ipykernel kernels 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -439,3 +440,26 @@ def test_keys_a_submission_leaves_in_its_slot_users_keyrings_never_reach_the_nex
     user, session, persistent = found["first"]["added"]
     assert user > 0 and session > 0, found  # the persistent keyring exists only where the kernel has it
     assert found["next"]["found"] == [-1, -1, -1], found
+
+
+def test_read_only_host_folders_under_tmp_survive_the_reset(tmp_path):
+    """A course checked out under the host's /tmp is bound read-only inside the sandbox's /tmp: the
+    fork server empties /tmp around it (it once failed there, and every kernel started on its own)."""
+    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
+        pytest.skip("bubblewrap only")
+    course = tmp_path / "checkout" / "dnn_course"
+    course.mkdir(parents=True)
+    (course / "module.py").write_text("VALUE = 1\n")
+    assert str(course).startswith("/tmp/")
+    spec = bubblewrap_spec(tmp_path / "sandbox", "unit-under-tmp", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
+    spec = dataclasses.replace(spec, readonly=spec.readonly + (str(course),))
+    code = f"open('/tmp/mine', 'w').write('x'); report({{'course': open('{course}/module.py').read(), 'tmp': os.listdir('/tmp')}})"
+    try:
+        server = warm_kernels.server_for(spec, os.devnull, BOOT)
+        first, status = run_kernel(server, code)
+        second, status_again = run_kernel(server, code)
+    finally:
+        warm_kernels.stop()
+    assert status == status_again == 0
+    assert first["course"] == second["course"] == "VALUE = 1\n"
+    assert second["tmp"] == first["tmp"]  # its own file again, next to the folder leading to the bind
