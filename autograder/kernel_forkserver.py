@@ -81,6 +81,7 @@ IPC_RMID = 0
 #: cell's file name does not depend on how many kernels ran before it.
 FRESH_KERNEL_PID = 2
 MAX_MESSAGE = 1 << 20
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def warm() -> list[str]:
@@ -162,11 +163,10 @@ def reset_folders(files: dict[str, bytes]) -> None:
 def remove_ipc_objects() -> int:
     """Remove every System V shared memory segment, semaphore set and message queue of the sandbox's
     IPC namespace (they outlive the process that made them); how many."""
-    libc = ctypes.CDLL(None, use_errno=True)
     removers = {
-        "shm": lambda ipc_id: libc.shmctl(ipc_id, IPC_RMID, None),
-        "sem": lambda ipc_id: libc.semctl(ipc_id, 0, IPC_RMID),
-        "msg": lambda ipc_id: libc.msgctl(ipc_id, IPC_RMID, None),
+        "shm": lambda ipc_id: LIBC.shmctl(ipc_id, IPC_RMID, None),
+        "sem": lambda ipc_id: LIBC.semctl(ipc_id, 0, IPC_RMID),
+        "msg": lambda ipc_id: LIBC.msgctl(ipc_id, IPC_RMID, None),
     }
     removed = 0
     for kind, remove in removers.items():
@@ -212,15 +212,14 @@ class Server:
         """Collect every ended child (orphans included: this is process 1); report the kernel's end."""
         while True:
             try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             if pid == self.kernel:
                 self.kernel = None
-                cpu = round(usage.ru_utime + usage.ru_stime, 3)
-                self.send({"exited": pid, "status": os.waitstatus_to_exitcode(status), "cpu_s": cpu})
+                self.send({"exited": pid, "status": os.waitstatus_to_exitcode(status)})
 
     def kill_others(self) -> int:
         """Kill and reap every other process of the sandbox, then remove the IPC objects they left;
@@ -270,7 +269,7 @@ class Server:
         """Make this fork an ordinary process with the arguments the kernel's boot code reads."""
         self.channel.close()
         os.setpgid(0, 0)
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if "numpy.random" in sys.modules:
             sys.modules["numpy.random"].seed()  # a fresh process draws a seed of its own
@@ -332,7 +331,7 @@ def main() -> None:
         sys.exit(f"the fork server refuses to start: {', '.join(persistent)} can be written in the sandbox")
     failed = warm()
     files = read_submission()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     # POSIX message queues outlive their maker and cannot be listed from here: kernels may make none
     resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
     server = Server(channel, files)

@@ -64,7 +64,7 @@ class ForkServer:
             inside.detach()  # closed with the other descriptors the sandbox holds its own copies of
             command.close()
         try:
-            self.missing = self._answer("ready", WARM_TIMEOUT)["ready"]
+            self._answer("ready", WARM_TIMEOUT)
         except BaseException:
             self.stop()
             raise
@@ -137,7 +137,8 @@ class ForkServer:
             return -signal.SIGKILL
         return None
 
-    def signal(self, pid: int, signum: int) -> None:
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the kernel (SIGKILL: every process of the sandbox but the fork server)."""
         if signum == signal.SIGKILL:
             self.kill_all()
             return
@@ -192,7 +193,7 @@ class ForkedKernel:
         return status
 
     def send_signal(self, signum: int) -> None:
-        self.server.signal(self.pid, signum)
+        self.server.signal(signum)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)

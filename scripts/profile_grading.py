@@ -237,13 +237,18 @@ if hasattr(grade_mod, "feedback_exporter"):  # a grader before the warm-up (an o
     )
 
 
+def _mean(runs: list[dict], field: str, key: str) -> float:
+    """The mean of ``run[field][key]`` over ``runs`` (0 where a run has no such key)."""
+    return sum(run[field].get(key, 0.0) for run in runs) / len(runs)
+
+
 def comparison_rows(saved: dict) -> list[str]:
     """The Markdown rows comparing the per-submission phases of ``saved`` (``bench/results/grading_phases.json``:
     ``before`` and ``after``, each a list of ``--save``d runs): the mean CPU seconds of each phase in
     the grading job and its sandboxed processes, before and after, and the total per submission."""
 
     def mean(runs: list[dict], label: str) -> float:
-        return sum(run["cpu_s"].get(label, 0.0) for run in runs) / len(runs)
+        return _mean(runs, "cpu_s", label)
 
     before, after = saved["before"], saved["after"]
     labels = list(
@@ -260,7 +265,7 @@ def process_rows(saved: dict) -> list[str]:
     """The Markdown rows of the same runs' CPU seconds by process (the job, the kernels, the fork server, ...)."""
 
     def mean(runs: list[dict], kind: str) -> float:
-        return sum(run["by_process"].get(kind, 0.0) for run in runs) / len(runs)
+        return _mean(runs, "by_process", kind)
 
     before, after = saved["before"], saved["after"]
     kinds = sorted({kind for run in before + after for kind in run["by_process"]}, key=lambda k: -mean(before, k))

@@ -53,9 +53,14 @@ def bubblewrap_spec(folder, marker: str, uid: int | None = None, files: dict[str
 
 
 @pytest.fixture
-def server(tmp_path):
+def bubblewrap():
+    """The fork server runs in bubblewrap sandboxes only."""
     if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
         pytest.skip("the fork server runs in bubblewrap only")
+
+
+@pytest.fixture
+def server(tmp_path, bubblewrap):
     files = {"01_activations.ipynb": '{"submitted": true}', "mnist_results.json": "[1, 2, 3]"}
     spec = bubblewrap_spec(tmp_path, "unit-fork", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP), files)
     started = warm_kernels.server_for(spec, str(tmp_path / "kernel.log"), BOOT)
@@ -284,14 +289,12 @@ def test_no_ipc_object_of_a_kernel_reaches_the_next_one(server):
     assert found == {"shm": -1, "sem": -1, "msg": -1, "tables": [0, 0, 0]}, found
 
 
-def test_a_kernel_starts_on_its_own_when_the_fork_server_fails(tmp_path, monkeypatch):
+def test_a_kernel_starts_on_its_own_when_the_fork_server_fails(tmp_path, monkeypatch, bubblewrap):
     """The grader's kernel manager: a fork server that dies while warming up costs nothing but time."""
     import asyncio
 
     from autograder import kernel
 
-    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
-        pytest.skip("the fork server runs in bubblewrap only")
     broken = tmp_path / "broken_forkserver.py"
     broken.write_text("import os\nos._exit(3)\n")
     monkeypatch.setattr(warm_kernels, "SOURCE", broken)
@@ -337,11 +340,9 @@ report(planted)
 
 
 @pytest.mark.parametrize("grader", ["root", "not root"])
-def test_a_kernel_can_write_only_the_three_folders_the_fork_server_empties(tmp_path, monkeypatch, grader):
+def test_a_kernel_can_write_only_the_three_folders_the_fork_server_empties(tmp_path, monkeypatch, grader, bubblewrap):
     """As root the sandbox's user is an unprivileged uid; otherwise a user namespace makes it the owner
     of the root folder bubblewrap builds: either way only the working folder, /tmp and home are writable."""
-    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
-        pytest.skip("bubblewrap only")
     from autograder import bubblewrap
 
     if grader == "not root":
@@ -358,10 +359,10 @@ def test_a_kernel_can_write_only_the_three_folders_the_fork_server_empties(tmp_p
     assert [folder for folder, written in planted.items() if written] == ["/home/student", "/tmp", "/submission"]
 
 
-def test_the_fork_server_refuses_a_sandbox_where_a_kernel_could_leave_files_elsewhere(tmp_path, monkeypatch):
+def test_the_fork_server_refuses_a_sandbox_where_a_kernel_could_leave_files_elsewhere(
+    tmp_path, monkeypatch, bubblewrap
+):
     """Its backstop: were the root folder writable (a sandbox built without --remount-ro), no kernel is forked."""
-    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
-        pytest.skip("bubblewrap only")
     from autograder import bubblewrap
 
     monkeypatch.setattr(bubblewrap.os, "geteuid", lambda: 1000)
@@ -419,7 +420,7 @@ report({"found": found})
 """
 
 
-def test_keys_a_submission_leaves_in_its_slot_users_keyrings_never_reach_the_next_one(tmp_path):
+def test_keys_a_submission_leaves_in_its_slot_users_keyrings_never_reach_the_next_one(tmp_path, bubblewrap):
     """As root, the submissions graded one after another in a slot run as the same uid, whose keyrings
     the kernel keeps across processes: the launcher of every sandbox empties them (KEYCTL_SEARCH of
     each key then fails)."""
@@ -427,8 +428,6 @@ def test_keys_a_submission_leaves_in_its_slot_users_keyrings_never_reach_the_nex
 
     if os.geteuid() != 0 or platform.machine() not in sandbox.KEYCTL_SYSCALL:
         pytest.skip("a uid of its own per slot only when the grader is root")
-    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
-        pytest.skip("bubblewrap only")
     found = {}
     for student, code in (("first", ADD_KEYS), ("next", FIND_KEYS)):
         spec = bubblewrap_spec(
@@ -444,11 +443,9 @@ def test_keys_a_submission_leaves_in_its_slot_users_keyrings_never_reach_the_nex
     assert found["next"]["found"] == [-1, -1, -1], found
 
 
-def test_read_only_host_folders_under_tmp_survive_the_reset(tmp_path):
+def test_read_only_host_folders_under_tmp_survive_the_reset(tmp_path, bubblewrap):
     """A course checked out under the host's /tmp is bound read-only inside the sandbox's /tmp: the
     fork server empties /tmp around it (it once failed there, and every kernel started on its own)."""
-    if sandbox.detect_isolation()[0] != sandbox.ISOLATION_BWRAP:
-        pytest.skip("bubblewrap only")
     course = tmp_path / "checkout" / "dnn_course"
     course.mkdir(parents=True)
     (course / "module.py").write_text("VALUE = 1\n")
