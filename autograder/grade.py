@@ -367,7 +367,8 @@ def grade(
                 scheduler, jobs, make_job, settings.submission_timeout, progress, keys, course / "cluster", isolation
             )
         else:
-            if students:  # the jobs are forked from here: they inherit compiled templates and highlighted cells
+            if students:  # the jobs are forked from here: they inherit compiled templates, highlighted cells
+                job_module.warm_measurement_data(description)  # and the images saved networks are measured on
                 feedback_exporter.warm(
                     feedback_exporter.course_notebooks(
                         layout.course.release_dir(settings.assignment), Path(settings.source_root) / settings.assignment

@@ -14,6 +14,7 @@ is built from the gradebook after the last change.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shutil
@@ -229,6 +230,25 @@ def integrity_note(check: dict) -> str:
     return f"integrity check failed {where} ({reasons}); {cost}"
 
 
+@functools.cache
+def measurement_data(dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x_test, y_test)`` of the embedded ``dataset``, the images the grader measures saved networks on.
+
+    Read once per grading process: a local run reads them before it forks its jobs, which share them
+    (a submission no longer pays for decompressing and checking 20,000 images per measured dataset).
+    The arrays are read-only, so no measurement can change them for the next.
+    """
+    (_, _), (x_test, y_test) = load_dataset(dataset, verbose=False)
+    x_test.flags.writeable = y_test.flags.writeable = False
+    return x_test, y_test
+
+
+def warm_measurement_data(description) -> None:
+    """Read the test images of every dataset ``description`` (:class:`dnn_course.assignment.Assignment`) measures on."""
+    for _, test in description.measured():
+        measurement_data(test.measurement.dataset)
+
+
 def measure_experiments(job: JobSpec, jobdir: Path, nb_flags: dict) -> dict[tuple[str, str], object]:
     """``{(notebook, grade id): Score}`` measured here, outside every student process.
 
@@ -244,7 +264,7 @@ def measure_experiments(job: JobSpec, jobdir: Path, nb_flags: dict) -> dict[tupl
         notebook, grade_id = measured_notebook.name, test.grade_id
         if notebook not in job.notebooks or "not submitted" in nb_flags.get(notebook, []):
             continue
-        (_, _), (x_test, y_test) = load_dataset(test.measurement.dataset, verbose=False)
+        x_test, y_test = measurement_data(test.measurement.dataset)
         try:
             scores[(notebook, grade_id)] = measure(test, JobLayout(jobdir).validated_dir, x_test, y_test, profile)
             # what the measurement found wrong with the files (e.g. 'claim not reached: ...'): the class report's flags

@@ -1,7 +1,7 @@
 """Work nbgrader repeats for every notebook, done once per grading process.
 
 nbgrader grades one student by running a chain of converters and preprocessors per notebook,
-and two of their steps redo, each time, work whose result never changes within a process:
+and three of its steps redo, each time, work whose result never changes within a process:
 
 * **The gradebook's engine.** Every preprocessor opens the gradebook
   (:class:`nbgrader.api.Gradebook`): dozens of openings per student. Each opening creates a
@@ -15,7 +15,13 @@ and two of their steps redo, each time, work whose result never changes within a
   every call. Here the validator of a schema is built once; a cell is judged as before (the
   same validator class, the same error: :func:`jsonschema.exceptions.best_match`).
 
-:func:`install` applies both to this process; the grading run calls it before it forks its jobs
+* **The gradebook's schema version.** A new gradebook records the newest of nbgrader's
+  database migrations, which nbgrader learns by running the ``alembic heads`` command: a fresh
+  interpreter that imports nbgrader (about 4 CPU-seconds, mostly ``jsonschema`` building its
+  format grammars). Here the same migration folder is read in this process, once
+  (``alembic``'s :class:`~alembic.script.ScriptDirectory`, which that command uses).
+
+:func:`install` applies all three to this process; the grading run calls it before it forks its jobs
 and each job calls it again (a job run on a Dask worker starts a fresh interpreter).
 """
 
@@ -26,6 +32,7 @@ import json
 
 import jsonschema
 import nbgrader.api
+import nbgrader.dbutil
 import nbgrader.nbgraderformat.common
 import sqlalchemy
 
@@ -67,7 +74,16 @@ class CachedSchemaValidation:
         return getattr(jsonschema, name)
 
 
+@functools.cache
+def alembic_head() -> str:
+    """The revision of nbgrader's newest database migration (what ``alembic heads`` prints first)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(nbgrader.dbutil.ALEMBIC_DIR).get_current_head()
+
+
 def install() -> None:
-    """Apply both caches to nbgrader in this process (idempotent)."""
+    """Apply the three caches to nbgrader in this process (idempotent)."""
     nbgrader.api.create_engine = shared_engine
+    nbgrader.api.get_alembic_version = alembic_head
     nbgrader.nbgraderformat.common.jsonschema = CachedSchemaValidation()

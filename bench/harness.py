@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["COMPETITOR", "Timing", "competing_processes", "load_average", "machine_busy_seconds", "timed"]
+__all__ = [
+    "COMPETITOR",
+    "Timing",
+    "competing_processes",
+    "load_average",
+    "machine_busy_seconds",
+    "own_cgroup_cpu",
+    "timed",
+]
 
 #: What a competing CPU-bound process runs (``python -c``): one core kept busy, nothing else.
 COMPETITOR = "while True: pass"
@@ -91,3 +99,64 @@ def machine_busy_seconds() -> float:
     # user, nice, system, (idle, iowait), irq, softirq; not steal (a virtual machine's time another
     # machine ran), and guest is already in user
     return (sum(fields[:7]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+#: Where a control group's CPU time is read: cgroup v2 (``cpu.stat``) and v1's ``cpuacct`` hierarchy.
+CGROUP_ROOTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/cpuacct")
+
+
+def _cgroup_cpu_seconds(folder: str) -> float:
+    """CPU seconds of every process that ever ran in the control group ``folder``."""
+    v1 = os.path.join(folder, "cpuacct.usage")
+    if os.path.exists(v1):
+        with open(v1, encoding="ascii") as usage:
+            return int(usage.read()) / 1e9
+    with open(os.path.join(folder, "cpu.stat"), encoding="ascii") as stat:
+        fields = dict(line.split() for line in stat)
+    return int(fields["usage_usec"]) / 1e6
+
+
+@contextlib.contextmanager
+def own_cgroup_cpu() -> Iterator[Callable[[], float | None]]:
+    """This process in a control group of its own for the block; a function giving its CPU seconds so far.
+
+    Every process started inside the block (forked, sandboxed in its own namespaces, run as another user)
+    stays in the group, so the figure is the work's own CPU time, whatever else the machine runs. Needs
+    a control group folder this process may create (root, or a delegated cgroup v2 subtree); without one
+    the function gives None (then only the machine's busy time is left, see :func:`machine_busy_seconds`).
+    """
+    created, home = None, None
+    for root in CGROUP_ROOTS:
+        candidate = os.path.join(root, f"bench-{os.getpid()}")
+        try:
+            os.mkdir(candidate)
+        except OSError:
+            continue
+        try:
+            _cgroup_cpu_seconds(candidate)
+            with open(f"/proc/{os.getpid()}/cgroup", encoding="ascii") as own:
+                home = _own_group(own.read(), root)
+            with open(os.path.join(candidate, "cgroup.procs"), "w", encoding="ascii") as procs:
+                procs.write(str(os.getpid()))
+        except (OSError, KeyError, ValueError):
+            os.rmdir(candidate)
+            continue
+        created = candidate
+        break
+    try:
+        yield (lambda: _cgroup_cpu_seconds(created)) if created else (lambda: None)
+    finally:
+        if created:
+            with open(os.path.join(home, "cgroup.procs"), "w", encoding="ascii") as procs:
+                procs.write(str(os.getpid()))
+            with contextlib.suppress(OSError):  # a process of the work may still be in it
+                os.rmdir(created)
+
+
+def _own_group(proc_cgroup: str, root: str) -> str:
+    """The folder under ``root`` of the group this process is in (``/proc/self/cgroup``'s text)."""
+    for line in proc_cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        if (controllers == "" and not root.endswith("cpuacct")) or "cpuacct" in controllers.split(","):
+            return os.path.join(root, path.lstrip("/"))
+    raise KeyError(root)

@@ -20,10 +20,12 @@ fail fast (no training happens while grading, by design).
 
 Reported: wall time of the whole run (assignment set-up, collection, grading,
 merge, reports), seconds per submission, core-seconds per submission (wall
-time x parallel jobs / submissions; the issue's target is under 10), and the
-machine's busy CPU time per submission (every process on the machine, so run it
-on an otherwise idle machine; the sandboxed kernels' time cannot be counted
-per process).
+time x parallel jobs / submissions), and CPU seconds per submission three ways: the run's own
+(every process it started, sandboxed kernels included, counted by a control group the run is put
+in: needs root or a delegated cgroup v2 folder, else left out; other work on the machine does not
+count), the machine's busy time (every process on the machine, so run it on an otherwise idle
+machine), and this process's tree as ``getrusage`` sees it (the kernels reaped inside their sandbox's
+PID namespace are missing from it).
 
 ``--against REV`` compares: the same class is graded by the grader of the git revision REV (checked
 out into a temporary worktree, run with this interpreter and its installed packages, the course package
@@ -52,7 +54,7 @@ sys.path.insert(0, str(REPO))
 
 from autograder.grade import grade  # noqa: E402 - importable once the repository is on sys.path (above)
 from autograder.grading_settings import GradingSettings, default_jobs  # noqa: E402 - importable once the repository is on sys.path (above)
-from bench.harness import machine_busy_seconds, timed  # noqa: E402 - importable once the repository is on sys.path (above)
+from bench.harness import machine_busy_seconds, own_cgroup_cpu, timed  # noqa: E402 - importable once the repository is on sys.path (above)
 from tests.autograder_corpus import students as st  # noqa: E402 - importable once the repository is on sys.path (above)
 
 MISTAKES = [
@@ -109,6 +111,7 @@ def stated_figures(report: dict) -> dict[str, str]:
 #: What a comparison reports for each grader, per submission (the keys of a ``--save``d report).
 COMPARED = {
     "seconds_per_submission": "wall seconds",
+    "run_cpu_s_per_submission": "CPU s (the run's)",
     "machine_cpu_s_per_submission": "CPU s (machine busy)",
     "tree_cpu_s_per_submission": "CPU s (process tree)",
 }
@@ -166,6 +169,8 @@ def comparison_table(comparison: dict) -> list[str]:
         f"{'per submission':22} {revision[:12]:>20} {THIS_CHECKOUT:>20} {'ratio':>6}",
     ]
     for key, name in COMPARED.items():
+        if any(r.get(key) is None for r in old + new):
+            continue  # not measured on this machine (no control group of its own)
         before = " ".join(f"{r[key]:6.2f}" for r in old)
         after = " ".join(f"{r[key]:6.2f}" for r in new)
         lines.append(f"{name:22} {before:>20} {after:>20} {mean_ratio(comparison, key):6.2f}")
@@ -219,9 +224,13 @@ def main() -> int:
             make_class(submissions, args.students)
         out = args.out or scratch / "out"
         machine_before, tree_before = machine_busy_seconds(), tree_cpu_seconds()
-        summary, timing = timed(lambda: grade(submissions, out, settings, progress=True))
+        with own_cgroup_cpu() as group_cpu:
+            group_before = group_cpu()
+            summary, timing = timed(lambda: grade(submissions, out, settings, progress=True))
+            group_after = group_cpu()
         machine_cpu = machine_busy_seconds() - machine_before
         tree_cpu = tree_cpu_seconds() - tree_before
+        run_cpu = None if group_after is None else group_after - group_before
         wall, load_start, load_end = timing.wall_s, timing.load_before, timing.load_after
     finally:
         if args.out is None:
@@ -232,6 +241,8 @@ def main() -> int:
     print(f"{count} submissions (6 notebooks each) in {wall:.1f} s with {args.jobs} jobs on {os.cpu_count()} cores")
     print(f"seconds per submission: {wall / count:.2f}")
     print(f"core-seconds per submission: {wall * cores / count:.2f}")
+    if run_cpu is not None:
+        print(f"CPU seconds per submission (every process of the run, its control group): {run_cpu / count:.2f}")
     print(f"CPU seconds per submission (the whole machine's busy time, /proc/stat): {machine_cpu / count:.2f}")
     print(f"CPU seconds per submission (this process and every process it waited for): {tree_cpu / count:.2f}")
     print(f"load average at the start: {load_start:.1f}, at the end: {load_end:.1f}")
@@ -250,6 +261,7 @@ def main() -> int:
             "seconds_per_submission": round(wall / count, 2),
             "machine_cpu_s_per_submission": round(machine_cpu / count, 2),
             "tree_cpu_s_per_submission": round(tree_cpu / count, 2),
+            "run_cpu_s_per_submission": None if run_cpu is None else round(run_cpu / count, 2),
             "machine": {
                 "cpus": os.cpu_count(),
                 "platform": platform.platform(),

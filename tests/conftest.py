@@ -205,6 +205,7 @@ TEST_TIERS = {
     "test_bench.py::test_a_comparison_table_says_each_graders_runs_and_the_ratio_of_their_means": "unit",
     "test_bench.py::test_stated_kernel_start_comes_from_the_recorded_measurement": "unit",
     "test_feedback_exporter.py::test_gradebook_openings_share_an_engine_and_read_what_is_on_disk": "integration",
+    "test_feedback_exporter.py::test_a_new_gradebook_records_the_migration_alembics_own_command_names": "integration",
     "test_autograder_units.py::test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs": "integration",
     "test_autograder_units.py::test_process_isolation_refuses_sockets_and_kills_detached_children": "integration",
     "test_autograder_units.py::test_detect_isolation_names_what_is_in_force": "integration",

@@ -695,3 +695,30 @@ def test_autograded_notebooks_stay_writable_for_a_non_root_grader(tmp_path):
     config = nbgrader_config(tmp_path, GradingSettings())
     mode = int(str(config.Autograde.permissions), 8)  # nbgrader reads the digits as octal
     assert mode & 0o600 == 0o600, oct(mode)
+
+
+def test_measurement_images_are_read_once_per_process_and_cannot_be_changed():
+    """The images the grader measures saved networks on: the embedded test split, the same arrays on every
+    call (a run reads them before forking its jobs), and read-only, so one measurement cannot alter the next."""
+    import numpy as np
+
+    from autograder import job
+    from dnn_course.assignment import ASSIGNMENT
+    from dnn_course.datasets import load_dataset
+
+    datasets = {test.measurement.dataset for _, test in ASSIGNMENT.measured()}
+    assert datasets == {"mnist", "fashion-mnist"}
+    job.measurement_data.cache_clear()
+    job.warm_measurement_data(ASSIGNMENT)
+    assert job.measurement_data.cache_info().currsize == len(datasets)
+    for name in datasets:
+        x_test, y_test = job.measurement_data(name)
+        assert job.measurement_data(name)[0] is x_test  # read once
+        (_, _), (x_expected, y_expected) = load_dataset(name, verbose=False)
+        np.testing.assert_array_equal(x_test, x_expected)
+        np.testing.assert_array_equal(y_test, y_expected)
+        assert x_test.dtype == np.float32 and x_test.shape == (10_000, 28, 28)
+        with pytest.raises(ValueError, match="read-only"):
+            x_test[0, 0, 0] = 1.0
+        with pytest.raises(ValueError, match="read-only"):
+            y_test[0] = 0

@@ -143,6 +143,30 @@ def test_gradebook_openings_share_an_engine_and_read_what_is_on_disk(tmp_path):
         assert other.engine is not engine and not other.students
 
 
+def test_a_new_gradebook_records_the_migration_alembics_own_command_names(tmp_path, monkeypatch):
+    """The head read in this process is the one ``alembic heads`` prints, and it is what a new gradebook stores."""
+    import sqlite3
+    import subprocess
+
+    import nbgrader.api
+    from nbgrader.api import Gradebook
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    from autograder.grading_settings import ensure_tools_on_path
+
+    ensure_tools_on_path()
+    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'unused.db'}") as ini:  # as nbgrader runs it, unpatched
+        from_command = subprocess.check_output(["alembic", "-c", ini, "heads"], text=True).split()[0]
+    monkeypatch.setattr(nbgrader.api, "get_alembic_version", nbgrader.api.get_alembic_version)  # restored after
+    nbgrader_caches.install()
+    assert nbgrader.api.get_alembic_version is nbgrader_caches.alembic_head
+    assert nbgrader_caches.alembic_head() == from_command and len(from_command) == 12
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}"):
+        pass
+    with sqlite3.connect(tmp_path / "gradebook.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(from_command,)]
+
+
 @pytest.mark.parametrize(
     "metadata",
     [
@@ -170,3 +194,34 @@ def test_cell_metadata_is_judged_as_jsonschema_judges_it(metadata):
     except jsonschema.ValidationError as error:
         found = error.message
     assert found == expected
+
+
+def test_the_graders_exporters_validate_once_and_still_refuse_an_invalid_notebook(tmp_path):
+    """Validation after the last preprocessor only (``optimistic_validation``): a preprocessor that leaves the
+    notebook invalid is still refused, even when another runs after it."""
+    from nbconvert.exporters import NotebookExporter
+    from nbconvert.preprocessors import Preprocessor
+
+    class BreaksIt(Preprocessor):
+        def preprocess(self, nb, resources):
+            nb.cells[0]["outputs"] = "not a list"
+            return nb, resources
+
+    class Counts(Preprocessor):
+        seen = 0
+
+        def preprocess(self, nb, resources):
+            Counts.seen += 1
+            return nb, resources
+
+    config = nbgrader_config(tmp_path, GradingSettings())
+    exporter = NotebookExporter(config=config)
+    assert exporter.optimistic_validation is True
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    exporter.register_preprocessor(Counts(), enabled=True)
+    assert '"1 + 1"' in exporter.from_notebook_node(notebook)[0]
+    exporter.register_preprocessor(BreaksIt(), enabled=True)
+    exporter.register_preprocessor(Counts(), enabled=True)
+    with pytest.raises(nbformat.ValidationError):
+        exporter.from_notebook_node(notebook)
+    assert Counts.seen == 3  # the one after the breaking preprocessor ran: only the end is validated
