@@ -59,6 +59,23 @@ PRELOAD = (
     "matplotlib",
     "matplotlib.pyplot",
     "tqdm.auto",
+    # what every kernel imports while its shell starts and in its first cells (tests/test_warm_kernels.py
+    # checks that a forked kernel imports none of them again); none does anything when imported but define
+    "IPython.core.completerlib",
+    "IPython.core.debugger",
+    "IPython.core.logger",
+    "IPython.core.oinspect",
+    "IPython.extensions.storemagic",
+    "IPython.utils.wildcard",
+    "faulthandler",
+    "ipykernel.debugger",
+    "numpy.testing",
+    "psutil",
+    "sqlite3",
+    "tornado.gen",
+    "tornado.locks",
+    "tornado.platform.asyncio",
+    "tornado.queues",
     # what the course's notebooks import (tests/test_warm_kernels.py keeps this list complete)
     "dnn_course.checks",
     "dnn_course.datasets",
@@ -86,6 +103,7 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 
 def warm() -> list[str]:
     """Import the kernel's modules; the names that failed to import."""
+    sys.modules.setdefault("debugpy", None)  # as in every kernel: never imported (see autograder.kernel.KERNEL_BOOT)
     failed = []
     for name in PRELOAD:
         try:

@@ -403,6 +403,35 @@ def test_a_comparison_table_says_each_graders_runs_and_the_ratio_of_their_means(
     assert lines[2].split() == ["wall", "seconds", "10.00", "12.00", "5.00", "5.00", "0.45"]
     assert lines[3].split()[-1] == "0.48" and lines[4].split()[-1] == "0.44"
     assert lines[-1].startswith("load average at the start of the runs: 1.0 to 2.0")
+    assert len(lines) == 6  # the run's own CPU was measured by neither: no row for it
+    for runs, figures in zip(comparison["runs"].values(), ([6, 7], [3, 3]), strict=True):
+        runs[:] = [{**r, "run_cpu_s_per_submission": f} for r, f in zip(runs, figures, strict=True)]
+    lines = bench_autograder.comparison_table(comparison)
+    assert lines[3].split() == ["CPU", "s", "(the", "run's)", "6.00", "7.00", "3.00", "3.00", "0.46"]
+
+
+def test_a_runs_control_group_counts_the_cpu_of_every_process_it_starts():
+    """What the benchmark calls the run's own CPU: a sandboxed grandchild's included, this machine's other work not."""
+    import resource
+
+    from bench.harness import own_cgroup_cpu
+
+    busy = "import time\nstart = time.process_time()\nwhile time.process_time() - start < 0.4: pass"
+    with own_cgroup_cpu() as group_cpu:
+        before = group_cpu()
+        if before is None:
+            pytest.skip("no control group of its own can be made here (needs root or a delegated cgroup v2 folder)")
+        outside = subprocess.Popen([sys.executable, "-c", busy])  # started in the group: counted
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(["sh", "-c", f"{sys.executable} -c '{busy}' & wait"], check=True)
+        outside.wait()
+        counted = group_cpu() - before
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    waited = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    assert waited >= 0.75  # the two busy loops
+    assert counted >= 0.9 * waited
+    with own_cgroup_cpu() as fresh:  # a new group counts from zero; the old one is gone
+        assert fresh() < 0.3
 
 
 def test_stated_kernel_start_comes_from_the_recorded_measurement():

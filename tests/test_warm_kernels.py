@@ -14,6 +14,8 @@ import json
 import os
 import select
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -324,6 +326,49 @@ def test_a_kernel_starts_on_its_own_when_the_fork_server_fails(tmp_path, monkeyp
     assert printed.split() == ["1", "False", "42"]
     assert warm_kernels.current() is None
     assert not kill_marked_processes(spec.marker)
+
+
+def test_a_forked_ipykernel_kernel_imports_nothing_the_fork_server_could_have(tmp_path, bubblewrap):
+    """A real kernel forked by the grader's kernel manager: what its start-up and a cell import that the
+    fork server did not is only what cannot be imported before a shell exists (PRELOAD is complete), and it
+    has no debugger, as a kernel started on its own."""
+    import asyncio
+
+    from autograder import kernel
+
+    spec = bubblewrap_spec(tmp_path, "unit-preload", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
+    kernel.configure(spec)
+
+    async def run() -> str:
+        manager = kernel.SandboxKernelManager(kernel_name="python3")
+        await manager.start_kernel()
+        client = manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=60)
+            outputs = []
+            await client.execute_interactive(
+                "import sys, json, numpy.testing, ipykernel.debugger\n"
+                "print(json.dumps([sorted(sys.modules), ipykernel.debugger._is_debugpy_available]))",
+                timeout=30,
+                output_hook=lambda msg: outputs.append(msg),
+            )
+            return "".join(msg["content"].get("text", "") for msg in outputs)
+        finally:
+            client.stop_channels()
+            await manager.shutdown_kernel(now=True)
+            warm_kernels.stop()
+
+    in_kernel, debugger = json.loads(asyncio.run(run()))
+    assert debugger is False
+    warmed = f"import json, runpy, sys\nrunpy.run_path({str(warm_kernels.SOURCE)!r})['warm']()\nprint(json.dumps(sorted(sys.modules)))"
+    environment = {**sandbox.sandbox_environment(spec), "HOME": str(tmp_path), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    server_modules = subprocess.run(
+        [sys.executable, "-P", "-c", warmed], capture_output=True, text=True, check=True, env=environment
+    ).stdout
+    imported_after_fork = set(in_kernel) - set(json.loads(server_modules))
+    imported_after_fork -= {"__autograder_state__", "__main__"}
+    assert not imported_after_fork, f"add to kernel_forkserver.PRELOAD: {sorted(imported_after_fork)}"
 
 
 PLANT = """
