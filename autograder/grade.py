@@ -47,6 +47,7 @@ from . import (
     report,
     sandbox,
     similarity_report,
+    warm_kernels,
 )
 from . import job as job_module
 from .feedback import Redactor, book_links, site_url, write_summary
@@ -160,6 +161,18 @@ def _finish(pid: int, jobdir: Path, status: int | None) -> tuple[bool, str]:
         tail = folders.log.read_bytes()[-1500:].decode("utf-8", "replace")
         return False, f"the grader failed on this submission (exit {os.waitstatus_to_exitcode(status)}): {tail}"
     return True, ""
+
+
+def font_list(scratch: Path, isolation: str, settings: GradingSettings) -> tuple[str, bytes] | None:
+    """Matplotlib's font list for the run's fork servers, built once in a sandbox with no submission in it
+    (None where kernels are not forked: each builds its own, as before)."""
+    folder = Path(tempfile.mkdtemp(prefix="fonts-", dir=scratch))
+    (folder / "work").mkdir()
+    (folder / "ipc").mkdir()
+    spec = kernel_environment.grading_spec(
+        isolation, str(folder / "work"), str(folder / "ipc"), secrets.token_hex(8), settings, slot=0
+    )
+    return warm_kernels.build_font_list(spec) if warm_kernels.enabled(spec) else None
 
 
 def run_jobs(
@@ -367,8 +380,9 @@ def grade(
                 scheduler, jobs, make_job, settings.submission_timeout, progress, keys, course / "cluster", isolation
             )
         else:
-            if students:  # the jobs are forked from here: they inherit compiled templates, highlighted cells
-                job_module.warm_measurement_data(description)  # and the images saved networks are measured on
+            if students:  # the jobs are forked from here: they inherit compiled templates, highlighted cells,
+                job_module.warm_measurement_data(description)  # the images saved networks are measured on
+                warm_kernels.FONT_LIST = font_list(scratch, isolation.level, settings)  # and Matplotlib's font list
                 feedback_exporter.warm(
                     feedback_exporter.course_notebooks(
                         layout.course.release_dir(settings.assignment), Path(settings.source_root) / settings.assignment

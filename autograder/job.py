@@ -44,7 +44,6 @@ from . import (
     manual,
     nbgrader_caches,
     rebuild,
-    sandbox,
     tamper_probe,
     warm_kernels,
 )
@@ -445,16 +444,8 @@ def run(jobdir: Path) -> StudentResult:
     flags, nb_flags = prepare(job, jobdir)
     timings["prepare"] = time.perf_counter() - clock
     course = folders.course.root
-    spec = sandbox.SandboxSpec(
-        isolation=job.isolation.level,
-        workdir=str(folders.work_dir),
-        ipc_dir=str(folders.ipc_dir),
-        marker=job.token,
-        limits=settings.limits,
-        readonly=kernel_environment.readonly_paths(),
-        uid=sandbox.sandbox_uid(job.slot, job.isolation.level),
-        parallel=job.settings.jobs,
-        environment=kernel_environment.course_variables(job.settings.experiment_profile),
+    spec = kernel_environment.grading_spec(
+        job.isolation.level, str(folders.work_dir), str(folders.ipc_dir), job.token, settings, job.slot
     )
     kernel.configure(spec)
     config = nbgrader_config(course, settings)

@@ -14,6 +14,7 @@ from pathlib import Path
 import dnn_course
 from dnn_course.assignment import profile_environment
 
+from . import sandbox
 from .sandbox import outermost_paths, python_paths
 
 
@@ -31,3 +32,20 @@ def course_variables(experiment_profile: str) -> tuple[tuple[str, str], ...]:
     that profile's settings (see :func:`dnn_course.experiment.experiment_profile`).
     """
     return tuple(profile_environment(experiment_profile).items())
+
+
+def grading_spec(isolation: str, workdir: str, ipc_dir: str, marker: str, settings, slot: int) -> sandbox.SandboxSpec:
+    """The sandbox of a grading job's processes for the parallel ``slot`` (``settings``:
+    :class:`autograder.grading_settings.GradingSettings`): its limits, the paths and variables the
+    course's code needs, and the slot's user."""
+    return sandbox.SandboxSpec(
+        isolation=isolation,
+        workdir=workdir,
+        ipc_dir=ipc_dir,
+        marker=marker,
+        limits=settings.limits,
+        readonly=readonly_paths(),
+        uid=sandbox.sandbox_uid(slot, isolation),
+        parallel=settings.jobs,
+        environment=course_variables(settings.experiment_profile),
+    )

@@ -371,6 +371,35 @@ def test_a_forked_ipykernel_kernel_imports_nothing_the_fork_server_could_have(tm
     assert not imported_after_fork, f"add to kernel_forkserver.PRELOAD: {sorted(imported_after_fork)}"
 
 
+def test_the_font_list_built_once_per_run_is_the_one_a_fork_server_would_build_and_is_used(
+    tmp_path, monkeypatch, bubblewrap
+):
+    """Matplotlib's font list, built in a sandbox with no submission: the fonts a fork server finds by itself,
+    and a fork server handed it loads it instead of scanning the fonts again."""
+    built = warm_kernels.build_font_list(bubblewrap_spec(tmp_path / "fonts", "unit-fonts"))
+    assert built is not None
+    name, text = built
+    handed = json.loads(text)
+    assert name.startswith("fontlist-v") and handed["ttflist"]
+
+    spec = bubblewrap_spec(tmp_path / "own", "unit-own-fonts", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
+    own_list = "import matplotlib.font_manager as fm\nreport(sorted({f.fname for f in fm.fontManager.ttflist}))"
+    found, status = run_kernel(warm_kernels.server_for(spec, str(tmp_path / "own.log"), BOOT), own_list)
+    warm_kernels.stop()
+    import matplotlib  # the list names Matplotlib's own fonts relative to its data folder
+
+    expected = {os.path.join(matplotlib.get_data_path(), font["fname"]) for font in handed["ttflist"]}
+    assert status == 0 and found == sorted(expected)
+
+    marked = dict(handed, ttflist=[dict(handed["ttflist"][0], name="Handed In Sans")] + handed["ttflist"])
+    monkeypatch.setattr(warm_kernels, "FONT_LIST", (name, json.dumps(marked).encode()))
+    spec = bubblewrap_spec(tmp_path / "given", "unit-given-fonts", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
+    names = "import matplotlib.font_manager as fm\nreport([f.name for f in fm.fontManager.ttflist][:1])"
+    found, status = run_kernel(warm_kernels.server_for(spec, str(tmp_path / "given.log"), BOOT), names)
+    warm_kernels.stop()
+    assert status == 0 and found == ["Handed In Sans"]
+
+
 PLANT = """
 planted = {}
 for folder in ("/", "/etc", "/home", "/dev", "/dev/shm", "/home/student", "/tmp", "/submission"):
