@@ -368,16 +368,34 @@ def test_stated_grading_cpu_comes_from_the_recorded_comparisons():
     from scripts import bench_autograder, profile_grading
 
     text = (BENCH.parent / "autograder" / "README.md").read_text(encoding="utf-8")
-    for name, competing in (("autograder_cpu.json", 0), ("autograder_cpu_competing.json", 2)):
+    compared = (("autograder_cpu.json", 0), ("autograder_cpu_competing.json", 2), ("autograder_cpu_session.json", 0))
+    for name, competing in compared:
         comparison = json.loads((BENCH / "results" / name).read_text())
         assert comparison["competing"] == competing and comparison["students"] >= 12
         assert all(run["failed"] == [] for runs in comparison["runs"].values() for run in runs)
         for line in bench_autograder.comparison_table(comparison):
             assert line in text, f"autograder/README.md does not print {line!r} (from {name})"
-    phases = json.loads((BENCH / "results" / "grading_phases.json").read_text())
-    assert {run["revision"] for run in phases["before"]} == {"1b8b302"} and len(phases["after"]) >= 2
-    for row in profile_grading.comparison_rows(phases) + profile_grading.process_rows(phases):
-        assert row in text, f"autograder/README.md does not hold the row {row!r}"
+    for name, before in (("grading_phases.json", "1b8b302"), ("grading_phases_session.json", "7505799")):
+        phases = json.loads((BENCH / "results" / name).read_text())
+        assert {run["revision"] for run in phases["before"]} == {before} and len(phases["after"]) >= 2
+        for row in profile_grading.comparison_rows(phases) + profile_grading.process_rows(phases):
+            assert row in text, f"autograder/README.md does not hold the row {row!r} (from {name})"
+
+
+def test_stated_cost_of_a_class_comes_from_the_recorded_run():
+    """The autograder README's CPU time per submission for a class of 100 is bench/results/autograder_class.json's."""
+    text = " ".join((BENCH.parent / "autograder" / "README.md").read_text(encoding="utf-8").split())
+    for name in ("autograder_class.json", "autograder_class_before.json"):
+        report = json.loads((BENCH / "results" / name).read_text())
+        assert report["class"] == "generated" and report["submissions"] == 100 and report["failed"] == []
+        assert report["isolation"].startswith("bubblewrap") and report["run_cpu_s_per_submission"] is not None
+        stated = (
+            f"{report['submissions']} generated submissions in {report['wall_s']:.0f} s with {report['jobs']} jobs on "
+            f"{report['machine']['cpus']} cores: {report['run_cpu_s_per_submission']:.2f} CPU-seconds per submission"
+        )
+        assert stated in text, f"autograder/README.md does not state {stated!r} (from {name})"
+    now = json.loads((BENCH / "results" / "autograder_class.json").read_text())["run_cpu_s_per_submission"]
+    assert f"not reached.** {now:.1f} CPU-seconds per submission remain for a class of 100" in text
 
 
 def test_a_comparison_table_says_each_graders_runs_and_the_ratio_of_their_means():
