@@ -253,17 +253,8 @@ def build_font_list(spec: sandbox.SandboxSpec) -> tuple[str, bytes] | None:
     """
     command = sandbox.command([sys.executable, "-P", "-c", FONT_LIST_SCRIPT], spec)
     try:
-        done = subprocess.run(
-            command.argv,
-            pass_fds=command.pass_fds,
-            cwd=sandbox.working_directory(spec),
-            env=sandbox.sandbox_environment(spec),
-            preexec_fn=sandbox.preexec_function(spec),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=WARM_TIMEOUT,
-            check=False,
-        )
+        options = sandbox.popen_options(spec, command, subprocess.PIPE)  # its output read here
+        done = subprocess.run(command.argv, **options, timeout=WARM_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         return None
     finally:

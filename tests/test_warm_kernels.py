@@ -291,16 +291,12 @@ def test_no_ipc_object_of_a_kernel_reaches_the_next_one(server):
     assert found == {"shm": -1, "sem": -1, "msg": -1, "tables": [0, 0, 0]}, found
 
 
-def test_a_kernel_starts_on_its_own_when_the_fork_server_fails(tmp_path, monkeypatch, bubblewrap):
-    """The grader's kernel manager: a fork server that dies while warming up costs nothing but time."""
+def printed_by_a_grading_kernel(spec: sandbox.SandboxSpec, code: str) -> str:
+    """What ``code`` prints in a real ipykernel kernel that the grader's kernel manager starts for ``spec``."""
     import asyncio
 
     from autograder import kernel
 
-    broken = tmp_path / "broken_forkserver.py"
-    broken.write_text("import os\nos._exit(3)\n")
-    monkeypatch.setattr(warm_kernels, "SOURCE", broken)
-    spec = bubblewrap_spec(tmp_path, "unit-cold", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
     kernel.configure(spec)
 
     async def run() -> str:
@@ -311,17 +307,24 @@ def test_a_kernel_starts_on_its_own_when_the_fork_server_fails(tmp_path, monkeyp
         try:
             await client.wait_for_ready(timeout=60)
             outputs = []
-            await client.execute_interactive(
-                "import os, sys; print(os.getppid(), 'matplotlib.pyplot' in sys.modules, 6 * 7)",
-                timeout=30,
-                output_hook=lambda msg: outputs.append(msg),
-            )
+            await client.execute_interactive(code, timeout=30, output_hook=lambda msg: outputs.append(msg))
             return "".join(msg["content"].get("text", "") for msg in outputs)
         finally:
             client.stop_channels()
             await manager.shutdown_kernel(now=True)
 
-    printed = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def test_a_kernel_starts_on_its_own_when_the_fork_server_fails(tmp_path, monkeypatch, bubblewrap):
+    """The grader's kernel manager: a fork server that dies while warming up costs nothing but time."""
+    broken = tmp_path / "broken_forkserver.py"
+    broken.write_text("import os\nos._exit(3)\n")
+    monkeypatch.setattr(warm_kernels, "SOURCE", broken)
+    spec = bubblewrap_spec(tmp_path, "unit-cold", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
+    printed = printed_by_a_grading_kernel(
+        spec, "import os, sys; print(os.getppid(), 'matplotlib.pyplot' in sys.modules, 6 * 7)"
+    )
     # a kernel of its own (nothing preloaded), child of bubblewrap's init, and it works
     assert printed.split() == ["1", "False", "42"]
     assert warm_kernels.current() is None
@@ -332,34 +335,16 @@ def test_a_forked_ipykernel_kernel_imports_nothing_the_fork_server_could_have(tm
     """A real kernel forked by the grader's kernel manager: what its start-up and a cell import that the
     fork server did not is only what cannot be imported before a shell exists (PRELOAD is complete), and it
     has no debugger, as a kernel started on its own."""
-    import asyncio
-
-    from autograder import kernel
-
     spec = bubblewrap_spec(tmp_path, "unit-preload", sandbox.sandbox_uid(0, sandbox.ISOLATION_BWRAP))
-    kernel.configure(spec)
-
-    async def run() -> str:
-        manager = kernel.SandboxKernelManager(kernel_name="python3")
-        await manager.start_kernel()
-        client = manager.client()
-        client.start_channels()
-        try:
-            await client.wait_for_ready(timeout=60)
-            outputs = []
-            await client.execute_interactive(
-                "import sys, json, numpy.testing, ipykernel.debugger\n"
-                "print(json.dumps([sorted(sys.modules), ipykernel.debugger._is_debugpy_available]))",
-                timeout=30,
-                output_hook=lambda msg: outputs.append(msg),
-            )
-            return "".join(msg["content"].get("text", "") for msg in outputs)
-        finally:
-            client.stop_channels()
-            await manager.shutdown_kernel(now=True)
-            warm_kernels.stop()
-
-    in_kernel, debugger = json.loads(asyncio.run(run()))
+    try:
+        printed = printed_by_a_grading_kernel(
+            spec,
+            "import sys, json, numpy.testing, ipykernel.debugger\n"
+            "print(json.dumps([sorted(sys.modules), ipykernel.debugger._is_debugpy_available]))",
+        )
+    finally:
+        warm_kernels.stop()
+    in_kernel, debugger = json.loads(printed)
     assert debugger is False
     warmed = f"import json, runpy, sys\nrunpy.run_path({str(warm_kernels.SOURCE)!r})['warm']()\nprint(json.dumps(sorted(sys.modules)))"
     environment = {**sandbox.sandbox_environment(spec), "HOME": str(tmp_path), "MPLCONFIGDIR": str(tmp_path / "mpl")}
