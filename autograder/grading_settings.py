@@ -139,8 +139,8 @@ def nbgrader_config(course_dir: Path, settings: GradingSettings, source_dir: Pat
     # the student's markdown and HTML outputs are sanitised: no script of theirs runs in the page an
     # instructor (or, served from one site, another student) opens
     cfg.HTMLExporter.sanitize_html = True
-    # nbconvert validates the whole notebook after each of its 6 to 10 preprocessors, about 300 times
-    # per student; once, after the last, refuses the same invalid notebooks
+    # nbconvert validates the whole notebook after each preprocessor of a pass, its disabled defaults
+    # included (three passes per notebook); once per pass, after the last, refuses the same invalid ones
     cfg.Exporter.optimistic_validation = True
     cfg.Application.log_level = "WARN"
     return cfg

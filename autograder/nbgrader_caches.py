@@ -17,8 +17,8 @@ and three of its steps redo, each time, work whose result never changes within a
 
 * **The gradebook's schema version.** A new gradebook records the newest of nbgrader's
   database migrations, which nbgrader learns by running the ``alembic heads`` command: a fresh
-  interpreter that imports nbgrader (about 4 CPU-seconds, mostly ``jsonschema`` building its
-  format grammars). Here the same migration folder is read in this process, once
+  interpreter that imports nbgrader (seconds of CPU, most of it ``jsonschema`` building its
+  format grammars, which :mod:`autograder` blocks in its own process). Here the same migration folder is read in this process, once
   (``alembic``'s :class:`~alembic.script.ScriptDirectory`, which that command uses).
 
 :func:`install` applies all three to this process; the grading run calls it before it forks its jobs
