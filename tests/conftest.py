@@ -205,7 +205,7 @@ TEST_TIERS = {
     "test_bench.py::test_a_comparison_table_says_each_graders_runs_and_the_ratio_of_their_means": "unit",
     "test_bench.py::test_a_runs_control_group_counts_the_cpu_of_every_process_it_starts": "integration",
     "test_bench.py::test_stated_kernel_start_comes_from_the_recorded_measurement": "unit",
-    "test_bench.py::test_stated_cost_of_a_class_comes_from_the_recorded_run": "unit",
+    "test_bench.py::test_stated_cost_of_a_class_comes_from_the_recorded_run": "integration",
     "test_feedback_exporter.py::test_gradebook_openings_share_an_engine_and_read_what_is_on_disk": "integration",
     "test_feedback_exporter.py::test_a_new_gradebook_records_the_migration_alembics_own_command_names": "integration",
     "test_autograder_units.py::test_bubblewrap_sandbox_blocks_network_files_memory_and_fork_bombs": "integration",
