@@ -382,6 +382,10 @@ def grade(
         else:
             if students:  # the jobs are forked from here: they inherit compiled templates, highlighted cells,
                 job_module.warm_measurement_data(description)  # the images saved networks are measured on
+                try:  # the embedded subsets the kernels load, decoded once
+                    kernel_environment.DECODED_DATA = kernel_environment.decode_datasets(scratch / "decoded")
+                except (OSError, ValueError):  # unreadable: each kernel decodes the files itself (and says why)
+                    kernel_environment.DECODED_DATA = None
                 warm_kernels.FONT_LIST = font_list(scratch, isolation.level, settings)  # and Matplotlib's font list
                 feedback_exporter.warm(
                     feedback_exporter.course_notebooks(
@@ -424,6 +428,7 @@ def grade(
             publish_feedback(out, sid, settings.assignment, jobs[sid], result, redactor)
             write_atomically(layout.result_file(sid), json.dumps(result.to_json(), indent=1, sort_keys=True))
     finally:
+        kernel_environment.DECODED_DATA = None  # it is in the scratch folder, removed now
         if not os.environ.get("AUTOGRADER_KEEP_SCRATCH"):
             shutil.rmtree(scratch, ignore_errors=True)
     for stale in layout.result_files():

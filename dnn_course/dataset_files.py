@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 import platformdirs
 
-from . import download, idx
+from . import decoded_data, download, idx
 from .idx import ChecksumError, DataFileError
 
 __all__ = [
@@ -239,6 +239,20 @@ def _load_manifest(embedded_dir: Path) -> dict:
         ) from None
 
 
+def _digests(entry: dict) -> dict[str, str]:
+    """Role (``"train_images"``, ...) to the SHA-256 the manifest's ``entry`` of one dataset gives its file."""
+    return {role: file["sha256"] for role, file in entry["files"].items()}
+
+
+def decode_embedded(folder: os.PathLike | str) -> None:
+    """Decode every embedded subset once into ``folder`` (:mod:`dnn_course.decoded_data`): processes that
+    name it in ``DNN_COURSE_DECODED_DATA`` then map the arrays instead of decoding the files again."""
+    manifest = _load_manifest(EMBEDDED_DIR)
+    for name in DATASET_NAMES:
+        found = read_embedded(name, verbose=False)
+        decoded_data.write(folder, name, _digests(manifest["datasets"][name]), found.train, found.test)
+
+
 def read_embedded(name: str, verbose: bool) -> Found:
     """The embedded subset of ``name`` (``"mnist"`` or ``"fashion-mnist"``), verified against its manifest."""
     embedded_dir = EMBEDDED_DIR
@@ -248,8 +262,9 @@ def read_embedded(name: str, verbose: bool) -> Found:
         "The embedded subset must match data/embedded/MANIFEST.json: restore it with "
         "`git checkout -- data/embedded` (or regenerate it with scripts/make_embedded_subset.py)."
     )
+    decoded = decoded_data.read(name, _digests(entry))  # the grader's copy, decoded once per run, or None
     splits, paths = [], {}
-    for split in ("train", "test"):
+    for index, split in enumerate(("train", "test")):
         images_entry, labels_entry = entry["files"][f"{split}_images"], entry["files"][f"{split}_labels"]
         images_path = embedded_dir / name / images_entry["file"]
         labels_path = embedded_dir / name / labels_entry["file"]
@@ -257,7 +272,7 @@ def read_embedded(name: str, verbose: bool) -> Found:
             if not path.is_file():
                 raise DataNotFoundError(f"The embedded file {path} is missing. {fix}")
         splits.append(
-            read_split(
+            decoded[index] if decoded is not None else read_split(
                 images_path, labels_path,
                 images_sha256=images_entry["sha256"], labels_sha256=labels_entry["sha256"], fix=fix,
             )

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from dnn_course import dataset_files, datasets, idx
+from dnn_course import dataset_files, datasets, decoded_data, idx
 from dnn_course.datasets import (
     CLASS_NAMES,
     ChecksumError,
@@ -155,6 +155,88 @@ def test_missing_embedded_subset_says_where_it_should_be(tmp_path, monkeypatch):
     monkeypatch.setattr(dataset_files, "EMBEDDED_DIR", tmp_path / "nowhere")
     with pytest.raises(DataNotFoundError, match=r"The embedded data subset is not at .*nowhere.*source='full'"):
         load_dataset("mnist", verbose=False)
+
+
+# --- the grader's decoded copy (dnn_course.decoded_data) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def decoded_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("decoded")
+    dataset_files.decode_embedded(folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_decoded_copy_loads_what_decoding_gives(name, decoded_folder, monkeypatch, capsys):
+    """Named in DNN_COURSE_DECODED_DATA, the run's copy gives the same dataset, arrays of the same kind,
+    writable and of each call's own, and the same line and description; nothing is decoded again."""
+    decoded_reads = []
+    monkeypatch.setattr(dataset_files, "read_split", lambda *a, **k: decoded_reads.append(a))
+    monkeypatch.setenv(decoded_data.VARIABLE, str(decoded_folder))
+    reference = load_embedded(name)
+    first, second = load_dataset(name), load_dataset(name, verbose=False)
+    assert decoded_reads == []
+    assert first.description == reference.description and first.files == reference.files
+    assert capsys.readouterr().out.count("embedded subset") == 1
+    for got, expected in zip([*first[0], *first[1]], [*reference[0], *reference[1]], strict=True):
+        assert type(got) is np.ndarray and got.dtype == expected.dtype and got.shape == expected.shape
+        assert got.flags.c_contiguous and got.flags.writeable
+        np.testing.assert_array_equal(got, expected)
+    x_train = first[0][0]
+    x_train[:100] = 7.0  # the writer's copy only: not the next call's, not the file
+    assert second[0][0][:100].max() <= 1.0 and load_dataset(name, verbose=False)[0][0][:100].max() <= 1.0
+    np.testing.assert_array_equal(
+        np.fromfile(decoded_folder / f"{name}-train_x.bin", np.float32, 784), reference[0][0][0].ravel()
+    )
+
+
+def _copy_of(decoded_folder, tmp_path):
+    folder = tmp_path / "decoded"
+    shutil.copytree(decoded_folder, folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda folder: (folder / "mnist-test_x.bin").write_bytes(b"\0" * 1000), id="short file"),
+        pytest.param(lambda folder: (folder / "mnist-test_y.bin").unlink(), id="missing file"),
+        pytest.param(lambda folder: (folder / "mnist.json").write_text("{"), id="unreadable index"),
+        pytest.param(
+            lambda folder: (folder / "mnist.json").write_text(
+                (folder / "mnist.json").read_text().replace('"train_images": "', '"train_images": "0')
+            ),
+            id="decoded from other files",
+        ),
+        pytest.param(lambda folder: shutil.rmtree(folder), id="no folder"),
+    ],
+)
+def test_a_decoded_copy_that_does_not_match_is_not_used(spoil, decoded_folder, tmp_path, monkeypatch):
+    """Any copy but a complete one decoded from the manifest's files: the files are decoded (and checked)."""
+    folder = _copy_of(decoded_folder, tmp_path)
+    spoil(folder)
+    monkeypatch.setenv(decoded_data.VARIABLE, str(folder))
+    assert (
+        decoded_data.read(
+            "mnist",
+            dataset_files._digests(
+                json.loads((dataset_files.EMBEDDED_DIR / "MANIFEST.json").read_text())["datasets"]["mnist"]
+            ),
+        )
+        is None
+    )
+    loaded = load_dataset("mnist", verbose=False)
+    np.testing.assert_array_equal(loaded[1][1], load_embedded("mnist")[1][1])
+
+
+def test_a_decoded_copy_is_complete_or_absent(tmp_path):
+    """The index is written last under its own name: a copy interrupted before it is simply not there."""
+    arrays = (np.zeros((2, 28, 28), np.float32), np.zeros(2, np.int64))
+    decoded_data.write(tmp_path, "mnist", {"train_images": "a"}, arrays, arrays)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "mnist-test_x.bin", "mnist-test_y.bin", "mnist-train_x.bin", "mnist-train_y.bin", "mnist.json"
+    ]  # fmt: skip
 
 
 # --- names and arguments ------------------------------------------------------------------------------

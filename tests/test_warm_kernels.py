@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from autograder import kernel_environment, sandbox, warm_kernels
@@ -521,3 +522,38 @@ def test_read_only_host_folders_under_tmp_survive_the_reset(tmp_path, bubblewrap
     assert status == status_again == 0
     assert first["course"] == second["course"] == "VALUE = 1\n"
     assert second["tmp"] == first["tmp"]  # its own file again, next to the folder leading to the bind
+
+
+def test_a_grading_kernel_maps_the_runs_decoded_data(tmp_path, monkeypatch, bubblewrap):
+    """With the run's decoded copy (as a local grading run makes it), a real grading kernel's
+    ``load_dataset`` maps it, read-only bound, instead of decoding the files: the arrays are backed by
+    a copy-on-write mapping and equal the decoded ones, and the kernel cannot change the copy."""
+    from autograder.grading_settings import GradingSettings
+    from dnn_course import dataset_files
+
+    monkeypatch.setattr(kernel_environment, "DECODED_DATA", kernel_environment.decode_datasets(tmp_path / "decoded"))
+    (tmp_path / "work").mkdir()
+    (tmp_path / "ipc").mkdir()
+    spec = kernel_environment.grading_spec(
+        sandbox.ISOLATION_BWRAP, str(tmp_path / "work"), str(tmp_path / "ipc"), f"unit-decoded-{os.getpid()}",
+        GradingSettings(), slot=0,
+    )  # fmt: skip
+    try:
+        printed = printed_by_a_grading_kernel(
+            spec,
+            "import json, mmap, os\n"
+            "from dnn_course.datasets import load_dataset\n"
+            "(x, y), (xt, yt) = load_dataset('mnist', verbose=False)\n"
+            "x[0, 0, 0] = 9.0\n"
+            "print(json.dumps([type(x.base).__name__, float(x[:5].sum()), int(y[:50].sum()), int(yt.sum()),\n"
+            "                  os.access(os.environ['DNN_COURSE_DECODED_DATA'], os.W_OK)]))",
+        )
+    finally:
+        warm_kernels.stop()
+    base, x_sum, y_sum, yt_sum, writable = json.loads(printed)
+    found = dataset_files.read_embedded("mnist", verbose=False)
+    (x, y), (_, yt) = found.train, found.test
+    assert base == "mmap" and not writable
+    assert x_sum == pytest.approx(float(x[:5].sum()) + 9.0 - float(x[0, 0, 0]), rel=1e-6)
+    assert [y_sum, yt_sum] == [int(y[:50].sum()), int(yt.sum())]
+    assert np.fromfile(tmp_path / "decoded" / "mnist-train_x.bin", np.float32, 1)[0] == x[0, 0, 0]
