@@ -15,9 +15,10 @@ reads: the student's collected files and, in one task result shared by every tas
 (:func:`course_inputs`), the released and source notebooks and the assignment's gradebook. On the
 worker it writes them into a private temporary folder, claims a sandbox slot of the machine
 (:func:`claim_slot`, one per running task, whatever the number of worker processes), and grades
-there with ``python -m autograder.job`` in a session of its own, under the same wall-clock limit and
-kill discipline as a local job (the session and every process carrying the job's token are killed
-when it ends). It returns the bytes of what the job wrote; once the client has saved them, it
+there in a job forked by the worker's launcher (:mod:`autograder.job_launcher`, warmed up once per
+worker and course, started by :class:`GradingCheck`; without one that answers, with ``python -m
+autograder.job``), in a session of its own, under the same wall-clock limit and kill discipline as a
+local job (the session and every process carrying the job's token are killed when it ends). It returns the bytes of what the job wrote; once the client has saved them, it
 releases the task, so the cluster keeps no finished task it would run again after losing a worker.
 
 **Which workers grade.** The client registers :class:`GradingCheck` on the cluster: at its start
@@ -63,6 +64,7 @@ from dnn_course.atomic_write import write_atomically
 
 from . import fingerprint, kernel_environment, sandbox
 from .grading_records import Isolation, JobSpec
+from .job_launcher import LOST, TIMED_OUT, LauncherClient
 from .layout import JobLayout
 from .submission_processes import kill_marked_processes
 
@@ -140,7 +142,8 @@ def worker_problem(required: Requirements) -> str | None:
 class GradingCheck(WorkerPlugin):
     """Dask worker plugin: the worker offers the grading resource only if it can grade (see the module).
 
-    After ``setup`` the worker's ``autograder_problem`` attribute is None or the reason it cannot grade.
+    After ``setup`` the worker's ``autograder_problem`` attribute is None or the reason it cannot grade,
+    and a worker that can grade has its job launcher (``autograder_launcher``), stopped at ``teardown``.
     """
 
     name = "autograder-grading-check"
@@ -154,7 +157,15 @@ class GradingCheck(WorkerPlugin):
         problem = await asyncio.get_running_loop().run_in_executor(None, worker_problem, self.required)
         worker.autograder_problem = problem
         if problem is None:
+            # from the worker's event loop thread, which lives as long as the worker: the launcher dies with it
+            worker.autograder_launcher = LauncherClient.start()
             await worker.set_resources(**{self.required.resource: worker.state.nthreads})
+
+    async def teardown(self, worker) -> None:
+        launcher = getattr(worker, "autograder_launcher", None)
+        if launcher is not None:
+            worker.autograder_launcher = None
+            launcher.stop()
 
 
 def _files_of(folder: Path) -> dict[str, bytes]:
@@ -205,12 +216,25 @@ def claim_slot():
     raise RuntimeError(f"all {MAX_SLOTS} sandbox slots of {socket.gethostname()} are taken")
 
 
-def _run_job(jobdir: Path, timeout: float) -> tuple[bool, str]:
-    """``python -m autograder.job jobdir`` in a session of its own; kill what is left; say how it went."""
+def _run_job(jobdir: Path, timeout: float, launcher: LauncherClient | None) -> tuple[bool, str]:
+    """Grade the job of ``jobdir``, forked by the worker's ``launcher`` (:mod:`autograder.job_launcher`) or,
+    without one that answers, with ``python -m autograder.job jobdir`` in a session of its own; kill what
+    is left; say how it went."""
+    folders = JobLayout(jobdir)
+    outcome = launcher.run(jobdir, timeout) if launcher is not None else None
+    if outcome is not None:
+        kill_marked_processes(JobSpec.from_json(json.loads(folders.spec.read_text())).token)
+        if outcome == TIMED_OUT:
+            return False, f"grading did not finish within {timeout:g} s"
+        if outcome == LOST:
+            return False, "the worker's job launcher ended while this submission was graded"
+        if not folders.result.exists():
+            tail = folders.log.read_bytes()[-1500:].decode("utf-8", "replace")
+            return False, f"the grader failed on this submission (exit {os.waitstatus_to_exitcode(outcome)}): {tail}"
+        return True, ""
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_parent, os.environ.get("PYTHONPATH", "")]))
     libc = ctypes.CDLL(None, use_errno=True)
-    folders = JobLayout(jobdir)
     with open(folders.log, "wb") as log:  # the job dies with this worker (its sandboxes die with it)
         process = subprocess.Popen(
             [sys.executable, "-m", "autograder.job", str(jobdir)],
@@ -238,6 +262,16 @@ def _run_job(jobdir: Path, timeout: float) -> tuple[bool, str]:
         tail = folders.log.read_bytes()[-1500:].decode("utf-8", "replace")
         return False, f"the grader failed on this submission (exit {process.returncode}): {tail}"
     return True, ""
+
+
+def _worker_launcher() -> LauncherClient | None:
+    """The job launcher of the worker running this task (None outside a worker, or before its check)."""
+    try:
+        from distributed import get_worker
+
+        return getattr(get_worker(), "autograder_launcher", None)
+    except ValueError:  # not in a worker
+        return None
 
 
 def grade_on_worker(
@@ -277,7 +311,7 @@ def grade_on_worker(
                 settings=dataclasses.replace(job.settings, jobs=max(slot + 1, os.cpu_count() or 1)),
             )
             JobLayout(jobdir).spec.write_text(json.dumps(local.to_json()))
-            ok, error = _run_job(jobdir, timeout)
+            ok, error = _run_job(jobdir, timeout, _worker_launcher())
         files = {name: (jobdir / name).read_bytes() for name in JOB_OUTPUTS if (jobdir / name).exists()}
         files.update(
             {f"course/feedback/{name}": data for name, data in _files_of(jobdir / "course" / "feedback").items()}

@@ -15,7 +15,6 @@ sequentially, and replaces the master only at the end.
 
 from __future__ import annotations
 
-import faulthandler
 import json
 import os
 import secrets
@@ -38,8 +37,8 @@ from dnn_course.atomic_write import write_atomically
 
 from . import collect as collect_mod
 from . import (
-    feedback_exporter,
     fingerprint,
+    forked_jobs,
     isolation_report,
     kernel_environment,
     manual,
@@ -47,9 +46,7 @@ from . import (
     report,
     sandbox,
     similarity_report,
-    warm_kernels,
 )
-from . import job as job_module
 from .feedback import Redactor, book_links, site_url, write_summary
 from .grading_records import Isolation, JobSpec, StudentResult
 from .grading_settings import GradingSettings, ensure_tools_on_path, nbgrader_config
@@ -102,51 +99,6 @@ def released_ids(course: Path, assignment: str, names: list[str]) -> dict[str, s
     return {name: collect_mod.notebook_grade_ids(release / name) for name in names}
 
 
-def _fresh_event_loop() -> None:
-    """A forked child must not share the parent's event loop (an epoll set is shared by fork)."""
-    import asyncio
-
-    import jupyter_core.utils as jcu
-
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    jcu._loop.set(loop)
-    jcu._runner_map.clear()
-
-
-def _dump_tasks(signum, frame) -> None:
-    import asyncio
-
-    for task in asyncio.all_tasks(asyncio.get_event_loop()):
-        task.print_stack(limit=30)
-    sys.stderr.flush()
-
-
-def _child(jobdir: Path) -> None:
-    """In the forked child: own session, output to job.log, grade, exit (never returns)."""
-    code = 1
-    try:
-        os.setsid()
-        log = os.open(JobLayout(jobdir).log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        # sys.stdout/stderr may not write to fds 1 and 2 (pytest's capture, a Jupyter kernel's
-        # streams): rebind them, so a failing job's traceback lands in job.log
-        sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
-        sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
-        _fresh_event_loop()
-        faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a job is stuck
-        signal.signal(signal.SIGUSR2, _dump_tasks)  # `kill -USR2 <pid>`: its asyncio tasks
-        job_module.run(jobdir)
-        code = 0
-    except BaseException:  # noqa: BLE001 - everything goes to job.log; the parent reads the exit code
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
 def _finish(pid: int, jobdir: Path, status: int | None) -> tuple[bool, str]:
     """Kill what is left of a job and say how it went."""
     try:
@@ -161,18 +113,6 @@ def _finish(pid: int, jobdir: Path, status: int | None) -> tuple[bool, str]:
         tail = folders.log.read_bytes()[-1500:].decode("utf-8", "replace")
         return False, f"the grader failed on this submission (exit {os.waitstatus_to_exitcode(status)}): {tail}"
     return True, ""
-
-
-def font_list(scratch: Path, isolation: str, settings: GradingSettings) -> tuple[str, bytes] | None:
-    """Matplotlib's font list for the run's fork servers, built once in a sandbox with no submission in it
-    (None where kernels are not forked: each builds its own, as before)."""
-    folder = Path(tempfile.mkdtemp(prefix="fonts-", dir=scratch))
-    (folder / "work").mkdir()
-    (folder / "ipc").mkdir()
-    spec = kernel_environment.grading_spec(
-        isolation, str(folder / "work"), str(folder / "ipc"), secrets.token_hex(8), settings, slot=0
-    )
-    return warm_kernels.build_font_list(spec) if warm_kernels.enabled(spec) else None
 
 
 def run_jobs(
@@ -199,7 +139,7 @@ def run_jobs(
                 sys.stderr.flush()
                 pid = os.fork()
                 if pid == 0:
-                    _child(jobs[sid])
+                    forked_jobs.child(jobs[sid])
                 running[pid] = (sid, time.monotonic() + timeout, slot)
             pid, status = os.waitpid(-1, os.WNOHANG)
             finished = []
@@ -380,18 +320,13 @@ def grade(
                 scheduler, jobs, make_job, settings.submission_timeout, progress, keys, course / "cluster", isolation
             )
         else:
-            if students:  # the jobs are forked from here: they inherit compiled templates, highlighted cells,
-                job_module.warm_measurement_data(description)  # the images saved networks are measured on
-                try:  # the embedded subsets the kernels load, decoded once
-                    kernel_environment.DECODED_DATA = kernel_environment.decode_datasets(scratch / "decoded")
-                except (OSError, ValueError):  # unreadable: each kernel decodes the files itself (and says why)
-                    kernel_environment.DECODED_DATA = None
-                warm_kernels.FONT_LIST = font_list(scratch, isolation.level, settings)  # and Matplotlib's font list
-                feedback_exporter.warm(
-                    feedback_exporter.course_notebooks(
-                        layout.course.release_dir(settings.assignment), Path(settings.source_root) / settings.assignment
-                    ),
-                    nbgrader_config(course, settings),
+            if students:  # the jobs are forked from here
+                forked_jobs.warm_up_jobs(
+                    scratch,
+                    make_job(students[0], 0),
+                    layout.course.release_dir(settings.assignment),
+                    Path(settings.source_root) / settings.assignment,
+                    course,
                 )
             results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)
         previous = master_db if master_db.exists() else None
@@ -428,7 +363,7 @@ def grade(
             publish_feedback(out, sid, settings.assignment, jobs[sid], result, redactor)
             write_atomically(layout.result_file(sid), json.dumps(result.to_json(), indent=1, sort_keys=True))
     finally:
-        kernel_environment.DECODED_DATA = None  # it is in the scratch folder, removed now
+        forked_jobs.forget_warm_ups()  # they are in the scratch folder, removed now
         if not os.environ.get("AUTOGRADER_KEEP_SCRATCH"):
             shutil.rmtree(scratch, ignore_errors=True)
     for stale in layout.result_files():

@@ -10,6 +10,8 @@ its embedded data are installed; writes only the run's decoded copy of that data
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import dnn_course
@@ -25,12 +27,13 @@ from .sandbox import outermost_paths, python_paths
 DECODED_DATA: str | None = None
 
 
-def decode_datasets(folder: Path) -> str:
-    """Decode the embedded subsets once for the run into ``folder`` (made here, written by the grader
-    only, bound read-only into every sandbox); its path, for :data:`DECODED_DATA`."""
-    folder.mkdir(mode=0o755)
+def decode_datasets(scratch: Path) -> str:
+    """Decode the embedded subsets once for the run into a new folder in ``scratch`` (written by the
+    grader only, bound read-only into every sandbox); its path, for :data:`DECODED_DATA`."""
+    folder = tempfile.mkdtemp(prefix="decoded-", dir=scratch)
+    os.chmod(folder, 0o755)
     decode_embedded(folder)
-    return str(folder)
+    return folder
 
 
 def readonly_paths() -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -467,3 +468,69 @@ def test_stated_kernel_start_comes_from_the_recorded_measurement():
         f"{record['fork_server_warm_up_cpu_s']:.2f} once"
     )
     assert stated in text
+
+
+def _acct_record(pid: int, ppid: int, comm: str, cpu_ticks: int, forked: bool) -> bytes:
+    from bench.cpu_by_process import ACCT_VERSION, AFORK, RECORD
+
+    return RECORD.pack(
+        AFORK if forked else 0, ACCT_VERSION, 0, 0, 0, 0, pid, ppid, 0, 0.0, cpu_ticks, 0, 0, 0, 0, 0, 0, 0,
+        comm.encode(),
+    )  # fmt: skip
+
+
+def test_cpu_by_process_puts_each_process_of_a_grading_run_in_its_kind():
+    """A local run's tree as process accounting records it: the host forks a job, which starts a fork
+    server's sandbox (kernels forked, the last one ended by a ZeroMQ thread) and a cross-check's; the
+    host also runs the font list's sandbox. Large CPU times check the comp_t decoding (exponent > 0)."""
+    from bench.cpu_by_process import FORK_SERVER, HOST, JOB, OTHER_PYTHON, TOOLS, classify, read_records
+
+    tree = [
+        (10, 1, "python3", 900, False),  # the host (exec'd)
+        (11, 10, "bwrap", 1, False),  # the font list's sandbox
+        (12, 11, "python3", 50, False),
+        (20, 10, "python3", 150, True),  # a job, forked
+        (21, 20, "bwrap", 1, False),
+        (22, 21, "python3", 80, False),  # the fork server, exec'd in its sandbox
+        (23, 22, "python3", 20, True),  # kernel 1
+        (25, 22, "ZMQbg/Reaper", 30, True),  # kernel 2
+        (24, 20, "bwrap", 2, False),
+        (26, 24, "python3", 15, False),  # the cross-check
+        (
+            30,
+            1,
+            "python3",
+            12345,
+            False,
+        ),  # a long process elsewhere: comp_t 12345 = 0x3039 -> mantissa 0x1039, exponent 1
+    ]
+    records = read_records(b"".join(_acct_record(*row) for row in tree))
+    assert records[30]["cpu"] == (0x1039 << 3) / 100
+    kinds = classify(records)
+    assert kinds == {
+        HOST: 9.0,
+        TOOLS: 0.04,
+        OTHER_PYTHON: pytest.approx(0.5 + 0.15 + (0x1039 << 3) / 100),
+        JOB: 1.5,
+        FORK_SERVER: 0.8,
+        "kernel 1": 0.2,
+        "kernel 2": 0.3,
+    }
+
+
+def test_process_accounting_records_a_grandchild_with_its_cpu_time():
+    """The real acct(2) (root): the CPU time of a shell's child that burns 0.4 s is recorded."""
+    from bench.cpu_by_process import run_accounted
+
+    if os.geteuid() != 0:
+        pytest.skip("process accounting needs root")
+    burn = (
+        f"{sys.executable} -c 'import time; end = time.process_time() + 0.4\nwhile time.process_time() < end: pass' &"
+    )
+    status, records = run_accounted(["sh", "-c", burn + " wait"])
+    assert status == 0
+    shells = {pid for pid, record in records.items() if record["comm"] == "sh"}
+    burners = [
+        record for record in records.values() if record["ppid"] in shells and record["comm"].startswith("python")
+    ]
+    assert len(burners) == 1 and 0.35 <= burners[0]["cpu"] <= 0.6, burners

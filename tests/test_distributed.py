@@ -11,6 +11,7 @@ machine and the files that travel.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -177,6 +178,9 @@ def test_the_cohort_graded_on_two_workers_one_killed_mid_run_matches_the_local_r
     output, _ = run.communicate(timeout=1800)
     assert run.returncode == 0, output
     assert "not graded" not in output, output
+    with Client(address, timeout=120, set_as_default=False) as client:  # w2's jobs were forked by its launcher
+        started = client.run(lambda dask_worker: dask_worker.autograder_launcher.jobs_started)
+    assert list(started.values())[0] > 0, started
 
     with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
         ids = [row["student_id"] for row in csv.DictReader(handle)]
@@ -186,3 +190,56 @@ def test_the_cohort_graded_on_two_workers_one_killed_mid_run_matches_the_local_r
         assert (out / "results" / f"{sid}.json").read_bytes() == (
             tmp_path / "local" / "results" / f"{sid}.json"
         ).read_bytes(), sid
+
+
+def test_a_launcher_that_cannot_start_a_job_says_so_and_the_task_grades_without_it(tmp_path):
+    """The worker's job launcher, for real: a job folder it cannot read is refused (None: the task then
+    runs ``python -m autograder.job`` itself), and the launcher serves on; stopped, it is gone."""
+    from autograder.job_launcher import LauncherClient
+
+    launcher = LauncherClient.start()
+    try:
+        assert launcher.run(tmp_path / "no-such-job", timeout=30) is None
+        assert "FileNotFoundError" in launcher.refused and "no-such-job" in launcher.refused
+        assert launcher.run(tmp_path / "no-such-job", timeout=30) is None and launcher.process.poll() is None
+        assert launcher.jobs_started == 0
+    finally:
+        launcher.stop()
+    assert launcher.process.poll() is not None and not launcher.path.exists()
+
+
+def test_a_launcher_grades_a_job_as_a_local_run_does_and_kills_it_at_its_time_limit(tmp_path, monkeypatch):
+    """A real job folder (a local run's, its scratch kept): forked by the worker's job launcher, the job
+    writes the local run's result byte for byte; given a time limit it cannot meet, it is killed, and
+    with it every process of its sandboxes."""
+    import tempfile
+
+    from autograder.grade import grade
+    from autograder.grading_records import JobSpec
+    from autograder.grading_settings import GradingSettings
+    from autograder.job_launcher import LauncherClient
+    from autograder.submission_processes import kill_marked_processes
+    from tests.autograder_corpus import students as st
+
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    good = st.perfect(REPO / "exercises" / st.ASSIGNMENT, REPO / "solutions" / st.ASSIGNMENT)
+    st.write_zip(submissions, "DNN_HW2_Good_2001", {name: st.dumps(good[name]) for name in (st.NB1, st.NB2)})
+    monkeypatch.setenv("AUTOGRADER_KEEP_SCRATCH", "1")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    grade(submissions, tmp_path / "out", replace(GradingSettings(), jobs=1), progress=False)
+    (jobdir,) = [spec.parent for spec in tmp_path.glob("autograder-*/job*/job.json")]
+    local = (jobdir / "result.json").read_bytes()
+    token = JobSpec.from_json(json.loads((jobdir / "job.json").read_text())).token
+    (jobdir / "result.json").unlink()
+    launcher = LauncherClient.start()
+    try:
+        assert launcher.run(jobdir, timeout=600) == 0, launcher.refused  # the wait status of a job that ended well
+        assert (jobdir / "result.json").read_bytes() == local
+        (jobdir / "result.json").unlink()
+        # a task's way: the job killed at its limit, then every process carrying its marker
+        assert distributed._run_job(jobdir, 2, launcher) == (False, "grading did not finish within 2 s")
+        assert kill_marked_processes(token) == 0
+        assert not (jobdir / "result.json").exists() and launcher.jobs_started == 2
+    finally:
+        launcher.stop()

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -531,7 +532,7 @@ def test_a_grading_kernel_maps_the_runs_decoded_data(tmp_path, monkeypatch, bubb
     from autograder.grading_settings import GradingSettings
     from dnn_course import dataset_files
 
-    monkeypatch.setattr(kernel_environment, "DECODED_DATA", kernel_environment.decode_datasets(tmp_path / "decoded"))
+    monkeypatch.setattr(kernel_environment, "DECODED_DATA", kernel_environment.decode_datasets(tmp_path))
     (tmp_path / "work").mkdir()
     (tmp_path / "ipc").mkdir()
     spec = kernel_environment.grading_spec(
@@ -556,4 +557,4 @@ def test_a_grading_kernel_maps_the_runs_decoded_data(tmp_path, monkeypatch, bubb
     assert base == "mmap" and not writable
     assert x_sum == pytest.approx(float(x[:5].sum()) + 9.0 - float(x[0, 0, 0]), rel=1e-6)
     assert [y_sum, yt_sum] == [int(y[:50].sum()), int(yt.sum())]
-    assert np.fromfile(tmp_path / "decoded" / "mnist-train_x.bin", np.float32, 1)[0] == x[0, 0, 0]
+    assert np.fromfile(Path(kernel_environment.DECODED_DATA) / "mnist-train_x.bin", np.float32, 1)[0] == x[0, 0, 0]
