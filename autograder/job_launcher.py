@@ -110,14 +110,20 @@ class Launcher:
         self.warm_up(job, jobdir)
         sys.stdout.flush()
         sys.stderr.flush()
+        launcher = os.getpid()
         pid = os.fork()
         if pid == 0:
-            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            self.listener.close()
-            for other in (connection, *self.waiting.values()):
-                other.close()
-            os.chdir(jobdir)
-            forked_jobs.child(jobdir)  # never returns
+            try:  # never a second launcher: the child is the job, or ends
+                ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != launcher:  # the launcher ended before the line above
+                    os._exit(1)
+                self.listener.close()
+                for other in (connection, *self.waiting.values()):
+                    other.close()
+                os.chdir(jobdir)
+                forked_jobs.child(jobdir)  # never returns
+            finally:
+                os._exit(1)
         self.waiting[pid] = connection
         _send(connection, {"pid": pid})
 

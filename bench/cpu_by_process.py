@@ -1,6 +1,8 @@
 """Where a grading run's CPU time goes, exactly, by kind of process: Linux's process accounting.
 
-    python bench/cpu_by_process.py --per 12 --save FILE -- python scripts/bench_autograder.py --students 12 --jobs 3
+    python bench/cpu_by_process.py --per 12 --label NAME --save FILE -- python scripts/bench_autograder.py --students 12 --jobs 3
+
+``--save`` adds the run to FILE under ``--label`` (:func:`mean_by_label` averages each label's runs).
 
 Runs the command with process accounting on (``acct(2)``: needs root, CAP_SYS_PACCT). Linux then writes
 one record for every process that ends, anywhere on the machine: its pid, its parent's pid, whether
@@ -33,6 +35,7 @@ import argparse
 import collections
 import ctypes
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -44,10 +47,10 @@ RECORD = struct.Struct("<BBHIIIIIIfHHHHHHHH16s")
 ACCT_VERSION = 3
 AFORK = 0x01  #: ac_flag: the process forked and did not exec
 HOST, JOB, FORK_SERVER, OTHER_PYTHON, TOOLS = (
-    "the run's host (on Dask: the job launcher)",
+    "parent of the jobs (a local run; on Dask the worker or its launcher)",
     "grading job",
     "fork server",
-    "other Python (the cross-check, the font list, Dask)",
+    "other Python (cross-check, font list; Dask's client, scheduler, worker)",
     "sandbox and tools",
 )
 
@@ -148,12 +151,14 @@ def run_accounted(command: list[str]) -> tuple[int, dict[int, dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per", type=int, default=1, help="divide by this (the submissions graded)")
-    parser.add_argument("--save", type=Path, help="write the figures to this JSON file")
+    parser.add_argument("--save", type=Path, help="add the figures to this JSON file, under --label")
+    parser.add_argument("--label", default="run", help="what was measured (runs of one label are averaged)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to account after --")
+    load_start = round(os.getloadavg()[0], 2)
     status, records = run_accounted(command)
     kinds = classify(records)
     per = {kind: round(seconds / args.per, 3) for kind, seconds in sorted(kinds.items(), key=lambda item: -item[1])}
@@ -163,9 +168,41 @@ def main() -> None:
         print(f"  {kind:<45} {seconds:7.3f}")
     print(f"  {'total':<45} {total:7.3f}")
     if args.save:
-        report = {"command": command, "per": args.per, "cpu_s": per, "total_cpu_s": total, "records": len(records)}
-        args.save.write_text(json.dumps(report, indent=1) + "\n")
+        saved = json.loads(args.save.read_text()) if args.save.exists() else {"runs": {}}
+        run = {"command": command, "per": args.per, "cpu_s": per, "total_cpu_s": total, "load_start": load_start}
+        saved["runs"].setdefault(args.label, []).append(run)
+        args.save.write_text(json.dumps(saved, indent=1) + "\n")
     sys.exit(status)
+
+
+def mean_by_label(saved: dict) -> dict[str, dict[str, float]]:
+    """``{label: {kind: mean CPU seconds, "total": ...}}`` of a ``--save``d file, over each label's runs."""
+    means = {}
+    for label, runs in saved["runs"].items():
+        kinds = {kind for run in runs for kind in run["cpu_s"]}
+        mean = {kind: sum(run["cpu_s"].get(kind, 0.0) for run in runs) / len(runs) for kind in kinds}
+        mean["total"] = sum(run["total_cpu_s"] for run in runs) / len(runs)
+        means[label] = mean
+    return means
+
+
+def comparison_rows(saved: dict, before: str, after: str) -> list[str]:
+    """Markdown rows ``| kind | before | after |`` of two labels' means (seconds, 2 decimals), kernels
+    together, then the total; in the order of the "after" column, largest first."""
+    means = mean_by_label(saved)
+
+    def grouped(mean: dict[str, float]) -> dict[str, float]:
+        rows: dict[str, float] = collections.Counter()
+        for kind, seconds in mean.items():
+            if kind != "total":
+                rows["kernels (all of a submission's)" if kind.startswith("kernel ") else kind] += seconds
+        return rows
+
+    old, new = grouped(means[before]), grouped(means[after])
+    kinds = sorted(old.keys() | new.keys(), key=lambda kind: -new.get(kind, 0.0))
+    rows = [f"| {kind} | {old.get(kind, 0.0):.2f} | {new.get(kind, 0.0):.2f} |" for kind in kinds]
+    rows.append(f"| **total** | **{means[before]['total']:.2f}** | **{means[after]['total']:.2f}** |")
+    return rows
 
 
 if __name__ == "__main__":

@@ -369,7 +369,12 @@ def test_stated_grading_cpu_comes_from_the_recorded_comparisons():
     from scripts import bench_autograder, profile_grading
 
     text = (BENCH.parent / "autograder" / "README.md").read_text(encoding="utf-8")
-    compared = (("autograder_cpu.json", 0), ("autograder_cpu_competing.json", 2), ("autograder_cpu_session.json", 0))
+    compared = (
+        ("autograder_cpu.json", 0),
+        ("autograder_cpu_competing.json", 2),
+        ("autograder_cpu_session.json", 0),
+        ("autograder_cpu_decoded.json", 0),
+    )
     for name, competing in compared:
         comparison = json.loads((BENCH / "results" / name).read_text())
         assert comparison["competing"] == competing and comparison["students"] >= 12
@@ -397,6 +402,11 @@ def test_stated_cost_of_a_class_comes_from_the_recorded_run():
         assert stated in text, f"autograder/README.md does not state {stated!r} (from {name})"
     now = json.loads((BENCH / "results" / "autograder_class.json").read_text())["run_cpu_s_per_submission"]
     assert f"not reached.** {now:.1f} CPU-seconds per submission remain for a class of 100" in text
+    from scripts.bench_autograder import mean_ratio
+
+    decoded = json.loads((BENCH / "results" / "autograder_cpu_decoded.json").read_text())
+    off = round(100 * (1 - mean_ratio(decoded, "run_cpu_s_per_submission")))
+    assert f"before the last change, which takes {off}% off the run's CPU time" in text
 
 
 def test_a_comparison_table_says_each_graders_runs_and_the_ratio_of_their_means():
@@ -534,3 +544,39 @@ def test_process_accounting_records_a_grandchild_with_its_cpu_time():
         record for record in records.values() if record["ppid"] in shells and record["comm"].startswith("python")
     ]
     assert len(burners) == 1 and 0.35 <= burners[0]["cpu"] <= 0.6, burners
+
+
+def cpu_by_process_statements() -> dict[str, str]:
+    """What the autograder README states from bench/results/cpu_by_process.json, as it writes it."""
+    from bench.cpu_by_process import FORK_SERVER, JOB, comparison_rows, mean_by_label
+
+    saved = json.loads((BENCH / "results" / "cpu_by_process.json").read_text())
+    means = mean_by_label(saved)
+    local, before = means["local this checkout"], means["cluster 507cd58"]
+    loads = sorted(run["load_start"] for runs in saved["runs"].values() for run in runs)
+    sandboxed = local[FORK_SERVER] + sum(seconds for kind, seconds in local.items() if kind.startswith("kernel "))
+    return {
+        "ROWS": "\n".join(comparison_rows(saved, "local this checkout", "cluster this checkout")),
+        "LOADS": f"{loads[0]:.1f} to {loads[-1]:.1f}",
+        "BEFORE_JOB": f"{before[JOB]:.2f}",
+        "BEFORE_TOTAL": f"{before['total']:.2f}",
+        "SANDBOXED": f"{sandboxed:.2f}",
+    }
+
+
+def test_stated_cpu_by_process_comes_from_the_recorded_accounting():
+    """The autograder README's exact table by kind of process, and the figures its prose takes from it,
+    are bench/results/cpu_by_process.json's (two runs of each label, the same class of 12)."""
+    saved = json.loads((BENCH / "results" / "cpu_by_process.json").read_text())
+    assert {label: len(runs) for label, runs in saved["runs"].items()} == {
+        "local this checkout": 2, "cluster 507cd58": 2, "cluster this checkout": 2
+    }  # fmt: skip
+    assert {run["per"] for runs in saved["runs"].values() for run in runs} == {12}
+    text = (BENCH.parent / "autograder" / "README.md").read_text(encoding="utf-8")
+    flat = " ".join(text.split())
+    stated = cpu_by_process_statements()
+    for row in stated.pop("ROWS").splitlines():
+        assert row in text, f"autograder/README.md does not hold the row {row!r}"
+    assert f"starting at load averages of {stated['LOADS']} on 2 cores" in flat
+    assert f"spent {stated['BEFORE_JOB']} CPU-seconds per submission in the grading job and {stated['BEFORE_TOTAL']} in all" in flat
+    assert f"cost {stated['SANDBOXED']} CPU-seconds per submission together" in flat
