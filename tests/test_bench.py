@@ -578,5 +578,8 @@ def test_stated_cpu_by_process_comes_from_the_recorded_accounting():
     for row in stated.pop("ROWS").splitlines():
         assert row in text, f"autograder/README.md does not hold the row {row!r}"
     assert f"starting at load averages of {stated['LOADS']} on 2 cores" in flat
-    assert f"spent {stated['BEFORE_JOB']} CPU-seconds per submission in the grading job and {stated['BEFORE_TOTAL']} in all" in flat
+    assert (
+        f"spent {stated['BEFORE_JOB']} CPU-seconds per submission in the grading job and {stated['BEFORE_TOTAL']} in all"
+        in flat
+    )
     assert f"cost {stated['SANDBOXED']} CPU-seconds per submission together" in flat
