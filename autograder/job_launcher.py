@@ -128,6 +128,8 @@ class Launcher:
         _send(connection, {"pid": pid})
 
     def reap(self) -> None:
+        """Collect every ended job and tell its task (the fork server's loop, which imports nothing of
+        the grader, has the same few lines)."""
         while self.waiting:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -141,6 +143,7 @@ class Launcher:
                 connection.close()
 
     def serve(self) -> None:
+        """Answer requests, one at a time, until the worker ends (and with it this process)."""
         while True:
             ready, _, _ = select.select([self.listener], [], [], 0.05)
             self.reap()
