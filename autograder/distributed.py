@@ -18,8 +18,9 @@ worker it writes them into a private temporary folder, claims a sandbox slot of 
 there in a job forked by the worker's launcher (:mod:`autograder.job_launcher`, warmed up once per
 worker and course, started by :class:`GradingCheck`; without one that answers, with ``python -m
 autograder.job``), in a session of its own, under the same wall-clock limit and kill discipline as a
-local job (the session and every process carrying the job's token are killed when it ends). It returns the bytes of what the job wrote; once the client has saved them, it
-releases the task, so the cluster keeps no finished task it would run again after losing a worker.
+local job (the session and every process carrying the job's token are killed when it ends). It
+returns the bytes of what the job wrote; once the client has saved them, it releases the task, so
+the cluster keeps no finished task it would run again after losing a worker.
 
 **Which workers grade.** The client registers :class:`GradingCheck` on the cluster: at its start
 every worker, and every worker that joins later, compares itself with the client (the grading

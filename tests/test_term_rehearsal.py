@@ -117,7 +117,11 @@ def test_plain_nbgrader_gives_the_perfect_student_the_same_scores(term, tmp_path
     """The pipeline adds safety, not different scores: nbgrader autograde alone agrees."""
     root, download, *_ = term
     course = tmp_path / "course"
-    shutil.copytree(SOURCE, course / "source" / "dnn_hw")
+    # the source notebooks only: results an instructor's own run of 05/06 left beside them (git ignores
+    # them) would be released, and plain nbgrader would overwrite the student's results with them
+    shutil.copytree(SOURCE, course / "source" / "dnn_hw", ignore=lambda folder, names: [
+        name for name in names if not name.endswith(".ipynb")
+    ])  # fmt: skip
     student = course / "submitted" / "2001" / "dnn_hw"
     student.mkdir(parents=True)
     with zipfile.ZipFile(download / "DNN_HW2_Ada_Lovelace_2001.zip") as zf:
