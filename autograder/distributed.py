@@ -63,18 +63,15 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from dnn_course.atomic_write import write_atomically
 
-from . import fingerprint, kernel_environment, sandbox
+from . import fingerprint, forked_jobs, kernel_environment, sandbox
 from .grading_records import Isolation, JobSpec
-from .job_launcher import LOST, TIMED_OUT, LauncherClient
+from .job_launcher import LOST, PR_SET_PDEATHSIG, TIMED_OUT, LauncherClient
 from .layout import JobLayout
-from .submission_processes import kill_marked_processes
 
 #: Files of a job folder returned to the client, besides the feedback pages: what a local job leaves there.
 JOB_OUTPUTS = ("result.json", "job.log", "timings.json", "course/gradebook.db")
 #: Largest number of sandbox slots one machine hands out (slot n runs as uid FIRST_SANDBOX_UID + n as root).
 MAX_SLOTS = 256
-#: prctl's option: the signal a process gets when the thread that started it ends (Linux).
-PR_SET_PDEATHSIG = 1
 #: Seconds the client waits for the scheduler to answer.
 CONNECT_TIMEOUT = 30
 
@@ -220,23 +217,17 @@ def claim_slot():
 def _run_job(jobdir: Path, timeout: float, launcher: LauncherClient | None) -> tuple[bool, str]:
     """Grade the job of ``jobdir``, forked by the worker's ``launcher`` (:mod:`autograder.job_launcher`) or,
     without one that answers, with ``python -m autograder.job jobdir`` in a session of its own; kill what
-    is left; say how it went."""
-    folders = JobLayout(jobdir)
+    is left; say how it went (:func:`autograder.forked_jobs.finish`)."""
     outcome = launcher.run(jobdir, timeout) if launcher is not None else None
+    if outcome == LOST:
+        forked_jobs.finish(jobdir, None, timeout)
+        return False, "the worker's job launcher ended while this submission was graded"
     if outcome is not None:
-        kill_marked_processes(JobSpec.from_json(json.loads(folders.spec.read_text())).token)
-        if outcome == TIMED_OUT:
-            return False, f"grading did not finish within {timeout:g} s"
-        if outcome == LOST:
-            return False, "the worker's job launcher ended while this submission was graded"
-        if not folders.result.exists():
-            tail = folders.log.read_bytes()[-1500:].decode("utf-8", "replace")
-            return False, f"the grader failed on this submission (exit {os.waitstatus_to_exitcode(outcome)}): {tail}"
-        return True, ""
+        return forked_jobs.finish(jobdir, None if outcome == TIMED_OUT else os.waitstatus_to_exitcode(outcome), timeout)
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_parent, os.environ.get("PYTHONPATH", "")]))
     libc = ctypes.CDLL(None, use_errno=True)
-    with open(folders.log, "wb") as log:  # the job dies with this worker (its sandboxes die with it)
+    with open(JobLayout(jobdir).log, "wb") as log:  # the job dies with this worker (its sandboxes die with it)
         process = subprocess.Popen(
             [sys.executable, "-m", "autograder.job", str(jobdir)],
             stdin=subprocess.DEVNULL,
@@ -256,13 +247,7 @@ def _run_job(jobdir: Path, timeout: float, launcher: LauncherClient | None) -> t
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)  # the job's session: its kernel launcher and helpers
         process.wait()
-        kill_marked_processes(JobSpec.from_json(json.loads(folders.spec.read_text())).token)
-    if timed_out:
-        return False, f"grading did not finish within {timeout:g} s"
-    if not folders.result.exists():
-        tail = folders.log.read_bytes()[-1500:].decode("utf-8", "replace")
-        return False, f"the grader failed on this submission (exit {process.returncode}): {tail}"
-    return True, ""
+    return forked_jobs.finish(jobdir, None if timed_out else process.returncode, timeout)
 
 
 def _worker_launcher() -> LauncherClient | None:

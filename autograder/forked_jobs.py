@@ -3,12 +3,14 @@ and how the forked child becomes a job.
 
 Forked by a local run (:func:`autograder.grade.run_jobs`) and by a Dask worker's job launcher
 (:mod:`autograder.job_launcher`): the parent imports the grader and calls :func:`warm_up_jobs` once;
-each job is a forked :func:`child`, which inherits all of it.
+each job is a forked :func:`child`, which inherits all of it. :func:`finish` kills what a job left
+and says how it went, however the job was started (a Dask task may also exec it).
 """
 
 from __future__ import annotations
 
 import faulthandler
+import json
 import os
 import secrets
 import signal
@@ -22,6 +24,7 @@ from . import job as job_module
 from .grading_records import JobSpec
 from .grading_settings import GradingSettings, nbgrader_config
 from .layout import JobLayout
+from .submission_processes import kill_marked_processes
 
 
 def _fresh_event_loop() -> None:
@@ -69,11 +72,10 @@ def child(jobdir: Path) -> None:
         os._exit(code)
 
 
-def warm_up_jobs(scratch: Path, job: JobSpec, release_dir: Path, source_dir: Path, course: Path) -> None:
+def warm_up_jobs(scratch: Path, job: JobSpec, course: Path) -> None:
     """Do here, once, what every grading job forked from this process would do (a local run's host, a
-    Dask worker's :mod:`autograder.job_launcher`), for jobs like ``job`` of the course whose released and
-    source notebooks are in ``release_dir`` and ``source_dir`` (``course``: the course folder nbgrader is
-    configured for): read the test images saved networks are measured on, decode the embedded subsets
+    Dask worker's :mod:`autograder.job_launcher`), for jobs like ``job`` (its released and source
+    notebooks; ``course``: the course folder nbgrader is configured for): read the test images saved networks are measured on, decode the embedded subsets
     the kernels load (into ``scratch``, bound read-only into the sandboxes; :func:`forget_warm_ups`
     before it is removed), build Matplotlib's font list, compile the feedback pages' templates and
     highlight the course's cells. The jobs inherit all of it."""
@@ -84,7 +86,8 @@ def warm_up_jobs(scratch: Path, job: JobSpec, release_dir: Path, source_dir: Pat
         kernel_environment.DECODED_DATA = None
     warm_kernels.FONT_LIST = font_list(scratch, job.isolation.level, job.settings)
     feedback_exporter.warm(
-        feedback_exporter.course_notebooks(release_dir, source_dir), nbgrader_config(course, job.settings)
+        feedback_exporter.course_notebooks(Path(job.release_dir), Path(job.source_dir)),
+        nbgrader_config(course, job.settings),
     )
 
 
@@ -103,3 +106,21 @@ def font_list(scratch: Path, isolation: str, settings: GradingSettings) -> tuple
         isolation, str(folder / "work"), str(folder / "ipc"), secrets.token_hex(8), settings, slot=0
     )
     return warm_kernels.build_font_list(spec) if warm_kernels.enabled(spec) else None
+
+
+def finish(jobdir: Path, exit_code: int | None, timeout: float, session: int | None = None) -> tuple[bool, str]:
+    """Kill what is left of the job of ``jobdir`` (its ``session``, if still there, and every process
+    carrying its marker) and say how it went: ``exit_code`` None when it was stopped at ``timeout``."""
+    if session is not None:
+        try:
+            os.killpg(session, signal.SIGKILL)  # the job's session: its kernel launcher and helpers
+        except (ProcessLookupError, PermissionError):
+            pass
+    folders = JobLayout(jobdir)
+    kill_marked_processes(JobSpec.from_json(json.loads(folders.spec.read_text())).token)
+    if exit_code is None:
+        return False, f"grading did not finish within {timeout:g} s"
+    if not folders.result.exists():
+        tail = folders.log.read_bytes()[-1500:].decode("utf-8", "replace")
+        return False, f"the grader failed on this submission (exit {exit_code}): {tail}"
+    return True, ""

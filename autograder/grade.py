@@ -52,7 +52,6 @@ from .grading_records import Isolation, JobSpec, StudentResult
 from .grading_settings import GradingSettings, ensure_tools_on_path, nbgrader_config
 from .layout import CourseLayout, JobLayout, OutputLayout
 from .scores import change_score
-from .submission_processes import kill_marked_processes
 
 
 @dataclass
@@ -99,22 +98,6 @@ def released_ids(course: Path, assignment: str, names: list[str]) -> dict[str, s
     return {name: collect_mod.notebook_grade_ids(release / name) for name in names}
 
 
-def _finish(pid: int, jobdir: Path, status: int | None) -> tuple[bool, str]:
-    """Kill what is left of a job and say how it went."""
-    try:
-        os.killpg(pid, signal.SIGKILL)  # the job's session: its kernel launcher and helpers
-    except (ProcessLookupError, PermissionError):
-        pass
-    folders = JobLayout(jobdir)
-    kill_marked_processes(JobSpec.from_json(json.loads(folders.spec.read_text())).token)
-    if status is None:
-        return False, "timeout"
-    if not folders.result.exists():
-        tail = folders.log.read_bytes()[-1500:].decode("utf-8", "replace")
-        return False, f"the grader failed on this submission (exit {os.waitstatus_to_exitcode(status)}): {tail}"
-    return True, ""
-
-
 def run_jobs(
     jobs: dict[str, Path], make_job, parallel: int, timeout: float, progress: bool
 ) -> dict[str, tuple[bool, str]]:
@@ -153,9 +136,8 @@ def run_jobs(
                 if status is None:
                     os.killpg(done, signal.SIGKILL)
                     os.waitpid(done, 0)
-                ok, error = _finish(done, jobs[sid], status)
-                if error == "timeout":
-                    error = f"grading did not finish within {timeout:g} s"
+                code = None if status is None else os.waitstatus_to_exitcode(status)
+                ok, error = forked_jobs.finish(jobs[sid], code, timeout, session=done)
                 results[sid] = (ok, error)
                 free.append(slot)
                 bar.update(1)
@@ -321,13 +303,7 @@ def grade(
             )
         else:
             if students:  # the jobs are forked from here
-                forked_jobs.warm_up_jobs(
-                    scratch,
-                    make_job(students[0], 0),
-                    layout.course.release_dir(settings.assignment),
-                    Path(settings.source_root) / settings.assignment,
-                    course,
-                )
+                forked_jobs.warm_up_jobs(scratch, make_job(students[0], 0), course)
             results = run_jobs(jobs, make_job, settings.jobs, settings.submission_timeout, progress)
         previous = master_db if master_db.exists() else None
         for sid in sorted(manifest):  # merge sequentially, in a fixed order

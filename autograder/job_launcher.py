@@ -3,8 +3,8 @@
 A local run forks every grading job from its own process, which has imported the grader and done the
 run's warm-ups once (:func:`autograder.forked_jobs.warm_up_jobs`: the measured test images, the embedded
 subsets decoded, Matplotlib's font list, the feedback templates compiled and the course's cells
-highlighted). A Dask task used to start ``python -m autograder.job`` instead, and so paid the imports
-(about 2 CPU-seconds) and every warm-up again for each submission.
+highlighted). A Dask task used to start ``python -m autograder.job`` instead, and so paid the grader's
+imports and every warm-up again for each submission.
 
 Now each worker that can grade starts one launcher (``python -m autograder.job_launcher SOCKET``, from
 :class:`autograder.distributed.GradingCheck`; it dies with the worker, ``PR_SET_PDEATHSIG``). A task
@@ -91,9 +91,7 @@ class Launcher:
         forked_jobs.forget_warm_ups()
         folder = Path(tempfile.mkdtemp(prefix="warm-", dir=self.scratch))
         os.chmod(folder, 0o711)
-        forked_jobs.warm_up_jobs(
-            folder, job, Path(job.release_dir), Path(job.source_dir), JobLayout(jobdir).course.root
-        )
+        forked_jobs.warm_up_jobs(folder, job, JobLayout(jobdir).course.root)
         self.warmed_for = key
 
     def start_job(self, connection: socket.socket) -> None:

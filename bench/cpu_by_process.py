@@ -98,36 +98,35 @@ def classify(records: dict[int, dict]) -> dict[str, float]:
     for record in records.values():
         children[record["ppid"]].append(record)
 
-    def forked_python(record: dict) -> list[dict]:
-        return [child for child in children[record["pid"]] if child["forked"] and is_python(child)]
-
     def starts_sandboxes(record: dict) -> bool:
         return is_python(record) and any(child["comm"] == "bwrap" for child in children[record["pid"]])
 
-    def job(record: dict) -> bool:
-        return starts_sandboxes(record) and not any(starts_sandboxes(child) for child in children[record["pid"]])
-
+    jobs = {pid for pid, record in records.items() if starts_sandboxes(record)}
+    jobs -= {record["ppid"] for pid, record in records.items() if pid in jobs}  # a job's parent is a host
+    hosts = {record["ppid"] for pid, record in records.items() if pid in jobs}
+    kernels = {  # forked Python children of an exec'd Python process that is neither a job nor a host
+        pid: record
+        for pid, record in records.items()
+        if record["forked"] and is_python(record) and record["ppid"] in records and record["ppid"] not in jobs | hosts
+        and is_python(records[record["ppid"]]) and not records[record["ppid"]]["forked"]
+    }  # fmt: skip
+    servers = {record["ppid"] for record in kernels.values()}
     kinds: dict[str, float] = collections.Counter()
-    for record in records.values():
+    for pid, record in records.items():
         if not is_python(record):
             kinds[TOOLS] += record["cpu"]
-        elif any(job(child) for child in children[record["pid"]]):
+        elif pid in hosts:
             kinds[HOST] += record["cpu"]
-        elif job(record):
+        elif pid in jobs:
             kinds[JOB] += record["cpu"]
-        elif not record["forked"] and forked_python(record):
+        elif pid in servers:
             kinds[FORK_SERVER] += record["cpu"]
-            for position, kernel in enumerate(sorted(forked_python(record), key=lambda child: child["pid"]), start=1):
+            forked = sorted((kernel for kernel in kernels.values() if kernel["ppid"] == pid), key=lambda k: k["pid"])
+            for position, kernel in enumerate(forked, start=1):
                 kinds[f"kernel {position}"] += kernel["cpu"]
-        elif not record["forked"] or not _forked_by_a_server(record, records, forked_python):
+        elif pid not in kernels:
             kinds[OTHER_PYTHON] += record["cpu"]
-        # else: a kernel, counted with its server
     return dict(kinds)
-
-
-def _forked_by_a_server(record: dict, records: dict[int, dict], forked_python) -> bool:
-    parent = records.get(record["ppid"])
-    return parent is not None and is_python(parent) and not parent["forked"] and bool(forked_python(parent))
 
 
 def run_accounted(command: list[str]) -> tuple[int, dict[int, dict]]:

@@ -230,10 +230,22 @@ def test_a_decoded_copy_that_does_not_match_is_not_used(spoil, decoded_folder, t
     np.testing.assert_array_equal(loaded[1][1], load_embedded("mnist")[1][1])
 
 
-def test_a_decoded_copy_is_complete_or_absent(tmp_path):
+def test_a_decoded_copy_is_complete_or_absent(tmp_path, monkeypatch):
     """The index is written last under its own name: a copy interrupted before it is simply not there."""
     arrays = (np.zeros((2, 28, 28), np.float32), np.zeros(2, np.int64))
-    decoded_data.write(tmp_path, "mnist", {"train_images": "a"}, arrays, arrays)
+    digests = {"train_images": "a"}
+    monkeypatch.setenv(decoded_data.VARIABLE, str(tmp_path))
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(decoded_data.os, "replace", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            decoded_data.write(tmp_path, "mnist", digests, arrays, arrays)
+    assert not (tmp_path / "mnist.json").exists() and decoded_data.read("mnist", digests) is None
+    decoded_data.write(tmp_path, "mnist", digests, arrays, arrays)
+    assert decoded_data.read("mnist", digests) is not None
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "mnist-test_x.bin", "mnist-test_y.bin", "mnist-train_x.bin", "mnist-train_y.bin", "mnist.json"
     ]  # fmt: skip
