@@ -506,13 +506,8 @@ def test_cpu_by_process_puts_each_process_of_a_grading_run_in_its_kind():
         (25, 22, "ZMQbg/Reaper", 30, True),  # kernel 2
         (24, 20, "bwrap", 2, False),
         (26, 24, "python3", 15, False),  # the cross-check
-        (
-            30,
-            1,
-            "python3",
-            12345,
-            False,
-        ),  # a long process elsewhere: comp_t 12345 = 0x3039 -> mantissa 0x1039, exponent 1
+        # a long process elsewhere: comp_t 12345 = 0x3039 -> mantissa 0x1039, exponent 1
+        (30, 1, "python3", 12345, False),
     ]
     records = read_records(b"".join(_acct_record(*row) for row in tree))
     assert records[30]["cpu"] == (0x1039 << 3) / 100
